@@ -1,0 +1,613 @@
+"""TOML -> validated settings.
+
+The schema is declarative: each option is an :class:`Opt` with a kind, a default and a
+line of documentation.  Validation walks the whole file and reports **every** problem
+at once, each with its dotted path and "expected X, got Y"; unknown keys are warnings
+(errors under ``strict``).  Adapters (sources, mailers, channels) declare their own
+options in a class attribute ``options`` and are validated under their own prefix.
+
+Secrets are never values in the file: a key ending in ``_env`` names the environment
+variable that holds the secret, read by :meth:`Settings.secret` when it is needed.
+A relative path is relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import AdapterUnavailable, ConfigError
+
+ENV_VAR = "DISTRIB_CONFIG"
+DEFAULT_PATH = "distrib.toml"
+
+_MISSING: Any = object()
+
+
+class Invalid(ValueError):
+    """Raised by a kind's converter; the message is the "expected ..." part."""
+
+
+# --- kinds: each converts a TOML value or raises Invalid ----------------------------
+
+
+def _type_name(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return _type_name(value)
+    return f"{_type_name(value)} {value!r}"
+
+
+def k_str(v: Any, ctx: Ctx) -> str:
+    if not isinstance(v, str):
+        raise Invalid("a string")
+    return v
+
+
+def k_bool(v: Any, ctx: Ctx) -> bool:
+    if not isinstance(v, bool):
+        raise Invalid("true or false")
+    return v
+
+
+def k_int(v: Any, ctx: Ctx) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise Invalid("an integer")
+    return v
+
+
+def k_count(v: Any, ctx: Ctx) -> int:
+    v = k_int(v, ctx)
+    if v < 0:
+        raise Invalid("an integer of 0 or more")
+    return v
+
+
+def k_positive(v: Any, ctx: Ctx) -> int:
+    v = k_int(v, ctx)
+    if v < 1:
+        raise Invalid("an integer of 1 or more")
+    return v
+
+
+def k_number(v: Any, ctx: Ctx) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise Invalid("a number")
+    return float(v)
+
+
+def k_str_list(v: Any, ctx: Ctx) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return (v,)
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise Invalid("an array of strings")
+    return tuple(v)
+
+
+def k_url(v: Any, ctx: Ctx) -> str:
+    if not isinstance(v, str):
+        raise Invalid("an http(s) URL")
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Invalid("an http(s) URL such as 'https://example.org/'")
+    return v
+
+
+def k_path(v: Any, ctx: Ctx) -> Path:
+    if not isinstance(v, str) or not v:
+        raise Invalid("a path")
+    p = Path(os.path.expanduser(v))
+    return p if p.is_absolute() else (ctx.base_dir / p)
+
+
+def k_email(v: Any, ctx: Ctx) -> str:
+    if not isinstance(v, str) or not _EMAIL_RE.match(_address_part(v)):
+        raise Invalid("an email address such as 'News <news@example.org>'")
+    if "\r" in v or "\n" in v:
+        raise Invalid("an email address on one line")
+    return v
+
+
+def k_timezone(v: Any, ctx: Ctx) -> str:
+    if not isinstance(v, str):
+        raise Invalid("a time zone name such as 'Europe/Kyiv'")
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid("a time zone name such as 'Europe/Kyiv'") from None
+    return v
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    m = _DURATION_RE.match(text)
+    if not m:
+        raise Invalid("a duration such as '90m', '12h', '7d' or '2w'")
+    return timedelta(**{_DURATION_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def k_duration(v: Any, ctx: Ctx) -> timedelta:
+    if not isinstance(v, str):
+        raise Invalid("a duration such as '90m', '12h', '7d' or '2w'")
+    return parse_duration(v)
+
+
+def k_env_name(v: Any, ctx: Ctx) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        raise Invalid("the name of an environment variable, such as 'SMTP_PASSWORD'")
+    return v
+
+
+_EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+
+
+def _address_part(v: str) -> str:
+    m = re.search(r"<([^<>]*)>\s*$", v)
+    return m.group(1) if m else v.strip()
+
+
+def choice(*values: str) -> Callable[[Any, Ctx], str]:
+    def k_choice(v: Any, ctx: Ctx) -> str:
+        if v not in values:
+            raise Invalid("one of " + ", ".join(repr(x) for x in values))
+        return v
+
+    return k_choice
+
+
+# --- schema -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opt:
+    kind: Callable[[Any, Ctx], Any]
+    default: Any = None
+    doc: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A TOML table whose keys are known.  ``adapter`` makes it open to an adapter's options."""
+
+    options: Mapping[str, Opt | Table | TableList]
+    doc: str = ""
+    #: a group name such as "distrib.channels": the table's ``type`` key names the
+    #: adapter, whose class attribute ``options`` is validated as part of the table.
+    adapter_group: str | None = None
+
+
+@dataclass(frozen=True)
+class TableList:
+    """An array of tables (``[[sources]]``): each element validated against ``table``."""
+
+    table: Table
+    doc: str = ""
+
+
+@dataclass
+class Ctx:
+    base_dir: Path
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def validate_table(schema: Table, data: Any, path: str, ctx: Ctx) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        ctx.problems.append(f"{path}: expected a table, got {_got(data)}")
+        return {}
+    options: dict[str, Opt | Table | TableList] = dict(schema.options)
+    if schema.adapter_group and isinstance(data.get("type"), str):
+        from . import registry
+
+        try:
+            cls = registry.load(schema.adapter_group, data["type"])
+        except ConfigError as e:
+            ctx.problems.append(f"{_join(path, 'type')}: {e.problems[0]}")
+        except AdapterUnavailable as e:
+            ctx.problems.append(f"{_join(path, 'type')}: {e}")
+        else:
+            options.update(getattr(cls, "options", {}))
+    out: dict[str, Any] = {}
+    for key, spec in options.items():
+        sub = _join(path, key)
+        if key in data:
+            out[key] = _validate_value(spec, data[key], sub, ctx)
+        elif isinstance(spec, Opt):
+            if spec.required:
+                ctx.problems.append(f"{sub}: missing; {spec.doc or 'required'}")
+            out[key] = spec.default
+        elif isinstance(spec, Table):
+            out[key] = validate_table(spec, {}, sub, ctx)
+        else:
+            out[key] = []
+    for key in data:
+        if key not in options:
+            ctx.warnings.append(f"{_join(path, key)}: unknown key{_suggest(key, options)}")
+    return out
+
+
+def _validate_value(spec: Opt | Table | TableList, value: Any, path: str, ctx: Ctx) -> Any:
+    if isinstance(spec, Table):
+        return validate_table(spec, value, path, ctx)
+    if isinstance(spec, TableList):
+        if not isinstance(value, list):
+            ctx.problems.append(f"{path}: expected an array of tables ([[...]]), got {_got(value)}")
+            return []
+        items = []
+        for i, item in enumerate(value):
+            label = f"{path}[{i}]"
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                label += f" ({item['name']})"
+            items.append(validate_table(spec.table, item, label, ctx))
+        return items
+    try:
+        return spec.kind(value, ctx)
+    except Invalid as e:
+        ctx.problems.append(f"{path}: expected {e}, got {_got(value)}")
+        return spec.default
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _suggest(key: str, options: Mapping[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --- the settings object ------------------------------------------------------------
+
+
+class Section(Mapping[str, Any]):
+    """Read-only view of a validated table: ``s.name`` or ``s["name"]``."""
+
+    __slots__ = ("_data", "_path")
+
+    def __init__(self, data: Mapping[str, Any], path: str = ""):
+        self._data = data
+        self._path = path
+
+    def __getitem__(self, key: str) -> Any:
+        return _wrap(self._data[key], _join(self._path, key))
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"{self._path or 'config'} has no option {key!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Section({self._path!r}, {self._data!r})"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+
+def _wrap(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        return Section(value, path)
+    if isinstance(value, list):
+        return [_wrap(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated config.  Sections are :class:`Section` views."""
+
+    path: Path
+    data: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+    def __getattr__(self, key: str) -> Any:
+        if key in ("path", "data", "warnings"):
+            raise AttributeError(key)
+        try:
+            return _wrap(self.data[key], key)
+        except KeyError:
+            raise AttributeError(f"config has no section {key!r}") from None
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def secret(self, section: Mapping[str, Any], key: str, *, where: str = "") -> str | None:
+        """The value of the environment variable that ``section[key]`` names, or None if unset.
+
+        ``key`` ends in ``_env``.  Raise :class:`ConfigError` naming the variable when the
+        option is set but the variable is not.
+        """
+        name = section.get(key)
+        if not name:
+            return None
+        value = os.environ.get(name)
+        if value is None or value == "":
+            where = where or (section.path if isinstance(section, Section) else "config")
+            raise ConfigError(
+                f"{where}.{key}: the environment variable {name} is not set; "
+                f"export {name}=... before running distrib"
+            )
+        return value
+
+    def missing_secrets(self) -> list[str]:
+        """Every ``*_env`` option whose variable is unset, as problem lines."""
+        problems: list[str] = []
+
+        def walk(value: Any, path: str) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    sub = _join(path, k)
+                    if k.endswith("_env") and isinstance(v, str) and v and not os.environ.get(v):
+                        problems.append(
+                            f"{sub}: the environment variable {v} is not set; export {v}=..."
+                        )
+                    else:
+                        walk(v, sub)
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    label = f"{path}[{i}]"
+                    if isinstance(v, dict) and v.get("name"):
+                        label += f" ({v['name']})"
+                    walk(v, label)
+
+        walk(self.data, "")
+        return problems
+
+
+# --- the schema of distrib's own sections ---------------------------------------------
+
+SITE = Table(
+    {
+        "name": Opt(k_str, required=True, doc="the site's name, shown in the digest's header"),
+        "url": Opt(k_url, required=True, doc="the site's home page, such as 'https://example.org/'"),
+        "language": Opt(k_str, "en", "BCP 47 language tag of the site, such as 'en', 'uk', 'ar'"),
+        "direction": Opt(choice("auto", "ltr", "rtl"), "auto", "text direction; auto from language"),
+        "timezone": Opt(k_timezone, "UTC", "the zone for dates and the cadence, such as 'Europe/Kyiv'"),
+        "postal_address": Opt(k_str, "", "the sender's postal address, printed in every email footer"),
+        "logo": Opt(k_url, None, "URL of the logo shown in the header"),
+        "description": Opt(k_str, "", "one line about the site"),
+    },
+    doc="the site whose posts are distributed",
+)
+
+SOURCE = Table(
+    {
+        "name": Opt(k_str, required=True, doc="a short name for this source, such as 'blog'"),
+        "type": Opt(k_str, required=True, doc="feed, wordpress, markdown or a registered source"),
+    },
+    adapter_group="distrib.sources",
+)
+
+NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
+    "window": Opt(k_duration, parse_duration("7d"), "how far back posts are taken, such as '7d'"),
+    "max_posts": Opt(k_positive, 10, "the most posts one edition takes"),
+    "min_posts": Opt(k_count, 1, "below this many new posts nothing is sent"),
+    "cadence": Opt(
+        choice("per-run", "per-post", "daily", "weekly", "monthly"),
+        "per-run",
+        "when an edition is due: per-run (whenever there is something new), per-post, daily, weekly, monthly",
+    ),
+    "day": Opt(k_str, "monday", "weekly: the day; monthly: the day of the month (1-28)"),
+    "time": Opt(k_str, "08:00", "the local time (site.timezone) an edition is due at, HH:MM"),
+    "subject": Opt(
+        k_str,
+        "{{ site.name }}: {{ posts[0].title }}{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}",
+        "Jinja2 template of the subject line",
+    ),
+    "preheader": Opt(
+        k_str,
+        "{{ posts|map(attribute='title')|join(' · ') }}",
+        "Jinja2 template of the preview text shown after the subject",
+    ),
+    "template": Opt(k_str, "digest", "the email template (templates/email/NAME.mjml.j2)"),
+    "size_budget_kb": Opt(k_positive, 90, "the most KB of HTML one message may have (Gmail clips at ~102)"),
+    "include_tags": Opt(k_str_list, (), "only posts with one of these tags"),
+    "exclude_tags": Opt(k_str_list, (), "never posts with one of these tags"),
+    "include_categories": Opt(k_str_list, (), "only posts in one of these categories"),
+    "exclude_categories": Opt(k_str_list, (), "never posts in one of these categories"),
+    "include_authors": Opt(k_str_list, (), "only posts by one of these authors"),
+    "exclude_authors": Opt(k_str_list, (), "never posts by one of these authors"),
+    "sources": Opt(k_str_list, (), "only posts from these sources (by name); empty: all"),
+    "backfill": Opt(k_count, None, "first run: take the newest N posts; unset: every post in the window"),
+}
+
+DIGEST = Table(NEWSLETTER_OPTIONS, doc="what an edition takes and when it is due")
+
+NEWSLETTER = Table(
+    {"name": Opt(k_str, required=True, doc="a short name for this newsletter, such as 'weekly'")}
+    | NEWSLETTER_OPTIONS
+)
+
+EMAIL = Table(
+    {
+        "mailer": Opt(k_str, "outbox", "outbox, smtp or a registered mailer"),
+        "from": Opt(k_email, None, "the From address, such as 'News <news@example.org>'", required=True),
+        "reply_to": Opt(k_email, None, "a Reply-To address"),
+        "recipients": Opt(k_str_list, (), "addresses that receive the digest"),
+        "recipients_file": Opt(k_path, None, "a CSV file of recipients: a column 'email', optional 'name'"),
+        "unsubscribe_url": Opt(
+            k_str,
+            None,
+            "https URL of the unsubscribe endpoint; {token} and {email} are filled in per recipient",
+        ),
+        "unsubscribe_mailto": Opt(k_email, None, "an address that unsubscribes whoever mails it"),
+        "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
+    },
+    doc="how the digest is sent; [email.<mailer>] holds the mailer's own options",
+)
+
+CHANNEL = Table(
+    {
+        "name": Opt(k_str, required=True, doc="a short name for this account, such as 'x-main'"),
+        "type": Opt(k_str, required=True, doc="outbox, x, mastodon, bluesky or a registered channel"),
+        "max_age": Opt(k_duration, parse_duration("3d"), "posts older than this are never shared"),
+        "max_per_run": Opt(k_positive, 5, "the most posts shared on this account in one run"),
+        "hashtags": Opt(k_count, 3, "the most hashtags in one share post"),
+        "template": Opt(k_str, None, "the share template (templates/share/NAME.j2); default: by type"),
+        "utm": Opt(k_bool, True, "add utm_source/utm_medium/utm_campaign to links"),
+    },
+    adapter_group="distrib.channels",
+)
+
+LEDGER = Table({"path": Opt(k_path, None, "the SQLite ledger file; default distrib.sqlite beside the config")})
+
+TEMPLATES = Table({"dir": Opt(k_path, None, "a folder of templates that override the built-in ones")})
+
+ROOT = Table(
+    {
+        "site": SITE,
+        "sources": TableList(SOURCE),
+        "digest": DIGEST,
+        "newsletters": TableList(NEWSLETTER),
+        "email": EMAIL,
+        "channels": TableList(CHANNEL),
+        "ledger": LEDGER,
+        "templates": TEMPLATES,
+    }
+)
+
+#: Extra root sections registered by other modules (theme, share, serve ...), so each
+#: feature keeps its options next to its code.
+EXTRA_SECTIONS: dict[str, Table] = {}
+
+
+def register_section(name: str, table: Table) -> None:
+    EXTRA_SECTIONS[name] = table
+
+
+def _root() -> Table:
+    return Table(dict(ROOT.options) | EXTRA_SECTIONS)
+
+
+def find_config(path: str | os.PathLike[str] | None) -> Path:
+    """``--config``, else ``./distrib.toml``, else ``$DISTRIB_CONFIG``."""
+    if path:
+        return Path(path)
+    default = Path(DEFAULT_PATH)
+    if default.exists():
+        return default
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return default
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = False,
+    require_secrets: bool = False,
+) -> Settings:
+    """Read and validate the config; raise :class:`ConfigError` with every problem."""
+    from . import extensions  # noqa: F401  (registers the extra sections)
+
+    p = find_config(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no config file at {p}; pass --config PATH, set {ENV_VAR}, "
+            f"or start from config.example.toml"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {p}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("the config file is not UTF-8 text", str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"not valid TOML: {e}", str(p)) from None
+    ctx = Ctx(base_dir=p.resolve().parent)
+    out = validate_table(_root(), data, "", ctx)
+    _check_cross(out, data, ctx)
+    if strict:
+        ctx.problems.extend(ctx.warnings)
+        ctx.warnings = []
+    settings = Settings(path=p.resolve(), data=out, warnings=tuple(ctx.warnings))
+    if require_secrets:
+        ctx.problems.extend(settings.missing_secrets())
+    if ctx.problems:
+        raise ConfigError(ctx.problems, str(p))
+    return settings
+
+
+def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """Rules that span several keys."""
+    for group in ("sources", "channels", "newsletters"):
+        seen: set[str] = set()
+        for i, item in enumerate(out.get(group) or []):
+            name = item.get("name")
+            if name in seen:
+                ctx.problems.append(f"{group}[{i}].name: {name!r} is used twice; names must be unique")
+            seen.add(name)
+    if "sources" in data and not out.get("sources"):
+        ctx.problems.append("sources: expected at least one [[sources]] table, got none")
+    elif "sources" not in data:
+        ctx.problems.append("sources: missing; add a [[sources]] table with name, type and url or path")
+    email = data.get("email") if isinstance(data.get("email"), dict) else {}
+    mailer = email.get("mailer", "outbox")
+    if isinstance(mailer, str):
+        from . import registry
+
+        for key, value in email.items():
+            if isinstance(value, dict) and key not in EMAIL.options:
+                if key not in registry.names("distrib.mailers"):
+                    ctx.warnings.append(f"email.{key}: unknown mailer table")
+                    continue
+                try:
+                    cls = registry.load("distrib.mailers", key)
+                except (ConfigError, AdapterUnavailable) as e:
+                    if key == mailer:
+                        ctx.problems.append(f"email.mailer: {e}")
+                    continue
+                out["email"][key] = validate_table(
+                    Table(getattr(cls, "options", {})), value, f"email.{key}", ctx
+                )
+        if mailer not in email or not isinstance(email.get(mailer), dict):
+            try:
+                cls = registry.load("distrib.mailers", mailer)
+            except ConfigError as e:
+                ctx.problems.append(f"email.mailer: {e.problems[0]}")
+            except AdapterUnavailable as e:
+                ctx.problems.append(f"email.mailer: {e}")
+            else:
+                out["email"][mailer] = validate_table(
+                    Table(getattr(cls, "options", {})), {}, f"email.{mailer}", ctx
+                )
+
+
+def mailer_settings(settings: Settings) -> Section:
+    """The ``[email.<mailer>]`` table of the configured mailer."""
+    email = settings.email
+    return email[email.mailer]

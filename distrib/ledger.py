@@ -1,0 +1,714 @@
+"""The ledger: distrib's state in one SQLite file (WAL).
+
+What went where, when, with which remote id.  Its UNIQUE keys make a second send of
+the same thing impossible: every delivery is *claimed* (a committed row) before the
+mailer or channel is called and *marked* (committed) right after, one item at a time,
+never a save at the end of a run.  A run killed at any instant and run again resends at
+most the items whose rows it finds still ``claimed``: the ones in flight at the kill.
+
+The schema is the one DDL string below; migrations are numbered functions keyed in
+MIGRATIONS; the version lives in ``PRAGMA user_version`` and ``PRAGMA application_id``
+marks the file as ours.  A ledger newer than this code is refused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from .errors import LedgerError, LockedError
+from .model import DeliveryStatus, Edition, Image, Outcome, Post
+
+APPLICATION_ID = 0x64737462  # "dstb"
+
+SCHEMA_V1 = """
+-- Every post any source has given us, as last seen.
+CREATE TABLE posts (
+    key          TEXT PRIMARY KEY,      -- Post.key: guid / Atom id, else canonical URL
+    source       TEXT NOT NULL,         -- the [[sources]] name that gave it
+    url          TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    content_hash TEXT NOT NULL,         -- tells an edit from a new post; never the key
+    published    TEXT,                  -- ISO 8601 UTC; NULL: the source gave no usable date
+    first_seen   TEXT NOT NULL,         -- when distrib first saw it; stands in for a NULL published
+    baseline     INTEGER NOT NULL DEFAULT 0,  -- 1: recorded by a first-run baseline, never sent
+    data         TEXT NOT NULL          -- the Post as JSON, for rebuilding editions
+);
+
+-- One digest issue.  Its rendered HTML and text are stored once: a resumed send sends
+-- these bytes, not a fresh render.
+CREATE TABLE editions (
+    id         INTEGER PRIMARY KEY,
+    newsletter TEXT NOT NULL,           -- "digest" or a [[newsletters]] name
+    subject    TEXT NOT NULL,
+    preheader  TEXT NOT NULL,
+    created    TEXT NOT NULL,           -- ISO 8601 UTC
+    html       TEXT NOT NULL,           -- with the per-recipient placeholders of model.py
+    text       TEXT NOT NULL,
+    status     TEXT NOT NULL DEFAULT 'sending'  -- sending: deliveries unfinished; done
+);
+-- serves: "is an edition of this newsletter unfinished?" and "the last edition"
+CREATE INDEX editions_by_newsletter ON editions (newsletter, status, created);
+
+CREATE TABLE edition_posts (
+    edition_id INTEGER NOT NULL REFERENCES editions (id),
+    post_key   TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    PRIMARY KEY (edition_id, post_key)
+);
+-- serves: "posts already in an edition of this newsletter"
+CREATE INDEX edition_posts_by_post ON edition_posts (post_key);
+
+-- One row per (edition, recipient): claimed -> sent | failed | deferred.
+CREATE TABLE email_deliveries (
+    edition_id INTEGER NOT NULL REFERENCES editions (id),
+    address    TEXT NOT NULL,           -- lower-cased recipient address
+    status     TEXT NOT NULL,           -- claimed | sent | failed | deferred
+    attempts   INTEGER NOT NULL DEFAULT 1,
+    remote_id  TEXT,                    -- the Message-ID or the provider's id; NULL until sent
+    error      TEXT,                    -- the last failure; NULL when none
+    not_before TEXT,                    -- deferred: not retried before this time; NULL: at once
+    updated    TEXT NOT NULL,
+    PRIMARY KEY (edition_id, address)
+) WITHOUT ROWID;
+
+-- One row per (post, channel): the share post's state.
+CREATE TABLE share_deliveries (
+    post_key   TEXT NOT NULL,
+    channel    TEXT NOT NULL,           -- the [[channels]] name (one account)
+    status     TEXT NOT NULL,           -- claimed | sent | failed | deferred
+    attempts   INTEGER NOT NULL DEFAULT 1,
+    remote_id  TEXT,                    -- status id / post uri; NULL until sent
+    text       TEXT,                    -- what was (to be) posted
+    error      TEXT,
+    not_before TEXT,
+    updated    TEXT NOT NULL,
+    PRIMARY KEY (post_key, channel)
+) WITHOUT ROWID;
+-- serves: per-channel limits (posts in the last hour/day, the minimum gap)
+CREATE INDEX share_deliveries_by_channel ON share_deliveries (channel, status, updated);
+
+-- Subscribers kept by distrib itself, and the suppression list every send consults.
+CREATE TABLE subscribers (
+    address TEXT PRIMARY KEY,           -- lower-cased
+    name    TEXT NOT NULL DEFAULT '',
+    status  TEXT NOT NULL DEFAULT 'active',  -- active | unsubscribed | bounced | complained
+    reason  TEXT,                       -- why suppressed; NULL when active
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Conditional GET: the validators of the last answer of each URL.
+CREATE TABLE http_cache (
+    url           TEXT PRIMARY KEY,
+    etag          TEXT,                 -- NULL: the server sent none
+    last_modified TEXT,
+    body          BLOB,                 -- the last 200 body, reused on a 304
+    fetched       TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Small values adapters keep between runs (a Mastodon instance's limits, a Bluesky
+-- session).  Keys are namespaced by the adapter: "mastodon:x-main:limits".
+CREATE TABLE kv (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,              -- JSON
+    updated TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def _update_from_0_to_1(db: sqlite3.Connection) -> None:
+    # executescript() would COMMIT the migration's transaction; run statement by statement.
+    buf = ""
+    for line in SCHEMA_V1.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            db.execute(buf)
+            buf = ""
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _update_from_0_to_1,
+}
+VERSION = len(MIGRATIONS)
+
+T = TypeVar("T")
+
+
+def wrap_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn sqlite3 errors into LedgerError naming the file."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Ledger, *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise LedgerError(f"ledger {self.path}: {e}") from e
+
+    return wrapper
+
+
+def now() -> datetime:
+    """The clock; tests patch this."""
+    return datetime.now(UTC)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(UTC).isoformat(timespec="seconds") if dt else None
+
+
+def _from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def post_to_row(post: Post) -> str:
+    d = post.to_json()
+    d["content"] = post.content
+    if post.image:
+        d["image"] = {
+            "url": post.image.url,
+            "alt": post.image.alt,
+            "width": post.image.width,
+            "height": post.image.height,
+        }
+    return json.dumps(d, ensure_ascii=False)
+
+
+def post_from_row(data: str) -> Post:
+    d = json.loads(data)
+    img = d.get("image")
+    return Post(
+        key=d["key"],
+        url=d["url"],
+        title=d["title"],
+        source=d["source"],
+        summary=d.get("summary") or "",
+        content=d.get("content") or "",
+        author=d.get("author") or "",
+        published=_from_iso(d.get("published")),
+        updated=_from_iso(d.get("updated")),
+        tags=tuple(d.get("tags") or ()),
+        categories=tuple(d.get("categories") or ()),
+        image=Image(**img) if img else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRow:
+    post_key: str
+    channel: str
+    status: str
+    attempts: int
+    remote_id: str | None
+    text: str | None
+    error: str | None
+    not_before: datetime | None
+    updated: datetime
+
+
+class Ledger:
+    """One SQLite file.  Open with :func:`open_ledger`; use as a context manager."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection):
+        self.path = path
+        self.db = db
+        self._lock_fd: int | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        self.unlock()
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lock(self) -> None:
+        """Take the run lock: one run at a time per ledger.  Released at exit, even a kill."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise LockedError(
+                f"another distrib run ({holder or 'unknown process'}) is using the ledger "
+                f"{self.path}; this run does nothing. Wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, started {_iso(now())}".encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- posts -------------------------------------------------------------------
+
+    @wrap_errors
+    def record_posts(self, posts: Iterable[Post], *, baseline: bool = False) -> dict[str, datetime]:
+        """Upsert posts as seen; return every given key's first-seen time."""
+        seen: dict[str, datetime] = {}
+        ts = _iso(now())
+        with self.transaction():
+            for post in posts:
+                self.db.execute(
+                    """
+                    INSERT INTO posts (key, source, url, title, content_hash, published,
+                                       first_seen, baseline, data)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (key) DO UPDATE SET
+                        source = excluded.source, url = excluded.url, title = excluded.title,
+                        content_hash = excluded.content_hash, published = excluded.published,
+                        data = excluded.data
+                    """,
+                    (
+                        post.key,
+                        post.source,
+                        post.url,
+                        post.title,
+                        post.content_hash,
+                        _iso(post.published),
+                        ts,
+                        int(baseline),
+                        post_to_row(post),
+                    ),
+                )
+                row = self.db.execute(
+                    "SELECT first_seen FROM posts WHERE key = ?", (post.key,)
+                ).fetchone()
+                seen[post.key] = datetime.fromisoformat(row[0])
+        return seen
+
+    @wrap_errors
+    def has_posts(self) -> bool:
+        return self.db.execute("SELECT 1 FROM posts LIMIT 1").fetchone() is not None
+
+    @wrap_errors
+    def baseline_keys(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT key FROM posts WHERE baseline = 1")}
+
+    @wrap_errors
+    def posts_in_editions(self, newsletter: str) -> set[str]:
+        """Keys of posts already taken by an edition of ``newsletter``."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                """SELECT ep.post_key FROM edition_posts ep
+                   JOIN editions e ON e.id = ep.edition_id WHERE e.newsletter = ?""",
+                (newsletter,),
+            )
+        }
+
+    @wrap_errors
+    def get_post(self, key: str) -> Post | None:
+        row = self.db.execute("SELECT data FROM posts WHERE key = ?", (key,)).fetchone()
+        return post_from_row(row[0]) if row else None
+
+    # --- editions ----------------------------------------------------------------
+
+    @wrap_errors
+    def create_edition(
+        self,
+        newsletter: str,
+        post_keys: Iterable[str],
+        subject: str,
+        preheader: str,
+        html: str,
+        text: str,
+    ) -> Edition:
+        created = now()
+        keys = tuple(post_keys)
+        with self.transaction():
+            cur = self.db.execute(
+                """INSERT INTO editions (newsletter, subject, preheader, created, html, text)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (newsletter, subject, preheader, _iso(created), html, text),
+            )
+            edition_id = cur.lastrowid
+            assert edition_id is not None
+            self.db.executemany(
+                "INSERT INTO edition_posts (edition_id, post_key, position) VALUES (?, ?, ?)",
+                [(edition_id, k, i) for i, k in enumerate(keys)],
+            )
+        return Edition(edition_id, newsletter, keys, subject, preheader, created, html, text)
+
+    def _edition(self, row: sqlite3.Row) -> Edition:
+        keys = tuple(
+            r[0]
+            for r in self.db.execute(
+                "SELECT post_key FROM edition_posts WHERE edition_id = ? ORDER BY position",
+                (row["id"],),
+            )
+        )
+        return Edition(
+            id=row["id"],
+            newsletter=row["newsletter"],
+            post_keys=keys,
+            subject=row["subject"],
+            preheader=row["preheader"],
+            created=datetime.fromisoformat(row["created"]),
+            html=row["html"],
+            text=row["text"],
+            status=row["status"],
+        )
+
+    @wrap_errors
+    def unfinished_editions(self, newsletter: str) -> list[Edition]:
+        rows = self.db.execute(
+            "SELECT * FROM editions WHERE newsletter = ? AND status = 'sending' ORDER BY id",
+            (newsletter,),
+        ).fetchall()
+        return [self._edition(r) for r in rows]
+
+    @wrap_errors
+    def last_edition(self, newsletter: str) -> Edition | None:
+        row = self.db.execute(
+            "SELECT * FROM editions WHERE newsletter = ? ORDER BY id DESC LIMIT 1", (newsletter,)
+        ).fetchone()
+        return self._edition(row) if row else None
+
+    @wrap_errors
+    def get_edition(self, edition_id: int) -> Edition | None:
+        row = self.db.execute("SELECT * FROM editions WHERE id = ?", (edition_id,)).fetchone()
+        return self._edition(row) if row else None
+
+    @wrap_errors
+    def editions(self, newsletter: str | None = None) -> list[Edition]:
+        if newsletter is None:
+            rows = self.db.execute("SELECT * FROM editions ORDER BY id").fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM editions WHERE newsletter = ? ORDER BY id", (newsletter,)
+            ).fetchall()
+        return [self._edition(r) for r in rows]
+
+    @wrap_errors
+    def finish_edition(self, edition_id: int) -> None:
+        self.db.execute("UPDATE editions SET status = 'done' WHERE id = ?", (edition_id,))
+
+    # --- email deliveries --------------------------------------------------------
+
+    @wrap_errors
+    def claim_email(self, edition_id: int, address: str) -> bool:
+        """Claim (edition, address) before sending; False if it is not to be sent now.
+
+        A row already ``sent`` or ``failed`` is never claimed again; a ``deferred`` one
+        once its ``not_before`` has passed; a ``claimed`` one (in flight when a run died)
+        is claimed again: that is the only way a message can go out twice.
+        """
+        ts = _iso(now())
+        cur = self.db.execute(
+            """
+            INSERT INTO email_deliveries (edition_id, address, status, attempts, updated)
+            VALUES (?, ?, 'claimed', 1, ?)
+            ON CONFLICT (edition_id, address) DO UPDATE SET
+                status = 'claimed', attempts = attempts + 1, updated = excluded.updated
+            WHERE status = 'claimed'
+               OR (status = 'deferred' AND (not_before IS NULL OR not_before <= excluded.updated))
+            """,
+            (edition_id, address.lower(), ts),
+        )
+        return cur.rowcount == 1
+
+    @wrap_errors
+    def mark_email(self, edition_id: int, address: str, outcome: Outcome) -> None:
+        not_before = None
+        if outcome.status is DeliveryStatus.DEFERRED:
+            not_before = _iso(now() + timedelta(seconds=outcome.retry_after or 300))
+        self.db.execute(
+            """UPDATE email_deliveries SET status = ?, remote_id = ?, error = ?,
+                      not_before = ?, updated = ?
+               WHERE edition_id = ? AND address = ?""",
+            (
+                outcome.status.value,
+                outcome.remote_id or None,
+                outcome.error or None,
+                not_before,
+                _iso(now()),
+                edition_id,
+                address.lower(),
+            ),
+        )
+        if outcome.bounce:
+            self.suppress(address, "bounced", outcome.error)
+
+    @wrap_errors
+    def email_status(self, edition_id: int, address: str) -> str | None:
+        row = self.db.execute(
+            "SELECT status FROM email_deliveries WHERE edition_id = ? AND address = ?",
+            (edition_id, address.lower()),
+        ).fetchone()
+        return row[0] if row else None
+
+    @wrap_errors
+    def email_counts(self, edition_id: int) -> dict[str, int]:
+        counts = {s.value: 0 for s in DeliveryStatus}
+        for status, n in self.db.execute(
+            "SELECT status, count(*) FROM email_deliveries WHERE edition_id = ? GROUP BY status",
+            (edition_id,),
+        ):
+            counts[status] = n
+        return counts
+
+    @wrap_errors
+    def fail_stale_deferred(self, edition_id: int, max_attempts: int) -> int:
+        """Give up on deliveries deferred ``max_attempts`` times."""
+        cur = self.db.execute(
+            """UPDATE email_deliveries SET status = 'failed',
+                      error = 'gave up after ' || attempts || ' attempts: ' || coalesce(error, '')
+               WHERE edition_id = ? AND status = 'deferred' AND attempts >= ?""",
+            (edition_id, max_attempts),
+        )
+        return cur.rowcount
+
+    # --- share deliveries --------------------------------------------------------
+
+    @wrap_errors
+    def claim_share(self, post_key: str, channel: str, text: str) -> bool:
+        """Claim (post, channel) before posting; same rules as :meth:`claim_email`."""
+        ts = _iso(now())
+        cur = self.db.execute(
+            """
+            INSERT INTO share_deliveries (post_key, channel, status, attempts, text, updated)
+            VALUES (?, ?, 'claimed', 1, ?, ?)
+            ON CONFLICT (post_key, channel) DO UPDATE SET
+                status = 'claimed', attempts = attempts + 1, text = excluded.text,
+                updated = excluded.updated
+            WHERE status = 'claimed'
+               OR (status = 'deferred' AND (not_before IS NULL OR not_before <= excluded.updated))
+            """,
+            (post_key, channel, text, ts),
+        )
+        return cur.rowcount == 1
+
+    @wrap_errors
+    def mark_share(self, post_key: str, channel: str, outcome: Outcome) -> None:
+        not_before = None
+        if outcome.status is DeliveryStatus.DEFERRED:
+            not_before = _iso(now() + timedelta(seconds=outcome.retry_after or 900))
+        self.db.execute(
+            """UPDATE share_deliveries SET status = ?, remote_id = ?, error = ?,
+                      not_before = ?, updated = ?
+               WHERE post_key = ? AND channel = ?""",
+            (
+                outcome.status.value,
+                outcome.remote_id or None,
+                outcome.error or None,
+                not_before,
+                _iso(now()),
+                post_key,
+                channel,
+            ),
+        )
+
+    @wrap_errors
+    def share_row(self, post_key: str, channel: str) -> ShareRow | None:
+        row = self.db.execute(
+            "SELECT * FROM share_deliveries WHERE post_key = ? AND channel = ?",
+            (post_key, channel),
+        ).fetchone()
+        if not row:
+            return None
+        return ShareRow(
+            post_key=row["post_key"],
+            channel=row["channel"],
+            status=row["status"],
+            attempts=row["attempts"],
+            remote_id=row["remote_id"],
+            text=row["text"],
+            error=row["error"],
+            not_before=_from_iso(row["not_before"]),
+            updated=datetime.fromisoformat(row["updated"]),
+        )
+
+    @wrap_errors
+    def shares_since(self, channel: str, since: datetime) -> list[datetime]:
+        """When this channel's sent or in-flight posts went out, since ``since`` (newest first)."""
+        return [
+            datetime.fromisoformat(r[0])
+            for r in self.db.execute(
+                """SELECT updated FROM share_deliveries
+                   WHERE channel = ? AND status IN ('sent', 'claimed') AND updated >= ?
+                   ORDER BY updated DESC""",
+                (channel, _iso(since)),
+            )
+        ]
+
+    @wrap_errors
+    def shared_keys(self, channel: str) -> set[str]:
+        """Posts that have a row for this channel in any state."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT post_key FROM share_deliveries WHERE channel = ?", (channel,)
+            )
+        }
+
+    # --- subscribers and suppression --------------------------------------------
+
+    @wrap_errors
+    def suppressed(self) -> set[str]:
+        return {
+            r[0] for r in self.db.execute("SELECT address FROM subscribers WHERE status != 'active'")
+        }
+
+    @wrap_errors
+    def is_suppressed(self, address: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM subscribers WHERE address = ? AND status != 'active'",
+            (address.lower(),),
+        ).fetchone()
+        return row is not None
+
+    @wrap_errors
+    def suppress(self, address: str, status: str, reason: str = "") -> None:
+        ts = _iso(now())
+        self.db.execute(
+            """INSERT INTO subscribers (address, status, reason, created, updated)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (address) DO UPDATE SET status = excluded.status,
+                      reason = excluded.reason, updated = excluded.updated""",
+            (address.lower(), status, reason or None, ts, ts),
+        )
+
+    @wrap_errors
+    def add_subscriber(self, address: str, name: str = "") -> bool:
+        """Add an active subscriber; False if the address is already known (any status)."""
+        ts = _iso(now())
+        cur = self.db.execute(
+            """INSERT INTO subscribers (address, name, status, created, updated)
+               VALUES (?, ?, 'active', ?, ?) ON CONFLICT (address) DO NOTHING""",
+            (address.lower(), name, ts, ts),
+        )
+        return cur.rowcount == 1
+
+    @wrap_errors
+    def iter_subscribers(self, status: str | None = "active") -> Iterator[tuple[str, str]]:
+        """(address, name) pairs, streamed in address order."""
+        if status is None:
+            cur = self.db.execute("SELECT address, name FROM subscribers ORDER BY address")
+        else:
+            cur = self.db.execute(
+                "SELECT address, name FROM subscribers WHERE status = ? ORDER BY address", (status,)
+            )
+        yield from cur
+
+    # --- http cache and kv -------------------------------------------------------
+
+    @wrap_errors
+    def http_cache_get(self, url: str) -> tuple[str | None, str | None, bytes | None]:
+        row = self.db.execute(
+            "SELECT etag, last_modified, body FROM http_cache WHERE url = ?", (url,)
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else (None, None, None)
+
+    @wrap_errors
+    def http_cache_put(
+        self, url: str, etag: str | None, last_modified: str | None, body: bytes
+    ) -> None:
+        self.db.execute(
+            """INSERT INTO http_cache (url, etag, last_modified, body, fetched)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (url) DO UPDATE SET etag = excluded.etag,
+                   last_modified = excluded.last_modified, body = excluded.body,
+                   fetched = excluded.fetched""",
+            (url, etag, last_modified, body, _iso(now())),
+        )
+
+    @wrap_errors
+    def kv_get(self, key: str, max_age: timedelta | None = None) -> Any:
+        row = self.db.execute("SELECT value, updated FROM kv WHERE key = ?", (key,)).fetchone()
+        if not row:
+            return None
+        if max_age is not None and datetime.fromisoformat(row[1]) < now() - max_age:
+            return None
+        return json.loads(row[0])
+
+    @wrap_errors
+    def kv_put(self, key: str, value: Any) -> None:
+        self.db.execute(
+            """INSERT INTO kv (key, value, updated) VALUES (?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated""",
+            (key, json.dumps(value, ensure_ascii=False), _iso(now())),
+        )
+
+    # --- helpers -----------------------------------------------------------------
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); the connection is in autocommit."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
+
+
+def open_ledger(path: Path) -> Ledger:
+    """Open (creating or migrating) the ledger at ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    except (OSError, sqlite3.Error) as e:
+        raise LedgerError(f"cannot open the ledger {path}: {e}") from None
+    db.row_factory = sqlite3.Row
+    try:
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise LedgerError(f"{path} is not a distrib ledger ({e}); set [ledger] path to another file") from None
+    if tables and app_id != APPLICATION_ID:
+        db.close()
+        raise LedgerError(f"{path} is not a distrib ledger; set [ledger] path to another file")
+    if version > VERSION:
+        db.close()
+        raise LedgerError(
+            f"the ledger {path} was written by a newer distrib (schema {version}, this one knows "
+            f"{VERSION}); upgrade distrib"
+        )
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+    db.execute("PRAGMA foreign_keys = ON")
+    while version < VERSION:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            MIGRATIONS[version](db)
+            if db.execute("PRAGMA foreign_key_check").fetchall():
+                raise sqlite3.IntegrityError("foreign key check failed after migration")
+            db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            db.execute("ROLLBACK")
+            db.close()
+            raise LedgerError(f"cannot migrate the ledger {path} to schema {version + 1}: {e}") from None
+        version += 1
+    return Ledger(path, db)

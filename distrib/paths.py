@@ -1,0 +1,20 @@
+"""Where the files shipped with distrib are: templates and the sample site.
+
+Installed from a wheel, the templates are inside the package (distrib/templates); in a
+source checkout or an editable install they are at the top of the repository.
+Contains no business logic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLE_DIR = PACKAGE_DIR / "sample"
+
+
+def templates_dir() -> Path:
+    inside = PACKAGE_DIR / "templates"
+    if inside.is_dir():
+        return inside
+    return PACKAGE_DIR.parent / "templates"

@@ -1,0 +1,97 @@
+"""Finds adapters (sources, mailers, channels) through entry points.
+
+The built-in adapters are registered in our own pyproject.toml in the same groups a
+third party would use.  The table below repeats them so that a source checkout that
+was never installed still works; entry points win when both name an adapter.
+An adapter whose optional library is missing is reported as unavailable with the
+install hint, not a crash.  Contains no business logic.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from .errors import AdapterUnavailable, ConfigError
+
+GROUPS = ("distrib.sources", "distrib.mailers", "distrib.channels")
+
+BUILTIN: dict[str, dict[str, str]] = {
+    "distrib.sources": {
+        "feed": "distrib.sources.feed:FeedSource",
+        "wordpress": "distrib.sources.wordpress:WordPressSource",
+        "markdown": "distrib.sources.markdown:MarkdownSource",
+    },
+    "distrib.mailers": {
+        "outbox": "distrib.mailers.outbox:OutboxMailer",
+        "smtp": "distrib.mailers.smtp:SmtpMailer",
+    },
+    "distrib.channels": {
+        "outbox": "distrib.channels.outbox:OutboxChannel",
+    },
+}
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    group: str
+    name: str
+    target: str  # "module:Class"
+    available: bool
+    hint: str  # why not available, and what to install
+
+
+_cache: dict[str, dict[str, str]] = {}
+
+
+def names(group: str) -> dict[str, str]:
+    """name -> "module:Class" for every adapter registered in ``group``."""
+    if group not in _cache:
+        found = dict(BUILTIN.get(group, {}))
+        for ep in entry_points(group=group):
+            found[ep.name] = ep.value
+        _cache[group] = found
+    return _cache[group]
+
+
+def load(group: str, name: str) -> type:
+    """The adapter class registered as ``name`` in ``group``."""
+    registered = names(group)
+    kind = group.split(".")[-1][:-1]  # "source", "mailer", "channel"
+    if name not in registered:
+        raise ConfigError(
+            f"unknown {kind} type {name!r}: expected one of {', '.join(sorted(registered))}"
+        )
+    module_name, _, attr = registered[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        raise AdapterUnavailable(_hint(kind, name, e.name or str(e))) from None
+    return getattr(module, attr)
+
+
+def _hint(kind: str, name: str, missing: str) -> str:
+    return (
+        f"the {kind} {name!r} needs the Python package {missing!r}, which is not installed: "
+        f"pip install 'distrib[{name}]'"
+    )
+
+
+def describe(group: str) -> list[AdapterInfo]:
+    """Every adapter of ``group`` with whether it can be used here (for `distrib check`)."""
+    out = []
+    for name, target in sorted(names(group).items()):
+        try:
+            cls = load(group, name)
+            needs = getattr(cls, "requires", ())
+            for mod in needs:
+                importlib.import_module(mod)
+        except AdapterUnavailable as e:
+            out.append(AdapterInfo(group, name, target, False, str(e)))
+        except ModuleNotFoundError as e:
+            kind = group.split(".")[-1][:-1]
+            out.append(AdapterInfo(group, name, target, False, _hint(kind, name, e.name or "")))
+        else:
+            out.append(AdapterInfo(group, name, target, True, ""))
+    return out
