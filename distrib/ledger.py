@@ -39,7 +39,6 @@ CREATE TABLE posts (
     content_hash TEXT NOT NULL,         -- tells an edit from a new post; never the key
     published    TEXT,                  -- ISO 8601 UTC; NULL: the source gave no usable date
     first_seen   TEXT NOT NULL,         -- when distrib first saw it; stands in for a NULL published
-    baseline     INTEGER NOT NULL DEFAULT 0,  -- 1: recorded by a first-run baseline, never sent
     data         TEXT NOT NULL          -- the Post as JSON, for rebuilding editions
 );
 
@@ -259,7 +258,7 @@ class Ledger:
     # --- posts -------------------------------------------------------------------
 
     @wrap_errors
-    def record_posts(self, posts: Iterable[Post], *, baseline: bool = False) -> dict[str, datetime]:
+    def record_posts(self, posts: Iterable[Post]) -> dict[str, datetime]:
         """Upsert posts as seen; return every given key's first-seen time."""
         seen: dict[str, datetime] = {}
         ts = _iso(now())
@@ -268,8 +267,8 @@ class Ledger:
                 self.db.execute(
                     """
                     INSERT INTO posts (key, source, url, title, content_hash, published,
-                                       first_seen, baseline, data)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       first_seen, data)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (key) DO UPDATE SET
                         source = excluded.source, url = excluded.url, title = excluded.title,
                         content_hash = excluded.content_hash, published = excluded.published,
@@ -283,7 +282,6 @@ class Ledger:
                         post.content_hash,
                         _iso(post.published),
                         ts,
-                        int(baseline),
                         post_to_row(post),
                     ),
                 )
@@ -297,9 +295,14 @@ class Ledger:
     def has_posts(self) -> bool:
         return self.db.execute("SELECT 1 FROM posts LIMIT 1").fetchone() is not None
 
-    @wrap_errors
-    def baseline_keys(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT key FROM posts WHERE baseline = 1")}
+    def baseline(self, scope: str) -> datetime | None:
+        """When a first-run baseline was taken for ``scope`` ("newsletter:digest",
+        "channel:x-main"): posts first seen at or before it are never sent there."""
+        value = self.kv_get(f"baseline:{scope}")
+        return datetime.fromisoformat(value) if value else None
+
+    def set_baseline(self, scope: str, when: datetime) -> None:
+        self.kv_put(f"baseline:{scope}", _iso(when))
 
     @wrap_errors
     def posts_in_editions(self, newsletter: str) -> set[str]:
