@@ -1,0 +1,425 @@
+"""The core: fetch, select, plan, render, deliver, record.
+
+:func:`make_app` returns the :class:`App` the command line drives; every command is a
+few lines over one of its methods.  Each phase is a plain call on plain data; the
+ledger is read by selection and written one item at a time by delivery.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from .adapters import Channel, Context, Mailer, Source
+from .config import Section, Settings, load_config, mailer_settings
+from .errors import ConfigError, DistribError, SourceError, TemplateError
+from .ledger import Ledger, open_ledger
+from .model import PLACEHOLDER_UNSUBSCRIBE_URL, Edition, Post, Recipient, RenderedEdition
+
+log = logging.getLogger("distrib")
+
+
+def now() -> datetime:
+    """The app's clock; tests patch ``distrib.ledger.now`` and this together."""
+    from . import ledger
+
+    return ledger.now()
+
+
+@dataclass(frozen=True)
+class Newsletter:
+    """One newsletter: ``[digest]`` (named "digest") or one of ``[[newsletters]]``."""
+
+    name: str
+    opts: Section
+
+
+@dataclass
+class FetchResult:
+    posts: list[Post]
+    errors: list[SourceError]
+    first_seen: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass
+class EditionPlan:
+    newsletter: Newsletter
+    posts: list[Post]
+    rendered: RenderedEdition
+
+
+@dataclass
+class EditionResult:
+    newsletter: str
+    edition: Edition
+    report: Any  # deliver.SendReport
+    resumed: bool
+    target: str = ""  # where the mailer put it, for the summary line
+
+
+@dataclass
+class RunResult:
+    fetch: FetchResult | None = None
+    editions: list[EditionResult] = field(default_factory=list)
+    planned: list[EditionPlan] = field(default_factory=list)  # dry runs: what would be sent
+    skipped: list[str] = field(default_factory=list)  # one line per newsletter not due
+    shares: Any = None  # share.ShareReport
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Exit 1: something failed and was recorded."""
+        if self.errors or (self.fetch and self.fetch.errors):
+            return True
+        if any(r.report.failed or r.report.errors for r in self.editions):
+            return True
+        return bool(self.shares and (self.shares.failed or self.shares.errors))
+
+
+class App:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._ledger: Ledger | None = None
+        self._ctx: Context | None = None
+
+    # --- resources ---------------------------------------------------------------
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.settings.ledger.path or (self.settings.base_dir / "distrib.sqlite")
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = open_ledger(self.ledger_path)
+        return self._ledger
+
+    @property
+    def ctx(self) -> Context:
+        if self._ctx is None:
+            self._ctx = Context(settings=self.settings, now=now(), ledger=self.ledger)
+        return self._ctx
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.close()
+        if self._ledger is not None:
+            self._ledger.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lock(self) -> None:
+        """One run at a time per ledger (cron-safe)."""
+        self.ledger.lock()
+
+    # --- adapters ----------------------------------------------------------------
+
+    @cached_property
+    def sources(self) -> list[Source]:
+        out = []
+        for opts in self.settings.sources:
+            cls = registry.load("distrib.sources", opts.type)
+            out.append(cls(opts.name, opts, self.ctx))
+        return out
+
+    def mailer(self) -> Mailer:
+        name = self.settings.email.mailer
+        cls = registry.load("distrib.mailers", name)
+        return cls(mailer_settings(self.settings), self.ctx)
+
+    @cached_property
+    def channels(self) -> list[Channel]:
+        out = []
+        for opts in self.settings.channels:
+            cls = registry.load("distrib.channels", opts.type)
+            out.append(cls(opts.name, opts, self.ctx))
+        return out
+
+    @property
+    def newsletters(self) -> list[Newsletter]:
+        listed = self.settings.newsletters
+        if listed:
+            return [Newsletter(n.name, n) for n in listed]
+        return [Newsletter("digest", self.settings.digest)]
+
+    def newsletter(self, name: str | None) -> Newsletter:
+        letters = self.newsletters
+        if name is None:
+            return letters[0]
+        for n in letters:
+            if n.name == name:
+                return n
+        raise ConfigError(
+            f"no newsletter named {name!r}; the config has {', '.join(n.name for n in letters)}"
+        )
+
+    # --- phases ------------------------------------------------------------------
+
+    def fetch(self, *, record: bool = True) -> FetchResult:
+        """Every source's posts, merged and deduplicated; broken sources reported, not fatal."""
+        from .sources.common import fetch_all
+
+        for source in self.sources:
+            # Sources that page by date (WordPress) ask only for what a window can take.
+            widest = max(n.opts.window for n in self.newsletters)
+            source.since = self.ctx.now - widest  # type: ignore[attr-defined]
+        posts, errors = fetch_all(self.sources)
+        first_seen: dict[str, datetime] = {}
+        if record:
+            first_seen = self.ledger.record_posts(posts)
+        # A post without a usable date gets the time distrib first saw it.
+        posts = [
+            dataclasses.replace(p, published=first_seen.get(p.key, self.ctx.now))
+            if p.published is None
+            else p
+            for p in posts
+        ]
+        return FetchResult(posts, errors, first_seen)
+
+    def select(self, newsletter: Newsletter, fetched: FetchResult) -> list[Post]:
+        from .select import select_posts
+
+        ledger = self.ledger
+        first_run = ledger.last_edition(newsletter.name) is None
+        return select_posts(
+            fetched.posts,
+            newsletter.opts,
+            now=self.ctx.now,
+            already=ledger.posts_in_editions(newsletter.name),
+            baseline=ledger.baseline(f"newsletter:{newsletter.name}"),
+            first_seen=fetched.first_seen,
+            first_run=first_run,
+        )
+
+    def render(self, newsletter: Newsletter, posts: list[Post]) -> RenderedEdition:
+        from .render.email import render_edition
+
+        return render_edition(
+            self.settings, posts, newsletter=newsletter.opts, name=newsletter.name, now=self.ctx.now
+        )
+
+    def plan(self, newsletter: Newsletter, fetched: FetchResult, *, force: bool = False) -> tuple[list[list[Post]], str]:
+        """The editions due now for ``newsletter`` (lists of posts), or a reason for none."""
+        from .cadence import is_due
+
+        opts = newsletter.opts
+        last = self.ledger.last_edition(newsletter.name)
+        if last is None and opts.backfill == 0 and not force:
+            # First run in baseline mode: everything there now counts as seen.
+            self.ledger.set_baseline(f"newsletter:{newsletter.name}", self.ctx.now)
+            return [], f"{newsletter.name}: first run, baseline taken; from now on new posts are sent"
+        if not force and not is_due(
+            opts, self.settings.site.timezone, last.created if last else None, self.ctx.now
+        ):
+            return [], f"{newsletter.name}: not due yet (cadence {opts.cadence})"
+        posts = self.select(newsletter, fetched)
+        need = max(opts.min_posts, 1) if not force else 1
+        if len(posts) < need:
+            return [], f"{newsletter.name}: nothing new to send ({len(posts)} new, min_posts {need})"
+        if opts.cadence == "per-post":
+            return [[p] for p in reversed(posts)], ""
+        return [posts], ""
+
+    def recipients(self) -> Iterator[Recipient]:
+        from .subscribers import recipients
+
+        return recipients(self.settings, self.ledger)
+
+    def prepare(self, edition: Edition) -> Any:
+        from .render.message import prepare_message
+        from .unsubscribe import signing_key
+
+        return prepare_message(self.settings, edition, key=signing_key(self.settings, self.ledger))
+
+    def compliance_problems(self) -> list[str]:
+        """Bulk mail needs a postal address and an unsubscribe link (CAN-SPAM, RFC 8058)."""
+        email = self.settings.email
+        problems = []
+        if not self.settings.site.postal_address.strip():
+            problems.append(
+                "site.postal_address: missing; bulk mail must show the sender's postal address"
+            )
+        if not (email.unsubscribe_url or email.unsubscribe_mailto):
+            problems.append(
+                "email.unsubscribe_url: missing; set it (or unsubscribe_mailto) so that every "
+                "message can be unsubscribed from"
+            )
+        return problems
+
+    def check_template_compliance(self, html: str, template: str) -> None:
+        if PLACEHOLDER_UNSUBSCRIBE_URL not in html:
+            raise TemplateError(
+                f"the email template {template!r} has no unsubscribe link; "
+                "keep {{ unsubscribe_url }} in its footer"
+            )
+
+    # --- commands ----------------------------------------------------------------
+
+    def send(
+        self,
+        *,
+        newsletter: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        fetched: FetchResult | None = None,
+        progress: Any = None,
+        result: RunResult | None = None,
+    ) -> RunResult:
+        """Finish unfinished editions, then plan, record and deliver the ones due."""
+        from .deliver import deliver_edition
+
+        result = result or RunResult()
+        letters = self.newsletters if newsletter is None else [self.newsletter(newsletter)]
+        problems = self.compliance_problems()
+        if problems:
+            raise ConfigError(problems)
+        if fetched is None:
+            fetched = self.fetch(record=not dry_run)
+            result.fetch = fetched
+        for letter in letters:
+            unfinished = self.ledger.unfinished_editions(letter.name)
+            if dry_run:
+                if unfinished:
+                    result.skipped.append(
+                        f"{letter.name}: edition {unfinished[0].id} is unfinished and would be resumed"
+                    )
+                    continue
+                batches, reason = self._plan_readonly(letter, fetched, force=force)
+                if reason:
+                    result.skipped.append(reason)
+                for posts in batches:
+                    result.planned.append(EditionPlan(letter, posts, self.render(letter, posts)))
+                continue
+            for edition in unfinished:
+                result.editions.append(self._deliver(edition, True, deliver_edition, progress))
+            if any(not r.report.finished for r in result.editions if r.newsletter == letter.name):
+                result.skipped.append(
+                    f"{letter.name}: an earlier edition is still being delivered; new posts wait"
+                )
+                continue
+            batches, reason = self.plan(letter, fetched, force=force)
+            if reason:
+                result.skipped.append(reason)
+            for posts in batches:
+                rendered = self.render(letter, posts)
+                self.check_template_compliance(rendered.html, rendered.template)
+                edition = self.ledger.create_edition(
+                    letter.name,
+                    [p.key for p in posts],
+                    rendered.subject,
+                    rendered.preheader,
+                    rendered.html,
+                    rendered.text,
+                )
+                result.editions.append(self._deliver(edition, False, deliver_edition, progress))
+        return result
+
+    def _plan_readonly(self, letter: Newsletter, fetched: FetchResult, *, force: bool) -> tuple[list[list[Post]], str]:
+        opts = letter.opts
+        if self.ledger.last_edition(letter.name) is None and opts.backfill == 0 and not force:
+            return [], f"{letter.name}: first run in baseline mode; nothing would be sent"
+        return self.plan(letter, fetched, force=force)
+
+    def _deliver(self, edition: Edition, resumed: bool, deliver_edition: Any, progress: Any) -> EditionResult:
+        message = self.prepare(edition)
+        mailer = self.mailer()
+        report = deliver_edition(self.ledger, mailer, message, self.recipients(), progress=progress)
+        return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe())
+
+    def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Any]:
+        """Send the next (or unfinished) edition to one address; records nothing."""
+        from .model import DeliveryStatus, Outcome
+
+        letter = self.newsletter(newsletter)
+        edition = self.next_edition(letter)
+        message = self.prepare(edition)
+        outcomes: list[Outcome] = []
+        with self.mailer() as mailer:
+            mailer.deliver(message, iter([Recipient(address)]), lambda r, o: outcomes.append(o))
+        outcome = outcomes[0] if outcomes else Outcome.failed("the mailer reported nothing")
+        if outcome.status is not DeliveryStatus.SENT:
+            raise DistribError(f"test send to {address} {outcome.status.value}: {outcome.error}")
+        return edition, outcome
+
+    def next_edition(self, letter: Newsletter, *, edition_id: int | None = None) -> Edition:
+        """An edition object for previews and test sends: a past one, the unfinished one,
+        or the next one rendered now (not recorded)."""
+        if edition_id is not None:
+            edition = self.ledger.get_edition(edition_id)
+            if edition is None:
+                raise DistribError(f"no edition {edition_id} in the ledger {self.ledger_path}; see `distrib status`")
+            return edition
+        unfinished = self.ledger.unfinished_editions(letter.name)
+        if unfinished:
+            return unfinished[0]
+        fetched = self.fetch(record=False)
+        for error in fetched.errors:
+            log.warning("%s", error)
+        posts = self.select(letter, fetched)
+        if not posts:
+            raise DistribError(
+                f"{letter.name}: no new posts for the next edition; `distrib posts --all` lists what the sources give"
+            )
+        rendered = self.render(letter, posts)
+        return Edition(
+            id=0,
+            newsletter=letter.name,
+            post_keys=tuple(p.key for p in posts),
+            subject=rendered.subject,
+            preheader=rendered.preheader,
+            created=self.ctx.now,
+            html=rendered.html,
+            text=rendered.text,
+        )
+
+    def share(self, *, dry_run: bool = False, fetched: FetchResult | None = None, result: RunResult | None = None) -> RunResult:
+        from .share import run_shares
+
+        result = result or RunResult()
+        if fetched is None:
+            fetched = self.fetch(record=not dry_run)
+            result.fetch = fetched
+        result.shares = run_shares(self.ctx, self.channels, fetched.posts, dry_run=dry_run)
+        return result
+
+    def run(self, *, dry_run: bool = False, progress: Any = None) -> RunResult:
+        """The cron job: fetch once, send what is due, post the shares."""
+        result = RunResult()
+        problems = self.compliance_problems()
+        if problems:
+            raise ConfigError(problems)
+        fetched = self.fetch(record=not dry_run)
+        result.fetch = fetched
+        try:
+            self.send(dry_run=dry_run, fetched=fetched, progress=progress, result=result)
+        except DistribError as e:
+            # A digest that cannot go out must not stop the shares.
+            if e.exit_code != 1:
+                raise
+            result.errors.append(str(e))
+        if self.settings.channels:
+            self.share(dry_run=dry_run, fetched=fetched, result=result)
+        return result
+
+    def posts(self, *, all_posts: bool = False, newsletter: str | None = None) -> tuple[list[Post], list[SourceError]]:
+        fetched = self.fetch(record=False)
+        if all_posts:
+            return sorted(fetched.posts, key=lambda p: p.published or self.ctx.now, reverse=True), fetched.errors
+        return self.select(self.newsletter(newsletter), fetched), fetched.errors
+
+
+def make_app(
+    config: str | Path | None = None, *, strict: bool = False, require_secrets: bool = False
+) -> App:
+    return App(load_config(config, strict=strict, require_secrets=require_secrets))

@@ -1,0 +1,371 @@
+"""The command line: each command is a few lines over distrib.app.App.
+
+Errors a user can cause are DistribErrors; they are shown as one line on stderr with
+the exit code of the contract: 0 done or nothing to do, 1 something failed and was
+recorded, 2 bad config or usage.  Heavy modules are imported inside the commands so
+``distrib --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .errors import EXIT_FAILED, EXIT_USAGE, DistribError
+
+if TYPE_CHECKING:
+    from .app import App, RunResult
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class UserError(click.ClickException):
+    """A DistribError on its way out: one line, the right exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"distrib: {self.format_message()}", err=True)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose >= 2:
+        level = logging.DEBUG
+    elif verbose == 1:
+        level = logging.INFO
+    logging.basicConfig(level=level, format="distrib: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--config, -v, -q, --strict on every command; builds the App and maps errors."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar=None,
+            help="The config file [default: ./distrib.toml, then $DISTRIB_CONFIG].",
+        )
+        @click.option("-v", "--verbose", count=True, help="Say more (-vv: debug).")
+        @click.option("-q", "--quiet", is_flag=True, help="Only errors (for cron).")
+        @click.option("--strict", is_flag=True, help="Treat unknown config keys as errors.")
+        @functools.wraps(fn)
+        def wrapper(config_path: Path | None, verbose: int, quiet: bool, strict: bool, **kwargs: Any) -> Any:
+            from .app import make_app
+
+            _setup_logging(verbose, quiet)
+            try:
+                app = make_app(config_path, strict=strict, require_secrets=needs_secrets)
+                for warning in app.settings.warnings:
+                    if not quiet:
+                        click.echo(f"distrib: warning: {warning}", err=True)
+                with app:
+                    if lock:
+                        app.lock()
+                    return fn(app, quiet=quiet, **kwargs)
+            except DistribError as e:
+                raise UserError(str(e), e.exit_code) from None
+            except KeyboardInterrupt:
+                raise UserError("interrupted; run again to finish (nothing is sent twice)", EXIT_FAILED) from None
+
+        return wrapper
+
+    return decorate
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="distrib", message="distrib %(version)s")
+def cli() -> None:
+    """Distribute a site's recent posts: an email digest and share posts, never twice.
+
+    \b
+    Example (the bundled sample site, offline):
+      distrib run --config config.example.toml
+    """
+
+
+def _exit(result: RunResult) -> None:
+    if result.failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
+    say = (lambda *a, **k: None) if quiet else click.echo
+    if result.fetch is not None:
+        f = result.fetch
+        n_sources = len(app.settings.sources)
+        say(f"fetched {len(f.posts)} posts from {n_sources - len(f.errors)} of {n_sources} sources")
+        for error in f.errors:
+            click.echo(f"distrib: {error}", err=True)
+    for plan in result.planned:
+        say(
+            f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
+            f"({len(plan.posts)} posts) [dry run]"
+        )
+    for r in result.editions:
+        rep = r.report
+        verb = "resumed" if r.resumed else "sent"
+        line = f"{r.newsletter}: edition {r.edition.id} ({len(r.edition.post_keys)} posts) {verb}: {rep.sent} sent"
+        if rep.deferred:
+            line += f", {rep.deferred} deferred to the next run"
+        if rep.failed:
+            line += f", {rep.failed} failed"
+        if rep.skipped:
+            line += f", {rep.skipped} already done"
+        if r.target:
+            line += f" -> {r.target}"
+        say(line)
+        for error in rep.errors:
+            click.echo(f"distrib: {r.newsletter}: {error}", err=True)
+    for line in result.skipped:
+        say(line)
+    for error in result.errors:
+        click.echo(f"distrib: {error}", err=True)
+    if result.shares is not None:
+        _echo_shares(result.shares, say, dry_run=dry_run)
+
+
+def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> None:
+    for line in report.summary_lines(dry_run=dry_run):
+        say(line)
+    for error in report.errors:
+        click.echo(f"distrib: {error}", err=True)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Fetch, select and render; send and record nothing.")
+@click.option("--force", is_flag=True, help="Send an edition now even if the cadence says it is not due.")
+@common(needs_secrets=True, lock=True)
+def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
+    """The cron job: fetch, send the digest when due, post the shares.
+
+    \b
+    Example (crontab, every 15 minutes):
+      */15 * * * * cd /srv/site && distrib run -q
+    """
+    from .deliver import Progress
+
+    progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
+    if force:
+        result = app.send(force=True, dry_run=dry_run, progress=progress)
+        if app.settings.channels:
+            app.share(dry_run=dry_run, fetched=result.fetch, result=result)
+    else:
+        result = app.run(dry_run=dry_run, progress=progress)
+    _echo_run(app, result, quiet=quiet, dry_run=dry_run)
+    _exit(result)
+
+
+@cli.command()
+@click.option("--all", "all_posts", is_flag=True, help="Every post the sources give, not just the next edition's.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects (key, url, title, author, published, ...).")
+@click.option("--newsletter", help="Which newsletter's next edition (default: the first).")
+@common()
+def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: str | None) -> None:
+    """List the posts the next edition would take.
+
+    \b
+    Example:
+      distrib posts --all --json | jq '.[].title'
+    """
+    items, errors = app.posts(all_posts=all_posts, newsletter=newsletter)
+    for error in errors:
+        click.echo(f"distrib: {error}", err=True)
+    if as_json:
+        click.echo(json.dumps([p.to_json() for p in items], ensure_ascii=False, indent=2))
+    else:
+        if not items:
+            click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
+        for p in items:
+            date = p.published.strftime("%Y-%m-%d %H:%M") if p.published else "????-??-?? ??:??"
+            author = f"  ({p.author})" if p.author else ""
+            click.echo(f"{date}  {p.source:<10.10}  {p.title}{author}")
+    if errors:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("preview"), show_default=True, help="Folder for digest.html, digest.txt and digest.eml.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
+@click.option("--serve", is_flag=True, help="Serve the preview on 127.0.0.1 and reload on changes.")
+@click.option("--port", default=8025, show_default=True, help="Port for --serve.")
+@click.option("--edition", "edition_id", type=int, help="Preview a past edition by its number.")
+@click.option("--newsletter", help="Which newsletter (default: the first).")
+@common()
+def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: bool, port: int, edition_id: int | None, newsletter: str | None) -> None:
+    """Render the next edition without sending or recording anything.
+
+    \b
+    Example:
+      distrib preview --config config.example.toml --out preview --open
+    """
+    from . import preview as pv
+
+    letter = app.newsletter(newsletter)
+
+    def build() -> tuple[Any, bytes]:
+        edition = app.next_edition(letter, edition_id=edition_id)
+        rendered = _rendered_of(app, edition)
+        return rendered, app.prepare(edition).preview_bytes()
+
+    if serve:
+        watch = [app.settings.path]
+        if app.settings.templates.dir:
+            watch.append(app.settings.templates.dir)
+        click.echo(f"serving the preview on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+        pv.serve_preview(build, watch, port=port, open_browser=open_browser)
+        return
+    rendered, eml = build()
+    summary = pv.write_preview(out_dir, rendered, eml, budget_kb=letter.opts.size_budget_kb)
+    if not quiet:
+        click.echo(f"subject: {rendered.subject}")
+        click.echo(f"wrote {out_dir / 'digest.html'}, digest.txt and digest.eml ({summary.get('size_kb', 0):.1f} KB of {letter.opts.size_budget_kb} KB)")
+        if rendered.overflow_keys:
+            click.echo(f"{len(rendered.overflow_keys)} posts did not fit the size budget and are listed as links only")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open((out_dir / "digest.html").resolve().as_uri())
+
+
+def _rendered_of(app: App, edition: Any) -> Any:
+    from .model import RenderedEdition
+
+    return RenderedEdition(
+        subject=edition.subject,
+        preheader=edition.preheader,
+        html=edition.html,
+        text=edition.text,
+        full_keys=edition.post_keys,
+    )
+
+
+@cli.command()
+@click.option("--to", "to_address", metavar="ADDRESS", help="A test send to this one address; records nothing.")
+@click.option("--force", is_flag=True, help="Send now even if the cadence says it is not due.")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
+@click.option("--newsletter", help="Only this newsletter.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON summary here.")
+@common(needs_secrets=True, lock=True)
+def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None) -> None:
+    """Build and deliver the next edition now.
+
+    \b
+    Examples:
+      distrib send --to me@example.org      # a test send, recorded nowhere
+      distrib send --force --report send.json
+    """
+    from .deliver import Progress
+
+    if to_address:
+        edition, outcome = app.test_send(to_address, newsletter=newsletter)
+        if not quiet:
+            click.echo(f"sent {edition.subject!r} to {to_address} (test send; nothing recorded)")
+        return
+    progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
+    result = app.send(newsletter=newsletter, force=force, dry_run=dry_run, progress=progress)
+    _echo_run(app, result, quiet=quiet, dry_run=dry_run)
+    if report_file:
+        report_file.write_text(json.dumps(_send_report(result), indent=2) + "\n", encoding="utf-8")
+    _exit(result)
+
+
+def _send_report(result: RunResult) -> dict[str, Any]:
+    eds = [
+        {
+            "newsletter": r.newsletter,
+            "edition": r.edition.id,
+            "resumed": r.resumed,
+            "sent": r.report.sent,
+            "deferred": r.report.deferred,
+            "failed": r.report.failed,
+            "skipped": r.report.skipped,
+            "finished": r.report.finished,
+            "duration": round(r.report.seconds, 3),
+            "errors": r.report.errors,
+        }
+        for r in result.editions
+    ]
+    return {
+        "editions": eds,
+        "sent": sum(e["sent"] for e in eds),
+        "deferred": sum(e["deferred"] for e in eds),
+        "failed": sum(e["failed"] for e in eds),
+        "duration": round(sum(e["duration"] for e in eds), 3),
+        "skipped": result.skipped,
+    }
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Compose the share posts; post and record nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the snippets as JSON.")
+@common(lock=False)
+def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
+    """Post the share posts that are due on every channel.
+
+    \b
+    Examples:
+      distrib share --dry-run --json     # channel, post, text, length, limit
+      distrib share
+    """
+    if not dry_run:
+        problems = app.settings.missing_secrets()
+        if problems:
+            from .errors import ConfigError
+
+            raise ConfigError(problems, str(app.settings.path))
+        app.lock()
+    result = app.share(dry_run=dry_run)
+    if as_json and dry_run:
+        for error in result.fetch.errors if result.fetch else []:
+            click.echo(f"distrib: {error}", err=True)
+        click.echo(json.dumps([s.to_json() for s in result.shares.planned], ensure_ascii=False, indent=2))
+        for error in result.shares.errors:
+            click.echo(f"distrib: {error}", err=True)
+    else:
+        _echo_run(app, result, quiet=quiet, dry_run=dry_run)
+    _exit(result)
+
+
+@cli.command()
+@common(needs_secrets=False)
+def check(app: App, *, quiet: bool) -> None:
+    """Validate the config, templates and credentials; send nothing.
+
+    \b
+    Example:
+      distrib check --config distrib.toml --strict
+    """
+    from .check import run_checks
+
+    problems, notes = run_checks(app)
+    if not quiet:
+        for note in notes:
+            click.echo(note)
+    for problem in problems:
+        click.echo(f"distrib: {problem}", err=True)
+    if problems:
+        sys.exit(EXIT_USAGE)
+    if not quiet:
+        click.echo(f"{app.settings.path}: OK")
+
+
+def main() -> None:
+    cli(prog_name="distrib")
+
+
+if __name__ == "__main__":
+    main()

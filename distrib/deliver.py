@@ -1,0 +1,122 @@
+"""The email delivery loop: claim, send, mark, one recipient at a time.
+
+The mailer pulls recipients from an iterator; pulling one *claims* it in the ledger (a
+committed row) before the mailer sees it, and the mailer's report *marks* it.  So a run
+killed at any instant leaves every recipient either untouched (sent next run), marked
+(never sent again) or claimed (in flight at the kill: sent again next run, the only
+possible duplicates, at most the mailer's in-flight window).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .adapters import Mailer
+from .errors import DistribError
+from .ledger import Ledger
+from .model import DeliveryStatus, Outcome, Recipient
+from .render.message import PreparedMessage
+
+log = logging.getLogger("distrib")
+
+#: A recipient deferred this many times is given up on (marked failed).
+MAX_ATTEMPTS = 8
+
+
+@dataclass
+class SendReport:
+    edition_id: int
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0  # already sent or failed in an earlier run, or deferred until later
+    finished: bool = False  # every recipient has a final state: the edition is done
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.deferred + self.failed
+
+
+def deliver_edition(
+    ledger: Ledger,
+    mailer: Mailer,
+    message: PreparedMessage,
+    recipients: Iterable[Recipient],
+    *,
+    progress: Progress | None = None,
+) -> SendReport:
+    """Deliver one edition to every recipient not yet done; record each as it happens."""
+    edition_id = message.edition_id
+    report = SendReport(edition_id)
+    exhausted = False
+    started = time.monotonic()
+
+    def claimed() -> Iterator[Recipient]:
+        nonlocal exhausted
+        for recipient in recipients:
+            if ledger.claim_email(edition_id, recipient.email):
+                yield recipient
+            else:
+                report.skipped += 1
+        exhausted = True
+
+    def on_outcome(recipient: Recipient, outcome: Outcome) -> None:
+        ledger.mark_email(edition_id, recipient.email, outcome)
+        if outcome.status is DeliveryStatus.SENT:
+            report.sent += 1
+        elif outcome.status is DeliveryStatus.DEFERRED:
+            report.deferred += 1
+        else:
+            report.failed += 1
+            log.warning("%s: %s", recipient.email, outcome.error)
+        if progress:
+            progress.update(report)
+
+    try:
+        with mailer:
+            mailer.deliver(message, claimed(), on_outcome)
+    except DistribError as e:
+        # Claimed-but-unreported recipients stay "claimed": the next run sends them.
+        report.errors.append(str(e))
+    report.seconds = time.monotonic() - started
+    ledger.fail_stale_deferred(edition_id, MAX_ATTEMPTS)
+    counts = ledger.email_counts(edition_id)
+    report.finished = (
+        exhausted and not report.errors and counts["claimed"] == 0 and counts["deferred"] == 0
+    )
+    if report.finished:
+        ledger.finish_edition(edition_id)
+    return report
+
+
+class Progress:
+    """A progress line with rate and ETA on a terminal; silent otherwise (cron)."""
+
+    def __init__(self, total: int | None, stream: object, *, enabled: bool):
+        self.total = total
+        self.stream = stream
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def update(self, report: SendReport, *, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self._last < 0.2:
+            return
+        self._last = now
+        done = report.attempted
+        rate = done / max(now - self.started, 1e-6)
+        text = f"\r  sending: {done}"
+        if self.total:
+            eta = (self.total - done) / rate if rate else 0
+            text += f"/{self.total} ({100 * done // max(self.total, 1)}%), ETA {eta:.0f}s"
+        text += f", {rate:.0f} msg/s"
+        self.stream.write(text + ("\n" if final else ""))  # type: ignore[attr-defined]
+        self.stream.flush()  # type: ignore[attr-defined]

@@ -1,0 +1,72 @@
+"""Which posts an edition takes: new, in the window, passing the filters, newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from .model import Post
+
+
+def _folded(values: Iterable[str]) -> set[str]:
+    return {v.casefold() for v in values}
+
+
+def passes_filters(post: Post, opts: Mapping[str, Any]) -> bool:
+    """include_*/exclude_* by tag, category, author; ``sources`` by source name."""
+    tags = _folded(post.tags)
+    cats = _folded(post.categories)
+    author = {post.author.casefold()} if post.author else set()
+    rules = (
+        ("tags", tags),
+        ("categories", cats),
+        ("authors", author),
+    )
+    for name, have in rules:
+        include = _folded(opts.get(f"include_{name}") or ())
+        exclude = _folded(opts.get(f"exclude_{name}") or ())
+        if include and not (have & include):
+            return False
+        if exclude and (have & exclude):
+            return False
+    sources = opts.get("sources") or ()
+    return not (sources and post.source not in sources)
+
+
+def select_posts(
+    posts: Iterable[Post],
+    opts: Mapping[str, Any],
+    *,
+    now: datetime,
+    already: set[str],
+    baseline: datetime | None = None,
+    first_seen: Mapping[str, datetime] | None = None,
+    first_run: bool = False,
+) -> list[Post]:
+    """The posts the next edition takes, newest first (at most ``max_posts``).
+
+    ``already``: keys in an earlier edition of this newsletter (an edited post keeps its
+    key, so it is not new).  ``baseline``: posts first seen at or before it are skipped.
+    On the ``first_run``, ``backfill = N`` keeps only the newest N.
+    """
+    first_seen = first_seen or {}
+    start = now - opts["window"]
+    chosen = []
+    for post in posts:
+        if post.key in already:
+            continue
+        seen = first_seen.get(post.key)
+        if baseline is not None and seen is not None and seen <= baseline:
+            continue
+        when = post.published or seen
+        if when is None or when < start or when > now:
+            continue
+        if not passes_filters(post, opts):
+            continue
+        chosen.append(post)
+    chosen.sort(key=lambda p: (p.published or first_seen.get(p.key) or now), reverse=True)
+    limit = opts["max_posts"]
+    if first_run and opts.get("backfill") is not None:
+        limit = min(limit, opts["backfill"])
+    return chosen[:limit]
