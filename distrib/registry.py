@@ -22,10 +22,12 @@ BUILTIN: dict[str, dict[str, str]] = {
         "feed": "distrib.sources.feed:FeedSource",
         "wordpress": "distrib.sources.wordpress:WordPressSource",
         "markdown": "distrib.sources.markdown:MarkdownSource",
+        "sample": "distrib.sources.feed:SampleSource",
     },
     "distrib.mailers": {
         "outbox": "distrib.mailers.outbox:OutboxMailer",
         "smtp": "distrib.mailers.smtp:SmtpMailer",
+        "null": "distrib.mailers.null:NullMailer",
     },
     "distrib.channels": {
         "outbox": "distrib.channels.outbox:OutboxChannel",
