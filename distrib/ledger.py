@@ -610,6 +610,50 @@ class Ledger:
             )
         yield from cur
 
+    @wrap_errors
+    def get_subscriber(self, address: str) -> sqlite3.Row | None:
+        """The subscribers row of ``address`` (any status), or None."""
+        return self.db.execute(
+            "SELECT * FROM subscribers WHERE address = ?", (address.lower(),)
+        ).fetchone()
+
+    @wrap_errors
+    def subscriber_page(
+        self, status: str | None = "active", after: str = "", limit: int = 1000
+    ) -> list[sqlite3.Row]:
+        """Up to ``limit`` rows with an address greater than ``after``, in address order.
+
+        Keyset pagination: a million subscribers stream in pages without one long-lived
+        read cursor (which would pin the WAL) and without a big list in memory.
+        """
+        if status is None:
+            return self.db.execute(
+                "SELECT * FROM subscribers WHERE address > ? ORDER BY address LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return self.db.execute(
+            "SELECT * FROM subscribers WHERE status = ? AND address > ? ORDER BY address LIMIT ?",
+            (status, after, limit),
+        ).fetchall()
+
+    @wrap_errors
+    def subscriber_counts(self) -> dict[str, int]:
+        """Rows per status (active, unsubscribed, bounced, complained)."""
+        counts = {s: 0 for s in ("active", "unsubscribed", "bounced", "complained")}
+        for status, n in self.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
+            counts[status] = n
+        return counts
+
+    @wrap_errors
+    def suppress_active(self, address: str, status: str, reason: str = "") -> bool:
+        """Suppress a known *active* subscriber; False if unknown or already suppressed."""
+        cur = self.db.execute(
+            """UPDATE subscribers SET status = ?, reason = ?, updated = ?
+               WHERE address = ? AND status = 'active'""",
+            (status, reason or None, _iso(now()), address.lower()),
+        )
+        return cur.rowcount == 1
+
     # --- http cache and kv -------------------------------------------------------
 
     @wrap_errors

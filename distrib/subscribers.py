@@ -1,0 +1,420 @@
+"""Subscribers kept in the ledger, CSV import/export, and an edition's recipients.
+
+A library for `distrib subscribers …` and `distrib unsubscribe`; the click commands are
+a few lines over these functions.  The suppression list is the ``subscribers`` table
+itself: a row whose status is not ``active`` (unsubscribed, bounced, complained) is
+never mailed, and it keeps its row so that a later import cannot revive it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from .errors import ConfigError
+from .model import Recipient
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .ledger import Ledger
+
+STATUSES = ("active", "unsubscribed", "bounced", "complained")
+
+#: At most this many bad rows are kept with their text (the count is always exact).
+MAX_BAD_ROWS = 1000
+#: A recipients_file with more bad lines than this stops listing them in the error.
+_MAX_FILE_PROBLEMS = 20
+#: Rows imported per transaction: big imports stay fast, a kill loses one batch at most
+#: (and an import run again is idempotent).
+_IMPORT_BATCH = 5000
+_PAGE = 1000
+
+# RFC 5322 dot-atom for the local part, widened to non-ASCII letters (RFC 6531,
+# SMTPUTF8).  Quoted local parts ("a b"@example.org) are legal but not seen in real
+# subscriber lists; they are refused rather than half supported.
+_ATEXT = r"[\w!#$%&'*+/=?^`{|}~-]"
+_LOCAL_RE = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*$")
+# One DNS label in its ASCII (A-label) form: RFC 1035 letters, digits and hyphens.
+_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_TLD_RE = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+
+_HEADER_EMAIL = ("email", "e-mail", "email address", "e-mail address", "mail", "address")
+_HEADER_NAME = ("name", "full name", "fullname", "display name")
+
+
+def normalise_address(text: str) -> str:
+    """The one spelling of an address that the ledger keys on; ValueError if it is not one.
+
+    Strips blanks, lower-cases the whole address (the ledger compares addresses
+    case-insensitively, as every real mailbox provider does), and stores an
+    internationalised domain in its ASCII form (IDNA 2008, punycode), so that
+    ``a@bücher.example`` and ``a@xn--bcher-kva.example`` are one subscriber and every
+    mailer can send to it without SMTPUTF8.
+    """
+    address = unicodedata.normalize("NFC", text.strip()).lower()
+    if not address:
+        raise ValueError("empty")
+    if any(c.isspace() for c in address) or any(c in address for c in '<>"(),;:[]\\'):
+        raise ValueError("contains a space or a character not allowed in an address")
+    if address.count("@") != 1:
+        raise ValueError("no @" if "@" not in address else "more than one @")
+    local, domain = address.split("@")
+    if not local:
+        raise ValueError("nothing before the @")
+    if len(local.encode("utf-8")) > 64:
+        raise ValueError("the part before the @ is longer than 64 bytes")
+    if not _LOCAL_RE.match(local):
+        raise ValueError("the part before the @ is not a valid mailbox name")
+    domain = _ascii_domain(domain.rstrip("."))
+    address = f"{local}@{domain}"
+    if len(address.encode("utf-8")) > 254:
+        raise ValueError("longer than 254 bytes")
+    return address
+
+
+def _ascii_domain(domain: str) -> str:
+    if not domain:
+        raise ValueError("no domain after the @")
+    if not domain.isascii():
+        import idna  # a dependency of httpx; IDNA 2008 with UTS 46 mapping
+
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as e:
+            raise ValueError(f"the domain is not a valid internationalised name ({e})") from None
+    labels = domain.split(".")
+    if len(labels) < 2:
+        raise ValueError("the domain has no dot")
+    if not all(_LABEL_RE.match(label) for label in labels):
+        raise ValueError("the domain is not a valid host name")
+    if not _TLD_RE.match(labels[-1]):
+        raise ValueError("the domain does not end in a top-level domain")
+    return domain
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One data row of a subscriber CSV file: where it starts, its address and name cells."""
+
+    line: int
+    email: str
+    name: str
+
+
+def _open_text(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> tuple[IO[str], str]:
+    """A text stream (BOM dropped) and what to do with it when done: close, detach, keep."""
+    if isinstance(path_or_file, (str, os.PathLike)):
+        return open(path_or_file, encoding="utf-8-sig", newline=""), "close"
+    stream = path_or_file
+    if isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or "b" in getattr(stream, "mode", ""):
+        # detached when done, so that the caller's binary file is not closed with it
+        return io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""), "detach"  # type: ignore[arg-type]
+    return stream, "keep"  # type: ignore[return-value]
+
+
+def _delimiter(line: str) -> str:
+    """The delimiter of a file from its first line: the most frequent of , ; and tab
+    outside quotes (spreadsheets in many locales write ';').  A single column: ','."""
+    counts = {",": 0, ";": 0, "\t": 0}
+    quoted = False
+    for c in line:
+        if c == '"':
+            quoted = not quoted
+        elif not quoted and c in counts:
+            counts[c] += 1
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_rows(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> Iterator[Row]:
+    """Stream the data rows of a subscriber CSV file.
+
+    Accepts a header row naming an ``email`` column (and optionally ``name``), or a file
+    without a header whose first column is the address and second, if any, the name.
+    UTF-8 with or without a BOM; ``,`` ``;`` or tab delimited.  Blank lines are skipped.
+    Raises ValueError (with the line) when the file is not UTF-8 or not CSV.
+    """
+    stream, done = _open_text(path_or_file)
+    try:
+        first = ""
+        lines_before = 0
+        # Find the first non-blank line to choose the delimiter; keep it for the reader.
+        for raw in stream:
+            lines_before += 1
+            if raw.strip():
+                first = raw
+                break
+        if not first:
+            return
+        delim = _delimiter(first)
+
+        def lines() -> Iterator[str]:
+            yield first
+            yield from stream
+
+        reader = csv.reader(lines(), delimiter=delim)
+        email_col, name_col = 0, 1
+        start = lines_before  # physical line number where the next record starts
+        header = True
+        try:
+            for cells in reader:
+                line = start
+                start = lines_before + reader.line_num
+                if not any(c.strip() for c in cells):
+                    continue
+                if header:
+                    header = False
+                    lowered = [c.strip().lower() for c in cells]
+                    found = next((i for i, c in enumerate(lowered) if c in _HEADER_EMAIL), None)
+                    if found is not None:
+                        email_col = found
+                        name_col = next((i for i, c in enumerate(lowered) if c in _HEADER_NAME), -1)
+                        continue
+                email = cells[email_col].strip() if email_col < len(cells) else ""
+                name = cells[name_col].strip() if 0 <= name_col < len(cells) else ""
+                yield Row(line, email, name)
+        except csv.Error as e:
+            raise ValueError(f"line {lines_before + reader.line_num}: not valid CSV ({e})") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text; save the file as CSV UTF-8") from None
+    finally:
+        if done == "close":
+            stream.close()
+        elif done == "detach":
+            stream.detach()  # type: ignore[attr-defined]
+
+
+@dataclass
+class ImportReport:
+    """What an import did.  ``bad`` keeps the first :data:`MAX_BAD_ROWS` rejected rows as
+    (line number, text, reason); ``bad_count`` counts them all."""
+
+    added: int = 0
+    already: int = 0  # known before (any status), or repeated in the file
+    suppressed: int = 0  # of ``already``: known and suppressed, so they stay suppressed
+    bad: list[tuple[int, str, str]] = field(default_factory=list)
+    bad_count: int = 0
+    dry_run: bool = False
+
+    def _bad(self, line: int, text: str, reason: str) -> None:
+        self.bad_count += 1
+        if len(self.bad) < MAX_BAD_ROWS:
+            self.bad.append((line, text[:200], reason))
+
+
+def import_csv(
+    ledger: Ledger,
+    path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes],
+    *,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Add every valid address of a CSV file as an active subscriber; never duplicates.
+
+    An address already in the ledger is left as it is: a suppressed one stays
+    suppressed, whatever the file says.  ``dry_run`` does the same work in a
+    transaction that is rolled back, so its counts are exact and nothing is written.
+    Raises ValueError when the file cannot be read as CSV at all.
+    """
+    report = ImportReport(dry_run=dry_run)
+    db = ledger.db
+    in_batch = 0
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for row in read_rows(path_or_file):
+            try:
+                address = normalise_address(row.email)
+            except ValueError as e:
+                report._bad(row.line, row.email, str(e))
+                continue
+            if ledger.add_subscriber(address, row.name):
+                report.added += 1
+            else:
+                report.already += 1
+                if ledger.is_suppressed(address):
+                    report.suppressed += 1
+            in_batch += 1
+            if not dry_run and in_batch >= _IMPORT_BATCH:
+                db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                in_batch = 0
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("ROLLBACK" if dry_run else "COMMIT")
+    return report
+
+
+def export_csv(
+    ledger: Ledger, out: str | os.PathLike[str] | IO[str], status: str | None = None
+) -> int:
+    """Write subscribers (all, or those with ``status``) as CSV that :func:`import_csv`
+    reads back; return the number of rows."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUSES)}")
+    owned = isinstance(out, (str, os.PathLike))
+    stream: IO[str] = open(out, "w", encoding="utf-8", newline="") if owned else out  # type: ignore[arg-type, assignment]
+    try:
+        writer = csv.writer(stream)
+        writer.writerow(["email", "name", "status", "reason", "created", "updated"])
+        n = 0
+        for sub in list_subscribers(ledger, status):
+            writer.writerow([sub.email, sub.name, sub.status, sub.reason, sub.created, sub.updated])
+            n += 1
+        return n
+    finally:
+        if owned:
+            stream.close()
+
+
+# --- one subscriber -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    email: str
+    name: str
+    status: str  # active | unsubscribed | bounced | complained
+    reason: str  # why suppressed; "" when active
+    created: str  # ISO 8601 UTC
+    updated: str
+
+
+def add(ledger: Ledger, address: str, name: str = "") -> bool:
+    """Add an active subscriber; False if the address is already known (a suppressed one
+    stays suppressed).  ValueError if it is not an address."""
+    return ledger.add_subscriber(normalise_address(address), name.strip())
+
+
+def remove(ledger: Ledger, address: str) -> bool:
+    """Unsubscribe a subscriber, keeping the row so the address stays suppressed.
+
+    False if the address is not an active subscriber (unknown, or already suppressed).
+    """
+    return ledger.suppress_active(normalise_address(address), "unsubscribed", "removed")
+
+
+def unsubscribe(ledger: Ledger, address: str, reason: str = "manual") -> bool:
+    """Put an address on the suppression list, subscriber or not (an address from
+    ``email.recipients`` too).  False if it was already suppressed."""
+    address = normalise_address(address)
+    if ledger.is_suppressed(address):
+        return False
+    ledger.suppress(address, "unsubscribed", reason)
+    return True
+
+
+def get(ledger: Ledger, address: str) -> Subscriber | None:
+    row = ledger.get_subscriber(normalise_address(address))
+    return _subscriber(row) if row else None
+
+
+def list_subscribers(ledger: Ledger, status: str | None = None) -> Iterator[Subscriber]:
+    """Every subscriber (or those with ``status``), in address order, streamed in pages."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUSES)}")
+    after = ""
+    while True:
+        page = ledger.subscriber_page(status, after, _PAGE)
+        for row in page:
+            yield _subscriber(row)
+        if len(page) < _PAGE:
+            return
+        after = page[-1]["address"]
+
+
+def counts(ledger: Ledger) -> dict[str, int]:
+    """Subscribers per status."""
+    return ledger.subscriber_counts()
+
+
+def _subscriber(row: object) -> Subscriber:
+    return Subscriber(
+        email=row["address"],  # type: ignore[index]
+        name=row["name"] or "",  # type: ignore[index]
+        status=row["status"],  # type: ignore[index]
+        reason=row["reason"] or "",  # type: ignore[index]
+        created=row["created"],  # type: ignore[index]
+        updated=row["updated"],  # type: ignore[index]
+    )
+
+
+# --- an edition's recipients -------------------------------------------------------------------
+
+
+def recipients(settings: Settings, ledger: Ledger) -> Iterator[Recipient]:
+    """The edition's recipients: ``email.recipients``, then ``email.recipients_file``,
+    then the ledger's active subscribers; each address once; suppressed ones left out.
+
+    The config and file addresses are read (and checked) now, so a bad one raises
+    :class:`ConfigError` naming the file and line before anything is sent; they are
+    few, so a set dedupes them.  The subscribers are streamed page by page: a million
+    of them never sit in memory at once.
+    """
+    fixed = list(_fixed_recipients(settings))
+    return _stream(fixed, ledger)
+
+
+def _stream(fixed: list[Recipient], ledger: Ledger) -> Iterator[Recipient]:
+    seen = {r.email for r in fixed}
+    for r in fixed:
+        if not ledger.is_suppressed(r.email):
+            yield r
+    after = ""
+    while True:
+        page = ledger.subscriber_page("active", after, _PAGE)
+        for row in page:
+            address = row["address"]
+            if address not in seen:
+                yield Recipient(address, row["name"] or "")
+        if len(page) < _PAGE:
+            return
+        after = page[-1]["address"]
+
+
+def _fixed_recipients(settings: Settings) -> Iterable[Recipient]:
+    email = settings.email
+    problems: list[str] = []
+    out: dict[str, Recipient] = {}
+    for i, text in enumerate(email.recipients or ()):
+        name, addr = parseaddr(text)
+        try:
+            address = normalise_address(addr or text)
+        except ValueError as e:
+            problems.append(f"email.recipients[{i}]: {text!r} is not an email address ({e})")
+            continue
+        out.setdefault(address, Recipient(address, name))
+    path = email.recipients_file
+    if path is not None:
+        path = Path(path)
+        try:
+            for row in read_rows(path):
+                try:
+                    address = normalise_address(row.email)
+                except ValueError as e:
+                    if len(problems) < _MAX_FILE_PROBLEMS:
+                        problems.append(
+                            f"email.recipients_file: {path}, line {row.line}: "
+                            f"{row.email!r} is not an email address ({e}); fix or remove the line"
+                        )
+                    continue
+                out.setdefault(address, Recipient(address, row.name))
+        except FileNotFoundError:
+            problems.append(f"email.recipients_file: no file at {path}; fix the path or remove the key")
+        except OSError as e:
+            problems.append(f"email.recipients_file: cannot read {path}: {e.strerror}")
+        except ValueError as e:
+            problems.append(f"email.recipients_file: {path}: {e}")
+    if problems:
+        raise ConfigError(problems, str(settings.path))
+    return out.values()
