@@ -69,7 +69,13 @@ def load(group: str, name: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        raise AdapterUnavailable(_hint(kind, name, e.name or str(e))) from None
+        missing = e.name or str(e)
+        if missing == module_name or missing.startswith(module_name + "."):
+            raise AdapterUnavailable(
+                f"the {kind} {name!r} is registered as {registered[name]} but that module "
+                f"is missing; reinstall the package that provides it"
+            ) from None
+        raise AdapterUnavailable(_hint(kind, name, missing)) from None
     return getattr(module, attr)
 
 
