@@ -5,3 +5,5 @@ Each feature module that owns a root config section calls
 """
 
 from __future__ import annotations
+
+from .render import theme  # noqa: F401  ([theme])

@@ -1,0 +1,278 @@
+"""One edition's email: Jinja2 -> MJML -> HTML, a text part, subject and preheader.
+
+The MJML is compiled once per edition (DESIGN, promise 5); what differs per recipient
+(address, unsubscribe link) is left as the placeholders of :mod:`distrib.model` and
+substituted into the finished bytes by the message builder.
+
+Size budget (promise 6): Gmail clips a message whose HTML is over ~102 KB
+(https://support.google.com/mail/thread/9589618), hiding the footer with the
+unsubscribe link.  The HTML as sent must stay under ``size_budget_kb``; when the posts
+do not fit, the first ones are shown in full and the rest listed as compact title links.
+
+mjml-python (MRML) specifics, measured: it does not inline ``mj-style inline`` (so the
+templates put styles in MJML attributes and inline ``style``), it rejects a bare ``<`` in
+text, copies an unknown ``mj-*`` tag verbatim, and raises a plain ValueError; each of
+those becomes a :class:`TemplateError` naming the template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..errors import TemplateError
+from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Post, RenderedEdition
+from ..sanitize import absolute_http_url, excerpt, html_to_text, one_line
+from .templating import get_template, make_env, render, render_string
+from .theme import Theme, reading_minutes, theme_for
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+DEFAULT_TEMPLATE = "digest"
+SINGLE_TEMPLATE = "single"
+#: Tags shown as chips under a post: more is noise (and bytes).
+MAX_CHIPS = 4
+#: The longest preheader kept: clients show 40-140 characters of it.
+MAX_PREHEADER = 200
+#: A single-post edition gets a longer excerpt than a digest entry.
+SINGLE_EXCERPT_FACTOR = 3
+
+
+@dataclass(frozen=True)
+class PostView:
+    """A post as the templates see it: plain text fields, checked URLs, localised date."""
+
+    key: str
+    url: str
+    title: str
+    author: str
+    date: str
+    published: datetime | None
+    minutes: int
+    reading_time: str
+    excerpt: str
+    long_excerpt: str
+    image_url: str | None
+    image_alt: str
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    source: str
+
+    @property
+    def meta(self) -> str:
+        """'Author · 28 Nov 2026 · 3 min read', the parts that exist."""
+        return " · ".join(p for p in (self.author, self.date, self.reading_time) if p)
+
+
+def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
+    body = html_to_text(post.content)
+    summary = " ".join((post.summary or "").split())
+    text_for_excerpt = summary or body
+    minutes = reading_minutes(body or summary)
+    title = one_line(post.title) or post.url
+    image_url = absolute_http_url(post.image.url) if post.image else None
+    return PostView(
+        key=post.key,
+        url=absolute_http_url(post.url) or site_url,
+        title=title,
+        author=one_line(post.author),
+        date=theme.format_date(post.published),
+        published=post.published,
+        minutes=minutes,
+        reading_time=theme.t("minute_read", n=theme.format_number(minutes)),
+        excerpt=excerpt(text_for_excerpt, theme.excerpt_chars),
+        long_excerpt=excerpt(body or summary, theme.excerpt_chars * SINGLE_EXCERPT_FACTOR),
+        image_url=image_url if theme.images else None,
+        # Every image gets an alt text (screen readers, images-off clients): the
+        # post's own, else its title.
+        image_alt=(one_line(post.image.alt) if post.image else "") or title,
+        tags=tuple(t for t in (one_line(t) for t in post.tags) if t)[:MAX_CHIPS],
+        categories=tuple(c for c in (one_line(c) for c in post.categories) if c),
+        source=post.source,
+    )
+
+
+@dataclass(frozen=True)
+class Group:
+    heading: str | None
+    posts: list[PostView]
+
+
+def group_posts(posts: list[PostView], theme: Theme) -> list[Group]:
+    """Posts under headings: by first category (in order of appearance) or by local date."""
+    if not posts:
+        return []
+    if theme.layout == "by-category":
+        groups: dict[str, list[PostView]] = {}
+        for p in posts:
+            groups.setdefault(p.categories[0] if p.categories else "", []).append(p)
+        other = groups.pop("", None)
+        out = [Group(name, ps) for name, ps in groups.items()]
+        if other:
+            # Uncategorised posts go last, under "More stories" when there are other groups.
+            out.append(Group(theme.t("other") if out else None, other))
+        return out
+    by_day: dict[Any, list[PostView]] = {}
+    for p in posts:
+        by_day.setdefault(theme.local_date(p.published) if p.published else None, []).append(p)
+    if len(by_day) == 1:
+        return [Group(None, posts)]  # one day: a heading would only repeat each post's date
+    return [Group(theme.format_date(day, "full") if day else None, ps) for day, ps in by_day.items()]
+
+
+def _single_line(text: str) -> str:
+    """Subject and preheader: no CR/LF (header injection) or control characters."""
+    return " ".join("".join(" " if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text).split())
+
+
+def sample_unsubscribe_url(site_url: str) -> str:
+    """A realistic-length per-recipient unsubscribe URL, for measuring the size as sent."""
+    host = urlsplit(site_url).netloc or "example.org"
+    return f"https://{host}/unsubscribe?token=" + "x" * 110
+
+
+SAMPLE_EMAIL = "firstname.lastname@subscriber-example.com"
+
+
+def size_as_sent(html: str, site_url: str) -> int:
+    """Bytes of the HTML with the placeholders replaced by realistic-length values."""
+    sent = html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, sample_unsubscribe_url(site_url)).replace(
+        PLACEHOLDER_EMAIL, SAMPLE_EMAIL
+    )
+    return len(sent.encode("utf-8"))
+
+
+def compile_mjml(mjml_source: str, template: str, fonts: dict[str, str]) -> str:
+    """MJML -> HTML; every failure becomes a TemplateError naming the template."""
+    import mjml  # compiled extension: imported here so `distrib --help` stays fast
+
+    try:
+        html = mjml.mjml2html(mjml_source, fonts=fonts, disable_comments=False)
+    except (ValueError, RuntimeError) as e:
+        raise TemplateError(f"{template}: the MJML does not compile: {_one(e)}; fix the template") from None
+    m = re.search(r"<mj-[a-z-]+", html)
+    if m:
+        # MRML copies tags it does not know verbatim; a mistyped <mj-colum> would reach
+        # the reader as raw markup.
+        raise TemplateError(
+            f"{template}: unknown MJML tag {m.group(0)}> in the output; fix its name in the template"
+        )
+    return html
+
+
+def _one(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+def render_edition(
+    settings: Settings,
+    posts: list[Post],
+    *,
+    newsletter: Mapping[str, Any],
+    name: str,
+    now: datetime,
+    web_url: str | None = None,
+) -> RenderedEdition:
+    """Render one edition of ``newsletter`` (its validated table) for ``posts``, newest first."""
+    if not posts:
+        raise ValueError("render_edition needs at least one post")
+    env = make_env(settings)
+    theme = theme_for(settings)
+    site = settings.data["site"]
+    site_url = site["url"]
+    views = [post_view(p, theme, site_url) for p in posts]
+
+    template = newsletter.get("template") or DEFAULT_TEMPLATE
+    if template == DEFAULT_TEMPLATE and len(views) == 1:
+        template = SINGLE_TEMPLATE  # one post: the single-post layout reads better
+    html_name = f"email/{template}.mjml.j2"
+    text_name = f"email/{template}.txt.j2"
+    # Load both up front, so a missing or broken template is reported before anything else.
+    get_template(env, html_name)
+    get_template(env, text_name)
+
+    base_ctx: dict[str, Any] = {
+        "site": site,
+        "theme": theme,
+        "t": theme.t,
+        "format_date": theme.format_date,
+        "newsletter": newsletter,
+        "newsletter_name": name,
+        "now": now,
+        "posts": views,
+        "web_url": web_url,
+    }
+    subject = _single_line(
+        render_string(env, newsletter.get("subject") or "{{ site.name }}", what=f"{_where(name)}.subject", **base_ctx)
+    )
+    preheader = _single_line(
+        render_string(env, newsletter.get("preheader") or "", what=f"{_where(name)}.preheader", **base_ctx)
+    )
+    preheader = excerpt(preheader, MAX_PREHEADER)
+
+    ctx = base_ctx | {
+        "subject": subject,
+        "preheader": preheader,
+        "date_label": theme.format_date(now, "long"),
+        "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL,
+        "recipient_email": PLACEHOLDER_EMAIL,
+        "count": len(views),
+    }
+    budget = int(newsletter.get("size_budget_kb") or 90) * 1024
+
+    def html_for(n_full: int) -> tuple[str, dict[str, Any]]:
+        full, rest = views[:n_full], views[n_full:]
+        lead = full[0] if (theme.lead_story and full and len(views) > 1) else None
+        body = full[1:] if lead else full
+        c = ctx | {"lead": lead, "groups": group_posts(body, theme), "full": full, "overflow": rest}
+        source = render(env, html_name, **c)
+        return compile_mjml(source, html_name, theme.fonts), c
+
+    n_full = len(views)
+    html, c = html_for(n_full)
+    if size_as_sent(html, site_url) > budget:
+        # Sizes grow with the number of full posts, so the largest count that fits is
+        # found by bisection; mrml compiles a 90 KB edition in about a millisecond.
+        lo, hi = 0, n_full - 1
+        best: tuple[str, dict[str, Any]] | None = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            h, cc = html_for(mid)
+            if size_as_sent(h, site_url) <= budget:
+                best, lo = (h, cc), mid + 1
+            else:
+                hi = mid - 1
+        html, c = best if best is not None else html_for(0)
+        n_full = len(c["full"])
+
+    text = render(env, text_name, **c)
+    return RenderedEdition(
+        subject=subject,
+        preheader=preheader,
+        html=html,
+        text=_tidy_text(text),
+        full_keys=tuple(v.key for v in views[:n_full]),
+        overflow_keys=tuple(v.key for v in views[n_full:]),
+        template=template,
+    )
+
+
+def _where(name: str) -> str:
+    return "digest" if name == "digest" else f"newsletters ({name})"
+
+
+def _tidy_text(text: str) -> str:
+    """No trailing spaces, at most one blank line in a row, one final newline."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if not line and out and not out[-1]:
+            continue
+        out.append(line)
+    return "\n".join(out).strip("\n") + "\n"
+
