@@ -1,0 +1,46 @@
+"""The null mailer: accepts every recipient and sends nothing.
+
+For benchmarks and dry runs: it goes through the whole pipeline (each recipient's
+bytes are built, so the cost of personalisation is counted) and reports each one
+sent, without touching the network or the disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+from ..adapters import Mailer, Report
+from ..config import Opt, k_bool
+from ..model import Outcome, Recipient
+
+if TYPE_CHECKING:
+    from ..adapters import Context
+    from ..config import Section
+    from ..render.message import PreparedMessage
+
+
+class NullMailer(Mailer):
+    """Builds every message and throws it away."""
+
+    options: ClassVar[dict[str, Opt]] = {
+        "build": Opt(k_bool, True, "build each recipient's message bytes (false: only report)"),
+    }
+
+    def __init__(self, options: Section, ctx: Context) -> None:
+        super().__init__(options, ctx)
+        self.messages = 0
+        self.bytes = 0
+
+    def deliver(
+        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
+    ) -> None:
+        build = True if self.opts is None else self.opts.get("build", True) is not False
+        for recipient in recipients:
+            if build:
+                self.bytes += len(message.for_recipient(recipient))
+            self.messages += 1
+            report(recipient, Outcome.sent(message.message_id(recipient)))
+
+    def describe(self) -> str:
+        return f"nowhere (null mailer: {self.messages} messages, {self.bytes} bytes built)"
