@@ -1,0 +1,150 @@
+"""Config: every problem at once with its dotted path; secrets by environment variable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from distrib.config import load_config
+from distrib.errors import ConfigError
+
+from .conftest import REPO, run_distrib, write_config
+
+
+def test_example_config_is_valid_and_strict_clean():
+    settings = load_config(REPO / "config.example.toml", strict=True)
+    assert settings.site.name
+    assert settings.digest.window == timedelta(days=7)
+    assert settings.sources[0].type == "sample"
+    assert settings.email.outbox.dir == REPO / "outbox"  # relative to the config's folder
+
+
+def test_three_mistakes_are_reported_at_once(tmp_path: Path):
+    path = write_config(
+        tmp_path / "bad.toml",
+        """
+        [site]
+        name = "X"
+        url = "not a url"
+
+        [[sources]]
+        name = "blog"
+        type = "feed"
+        url = "https://example.org/feed.xml"
+
+        [digest]
+        max_posts = "ten"
+        window = "a week"
+
+        [email]
+        from = "news@example.org"
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert len(problems) == 3, problems
+    text = str(info.value)
+    assert "site.url: expected an http(s) URL" in text and "got a string 'not a url'" in text
+    assert "digest.max_posts: expected an integer of 1 or more, got a string 'ten'" in text
+    assert "digest.window: expected a duration" in text
+
+
+def test_cli_reports_all_mistakes_and_exits_2(tmp_path: Path):
+    path = write_config(
+        tmp_path / "bad.toml",
+        """
+        [site]
+        name = 1
+        url = "https://x.example/"
+        timezone = "Mars/Olympus"
+        [[sources]]
+        name = "blog"
+        type = "nope"
+        [email]
+        from = "x@x.example"
+        """,
+    )
+    proc = run_distrib("run", "--config", str(path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "3 problems" in proc.stderr
+    assert "site.name: expected a string, got an integer 1" in proc.stderr
+    assert "site.timezone: expected a time zone name" in proc.stderr
+    assert "sources[0] (blog).type: unknown source type 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "outbox").exists()
+    assert not (tmp_path / "distrib.sqlite").exists()  # nothing fetched, nothing recorded
+
+
+def test_unknown_key_warns_and_fails_under_strict(make_config):
+    path = make_config("[digest]\nmax_post = 3\n")
+    settings = load_config(path)
+    assert any("digest.max_post: unknown key (did you mean 'max_posts'?)" in w for w in settings.warnings)
+    with pytest.raises(ConfigError, match="digest.max_post: unknown key"):
+        load_config(path, strict=True)
+
+
+def test_missing_secret_names_the_variable(make_config, monkeypatch):
+    monkeypatch.delenv("TEST_SMTP_PASSWORD", raising=False)
+    path = make_config(
+        email="""
+        [email]
+        mailer = "smtp"
+        from = "n@test.example"
+        recipients = ["a@example.com"]
+        unsubscribe_url = "https://test.example/u?t={token}"
+        [email.smtp]
+        host = "127.0.0.1"
+        port = 2525
+        username = "news"
+        password_env = "TEST_SMTP_PASSWORD"
+        """
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, require_secrets=True)
+    assert "email.smtp.password_env: the environment variable TEST_SMTP_PASSWORD is not set" in str(info.value)
+    proc = run_distrib("send", "--config", str(path))
+    assert proc.returncode == 2
+    assert "TEST_SMTP_PASSWORD" in proc.stderr and "Traceback" not in proc.stderr
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
+    settings = load_config(path, require_secrets=True)
+    assert settings.secret(settings.email.smtp, "password_env") == "s3cret"
+
+
+def test_not_toml_and_missing_file(tmp_path: Path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[site\nname=", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+    proc = run_distrib("check", "--config", str(tmp_path / "nope.toml"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("distrib: no config file at")
+
+
+def test_config_from_environment_variable(make_config, monkeypatch, tmp_path: Path):
+    path = make_config(name="elsewhere.toml")
+    monkeypatch.setenv("DISTRIB_CONFIG", str(path))
+    assert load_config(None).path == path.resolve()
+
+
+def test_duplicate_names_and_no_sources(tmp_path: Path):
+    path = write_config(
+        tmp_path / "dup.toml",
+        """
+        [site]
+        name = "X"
+        url = "https://x.example/"
+        [[sources]]
+        name = "a"
+        type = "sample"
+        [[sources]]
+        name = "a"
+        type = "sample"
+        [email]
+        from = "x@x.example"
+        """,
+    )
+    with pytest.raises(ConfigError, match="sources\\[1\\].name: 'a' is used twice"):
+        load_config(path)
