@@ -1,0 +1,292 @@
+"""Share posts composed to fit each network: templates, hashtags, UTM links, facets.
+
+A channel gives :func:`compose` its template variants (rich to short), its counter
+(length.py) and its limit.  The composer takes the richest variant that fits; inside a
+variant it first drops hashtags, then trims the summary at a word boundary with "…".
+A URL, a hashtag or a mention is never cut: the summary is cut only between
+whitespace-separated tokens (or between ideographs for scripts written without
+spaces), and tokens that are URLs, hashtags or mentions are kept whole or dropped whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import jinja2
+import regex
+
+from ..errors import DistribError, TemplateError
+from ..model import Facet, Post, Snippet
+from .length import graphemes, iter_urls
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+ELLIPSIS = "…"
+#: A trimmed summary shorter than this many graphemes is not worth showing: the
+#: composer moves on to the next (shorter) variant instead.
+MIN_SUMMARY = 20
+
+#: Variant suffixes, rich to short: NAME.j2, NAME.short.j2, NAME.title.j2.
+VARIANT_SUFFIXES = ("", ".short", ".title")
+
+
+class SnippetError(DistribError):
+    """A post cannot be composed for a channel (too long for every variant)."""
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+def share_env(settings: Settings | None) -> jinja2.Environment:
+    """The template environment of share posts: the user's folder first, then ours.
+
+    Share posts are plain text, never HTML, so nothing is escaped (an "&" in a title
+    must stay "&", not become "&amp;").
+    """
+    from .templating import make_env
+
+    return make_env(settings).overlay(autoescape=False)
+
+
+def template_variants(env: jinja2.Environment, name: str) -> list[str]:
+    """``share/NAME.j2`` and whichever of its shorter variants exist, rich to short."""
+    from .templating import template_error
+
+    out = []
+    for suffix in VARIANT_SUFFIXES:
+        candidate = f"share/{name}{suffix}.j2"
+        try:
+            env.get_template(candidate)
+        except jinja2.TemplateNotFound as e:
+            if not suffix:  # the main template must exist; its variants may not
+                raise template_error(e, candidate) from None
+            continue
+        except jinja2.TemplateError as e:
+            raise template_error(e, candidate) from None
+        out.append(candidate)
+    return out
+
+
+def _render(env: jinja2.Environment, name: str, ctx: Mapping[str, Any]) -> str:
+    try:
+        text = env.get_template(name).render(**ctx)
+    except TemplateError:
+        raise
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError) as e:
+        from .templating import template_error
+
+        raise template_error(e, name) from None
+    return tidy(text)
+
+
+def tidy(text: str) -> str:
+    """Trailing spaces off every line, at most one blank line in a row, no blank ends."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if not line and out and not out[-1]:
+            continue
+        out.append(line)
+    return "\n".join(out).strip()
+
+
+# --- hashtags ------------------------------------------------------------------------
+
+_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+
+
+def clean_hashtag(tag: str) -> str | None:
+    """A tag or category as a hashtag body: "machine learning" -> "MachineLearning".
+
+    Spaces and punctuation go; a multi-word tag becomes CamelCase; a tag of digits only
+    is not a hashtag on any network, so it gives None.
+    """
+    words = _WORD.findall(tag)
+    if not words:
+        return None
+    if len(words) == 1:
+        body = words[0]
+    else:
+        body = "".join(w[:1].upper() + w[1:] for w in words)
+    if body.isdigit():
+        return None
+    return body
+
+
+def hashtags_for(post: Post, text: str = "") -> list[str]:
+    """Hashtags (with '#') from the post's tags then categories, cleaned and deduplicated.
+
+    One already in ``text`` (case-insensitively) is left out.
+    """
+    present = {m.casefold() for m in _HASHTAG_RE.findall(text)}
+    seen: set[str] = set()
+    out = []
+    for raw in (*post.tags, *post.categories):
+        body = clean_hashtag(raw)
+        if body is None:
+            continue
+        folded = body.casefold()
+        if folded in seen or folded in present:
+            continue
+        seen.add(folded)
+        out.append("#" + body)
+    return out
+
+
+# --- links ---------------------------------------------------------------------------
+
+
+def add_utm(url: str, source: str, medium: str, campaign: str) -> str:
+    """``url`` with utm_source/utm_medium/utm_campaign set (existing ones kept)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    have = {k for k, _ in query}
+    for key, value in (("utm_source", source), ("utm_medium", medium), ("utm_campaign", campaign)):
+        if value and key not in have:
+            query.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(query, safe="/:@!$'()*,;")))
+
+
+# --- Bluesky facets ------------------------------------------------------------------
+
+# A hashtag as Bluesky's client detects it (packages/api/src/rich-text/util.ts): after
+# the start or a space, '#' or '＃', not only digits, at most 64 characters.
+_HASHTAG_RE = regex.compile(r"(?<![^\s(\[])[#＃]((?:(?!\s)[\p{L}\p{M}\p{N}_])+)")
+
+
+def facets_for(text: str) -> tuple[Facet, ...]:
+    """Link and hashtag facets of ``text`` with UTF-8 byte offsets, in text order.
+
+    https://docs.bsky.app/docs/advanced-guides/post-richtext: ``byteStart`` inclusive,
+    ``byteEnd`` exclusive, counted in the UTF-8 encoding of the text.
+    """
+
+    def offset(i: int) -> int:
+        return len(text[:i].encode("utf-8"))
+
+    spans: list[tuple[int, int, str, str]] = []
+    taken: list[tuple[int, int]] = []
+    for start, end, url in iter_urls(text):
+        uri = url if re.match(r"https?://", url, re.I) else "https://" + url
+        spans.append((start, end, "link", uri))
+        taken.append((start, end))
+    for m in _HASHTAG_RE.finditer(text):
+        start, end = m.span()
+        if any(a < end and start < b for a, b in taken):
+            continue
+        body = m.group(1).rstrip("_")
+        if body.isdigit() or len(graphemes(body)) > 64:
+            continue
+        spans.append((start, start + 1 + len(body), "tag", body))
+    spans.sort()
+    return tuple(Facet(offset(s), offset(e), kind, value) for s, e, kind, value in spans)
+
+
+# --- composing -----------------------------------------------------------------------
+
+_ATOMIC = regex.compile(r"^(?:[#＃@]|https?://)|^\S+\.\S+/")
+_NO_SPACE_SCRIPT = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]")
+
+
+def _pieces(summary: str) -> list[str]:
+    """The summary as cut points: whitespace-separated tokens, ideographs one by one.
+
+    Japanese, Chinese, Thai... are written without spaces; between two of their
+    characters is a word boundary good enough for a summary, so long runs of them are
+    split into graphemes.  A URL, hashtag or mention is always one piece.
+    """
+    out: list[str] = []
+    for token in regex.findall(r"\S+\s*", summary):
+        if _ATOMIC.search(token) or not _NO_SPACE_SCRIPT.search(token) or list(iter_urls(token)):
+            out.append(token)
+        else:
+            out.extend(graphemes(token))
+    return out
+
+
+def _trimmed(pieces: list[str], n: int) -> str:
+    text = "".join(pieces[:n]).rstrip()
+    text = text.rstrip(",;:—–-·")
+    return text + ELLIPSIS
+
+
+def compose(
+    post: Post,
+    *,
+    channel: str,
+    template_names: list[str],
+    env: jinja2.Environment,
+    counter: Callable[[str], int],
+    limit: int,
+    hashtags: int,
+    utm: Mapping[str, str] | None,
+    link_url: str,
+    extra_context: Mapping[str, Any] | None = None,
+) -> Snippet:
+    """The richest rendering of ``post`` that fits ``limit`` under ``counter``.
+
+    For each variant, rich to short: the full summary with all hashtags (up to
+    ``hashtags``), then with fewer, then none; then, if the variant shows the summary,
+    the summary trimmed at a word boundary.  Raise :class:`SnippetError` when no variant
+    fits even with its summary at the minimum.
+    """
+    if not template_names:
+        raise TemplateError(f"channel {channel!r}: no share template; add templates/share/default.j2")
+    link = add_utm(link_url, **utm) if utm else link_url
+    title = " ".join(post.title.split())
+    summary = " ".join(post.summary.split())
+    base: dict[str, Any] = {"post": post, "title": title, "link": link, "channel": channel}
+    base.update(extra_context or {})
+
+    def render(name: str, summary_text: str, tags: list[str]) -> str:
+        return _render(env, name, base | {"summary": summary_text, "hashtags": tags})
+
+    shortest: int | None = None
+    for name in template_names:
+        plain = render(name, summary, [])
+        tags = hashtags_for(post, plain)[:hashtags] if hashtags else []
+        for n in range(len(tags), -1, -1):
+            text = render(name, summary, tags[:n]) if n else plain
+            length = counter(text)
+            if length <= limit:
+                return _snippet(channel, post, text, link, length, limit, tags[:n])
+            shortest = length if shortest is None else min(shortest, length)
+        if not summary or render(name, "", []) == plain:
+            continue  # this variant does not show the summary: nothing to trim
+        pieces = _pieces(summary)
+        # The longest prefix that fits: length grows with the number of pieces.
+        lo, hi, best = 1, len(pieces) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if counter(render(name, _trimmed(pieces, mid), [])) <= limit:
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        if best is not None:
+            cut = _trimmed(pieces, best)
+            if len(graphemes(cut)) >= min(MIN_SUMMARY, len(graphemes(summary))):
+                text = render(name, cut, [])
+                return _snippet(channel, post, text, link, counter(text), limit, [])
+    raise SnippetError(
+        f"post {post.key} cannot fit channel {channel} ({shortest} > {limit}): "
+        f"shorten the title or use a shorter template"
+    )
+
+
+def _snippet(
+    channel: str, post: Post, text: str, link: str, length: int, limit: int, tags: Iterable[str]
+) -> Snippet:
+    return Snippet(
+        channel=channel,
+        post_key=post.key,
+        text=text,
+        link=link,
+        length=length,
+        limit=limit,
+        hashtags=tuple(tags),
+        image=post.image,
+    )

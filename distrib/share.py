@@ -1,0 +1,309 @@
+"""Share posts: what is due on each channel, and posting it exactly once.
+
+``plan_shares`` decides, per channel, which posts are due: not yet shared there (the
+ledger's share_deliveries row), not older than ``max_age``, not from before the
+channel's first-run baseline, oldest first, within ``max_per_run``, ``per_hour``,
+``per_day`` and ``min_gap``; the rest wait for a later run.
+
+``run_shares`` posts them one at a time: claim (a committed ledger row) -> publish ->
+mark (committed).  A row a dead run left ``claimed`` is first reconciled with the network
+(``Channel.reconcile``) and re-published only when its fate is unknown, with the same
+share key, which each channel passes on as its idempotency key (Mastodon's
+Idempotency-Key, Bluesky's record key, the outbox file name; X refuses the duplicate
+text).  A deferred answer (429) stops that channel for this run; a failing channel
+does not stop the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .adapters import Channel, Context
+from .errors import ConfigError, Deferred, DistribError
+from .ledger import Ledger, ShareRow
+from .model import DeliveryStatus, Outcome, Post, Snippet
+
+log = logging.getLogger("distrib.share")
+
+
+def share_key(post_key: str, channel: str) -> str:
+    """The stable key of one share (post, channel/account): the idempotency key.
+
+    The same on every run and every retry, so a re-publish after a kill is recognised by
+    the network as the same request.
+    """
+    return hashlib.sha256(f"{post_key}\0{channel}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareItem:
+    """One share's result, for the summary and ``--json``."""
+
+    channel: str
+    post_key: str
+    text: str = ""
+    remote_id: str = ""
+    error: str = ""
+
+
+@dataclass
+class ShareReport:
+    sent: list[ShareItem] = field(default_factory=list)
+    deferred: list[ShareItem] = field(default_factory=list)
+    failed: list[ShareItem] = field(default_factory=list)
+    #: due but left for a later run (limits, a deferred channel, a snippet that
+    #: cannot be composed).
+    skipped: list[ShareItem] = field(default_factory=list)
+    #: dry run: the snippets that would be posted.
+    planned: list[Snippet] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    #: channel name -> where it posts (Channel.describe()).
+    targets: dict[str, str] = field(default_factory=dict)
+
+    def summary_lines(self, *, dry_run: bool = False) -> list[str]:
+        """One line per channel that had something to do."""
+        names: list[str] = []
+        for item in (*self.sent, *self.deferred, *self.failed, *self.skipped):
+            if item.channel not in names:
+                names.append(item.channel)
+        for snippet in self.planned:
+            if snippet.channel not in names:
+                names.append(snippet.channel)
+        lines = []
+        for name in names:
+            target = self.targets.get(name, "")
+            target = f" {target}" if target else ""
+            if dry_run:
+                n = sum(1 for s in self.planned if s.channel == name)
+                lines.append(f"shares: {name}: would post {n}{target}")
+                continue
+            parts = [f"{_count(self.sent, name)} posted{target}"]
+            for label, items in (("deferred", self.deferred), ("failed", self.failed), ("waiting", self.skipped)):
+                n = _count(items, name)
+                if n:
+                    parts.append(f"{n} {label}")
+            lines.append(f"shares: {name}: " + ", ".join(parts))
+        if not lines:
+            lines.append("shares: nothing new to post")
+        return lines
+
+
+def _count(items: Iterable[ShareItem], channel: str) -> int:
+    return sum(1 for i in items if i.channel == channel)
+
+
+# --- planning ----------------------------------------------------------------------
+
+
+@dataclass
+class _Due:
+    channel: Channel
+    post: Post
+    snippet: Snippet
+    row: ShareRow | None
+
+
+def _first_seen(ledger: Ledger | None, keys: Iterable[str]) -> dict[str, datetime]:
+    if ledger is None:
+        return {}
+    out = {}
+    for key in keys:
+        row = ledger.db.execute("SELECT first_seen FROM posts WHERE key = ?", (key,)).fetchone()
+        if row:
+            out[key] = datetime.fromisoformat(row[0])
+    return out
+
+
+def _claimed_keys(ledger: Ledger, channel: str) -> list[str]:
+    """Posts a dead run left in flight on this channel."""
+    return [
+        r[0]
+        for r in ledger.db.execute(
+            "SELECT post_key FROM share_deliveries WHERE channel = ? AND status = 'claimed' ORDER BY updated",
+            (channel,),
+        )
+    ]
+
+
+def _opt(channel: Channel, key: str, default: object = None) -> object:
+    opts = channel.opts
+    value = opts.get(key, default) if hasattr(opts, "get") else default
+    return default if value is None else value
+
+
+def _plan(
+    ctx: Context, channels: list[Channel], posts: list[Post], report: ShareReport
+) -> list[_Due]:
+    ledger = ctx.ledger
+    now = ctx.now
+    seen = _first_seen(ledger, [p.key for p in posts])
+    by_key = {p.key: p for p in posts}
+
+    def when(post: Post) -> datetime:
+        return post.published or seen.get(post.key) or now
+
+    oldest_first = sorted(posts, key=when)
+    due: list[_Due] = []
+    for channel in channels:
+        report.targets[channel.name] = channel.describe()
+        max_age = _opt(channel, "max_age", timedelta(days=3))
+        assert isinstance(max_age, timedelta)
+        rows: dict[str, ShareRow | None] = {}
+        resume: list[Post] = []
+        fresh: list[Post] = []
+        if ledger is not None:
+            # In-flight shares of a dead run come first, whatever their age: they
+            # must be settled (reconciled, or re-posted with the same key).
+            for key in _claimed_keys(ledger, channel.name):
+                post = by_key.get(key) or ledger.get_post(key)
+                if post is not None:
+                    rows[key] = ledger.share_row(key, channel.name)
+                    resume.append(post)
+            baseline = ledger.baseline(f"channel:{channel.name}")
+            if baseline is None and _opt(channel, "baseline", False) and not ctx.dry_run:
+                if not ledger.shared_keys(channel.name):
+                    ledger.set_baseline(f"channel:{channel.name}", now)
+                    baseline = now
+        else:
+            baseline = None
+        for post in oldest_first:
+            if post.key in rows:
+                continue
+            row = ledger.share_row(post.key, channel.name) if ledger is not None else None
+            if row is not None:
+                if row.status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CLAIMED):
+                    continue
+                if row.not_before is not None and row.not_before > now:
+                    continue  # deferred: not yet
+            elif now - when(post) > max_age:
+                continue  # too old to share; a deferred one is still owed its post
+            if baseline is not None and row is None and seen.get(post.key, now) <= baseline:
+                continue
+            rows[post.key] = row
+            fresh.append(post)
+        allowed = _allowance(ctx, channel, len(resume) + len(fresh))
+        for i, post in enumerate(resume + fresh):
+            if i >= allowed and post not in resume:
+                report.skipped.append(ShareItem(channel.name, post.key, error="waiting for the channel's limits"))
+                continue
+            row = rows.get(post.key)
+            try:
+                snippet = channel.compose(post)
+            except DistribError as e:
+                report.failed.append(ShareItem(channel.name, post.key, error=str(e)))
+                report.errors.append(str(e))
+                continue
+            if row is not None and row.status == DeliveryStatus.CLAIMED and row.text:
+                # Re-post exactly what was in flight: the network's duplicate check
+                # (X) compares the text, and the ledger keeps what was sent.
+                snippet = dataclasses.replace(snippet, text=row.text)
+            due.append(_Due(channel, post, snippet, row))
+    return due
+
+
+def _allowance(ctx: Context, channel: Channel, wanted: int) -> int:
+    """How many shares this channel may post now, under its per-run/hour/day/gap limits."""
+    allowed = min(wanted, int(_opt(channel, "max_per_run", 5)))  # type: ignore[call-overload]
+    ledger = ctx.ledger
+    if ledger is None:
+        return allowed
+    now = ctx.now
+    per_hour = _opt(channel, "per_hour")
+    if per_hour:
+        allowed = min(allowed, max(0, int(per_hour) - len(ledger.shares_since(channel.name, now - timedelta(hours=1)))))  # type: ignore[call-overload]
+    per_day = _opt(channel, "per_day")
+    if per_day:
+        allowed = min(allowed, max(0, int(per_day) - len(ledger.shares_since(channel.name, now - timedelta(days=1)))))  # type: ignore[call-overload]
+    min_gap = _opt(channel, "min_gap")
+    if isinstance(min_gap, timedelta) and min_gap:
+        # One post per run at most, and none if the last one is too recent: cron runs
+        # space them out; nothing sleeps in here.
+        recent = ledger.shares_since(channel.name, now - min_gap)
+        allowed = min(allowed, 0 if recent else 1)
+    return allowed
+
+
+def plan_shares(ctx: Context, channels: list[Channel], posts: list[Post]) -> list[tuple[Channel, Post, Snippet]]:
+    """What is due now, per channel, oldest first, within the channels' limits."""
+    return [(d.channel, d.post, d.snippet) for d in _plan(ctx, channels, posts, ShareReport())]
+
+
+# --- posting -----------------------------------------------------------------------
+
+
+def _publish(channel: Channel, snippet: Snippet, post: Post, key: str) -> Outcome:
+    try:
+        return channel.publish(snippet, post, key)
+    except Deferred as e:
+        return Outcome.deferred(str(e), retry_after=e.retry_after)
+    except ConfigError as e:
+        # A missing credential: nothing was posted; keep the share owed for when it is fixed.
+        return Outcome.deferred(str(e))
+    except DistribError as e:
+        return Outcome.failed(str(e))
+    except Exception as e:  # a bug: record it on the row, keep the other channels going
+        log.exception("channel %s: publishing %s", channel.name, post.key)
+        return Outcome.failed(f"channel {channel.name}: internal error {type(e).__name__}: {e}")
+
+
+def _reconcile(channel: Channel, snippet: Snippet, post: Post, key: str) -> Outcome | None:
+    try:
+        return channel.reconcile(snippet, post, key)
+    except DistribError as e:
+        log.warning("channel %s: could not check %s (%s); posting it again with the same key", channel.name, post.key, e)
+    except Exception:
+        log.exception("channel %s: reconciling %s", channel.name, post.key)
+    return None
+
+
+def run_shares(ctx: Context, channels: list[Channel], posts: list[Post], *, dry_run: bool) -> ShareReport:
+    """Post every share that is due: claim, publish, mark, one at a time."""
+    report = ShareReport()
+    try:
+        due = _plan(ctx, channels, posts, report)
+        ledger = ctx.ledger
+        if dry_run or ledger is None:
+            report.planned.extend(d.snippet for d in due)
+            return report
+        stopped: dict[str, str] = {}
+        for item in due:
+            name = item.channel.name
+            if name in stopped:
+                report.skipped.append(ShareItem(name, item.post.key, error=stopped[name]))
+                continue
+            key = share_key(item.post.key, name)
+            if item.row is not None and item.row.status == DeliveryStatus.CLAIMED:
+                outcome = _reconcile(item.channel, item.snippet, item.post, key)
+                if outcome is not None:
+                    ledger.mark_share(item.post.key, name, outcome)
+                    _record(report, item, outcome)
+                    continue
+            if not ledger.claim_share(item.post.key, name, item.snippet.text):
+                continue  # settled meanwhile (another run)
+            outcome = _publish(item.channel, item.snippet, item.post, key)
+            ledger.mark_share(item.post.key, name, outcome)
+            _record(report, item, outcome)
+            if outcome.status is DeliveryStatus.DEFERRED:
+                stopped[name] = f"channel {name} deferred for this run"
+        return report
+    finally:
+        for channel in channels:
+            close = getattr(channel, "close", None)
+            if callable(close):
+                close()
+
+
+def _record(report: ShareReport, item: _Due, outcome: Outcome) -> None:
+    entry = ShareItem(item.channel.name, item.post.key, item.snippet.text, outcome.remote_id, outcome.error)
+    if outcome.status is DeliveryStatus.SENT:
+        report.sent.append(entry)
+    elif outcome.status is DeliveryStatus.DEFERRED:
+        report.deferred.append(entry)
+    else:
+        report.failed.append(entry)
+        report.errors.append(outcome.error)

@@ -1,0 +1,153 @@
+"""The outbox channel and the share loop (plan, claim, publish, mark) over a real ledger."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from distrib.model import DeliveryStatus, Outcome
+from distrib.share import plan_shares, run_shares, share_key
+from tests.channels.conftest import make_post
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.json")) if folder.exists() else []
+
+
+def test_outbox_writes_one_json_file_per_post_and_nothing_on_the_second_run(env, tmp_path):
+    ctx, channels = env.channels({"name": "preview", "type": "outbox"})
+    posts = [make_post(1, age=timedelta(hours=5)), make_post(2, age=timedelta(hours=1))]
+
+    report = run_shares(ctx, channels, posts, dry_run=False)
+
+    folder = tmp_path / "outbox" / "shares"
+    files = _files(folder)
+    assert [i.post_key for i in report.sent] == [posts[0].key, posts[1].key]  # oldest first
+    assert len(files) == 2
+    record = json.loads(files[0].read_text(encoding="utf-8"))
+    assert record["channel"] == "preview"
+    assert record["limit"] == 500
+    assert record["length"] <= 500
+    assert record["link"].startswith(posts[record["post"] == posts[1].key].url + "?utm_source=outbox")
+    assert record["text"].startswith("Harbour council votes")
+    assert "#Ferries" in record["text"] or "#ferries" in record["text"]
+    assert {f["type"] for f in record["facets"]} == {"link", "tag"}
+    assert env.ledger.share_row(posts[0].key, "preview").status == "sent"
+    assert report.summary_lines()[0].startswith("shares: preview: 2 posted to ")
+
+    again = run_shares(ctx, env.channels({"name": "preview", "type": "outbox"})[1], posts, dry_run=False)
+    assert again.sent == [] and again.failed == []
+    assert len(_files(folder)) == 2
+    assert again.summary_lines() == ["shares: nothing new to post"]
+
+
+def test_dry_run_plans_without_writing_or_recording(env, tmp_path):
+    ctx, channels = env.channels({"name": "preview", "type": "outbox"}, dry_run=True)
+    post = make_post(1)
+    report = run_shares(ctx, channels, [post], dry_run=True)
+    assert [s.post_key for s in report.planned] == [post.key]
+    out = report.planned[0].to_json()
+    assert set(out) >= {"channel", "post", "text", "length", "limit"}
+    assert _files(tmp_path / "outbox" / "shares") == []
+    assert env.ledger.share_row(post.key, "preview") is None
+
+
+def test_a_share_left_claimed_by_a_dead_run_is_reconciled_not_posted_twice(env, tmp_path):
+    ctx, channels = env.channels({"name": "preview", "type": "outbox"})
+    post = make_post(1)
+    [(channel, _, snippet)] = plan_shares(ctx, channels, [post])
+    # The dead run: claimed and published, killed before the mark.
+    assert env.ledger.claim_share(post.key, "preview", snippet.text)
+    channel.publish(snippet, post, share_key(post.key, "preview"))
+
+    report = run_shares(ctx, channels, [post], dry_run=False)
+
+    assert len(report.sent) == 1
+    assert len(_files(tmp_path / "outbox" / "shares")) == 1
+    row = env.ledger.share_row(post.key, "preview")
+    assert row.status == "sent" and row.attempts == 1  # reconciled, not claimed again
+
+
+def test_a_share_claimed_but_never_published_is_published_with_the_same_text(env, tmp_path):
+    ctx, channels = env.channels({"name": "preview", "type": "outbox"})
+    post = make_post(1)
+    env.ledger.claim_share(post.key, "preview", "the text that was in flight https://news.example/posts/1")
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    [file] = _files(tmp_path / "outbox" / "shares")
+    assert json.loads(file.read_text())["text"] == "the text that was in flight https://news.example/posts/1"
+    assert report.sent[0].post_key == post.key
+    assert env.ledger.share_row(post.key, "preview").attempts == 2
+
+
+def test_limits_old_posts_and_order(env, tmp_path):
+    posts = [make_post(n, age=timedelta(hours=10 - n)) for n in range(1, 6)]
+    old = make_post(9, age=timedelta(days=4))
+    ctx, channels = env.channels({"name": "preview", "type": "outbox", "max_per_run": 2})
+    report = run_shares(ctx, channels, [*reversed(posts), old], dry_run=False)
+    assert [i.post_key for i in report.sent] == [posts[0].key, posts[1].key]
+    assert len(report.skipped) == 3
+    assert old.key not in {i.post_key for i in report.sent + report.skipped}
+
+    # per_hour counts what went out in the last hour, across runs
+    ctx, channels = env.channels({"name": "preview", "type": "outbox", "max_per_run": 5, "per_hour": 3})
+    report = run_shares(ctx, channels, posts, dry_run=False)
+    assert [i.post_key for i in report.sent] == [posts[2].key]
+
+    ctx, channels = env.channels({"name": "preview", "type": "outbox", "min_gap": "30m"})
+    assert plan_shares(ctx, channels, posts) == []
+
+
+def test_min_gap_allows_one_per_run(env):
+    posts = [make_post(n) for n in range(1, 4)]
+    ctx, channels = env.channels({"name": "preview", "type": "outbox", "min_gap": "30m"})
+    assert len(plan_shares(ctx, channels, posts)) == 1
+
+
+def test_baseline_channel_shares_only_later_posts(env, clock):
+    before = make_post(1)
+    ctx, channels = env.channels({"name": "preview", "type": "outbox", "baseline": True})
+    env.ledger.record_posts([before])
+    assert run_shares(ctx, channels, [before], dry_run=False).sent == []
+    clock[0] = clock[0] + timedelta(minutes=5)
+    later = make_post(2, age=timedelta(minutes=1))
+    env.ledger.record_posts([later])
+    report = run_shares(ctx, env.channels({"name": "preview", "type": "outbox", "baseline": True})[1], [before, later], dry_run=False)
+    assert [i.post_key for i in report.sent] == [later.key]
+
+
+def test_one_failing_channel_does_not_stop_the_others(env, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    ctx, channels = env.channels(
+        {"name": "broken", "type": "outbox", "dir": str(blocker / "sub")},
+        {"name": "good", "type": "outbox"},
+    )
+    post = make_post(1)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert [i.channel for i in report.failed] == ["broken"]
+    assert "channel broken: cannot write" in report.errors[0]
+    assert [i.channel for i in report.sent] == ["good"]
+    assert env.ledger.share_row(post.key, "broken").status == DeliveryStatus.FAILED
+
+
+def test_a_post_that_cannot_fit_is_an_error_naming_post_and_channel(env):
+    ctx, channels = env.channels({"name": "tiny", "type": "outbox", "limit": 30})
+    post = make_post(1)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert report.sent == []
+    assert report.errors == [
+        f"post {post.key} cannot fit channel tiny (76 > 30): shorten the title or use a shorter template"
+    ]
+    assert env.ledger.share_row(post.key, "tiny") is None  # nothing recorded: retried once fixed
+
+
+def test_deferred_share_waits_for_its_time(env, clock):
+    ctx, channels = env.channels({"name": "preview", "type": "outbox"})
+    post = make_post(1)
+    env.ledger.claim_share(post.key, "preview", "x")
+    env.ledger.mark_share(post.key, "preview", Outcome.deferred("rate limited", retry_after=600))
+    assert plan_shares(ctx, channels, [post]) == []
+    clock[0] = clock[0] + timedelta(minutes=11)
+    ctx.now = clock[0]
+    assert len(plan_shares(ctx, channels, [post])) == 1
