@@ -412,6 +412,42 @@ class App:
             self.share(dry_run=dry_run, fetched=fetched, result=result)
         return result
 
+    def status(self) -> list[dict[str, Any]]:
+        """Every edition's delivery progress (newest first), for `distrib status`."""
+        rows = []
+        total: int | None = None
+        for edition in reversed(self.ledger.editions()):
+            counts = self.ledger.email_counts(edition.id)
+            done = sum(counts.values())
+            row: dict[str, Any] = {
+                "edition": edition.id,
+                "newsletter": edition.newsletter,
+                "subject": edition.subject,
+                "created": edition.created.isoformat(),
+                "status": edition.status,
+                "posts": len(edition.post_keys),
+                **counts,
+                "pending": 0,
+            }
+            if edition.status == "sending":
+                if total is None:
+                    total = sum(1 for _ in self.recipients())
+                row["pending"] = max(total - done, 0)
+                row["eta"] = self._eta(row["pending"] + counts["deferred"] + counts["claimed"])
+            rows.append(row)
+        return rows
+
+    def _eta(self, remaining: int) -> str:
+        """When an unfinished send will be done, from the mailer's configured quota."""
+        opts = mailer_settings(self.settings)
+        per_day = opts.get("rate_per_day") or 0
+        if not remaining:
+            return ""
+        if per_day:
+            days = -(-remaining // per_day)
+            return f"{remaining} to go at {per_day} a day: about {days} more daily run(s)"
+        return f"{remaining} to go: the next run sends them"
+
     def posts(self, *, all_posts: bool = False, newsletter: str | None = None) -> tuple[list[Post], list[SourceError]]:
         fetched = self.fetch(record=False)
         if all_posts:

@@ -363,6 +363,198 @@ def check(app: App, *, quiet: bool) -> None:
         click.echo(f"{app.settings.path}: OK")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of editions with their counts.")
+@common()
+def status(app: App, *, quiet: bool, as_json: bool) -> None:
+    """Show each edition's delivery progress and when an unfinished one will finish.
+
+    \b
+    Example:
+      distrib status
+    """
+    rows = app.status()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no editions yet; `distrib run` makes the first")
+    for r in rows:
+        line = (
+            f"edition {r['edition']} [{r['newsletter']}] {r['created'][:16]} {r['status']}: "
+            f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
+            f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
+        )
+        click.echo(line)
+        if r.get("eta"):
+            click.echo(f"  {r['eta']}")
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the archive pages and feed.")
+@common()
+def archive(app: App, *, quiet: bool, out_dir: Path) -> None:
+    """Write every sent edition as a web page, an index page and an Atom feed.
+
+    \b
+    Example:
+      distrib archive --out public/newsletter
+    """
+    from .archive import write_archive
+
+    written = write_archive(app.settings, app.ledger.editions(), out_dir)
+    if not quiet:
+        click.echo(f"wrote {len(written)} files to {out_dir}")
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage the subscribers kept in the ledger (and the suppression list).
+
+    \b
+    Examples:
+      distrib subscribers import readers.csv
+      distrib subscribers list --status bounced
+    """
+
+
+@subscribers.command("add")
+@click.argument("address")
+@click.option("--name", default="", help="The subscriber's name.")
+@common()
+def subscribers_add(app: App, *, quiet: bool, address: str, name: str) -> None:
+    """Add one subscriber.
+
+    \b
+    Example:
+      distrib subscribers add ana@example.com --name "Ana Silva"
+    """
+    from . import subscribers as subs
+
+    added = _address_call(subs.add, app.ledger, address, name)
+    click.echo(f"added {address}" if added else f"{address} is already known; left as it is")
+
+
+@subscribers.command("remove")
+@click.argument("address")
+@common()
+def subscribers_remove(app: App, *, quiet: bool, address: str) -> None:
+    """Unsubscribe one subscriber (kept on the suppression list).
+
+    \b
+    Example:
+      distrib subscribers remove ana@example.com
+    """
+    from . import subscribers as subs
+
+    removed = _address_call(subs.remove, app.ledger, address)
+    click.echo(f"removed {address}" if removed else f"{address} is not an active subscriber")
+
+
+@subscribers.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and count; add nothing.")
+@common()
+def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) -> None:
+    """Import subscribers from a CSV file (an "email" column, optional "name").
+
+    \b
+    Example:
+      distrib subscribers import readers.csv --dry-run
+    """
+    from . import subscribers as subs
+
+    try:
+        report = subs.import_csv(app.ledger, csv_file, dry_run=dry_run)
+    except ValueError as e:
+        raise DistribError(f"{csv_file}: {e}") from None
+    for line, text, reason in report.bad:
+        click.echo(f"distrib: {csv_file}, line {line}: {text!r}: {reason}", err=True)
+    verb = "would add" if dry_run else "added"
+    click.echo(f"{verb} {report.added}, already known {report.already}, bad rows {report.bad_count}")
+    if report.bad_count:
+        sys.exit(EXIT_FAILED)
+
+
+@subscribers.command("export")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained"]), help="Only these.")
+@common()
+def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: str | None) -> None:
+    """Export subscribers as CSV (to a file, or standard output).
+
+    \b
+    Example:
+      distrib subscribers export backup.csv
+    """
+    from . import subscribers as subs
+
+    n = subs.export_csv(app.ledger, csv_file if csv_file else sys.stdout, status)
+    if csv_file and not quiet:
+        click.echo(f"exported {n} subscribers to {csv_file}")
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained"]), help="Only these.")
+@common()
+def subscribers_list(app: App, *, quiet: bool, status: str | None) -> None:
+    """List subscribers and their status.
+
+    \b
+    Example:
+      distrib subscribers list --status unsubscribed
+    """
+    from . import subscribers as subs
+
+    for sub in subs.list_subscribers(app.ledger, status):
+        reason = f"  ({sub.reason})" if sub.reason else ""
+        click.echo(f"{sub.email}\t{sub.name}\t{sub.status}{reason}")
+    if not quiet:
+        counts = subs.counts(app.ledger)
+        click.echo(", ".join(f"{n} {k}" for k, n in counts.items()), err=True)
+
+
+@cli.command()
+@click.argument("address")
+@common()
+def unsubscribe(app: App, *, quiet: bool, address: str) -> None:
+    """Put an address on the suppression list by hand.
+
+    \b
+    Example:
+      distrib unsubscribe reader@example.com
+    """
+    from . import subscribers as subs
+
+    done = _address_call(subs.unsubscribe, app.ledger, address)
+    click.echo(f"unsubscribed {address}" if done else f"{address} was already unsubscribed")
+
+
+def _address_call(fn: Callable[..., bool], *args: Any) -> bool:
+    try:
+        return fn(*args)
+    except ValueError as e:
+        raise UserError(f"{args[1]!r} is not an email address ({e})", EXIT_USAGE) from None
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@common()
+def serve(app: App, *, quiet: bool, host: str, port: int) -> None:
+    """Serve the one-click unsubscribe endpoint (put it behind your reverse proxy).
+
+    \b
+    Example:
+      distrib serve --host 127.0.0.1 --port 8080
+    """
+    from .serve import serve as run_server
+
+    if not quiet:
+        click.echo(f"unsubscribe endpoint on http://{host}:{port}/ for {app.settings.email.unsubscribe_url}")
+    run_server(app.settings, app.ledger_path, host, port)
+
+
 def main() -> None:
     cli(prog_name="distrib")
 
