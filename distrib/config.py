@@ -476,6 +476,12 @@ CHANNEL = Table(
         "hashtags": Opt(k_count, 3, "the most hashtags in one share post"),
         "template": Opt(k_str, None, "the share template (templates/share/NAME.j2); default: by type"),
         "utm": Opt(k_bool, True, "add utm_source/utm_medium/utm_campaign to links"),
+        "per_hour": Opt(k_positive, None, "the most posts shared on this account in any hour"),
+        "per_day": Opt(k_positive, None, "the most posts shared on this account in any 24 hours"),
+        "min_gap": Opt(k_duration, None, "the least time between two share posts, such as '30m'"),
+        "baseline": Opt(
+            k_bool, False, "first run on this account: share nothing that exists now, only later posts"
+        ),
     },
     adapter_group="distrib.channels",
 )
