@@ -69,9 +69,20 @@ class _Loader(jinja2.ChoiceLoader):
         try:
             return super().get_source(environment, template)
         except jinja2.TemplateNotFound:
-            raise jinja2.TemplateNotFound(
-                template, f"template {template!r} not found; looked in: {', '.join(self.searched(template))}"
-            ) from None
+            raise self._not_found(template) from None
+
+    def load(self, environment: jinja2.Environment, name: str, globals: Any = None) -> jinja2.Template:
+        try:
+            return super().load(environment, name, globals)
+        except jinja2.TemplateNotFound as e:
+            if e.name != name:
+                raise  # a template included by this one is missing: report that one
+            raise self._not_found(name) from None
+
+    def _not_found(self, template: str) -> jinja2.TemplateNotFound:
+        return jinja2.TemplateNotFound(
+            template, f"template {template!r} not found; looked in: {', '.join(self.searched(template))}"
+        )
 
     def searched(self, template: str) -> list[str]:
         if template.startswith(DEFAULT_PREFIX + "/"):
