@@ -468,6 +468,15 @@ class Ledger:
         return counts
 
     @wrap_errors
+    def emails_sent_since(self, since: datetime) -> int:
+        """Messages sent (any edition) since ``since``: what a per-hour/per-day quota has used."""
+        row = self.db.execute(
+            "SELECT count(*) FROM email_deliveries WHERE status = 'sent' AND updated >= ?",
+            (_iso(since),),
+        ).fetchone()
+        return int(row[0])
+
+    @wrap_errors
     def fail_stale_deferred(self, edition_id: int, max_attempts: int) -> int:
         """Give up on deliveries deferred ``max_attempts`` times."""
         cur = self.db.execute(
