@@ -1,0 +1,120 @@
+"""Length engines against the rules the networks document.
+
+X cases follow twitter-text's conformance/validate.yml (WeightedTweetsCounterTest, v3
+config): weights by code point range, emoji sequences weigh 2, every URL 23.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from distrib.render.length import (
+    bluesky_length,
+    graphemes,
+    iter_urls,
+    mastodon_length,
+    x_length,
+)
+
+FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # 👨‍👩‍👧‍👦
+FLAG_UA = "\U0001F1FA\U0001F1E6"  # 🇺🇦
+KEYCAP_1 = "1\ufe0f\u20e3"  # 1️⃣
+WAVE_MEDIUM = "\U0001F44B\U0001F3FD"  # 👋🏽
+RAINBOW_FLAG = "\U0001F3F3\ufe0f\u200d\U0001F308"  # 🏳️‍🌈
+SCOTLAND = "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("This is a test.", 15),  # Latin: weight 1 each
+        ("Привет, мир", 11),  # Cyrillic is inside U+0000-U+10FF
+        ("مرحبا بالعالم", 13),  # Arabic too
+        ("नमस्ते", 6),  # Devanagari: 6 code points (marks count)
+        ("日本語のテキスト", 16),  # CJK: weight 2 each
+        ("한국어", 6),  # Hangul: weight 2
+        ("“quoted” — dash…", 17),  # U+2010-U+201F and U+2026 (outside: 2)
+        ("\U0001D400", 2),  # mathematical bold A: outside the light ranges
+        ("😷👾😡🔥💩", 10),  # emoji weigh 2 each
+        ("H🐱☺" + FAMILY, 7),  # the conformance mix: ☺ (U+263A) weighs 2, the family 2
+        (FAMILY, 2),
+        (FLAG_UA, 2),
+        (KEYCAP_1, 2),
+        ("#\ufe0f\u20e3", 2),
+        (WAVE_MEDIUM, 2),
+        (RAINBOW_FLAG, 2),
+        (SCOTLAND, 2),
+        ("❤\ufe0f", 2),  # VS16 makes a text symbol an emoji
+        ("U\u0308ber", 4),  # NFC joins U + combining diaeresis into Ü
+        ("a\u0301\u0302", 2),  # no precomposed form: base + two marks -> a-acute + mark
+        ("x" * 280, 280),
+    ],
+)
+def test_x_weighted_length(text, expected):
+    assert x_length(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://example.com", 23),
+        ("http://example.com/" + "a" * 200, 23),  # a long URL still counts 23
+        ("see example.com", 4 + 23),  # bare domains with a valid TLD are links
+        ("see example.com.", 4 + 23 + 1),  # the sentence's full stop is not part of it
+        ("www.example.co.uk/path?q=1", 23),
+        ("example.test and news.example", 23 + 5 + 23),  # RFC 2606 names, used by our tests
+        ("foo.bar", 7),  # not a TLD: plain text
+        ("mail me: ama@example.com", 9 + 15),  # an address is not a URL
+        ("(https://en.wikipedia.org/wiki/Ferry_(boat))", 1 + 23 + 1),
+        ("two https://a.org/x https://b.org/y", 4 + 23 + 1 + 23),
+        ("https://例え.jp/パス", 23),  # IDN host with a scheme
+        ("日本語 https://example.jp/", 6 + 1 + 23),
+    ],
+)
+def test_x_urls_count_23(text, expected):
+    assert x_length(text) == expected
+
+
+def test_url_recogniser_finds_exact_spans():
+    text = "Read https://news.example/a?b=1. Or example.org/x), ok"
+    assert [u for _, _, u in iter_urls(text)] == ["https://news.example/a?b=1", "example.org/x"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello", 5),
+        ("日本語", 3),  # graphemes, not weights
+        (FAMILY + FLAG_UA + KEYCAP_1, 3),
+        ("e\u0301", 1),
+        ("https://example.com/" + "a" * 100, 23),
+        ("example.com", 11),  # Mastodon links only URLs with a scheme
+        ("cc @ama@social.example, @kofi", 3 + 4 + 2 + 5),  # remote mention counts @user
+        ("ftp://example.com/x", 19),
+    ],
+)
+def test_mastodon_length(text, expected):
+    assert mastodon_length(text) == expected
+
+
+def test_mastodon_url_length_follows_the_instance():
+    assert mastodon_length("go https://example.com/" + "x" * 50, url_length=30) == 33
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello", (5, 5)),
+        ("Привет", (6, 12)),
+        ("日本語", (3, 9)),
+        (FAMILY, (1, 25)),
+        (FLAG_UA, (1, 8)),
+        ("https://example.com/" + "a" * 10, (30, 30)),  # Bluesky counts a URL as written
+    ],
+)
+def test_bluesky_length(text, expected):
+    assert bluesky_length(text) == expected
+
+
+def test_graphemes_keep_sequences_whole():
+    assert graphemes("a" + FAMILY + "e\u0301" + FLAG_UA) == ["a", FAMILY, "e\u0301", FLAG_UA]
