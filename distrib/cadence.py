@@ -52,14 +52,26 @@ def _weekday(newsletter: Mapping[str, Any]) -> int:
     )
 
 
-def _monthday(newsletter: Mapping[str, Any]) -> int:
-    value = str(newsletter.get("day") or "1").strip()
+def _monthday(newsletter: Mapping[str, Any]) -> int | str:
+    """A day of the month (1-28), or a weekday name meaning the month's first such day."""
+    value = str(newsletter.get("day") or "1").strip().lower()
     if value.isdigit() and 1 <= int(value) <= 28:
         return int(value)
+    for name in DAYS:
+        if value in (name, name[:3]):
+            return name
     # 29-31 do not exist in every month; refusing them beats silently skipping February.
     raise ConfigError(
-        f"{_where(newsletter, 'day')}: expected a day of the month from 1 to 28 for a monthly cadence, got {value!r}"
+        f"{_where(newsletter, 'day')}: expected a day of the month from 1 to 28 (or a weekday "
+        f"such as 'monday' for the month's first one) for a monthly cadence, got {value!r}"
     )
+
+
+def _day_in_month(month: date, day: int | str) -> date:
+    if isinstance(day, int):
+        return month.replace(day=day)
+    first = month.replace(day=1)
+    return first + timedelta(days=(DAYS.index(day) - first.weekday()) % 7)
 
 
 def check(newsletter: Mapping[str, Any]) -> list[str]:
@@ -104,8 +116,9 @@ def last_scheduled(newsletter: Mapping[str, Any], tz: str, now: datetime) -> dat
         candidate = _local(day, at, zone)
         step = lambda d: d - timedelta(days=7)  # noqa: E731
     elif cadence == "monthly":
-        candidate = _local(today.replace(day=_monthday(newsletter)), at, zone)
-        step = lambda d: _month_add(d, -1)  # noqa: E731
+        day_of = _monthday(newsletter)
+        candidate = _local(_day_in_month(today, day_of), at, zone)
+        step = lambda d: _day_in_month(_month_add(d.replace(day=1), -1), day_of)  # noqa: E731
     else:
         raise ConfigError(f"{_where(newsletter, 'cadence')}: unknown cadence {cadence!r}")
     if candidate > now:
@@ -126,7 +139,7 @@ def next_scheduled(newsletter: Mapping[str, Any], tz: str, now: datetime) -> dat
     elif cadence == "weekly":
         d = last.date() + timedelta(days=7)
     else:
-        d = _month_add(last.date(), 1)
+        d = _day_in_month(_month_add(last.date().replace(day=1), 1), _monthday(newsletter))
     return _local(d, at, zone)
 
 
