@@ -1,0 +1,272 @@
+"""The one HTTP client every source uses: polite, bounded, and cached by the ledger.
+
+Polite: a User-Agent that names distrib and where to read about it; conditional GET
+(RFC 9110 §13.1: ``If-None-Match`` / ``If-Modified-Since``) with the validators kept in
+the ledger, so an unchanged feed costs one 304.  Bounded: timeouts, at most 5
+redirects, and a size cap enforced while the body streams in (so a huge or endless
+answer, or a compression bomb, stops at the cap).  Failures raise :class:`FetchError`
+with one line naming the URL (credentials removed), the reason and a fix.
+Contains no business logic.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from . import __version__
+from .errors import DistribError
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
+T = TypeVar("T")
+
+USER_AGENT = f"distrib/{__version__} (+https://github.com/distrib/distrib)"
+MAX_REDIRECTS = 5
+
+#: Query parameters whose values never appear in a message or a log line.
+_SECRET_PARAMS = ("key", "token", "secret", "password", "passwd", "pass", "auth", "signature", "sig")
+
+
+class FetchError(DistribError):
+    """A URL could not be fetched; ``str(e)`` is one line with the URL, the reason, the fix."""
+
+    def __init__(self, url: str, reason: str, hint: str = "", status: int | None = None):
+        self.url = redact_url(url)
+        self.reason = reason
+        self.hint = hint
+        self.status = status
+        super().__init__(f"{reason} from {self.url}" + (f"; {hint}" if hint else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    url: str  # the final URL, after redirects
+    status: int
+    headers: dict[str, str] = field(hash=False)  # lower-case names
+    body: bytes
+    #: True when the server answered 304 and ``body`` is the copy kept in the ledger.
+    not_modified: bool = False
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-case ("" when absent)."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def charset(self) -> str | None:
+        for param in self.headers.get("content-type", "").split(";")[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset" and value.strip():
+                return value.strip().strip("\"'")
+        return None
+
+    def text(self) -> str:
+        """The body decoded with the declared charset, else UTF-8 (bad bytes replaced)."""
+        charset = self.charset or "utf-8"
+        try:
+            return self.body.decode(charset, errors="replace")
+        except LookupError:
+            return self.body.decode("utf-8", errors="replace")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo and with secret-looking query values replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(any(s in k.lower() for s in _SECRET_PARAMS) for k, _ in pairs):
+            query = urlencode(
+                [(k, "***" if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs],
+                safe="*/:",
+            )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _hint_for_status(status: int) -> str:
+    if status in (401, 403):
+        return "check the credentials (username, password_env) and that the URL is public"
+    if status in (404, 410):
+        return "check the source's url"
+    if status == 429:
+        return "the server is rate limiting; the next run will try again"
+    if status >= 500:
+        return "the server failed; the next run will try again"
+    return "check the source's url"
+
+
+class HttpClient:
+    """One httpx client for the run, shared by all sources (threads welcome)."""
+
+    def __init__(
+        self,
+        ledger: Ledger | None = None,
+        *,
+        timeout: float = 20,
+        max_bytes: int = 20_000_000,
+        user_agent: str | None = None,
+    ):
+        self.ledger = ledger
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.user_agent = user_agent or USER_AGENT
+        # The ledger's sqlite connection is shared between threads
+        # (check_same_thread=False); its cache is read and written under this lock.
+        self._ledger_lock = threading.Lock()
+        self._client = httpx.Client(
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": self.user_agent},
+        )
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        conditional: bool = True,
+    ) -> HttpResponse:
+        """GET ``url``; on a 304 return the ledger's copy with ``not_modified=True``.
+
+        Raise :class:`FetchError` for anything but a usable answer (4xx/5xx, timeouts,
+        connection errors, too many redirects, a body over ``max_bytes``).
+        """
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError:
+            scheme = ""
+        if scheme not in ("http", "https"):
+            raise FetchError(url, "not an http(s) URL", "use a URL starting with https://")
+        send = dict(headers or {})
+        cached: bytes | None = None
+        use_cache = conditional and self.ledger is not None
+        if use_cache:
+            with self._ledger_lock:
+                etag, last_modified, cached = self.ledger.http_cache_get(url)  # type: ignore[union-attr]
+            if cached is not None:
+                if etag:
+                    send["If-None-Match"] = etag
+                if last_modified:
+                    send["If-Modified-Since"] = last_modified
+        started = time.monotonic()
+        try:
+            with self._client.stream("GET", url, headers=send, auth=auth) as r:
+                final = str(r.url)
+                resp_headers = {k.lower(): v for k, v in r.headers.items()}
+                if r.status_code == 304:
+                    if cached is None:
+                        raise FetchError(
+                            url, "HTTP 304 to a request that was not conditional", "report this server bug", 304
+                        )
+                    return HttpResponse(final, 304, resp_headers, cached, not_modified=True)
+                if r.status_code >= 400:
+                    raise FetchError(
+                        url, f"HTTP {r.status_code}", _hint_for_status(r.status_code), r.status_code
+                    )
+                declared = resp_headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_bytes:
+                    raise self._too_big(url)
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in r.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise self._too_big(url)
+                    # httpx times each read; a server that drips bytes forever is
+                    # stopped by this overall deadline instead.
+                    if time.monotonic() - started > self.timeout * 3:
+                        raise FetchError(
+                            url, f"the answer took over {self.timeout * 3:g} s", "try again later"
+                        )
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+                status = r.status_code
+        except FetchError:
+            raise
+        except httpx.TooManyRedirects:
+            raise FetchError(
+                url, f"more than {MAX_REDIRECTS} redirects", "use the final URL in the config"
+            ) from None
+        except httpx.TimeoutException:
+            raise FetchError(
+                url, f"no answer within {self.timeout:g} s", "check the url or try again later"
+            ) from None
+        except httpx.ConnectError as e:
+            raise FetchError(
+                url, f"cannot connect ({_short(e)})", "check the host name and your network"
+            ) from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            raise FetchError(url, "not a valid http(s) URL", "check the source's url") from None
+        except httpx.DecodingError:
+            raise FetchError(url, "a body that cannot be decompressed", "check the server") from None
+        except httpx.HTTPError as e:
+            raise FetchError(url, f"a network error ({_short(e)})", "try again later") from None
+        if use_cache and 200 <= status < 300:
+            etag = resp_headers.get("etag")
+            last_modified = resp_headers.get("last-modified")
+            with self._ledger_lock:
+                if etag or last_modified:
+                    self.ledger.http_cache_put(url, etag, last_modified, body)  # type: ignore[union-attr]
+        return HttpResponse(final, status, resp_headers, body)
+
+    def _too_big(self, url: str) -> FetchError:
+        return FetchError(
+            url,
+            f"an answer over {self.max_bytes // 1_000_000} MB",
+            "point the source at a smaller feed (fewer items per page)",
+        )
+
+    def get_many(
+        self, jobs: Iterable[str | Callable[[], T]], max_workers: int = 4
+    ) -> list[HttpResponse | T | Exception]:
+        """Run several fetches concurrently; results in the order given.
+
+        A job is a URL (fetched with :meth:`get`) or a callable (a source's ``fetch``).
+        Each result is the value or the exception raised, so one failure does not
+        stop the others.
+        """
+        calls: list[Callable[[], Any]] = [
+            (lambda u=job: self.get(u)) if isinstance(job, str) else job for job in jobs
+        ]
+        if not calls:
+            return []
+
+        def run(call: Callable[[], Any]) -> Any:
+            try:
+                return call()
+            except Exception as e:  # returned as a value; the caller decides
+                return e
+
+        if len(calls) == 1 or max_workers <= 1:
+            return [run(c) for c in calls]
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(calls))) as pool:
+            return list(pool.map(run, calls))
+
+
+def _short(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:120]
