@@ -86,7 +86,7 @@ def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
         minutes=minutes,
         reading_time=theme.t("minute_read", n=theme.format_number(minutes)),
         excerpt=excerpt(text_for_excerpt, theme.excerpt_chars),
-        long_excerpt=excerpt(body or summary, theme.excerpt_chars * SINGLE_EXCERPT_FACTOR),
+        long_excerpt=paragraphs_excerpt(body or summary, theme.excerpt_chars * SINGLE_EXCERPT_FACTOR),
         image_url=image_url if theme.images else None,
         # Every image gets an alt text (screen readers, images-off clients): the
         # post's own, else its title.
@@ -95,6 +95,24 @@ def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
         categories=tuple(c for c in (one_line(c) for c in post.categories) if c),
         source=post.source,
     )
+
+
+def paragraphs_excerpt(text: str, max_chars: int) -> str:
+    """Whole paragraphs (blank-line separated) up to ``max_chars``, the last one cut at a
+    sentence or word boundary; the paragraphs stay separate for the single-post layout."""
+    out: list[str] = []
+    left = max_chars
+    for para in text.split("\n\n"):
+        para = " ".join(para.split())
+        if not para:
+            continue
+        if len(para) > left:
+            if left >= 80 or not out:
+                out.append(excerpt(para, left))
+            break
+        out.append(para)
+        left -= len(para)
+    return "\n\n".join(out)
 
 
 @dataclass(frozen=True)

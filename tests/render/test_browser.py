@@ -1,0 +1,101 @@
+"""The digest in headless Chromium at phone (375 px) and desktop (1280 px) widths.
+
+No horizontal scrolling on a phone, every image with an alt text, body text at 14 px
+or more.  Needs /usr/bin/chromium (apt-get install chromium); skipped without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distrib.render.email import render_edition
+
+from . import browser
+from .cases import FIXED_NOW, WEB_URL, make_posts
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not browser.available(), reason=browser.SKIP_REASON),
+]
+
+
+def local_images(html: str, tmp_path: Path) -> str:
+    """Point the posts' image URLs at real local PNGs so the layout has real images."""
+    from PIL import Image as PILImage
+
+    for i in range(1, 61):
+        url = f"https://news.harbour.example/media/{i}.jpg"
+        if url in html:
+            f = tmp_path / f"{i}.png"
+            PILImage.new("RGB", (1200, 675), (40 + i * 3 % 200, 90, 140)).save(f)
+            html = html.replace(url, f.as_uri())
+    logo = tmp_path / "logo.png"
+    PILImage.new("RGB", (480, 120), (255, 255, 255)).save(logo)
+    return html.replace("https://news.harbour.example/static/logo.png", logo.as_uri())
+
+
+def rendered(settings, posts) -> str:
+    r = render_edition(
+        settings, posts, newsletter=settings.data["digest"], name="digest", now=FIXED_NOW, web_url=WEB_URL
+    )
+    return r.html
+
+
+CASES = {
+    "en": ("", 8, "en"),
+    "en-by-category": ('[theme]\nlayout = "by-category"\n', 8, "en"),
+    "ar": ("", 6, "ar"),
+    "ja": ("", 6, "ja"),
+    "single": ("", 1, "en"),
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request, make_settings, tmp_path):
+    extra, n, lang = CASES[request.param]
+    site = f'language = "{lang}"' if lang != "en" else ""
+    html = rendered(make_settings(extra, site=site), make_posts(n, lang=lang))
+    return request.param, lang, local_images(html, tmp_path)
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_layout_readable_and_accessible(case, width, tmp_path):
+    name, lang, html = case
+    m = browser.measure(html, width, workdir=tmp_path)
+    assert m["scrollWidth"] <= m["innerWidth"], f"{name} at {width}px scrolls sideways: {m['wide']}"
+    assert m["images"] >= 1
+    assert m["noAlt"] == [], f"{name}: images without alt: {m['noAlt']}"
+    assert m["minBody"] >= 14, f"{name} at {width}px: body text under 14px: {m['small']}"
+    assert m["minFine"] >= 12, f"{name} at {width}px: fine print under 12px"
+    assert m["lang"] == lang
+    assert m["dir"] == ("rtl" if lang == "ar" else "ltr")
+
+
+def test_dark_mode_changes_the_background(make_settings, tmp_path):
+    html = rendered(make_settings(), make_posts(3))
+    light = browser.measure(html, 375, workdir=tmp_path)
+    dark = browser.measure(html, 375, workdir=tmp_path, dark=True)
+    assert light["bodyBackground"] == "rgb(242, 244, 247)"
+    assert dark["bodyBackground"] == "rgb(15, 20, 25)"
+
+
+def test_sixty_post_digest_fits_a_phone(make_settings, tmp_path):
+    html = local_images(rendered(make_settings(), make_posts(60)), tmp_path)
+    m = browser.measure(html, 375, workdir=tmp_path)
+    assert m["scrollWidth"] <= m["innerWidth"], m["wide"]
+    assert m["noAlt"] == [] and m["minBody"] >= 14
+
+
+def test_the_instrument_sees_what_it_should_fail_on(make_settings, tmp_path):
+    """The measurement catches a too-wide block, small text and a missing alt (and is
+    taken at 375 px, not at Chromium's 500 px minimum window width)."""
+    html = rendered(make_settings(), make_posts(2)).replace(
+        "</h1>", "</h1><div style='width:900px'>wide</div><p style='font-size:11px'>tiny</p><img src='x.png'>", 1
+    )
+    m = browser.measure(html, 375, workdir=tmp_path)
+    assert m["innerWidth"] == 375
+    assert m["scrollWidth"] > m["innerWidth"]
+    assert m["minBody"] == 11 and m["small"] == ["tiny (11px)"]
+    assert len(m["noAlt"]) == 1
