@@ -65,7 +65,7 @@ class Env:
         ]
         assert not cctx.problems, cctx.problems
         data = {
-            "site": {"name": "Harbour Light", "url": "https://news.example/"},
+            "site": {"name": "Harbour Light", "url": "https://news.example/", "language": "en"},
             "channels": validated,
             "templates": {"dir": None},
         }

@@ -1,0 +1,177 @@
+"""Bluesky against a fake PDS on 127.0.0.1 answering like the documented XRPC methods."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distrib.channels.bluesky import make_tid
+from distrib.model import DeliveryStatus, Image
+from distrib.share import run_shares, share_key
+from tests.channels.conftest import make_post
+
+DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\1" * 100
+
+
+def session(access: str = "access-1", refresh: str = "refresh-1") -> dict:
+    return {"did": DID, "handle": "news.example", "accessJwt": access, "refreshJwt": refresh, "active": True}
+
+
+def created(rkey: str) -> dict:
+    return {"uri": f"at://{DID}/app.bsky.feed.post/{rkey}", "cid": "bafyreib2rxk3rh6kzwq", "validationStatus": "valid"}
+
+
+@pytest.fixture
+def bluesky(env, httpserver, monkeypatch):
+    monkeypatch.setenv("BSKY_PASSWORD", "app-pass-1234")
+
+    def make(**extra):
+        return env.channels(
+            {
+                "name": "sky",
+                "type": "bluesky",
+                "handle": "news.example",
+                "password_env": "BSKY_PASSWORD",
+                "service": httpserver.url_for("/").rstrip("/"),
+                **extra,
+            }
+        )
+
+    return make
+
+
+def _requests(httpserver, nsid):
+    return [r for r, _ in httpserver.log if r.path == f"/xrpc/{nsid}"]
+
+
+def test_tid_format():
+    tid = make_tid(1_700_000_000_000_000, 5)
+    assert len(tid) == 13 and tid[0] in "234567abcdefghij"
+    assert make_tid(1, 0) < make_tid(2, 0)  # sortable
+
+
+def test_posts_with_facets_link_card_and_a_deterministic_record_key(env, bluesky, httpserver):
+    httpserver.expect_request("/xrpc/com.atproto.server.createSession", method="POST").respond_with_json(session())
+    httpserver.expect_request("/img/pier.png").respond_with_data(PNG, content_type="image/png")
+    blob = {"$type": "blob", "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"}, "mimeType": "image/png", "size": len(PNG)}
+    httpserver.expect_request("/xrpc/com.atproto.repo.uploadBlob", method="POST").respond_with_json({"blob": blob})
+    httpserver.expect_request("/xrpc/com.atproto.repo.createRecord", method="POST").respond_with_json(created("x"))
+    post = make_post(1, title="Пором через затоку 🚢", image=Image(httpserver.url_for("/img/pier.png"), "The pier"))
+    ctx, channels = bluesky()
+
+    report = run_shares(ctx, channels, [post], dry_run=False)
+
+    assert len(report.sent) == 1
+    [login] = _requests(httpserver, "com.atproto.server.createSession")
+    assert json.loads(login.data) == {"identifier": "news.example", "password": "app-pass-1234"}
+    [upload] = _requests(httpserver, "com.atproto.repo.uploadBlob")
+    assert upload.data == PNG and upload.headers["Content-Type"] == "image/png"
+    assert upload.headers["Authorization"] == "Bearer access-1"
+    [req] = _requests(httpserver, "com.atproto.repo.createRecord")
+    body = json.loads(req.data)
+    rkey = env.ledger.kv_get(f"bluesky:sky:rkey:{share_key(post.key, 'sky')}")
+    assert body["repo"] == DID and body["collection"] == "app.bsky.feed.post" and body["rkey"] == rkey
+    record = body["record"]
+    text = record["text"]
+    assert record["$type"] == "app.bsky.feed.post" and record["createdAt"].endswith("Z")
+    assert text.startswith("Пором через затоку 🚢")
+    raw = text.encode("utf-8")
+    for facet in record["facets"]:
+        [feature] = facet["features"]
+        span = raw[facet["index"]["byteStart"] : facet["index"]["byteEnd"]].decode("utf-8")
+        if feature["$type"] == "app.bsky.richtext.facet#link":
+            assert span == feature["uri"]
+        else:
+            assert feature["$type"] == "app.bsky.richtext.facet#tag" and span == "#" + feature["tag"]
+    link_facets = [f for f in record["facets"] if f["features"][0]["$type"].endswith("#link")]
+    assert link_facets[0]["features"][0]["uri"].startswith(post.url + "?utm_source=bluesky")
+    # The link starts after the title (Cyrillic: 2 bytes a letter, the ship: 4), the tags.
+    assert link_facets[0]["index"]["byteStart"] == raw.index(b"https://")
+    assert record["embed"] == {
+        "$type": "app.bsky.embed.external",
+        "external": {
+            "uri": link_facets[0]["features"][0]["uri"],
+            "title": post.title,
+            "description": post.summary,
+            "thumb": blob,
+        },
+    }
+    assert record["langs"] == ["en"]
+
+
+def test_the_session_is_saved_and_reused_across_runs(env, bluesky, httpserver):
+    httpserver.expect_request("/xrpc/com.atproto.server.createSession").respond_with_json(session())
+    httpserver.expect_request("/xrpc/com.atproto.repo.createRecord").respond_with_json(created("x"))
+    ctx, channels = bluesky(card=False)
+    run_shares(ctx, channels, [make_post(1)], dry_run=False)
+    ctx, channels = bluesky(card=False)  # the next run: a new channel object, the same ledger
+    run_shares(ctx, channels, [make_post(2)], dry_run=False)
+    assert len(_requests(httpserver, "com.atproto.server.createSession")) == 1
+    assert len(_requests(httpserver, "com.atproto.repo.createRecord")) == 2
+
+
+def test_an_expired_access_token_is_refreshed_not_logged_in_again(env, bluesky, httpserver):
+    env.ledger.kv_put("bluesky:sky:session", session("old-access", "refresh-7"))
+    httpserver.expect_oneshot_request("/xrpc/com.atproto.repo.createRecord").respond_with_json(
+        {"error": "ExpiredToken", "message": "Token has expired"}, status=400
+    )
+    httpserver.expect_request("/xrpc/com.atproto.server.refreshSession").respond_with_json(session("new-access", "refresh-8"))
+    httpserver.expect_request("/xrpc/com.atproto.repo.createRecord").respond_with_json(created("x"))
+    ctx, channels = bluesky(card=False)
+    report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
+    assert len(report.sent) == 1
+    [refresh] = _requests(httpserver, "com.atproto.server.refreshSession")
+    assert refresh.headers["Authorization"] == "Bearer refresh-7"
+    assert _requests(httpserver, "com.atproto.server.createSession") == []
+    assert _requests(httpserver, "com.atproto.repo.createRecord")[-1].headers["Authorization"] == "Bearer new-access"
+    assert env.ledger.kv_get("bluesky:sky:session")["accessJwt"] == "new-access"
+
+
+def test_killed_between_call_and_mark_finds_the_record_and_posts_nothing(env, bluesky, httpserver):
+    env.ledger.kv_put("bluesky:sky:session", session())
+    post = make_post(1)
+    ctx, [channel] = bluesky(card=False)
+    key = share_key(post.key, "sky")
+    rkey = channel.record_key(key)  # fixed before the dead run's call
+    env.ledger.claim_share(post.key, "sky", channel.compose(post).text)
+    httpserver.expect_request(
+        "/xrpc/com.atproto.repo.getRecord",
+        query_string={"repo": DID, "collection": "app.bsky.feed.post", "rkey": rkey},
+    ).respond_with_json({"uri": f"at://{DID}/app.bsky.feed.post/{rkey}", "cid": "bafy", "value": {}})
+    report = run_shares(ctx, [channel], [post], dry_run=False)
+    assert [i.remote_id for i in report.sent] == [f"at://{DID}/app.bsky.feed.post/{rkey}"]
+    assert _requests(httpserver, "com.atproto.repo.createRecord") == []
+
+
+def test_a_retry_reuses_the_record_key_and_an_existing_record_counts_as_sent(env, bluesky, httpserver):
+    env.ledger.kv_put("bluesky:sky:session", session())
+    post = make_post(1)
+    ctx, [channel] = bluesky(card=False)
+    rkey = channel.record_key(share_key(post.key, "sky"))
+    env.ledger.claim_share(post.key, "sky", channel.compose(post).text)
+    # The reconcile does not find it yet (the dead run's write was still landing) ...
+    httpserver.expect_oneshot_request("/xrpc/com.atproto.repo.getRecord").respond_with_json(
+        {"error": "RecordNotFound", "message": "Could not locate record"}, status=400
+    )
+    # ... then the create with the same record key says it exists, and the read-back finds it.
+    httpserver.expect_request("/xrpc/com.atproto.repo.createRecord").respond_with_json(
+        {"error": "InvalidRequest", "message": "Record already exists"}, status=400
+    )
+    uri = f"at://{DID}/app.bsky.feed.post/{rkey}"
+    httpserver.expect_request("/xrpc/com.atproto.repo.getRecord").respond_with_json({"uri": uri, "cid": "bafy", "value": {}})
+    report = run_shares(ctx, [channel], [post], dry_run=False)
+    [create] = _requests(httpserver, "com.atproto.repo.createRecord")
+    assert json.loads(create.data)["rkey"] == rkey
+    assert [i.remote_id for i in report.sent] == [uri]
+    assert env.ledger.share_row(post.key, "sky").status == DeliveryStatus.SENT
+
+
+def test_too_long_for_bluesky_uses_a_shorter_variant(env, bluesky):
+    ctx, [channel] = bluesky()
+    post = make_post(1, summary="довге речення " * 100)
+    snippet = channel.compose(post)
+    graphemes = len(snippet.text)
+    assert snippet.length <= 300 and graphemes <= 300 and len(snippet.text.encode()) <= 3000
+    assert snippet.facets and snippet.to_json()["facets"][0]["type"] in ("tag", "link")
