@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import struct_time
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from ..adapters import Context, Source
 from ..config import Opt, choice, k_path, k_url
@@ -175,8 +176,8 @@ def parse_xml_feed(
     # feedparser's own sanitiser is off: ours (nh3, an allowlist) runs on every field.
     parsed = feedparser.parse(data, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
     entries = parsed.get("entries") or []
-    if not parsed.get("version") and not entries:
-        if parsed.get("bozo"):
+    if not entries and (parsed.get("bozo") or not parsed.get("version")):
+        if parsed.get("bozo") and not _HTML_RE.match(body[:4096]):
             reason = _short(parsed.get("bozo_exception"))
             hint = "check the url" if url else "check the path"
             raise SourceError(source, f"not a feed: broken XML ({reason}); {hint}")
@@ -267,9 +268,12 @@ def _xml_entry(entry: Any, *, source: str, feed_base: str | None, categories_as:
     if published is None:
         # Atom requires only <updated>; dc:date lands there too.  Better than no date.
         published = updated
+    if updated == published:
+        updated = None  # feedparser copies an RSS pubDate into "updated": not an edit
+
 
     return Post(
-        key=guid or canonical_url(link),
+        key=post_key(guid, link),
         url=link,
         title=title,
         source=source,
@@ -282,6 +286,21 @@ def _xml_entry(entry: Any, *, source: str, feed_base: str | None, categories_as:
         categories=categories,
         image=_xml_image(entry, base, content),
     )
+
+
+def post_key(guid: str, link: str) -> str:
+    """The guid / id when there is one, else the canonical URL (DESIGN, "Nouns").
+
+    A guid that is not a URL, URN or tag URI ("1", "4242") is only unique inside its
+    feed; it is prefixed with the post's host so that two sites' "1" stay two posts.
+    """
+    guid = guid.strip()
+    if not guid:
+        return canonical_url(link)
+    if ":" in guid:
+        return guid
+    host = urlsplit(link).hostname or ""
+    return f"{host}:{guid}" if host else guid
 
 
 def _best_content(entry: Any) -> str:
@@ -306,7 +325,7 @@ def _text_to_html(text: str) -> str:
 def _summary(summary_html: str, content: str) -> str:
     text = html_to_text(summary_html) if summary_html else ""
     # WordPress ends excerpts with "[&#8230;]" and "The post X appeared first on Y".
-    text = re.sub(r"\s*\[(?:…|\.\.\.)\]\s*", "… ", text)
+    text = re.sub(r"([.!?…])?\s*\[(?:…|\.\.\.|&hellip;)\]\s*", lambda m: (m.group(1) or "…") + " ", text)
     text = re.sub(r"\s*The post .{1,300} appeared first on .{1,200}\.?\s*$", "", text, flags=re.S)
     text = " ".join(text.split())
     if not text and content:
@@ -348,7 +367,15 @@ def _split_terms(entry: Any, categories_as: str) -> tuple[tuple[str, ...], tuple
             tags.append(term)
         if kind == "category" or (not kind and categories_as in ("categories", "both")):
             cats.append(term)
-    return tuple(dict.fromkeys(tags)), tuple(dict.fromkeys(cats))
+    return _unique(tags), _unique(cats)
+
+
+def _unique(terms: Iterable[str]) -> tuple[str, ...]:
+    """Terms without repeats, compared case-insensitively; the first spelling wins."""
+    seen: dict[str, str] = {}
+    for term in terms:
+        seen.setdefault(term.casefold(), term)
+    return tuple(seen.values())
 
 
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
@@ -488,7 +515,7 @@ def _json_item(item: dict[str, Any], *, source: str, base: str | None, feed_auth
         excerpt(html_to_text(content), SUMMARY_CHARS) if content else ""
     )
     title = one_line(_str(item.get("title"))) or _title_from(html_to_text(content) or summary)
-    tags = tuple(dict.fromkeys(one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t)))
+    tags = _unique(one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t))
     image = None
     for key in ("image", "banner_image"):
         url = absolute_http_url(_str(item.get(key)), link)
@@ -508,7 +535,7 @@ def _json_item(item: dict[str, Any], *, source: str, base: str | None, feed_auth
     published = parse_date(_str(item.get("date_published")))
     updated = parse_date(_str(item.get("date_modified")))
     return Post(
-        key=guid or canonical_url(link),
+        key=post_key(guid, link),
         url=link,
         title=title,
         source=source,
