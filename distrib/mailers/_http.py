@@ -1,0 +1,344 @@
+"""What the HTTP mailers share: one httpx client, batching, retries, error shapes.
+
+The delivery loop's contract (distrib.deliver): a mailer pulls recipients from the
+iterator (each pull claims one in the ledger) and reports every pulled recipient
+exactly once, in the thread that called ``deliver``.  :func:`deliver_in_batches`
+keeps it for any mailer that sends in batches: it pulls one batch, sends it, reports
+each recipient, and only then pulls the next, so at most one batch is in flight (the
+most a crash can make arrive twice).  A batch that the provider throttles or that
+fails as a whole is retried a few times with short waits (nothing sleeps for minutes
+inside cron), then deferred; the mailer then stops pulling and the rest of the list
+waits, untouched, for the next run.  Contains no provider-specific logic.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, TypeVar
+
+import httpx
+
+from .. import __version__
+from ..errors import DeliveryError, DistribError
+from ..model import DeliveryStatus, Outcome, Recipient
+
+log = logging.getLogger("distrib")
+
+T = TypeVar("T")
+
+USER_AGENT = f"distrib/{__version__}"
+#: Waits within a run are short: a longer Retry-After defers to the next run instead.
+MAX_WAIT = 10.0
+
+
+class Transient(Exception):
+    """A whole request failed in a way worth retrying (throttled, 5xx, network)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def make_client(
+    base_url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+    timeout: float = 30.0,
+    connections: int = 4,
+) -> httpx.Client:
+    """The httpx client of one mailer: keep-alive, bounded, no redirects (an API that
+    redirects a POST is misconfigured, and following it could send twice)."""
+    return httpx.Client(
+        base_url=base_url,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"} | (headers or {}),
+        auth=auth,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        follow_redirects=False,
+    )
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (RFC 9110 section 10.2.3): delay or HTTP date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def error_text(response: httpx.Response, limit: int = 200) -> str:
+    """The provider's own explanation from an error answer, on one short line."""
+    text = ""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("message", "Message", "detail", "error", "errors"):
+            if data.get(key):
+                value = data[key]
+                text = value if isinstance(value, str) else str(value)
+                break
+    if not text:
+        text = response.text
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def check_transient(response: httpx.Response, name: str) -> None:
+    """Raise :class:`Transient` for 429 and 5xx answers."""
+    if response.status_code == 429:
+        raise Transient(f"{name}: rate limited (HTTP 429)", retry_after(response))
+    if response.status_code >= 500:
+        raise Transient(
+            f"{name}: server error (HTTP {response.status_code}): {error_text(response)}",
+            retry_after(response),
+        )
+
+
+def with_retries(
+    call: Callable[[], T], *, attempts: int = 3, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """``call()``, retried on :class:`Transient` up to ``attempts`` times in all, waiting
+    the asked Retry-After (at most :data:`MAX_WAIT`) or 1 s, 2 s, 4 s ...  A Retry-After
+    longer than MAX_WAIT is not waited for: the error goes up at once."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Transient as e:
+            wait = e.retry_after if e.retry_after is not None else float(2**attempt)
+            if attempt == attempts - 1 or wait > MAX_WAIT:
+                raise
+            sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def transport_guard(name: str, call: Callable[[], httpx.Response]) -> httpx.Response:
+    """``call()`` with network failures turned into :class:`Transient`."""
+    try:
+        return call()
+    except httpx.TimeoutException:
+        raise Transient(f"{name}: the request timed out") from None
+    except httpx.TransportError as e:
+        raise Transient(f"{name}: network error ({type(e).__name__})") from None
+
+
+def batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to ``size`` items, each pulled only when the previous one is done."""
+    while True:
+        batch = list(islice(items, size))
+        if not batch:
+            return
+        yield batch
+
+
+#: A batch sender: given a batch, yields (index in the batch, outcome) for each recipient.
+SendBatch = Callable[[list[Recipient]], Iterable[tuple[int, Outcome]]]
+
+
+def deliver_in_batches(
+    name: str,
+    recipients: Iterator[Recipient],
+    size: int,
+    send_batch: SendBatch,
+    report: Callable[[Recipient, Outcome], None],
+    *,
+    pace: Callable[[int], None] | None = None,
+) -> None:
+    """Send ``recipients`` ``size`` at a time and report each exactly once.
+
+    ``send_batch`` yields an outcome per index (any order); it may raise
+    :class:`Transient` for the whole batch (all deferred, then we stop pulling) or a
+    :class:`DistribError` (credentials, configuration: all unreported deferred, then it
+    goes up and stops the send).  A batch whose every outcome is deferred also stops the
+    send: the account is throttled or out of quota, and the rest waits for the next run.
+    ``pace(n)`` is called before each batch of ``n`` (a rate limit may sleep there).
+    """
+    for batch in batches(recipients, size):
+        if pace is not None:
+            pace(len(batch))
+        done: set[int] = set()
+        all_deferred = True
+        try:
+            for i, outcome in send_batch(batch):
+                if i in done:
+                    continue
+                done.add(i)
+                report(batch[i], outcome)
+                if outcome.status is not DeliveryStatus.DEFERRED:
+                    all_deferred = False
+        except Transient as e:
+            _defer_rest(batch, done, e.reason, e.retry_after, report)
+            log.warning("%s; the rest of the list waits for the next run", e.reason)
+            return
+        except KeyboardInterrupt:
+            # Sent or not is unknown: they stay claimed, and the next run sends them.
+            raise
+        except DistribError as e:
+            _defer_rest(batch, done, str(e), None, report)
+            raise
+        except Exception as e:
+            _defer_rest(batch, done, f"{name}: {type(e).__name__}: {e}", None, report)
+            raise
+        _defer_rest(batch, done, f"{name}: no answer for this recipient", None, report)
+        if all_deferred:
+            log.warning(
+                "%s deferred a whole batch; the rest of the list waits for the next run", name
+            )
+            return
+
+
+def _defer_rest(
+    batch: list[Recipient],
+    done: set[int],
+    reason: str,
+    retry: float | None,
+    report: Callable[[Recipient, Outcome], None],
+) -> None:
+    for i, recipient in enumerate(batch):
+        if i not in done:
+            done.add(i)
+            report(recipient, Outcome.deferred(reason, retry))
+
+
+class Pacer:
+    """At most ``rate`` messages per second on average (0: no limit), by sleeping in
+    the calling thread before a batch: a provider's sending rate (SES: 14/s by
+    default) is kept instead of being hit and throttled."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.rate = rate
+        self.clock = clock
+        self.sleep = sleep
+        self.start: float | None = None
+        self.count = 0
+
+    def __call__(self, n: int) -> None:
+        if self.rate <= 0:
+            return
+        now = self.clock()
+        if self.start is None:
+            self.start = now
+        due = self.start + self.count / self.rate
+        if due > now:
+            self.sleep(due - now)
+        self.count += n
+
+
+def display_address(name: str, address: str) -> str:
+    """``"Name" <address>`` for JSON APIs that take a display name (UTF-8 allowed there)."""
+    name = " ".join(name.split())
+    if not name:
+        return address
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + f'" <{address}>'
+
+
+def config_error(name: str, what: str, fix: str) -> DeliveryError:
+    """A credentials/configuration failure: stops the send with one line and the fix."""
+    return DeliveryError(f"{name}: {what}; {fix}")
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+# --- hand-off to a newsletter platform ------------------------------------------------------
+
+
+def handoff_recipient(mailer_name: str) -> Recipient:
+    """The pseudo-recipient a hand-off mailer's one delivery per edition is recorded under."""
+    return Recipient(f"handoff:{mailer_name}")
+
+
+class HandoffBase:
+    """The delivery loop of a hand-off mailer (listmonk, Buttondown).
+
+    The app gives it an iterator of exactly one pseudo-recipient
+    (:func:`handoff_recipient`), claimed in the ledger like any recipient, so a rerun
+    never hands the same edition off twice.  :meth:`hand_off` first looks for a campaign
+    already carrying the edition's marker (a run that died between creating it and
+    marking the ledger), and only creates one when there is none.
+    """
+
+    name: str = ""
+
+    def hand_off(self, message: Any) -> str:
+        """Find or create (and start) the edition's campaign; return its remote id."""
+        raise NotImplementedError
+
+    def deliver_handoff(
+        self,
+        message: Any,
+        recipients: Iterator[Recipient],
+        report: Callable[[Recipient, Outcome], None],
+    ) -> None:
+        remote: str | None = None
+        for recipient in recipients:
+            if remote is not None:
+                # Only one campaign per edition, whatever we are given.
+                report(recipient, Outcome.sent(remote))
+                continue
+            try:
+                remote = with_retries(lambda: self.hand_off(message))
+            except Transient as e:
+                report(recipient, Outcome.deferred(e.reason, e.retry_after))
+                log.warning("%s; the hand-off is retried by the next run", e.reason)
+                return
+            except KeyboardInterrupt:
+                raise
+            except DistribError as e:
+                report(recipient, Outcome.deferred(str(e)))
+                raise
+            except Exception as e:
+                report(recipient, Outcome.deferred(f"{self.name}: {type(e).__name__}: {e}"))
+                raise
+            report(recipient, Outcome.sent(remote))
+
+
+def edition_marker(prefix: str, edition_id: int) -> str:
+    """The name that ties a platform's campaign to our edition ("distrib-42")."""
+    return f"{prefix or 'distrib'}-{edition_id}"
+
+
+def request(client: httpx.Client, name: str, method: str, path: str, **kw: Any) -> httpx.Response:
+    """One API request; 429/5xx/network become :class:`Transient`, other errors a
+    :class:`DeliveryError` with the platform's message."""
+    response = transport_guard(name, lambda: client.request(method, path, **kw))
+    check_transient(response, name)
+    if response.status_code in (401, 403):
+        raise config_error(
+            name,
+            f"the API refused the credentials (HTTP {response.status_code})",
+            f"check [email.{name}] and its *_env variable",
+        )
+    if response.status_code >= 400:
+        raise config_error(
+            name,
+            f"{method} {path} was refused (HTTP {response.status_code}): {error_text(response)}",
+            f"check [email.{name}]",
+        )
+    return response

@@ -1,0 +1,214 @@
+"""listmonk: hand the edition off as a listmonk campaign, for subscribers kept there.
+
+API: https://listmonk.app/docs/apis/campaigns/
+(``POST /api/campaigns`` creates it, ``PUT /api/campaigns/{id}/status`` with
+``{"status": "running"}`` starts it; ``GET /api/campaigns?query=…`` finds it again).
+Auth: https://listmonk.app/docs/apis/apis/ — an API user's ``Authorization: token
+user:token`` (listmonk v4+), or HTTP basic auth with a password (older versions).
+
+One delivery per edition (the pseudo-recipient ``handoff:listmonk``): the campaign is
+named ``<name_prefix>-<edition id>``, so a run that died after creating it finds it
+instead of creating a second one.  Our per-recipient placeholders become listmonk's
+own template tags, so listmonk fills in each subscriber's address and unsubscribe
+link (it also adds its own List-Unsubscribe header).  listmonk wraps a campaign body
+in a template: point ``template_id`` at one whose body is only
+``{{ template "content" . }}`` so that our finished HTML is sent as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from ..adapters import Context, Mailer, Report
+from ..config import (
+    Ctx,
+    Invalid,
+    Opt,
+    k_bool,
+    k_email,
+    k_env_name,
+    k_positive,
+    k_str,
+    k_str_list,
+    k_url,
+)
+from ..errors import ConfigError
+from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Recipient
+from ._http import HandoffBase, Transient, edition_marker, make_client, request
+
+if TYPE_CHECKING:
+    from ..config import Section
+    from ..render.message import PreparedMessage
+
+NAME = "listmonk"
+#: listmonk's Go template tags for the values we fill in per recipient.
+TAGS = {
+    PLACEHOLDER_UNSUBSCRIBE_URL: "{{ UnsubscribeURL }}",
+    PLACEHOLDER_EMAIL: "{{ .Subscriber.Email }}",
+}
+
+
+def k_id_list(v: Any, ctx: Ctx) -> tuple[int, ...]:
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = [v]
+    if (
+        not isinstance(v, list)
+        or not v
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+    ):
+        raise Invalid("a list id or an array of list ids, such as [3]")
+    return tuple(v)
+
+
+def k_id(v: Any, ctx: Ctx) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise Invalid("a template id (an integer of 1 or more)")
+    return v
+
+
+def fill_tags(text: str, tags: dict[str, str]) -> str:
+    for placeholder, tag in tags.items():
+        text = text.replace(placeholder, tag)
+    return text
+
+
+class ListmonkMailer(HandoffBase, Mailer):
+    """Creates and starts one listmonk campaign per edition."""
+
+    handoff: ClassVar[bool] = True
+    name = NAME
+    options: ClassVar[dict[str, Opt]] = {
+        "url": Opt(
+            k_url, None, "listmonk's base URL, such as 'https://lists.example.org'", required=True
+        ),
+        "username": Opt(
+            k_str, None, "the listmonk API user (Admin → Users → API user)", required=True
+        ),
+        "token_env": Opt(
+            k_env_name, None, "environment variable holding the API user's token (listmonk v4+)"
+        ),
+        "password_env": Opt(
+            k_env_name,
+            None,
+            "environment variable holding the password (basic auth, older listmonk)",
+        ),
+        "lists": Opt(
+            k_id_list, None, "the ids of the listmonk lists to send to, such as [3]", required=True
+        ),
+        "from_email": Opt(k_email, None, "the campaign's From (default: [email] from)"),
+        "template_id": Opt(
+            k_id, None, "the listmonk template to wrap our HTML in (default: listmonk's default)"
+        ),
+        "start": Opt(
+            k_bool, True, "start sending at once; false: leave a draft to start in listmonk"
+        ),
+        "name_prefix": Opt(k_str, "distrib", "campaign names are '<name_prefix>-<edition id>'"),
+        "tags": Opt(k_str_list, ("distrib",), "listmonk tags for the campaign"),
+        "timeout": Opt(k_positive, 60, "seconds to wait for one API request"),
+    }
+
+    def __init__(self, options: Section, ctx: Context):
+        super().__init__(options, ctx)
+        self.client: httpx.Client | None = None
+
+    def __enter__(self) -> ListmonkMailer:
+        settings = self.ctx.settings
+        user = self.opts["username"]
+        token = settings.secret(self.opts, "token_env", where="email.listmonk")
+        headers: dict[str, str] = {}
+        auth: tuple[str, str] | None = None
+        if token:
+            headers["Authorization"] = f"token {user}:{token}"
+        else:
+            password = settings.secret(self.opts, "password_env", where="email.listmonk")
+            if not password:
+                raise ConfigError(
+                    "email.listmonk: neither token_env nor password_env is set; "
+                    "set token_env to the variable holding the API user's token"
+                )
+            auth = (user, password)
+        self.client = make_client(
+            self.opts["url"].rstrip("/"),
+            headers=headers,
+            auth=auth,
+            timeout=float(self.opts.get("timeout") or 60),
+            connections=1,
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def describe(self) -> str:
+        return f"handed off to listmonk at {self.opts.get('url')}"
+
+    def deliver(
+        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
+    ) -> None:
+        if self.client is None:
+            self.__enter__()
+        self.deliver_handoff(message, recipients, report)
+
+    # ---------------------------------------------------------------------------------
+
+    def campaign(self, message: PreparedMessage) -> dict[str, Any]:
+        """The ``POST /api/campaigns`` body for this edition."""
+        body: dict[str, Any] = {
+            "name": edition_marker(self.opts.get("name_prefix") or "distrib", message.edition_id),
+            "subject": message.subject,
+            "lists": list(self.opts["lists"]),
+            "from_email": self.opts.get("from_email") or self.ctx.settings.email["from"],
+            "type": "regular",
+            "content_type": "html",
+            "messenger": "email",
+            "body": fill_tags(message.html, TAGS),
+            "altbody": fill_tags(message.text, TAGS),
+            "tags": list(self.opts.get("tags") or ()),
+        }
+        if self.opts.get("template_id"):
+            body["template_id"] = self.opts["template_id"]
+        return body
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        """The campaign called ``name``, if one exists (listmonk searches names with
+        ``query``; the exact name is checked here)."""
+        assert self.client is not None
+        r = request(
+            self.client,
+            NAME,
+            "GET",
+            "/api/campaigns",
+            params={"query": name, "per_page": 100, "page": 1},
+        )
+        results = (r.json().get("data") or {}).get("results") or []
+        for c in results:
+            if c.get("name") == name:
+                return c
+        return None
+
+    def hand_off(self, message: PreparedMessage) -> str:
+        assert self.client is not None
+        body = self.campaign(message)
+        existing = self.find(body["name"])
+        if existing is None:
+            r = request(self.client, NAME, "POST", "/api/campaigns", json=body)
+            data = r.json().get("data") or {}
+            if "id" not in data:
+                raise Transient(f"{NAME}: the campaign was created without an id in the answer")
+            campaign_id, status = data["id"], data.get("status", "draft")
+        else:
+            campaign_id, status = existing["id"], existing.get("status", "draft")
+        if self.opts.get("start", True) and status == "draft":
+            request(
+                self.client,
+                NAME,
+                "PUT",
+                f"/api/campaigns/{campaign_id}/status",
+                json={"status": "running"},
+            )
+        return str(campaign_id)

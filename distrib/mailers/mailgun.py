@@ -1,0 +1,186 @@
+"""Mailgun: each recipient's finished MIME message through ``messages.mime``.
+
+API: https://documentation.mailgun.com/docs/mailgun/api-reference/send/mailgun/messages
+(``POST /v3/<domain>/messages.mime``, HTTP basic auth ``api:<key>``, multipart form
+with ``to`` and the ``message`` file; the answer is ``{"id": "<…>", "message":
+"Queued. Thank you."}``).  EU domains live at ``https://api.eu.mailgun.net``.
+
+Why one MIME message per recipient and not Mailgun's batch sending (one request with
+up to 1,000 ``to`` and ``recipient-variables``): the batch form re-renders the message
+on Mailgun's side from fields and %recipient.x% substitutions, so our bytes would not
+go out unchanged, and one answer would cover 1,000 people with no per-recipient
+outcome.  With ``messages.mime`` every recipient gets exactly the message the other
+mailers send (its own Message-ID and signed List-Unsubscribe headers), each answer
+is that recipient's outcome, and a crash can repeat at most the ``connections``
+requests in flight.  The cost, one request per recipient, is paid over a few
+keep-alive connections in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, ClassVar
+
+import httpx
+
+from ..adapters import Context, Mailer, Report
+from ..config import Opt, choice, k_bool, k_env_name, k_number, k_positive, k_str, k_str_list, k_url
+from ..errors import ConfigError
+from ..model import Outcome, Recipient
+from ..render.message import ascii_address
+from ._http import (
+    Pacer,
+    Transient,
+    check_transient,
+    config_error,
+    deliver_in_batches,
+    error_text,
+    json_or_none,
+    make_client,
+    transport_guard,
+    with_retries,
+)
+
+if TYPE_CHECKING:
+    from ..config import Section
+    from ..render.message import PreparedMessage
+
+NAME = "mailgun"
+REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+
+
+class MailgunMailer(Mailer):
+    """Sends each recipient's MIME message through Mailgun's HTTP API."""
+
+    options: ClassVar[dict[str, Opt]] = {
+        "domain": Opt(
+            k_str,
+            None,
+            "the sending domain set up in Mailgun, such as 'mg.example.org'",
+            required=True,
+        ),
+        "api_key_env": Opt(
+            k_env_name, None, "environment variable holding the Mailgun API key", required=True
+        ),
+        "region": Opt(choice("us", "eu"), "us", "the region of the domain: us or eu"),
+        "base_url": Opt(k_url, None, "the API's base URL (default: from region)"),
+        "connections": Opt(k_positive, 4, "requests in parallel"),
+        "rate": Opt(k_number, 0.0, "at most this many messages per second (0: no limit)"),
+        "tags": Opt(k_str_list, (), "Mailgun tags (o:tag) for the messages"),
+        "tracking": Opt(
+            k_bool, False, "let Mailgun track opens and rewrite links (changes our bytes)"
+        ),
+        "timeout": Opt(k_positive, 60, "seconds to wait for one API request"),
+    }
+
+    def __init__(self, options: Section, ctx: Context):
+        super().__init__(options, ctx)
+        self.client: httpx.Client | None = None
+        self.pool: ThreadPoolExecutor | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.opts.get("base_url") or REGIONS[self.opts.get("region") or "us"]
+
+    def __enter__(self) -> MailgunMailer:
+        key = self.ctx.settings.secret(self.opts, "api_key_env", where="email.mailgun")
+        if not key:
+            raise ConfigError(
+                "email.mailgun.api_key_env: missing; name the variable that holds the API key"
+            )
+        n = int(self.opts.get("connections") or 4)
+        self.client = make_client(
+            self.base_url,
+            auth=("api", key),
+            timeout=float(self.opts.get("timeout") or 60),
+            connections=n,
+        )
+        self.pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="distrib-mailgun")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def describe(self) -> str:
+        return f"through Mailgun ({self.opts.get('domain')}, {self.base_url})"
+
+    def deliver(
+        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
+    ) -> None:
+        if self.client is None:
+            self.__enter__()
+        n = int(self.opts.get("connections") or 4)
+        pace = Pacer(float(self.opts.get("rate") or 0))
+        deliver_in_batches(
+            NAME, recipients, n, lambda batch: self._send(message, batch), report, pace=pace
+        )
+
+    # ---------------------------------------------------------------------------------
+
+    def form(self, message: PreparedMessage, recipient: Recipient) -> dict[str, str | list[str]]:
+        data: dict[str, str | list[str]] = {
+            "to": ascii_address(recipient.email),
+            "v:distrib-edition": str(message.edition_id),
+        }
+        if not self.opts.get("tracking"):
+            data["o:tracking"] = "no"
+        tags = list(self.opts.get("tags") or ())
+        if tags:
+            data["o:tag"] = tags
+        return data
+
+    def _send(
+        self, message: PreparedMessage, batch: list[Recipient]
+    ) -> Iterable[tuple[int, Outcome]]:
+        assert self.pool is not None
+        futures = [self.pool.submit(self._one, message, r) for r in batch]
+        # Wait for every request of the batch before reporting: a setup problem seen in
+        # one answer must not turn another, already accepted, message into "deferred".
+        results = [f.result() for f in futures]
+        problem = ""
+        for i, (outcome, setup) in enumerate(results):
+            problem = problem or setup
+            yield i, outcome
+        if problem:
+            raise config_error(
+                NAME,
+                problem,
+                f"check [email.mailgun] domain, region and {self.opts['api_key_env']}",
+            )
+
+    def _one(self, message: PreparedMessage, recipient: Recipient) -> tuple[Outcome, str]:
+        assert self.client is not None
+        client = self.client
+        path = f"/v3/{self.opts['domain']}/messages.mime"
+        data = self.form(message, recipient)
+        raw = message.for_recipient(recipient)
+
+        def post() -> httpx.Response:
+            files = {"message": ("message.eml", raw, "message/rfc822")}
+            response = transport_guard(NAME, lambda: client.post(path, data=data, files=files))
+            check_transient(response, NAME)
+            return response
+
+        try:
+            response = with_retries(post)
+        except Transient as e:
+            return Outcome.deferred(e.reason, e.retry_after), ""
+        status = response.status_code
+        if status == 200:
+            body = json_or_none(response)
+            remote = body.get("id", "") if isinstance(body, dict) else ""
+            return Outcome.sent(str(remote) or message.message_id(recipient)), ""
+        text = f"{NAME} HTTP {status}: {error_text(response)}"
+        if status in (401, 403):
+            return Outcome.deferred(text), f"the API key was refused (HTTP {status})"
+        if status == 404:
+            return Outcome.deferred(
+                text
+            ), "the domain was not found (HTTP 404): wrong domain or region?"
+        return Outcome.failed(text), ""
