@@ -28,6 +28,11 @@ BUILTIN: dict[str, dict[str, str]] = {
         "outbox": "distrib.mailers.outbox:OutboxMailer",
         "smtp": "distrib.mailers.smtp:SmtpMailer",
         "null": "distrib.mailers.null:NullMailer",
+        "ses": "distrib.mailers.ses:SesMailer",
+        "postmark": "distrib.mailers.postmark:PostmarkMailer",
+        "mailgun": "distrib.mailers.mailgun:MailgunMailer",
+        "listmonk": "distrib.mailers.listmonk:ListmonkMailer",
+        "buttondown": "distrib.mailers.buttondown:ButtondownMailer",
     },
     "distrib.channels": {
         "outbox": "distrib.channels.outbox:OutboxChannel",
