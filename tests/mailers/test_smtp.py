@@ -1,0 +1,321 @@
+"""SmtpMailer against real aiosmtpd servers on 127.0.0.1: what the server received."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from distrib.adapters import Context
+from distrib.config import Section
+from distrib.errors import ConfigError, DistribError
+from distrib.mailers.smtp import SmtpMailer
+from distrib.model import DeliveryStatus, Edition, Outcome, Recipient
+from distrib.render.message import PreparedMessage, prepare_message
+from tests.mailers.conftest import KEY
+from tests.mailers.smtpservers import (
+    Handler,
+    authenticator,
+    make_certificate,
+    server_tls,
+    smtp_server,
+)
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def prepared(ctx: Context, edition: Edition) -> PreparedMessage:
+    return prepare_message(ctx.settings, edition, key=KEY)
+
+
+def mailer(ctx: Context, port: int, **opts: Any) -> SmtpMailer:
+    base = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "timeout": 5,
+        "retry_delay": 0.01,
+    }
+    return SmtpMailer(Section(base | opts, "email.smtp"), ctx)
+
+
+class Tally:
+    """The recipients iterator and the report callback, checking the mailer's contract."""
+
+    def __init__(self, recipients: list[Recipient], in_flight_limit: int | None = None):
+        self.recipients = recipients
+        self.pulled: list[Recipient] = []
+        self.outcomes: dict[str, Outcome] = {}
+        self.max_in_flight = 0
+        self.limit = in_flight_limit
+
+    def __iter__(self) -> Iterator[Recipient]:
+        for r in self.recipients:
+            self.pulled.append(r)
+            self.max_in_flight = max(self.max_in_flight, len(self.pulled) - len(self.outcomes))
+            yield r
+
+    def report(self, r: Recipient, o: Outcome) -> None:
+        assert r.email not in self.outcomes, f"{r.email} reported twice"
+        self.outcomes[r.email] = o
+
+    def status(self, email: str) -> DeliveryStatus:
+        return self.outcomes[email].status
+
+    def run(self, m: SmtpMailer, message: PreparedMessage) -> None:
+        with m:
+            m.deliver(message, iter(self), self.report)
+
+
+def people(n: int) -> list[Recipient]:
+    return [Recipient(f"reader{i}@example.com", f"Reader {i}") for i in range(n)]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_delivers_over_one_reused_connection(
+    ctx: Context, prepared: PreparedMessage, edition: Edition, pipelining: bool
+) -> None:
+    handler = Handler(pipelining=pipelining)
+    tally = Tally(people(6))
+    with smtp_server(handler) as port:
+        tally.run(mailer(ctx, port), prepared)
+    assert len(handler.sessions) == 1
+    got = handler.by_rcpt()
+    assert sorted(got) == sorted(r.email for r in tally.recipients)
+    for r in tally.recipients:
+        rec = got[r.email]
+        assert rec.mail_from == "news@gazette.example.org"
+        assert rec.data == prepared.for_recipient(r)  # the bytes arrive unchanged
+        msg = BytesParser(policy=policy.default).parsebytes(rec.data)
+        assert msg["To"].addresses[0].addr_spec == r.email
+        assert msg["Subject"] == edition.subject
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        parts = list(msg.iter_parts())
+        assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+        assert "Harbour lights return" in parts[0].get_content()
+        assert "Story 19 – café ☕" in parts[1].get_content()
+        assert r.email in parts[1].get_content()
+        outcome = tally.outcomes[r.email]
+        assert outcome.status is DeliveryStatus.SENT
+        assert outcome.remote_id == msg["Message-ID"]
+
+
+def test_pool_of_connections_pulls_lazily(ctx: Context, prepared: PreparedMessage) -> None:
+    handler = Handler()
+    tally = Tally(people(40))
+    with smtp_server(handler) as port:
+        tally.run(mailer(ctx, port, connections=3), prepared)
+    assert len(handler.received) == 40
+    assert all(o.status is DeliveryStatus.SENT for o in tally.outcomes.values())
+    assert len(handler.sessions) == 3
+    # one message being transferred and one envelope behind it, per connection
+    assert tally.max_in_flight <= 2 * 3
+
+
+def test_replies_decide_each_outcome(ctx: Context, prepared: PreparedMessage) -> None:
+    handler = Handler(
+        rcpt_replies={
+            "gone@example.com": [
+                "550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown"
+            ],
+            "full@example.com": ["552 5.2.2 Mailbox full"],
+            "grey@example.com": ["450 4.2.0 Greylisted, try again later"],
+            "flaky@example.com": ["451 4.3.0 Temporary lookup failure", "250 OK"],
+            "old@example.com": ["550 No such user here"],
+        },
+        data_replies={"spam@example.com": ["554 5.7.1 Message rejected as spam"]},
+    )
+    names = ["ok1", "gone", "full", "grey", "flaky", "spam", "old", "ok2"]
+    tally = Tally([Recipient(f"{n}@example.com") for n in names])
+    with smtp_server(handler) as port:
+        tally.run(mailer(ctx, port, retries=1), prepared)
+    out = tally.outcomes
+    assert set(out) == {f"{n}@example.com" for n in names}
+    assert out["ok1@example.com"].status is DeliveryStatus.SENT
+    assert out["ok2@example.com"].status is DeliveryStatus.SENT
+    assert out["gone@example.com"].status is DeliveryStatus.FAILED
+    assert out["gone@example.com"].bounce and "5.1.1" in out["gone@example.com"].error
+    assert out["old@example.com"].bounce
+    assert out["full@example.com"].status is DeliveryStatus.FAILED
+    assert not out["full@example.com"].bounce
+    assert out["spam@example.com"].status is DeliveryStatus.FAILED
+    assert not out["spam@example.com"].bounce
+    # 4xx: retried within the run, then deferred to a later one
+    assert out["grey@example.com"].status is DeliveryStatus.DEFERRED
+    assert "Greylisted" in out["grey@example.com"].error
+    assert handler.rcpt_attempts["grey@example.com"] == 2
+    assert out["flaky@example.com"].status is DeliveryStatus.SENT
+    assert sorted(handler.by_rcpt()) == ["flaky@example.com", "ok1@example.com", "ok2@example.com"]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_dropped_connection_is_reopened_and_retried(
+    ctx: Context, prepared: PreparedMessage, pipelining: bool
+) -> None:
+    handler = Handler(
+        pipelining=pipelining, drop_once={"reader2@example.com", "reader5@example.com"}
+    )
+    tally = Tally(people(8))
+    with smtp_server(handler) as port:
+        tally.run(mailer(ctx, port), prepared)
+    assert all(o.status is DeliveryStatus.SENT for o in tally.outcomes.values())
+    assert len(tally.outcomes) == 8
+    # each message arrived exactly once; three sessions (two drops)
+    assert sorted(r.rcpt_tos[0] for r in handler.received) == sorted(
+        r.email for r in tally.recipients
+    )
+    assert len(handler.sessions) == 3
+
+
+def test_sender_refused_stops_and_reports_in_flight_deferred(
+    ctx: Context, prepared: PreparedMessage
+) -> None:
+    handler = Handler(refuse_sender_after=3)
+    tally = Tally(people(10))
+    with smtp_server(handler) as port, pytest.raises(DistribError) as e:
+        tally.run(mailer(ctx, port), prepared)
+    assert f"127.0.0.1:{port}" in str(e.value) and "refused the sender" in str(e.value)
+    assert "\n" not in str(e.value)
+    assert len(handler.received) == 3
+    # every recipient pulled was reported exactly once; the rest were never pulled
+    assert set(tally.outcomes) == {r.email for r in tally.pulled}
+    sent = [e for e, o in tally.outcomes.items() if o.status is DeliveryStatus.SENT]
+    assert len(sent) == 3
+    assert all(
+        o.status is DeliveryStatus.DEFERRED for e, o in tally.outcomes.items() if e not in sent
+    )
+    assert len(tally.pulled) < 10
+
+
+def test_starttls_and_auth(
+    ctx: Context,
+    prepared: PreparedMessage,
+    cert: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
+    handler = Handler()
+    tally = Tally(people(3))
+    with smtp_server(
+        handler,
+        tls_context=server_tls(*cert),
+        require_starttls=True,
+        authenticator=authenticator({"news": "s3cret"}),
+        auth_required=True,
+    ) as port:
+        m = mailer(
+            ctx,
+            port,
+            security="starttls",
+            username="news",
+            password_env="TEST_SMTP_PASSWORD",
+            ca_file=cert[0],
+        )
+        tally.run(m, prepared)
+    assert len(handler.received) == 3
+    assert all(r.tls and r.login == "news" for r in handler.received)
+
+
+def test_implicit_tls(ctx: Context, prepared: PreparedMessage, cert: tuple[Path, Path]) -> None:
+    handler = Handler()
+    tally = Tally(people(2))
+    with smtp_server(handler, ssl_context=server_tls(*cert)) as port:
+        tally.run(mailer(ctx, port, security="ssl", ca_file=cert[0]), prepared)
+    assert len(handler.received) == 2 and all(r.tls for r in handler.received)
+
+
+def test_wrong_password(
+    ctx: Context,
+    prepared: PreparedMessage,
+    cert: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
+    handler = Handler()
+    tally = Tally(people(3))
+    with smtp_server(
+        handler, tls_context=server_tls(*cert), authenticator=authenticator({"news": "s3cret"})
+    ) as port:
+        m = mailer(
+            ctx,
+            port,
+            security="starttls",
+            username="news",
+            password_env="TEST_SMTP_PASSWORD",
+            ca_file=cert[0],
+        )
+        with pytest.raises(DistribError) as e:
+            tally.run(m, prepared)
+    msg = str(e.value)
+    assert f"127.0.0.1:{port}" in msg and "refused the login for 'news'" in msg
+    assert "$TEST_SMTP_PASSWORD" in msg and "wrong" not in msg.replace("wrong password", "")
+    assert tally.pulled == [] and handler.received == []
+
+
+def test_untrusted_certificate(
+    ctx: Context, prepared: PreparedMessage, cert: tuple[Path, Path]
+) -> None:
+    tally = Tally(people(1))
+    with smtp_server(Handler(), tls_context=server_tls(*cert)) as port:
+        with pytest.raises(DistribError, match=rf"127.0.0.1:{port}: TLS failed .*certificate"):
+            tally.run(mailer(ctx, port, security="starttls"), prepared)
+    assert tally.pulled == []
+
+
+def test_connection_refused(ctx: Context, prepared: PreparedMessage) -> None:
+    from tests.mailers.smtpservers import free_port
+
+    port = free_port()
+    tally = Tally(people(2))
+    with pytest.raises(
+        DistribError, match=rf"smtp 127.0.0.1:{port}: cannot connect .* host and port"
+    ):
+        tally.run(mailer(ctx, port), prepared)
+    assert tally.pulled == []
+
+
+def test_missing_password_variable(
+    ctx: Context, prepared: PreparedMessage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOPE_SMTP_PASSWORD", raising=False)
+    m = mailer(ctx, 25, username="news", password_env="NOPE_SMTP_PASSWORD")
+    with pytest.raises(ConfigError, match="NOPE_SMTP_PASSWORD"):
+        with m:
+            pass
+
+
+def test_daily_quota_stops_pulling(ctx: Context, prepared: PreparedMessage, tmp_path: Path) -> None:
+    from distrib.ledger import open_ledger
+
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ed = ledger.create_edition("digest", ["a"], "s", "p", "<p>x</p>", "x")
+    for i in range(2):
+        ledger.claim_email(ed.id, f"earlier{i}@example.com")
+        ledger.mark_email(ed.id, f"earlier{i}@example.com", Outcome.sent("<id>"))
+    ctx.ledger = ledger
+    handler = Handler()
+    tally = Tally(people(10))
+    with smtp_server(handler) as port:
+        tally.run(mailer(ctx, port, rate_per_day=5, connections=2), prepared)
+    # 5 a day, 2 already sent today: 3 go now, the rest stay for the next run
+    assert len(tally.pulled) == 3 and len(handler.received) == 3
+    assert all(o.status is DeliveryStatus.SENT for o in tally.outcomes.values())
+    ledger.close()
+
+
+def test_invalid_address_never_reaches_the_wire(ctx: Context, prepared: PreparedMessage) -> None:
+    handler = Handler()
+    bad = Recipient("evil@example.com>\r\nRCPT TO:<other@example.com")
+    tally = Tally([bad, Recipient("fine@example.com")])
+    with smtp_server(handler) as port:
+        tally.run(mailer(ctx, port), prepared)
+    assert tally.status(bad.email) is DeliveryStatus.FAILED
+    assert [r.rcpt_tos for r in handler.received] == [["fine@example.com"]]
