@@ -95,6 +95,7 @@ RTL_LANGUAGES = frozenset({"ar", "he", "iw", "fa", "ur", "ps", "sd", "yi", "dv",
 #: The fixed phrases of the default templates.  ``{n}`` is a number.
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
+        "archive": "Newsletter archive",
         "read_more": "Read more",
         "unsubscribe": "Unsubscribe",
         "minute_read": "{n} min read",
@@ -108,6 +109,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "Follow us",
     },
     "uk": {
+        "archive": "Архів розсилки",
         "read_more": "Читати далі",
         "unsubscribe": "Відписатися",
         "minute_read": "{n} хв читання",
@@ -121,6 +123,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "Ми в мережах",
     },
     "ar": {
+        "archive": "أرشيف النشرة",
         "read_more": "اقرأ المزيد",
         "unsubscribe": "إلغاء الاشتراك",
         "minute_read": "قراءة في {n} د",
@@ -134,6 +137,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "تابعنا",
     },
     "es": {
+        "archive": "Archivo del boletín",
         "read_more": "Seguir leyendo",
         "unsubscribe": "Darse de baja",
         "minute_read": "{n} min de lectura",
@@ -147,6 +151,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "Síguenos",
     },
     "ja": {
+        "archive": "ニュースレターのアーカイブ",
         "read_more": "続きを読む",
         "unsubscribe": "配信停止",
         "minute_read": "{n}分で読めます",
@@ -160,6 +165,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "フォローする",
     },
     "de": {
+        "archive": "Newsletter-Archiv",
         "read_more": "Weiterlesen",
         "unsubscribe": "Abmelden",
         "minute_read": "{n} Min. Lesezeit",
@@ -173,6 +179,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "Folgen Sie uns",
     },
     "fr": {
+        "archive": "Archives de la lettre",
         "read_more": "Lire la suite",
         "unsubscribe": "Se désabonner",
         "minute_read": "{n} min de lecture",
