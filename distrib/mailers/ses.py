@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..adapters import Context, Mailer, Report
-from ..config import Opt, k_number, k_positive, k_str, k_url
+from ..config import Opt, k_count, k_number, k_positive, k_str, k_url
 from ..model import Outcome, Recipient
 from ..render.message import ascii_address
 from ._http import Pacer, config_error, deliver_in_batches
@@ -86,6 +86,7 @@ class SesMailer(Mailer):
             "at most this many messages per second (the account's max send rate; 0: no limit)",
         ),
         "timeout": Opt(k_positive, 30, "seconds to wait for one API request"),
+        "retries": Opt(k_count, 2, "botocore's own quick retries of a throttled or failed request"),
     }
 
     def __init__(self, options: Section, ctx: Context):
@@ -116,7 +117,7 @@ class SesMailer(Mailer):
                 connect_timeout=min(timeout, 10),
                 read_timeout=timeout,
                 # botocore's own retries wait briefly on throttling; after them we defer.
-                retries={"max_attempts": 3, "mode": "standard"},
+                retries={"max_attempts": 1 + int(self.opts.get("retries", 2)), "mode": "standard"},
             ),
         )
         self.pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="distrib-ses")
