@@ -36,6 +36,12 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "distrib.channels": {
         "outbox": "distrib.channels.outbox:OutboxChannel",
+        "mastodon": "distrib.channels.mastodon:MastodonChannel",
+        "bluesky": "distrib.channels.bluesky:BlueskyChannel",
+        "x": "distrib.channels.x:XChannel",
+        "slack": "distrib.channels.webhook:SlackChannel",
+        "discord": "distrib.channels.webhook:DiscordChannel",
+        "telegram": "distrib.channels.webhook:TelegramChannel",
     },
 }
 

@@ -117,6 +117,9 @@ class ShareChannel(Channel):
         if self._client is None:
             import httpx
 
+            # httpx logs every request line at INFO, and webhook URLs and Telegram's
+            # API paths carry the secret itself: keep those lines out of -v output.
+            logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
             self._client = httpx.Client(
                 timeout=httpx.Timeout(30.0, connect=10.0),
                 headers={"User-Agent": USER_AGENT},
@@ -150,6 +153,8 @@ class ShareChannel(Channel):
                 ) from None
             if response.status_code == 429:
                 wait = retry_after(response.headers)
+                if wait is None:
+                    wait = _body_retry_after(response)
                 raise Deferred(
                     f"channel {self.name}: rate limited by {host} (429); retried on a later run",
                     retry_after=wait,
@@ -236,6 +241,20 @@ def retry_after(headers: Any, now: datetime | None = None) -> float | None:
             return max(0.0, (when - now).total_seconds())
         except ValueError:
             continue
+    return None
+
+
+def _body_retry_after(response: httpx.Response) -> float | None:
+    """Discord and Telegram also say it in the body: ``retry_after`` (seconds)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for value in (data.get("retry_after"), (data.get("parameters") or {}).get("retry_after")):
+        if isinstance(value, (int, float)):
+            return float(value)
     return None
 
 

@@ -1,0 +1,167 @@
+"""Chat channels that take a plain HTTP request: Slack, Discord, Telegram.
+
+Three channel types in one module, because they share the shape: one POST per share,
+a per-network length limit, the secret in the URL (read from an environment variable,
+never logged; errors name only the host).
+
+* Slack incoming webhooks (https://api.slack.com/messaging/webhooks): ``text`` plus one
+  ``section`` block in mrkdwn, which holds at most 3000 characters
+  (https://api.slack.com/reference/block-kit/blocks#section); ``&``, ``<``, ``>`` escaped.
+* Discord webhooks (https://discord.com/developers/docs/resources/webhook#execute-webhook):
+  ``content`` up to 2000 characters, ``?wait=true`` to get the message id back, mentions
+  disabled so a title cannot ping @everyone.
+* Telegram Bot API ``sendMessage`` (https://core.telegram.org/bots/api#sendmessage): text
+  up to 4096 characters (counted in UTF-16 code units, as Telegram measures entities).
+
+None of them de-duplicates a repeated request, so a share a dead run left in flight may
+appear twice there: the ledger keeps that to the one message in flight at the kill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ..config import Opt, k_bool, k_env_name, k_positive, k_str, k_url
+from ..errors import DeliveryError
+from ..model import Outcome, Post, Snippet
+from .base import ShareChannel
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def slack_escape(text: str) -> str:
+    """Slack's three control characters (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _WebhookChannel(ShareChannel):
+    #: Webhooks cannot tell a repeated request from a new one: a 5xx is not retried
+    #: within the run (it may have been posted), it is deferred to the next run.
+    retries: ClassVar[int] = 0
+    default_limit: ClassVar[int] = 2000
+
+    def limit(self) -> int:
+        return min(int(self.opt("limit", self.default_limit)), self.default_limit)
+
+    def _url(self) -> str:
+        url = self.ctx.settings.secret(self.opts, "url_env")
+        if not url or not url.startswith("https://") and not url.startswith("http://"):
+            raise DeliveryError(
+                f"channel {self.name}: the variable {self.opts.get('url_env')} does not hold an http(s) URL; "
+                f"export the webhook URL the service gave you"
+            )
+        return url
+
+
+class SlackChannel(_WebhookChannel):
+    network: ClassVar[str] = "slack"
+    default_limit: ClassVar[int] = 3000
+    options: ClassVar[dict[str, Opt]] = {
+        "url_env": Opt(k_env_name, None, "environment variable holding the incoming webhook URL", required=True),
+        "limit": Opt(k_positive, 3000, "characters per message (a section block holds 3000)"),
+        "images": Opt(k_bool, True, "add the post's image as an image block"),
+    }
+
+    def counter(self) -> Callable[[str], int]:
+        return lambda text: len(slack_escape(text))
+
+    def payload(self, snippet: Snippet) -> dict[str, Any]:
+        text = slack_escape(snippet.text)
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        if self.opt("images", True) and snippet.image is not None and snippet.image.url.startswith("https://"):
+            blocks.append(
+                {"type": "image", "image_url": snippet.image.url, "alt_text": (snippet.image.alt or "image")[:2000]}
+            )
+        return {"text": text, "blocks": blocks, "unfurl_links": True}
+
+    def publish(self, snippet: Snippet, post: Post, key: str) -> Outcome:
+        r = self.request("POST", self._url(), json=self.payload(snippet))
+        if r.status_code == 200:
+            return Outcome.sent()
+        raise self.fail(r, "posting to Slack")
+
+    def describe(self) -> str:
+        return "to Slack"
+
+
+class DiscordChannel(_WebhookChannel):
+    network: ClassVar[str] = "discord"
+    default_limit: ClassVar[int] = 2000
+    options: ClassVar[dict[str, Opt]] = {
+        "url_env": Opt(k_env_name, None, "environment variable holding the webhook URL", required=True),
+        "limit": Opt(k_positive, 2000, "characters per message (Discord allows 2000)"),
+        "username": Opt(k_str, None, "the name the messages show; default: the webhook's"),
+    }
+
+    def counter(self) -> Callable[[str], int]:
+        return utf16_length
+
+    def payload(self, snippet: Snippet) -> dict[str, Any]:
+        body: dict[str, Any] = {"content": snippet.text, "allowed_mentions": {"parse": []}}
+        if self.opt("username"):
+            body["username"] = self.opt("username")
+        return body
+
+    def publish(self, snippet: Snippet, post: Post, key: str) -> Outcome:
+        r = self.request("POST", self._url(), params={"wait": "true"}, json=self.payload(snippet))
+        if r.status_code in (200, 204):
+            message_id = ""
+            if r.status_code == 200:
+                try:
+                    message_id = str(r.json().get("id", ""))
+                except ValueError:
+                    pass
+            return Outcome.sent(remote_id=message_id)
+        raise self.fail(r, "posting to Discord")
+
+    def describe(self) -> str:
+        return "to Discord"
+
+
+class TelegramChannel(_WebhookChannel):
+    network: ClassVar[str] = "telegram"
+    default_limit: ClassVar[int] = 4096
+    options: ClassVar[dict[str, Opt]] = {
+        "token_env": Opt(k_env_name, None, "environment variable holding the bot token from @BotFather", required=True),
+        "chat_id": Opt(k_str, None, "the chat: '@channelname' or a numeric id such as '-1001234567890'", required=True),
+        "api_url": Opt(k_url, "https://api.telegram.org", "the Bot API server"),
+        "limit": Opt(k_positive, 4096, "characters per message (Telegram allows 4096)"),
+        "silent": Opt(k_bool, False, "send without a notification sound"),
+    }
+
+    def counter(self) -> Callable[[str], int]:
+        return utf16_length
+
+    def payload(self, snippet: Snippet) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "chat_id": self.opt("chat_id"),
+            "text": snippet.text,
+            "link_preview_options": {"url": snippet.link, "prefer_large_media": True},
+        }
+        if self.opt("silent", False):
+            body["disable_notification"] = True
+        return body
+
+    def publish(self, snippet: Snippet, post: Post, key: str) -> Outcome:
+        token = self.ctx.settings.secret(self.opts, "token_env")
+        base = str(self.opt("api_url", "https://api.telegram.org")).rstrip("/")
+        r = self.request("POST", f"{base}/bot{token}/sendMessage", json=self.payload(snippet))
+        try:
+            data = r.json()
+        except ValueError:
+            data = {}
+        if r.status_code == 200 and data.get("ok"):
+            message_id = (data.get("result") or {}).get("message_id", "")
+            return Outcome.sent(remote_id=f"{self.opt('chat_id')}/{message_id}")
+        if r.status_code in (401, 404):
+            raise DeliveryError(
+                f"channel {self.name}: Telegram refused the bot token ({r.status_code}); "
+                f"check the token in {self.opts.get('token_env')}"
+            )
+        raise self.fail(r, "posting to Telegram")
+
+    def describe(self) -> str:
+        return f"to Telegram {self.opt('chat_id')}"

@@ -1,0 +1,223 @@
+"""X (Twitter): tweepy's ``Client.create_tweet`` with OAuth 1.0a user context.
+
+* Length: twitter-text v3 weighted length, 280, every URL 23 (render/length.py).
+* Images: X's v2 media upload, ``POST /2/media/upload`` (multipart: ``media``,
+  ``media_category=tweet_image``), then ``POST /2/media/metadata`` for the alt text
+  (https://docs.x.com/x-api/media/media-upload); tweepy has no v2 upload, so this is a
+  small OAuth1-signed helper over tweepy's own session and signer.
+* A 403 "duplicate content" means the same text is already on the account: a dead
+  run's post went out.  It is recorded as sent (remote id unknown).
+* A 429 defers the channel with ``x-rate-limit-reset``; 5xx is retried a bounded number
+  of times, then deferred.  Nothing sleeps for long.
+* ``api_url`` (default https://api.x.com) replaces tweepy's built-in host, so a local
+  server can stand in for X in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ..config import Opt, k_bool, k_env_name, k_url
+from ..errors import Deferred, DeliveryError
+from ..model import Outcome, Post, Snippet
+from ..render.length import X_LIMIT, x_length
+from .base import BACKOFF, ShareChannel, retry_after
+
+log = logging.getLogger("distrib.channels.x")
+
+TWEEPY_HOST = "https://api.twitter.com"
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # X's limit for images
+
+
+def make_client(api_url: str, consumer_key: str, consumer_secret: str, access_token: str, access_secret: str) -> Any:
+    """A tweepy Client whose requests go to ``api_url`` instead of its built-in host.
+
+    tweepy.Client.request builds ``"https://api.twitter.com" + route`` and sends it
+    through ``self.session`` (a requests.Session); the session below rewrites that host,
+    which is the one seam tweepy offers without copying its request method.
+    """
+    import requests
+    import tweepy
+
+    base = api_url.rstrip("/")
+
+    class RebasedSession(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            if isinstance(url, str) and url.startswith(TWEEPY_HOST):
+                url = base + url[len(TWEEPY_HOST) :]
+            return super().request(method, url, *args, **kwargs)
+
+    client = tweepy.Client(
+        consumer_key=consumer_key,
+        consumer_secret=consumer_secret,
+        access_token=access_token,
+        access_token_secret=access_secret,
+        wait_on_rate_limit=False,  # cron must not sleep: a 429 defers to a later run
+    )
+    client.session = RebasedSession()
+    return client
+
+
+class XChannel(ShareChannel):
+    network: ClassVar[str] = "x"
+    requires: ClassVar[tuple[str, ...]] = ("tweepy",)
+    options: ClassVar[dict[str, Opt]] = {
+        "consumer_key_env": Opt(k_env_name, None, "environment variable holding the app's API key", required=True),
+        "consumer_secret_env": Opt(k_env_name, None, "environment variable holding the app's API key secret", required=True),
+        "access_token_env": Opt(k_env_name, None, "environment variable holding the account's access token", required=True),
+        "access_token_secret_env": Opt(
+            k_env_name, None, "environment variable holding the account's access token secret", required=True
+        ),
+        "api_url": Opt(k_url, "https://api.x.com", "the API's base URL"),
+        "images": Opt(k_bool, True, "attach the post's image, with its alt text"),
+    }
+
+    def counter(self) -> Callable[[str], int]:
+        return x_length
+
+    def limit(self) -> int:
+        return X_LIMIT
+
+    @property
+    def api_url(self) -> str:
+        return str(self.opt("api_url", "https://api.x.com")).rstrip("/")
+
+    def _credentials(self) -> tuple[str, str, str, str]:
+        secret = self.ctx.settings.secret
+        values = tuple(
+            secret(self.opts, key) or ""
+            for key in ("consumer_key_env", "consumer_secret_env", "access_token_env", "access_token_secret_env")
+        )
+        return values  # type: ignore[return-value]
+
+    @property
+    def tweepy(self) -> Any:
+        client = getattr(self, "_tweepy", None)
+        if client is None:
+            client = make_client(self.api_url, *self._credentials())
+            self._tweepy = client
+        return client
+
+    def publish(self, snippet: Snippet, post: Post, key: str) -> Outcome:
+        import requests
+        import tweepy
+
+        media_ids = None
+        if self.opt("images", True) and snippet.image is not None:
+            media_id = self._upload(snippet.image.url, snippet.image.alt or post.title)
+            if media_id:
+                media_ids = [media_id]
+        tries = self.retries + 1
+        for attempt in range(1, tries + 1):
+            try:
+                response = self.tweepy.create_tweet(text=snippet.text, media_ids=media_ids)
+            except tweepy.TooManyRequests as e:
+                raise Deferred(
+                    f"channel {self.name}: rate limited by X (429); retried on a later run",
+                    retry_after=retry_after(e.response.headers),
+                ) from None
+            except tweepy.Forbidden as e:
+                if _is_duplicate(e):
+                    log.info("channel %s: X says %s is already posted", self.name, post.key)
+                    return Outcome.sent(remote_id="")
+                raise DeliveryError(f"channel {self.name}: X refused the post (403: {_x_error(e)})") from None
+            except tweepy.Unauthorized:
+                raise DeliveryError(
+                    f"channel {self.name}: X refused the credentials (401); check the four *_env "
+                    f"variables of this channel and that the app has read and write access"
+                ) from None
+            except tweepy.TwitterServerError as e:
+                if attempt < tries:
+                    time.sleep(BACKOFF * attempt)
+                    continue
+                raise Deferred(
+                    f"channel {self.name}: X answered {e.response.status_code} {tries} times; retried on the next run"
+                ) from None
+            except tweepy.HTTPException as e:
+                raise DeliveryError(
+                    f"channel {self.name}: X refused the post ({e.response.status_code}: {_x_error(e)})"
+                ) from None
+            except requests.RequestException as e:
+                if attempt < tries:
+                    time.sleep(BACKOFF * attempt)
+                    continue
+                raise Deferred(f"channel {self.name}: X unreachable ({type(e).__name__}); retried on the next run") from None
+            data = response.data or {}
+            return Outcome.sent(remote_id=str(data.get("id", "")))
+        raise AssertionError("unreachable")
+
+    # --- media: the v2 upload endpoint, signed with tweepy's OAuth1 signer ------------------
+
+    def _signed(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+        from tweepy import OAuth1UserHandler
+
+        auth = OAuth1UserHandler(*self._credentials()).apply_auth()
+        try:
+            r = self.tweepy.session.request(method, self.api_url + path, auth=auth, timeout=60, **kwargs)
+        except requests.RequestException as e:
+            log.warning("channel %s: media upload failed (%s); posting without the image", self.name, type(e).__name__)
+            return None
+        if r.status_code == 429:
+            raise Deferred(
+                f"channel {self.name}: rate limited by X's media upload (429); retried on a later run",
+                retry_after=retry_after(r.headers),
+            )
+        return r
+
+    def _upload(self, url: str, alt: str) -> str | None:
+        image = self.fetch_image(url, MAX_IMAGE_BYTES)
+        if image is None:
+            return None
+        data, mime = image
+        r = self._signed(
+            "POST",
+            "/2/media/upload",
+            files={"media": ("image", data, mime)},
+            data={"media_category": "tweet_image", "media_type": mime},
+        )
+        if r is None or r.status_code not in (200, 201):
+            if r is not None:
+                log.warning("channel %s: media upload answered %s; posting without the image", self.name, r.status_code)
+            return None
+        try:
+            media_id = str(r.json()["data"]["id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("channel %s: unexpected media upload answer; posting without the image", self.name)
+            return None
+        if alt:
+            meta = self._signed(
+                "POST",
+                "/2/media/metadata",
+                json={"id": media_id, "metadata": {"alt_text": {"text": alt[:1000]}}},
+            )
+            if meta is None or meta.status_code not in (200, 201):
+                log.warning("channel %s: alt text not set on the image", self.name)
+        return media_id
+
+    def describe(self) -> str:
+        return "on X"
+
+
+def _x_body(e: Any) -> dict[str, Any]:
+    try:
+        data = e.response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _x_error(e: Any) -> str:
+    body = _x_body(e)
+    text = body.get("detail") or "; ".join(getattr(e, "api_messages", []) or []) or body.get("title") or ""
+    return " ".join(str(text).split())[:160]
+
+
+def _is_duplicate(e: Any) -> bool:
+    """X's answer to the same text posted twice (v2: a 403 whose detail says so; v1.1: code 187)."""
+    if 187 in (getattr(e, "api_codes", None) or []):
+        return True
+    return "duplicate" in _x_error(e).lower()

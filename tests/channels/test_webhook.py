@@ -1,0 +1,112 @@
+"""Slack, Discord and Telegram against fake endpoints on 127.0.0.1 shaped like their docs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from werkzeug import Response
+
+from distrib.model import DeliveryStatus, Image
+from distrib.share import run_shares
+from tests.channels.conftest import make_post
+
+
+def _bodies(httpserver, path):
+    return [json.loads(r.data) for r, _ in httpserver.log if r.path == path]
+
+
+def test_slack_section_block_with_escaped_text(env, httpserver, monkeypatch):
+    monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T000/B000/XXXX"))
+    httpserver.expect_request("/services/T000/B000/XXXX", method="POST").respond_with_data("ok")
+    post = make_post(1, title="Fares <up> & ferries", image=Image("https://news.example/i.jpg", "A ferry"))
+    ctx, channels = env.channels({"name": "team", "type": "slack", "url_env": "SLACK_URL"})
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert len(report.sent) == 1
+    [body] = _bodies(httpserver, "/services/T000/B000/XXXX")
+    text = body["text"]
+    assert text.startswith("Fares &lt;up&gt; &amp; ferries")
+    assert body["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    assert body["blocks"][1] == {"type": "image", "image_url": "https://news.example/i.jpg", "alt_text": "A ferry"}
+    assert len(text) <= 3000
+
+
+def test_slack_error_names_host_not_the_secret_url(env, httpserver, monkeypatch):
+    monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T000/B000/SECRET"))
+    httpserver.expect_request("/services/T000/B000/SECRET").respond_with_data("no_service", status=404)
+    ctx, channels = env.channels({"name": "team", "type": "slack", "url_env": "SLACK_URL"})
+    report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
+    [error] = report.errors
+    assert "404" in error and "no_service" in error and "SECRET" not in error
+
+
+def test_discord_waits_for_the_message_id_and_disables_mentions(env, httpserver, monkeypatch):
+    monkeypatch.setenv("DISCORD_URL", httpserver.url_for("/api/webhooks/123/tok"))
+    httpserver.expect_request("/api/webhooks/123/tok", method="POST", query_string="wait=true").respond_with_json(
+        {"id": "1177000000000000001", "type": 0, "channel_id": "99", "content": "..."}
+    )
+    post = make_post(1, title="@everyone the ferry is late")
+    ctx, channels = env.channels({"name": "guild", "type": "discord", "url_env": "DISCORD_URL", "username": "Harbour Light"})
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert [i.remote_id for i in report.sent] == ["1177000000000000001"]
+    [body] = _bodies(httpserver, "/api/webhooks/123/tok")
+    assert body["allowed_mentions"] == {"parse": []}
+    assert body["username"] == "Harbour Light"
+    assert body["content"].startswith("@everyone the ferry is late") and len(body["content"]) <= 2000
+
+
+def test_discord_429_defers_with_retry_after(env, httpserver, monkeypatch):
+    monkeypatch.setenv("DISCORD_URL", httpserver.url_for("/api/webhooks/123/tok"))
+    httpserver.expect_request("/api/webhooks/123/tok").respond_with_response(
+        Response(
+            json.dumps({"message": "You are being rate limited.", "retry_after": 64.57, "global": False}),
+            status=429,
+            content_type="application/json",
+        )
+    )
+    ctx, channels = env.channels({"name": "guild", "type": "discord", "url_env": "DISCORD_URL"})
+    post = make_post(1)
+    report = run_shares(ctx, channels, [post, make_post(2)], dry_run=False)
+    assert len(report.deferred) == 1 and len(report.skipped) == 1
+    row = env.ledger.share_row(post.key, "guild")
+    assert row.status == DeliveryStatus.DEFERRED
+    assert 60 <= (row.not_before - ctx.now).total_seconds() <= 70
+
+
+def test_telegram_send_message(env, httpserver, monkeypatch):
+    monkeypatch.setenv("TG_TOKEN", "123456:ABC-DEF1234ghIkl")
+    httpserver.expect_request("/bot123456:ABC-DEF1234ghIkl/sendMessage", method="POST").respond_with_json(
+        {"ok": True, "result": {"message_id": 42, "date": 1763630000, "chat": {"id": -100123, "type": "channel"}, "text": "..."}}
+    )
+    ctx, channels = env.channels(
+        {"name": "tg", "type": "telegram", "token_env": "TG_TOKEN", "chat_id": "@harbourlight", "api_url": httpserver.url_for("/").rstrip("/")}
+    )
+    post = make_post(1)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert [i.remote_id for i in report.sent] == ["@harbourlight/42"]
+    [body] = _bodies(httpserver, "/bot123456:ABC-DEF1234ghIkl/sendMessage")
+    assert body["chat_id"] == "@harbourlight"
+    assert body["text"] == channels[0].compose(post).text
+    assert body["link_preview_options"]["url"].startswith(post.url + "?utm_source=telegram")
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "outcome"),
+    [
+        (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7", "parameters": {"retry_after": 7}}, "deferred"),
+        (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, "failed"),
+        (401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, "failed"),
+    ],
+)
+def test_telegram_errors(env, httpserver, monkeypatch, status, answer, outcome):
+    monkeypatch.setenv("TG_TOKEN", "999:SECRET")
+    httpserver.expect_request("/bot999:SECRET/sendMessage").respond_with_json(answer, status=status)
+    ctx, channels = env.channels(
+        {"name": "tg", "type": "telegram", "token_env": "TG_TOKEN", "chat_id": "-1001", "api_url": httpserver.url_for("/").rstrip("/")}
+    )
+    report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
+    assert len(getattr(report, outcome)) == 1
+    for error in report.errors:
+        assert "SECRET" not in error
+    if status == 400:
+        assert "chat not found" in report.errors[0]

@@ -1,0 +1,145 @@
+"""X through tweepy against a fake API on 127.0.0.1 answering like the documented v2 API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from werkzeug import Response
+
+from distrib.model import DeliveryStatus, Image
+from distrib.share import run_shares
+from tests.channels.conftest import FIXED_NOW, make_post
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\2" * 80
+CREATED = {"data": {"id": "1445880548472328192", "text": "Harbour council votes", "edit_history_tweet_ids": ["1445880548472328192"]}}
+DUPLICATE = {
+    "detail": "You are not allowed to create a Tweet with duplicate content.",
+    "type": "about:blank",
+    "title": "Forbidden",
+    "status": 403,
+}
+
+
+@pytest.fixture
+def x(env, httpserver, monkeypatch):
+    for var, value in (("X_CK", "ck-1"), ("X_CS", "cs-1"), ("X_AT", "at-1"), ("X_ATS", "ats-1")):
+        monkeypatch.setenv(var, value)
+
+    def make(**extra):
+        return env.channels(
+            {
+                "name": "x-main",
+                "type": "x",
+                "consumer_key_env": "X_CK",
+                "consumer_secret_env": "X_CS",
+                "access_token_env": "X_AT",
+                "access_token_secret_env": "X_ATS",
+                "api_url": httpserver.url_for("/").rstrip("/"),
+                **extra,
+            }
+        )
+
+    return make
+
+
+def _tweets(httpserver):
+    return [r for r, _ in httpserver.log if r.path == "/2/tweets"]
+
+
+def test_posts_through_tweepy_signed_with_oauth1_and_an_image(env, x, httpserver):
+    httpserver.expect_request("/img/a.png").respond_with_data(PNG, content_type="image/png")
+    httpserver.expect_request("/2/media/upload", method="POST").respond_with_json(
+        {"data": {"id": "1880028106020515840", "media_key": "3_1880028106020515840", "size": len(PNG),
+                  "expires_after_secs": 86400, "image": {"image_type": "image/png", "w": 1200, "h": 630}}}
+    )
+    httpserver.expect_request("/2/media/metadata", method="POST").respond_with_json(
+        {"data": {"id": "1880028106020515840", "associated_metadata": True}}
+    )
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(CREATED, status=201)
+    post = make_post(1, image=Image(httpserver.url_for("/img/a.png"), "Harbour at dusk"))
+    ctx, channels = x()
+
+    report = run_shares(ctx, channels, [post], dry_run=False)
+
+    assert [i.remote_id for i in report.sent] == ["1445880548472328192"]
+    [upload] = [r for r, _ in httpserver.log if r.path == "/2/media/upload"]
+    assert upload.form["media_category"] == "tweet_image"
+    assert upload.files["media"].read() == PNG
+    assert upload.headers["Authorization"].startswith("OAuth ")
+    [meta] = [r for r, _ in httpserver.log if r.path == "/2/media/metadata"]
+    assert json.loads(meta.data) == {"id": "1880028106020515840", "metadata": {"alt_text": {"text": "Harbour at dusk"}}}
+    [tweet] = _tweets(httpserver)
+    auth = tweet.headers["Authorization"]
+    assert auth.startswith("OAuth ") and 'oauth_consumer_key="ck-1"' in auth and 'oauth_token="at-1"' in auth
+    assert "oauth_signature=" in auth and "cs-1" not in auth and "ats-1" not in auth
+    body = json.loads(tweet.data)
+    assert body == {"text": channels[0].compose(post).text, "media": {"media_ids": ["1880028106020515840"]}}
+    assert "?utm_source=x&utm_medium=social&utm_campaign=distrib" in body["text"]
+
+
+def test_duplicate_content_is_recorded_as_already_posted(env, x, httpserver):
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(DUPLICATE, status=403)
+    ctx, channels = x(images=False)
+    post = make_post(1)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert len(report.sent) == 1 and report.failed == []
+    assert env.ledger.share_row(post.key, "x-main").status == DeliveryStatus.SENT
+
+
+def test_killed_between_call_and_mark_does_not_post_twice(env, x, httpserver):
+    # The dead run's tweet went out; X now refuses the same text as a duplicate.
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(DUPLICATE, status=403)
+    ctx, channels = x(images=False)
+    post = make_post(1)
+    text = channels[0].compose(post).text
+    env.ledger.claim_share(post.key, "x-main", text)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    [tweet] = _tweets(httpserver)
+    assert json.loads(tweet.data)["text"] == text  # the very text that was in flight
+    assert len(report.sent) == 1
+    assert env.ledger.share_row(post.key, "x-main").status == DeliveryStatus.SENT
+
+
+def test_429_defers_with_the_reset_time(env, x, httpserver):
+    reset = int(FIXED_NOW.timestamp()) + 600
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_response(
+        Response(
+            json.dumps({"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}),
+            status=429,
+            headers={"x-rate-limit-limit": "17", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)},
+            content_type="application/json",
+        )
+    )
+    ctx, channels = x(images=False)
+    posts = [make_post(1), make_post(2)]
+    report = run_shares(ctx, channels, posts, dry_run=False)
+    assert len(report.deferred) == 1 and len(report.skipped) == 1
+    assert len(_tweets(httpserver)) == 1
+    row = env.ledger.share_row(posts[0].key, "x-main")
+    assert row.status == DeliveryStatus.DEFERRED and row.not_before is not None
+
+
+def test_5xx_retried_then_deferred(env, x, httpserver):
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json({"title": "Service Unavailable"}, status=503)
+    ctx, channels = x(images=False)
+    report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
+    assert len(report.deferred) == 1
+    assert len(_tweets(httpserver)) == 3
+
+
+def test_bad_credentials_fail_in_one_line_without_secrets(env, x, httpserver):
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(
+        {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, status=401
+    )
+    ctx, channels = x(images=False)
+    report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
+    [error] = report.errors
+    assert "401" in error and "\n" not in error
+    assert not any(secret in error for secret in ("ck-1", "cs-1", "at-1", "ats-1"))
+
+
+def test_x_counts_weighted_length(env, x):
+    _, [channel] = x()
+    snippet = channel.compose(make_post(1, title="港のフェリー " * 15))
+    assert snippet.limit == 280 and snippet.length <= 280
