@@ -31,6 +31,7 @@ T = TypeVar("T")
 
 USER_AGENT = f"distrib/{__version__} (+https://github.com/distrib/distrib)"
 MAX_REDIRECTS = 5
+ERROR_BODY_BYTES = 65_536
 
 #: Query parameters whose values never appear in a message or a log line.
 _SECRET_PARAMS = ("key", "token", "secret", "password", "passwd", "pass", "auth", "signature", "sig")
@@ -39,11 +40,15 @@ _SECRET_PARAMS = ("key", "token", "secret", "password", "passwd", "pass", "auth"
 class FetchError(DistribError):
     """A URL could not be fetched; ``str(e)`` is one line with the URL, the reason, the fix."""
 
-    def __init__(self, url: str, reason: str, hint: str = "", status: int | None = None):
+    def __init__(
+        self, url: str, reason: str, hint: str = "", status: int | None = None, body: bytes = b""
+    ):
         self.url = redact_url(url)
         self.reason = reason
         self.hint = hint
         self.status = status
+        #: the start of an error answer's body (APIs explain themselves there)
+        self.body = body
         super().__init__(f"{reason} from {self.url}" + (f"; {hint}" if hint else ""))
 
 
@@ -185,7 +190,11 @@ class HttpClient:
                     return HttpResponse(final, 304, resp_headers, cached, not_modified=True)
                 if r.status_code >= 400:
                     raise FetchError(
-                        url, f"HTTP {r.status_code}", _hint_for_status(r.status_code), r.status_code
+                        url,
+                        f"HTTP {r.status_code}",
+                        _hint_for_status(r.status_code),
+                        r.status_code,
+                        _read_some(r, ERROR_BODY_BYTES),
                     )
                 declared = resp_headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
@@ -265,6 +274,18 @@ class HttpClient:
             return [run(c) for c in calls]
         with ThreadPoolExecutor(max_workers=min(max_workers, len(calls))) as pool:
             return list(pool.map(run, calls))
+
+
+def _read_some(r: httpx.Response, limit: int) -> bytes:
+    out = b""
+    try:
+        for chunk in r.iter_bytes():
+            out += chunk
+            if len(out) >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    return out[:limit]
 
 
 def _short(e: Exception) -> str:

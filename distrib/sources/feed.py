@@ -251,11 +251,11 @@ def _xml_entry(entry: Any, *, source: str, feed_base: str | None, categories_as:
         if entry.get("yandex_full-text"):
             content_html = _text_to_html(content_html) if "<" not in content_html else content_html
     content = clean_html(content_html, link)
-    summary = _summary(summary_html if summary_html != content_html else "", content)
+    summary = derive_summary(summary_html if summary_html != content_html else "", content)
 
     title = one_line(entry.get("title"))
     if not title:
-        title = _title_from(summary or html_to_text(content))
+        title = derive_title(html_to_text(content) or summary)
 
     authors = [one_line(a.get("name") or a.get("email") or "") for a in entry.get("authors") or []]
     authors = [a for a in authors if a]
@@ -322,7 +322,8 @@ def _text_to_html(text: str) -> str:
     return "".join("<p>" + html.escape(p).replace("\n", "<br/>") + "</p>" for p in paras)
 
 
-def _summary(summary_html: str, content: str) -> str:
+def derive_summary(summary_html: str, content: str) -> str:
+    """Plain-text summary: the feed's own (minus WordPress boilerplate), else the content's start."""
     text = html_to_text(summary_html) if summary_html else ""
     # WordPress ends excerpts with "[&#8230;]" and "The post X appeared first on Y".
     text = re.sub(r"([.!?…])?\s*\[(?:…|\.\.\.|&hellip;)\]\s*", lambda m: (m.group(1) or "…") + " ", text)
@@ -333,7 +334,8 @@ def _summary(summary_html: str, content: str) -> str:
     return text
 
 
-def _title_from(text: str) -> str:
+def derive_title(text: str) -> str:
+    """A title for a post without one: its first sentence, cut to a title's length."""
     text = " ".join(text.split())
     if not text:
         return ""
@@ -514,7 +516,7 @@ def _json_item(item: dict[str, Any], *, source: str, base: str | None, feed_auth
     summary = " ".join(one_line(_str(item.get("summary"))).split()) or (
         excerpt(html_to_text(content), SUMMARY_CHARS) if content else ""
     )
-    title = one_line(_str(item.get("title"))) or _title_from(html_to_text(content) or summary)
+    title = one_line(_str(item.get("title"))) or derive_title(html_to_text(content) or summary)
     tags = _unique(one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t))
     image = None
     for key in ("image", "banner_image"):

@@ -1,0 +1,274 @@
+"""The WordPress source: posts from the REST API (https://developer.wordpress.org/rest-api/).
+
+``GET {url}/wp-json/wp/v2/posts?_embed&per_page=N&page=P&after=<window start>`` pages
+through the posts of the selection window, newest first.  ``_embed`` brings the
+author, the featured image (with alt text and sizes) and the ``wp:term`` lists
+(categories and tags, told apart by their taxonomy) in the same answer.  A site
+without pretty permalinks answers on ``?rest_route=/wp/v2/posts`` instead; we try
+that when ``/wp-json/`` is 404.
+
+The window: the app sets ``source.since`` (an aware datetime) before ``fetch`` to the
+start of the widest newsletter window; without it, the last 30 days.
+
+Auth: WordPress application passwords
+(https://make.wordpress.org/core/2020/11/05/application-passwords-integration-guide/)
+over HTTP Basic; ``username`` plus ``password_env`` naming the variable that holds it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+from ..adapters import Context, Source
+from ..config import Opt, k_env_name, k_positive, k_str, k_url
+from ..errors import ConfigError, SourceError
+from ..http import FetchError, HttpResponse
+from ..model import Image, Post
+from ..sanitize import absolute_http_url, clean_html, html_to_text, one_line
+from .dates import parse_date
+from .feed import derive_summary, derive_title, post_key
+
+DEFAULT_WINDOW = timedelta(days=30)
+#: Image sizes WordPress generates, best first for a ~600 px wide email column.
+PREFERRED_SIZES = ("large", "medium_large", "full", "medium")
+
+
+class WordPressSource(Source):
+    """Posts of a WordPress site through its REST API."""
+
+    options: ClassVar[dict[str, Opt]] = {
+        "url": Opt(k_url, None, "the WordPress site's address, such as 'https://blog.example.org'", required=True),
+        "username": Opt(k_str, None, "a user for application-password auth (to see private posts)"),
+        "password_env": Opt(k_env_name, None, "environment variable holding that user's application password"),
+        "per_page": Opt(k_positive, 20, "posts per API page (WordPress allows at most 100)"),
+        "max_pages": Opt(k_positive, 5, "the most API pages read in one fetch"),
+    }
+
+    #: Set by the app before fetch: the oldest post any newsletter window can take.
+    since: datetime | None = None
+
+    def __init__(self, name: str, options: Any, ctx: Context):
+        super().__init__(name, options, ctx)
+        if bool(self.opts.get("username")) != bool(self.opts.get("password_env")):
+            where = getattr(self.opts, "path", "") or f"sources ({name})"
+            raise ConfigError(f"{where}: set both username and password_env, or neither")
+        if (self.opts.get("per_page") or 20) > 100:
+            where = getattr(self.opts, "path", "") or f"sources ({name})"
+            raise ConfigError(f"{where}.per_page: expected at most 100 (the WordPress API's limit)")
+
+    def _auth(self) -> tuple[str, str] | None:
+        if not self.opts.get("username"):
+            return None
+        password = self.ctx.settings.secret(self.opts, "password_env")
+        return (self.opts["username"], password) if password else None
+
+    def _endpoint(self, page: int, pretty: bool) -> str:
+        since = self.since or (self.ctx.now - DEFAULT_WINDOW)
+        params = {
+            "_embed": "1",
+            "per_page": str(self.opts.get("per_page") or 20),
+            "page": str(page),
+            "orderby": "date",
+            "order": "desc",
+            "after": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        }
+        root = self.opts["url"].rstrip("/")
+        if pretty:
+            return f"{root}/wp-json/wp/v2/posts?{urlencode(params)}"
+        return f"{root}/?{urlencode({'rest_route': '/wp/v2/posts', **params})}"
+
+    def fetch(self) -> list[Post]:
+        auth = self._auth()
+        max_pages = self.opts.get("max_pages") or 5
+        posts: list[Post] = []
+        pretty = True
+        page = 1
+        while page <= max_pages:
+            url = self._endpoint(page, pretty)
+            try:
+                # The API answer depends on the query (the window moves), so a 304 is
+                # unlikely; conditional GET would only fill the ledger.
+                resp = self.ctx.http.get(url, auth=auth, conditional=False, headers={"Accept": "application/json"})
+            except FetchError as e:
+                if e.status == 404 and pretty and page == 1 and not _api_error(e.body):
+                    pretty = False  # no pretty permalinks: ?rest_route= works everywhere
+                    continue
+                if e.status == 400 and page > 1 and (_api_error(e.body) or {}).get("code") == "rest_post_invalid_page_number":
+                    break  # asked one page past the end
+                raise self._error(e) from None
+            items = self._items(resp)
+            posts.extend(p for p in (self._post(item) for item in items) if p is not None)
+            total_pages = resp.headers.get("x-wp-totalpages", "")
+            if len(items) < (self.opts.get("per_page") or 20):
+                break
+            if total_pages.isdigit() and page >= int(total_pages):
+                break
+            page += 1
+        return posts
+
+    def _error(self, e: FetchError) -> SourceError:
+        api = _api_error(e.body)
+        if api:
+            hint = e.hint
+            if api.get("code") in ("rest_not_logged_in", "incorrect_password", "invalid_username", "rest_forbidden"):
+                hint = "check username and the application password in password_env"
+            message = one_line(str(api.get("message") or ""))[:200]
+            return SourceError(self.name, f"the WordPress API at {e.url} answered {api.get('code')}: {message}; {hint}")
+        return SourceError(self.name, str(e))
+
+    def _items(self, resp: HttpResponse) -> list[dict[str, Any]]:
+        try:
+            data = json.loads(resp.body.decode("utf-8-sig", errors="replace"))
+        except ValueError:
+            got = resp.content_type or "no content type"
+            raise SourceError(
+                self.name,
+                f"the WordPress API at {_redacted(resp.url)} answered {got}, not JSON; "
+                "check the url (a WordPress site with the REST API on)",
+            ) from None
+        if isinstance(data, dict):
+            if "code" in data and "message" in data and "id" not in data:
+                message = one_line(str(data.get("message")))[:200]
+                raise SourceError(
+                    self.name, f"the WordPress API at {_redacted(resp.url)} answered {data['code']}: {message}; check the url"
+                )
+            return [data]  # a single post object (a URL naming one post)
+        if not isinstance(data, list):
+            raise SourceError(self.name, f"the WordPress API at {_redacted(resp.url)} answered JSON that is not a list of posts; check the url")
+        return [d for d in data if isinstance(d, dict)]
+
+    def _post(self, item: dict[str, Any]) -> Post | None:
+        if item.get("status") not in (None, "publish"):
+            return None
+        link = absolute_http_url(_s(item.get("link")), self.opts["url"])
+        if not link:
+            return None
+        content = clean_html(_rendered(item.get("content")), link)
+        summary = derive_summary(_rendered(item.get("excerpt")), content)
+        title = one_line(_rendered(item.get("title"))) or derive_title(html_to_text(content) or summary)
+        embedded = item.get("_embedded") if isinstance(item.get("_embedded"), dict) else {}
+        tags, categories = _terms(embedded)
+        published = _gmt(item.get("date_gmt")) or parse_date(_s(item.get("date")))
+        updated = _gmt(item.get("modified_gmt"))
+        return Post(
+            key=post_key(_rendered(item.get("guid")), link),
+            url=link,
+            title=title,
+            source=self.name,
+            summary=summary,
+            content=content,
+            author=_author(embedded),
+            published=published,
+            updated=updated if updated != published else None,
+            tags=tags,
+            categories=categories,
+            image=_featured(item, embedded, link),
+        )
+
+
+def _s(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _rendered(field: Any) -> str:
+    """``{"rendered": "..."}`` as WordPress writes most text fields (or a bare string)."""
+    if isinstance(field, dict):
+        return _s(field.get("rendered"))
+    return _s(field)
+
+
+def _gmt(value: Any) -> datetime | None:
+    """``date_gmt`` has no zone designator; it is UTC by definition."""
+    text = _s(value)
+    if not text or text.startswith("0000"):
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return parse_date(text)
+    return (dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC))
+
+
+def _is_error(obj: Any) -> bool:
+    # An embedded object the user may not see comes back as {"code": ..., "message": ...}.
+    return not isinstance(obj, dict) or ("code" in obj and "message" in obj)
+
+
+def _author(embedded: dict[str, Any]) -> str:
+    names = [one_line(_s(a.get("name"))) for a in embedded.get("author") or [] if not _is_error(a)]
+    return ", ".join(n for n in names if n)
+
+
+def _terms(embedded: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    tags: list[str] = []
+    categories: list[str] = []
+    for group in embedded.get("wp:term") or []:
+        for term in group if isinstance(group, list) else []:
+            if _is_error(term):
+                continue
+            name = one_line(_s(term.get("name")))
+            if not name:
+                continue
+            taxonomy = term.get("taxonomy")
+            if taxonomy == "post_tag":
+                tags.append(name)
+            elif taxonomy == "category":
+                categories.append(name)
+    return tuple(dict.fromkeys(tags)), tuple(dict.fromkeys(categories))
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _featured(item: dict[str, Any], embedded: dict[str, Any], link: str) -> Image | None:
+    for media in embedded.get("wp:featuredmedia") or []:
+        if _is_error(media):
+            continue
+        alt = one_line(_s(media.get("alt_text"))) or one_line(_rendered(media.get("title")))
+        details = media.get("media_details") if isinstance(media.get("media_details"), dict) else {}
+        sizes = details.get("sizes") if isinstance(details.get("sizes"), dict) else {}
+        for size in PREFERRED_SIZES:
+            s = sizes.get(size)
+            if isinstance(s, dict):
+                url = absolute_http_url(_s(s.get("source_url")), link)
+                if url:
+                    return Image(url, alt, _int(s.get("width")), _int(s.get("height")))
+        url = absolute_http_url(_s(media.get("source_url")), link)
+        if url:
+            return Image(url, alt, _int(details.get("width")), _int(details.get("height")))
+    # The old shapes: WP API v1 / Jetpack's "featured_image" and "jetpack_featured_media_url".
+    old = item.get("featured_image")
+    if isinstance(old, str):
+        url = absolute_http_url(old, link)
+        if url:
+            return Image(url)
+    elif isinstance(old, dict):
+        url = absolute_http_url(_s(old.get("source") or old.get("source_url") or old.get("guid")), link)
+        meta = old.get("attachment_meta") if isinstance(old.get("attachment_meta"), dict) else {}
+        if url:
+            return Image(url, one_line(_s(old.get("alt_text") or old.get("title"))), _int(meta.get("width")), _int(meta.get("height")))
+    url = absolute_http_url(_s(item.get("jetpack_featured_media_url")), link)
+    return Image(url) if url else None
+
+
+def _api_error(body: bytes) -> dict[str, Any] | None:
+    """The REST API's error object (``{"code": ..., "message": ..., "data": {...}}``), if that is the body."""
+    if not body:
+        return None
+    try:
+        data = json.loads(body.decode("utf-8", errors="replace"))
+    except ValueError:
+        return None
+    if isinstance(data, dict) and "code" in data and "message" in data:
+        return data
+    return None
+
+
+def _redacted(url: str) -> str:
+    from ..http import redact_url
+
+    return redact_url(url)
