@@ -157,7 +157,19 @@ def read_rows(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> Ite
                 break
         if not first:
             return
-        delim = _delimiter(first)
+        if first.lower().startswith("sep=") and len(first.strip()) == 5:
+            # Excel's hint line ("sep=;"): it names the delimiter and is not data.
+            delim = first.strip()[4]
+            first = ""
+            for raw in stream:
+                lines_before += 1
+                if raw.strip():
+                    first = raw
+                    break
+            if not first:
+                return
+        else:
+            delim = _delimiter(first)
 
         def lines() -> Iterator[str]:
             yield first

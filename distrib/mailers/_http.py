@@ -298,6 +298,14 @@ class HandoffBase:
     ) -> None:
         remote: str | None = None
         for recipient in recipients:
+            if not recipient.email.startswith("handoff:"):
+                # A real address (a test send, or a caller that forgot the pseudo-
+                # recipient): creating a campaign for it would send to the whole list.
+                report(recipient, Outcome.deferred(f"{self.name}: not a hand-off recipient"))
+                raise DeliveryError(
+                    f"{self.name}: a hand-off mailer sends one campaign to the platform's list, "
+                    f"not a message to {recipient.email}; use `distrib preview`, or the platform's own test send"
+                )
             if remote is not None:
                 # Only one campaign per edition, whatever we are given.
                 report(recipient, Outcome.sent(remote))

@@ -213,3 +213,13 @@ def test_buttondown_refused_key(buttondown_env, httpserver: HTTPServer) -> None:
         run.deliver(buttondown_env.mailer(), buttondown_env.message, [handoff_recipient("buttondown")])
     assert run.reported[0][1].status is DeliveryStatus.DEFERRED
     assert "bd-key" not in run.reported[0][1].error
+
+
+def test_a_real_address_is_refused_without_creating_anything(listmonk_env, httpserver: HTTPServer) -> None:
+    from distrib.model import Recipient
+
+    run = Run(window=1)
+    with pytest.raises(DeliveryError, match="listmonk: a hand-off mailer sends one campaign .* not a message to ana@example.org"):
+        run.deliver(listmonk_env.mailer(), listmonk_env.message, [Recipient("ana@example.org")])
+    assert run.reported[0][1].status is DeliveryStatus.DEFERRED
+    assert len(httpserver.log) == 0

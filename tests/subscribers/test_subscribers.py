@@ -162,3 +162,26 @@ def test_export_reads_back(ledger: Ledger, tmp_path: Path) -> None:
     with open_ledger(tmp_path / "other.sqlite") as other:
         report = subs.import_csv(other, io.StringIO(buf.getvalue()))
         assert report.added == 1 and subs.get(other, "ada@example.org").name == "Ada, Countess"  # type: ignore[union-attr]
+
+
+def test_excel_sep_hint_line(ledger: Ledger) -> None:
+    report = subs.import_csv(ledger, io.StringIO("sep=;\nE-mail;Name\nana@example.pt;Silva, Ana\nbad;x\n"))
+    assert report.added == 1 and report.bad == [(4, "bad", "no @")]
+    assert subs.get(ledger, "ana@example.pt").name == "Silva, Ana"  # type: ignore[union-attr]
+
+
+def test_normalise_is_idempotent_and_case_blind() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.emails())
+    def check(address: str) -> None:
+        try:
+            once = subs.normalise_address(address)
+        except ValueError:
+            return  # hypothesis also makes legal-but-refused forms (quoted local parts)
+        assert subs.normalise_address(once) == once
+        assert subs.normalise_address(address.upper()) == once or not address.isascii()
+
+    check()
