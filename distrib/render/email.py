@@ -294,3 +294,49 @@ def _tidy_text(text: str) -> str:
         out.append(line)
     return "\n".join(out).strip("\n") + "\n"
 
+
+
+def _sample_posts(now: datetime) -> list[Post]:
+    from datetime import timedelta
+
+    from ..model import Image
+
+    return [
+        Post(
+            key=f"distrib-check-{i}",
+            url=f"https://example.org/check/{i}",
+            title=f"Sample post {i}",
+            source="check",
+            summary="A sample summary used to try the templates.",
+            content="<p>A sample paragraph used to try the templates.</p>",
+            author="Sample Author",
+            published=now - timedelta(hours=i),
+            tags=("sample",),
+            categories=("Sample",) if i % 2 else (),
+            image=Image("https://example.org/check.png", "A sample image") if i != 2 else None,
+        )
+        for i in range(1, 4)
+    ]
+
+
+def check_templates(
+    settings: Settings, newsletters: list[tuple[str, Mapping[str, Any]]], now: datetime
+) -> list[str]:
+    """Render every newsletter's templates (digest and one-post forms) on sample posts;
+    the problems found, one line each (for `distrib check`, which then exits 2)."""
+    problems: list[str] = []
+    sample = _sample_posts(now)
+    for name, newsletter in newsletters:
+        for posts in (sample, sample[:1]):
+            try:
+                r = render_edition(settings, posts, newsletter=newsletter, name=name, now=now)
+            except TemplateError as e:
+                msg = str(e)
+                if msg not in problems:
+                    problems.append(msg)
+                continue
+            if PLACEHOLDER_UNSUBSCRIBE_URL not in r.html or PLACEHOLDER_UNSUBSCRIBE_URL not in r.text:
+                msg = f"email/{r.template} templates: no unsubscribe link; keep {{{{ unsubscribe_url }}}} in the footer"
+                if msg not in problems:
+                    problems.append(msg)
+    return problems

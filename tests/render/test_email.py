@@ -263,3 +263,17 @@ def test_bad_subject_template_names_the_config_key(make_settings):
     with pytest.raises(TemplateError) as e:
         render(make_settings(), make_posts(2), name="weekly", subject="{% if %}")
     assert "newsletters (weekly).subject" in str(e.value)
+
+
+def test_check_templates_reports_problems(tmp_path, make_settings):
+    from distrib.render.email import check_templates
+
+    settings = make_settings()
+    assert check_templates(settings, [("digest", settings.data["digest"])], FIXED_NOW) == []
+    extra = _override(tmp_path, "single.txt.j2", "{{ site.name }}\n{% for %}\n")
+    _override(tmp_path, "digest.txt.j2", "{{ site.name }} has no footer\n")
+    settings = make_settings(extra)
+    problems = check_templates(settings, [("digest", settings.data["digest"])], FIXED_NOW)
+    assert len(problems) == 2
+    assert "no unsubscribe link" in problems[0] and "email/digest" in problems[0]
+    assert re.search(r"single\.txt\.j2:2: ", problems[1])
