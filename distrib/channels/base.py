@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..adapters import Channel
+from ..config import Opt, k_bool, k_path
 from ..errors import Deferred, DeliveryError
 from ..model import Post, Snippet
 
@@ -33,6 +34,15 @@ USER_AGENT = "distrib (+https://github.com/distrib/distrib)"
 #: by default; a channel can lower it.
 RETRIES = 2
 BACKOFF = 0.25  # seconds, times the attempt number: short, cron must not hang
+
+
+#: Options of the channels that attach images.
+CARD_OPTIONS: dict[str, Opt] = {
+    "share_card": Opt(
+        k_bool, False, "when a post has no image, attach a generated 1200x630 card (needs distrib[card])"
+    ),
+    "card_font": Opt(k_path, None, "a .ttf/.otf font for cards whose title the bundled DejaVu Sans cannot draw"),
+}
 
 
 class ShareChannel(Channel):
@@ -179,6 +189,28 @@ class ShareChannel(Channel):
             f"channel {self.name}: {what} failed: {host} answered {response.status_code}"
             + (f" ({detail})" if detail else "")
         )
+
+    def image_for(self, snippet: Snippet, post: Post, max_bytes: int) -> tuple[bytes, str, str] | None:
+        """(bytes, media type, alt text) to attach: the post's image, else its share
+        card when ``share_card`` is on, else None."""
+        if snippet.image is not None:
+            got = self.fetch_image(snippet.image.url, max_bytes)
+            if got is not None:
+                return got[0], got[1], snippet.image.alt or post.title
+            return None
+        if not self.opt("share_card", False):
+            return None
+        from ..render.card import CardError, make_card
+
+        site = (getattr(self.ctx.settings, "data", {}).get("site") or {}).get("name", "")
+        try:
+            png = make_card(post, site, font=self.opt("card_font"), when=self.ctx.now)
+        except CardError as e:
+            log.warning("channel %s: no share card for %s: %s", self.name, post.key, e)
+            return None
+        if len(png) > max_bytes:
+            return None
+        return png, "image/png", post.title
 
     def fetch_image(self, url: str, max_bytes: int) -> tuple[bytes, str] | None:
         """The post's image (bytes, media type), or None if it cannot be used.

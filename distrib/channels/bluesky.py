@@ -27,7 +27,7 @@ from ..errors import DeliveryError
 from ..model import Facet, Outcome, Post, Snippet
 from ..render.length import BLUESKY_BYTES, BLUESKY_GRAPHEMES, bluesky_length
 from ..render.snippets import facets_for
-from .base import ShareChannel
+from .base import CARD_OPTIONS, ShareChannel
 
 log = logging.getLogger("distrib.channels.bluesky")
 
@@ -77,6 +77,7 @@ class BlueskyChannel(ShareChannel):
         "service": Opt(k_url, "https://bsky.social", "the account's PDS or entryway"),
         "language": Opt(k_str, None, "BCP 47 language of the posts; default: [site] language"),
         "card": Opt(k_bool, True, "attach a link card (title, description, thumbnail)"),
+        **CARD_OPTIONS,
     }
 
     @property
@@ -227,21 +228,19 @@ class BlueskyChannel(ShareChannel):
             "title": post.title[:300],
             "description": " ".join(post.summary.split())[:1000],
         }
-        if snippet.image is not None:
-            thumb = self._thumb(snippet.image.url)
+        image = self.image_for(snippet, post, 20 * MAX_BLOB)
+        if image is not None:
+            thumb = self._thumb(image)
             if thumb is not None:
                 external["thumb"] = thumb
         return {"$type": "app.bsky.embed.external", "external": external}
 
-    def _thumb(self, url: str) -> dict[str, Any] | None:
-        image = self.fetch_image(url, 20 * MAX_BLOB)
-        if image is None:
-            return None
-        data, mime = image
+    def _thumb(self, image: tuple[bytes, str, str]) -> dict[str, Any] | None:
+        data, mime, _alt = image
         if len(data) > MAX_BLOB:
             shrunk = shrink_image(data, MAX_BLOB)
             if shrunk is None:
-                log.warning("channel %s: image %s is over 1,000,000 bytes; card without thumbnail", self.name, url)
+                log.warning("channel %s: image over 1,000,000 bytes; card without thumbnail", self.name)
                 return None
             data, mime = shrunk, "image/jpeg"
         r = self.call("POST", "com.atproto.repo.uploadBlob", content=data, headers={"Content-Type": mime})

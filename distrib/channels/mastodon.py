@@ -25,7 +25,7 @@ from ..config import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Outcome, Post, Snippet
 from ..render.length import mastodon_length
-from .base import ShareChannel
+from .base import CARD_OPTIONS, ShareChannel
 
 log = logging.getLogger("distrib.channels.mastodon")
 
@@ -49,6 +49,7 @@ class MastodonChannel(ShareChannel):
         "language": Opt(k_str, None, "ISO 639 language of the posts; default: [site] language"),
         "images": Opt(k_bool, True, "attach the post's image, with its alt text"),
         "limit": Opt(k_positive, None, "characters per post; default: what the instance says (500)"),
+        **CARD_OPTIONS,
     }
 
     @property
@@ -117,8 +118,9 @@ class MastodonChannel(ShareChannel):
         language = self.opt("language") or (self.ctx.settings.data.get("site") or {}).get("language")
         if language:
             body["language"] = str(language).split("-")[0]
-        if self.opt("images", True) and snippet.image is not None:
-            media_id = self._upload(snippet.image.url, snippet.image.alt or post.title, headers)
+        if self.opt("images", True):
+            image = self.image_for(snippet, post, MAX_IMAGE_BYTES)
+            media_id = self._upload(image, headers) if image is not None else None
             if media_id:
                 body["media_ids"] = [media_id]
         r = self.request(
@@ -143,11 +145,8 @@ class MastodonChannel(ShareChannel):
         # channels on one server apart even if someone copies a ledger.
         return f"distrib-{self.name}-{key}"
 
-    def _upload(self, url: str, alt: str, headers: dict[str, str]) -> str | None:
-        image = self.fetch_image(url, MAX_IMAGE_BYTES)
-        if image is None:
-            return None
-        data, mime = image
+    def _upload(self, image: tuple[bytes, str, str], headers: dict[str, str]) -> str | None:
+        data, mime, alt = image
         filename = "image." + (mime.split("/")[-1] or "jpg")
         r = self.request(
             "POST",

@@ -24,7 +24,7 @@ from ..config import Opt, k_bool, k_env_name, k_url
 from ..errors import Deferred, DeliveryError
 from ..model import Outcome, Post, Snippet
 from ..render.length import X_LIMIT, x_length
-from .base import BACKOFF, ShareChannel, retry_after
+from .base import BACKOFF, CARD_OPTIONS, ShareChannel, retry_after
 
 log = logging.getLogger("distrib.channels.x")
 
@@ -73,6 +73,7 @@ class XChannel(ShareChannel):
         ),
         "api_url": Opt(k_url, "https://api.x.com", "the API's base URL"),
         "images": Opt(k_bool, True, "attach the post's image, with its alt text"),
+        **CARD_OPTIONS,
     }
 
     def counter(self) -> Callable[[str], int]:
@@ -106,8 +107,9 @@ class XChannel(ShareChannel):
         import tweepy
 
         media_ids = None
-        if self.opt("images", True) and snippet.image is not None:
-            media_id = self._upload(snippet.image.url, snippet.image.alt or post.title)
+        if self.opt("images", True):
+            image = self.image_for(snippet, post, MAX_IMAGE_BYTES)
+            media_id = self._upload(image) if image is not None else None
             if media_id:
                 media_ids = [media_id]
         tries = self.retries + 1
@@ -168,11 +170,8 @@ class XChannel(ShareChannel):
             )
         return r
 
-    def _upload(self, url: str, alt: str) -> str | None:
-        image = self.fetch_image(url, MAX_IMAGE_BYTES)
-        if image is None:
-            return None
-        data, mime = image
+    def _upload(self, image: tuple[bytes, str, str]) -> str | None:
+        data, mime, alt = image
         r = self._signed(
             "POST",
             "/2/media/upload",
