@@ -118,7 +118,10 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
     for r in result.editions:
         rep = r.report
         verb = "resumed" if r.resumed else "sent"
-        line = f"{r.newsletter}: edition {r.edition.id} ({len(r.edition.post_keys)} posts) {verb}: {rep.sent} sent"
+        line = (
+            f"{r.newsletter}: edition {r.edition.id} ({len(r.edition.post_keys)} posts) {verb}: "
+            f"{rep.sent} delivered"
+        )
         if rep.deferred:
             line += f", {rep.deferred} deferred to the next run"
         if rep.failed:
@@ -126,7 +129,7 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         if rep.skipped:
             line += f", {rep.skipped} already done"
         if r.target:
-            line += f" -> {r.target}"
+            line += f", {r.target}"
         say(line)
         for error in rep.errors:
             click.echo(f"distrib: {r.newsletter}: {error}", err=True)

@@ -74,15 +74,13 @@ def k_int(v: Any, ctx: Ctx) -> int:
 
 
 def k_count(v: Any, ctx: Ctx) -> int:
-    v = k_int(v, ctx)
-    if v < 0:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise Invalid("an integer of 0 or more")
     return v
 
 
 def k_positive(v: Any, ctx: Ctx) -> int:
-    v = k_int(v, ctx)
-    if v < 1:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise Invalid("an integer of 1 or more")
     return v
 
@@ -195,6 +193,8 @@ class Table:
     #: a group name such as "distrib.channels": the table's ``type`` key names the
     #: adapter, whose class attribute ``options`` is validated as part of the table.
     adapter_group: str | None = None
+    #: sub-tables not in ``options`` are validated by the caller (``[email.<mailer>]``).
+    open_subtables: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,8 @@ def validate_table(schema: Table, data: Any, path: str, ctx: Ctx) -> dict[str, A
         else:
             out[key] = []
     for key in data:
+        if schema.open_subtables and isinstance(data[key], dict):
+            continue
         if key not in options:
             ctx.warnings.append(f"{_join(path, key)}: unknown key{_suggest(key, options)}")
     return out
@@ -465,6 +467,7 @@ EMAIL = Table(
         "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
     },
     doc="how the digest is sent; [email.<mailer>] holds the mailer's own options",
+    open_subtables=True,
 )
 
 CHANNEL = Table(
