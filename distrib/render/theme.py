@@ -95,6 +95,7 @@ RTL_LANGUAGES = frozenset({"ar", "he", "iw", "fa", "ur", "ps", "sd", "yi", "dv",
 #: The fixed phrases of the default templates.  ``{n}`` is a number.
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
+        "and_more": "and {n} more",
         "archive": "Newsletter archive",
         "read_more": "Read more",
         "unsubscribe": "Unsubscribe",
@@ -109,6 +110,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "Follow us",
     },
     "uk": {
+        "and_more": "та ще {n}",
         "archive": "Архів розсилки",
         "read_more": "Читати далі",
         "unsubscribe": "Відписатися",
@@ -123,6 +125,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "Ми в мережах",
     },
     "ar": {
+        "and_more": "و{n} أخرى",
         "archive": "أرشيف النشرة",
         "read_more": "اقرأ المزيد",
         "unsubscribe": "إلغاء الاشتراك",
@@ -137,6 +140,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "تابعنا",
     },
     "es": {
+        "and_more": "y {n} más",
         "archive": "Archivo del boletín",
         "read_more": "Seguir leyendo",
         "unsubscribe": "Darse de baja",
@@ -151,6 +155,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "Síguenos",
     },
     "ja": {
+        "and_more": "ほか{n}件",
         "archive": "ニュースレターのアーカイブ",
         "read_more": "続きを読む",
         "unsubscribe": "配信停止",
@@ -165,6 +170,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "フォローする",
     },
     "de": {
+        "and_more": "und {n} weitere",
         "archive": "Newsletter-Archiv",
         "read_more": "Weiterlesen",
         "unsubscribe": "Abmelden",
@@ -179,6 +185,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "follow": "Folgen Sie uns",
     },
     "fr": {
+        "and_more": "et {n} autres",
         "archive": "Archives de la lettre",
         "read_more": "Lire la suite",
         "unsubscribe": "Se désabonner",

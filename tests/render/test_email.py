@@ -277,3 +277,34 @@ def test_check_templates_reports_problems(tmp_path, make_settings):
     assert len(problems) == 2
     assert "no unsubscribe link" in problems[0] and "email/digest" in problems[0]
     assert re.search(r"single\.txt\.j2:2: ", problems[1])
+
+
+def test_web_font_and_date_pattern_from_theme(make_settings):
+    plain = render(make_settings(), make_posts(2))
+    assert "fonts.googleapis.com" not in plain.html  # fonts={} by default: no extra request
+    r = render(
+        make_settings(
+            '[theme]\nweb_font_name = "Merriweather"\n'
+            'web_font_url = "https://fonts.googleapis.com/css?family=Merriweather"\n'
+            "font_family = \"Merriweather, Georgia, serif\"\ndate_format = \"d MMM y\"\n"
+        ),
+        make_posts(2),
+    )
+    assert "https://fonts.googleapis.com/css?family=Merriweather" in r.html
+    assert "font-family:Merriweather, Georgia, serif" in r.html
+    assert "Maya Okafor · 28 Nov 2026 · 2 min read" in r.html
+
+
+def test_reading_time_counts_words_and_cjk_characters():
+    from distrib.render.theme import reading_minutes
+
+    assert reading_minutes("word " * 200) == 1
+    assert reading_minutes("word " * 201) == 2
+    assert reading_minutes("") == 1
+    assert reading_minutes("港" * 1000) == 2  # 500 CJK characters a minute
+
+
+def test_subject_template_can_use_the_catalogue(make_settings):
+    subject = '{{ site.name }}: {{ posts[0].title }}{% if posts|length > 1 %} {{ t("and_more", n=posts|length - 1) }}{% endif %}'
+    r = render(make_settings(site='language = "uk"'), make_posts(3), subject=subject)
+    assert r.subject.endswith(" та ще 2")
