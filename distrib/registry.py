@@ -42,6 +42,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "slack": "distrib.channels.webhook:SlackChannel",
         "discord": "distrib.channels.webhook:DiscordChannel",
         "telegram": "distrib.channels.webhook:TelegramChannel",
+        "linkedin": "distrib.channels.linkedin:LinkedInChannel",
     },
 }
 
