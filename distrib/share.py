@@ -137,7 +137,7 @@ def _opt(channel: Channel, key: str, default: object = None) -> object:
 
 
 def _plan(
-    ctx: Context, channels: list[Channel], posts: list[Post], report: ShareReport
+    ctx: Context, channels: list[Channel], posts: list[Post], report: ShareReport, *, dry_run: bool = False
 ) -> list[_Due]:
     ledger = ctx.ledger
     now = ctx.now
@@ -165,7 +165,7 @@ def _plan(
                     rows[key] = ledger.share_row(key, channel.name)
                     resume.append(post)
             baseline = ledger.baseline(f"channel:{channel.name}")
-            if baseline is None and _opt(channel, "baseline", False) and not ctx.dry_run:
+            if baseline is None and _opt(channel, "baseline", False) and not (dry_run or ctx.dry_run):
                 if not ledger.shared_keys(channel.name):
                     ledger.set_baseline(f"channel:{channel.name}", now)
                     baseline = now
@@ -192,15 +192,20 @@ def _plan(
                 report.skipped.append(ShareItem(channel.name, post.key, error="waiting for the channel's limits"))
                 continue
             row = rows.get(post.key)
+            in_flight = row is not None and row.status == DeliveryStatus.CLAIMED and bool(row.text)
             try:
                 snippet = channel.compose(post)
             except DistribError as e:
-                report.failed.append(ShareItem(channel.name, post.key, error=str(e)))
-                report.errors.append(str(e))
-                continue
-            if row is not None and row.status == DeliveryStatus.CLAIMED and row.text:
+                if not in_flight:
+                    report.failed.append(ShareItem(channel.name, post.key, error=str(e)))
+                    report.errors.append(str(e))
+                    continue
+                # The template changed since: what was in flight is still what to settle.
+                snippet = Snippet(channel.name, post.key, "", post.url, 0, 0, image=post.image)
+            if in_flight:
                 # Re-post exactly what was in flight: the network's duplicate check
                 # (X) compares the text, and the ledger keeps what was sent.
+                assert row is not None and row.text is not None
                 snippet = dataclasses.replace(snippet, text=row.text)
             due.append(_Due(channel, post, snippet, row))
     return due
@@ -265,7 +270,7 @@ def run_shares(ctx: Context, channels: list[Channel], posts: list[Post], *, dry_
     """Post every share that is due: claim, publish, mark, one at a time."""
     report = ShareReport()
     try:
-        due = _plan(ctx, channels, posts, report)
+        due = _plan(ctx, channels, posts, report, dry_run=dry_run)
         ledger = ctx.ledger
         if dry_run or ledger is None:
             report.planned.extend(d.snippet for d in due)

@@ -151,3 +151,21 @@ def test_deferred_share_waits_for_its_time(env, clock):
     clock[0] = clock[0] + timedelta(minutes=11)
     ctx.now = clock[0]
     assert len(plan_shares(ctx, channels, [post])) == 1
+
+
+def test_dry_run_does_not_take_the_channel_baseline(env):
+    ctx, channels = env.channels({"name": "preview", "type": "outbox", "baseline": True})
+    post = make_post(1)
+    env.ledger.record_posts([post])
+    report = run_shares(ctx, channels, [post], dry_run=True)
+    assert [s.post_key for s in report.planned] == [post.key]
+    assert env.ledger.baseline("channel:preview") is None
+
+
+def test_in_flight_share_is_settled_even_if_the_template_no_longer_fits(env, tmp_path):
+    post = make_post(1)
+    env.ledger.claim_share(post.key, "tiny", "in flight https://news.example/posts/1")
+    ctx, channels = env.channels({"name": "tiny", "type": "outbox", "limit": 10})
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert [i.text for i in report.sent] == ["in flight https://news.example/posts/1"]
+    assert env.ledger.share_row(post.key, "tiny").status == DeliveryStatus.SENT
