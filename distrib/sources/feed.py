@@ -336,7 +336,7 @@ def derive_summary(summary_html: str, content: str) -> str:
 
 def derive_title(text: str) -> str:
     """A title for a post without one: its first sentence, cut to a title's length."""
-    text = " ".join(text.split())
+    text = one_line(text)  # a title is one plain line, even when the body shows markup as text
     if not text:
         return ""
     first = re.split(r"(?<=[.!?。！？])\s", text, maxsplit=1)[0]
