@@ -55,7 +55,7 @@ window.addEventListener('load', function () {
   };
   var host = window.parent.document;
   var pre = host.createElement('pre');
-  pre.id = 'distrib-measure';
+  pre.id = 'distrib-measure-' + window.innerWidth;
   pre.textContent = JSON.stringify(out);
   host.body.appendChild(pre);
 });
@@ -69,32 +69,47 @@ def available() -> bool:
 
 def measure(html: str, width: int, *, workdir: Path, dark: bool = False, height: int = 1200) -> dict[str, Any]:
     """Load ``html`` at ``width`` px and return the measurements."""
+    return measure_widths(html, (width,), workdir=workdir, dark=dark, height=height)[width]
+
+
+def measure_widths(
+    html: str, widths: tuple[int, ...], *, workdir: Path, dark: bool = False, height: int = 1200
+) -> dict[int, dict[str, Any]]:
+    """Measure ``html`` at several widths with one Chromium start (one iframe per width)."""
     import html as html_lib
 
-    page = workdir / f"measure-{width}{'-dark' if dark else ''}.html"
-    inner = html.replace("</body>", MEASURE_JS + "</body>", 1)
+    page = workdir / f"measure-{'-'.join(map(str, widths))}{'-dark' if dark else ''}.html"
+    inner = html_lib.escape(html.replace("</body>", MEASURE_JS + "</body>", 1), quote=True)
+    frames = "".join(
+        f'<iframe width="{w}" height="{height}" style="width:{w}px;height:{height}px" srcdoc="{inner}"></iframe>'
+        for w in widths
+    )
     page.write_text(
         "<!doctype html><html><head><style>body{margin:0}iframe{border:0;display:block}</style></head>"
-        f'<body><iframe width="{width}" height="{height}" style="width:{width}px;height:{height}px" '
-        f'srcdoc="{html_lib.escape(inner, quote=True)}"></iframe></body></html>',
+        f"<body>{frames}</body></html>",
         encoding="utf-8",
     )
     with tempfile.TemporaryDirectory() as profile:
         cmd = [
             CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={profile}", f"--window-size={max(width, 500) + 20},{height}",
+            "--disable-sync", f"--user-data-dir={profile}", f"--window-size={max(*widths, 500) + 20},{height}",
             "--hide-scrollbars", "--dump-dom",
         ]  # fmt: skip
         if dark:
             cmd.append("--blink-settings=preferredColorScheme=0")  # 0 = dark (blink's enum)
         cmd.append(page.as_uri())
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    m = re.search(r'<pre id="distrib-measure">(.*?)</pre>', proc.stdout, re.S)
-    if not m:
-        raise AssertionError(f"chromium printed no measurement (exit {proc.returncode}): {proc.stderr[-500:]}")
-
-    return json.loads(html_lib.unescape(m.group(1)))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    found = {
+        int(w): json.loads(html_lib.unescape(body))
+        for w, body in re.findall(r'<pre id="distrib-measure-(\d+)">(.*?)</pre>', proc.stdout, re.S)
+    }
+    missing = [w for w in widths if w not in found]
+    if missing:
+        raise AssertionError(
+            f"chromium printed no measurement at {missing} px (exit {proc.returncode}): {proc.stderr[-500:]}"
+        )
+    return found
 
 
 def screenshot(html_path: Path, out: Path, width: int, height: int = 2000) -> None:

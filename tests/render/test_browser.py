@@ -29,7 +29,7 @@ def local_images(html: str, tmp_path: Path) -> str:
         url = f"https://news.harbour.example/media/{i}.jpg"
         if url in html:
             f = tmp_path / f"{i}.png"
-            PILImage.new("RGB", (1200, 675), (40 + i * 3 % 200, 90, 140)).save(f)
+            PILImage.new("RGB", (640, 360), (40 + i * 3 % 200, 90, 140)).save(f)
             html = html.replace(url, f.as_uri())
     logo = tmp_path / "logo.png"
     PILImage.new("RGB", (480, 120), (255, 255, 255)).save(logo)
@@ -60,10 +60,14 @@ def case(request, make_settings, tmp_path):
     return request.param, lang, local_images(html, tmp_path)
 
 
-@pytest.mark.parametrize("width", [375, 1280])
-def test_layout_readable_and_accessible(case, width, tmp_path):
+def test_layout_readable_and_accessible(case, tmp_path):
     name, lang, html = case
-    m = browser.measure(html, width, workdir=tmp_path)
+    for width, m in browser.measure_widths(html, (375, 1280), workdir=tmp_path).items():
+        check(name, lang, width, m)
+
+
+def check(name: str, lang: str, width: int, m: dict) -> None:
+    assert m["innerWidth"] == width
     assert m["scrollWidth"] <= m["innerWidth"], f"{name} at {width}px scrolls sideways: {m['wide']}"
     assert m["images"] >= 1
     assert m["noAlt"] == [], f"{name}: images without alt: {m['noAlt']}"
@@ -99,3 +103,24 @@ def test_the_instrument_sees_what_it_should_fail_on(make_settings, tmp_path):
     assert m["scrollWidth"] > m["innerWidth"]
     assert m["minBody"] == 11 and m["small"] == ["tiny (11px)"]
     assert len(m["noAlt"]) == 1
+
+
+def test_long_unbroken_words_do_not_widen_a_phone(make_settings, tmp_path):
+    from distrib.model import Post
+
+    odd = [
+        Post(key="a", url="https://x.example/a", title="", source="s"),
+        Post(
+            key="b",
+            url="https://x.example/b",
+            title="Pneumonoultramicroscopicsilicovolcanoconiosis" * 3,
+            source="s",
+            summary="See https://example.org/" + "very-long-path-segment" * 10 + " for details",
+            tags=("averyveryverylongtagwithoutanyspacesatallinside" * 2,),
+            categories=("Categorywithaverylongnamethatdoesnotbreak" * 2,),
+        ),
+        *make_posts(2),
+    ]
+    html = local_images(rendered(make_settings('[theme]\nlayout = "by-category"\n'), odd), tmp_path)
+    m = browser.measure(html, 375, workdir=tmp_path)
+    assert m["scrollWidth"] <= m["innerWidth"], m["wide"]
