@@ -236,6 +236,9 @@ _H_TO, _H_MSGID, _H_UNSUB, _T_URL, _T_EMAIL, _H_URL, _H_EMAIL = range(7)
 class PreparedMessage:
     """One edition's message, encoded once; :meth:`for_recipient` gives the bytes for one person."""
 
+    #: No line of ``for_recipient``'s bytes starts with ".": they need no SMTP dot-stuffing.
+    dot_safe = True
+
     def __init__(
         self,
         *,

@@ -1,0 +1,121 @@
+"""SMTP throughput: 20,000 digests of ~60 KB to Postfix's smtp-sink on 127.0.0.1.
+
+distrib's SmtpMailer is driven through the real delivery loop (distrib.deliver:
+claim in a real SQLite ledger, send, mark), and compared with Postfix's own
+smtp-source sending messages of the same size with the same number of sessions to
+the same smtp-sink, in the same run.  Needs the Debian package postfix (only its
+smtp-sink and smtp-source programs are run; no daemon).
+
+    python benchmarks/smtp_sink.py [COUNT] [CONNECTIONS ...]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from _edition import KEY, sample_app, sample_edition
+
+from distrib.adapters import Context
+from distrib.config import Section
+from distrib.deliver import deliver_edition
+from distrib.ledger import open_ledger
+from distrib.mailers.smtp import SmtpMailer
+from distrib.model import Recipient
+from distrib.render.message import prepare_message
+
+SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_sink(port: int) -> subprocess.Popen[bytes]:
+    cmd = [SINK]
+    if os.geteuid() == 0:
+        cmd += ["-u", "nobody"]  # smtp-sink refuses to run as root otherwise
+    proc = subprocess.Popen(cmd + [f"127.0.0.1:{port}", "256"])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("smtp-sink did not start")
+
+
+def smtp_source(port: int, count: int, size: int, sessions: int, reuse: bool) -> float:
+    cmd = [SOURCE, "-s", str(sessions), "-l", str(size), "-m", str(count)]
+    if reuse:
+        cmd.append("-d")  # keep each session's connection for many messages, as we do
+    cmd += ["-f", "news@harbourlight.example", "-t", "reader@example.com", f"127.0.0.1:{port}"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def ours(port: int, count: int, connections: int, app, edition_template) -> tuple[float, dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = open_ledger(Path(tmp) / "ledger.sqlite")
+        e = edition_template
+        edition = ledger.create_edition(
+            e.newsletter, e.post_keys, e.subject, e.preheader, e.html, e.text
+        )
+        prepared = prepare_message(app.settings, edition, key=KEY)
+        ctx = Context(settings=app.settings, now=datetime.now(UTC), ledger=ledger)
+        opts = {"host": "127.0.0.1", "port": port, "security": "none", "connections": connections}
+        mailer = SmtpMailer(Section(opts, "email.smtp"), ctx)
+        people = (
+            Recipient(f"subscriber.{i}@mail{i % 97}.example.com", f"Subscriber {i}")
+            for i in range(count)
+        )
+        t0 = time.perf_counter()
+        report = deliver_edition(ledger, mailer, prepared, people)
+        seconds = time.perf_counter() - t0
+        counts = ledger.email_counts(edition.id)
+        ledger.close()
+        if report.sent != count or report.errors:
+            raise SystemExit(f"not all sent: {report}")
+        return seconds, counts
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    concurrencies = [int(x) for x in sys.argv[2:]] or [1, 4]
+    app = sample_app()
+    edition = sample_edition(app)
+    size = len(prepare_message(app.settings, edition, key=KEY).preview_bytes())
+    print(f"{count:,} messages of {size:,} B to smtp-sink on 127.0.0.1; {os.cpu_count()} CPUs")
+    port = free_port()
+    sink = start_sink(port)
+    try:
+        for n in concurrencies:
+            src_new = smtp_source(port, count, size, n, reuse=False)
+            src = smtp_source(port, count, size, n, reuse=True)
+            t, counts = ours(port, count, n, app, edition)
+            rate_src, rate_ours = count / src, count / t
+            print(
+                f"  {n} connection(s): smtp-source {rate_src:,.0f} msgs/s reusing connections "
+                f"(-d; {count / src_new:,.0f} msgs/s with a connection per message); "
+                f"distrib {rate_ours:,.0f} msgs/s with the ledger "
+                f"({counts['sent']:,} rows marked sent); ratio {rate_ours / rate_src:.2f}"
+            )
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+if __name__ == "__main__":
+    main()
