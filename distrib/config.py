@@ -312,7 +312,10 @@ class Section(Mapping[str, Any]):
         return f"Section({self._path!r}, {self._data!r})"
 
     @property
-    def path(self) -> str:
+    def where(self) -> str:
+        """The dotted path of this table in the config ("email.smtp"), for messages.
+
+        (Not ``path``: that is an option name, as in ``[ledger] path``.)"""
         return self._path
 
 
@@ -355,7 +358,7 @@ class Settings:
             return None
         value = os.environ.get(name)
         if value is None or value == "":
-            where = where or (section.path if isinstance(section, Section) else "config")
+            where = where or (section.where if isinstance(section, Section) else "config")
             raise ConfigError(
                 f"{where}.{key}: the environment variable {name} is not set; "
                 f"export {name}=... before running distrib"

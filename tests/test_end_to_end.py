@@ -30,6 +30,7 @@ def readme_commands() -> list[str]:
 
 def copy_project(dest: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "outbox", "preview", "*.sqlite*", ".pytest_cache")
+    dest.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md", "CHANGELOG.md", "config.example.toml"):
         shutil.copy2(REPO / name, dest / name)
     for name in ("distrib", "templates"):
@@ -71,6 +72,7 @@ def test_readme_first_command_on_a_fresh_checkout(tmp_path: Path):
 
 def smtp_config(make_config, server: SmtpServer, recipients: str, extra_smtp: str = "") -> Path:
     return make_config(
+        "[digest]\nmax_posts = 20\n",
         email=f"""
         [email]
         mailer = "smtp"
@@ -116,11 +118,11 @@ def test_smtp_delivery_of_the_digest(make_config, smtp_server: SmtpServer, tmp_p
         assert "mailto:unsubscribe@test.example" in msg["List-Unsubscribe"]
         text = msg.get_body(("plain",)).get_content()
         html = msg.get_body(("html",)).get_content()
+        from html import unescape
+
         for post in selected:
             assert post["title"] in text
-            from html import escape
-
-            assert escape(post["title"], quote=False) in html or escape(post["title"]) in html
+            assert post["title"] in unescape(html)
         assert "1 Test Street, Testville" in html
         token = re.search(r"token=([A-Za-z0-9_.\-]+)", msg["List-Unsubscribe"]).group(1)
         assert token in html  # the visible link is the recipient's own
