@@ -39,6 +39,8 @@ SINGLE_TEMPLATE = "single"
 MAX_CHIPS = 4
 #: The longest preheader kept: clients show 40-140 characters of it.
 MAX_PREHEADER = 200
+#: Zero-width non-joiners and no-break spaces after the preheader (see render_edition).
+PREVIEW_FILLER = "\u200c\u00a0" * 40
 #: A single-post edition gets a longer excerpt than a digest entry.
 SINGLE_EXCERPT_FACTOR = 3
 
@@ -238,6 +240,9 @@ def render_edition(
         "preheader": preheader,
         "date_label": theme.format_date(now, "long"),
         "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL,
+        # Inbox previews show the preheader, then whatever text follows in the body
+        # ("View in browser"...); invisible ZWNJ + no-break spaces fill that room.
+        "preview_filler": PREVIEW_FILLER,
         "recipient_email": PLACEHOLDER_EMAIL,
         "count": len(views),
     }
