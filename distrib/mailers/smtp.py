@@ -25,6 +25,7 @@ reporting every pulled-but-unsent recipient as deferred.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -159,7 +160,17 @@ class SmtpMailer(Mailer):
         if self.endpoint.username and self.endpoint.password is None:
             self._credentials()
         run = _Run(self, message, recipients, report, self._budget())
-        self._loop.run_until_complete(run.main())
+        task = self._loop.create_task(run.main())
+        try:
+            self._loop.run_until_complete(task)
+        except BaseException:
+            # Ctrl-C or an error from ``report``: close the connections before leaving.
+            # Recipients in flight stay claimed in the ledger; the next run sends them.
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    self._loop.run_until_complete(task)
+            raise
 
     def _budget(self) -> int | None:
         """How many messages the hour/day quotas allow now (None: no limit)."""

@@ -224,6 +224,44 @@ def test_starttls_and_auth(
     assert all(r.tls and r.login == "news" for r in handler.received)
 
 
+def test_auth_login_when_plain_is_not_offered(
+    ctx: Context,
+    prepared: PreparedMessage,
+    cert: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "pä55 wörd")
+    handler = Handler(pipelining=False)
+    tally = Tally(people(2))
+    with smtp_server(
+        handler,
+        tls_context=server_tls(*cert),
+        authenticator=authenticator({"news@gazette.example.org": "pä55 wörd"}),
+        auth_exclude_mechanism=["PLAIN"],
+        auth_required=True,
+    ) as port:
+        m = mailer(
+            ctx,
+            port,
+            security="starttls",
+            username="news@gazette.example.org",
+            password_env="TEST_SMTP_PASSWORD",
+            ca_file=cert[0],
+        )
+        tally.run(m, prepared)
+    assert [r.login for r in handler.received] == ["news@gazette.example.org"] * 2
+    assert m.describe() == f"to 127.0.0.1:{port}"
+
+
+def test_rate_per_second_still_delivers_everything(ctx: Context, prepared: PreparedMessage) -> None:
+    handler = Handler()
+    tally = Tally(people(6))
+    with smtp_server(handler) as port:
+        tally.run(mailer(ctx, port, rate_per_second=500, connections=2), prepared)
+    assert len(handler.received) == 6
+    assert all(o.status is DeliveryStatus.SENT for o in tally.outcomes.values())
+
+
 def test_implicit_tls(ctx: Context, prepared: PreparedMessage, cert: tuple[Path, Path]) -> None:
     handler = Handler()
     tally = Tally(people(2))
