@@ -94,6 +94,7 @@ class Run:
     pulled: list[Recipient] = field(default_factory=list)
     reported: list[tuple[Recipient, Outcome]] = field(default_factory=list)
     max_in_flight: int = 0
+    thread: threading.Thread = field(default_factory=threading.current_thread)
 
     def recipients(self, items: list[Recipient]) -> Iterator[Recipient]:
         for r in items:
