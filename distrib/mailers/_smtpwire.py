@@ -95,6 +95,7 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.extensions: dict[str, str] = {}
+        self._buf = bytearray()  # received, not yet parsed
 
     @property
     def pipelining(self) -> bool:
@@ -107,27 +108,48 @@ class Connection:
     # --- the wire ------------------------------------------------------------------
 
     async def read_reply(self) -> Reply:
-        """One (possibly multi-line) reply.  421 raises ConnectionLost (RFC 5321 3.8)."""
+        """One (possibly multi-line) reply.  421 raises ConnectionLost (RFC 5321 3.8).
+
+        Replies to a pipelined group usually arrive in one segment: one read fills the
+        buffer and the following calls only parse it.
+        """
+        while True:
+            reply = self._parse()
+            if reply is not None:
+                if reply.code == 421:
+                    raise ConnectionLost(str(reply))
+                return reply
+            try:
+                data = await self.reader.read(1 << 16)
+            except (ConnectionError, OSError) as e:
+                raise ConnectionLost(f"connection lost: {e}") from None
+            if not data:
+                raise ConnectionLost("the server closed the connection")
+            self._buf += data
+            if len(self._buf) > 1 << 20:
+                raise ConnectionLost("the server sent a reply of more than 1 MB")
+
+    def _parse(self) -> Reply | None:
+        """A complete reply taken from the buffer, or None (the buffer is left as it is)."""
+        buf = self._buf
+        pos = 0
         lines: list[bytes] = []
         while True:
-            try:
-                line = await self.reader.readline()
-            except (ConnectionError, OSError, ValueError) as e:
-                raise ConnectionLost(f"connection lost: {e}") from None
-            if not line.endswith(b"\n"):
-                raise ConnectionLost("the server closed the connection")
+            end = buf.find(b"\n", pos)
+            if end < 0:
+                return None
+            line = bytes(buf[pos : end + 1])
+            pos = end + 1
             lines.append(line)
             if line[3:4] != b"-":
                 break
+        del buf[:pos]
         try:
             code = int(lines[0][:3])
         except ValueError:
             raise ConnectionLost(f"not an SMTP reply: {lines[0][:60]!r}") from None
         texts = tuple(ln[4:].strip().decode("utf-8", "replace") for ln in lines)
-        reply = Reply(code, " ".join(t for t in texts if t), texts)
-        if code == 421:
-            raise ConnectionLost(str(reply))
-        return reply
+        return Reply(code, " ".join(t for t in texts if t), texts)
 
     async def command(self, line: str) -> Reply:
         self.writer.write(line.encode("utf-8") + b"\r\n")
@@ -171,6 +193,9 @@ class Connection:
         reply = await self.command("STARTTLS")
         if reply.code != 220:
             raise SmtpError(f"{ep.where} refused STARTTLS ({reply}); check [email.smtp] security")
+        # Anything the server sent after its 220 came in the clear: never act on it
+        # (the STARTTLS command-injection attack, CVE-2011-0411).
+        self._buf.clear()
         try:
             async with asyncio.timeout(ep.timeout):
                 await self.writer.start_tls(ep.ssl_context(), server_hostname=ep.host)
