@@ -182,8 +182,8 @@ class UnsubscribeServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: UnsubscribeServer
-    server_version = "distrib"
-    sys_version = ""
+    def version_string(self) -> str:
+        return "distrib"  # not the Python version: nothing for a scanner to fingerprint
     protocol_version = "HTTP/1.1"
     timeout = 30  # seconds a client may stall; a thread per client, so bounded
 
