@@ -357,3 +357,11 @@ def test_invalid_address_never_reaches_the_wire(ctx: Context, prepared: Prepared
         tally.run(mailer(ctx, port), prepared)
     assert tally.status(bad.email) is DeliveryStatus.FAILED
     assert [r.rcpt_tos for r in handler.received] == [["fine@example.com"]]
+
+
+def test_starttls_not_offered(ctx: Context, prepared: PreparedMessage) -> None:
+    tally = Tally(people(1))
+    with smtp_server(Handler()) as port:
+        with pytest.raises(DistribError, match=rf"127.0.0.1:{port} does not offer STARTTLS"):
+            tally.run(mailer(ctx, port, security="starttls"), prepared)
+    assert tally.pulled == []
