@@ -182,23 +182,48 @@ def parse_xml_feed(
             hint = "check the url" if url else "check the path"
             raise SourceError(source, f"not a feed: broken XML ({reason}); {hint}")
         raise _not_a_feed(source, body, content_type, url)
-    if parsed.get("bozo") and entries:
-        log.warning(
-            "source %r: the feed is not well-formed (%s); kept the %d entries that parsed",
-            source, _short(parsed.get("bozo_exception")), len(entries),
-        )  # fmt: skip
     feed = parsed.get("feed") or {}
     feed_base = base or absolute_http_url(feed.get("link"))
     posts = []
-    for entry in entries:
-        try:
-            post = _xml_entry(entry, source=source, feed_base=feed_base, categories_as=categories_as)
-        except Exception as e:  # one odd entry must not lose the others
-            log.warning("source %r: skipped an entry that could not be read (%s)", source, _short(e))
-            continue
-        if post is not None:
-            posts.append(post)
+    held = _HeldWarnings()  # shown only if the feed turns out usable
+    log.addFilter(held)
+    try:
+        for entry in entries:
+            try:
+                post = _xml_entry(entry, source=source, feed_base=feed_base, categories_as=categories_as)
+            except Exception as e:  # one odd entry must not lose the others
+                log.warning("source %r: skipped an entry that could not be read (%s)", source, _short(e))
+                continue
+            if post is not None:
+                posts.append(post)
+    finally:
+        log.removeFilter(held)
+    if parsed.get("bozo") and not posts:
+        # Broken XML whose loose parse gave nothing usable is a broken feed, not an
+        # empty one: one error line (exit 1) rather than silently sending nothing.
+        reason = _short(parsed.get("bozo_exception"))
+        hint = "check the url" if url else "check the path"
+        raise SourceError(source, f"not a feed: broken XML ({reason}); {hint}")
+    if parsed.get("bozo"):
+        log.warning(
+            "source %r: the feed is not well-formed (%s); kept the %d entries that parsed",
+            source, _short(parsed.get("bozo_exception")), len(posts),
+        )  # fmt: skip
+    for record in held.records:
+        log.handle(record)
     return posts
+
+
+class _HeldWarnings(logging.Filter):
+    """Holds the per-entry warnings of one parse until we know the feed is usable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
 
 
 def _struct_dt(value: struct_time | None) -> datetime | None:
