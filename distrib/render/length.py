@@ -105,24 +105,33 @@ def _trim_url(url: str) -> str:
     return url
 
 
+_GRAPHEME = regex.compile(r"\X")
+
+
 def graphemes(text: str) -> list[str]:
     """The user-perceived characters of ``text`` (Unicode extended grapheme clusters)."""
-    return regex.findall(r"\X", text)
+    return _GRAPHEME.findall(text)
+
+
+_EMOJI_PRESENTATION = regex.compile(r"\p{Emoji_Presentation}")
+_FLAG = regex.compile(r"\p{Regional_Indicator}{2}")
+_MODIFIER = regex.compile(r"\p{Emoji_Modifier}")
+_PICTOGRAPHIC = regex.compile(r"\p{Extended_Pictographic}|\p{Emoji_Presentation}")
 
 
 def _is_emoji_cluster(cluster: str) -> bool:
     """Does the grapheme cluster display as one emoji (twitter-text's emoji regex)?"""
     if len(cluster) == 1:
-        return bool(regex.match(r"\p{Emoji_Presentation}", cluster))
+        return cluster.isascii() is False and _EMOJI_PRESENTATION.match(cluster) is not None
     if "\u20e3" in cluster:  # keycap: 1️⃣ #️⃣
         return True
-    if regex.search(r"\p{Regional_Indicator}{2}", cluster):  # flag
+    if _FLAG.search(cluster):  # flag
         return True
-    if "\ufe0f" in cluster or "\u200d" in cluster or regex.search(r"\p{Emoji_Modifier}", cluster):
-        return bool(regex.search(r"\p{Extended_Pictographic}|\p{Emoji_Presentation}", cluster))
+    if "\ufe0f" in cluster or "\u200d" in cluster or _MODIFIER.search(cluster):
+        return _PICTOGRAPHIC.search(cluster) is not None
     if "\U000e007f" in cluster:  # subdivision flags: tag sequences ending in CANCEL TAG
         return True
-    return bool(regex.match(r"\p{Emoji_Presentation}", cluster))
+    return _EMOJI_PRESENTATION.match(cluster) is not None
 
 
 def _x_weight(ch: str) -> int:
@@ -134,6 +143,8 @@ def _x_weight(ch: str) -> int:
 
 
 def _x_plain(text: str) -> int:
+    if text.isascii():
+        return len(text)  # the common case: every character weighs 1, no emoji
     total = 0
     for cluster in graphemes(text):
         if _is_emoji_cluster(cluster):
