@@ -250,7 +250,8 @@ class App:
             problems.append(
                 "site.postal_address: missing; bulk mail must show the sender's postal address"
             )
-        if not (email.unsubscribe_url or email.unsubscribe_mailto):
+        handoff = getattr(registry.load("distrib.mailers", email.mailer), "handoff", False)
+        if not handoff and not (email.unsubscribe_url or email.unsubscribe_mailto):
             problems.append(
                 "email.unsubscribe_url: missing; set it (or unsubscribe_mailto) so that every "
                 "message can be unsubscribed from"
@@ -334,7 +335,14 @@ class App:
     def _deliver(self, edition: Edition, resumed: bool, deliver_edition: Any, progress: Any) -> EditionResult:
         message = self.prepare(edition)
         mailer = self.mailer()
-        report = deliver_edition(self.ledger, mailer, message, self.recipients(), progress=progress)
+        if mailer.handoff:
+            # The platform keeps the subscribers: one delivery per edition and platform.
+            from .mailers._http import handoff_recipient
+
+            recipients: Any = iter([handoff_recipient(self.settings.email.mailer)])
+        else:
+            recipients = self.recipients()
+        report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
         return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe())
 
     def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Any]:
