@@ -182,6 +182,8 @@ def _plan(
                     continue  # deferred: not yet
             elif now - when(post) > max_age:
                 continue  # too old to share; a deferred one is still owed its post
+            elif when(post) > now + timedelta(minutes=5):
+                continue  # dated in the future (scheduled): shared once its time comes
             if baseline is not None and row is None and seen.get(post.key, now) <= baseline:
                 continue
             rows[post.key] = row

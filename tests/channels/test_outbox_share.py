@@ -169,3 +169,9 @@ def test_in_flight_share_is_settled_even_if_the_template_no_longer_fits(env, tmp
     report = run_shares(ctx, channels, [post], dry_run=False)
     assert [i.text for i in report.sent] == ["in flight https://news.example/posts/1"]
     assert env.ledger.share_row(post.key, "tiny").status == DeliveryStatus.SENT
+
+
+def test_a_post_dated_in_the_future_waits_for_its_time(env):
+    ctx, channels = env.channels({"name": "preview", "type": "outbox"})
+    scheduled = make_post(1, age=-timedelta(hours=2))
+    assert plan_shares(ctx, channels, [scheduled]) == []
