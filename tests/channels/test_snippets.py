@@ -6,6 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from distrib.channels.linkedin import little_text
+from distrib.channels.webhook import slack_escape, utf16_length
 from distrib.errors import DistribError
 from distrib.model import Facet
 from distrib.render.length import bluesky_length, iter_urls, mastodon_length, x_length
@@ -186,10 +188,13 @@ CHANNELS = [
     (mastodon_length, 500),
     (bluesky_counter, 300),
     (mastodon_length, 140),
+    (utf16_length, 2000),  # Discord, Telegram (4096)
+    (lambda t: len(slack_escape(t)), 3000),
+    (lambda t: len(little_text(t)), 3000),  # LinkedIn
 ]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     title=st.text(alphabet="Harbour ferry 港 🚢 Київ é&<>", min_size=1, max_size=120),
     summary=_words,
