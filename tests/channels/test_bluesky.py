@@ -175,3 +175,28 @@ def test_too_long_for_bluesky_uses_a_shorter_variant(env, bluesky):
     graphemes = len(snippet.text)
     assert snippet.length <= 300 and graphemes <= 300 and len(snippet.text.encode()) <= 3000
     assert snippet.facets and snippet.to_json()["facets"][0]["type"] in ("tag", "link")
+
+
+def test_a_thumbnail_over_a_megabyte_is_shrunk_below_the_blob_limit(env, bluesky, httpserver):
+    PIL = pytest.importorskip("PIL", reason="shrinking thumbnails needs Pillow: pip install 'distrib[card]'")
+    import io
+    import os
+
+    from PIL import Image as PILImage
+
+    noise = PILImage.frombytes("RGB", (900, 900), os.urandom(900 * 900 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, "PNG")
+    big = buf.getvalue()
+    assert len(big) > 1_000_000 and PIL
+    env.ledger.kv_put("bluesky:sky:session", session())
+    httpserver.expect_request("/img/big.png").respond_with_data(big, content_type="image/png")
+    httpserver.expect_request("/xrpc/com.atproto.repo.uploadBlob").respond_with_json(
+        {"blob": {"$type": "blob", "ref": {"$link": "bafkrei"}, "mimeType": "image/jpeg", "size": 1}}
+    )
+    httpserver.expect_request("/xrpc/com.atproto.repo.createRecord").respond_with_json(created("x"))
+    ctx, channels = bluesky()
+    post = make_post(1, image=Image(httpserver.url_for("/img/big.png"), "noise"))
+    run_shares(ctx, channels, [post], dry_run=False)
+    [upload] = _requests(httpserver, "com.atproto.repo.uploadBlob")
+    assert len(upload.data) <= 1_000_000 and upload.headers["Content-Type"] == "image/jpeg"
