@@ -214,8 +214,15 @@ def one_line(text: str | None) -> str:
         return ""
     text = _TAG_RE.sub(" ", str(text))
     text = _unescape_all(text)
-    # A title that was escaped markup ("&lt;b&gt;News&lt;/b&gt;") is markup once decoded.
-    text = _TAG_RE.sub(" ", text)
+    # A title that was escaped markup ("&lt;b&gt;News&lt;/b&gt;") is markup once decoded;
+    # removing one tag can join the pieces of another ("<b<i>>"), so repeat until none.
+    for _ in range(10):
+        stripped = _TAG_RE.sub(" ", text)
+        if stripped == text:
+            break
+        text = stripped
+    else:
+        text = text.replace("<", "‹")
     text = _strip_controls(text)
     return _WS_RE.sub(" ", text).strip()
 
@@ -228,8 +235,9 @@ _BLOCK_TAGS = frozenset(
 
 
 class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, alt: bool = False) -> None:
         super().__init__(convert_charrefs=True)
+        self.alt = alt
         self.parts: list[str] = []
         self.skip = 0
         self.pre = 0
@@ -245,7 +253,7 @@ class _TextExtractor(HTMLParser):
             self.parts.append("\n\n")
             if tag == "pre":
                 self.pre += 1
-        elif tag == "img":
+        elif tag == "img" and self.alt:
             alt = dict(attrs).get("alt")
             if alt and not self.skip:
                 self.parts.append(f"[{alt}]")
@@ -277,11 +285,14 @@ class _TextExtractor(HTMLParser):
             self.parts.append(_WS_RE.sub(" ", data))
 
 
-def html_to_text(html_text: str | None) -> str:
-    """Plain text of an HTML fragment: paragraphs as blank-line-separated blocks, entities decoded."""
+def html_to_text(html_text: str | None, *, alt: bool = False) -> str:
+    """Plain text of an HTML fragment: paragraphs as blank-line-separated blocks, entities decoded.
+
+    ``alt=True`` writes each image's alt text as ``[alt]`` where the image was.
+    """
     if not html_text:
         return ""
-    parser = _TextExtractor()
+    parser = _TextExtractor(alt)
     parser.feed(html_text)
     parser.close()
     raw = _strip_controls("".join(parser.parts), keep_newlines=True)

@@ -262,3 +262,27 @@ def test_decode_xml_order() -> None:
     assert "Grüße" in decode_xml(utf8_undeclared, "iso-8859-1")
     bom = b"\xef\xbb\xbf<a>x</a>"
     assert decode_xml(bom) == "<a>x</a>"
+
+
+def test_unchanged_feed_costs_one_304(httpserver: HTTPServer, make_ctx) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: Request) -> Response:
+        seen.append(request.headers.get("If-None-Match"))
+        if request.headers.get("If-None-Match") == '"rev-7"':
+            return Response(status=304)
+        return Response(data("rss091.xml"), content_type="text/xml", headers={"ETag": '"rev-7"'})
+
+    httpserver.expect_request("/cond.xml").respond_with_handler(handler)
+    source = feed_source(make_ctx, httpserver.url_for("/cond.xml"))
+    first = source.fetch()
+    second = source.fetch()
+    assert seen == [None, '"rev-7"']
+    assert first == second and first[0].title == "Lighthouse open day"
+
+
+def test_feed_served_as_text_html_is_still_read(httpserver: HTTPServer, make_ctx) -> None:
+    # Misconfigured servers send feeds as text/html; the body decides, not the header.
+    url = serve(httpserver, "hugo-atom.xml", "text/html; charset=iso-8859-1")
+    posts = feed_source(make_ctx, url).fetch()
+    assert len(posts) == 2

@@ -111,6 +111,7 @@ def test_html_to_text() -> None:
         ("Line one\r\nBcc: victim@example.org", "Line one Bcc: victim@example.org"),
         ("  spaced\t\x00out\x1b ", "spaced out"),
         ("Family 👨‍👩‍👧 day", "Family 👨‍👩‍👧 day"),
+        ("<b<script>x</script>&lt;script&gt;]]>", ""),
         ("", ""),
     ],
 )
