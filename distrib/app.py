@@ -33,6 +33,10 @@ def now() -> datetime:
     return ledger.now()
 
 
+class NothingNew(DistribError):
+    """There are no new posts for the next edition."""
+
+
 @dataclass(frozen=True)
 class Newsletter:
     """One newsletter: ``[digest]`` (named "digest") or one of ``[[newsletters]]``."""
@@ -376,7 +380,7 @@ class App:
             log.warning("%s", error)
         posts = self.select(letter, fetched)
         if not posts:
-            raise DistribError(
+            raise NothingNew(
                 f"{letter.name}: no new posts for the next edition; `distrib posts --all` lists what the sources give"
             )
         rendered = self.render(letter, posts)

@@ -216,11 +216,19 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
       distrib preview --config config.example.toml --out preview --open
     """
     from . import preview as pv
+    from .app import NothingNew
 
     letter = app.newsletter(newsletter)
 
     def build() -> tuple[Any, bytes]:
-        edition = app.next_edition(letter, edition_id=edition_id)
+        try:
+            edition = app.next_edition(letter, edition_id=edition_id)
+        except NothingNew as e:
+            last = app.ledger.last_edition(letter.name)
+            if last is None:
+                raise
+            click.echo(f"{e}; showing the last edition ({last.id}) instead", err=True)
+            edition = last
         rendered = _rendered_of(app, edition)
         return rendered, app.prepare(edition).preview_bytes()
 
