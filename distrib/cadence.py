@@ -28,7 +28,7 @@ _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 def _where(newsletter: Mapping[str, Any], key: str) -> str:
-    base = getattr(newsletter, "path", "") or (
+    base = getattr(newsletter, "where", "") or (
         f"newsletters ({newsletter['name']})" if newsletter.get("name") else "digest"
     )
     return f"{base}.{key}"

@@ -227,11 +227,12 @@ def render_edition(
         "posts": views,
         "web_url": web_url,
     }
+    where = getattr(newsletter, "where", "") or _where(name)  # a config Section knows its path
     subject = _single_line(
-        render_string(env, newsletter.get("subject") or "{{ site.name }}", what=f"{_where(name)}.subject", **base_ctx)
+        render_string(env, newsletter.get("subject") or "{{ site.name }}", what=f"{where}.subject", **base_ctx)
     )
     preheader = _single_line(
-        render_string(env, newsletter.get("preheader") or "", what=f"{_where(name)}.preheader", **base_ctx)
+        render_string(env, newsletter.get("preheader") or "", what=f"{where}.preheader", **base_ctx)
     )
     preheader = excerpt(preheader, MAX_PREHEADER)
 

@@ -105,3 +105,7 @@ def test_bad_day_and_time_are_config_errors_naming_the_key():
         "for the month's first one) for a monthly cadence, got '31'",
     ]
     assert check(nl("per-run", day="whenever")) == []
+    from distrib.config import Section
+
+    with pytest.raises(ConfigError, match=r"^newsletters\[2\]\.time: "):
+        is_due(Section(nl("daily", time="noon"), "newsletters[2]"), KYIV, None, kyiv(2026, 11, 28))

@@ -308,3 +308,18 @@ def test_subject_template_can_use_the_catalogue(make_settings):
     subject = '{{ site.name }}: {{ posts[0].title }}{% if posts|length > 1 %} {{ t("and_more", n=posts|length - 1) }}{% endif %}'
     r = render(make_settings(site='language = "uk"'), make_posts(3), subject=subject)
     assert r.subject.endswith(" та ще 2")
+
+
+def test_images_can_be_turned_off(make_settings):
+    r = render(make_settings("[theme]\nimages = false\n"), make_posts(4))
+    assert "media/" not in r.html
+    assert [img["alt"] for img in images_of(r.html)] == ["The Harbour Ledger"]  # the logo only
+
+
+def test_config_section_names_itself_in_errors(make_settings):
+    from distrib.config import Section
+
+    settings = make_settings()
+    section = Section(dict(settings.data["digest"]) | {"preheader": "{{ nope }}"}, "newsletters[1] (weekly)")
+    with pytest.raises(TemplateError, match=r"^newsletters\[1\] \(weekly\)\.preheader: .*nope"):
+        render_edition(settings, make_posts(2), newsletter=section, name="weekly", now=FIXED_NOW)
