@@ -124,7 +124,7 @@ class XChannel(ShareChannel):
             except tweepy.Forbidden as e:
                 if _is_duplicate(e):
                     log.info("channel %s: X says %s is already posted", self.name, post.key)
-                    return Outcome.sent(remote_id="")
+                    return Outcome.sent(remote_id=self._find(snippet) or "")
                 raise DeliveryError(f"channel {self.name}: X refused the post (403: {_x_error(e)})") from None
             except tweepy.Unauthorized:
                 raise DeliveryError(
@@ -150,6 +150,31 @@ class XChannel(ShareChannel):
             data = response.data or {}
             return Outcome.sent(remote_id=str(data.get("id", "")))
         raise AssertionError("unreachable")
+
+    def _find(self, snippet: Snippet) -> str | None:
+        """The id of a recent tweet of this account that begins like ``snippet``, if X
+        lets us read them (reading needs a paid API tier; without it: None)."""
+        import requests
+        import tweepy
+
+        first_line = snippet.text.split("\n", 1)[0].strip()
+        if not first_line:
+            return None
+        try:
+            me = self.tweepy.get_me(user_auth=True)
+            user_id = (me.data or {})["id"]
+            tweets = self.tweepy.get_users_tweets(user_id, max_results=10, user_auth=True)
+        except (tweepy.TweepyException, requests.RequestException, KeyError, TypeError):
+            return None
+        for tweet in tweets.data or ():
+            # X returns links as t.co: compare the text before the first link.
+            if str(tweet["text"]).startswith(first_line):
+                return str(tweet["id"])
+        return None
+
+    def reconcile(self, snippet: Snippet, post: Post, key: str) -> Outcome | None:
+        found = self._find(snippet)
+        return Outcome.sent(remote_id=found) if found else None
 
     # --- media: the v2 upload endpoint, signed with tweepy's OAuth1 signer ------------------
 

@@ -143,3 +143,44 @@ def test_x_counts_weighted_length(env, x):
     _, [channel] = x()
     snippet = channel.compose(make_post(1, title="港のフェリー " * 15))
     assert snippet.limit == 280 and snippet.length <= 280
+
+
+ME = {"data": {"id": "2244994945", "name": "Harbour Light", "username": "harbourlight"}}
+
+
+def test_reconcile_finds_the_dead_runs_tweet_when_x_lets_us_read(env, x, httpserver):
+    ctx, channels = x(images=False)
+    post = make_post(1)
+    text = channels[0].compose(post).text
+    env.ledger.claim_share(post.key, "x-main", text)
+    httpserver.expect_request("/2/users/me").respond_with_json(ME)
+    httpserver.expect_request("/2/users/2244994945/tweets", query_string="max_results=10").respond_with_json(
+        {
+            "data": [
+                {"id": "1861000000000000002", "text": "Something else https://t.co/abc", "edit_history_tweet_ids": ["1861000000000000002"]},
+                {"id": "1861000000000000001", "text": text.split("\n")[0] + "\n\nThe council met… https://t.co/xyz", "edit_history_tweet_ids": ["1861000000000000001"]},
+            ],
+            "meta": {"result_count": 2, "newest_id": "1861000000000000002", "oldest_id": "1861000000000000001"},
+        }
+    )
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert [i.remote_id for i in report.sent] == ["1861000000000000001"]
+    assert _tweets(httpserver) == []
+    me = next(r for r, _ in httpserver.log if r.path == "/2/users/me")
+    assert me.headers["Authorization"].startswith("OAuth ")
+
+
+def test_reading_not_allowed_falls_back_to_the_duplicate_check(env, x, httpserver):
+    ctx, channels = x(images=False)
+    post = make_post(1)
+    env.ledger.claim_share(post.key, "x-main", channels[0].compose(post).text)
+    httpserver.expect_request("/2/users/me").respond_with_json(
+        {"title": "Client Forbidden", "type": "https://api.twitter.com/2/problems/client-forbidden",
+         "reason": "client-not-enrolled", "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer App that is attached to a Project.",
+         "registration_url": "https://developer.twitter.com/en/docs/projects/overview"},
+        status=403,
+    )
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(DUPLICATE, status=403)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert [i.remote_id for i in report.sent] == [""]
+    assert len(_tweets(httpserver)) == 1
