@@ -257,8 +257,8 @@ HOSTILE_FEED = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def test_hostile_post_reaches_the_output_inert(make_config, httpserver, tmp_path: Path):
-    from email.utils import format_datetime
     from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
 
     date = format_datetime(datetime.now(UTC) - timedelta(hours=1))
     httpserver.expect_request("/feed.xml").respond_with_data(HOSTILE_FEED.format(date=date), content_type="application/rss+xml")
