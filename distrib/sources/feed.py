@@ -22,6 +22,7 @@ import codecs
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -220,8 +221,13 @@ class _HeldWarnings(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.records: list[logging.LogRecord] = []
+        # Sources are fetched in threads that share the logger: hold only this
+        # thread's records, let the others' through.
+        self.thread = threading.get_ident()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
         self.records.append(record)
         return False
 
