@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any, ClassVar
 
-from ..config import Opt, k_bool, k_env_name, k_str, k_url
+from ..config import Ctx, Invalid, Opt, k_bool, k_env_name, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Facet, Outcome, Post, Snippet
 from ..render.length import BLUESKY_BYTES, BLUESKY_GRAPHEMES, bluesky_length
@@ -67,10 +68,19 @@ def facet_json(facet: Facet) -> dict[str, Any]:
     }
 
 
+def k_handle(v: Any, ctx: Ctx) -> str:
+    """A handle (https://atproto.com/specs/handle) or a DID, without a leading '@'."""
+    if isinstance(v, str) and (
+        v.startswith("did:") or re.fullmatch(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z][a-zA-Z0-9-]*", v)
+    ):
+        return v
+    raise Invalid("a Bluesky handle such as 'news.example.org' (without '@') or a DID")
+
+
 class BlueskyChannel(ShareChannel):
     network: ClassVar[str] = "bluesky"
     options: ClassVar[dict[str, Opt]] = {
-        "handle": Opt(k_str, None, "the account's handle, such as 'news.example.org'", required=True),
+        "handle": Opt(k_handle, None, "the account's handle, such as 'news.example.org'", required=True),
         "password_env": Opt(
             k_env_name, None, "environment variable holding an app password (Settings, App passwords)", required=True
         ),

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ..config import Opt, choice, k_env_name, k_positive, k_str, k_url
+from ..config import Ctx, Invalid, Opt, choice, k_env_name, k_positive, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Outcome, Post, Snippet
 from ..render.snippets import facets_for
@@ -43,6 +43,12 @@ def little_text(text: str) -> str:
     return "".join(out)
 
 
+def k_author(v: Any, ctx: Ctx) -> str:
+    if isinstance(v, str) and re.fullmatch(r"urn:li:(?:person|organization):[A-Za-z0-9_-]+", v):
+        return v
+    raise Invalid("an author URN such as 'urn:li:person:abc123' or 'urn:li:organization:5515715'")
+
+
 class LinkedInChannel(ShareChannel):
     network: ClassVar[str] = "linkedin"
     options: ClassVar[dict[str, Opt]] = {
@@ -50,7 +56,7 @@ class LinkedInChannel(ShareChannel):
             k_env_name, None, "environment variable holding an OAuth access token with w_member_social", required=True
         ),
         "author": Opt(
-            k_str, None, "who posts: 'urn:li:person:ID' or 'urn:li:organization:ID'", required=True
+            k_author, None, "who posts: 'urn:li:person:ID' or 'urn:li:organization:ID'", required=True
         ),
         "api_url": Opt(k_url, "https://api.linkedin.com", "the API's base URL"),
         "version": Opt(k_str, "202510", "the LinkedIn-Version header (YYYYMM); LinkedIn retires a version after a year"),

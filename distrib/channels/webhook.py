@@ -19,10 +19,11 @@ appear twice there: the ledger keeps that to the one message in flight at the ki
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ..config import Opt, k_bool, k_env_name, k_positive, k_str, k_url
+from ..config import Ctx, Invalid, Opt, k_bool, k_env_name, k_positive, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Outcome, Post, Snippet
 from .base import ShareChannel
@@ -35,6 +36,15 @@ def utf16_length(text: str) -> int:
 def slack_escape(text: str) -> str:
     """Slack's three control characters (https://api.slack.com/reference/surfaces/formatting#escaping)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def k_chat_id(v: Any, ctx: Ctx) -> str:
+    """A Telegram chat: '@channelusername' or a numeric id (channels: -100...)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = str(v)
+    if isinstance(v, str) and re.fullmatch(r"@[A-Za-z][A-Za-z0-9_]{3,}|-?\d+", v):
+        return v
+    raise Invalid("a chat such as '@harbourlight' or '-1001234567890'")
 
 
 class _WebhookChannel(ShareChannel):
@@ -126,7 +136,7 @@ class TelegramChannel(_WebhookChannel):
     default_limit: ClassVar[int] = 4096
     options: ClassVar[dict[str, Opt]] = {
         "token_env": Opt(k_env_name, None, "environment variable holding the bot token from @BotFather", required=True),
-        "chat_id": Opt(k_str, None, "the chat: '@channelname' or a numeric id such as '-1001234567890'", required=True),
+        "chat_id": Opt(k_chat_id, None, "the chat: '@channelname' or a numeric id such as '-1001234567890'", required=True),
         "api_url": Opt(k_url, "https://api.telegram.org", "the Bot API server"),
         "limit": Opt(k_positive, 4096, "characters per message (Telegram allows 4096)"),
         "silent": Opt(k_bool, False, "send without a notification sound"),
