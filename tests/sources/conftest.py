@@ -21,7 +21,7 @@ def data(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
-def minimal_config(tmp_path: Path, sources: str = "") -> Path:
+def minimal_config(tmp_path: Path, sources: str = "", site: str = "") -> Path:
     """A minimal valid config; ``sources`` is TOML for [[sources]] tables (else the sample)."""
     sources = sources or '[[sources]]\nname = "sample"\ntype = "sample"\n'
     path = tmp_path / "distrib.toml"
@@ -31,11 +31,12 @@ def minimal_config(tmp_path: Path, sources: str = "") -> Path:
             [site]
             name = "Test Site"
             url = "https://test.example/"
+            {site}
 
             [email]
             from = "News <news@test.example>"
             """
-        )
+        ).format(site=site)
         + "\n"
         + textwrap.dedent(sources),
         encoding="utf-8",
@@ -45,11 +46,14 @@ def minimal_config(tmp_path: Path, sources: str = "") -> Path:
 
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Iterator[Callable[..., Context]]:
-    """``make_ctx(sources_toml="", now=NOW, ledger=True)`` -> a Context; closed after the test."""
+    """``make_ctx(sources_toml="", now=NOW, ledger=True, site="")`` -> a Context; closed after the test.
+
+    ``site`` is extra TOML lines for [site], such as 'timezone = "Europe/Kyiv"'.
+    """
     made: list[Context] = []
 
-    def make(sources: str = "", *, now: datetime = NOW, ledger: bool = True) -> Context:
-        settings = load_config(minimal_config(tmp_path, sources))
+    def make(sources: str = "", *, now: datetime = NOW, ledger: bool = True, site: str = "") -> Context:
+        settings = load_config(minimal_config(tmp_path, sources, site))
         ctx = Context(
             settings=settings,
             now=now,

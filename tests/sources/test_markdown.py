@@ -189,3 +189,20 @@ def test_split_front_matter(text: str, fm: dict, body: str) -> None:
 def test_split_front_matter_errors(text: str) -> None:
     with pytest.raises(ValueError):
         split_front_matter(text)
+
+
+def test_dates_without_a_zone_are_in_the_site_zone(tmp_path: Path, make_ctx) -> None:
+    root = tmp_path / "content"
+    write(root, "a.md", "---\ntitle: Kyiv morning\ndate: 2026-11-27 09:00\n---\nBody.\n")
+    write(root, "2026-11-26-b.md", "---\ntitle: Dated by name\n---\nBody.\n")
+    ctx = make_ctx(
+        '[[sources]]\nname = "md"\ntype = "markdown"\npath = "content"\nbase_url = "https://kyiv.example/blog/"\n',
+        site='timezone = "Europe/Kyiv"',
+    )
+    posts = source_of(ctx).fetch()
+    morning = by_title(posts, "Kyiv")
+    assert morning.published == datetime(2026, 11, 27, 7, 0, tzinfo=UTC)  # UTC+2 in November
+    assert morning.url == "https://kyiv.example/blog/2026/11/a/"
+    named = by_title(posts, "Dated")
+    assert named.published == datetime(2026, 11, 25, 22, 0, tzinfo=UTC)
+    assert named.url == "https://kyiv.example/blog/2026/11/b/"
