@@ -175,3 +175,30 @@ def test_a_post_dated_in_the_future_waits_for_its_time(env):
     ctx, channels = env.channels({"name": "preview", "type": "outbox"})
     scheduled = make_post(1, age=-timedelta(hours=2))
     assert plan_shares(ctx, channels, [scheduled]) == []
+
+
+def test_a_channel_template_from_the_users_folder(env, tmp_path):
+    from distrib.adapters import Context
+    from distrib.registry import load
+
+    user = tmp_path / "mytemplates" / "share"
+    user.mkdir(parents=True)
+    (user / "mine.j2").write_text("📰 {{ title | upper }} → {{ link }}\n", encoding="utf-8")
+    settings = env.settings([{"name": "preview", "type": "outbox", "template": "mine", "utm": False}])
+    settings.data["templates"] = {"dir": tmp_path / "mytemplates"}
+    ctx = Context(settings=settings, now=env.context().now, ledger=env.ledger)
+    channel = load("distrib.channels", "outbox")("preview", settings.channels[0], ctx)
+    assert channel.template_names() == ["share/mine.j2"]
+    snippet = channel.compose(make_post(1, title="Ferry & fares"))
+    assert snippet.text == "📰 FERRY & FARES → https://news.example/posts/1"
+
+
+def test_a_missing_template_is_a_one_line_template_error(env):
+    import pytest
+
+    from distrib.errors import TemplateError
+
+    ctx, [channel] = env.channels({"name": "preview", "type": "outbox", "template": "nosuch"})
+    with pytest.raises(TemplateError) as e:
+        channel.compose(make_post(1))
+    assert "share/nosuch.j2" in str(e.value) and "\n" not in str(e.value)
