@@ -66,7 +66,7 @@ _ASCII_LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?"
 # path runs to the next space; trailing punctuation is trimmed afterwards.
 URL_RE = regex.compile(
     rf"""
-    (?<![\p{{L}}\p{{N}}@＠$#＃/.\-_:])
+    (?<![\p{{L}}\p{{N}}@＠$#＃/.\-_])
     (?:
         (?P<scheme>https?://)(?:{_LABEL}\.)+(?:{_TLD_ALT})
       | (?:{_ASCII_LABEL}\.)+(?:{_TLD_ALT})

@@ -64,6 +64,8 @@ def test_x_weighted_length(text, expected):
         ("www.example.co.uk/path?q=1", 23),
         ("example.test and news.example", 23 + 5 + 23),  # RFC 2606 names, used by our tests
         ("foo.bar", 7),  # not a TLD: plain text
+        ("Link:https://example.com/x", 5 + 23),
+        ("#example.com $example.com", 25),  # a hashtag or cashtag is not a domain
         ("mail me: ama@example.com", 9 + 15),  # an address is not a URL
         ("(https://en.wikipedia.org/wiki/Ferry_(boat))", 1 + 23 + 1),
         ("two https://a.org/x https://b.org/y", 4 + 23 + 1 + 23),
