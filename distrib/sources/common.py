@@ -48,6 +48,25 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, host, path, query, ""))
 
 
+def strip_tracking(url: str) -> str:
+    """``url`` without ``utm_*`` and click-id parameters, otherwise untouched.
+
+    Feeds tag their links for their own analytics (WordPress plugins add
+    ``utm_source=rss``); the channels add their own, so the feed's must go.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
+    if len(kept) == len(pairs):
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+
+
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 

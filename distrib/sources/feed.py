@@ -38,7 +38,7 @@ from ..http import FetchError
 from ..model import Image, Post
 from ..paths import SAMPLE_DIR
 from ..sanitize import absolute_http_url, clean_html, excerpt, html_to_text, one_line
-from .common import canonical_url
+from .common import canonical_url, strip_tracking
 from .dates import parse_date
 
 log = logging.getLogger("distrib.sources")
@@ -270,6 +270,8 @@ def _xml_entry(entry: Any, *, source: str, feed_base: str | None, categories_as:
     guid = (entry.get("id") or "").strip()
     if not link and guid:
         link = absolute_http_url(guid, base) if guid.startswith(("http://", "https://")) else None
+    if link:
+        link = strip_tracking(link)
     if not link:
         log.warning("source %r: skipped an entry without an http(s) link (%r)", source, one_line(entry.get("title"))[:60])
         return None
@@ -537,6 +539,8 @@ def _json_item(item: dict[str, Any], *, source: str, base: str | None, feed_auth
     guid = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
     if not link and guid.startswith(("http://", "https://")):
         link = absolute_http_url(guid)
+    if link:
+        link = strip_tracking(link)
     if not link:
         log.warning("source %r: skipped an item without an http(s) url (id %r)", source, guid[:60])
         return None

@@ -39,6 +39,7 @@ def test_wordpress_rss(httpserver: HTTPServer, make_ctx) -> None:
     # Padded CDATA, a numeric entity and a double-escaped ampersand.
     assert strike.title == "Bakers’ strike ends & bread is back"
     assert strike.key == "https://millbrook.example/?p=4242"
+    assert strike.url == "https://millbrook.example/2026/11/27/bakers-strike-ends/"  # utm_* gone
     assert strike.author == "Hannah Price"
     assert strike.published == datetime(2026, 11, 27, 16, 12, 9, tzinfo=UTC)
     assert strike.updated is None

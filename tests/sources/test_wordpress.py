@@ -191,3 +191,24 @@ def test_missing_password_variable_names_it(make_ctx, monkeypatch) -> None:
 def test_username_without_password_is_a_config_error(make_ctx) -> None:
     with pytest.raises(ConfigError, match="both username and password_env"):
         wp_source(make_ctx, "https://wp.example/", 'username = "editor"')
+
+
+def test_same_site_as_feed_and_api_gives_each_post_once(httpserver: HTTPServer, make_ctx) -> None:
+    from distrib.sources.common import fetch_all
+
+    from .conftest import data
+
+    httpserver.expect_request("/feed/").respond_with_data(data("wordpress-rss.xml"), content_type="application/rss+xml")
+    same = wp_post(0, guid={"rendered": "https://millbrook.example/?p=4242"}, link="https://millbrook.example/2026/11/27/bakers-strike-ends/")
+    other = wp_post(1)
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([same, other])
+    ctx = make_ctx(
+        f'[[sources]]\nname = "rss"\ntype = "feed"\nurl = "{httpserver.url_for("/feed/")}"\n'
+        f'[[sources]]\nname = "api"\ntype = "wordpress"\nurl = "{httpserver.url_for("/")}"\n'
+    )
+    posts, errors = fetch_all([source_of(ctx, 0), source_of(ctx, 1)])
+    assert errors == []
+    strikes = [p for p in posts if "bakers-strike" in p.url]
+    assert [p.source for p in strikes] == ["rss"]  # the first source in the config wins
+    assert any(p.source == "api" and p.key == f"{SITE}/?p=4001" for p in posts)
+    assert len(posts) == 5
