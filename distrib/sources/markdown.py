@@ -135,14 +135,20 @@ class MarkdownSource(Source):
             what = "is not a folder" if root.exists() else "does not exist"
             raise SourceError(self.name, f"the Markdown folder {root} {what}; check the path")
         posts = []
+        broken: list[str] = []
         for file in sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
             try:
                 post = self._post(root, file)
             except ValueError as e:
-                log.warning("source %r: skipped %s: %s", self.name, file.relative_to(root), e)
+                broken.append(f"{file.relative_to(root)}: {e}")
+                log.warning("source %r: skipped %s", self.name, broken[-1])
                 continue
             if post is not None:
                 posts.append(post)
+        if broken and not posts:
+            # Nothing usable at all: one error line rather than silently sending nothing.
+            more = f" (and {len(broken) - 1} more files)" if len(broken) > 1 else ""
+            raise SourceError(self.name, f"{broken[0]}{more}; fix the front matter")
         return posts
 
     def _post(self, root: Path, file: Path) -> Post | None:

@@ -206,3 +206,14 @@ def test_dates_without_a_zone_are_in_the_site_zone(tmp_path: Path, make_ctx) -> 
     named = by_title(posts, "Dated")
     assert named.published == datetime(2026, 11, 25, 22, 0, tzinfo=UTC)
     assert named.url == "https://kyiv.example/blog/2026/11/b/"
+
+
+def test_only_broken_files_is_an_error(tmp_path: Path, make_ctx) -> None:
+    root = tmp_path / "content"
+    write(root, "a.md", "---\ntitle: [unclosed\n---\nBody.\n")
+    write(root, "b.md", "+++\ntitle = \n+++\nBody.\n")
+    with pytest.raises(SourceError) as e:
+        md_source(make_ctx).fetch()
+    text = str(e.value)
+    assert text.startswith("source 'md': a.md: YAML front matter does not parse at line")
+    assert text.endswith("(and 1 more files); fix the front matter") and "\n" not in text
