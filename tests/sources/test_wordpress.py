@@ -212,3 +212,22 @@ def test_same_site_as_feed_and_api_gives_each_post_once(httpserver: HTTPServer, 
     assert [p.source for p in strikes] == ["rss"]  # the first source in the config wins
     assert any(p.source == "api" and p.key == f"{SITE}/?p=4001" for p in posts)
     assert len(posts) == 5
+
+
+def test_max_pages_and_embedded_errors(httpserver: HTTPServer, make_ctx) -> None:
+    calls = []
+
+    def handler(request: Request) -> Response:
+        calls.append(request.args["page"])
+        n = int(request.args["page"])
+        item = wp_post(n, jetpack_featured_media_url=f"{SITE}/jp{n}.jpg")
+        # Private media or a deleted author come back embedded as REST error objects.
+        item["_embedded"]["wp:featuredmedia"] = [{"code": "rest_forbidden", "message": "Sorry.", "data": {"status": 401}}]
+        item["_embedded"]["author"] = [{"code": "rest_user_invalid_id", "message": "Invalid user ID.", "data": {"status": 404}}]
+        return Response(json.dumps([item]), content_type="application/json", headers={"X-WP-TotalPages": "9"})
+
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_handler(handler)
+    posts = wp_source(make_ctx, httpserver.url_for("/"), "per_page = 1\nmax_pages = 3").fetch()
+    assert calls == ["1", "2", "3"]
+    assert [p.image.url for p in posts] == [f"{SITE}/jp1.jpg", f"{SITE}/jp2.jpg", f"{SITE}/jp3.jpg"]
+    assert all(p.author == "" for p in posts)
