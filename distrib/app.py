@@ -219,9 +219,10 @@ class App:
 
         opts = newsletter.opts
         last = self.ledger.last_edition(newsletter.name)
-        if last is None and opts.backfill == 0 and not force:
+        scope = f"newsletter:{newsletter.name}"
+        if last is None and opts.backfill == 0 and not force and self.ledger.baseline(scope) is None:
             # First run in baseline mode: everything there now counts as seen.
-            self.ledger.set_baseline(f"newsletter:{newsletter.name}", self.ctx.now)
+            self.ledger.set_baseline(scope, self.ctx.now)
             return [], f"{newsletter.name}: first run, baseline taken; from now on new posts are sent"
         if not force and not is_due(
             opts, self.settings.site.timezone, last.created if last else None, self.ctx.now
@@ -332,7 +333,8 @@ class App:
 
     def _plan_readonly(self, letter: Newsletter, fetched: FetchResult, *, force: bool) -> tuple[list[list[Post]], str]:
         opts = letter.opts
-        if self.ledger.last_edition(letter.name) is None and opts.backfill == 0 and not force:
+        first = self.ledger.last_edition(letter.name) is None
+        if first and opts.backfill == 0 and not force and self.ledger.baseline(f"newsletter:{letter.name}") is None:
             return [], f"{letter.name}: first run in baseline mode; nothing would be sent"
         return self.plan(letter, fetched, force=force)
 

@@ -1,0 +1,166 @@
+"""The core object over a real ledger and a feed file we control: selection modes,
+cadence, several newsletters, resumption, and the rules a bulk send must keep."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from distrib.app import make_app
+from distrib.errors import ConfigError
+
+from .conftest import FIXED_NOW, run_distrib
+
+
+def write_feed(path: Path, posts: list[tuple[int, float, str]], now=FIXED_NOW) -> Path:
+    """posts: (number, hours before ``now``, tag)."""
+    items = "".join(
+        f"""<item><title>Story {n}</title><link>https://site.example/{n}</link>
+        <guid>https://site.example/{n}</guid><category>{tag}</category>
+        <pubDate>{format_datetime(now - timedelta(hours=h))}</pubDate>
+        <description>Body of story {n}.</description></item>"""
+        for n, h, tag in posts
+    )
+    path.write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>S</title>'
+        f"<link>https://site.example/</link>{items}</channel></rss>",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def feed(tmp_path: Path) -> Path:
+    return write_feed(tmp_path / "feed.xml", [(1, 5, "news"), (2, 3, "sport"), (3, 1, "news")])
+
+
+@pytest.fixture
+def live_feed(tmp_path: Path) -> Path:
+    """For tests that run distrib in a subprocess, on the real clock."""
+    return write_feed(tmp_path / "feed.xml", [(1, 5, "news"), (2, 3, "sport")], now=datetime.now(UTC))
+
+
+def feed_config(make_config, extra: str = "") -> Path:
+    return make_config(extra, sources='[[sources]]\nname = "blog"\ntype = "feed"\npath = "feed.xml"\n')
+
+
+def run(path: Path, **kw):
+    with make_app(path) as app:
+        app.lock()
+        return app.run(**kw)
+
+
+def eml_count(tmp_path: Path) -> int:
+    return len(list((tmp_path / "outbox").glob("*.eml")))
+
+
+def test_baseline_first_run_sends_nothing_then_only_new_posts(make_config, feed, clock, tmp_path):
+    path = feed_config(make_config, "[digest]\nbackfill = 0\n")
+    result = run(path)
+    assert not result.editions and "baseline" in result.skipped[0]
+    clock[0] = FIXED_NOW + timedelta(hours=2)
+    write_feed(feed, [(1, 5, "news"), (2, 3, "sport"), (3, 1, "news"), (4, -1, "news")])
+    result = run(path)
+    assert [e.edition.post_keys for e in result.editions] == [("https://site.example/4",)]
+
+
+def test_backfill_takes_the_newest_n_on_the_first_run_only(make_config, feed, clock):
+    path = feed_config(make_config, "[digest]\nbackfill = 1\n")
+    first = run(path)
+    assert first.editions[0].edition.post_keys == ("https://site.example/3",)
+    clock[0] = FIXED_NOW + timedelta(minutes=5)
+    second = run(path)  # no longer the first run: the rest of the window goes out
+    assert set(second.editions[0].edition.post_keys) == {"https://site.example/1", "https://site.example/2"}
+
+
+def test_edited_post_is_not_new(make_config, feed, clock):
+    path = feed_config(make_config)
+    assert len(run(path).editions) == 1
+    text = feed.read_text().replace("Body of story 3.", "Body of story 3, corrected.")
+    feed.write_text(text)
+    result = run(path)
+    assert not result.editions and "nothing new" in result.skipped[0]
+
+
+def test_two_newsletters_keep_their_own_history(make_config, feed, clock, tmp_path):
+    path = feed_config(
+        make_config,
+        """
+        [[newsletters]]
+        name = "sport"
+        include_tags = ["sport"]
+        subject = "Sport: {{ posts[0].title }}"
+
+        [[newsletters]]
+        name = "all"
+        """,
+    )
+    result = run(path)
+    by_name = {r.newsletter: r.edition for r in result.editions}
+    assert by_name["sport"].post_keys == ("https://site.example/2",)
+    assert by_name["sport"].subject == "Sport: Story 2"
+    assert len(by_name["all"].post_keys) == 3
+    assert eml_count(tmp_path) == 4  # 2 recipients x 2 newsletters
+    assert not run(path).editions
+
+
+def test_per_post_cadence_sends_one_edition_per_post_oldest_first(make_config, feed, clock):
+    path = feed_config(make_config, '[digest]\ncadence = "per-post"\n')
+    result = run(path)
+    assert [r.edition.post_keys for r in result.editions] == [
+        ("https://site.example/1",), ("https://site.example/2",), ("https://site.example/3",)
+    ]
+
+
+def test_weekly_cadence_waits_for_its_day_and_force_sends_now(make_config, feed, clock):
+    # FIXED_NOW is Friday 2026-11-20 09:30 UTC
+    path = feed_config(make_config, '[digest]\ncadence = "weekly"\nday = "friday"\ntime = "08:00"\n')
+    assert len(run(path).editions) == 1  # the first edition is owed at once
+    clock[0] = FIXED_NOW + timedelta(days=1)
+    write_feed(feed, [(5, 2, "news")])  # new post, but Saturday: not due
+    write_feed(feed, [(5, -20, "news")])
+    result = run(path)
+    assert not result.editions and "not due" in result.skipped[0]
+    with make_app(path) as app:
+        assert len(app.send(force=True).editions) == 1
+    clock[0] = FIXED_NOW + timedelta(days=7)
+    assert not run(path).editions  # forced edition took the post: nothing new on Friday
+
+
+def test_send_refuses_without_postal_address_or_unsubscribe(make_config, live_feed, tmp_path):
+    path = make_config(
+        sources='[[sources]]\nname = "blog"\ntype = "feed"\npath = "feed.xml"\n',
+        email='[email]\nfrom = "n@test.example"\nrecipients = ["a@example.com"]\n',
+    )
+    text = path.read_text().replace('postal_address = "1 Test Street, Testville"', "")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info, make_app(path) as app:
+        app.send()
+    assert len(info.value.problems) == 2
+    proc = run_distrib("send", "--config", str(path))
+    assert proc.returncode == 2 and "postal_address" in proc.stderr and "unsubscribe_url" in proc.stderr
+    assert eml_count(tmp_path) == 0
+
+
+def test_status_and_report(make_config, live_feed, tmp_path):
+    path = feed_config(make_config)
+    report_file = tmp_path / "report.json"
+    proc = run_distrib("send", "--config", str(path), "--report", str(report_file))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(report_file.read_text())
+    assert report["sent"] == 2 and report["failed"] == 0 and report["editions"][0]["finished"]
+    status = json.loads(run_distrib("status", "--json", "--config", str(path)).stdout)
+    assert status[0]["sent"] == 2 and status[0]["status"] == "done"
+    assert "edition 1 [digest]" in run_distrib("status", "--config", str(path)).stdout
+
+
+def test_suppressed_addresses_are_not_sent_to(make_config, live_feed, tmp_path):
+    path = feed_config(make_config)
+    assert run_distrib("unsubscribe", "b@example.com", "--config", str(path)).returncode == 0
+    assert run_distrib("send", "--config", str(path)).returncode == 0
+    names = sorted(p.name for p in (tmp_path / "outbox").glob("*.eml"))
+    assert len(names) == 1 and "a@example.com" in names[0]
