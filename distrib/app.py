@@ -195,13 +195,14 @@ class App:
         from .select import select_posts
 
         ledger = self.ledger
-        first_run = ledger.last_edition(newsletter.name) is None
+        baseline = ledger.baseline(f"newsletter:{newsletter.name}")
+        first_run = ledger.last_edition(newsletter.name) is None and baseline is None
         return select_posts(
             fetched.posts,
             newsletter.opts,
             now=self.ctx.now,
             already=ledger.posts_in_editions(newsletter.name),
-            baseline=ledger.baseline(f"newsletter:{newsletter.name}"),
+            baseline=baseline,
             first_seen=fetched.first_seen,
             first_run=first_run,
         )
