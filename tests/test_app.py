@@ -164,3 +164,72 @@ def test_suppressed_addresses_are_not_sent_to(make_config, live_feed, tmp_path):
     assert run_distrib("send", "--config", str(path)).returncode == 0
     names = sorted(p.name for p in (tmp_path / "outbox").glob("*.eml"))
     assert len(names) == 1 and "a@example.com" in names[0]
+
+
+class _Picky:
+    """An SMTP handler that defers one address (451) until told otherwise and refuses
+    another for good (550 5.1.1)."""
+
+    def __init__(self):
+        self.defer = {"later@example.com"}
+        self.delivered: list[str] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.defer:
+            return "451 4.7.1 Greylisted, try again later"
+        if address == "gone@example.com":
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.delivered.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+def test_deferred_recipient_finishes_the_edition_in_a_later_run(make_config, feed, clock, tmp_path):
+    from aiosmtpd.controller import Controller
+
+    from .conftest import free_port
+
+    handler = _Picky()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        path = make_config(
+            "[digest]\nmax_posts = 2\n",
+            sources='[[sources]]\nname = "blog"\ntype = "feed"\npath = "feed.xml"\n',
+            email=f"""
+            [email]
+            mailer = "smtp"
+            from = "n@test.example"
+            recipients = ["now@example.com", "later@example.com", "gone@example.com"]
+            unsubscribe_url = "https://test.example/u?t={{token}}"
+            [email.smtp]
+            host = "127.0.0.1"
+            port = {port}
+            security = "none"
+            retries = 0
+            """,
+        )
+        first = run(path)
+        rep = first.editions[0].report
+        assert (rep.sent, rep.deferred, rep.failed, rep.finished) == (1, 1, 1, False)
+        assert first.failed  # exit 1: a failure was recorded
+        with make_app(path) as app:
+            assert app.ledger.is_suppressed("gone@example.com")  # a hard bounce
+        # the next run, too early: the deferred one waits, and the new post waits too
+        write_feed(feed, [(1, 5, "news"), (2, 3, "sport"), (3, 1, "news"), (4, 0.5, "news")])
+        clock[0] = FIXED_NOW + timedelta(minutes=1)
+        second = run(path)
+        assert [r.resumed for r in second.editions] == [True]
+        assert second.editions[0].report.skipped == 2 and not second.editions[0].report.finished
+        assert any("still being delivered" in s for s in second.skipped)
+        handler.defer.clear()
+        clock[0] = FIXED_NOW + timedelta(hours=1)
+        third = run(path)
+        assert [(r.edition.id, r.resumed, r.report.sent) for r in third.editions] == [(1, True, 1), (2, False, 2)]
+        assert sorted(handler.delivered) == sorted(["now@example.com", "later@example.com", "now@example.com", "later@example.com"])
+    finally:
+        controller.stop()
