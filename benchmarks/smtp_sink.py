@@ -6,7 +6,7 @@ smtp-source sending messages of the same size with the same number of sessions t
 the same smtp-sink, in the same run.  Needs the Debian package postfix (only its
 smtp-sink and smtp-source programs are run; no daemon).
 
-    python benchmarks/smtp_sink.py [COUNT] [CONNECTIONS ...]
+    python benchmarks/smtp_sink.py [COUNT] [CONNECTIONS ...] [--rounds=N]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 from _edition import KEY, sample_app, sample_edition
 
@@ -92,25 +93,38 @@ def ours(port: int, count: int, connections: int, app, edition_template) -> tupl
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    concurrencies = [int(x) for x in sys.argv[2:]] or [1, 4]
+    args = [a for a in sys.argv[1:] if not a.startswith("--rounds=")]
+    rounds = next((int(a[9:]) for a in sys.argv[1:] if a.startswith("--rounds=")), 3)
+    count = int(args[0]) if args else 20_000
+    concurrencies = [int(x) for x in args[1:]] or [1, 4]
     app = sample_app()
     edition = sample_edition(app)
     size = len(prepare_message(app.settings, edition, key=KEY).preview_bytes())
-    print(f"{count:,} messages of {size:,} B to smtp-sink on 127.0.0.1; {os.cpu_count()} CPUs")
+    print(
+        f"{count:,} messages of {size:,} B to smtp-sink on 127.0.0.1; {os.cpu_count()} CPUs; "
+        f"{rounds} interleaved rounds, medians"
+    )
     port = free_port()
     sink = start_sink(port)
     try:
         for n in concurrencies:
-            src_new = smtp_source(port, count, size, n, reuse=False)
-            src = smtp_source(port, count, size, n, reuse=True)
-            t, counts = ours(port, count, n, app, edition)
-            rate_src, rate_ours = count / src, count / t
+            new, reuse, mine = [], [], []
+            for _ in range(rounds):
+                new.append(count / smtp_source(port, count, size, n, reuse=False))
+                reuse.append(count / smtp_source(port, count, size, n, reuse=True))
+                mine.append(count / ours(port, count, n, app, edition)[0])
+            src_new, src, rate = median(new), median(reuse), median(mine)
             print(
-                f"  {n} connection(s): smtp-source {rate_src:,.0f} msgs/s reusing connections "
-                f"(-d; {count / src_new:,.0f} msgs/s with a connection per message); "
-                f"distrib {rate_ours:,.0f} msgs/s with the ledger "
-                f"({counts['sent']:,} rows marked sent); ratio {rate_ours / rate_src:.2f}"
+                f"  {n} connection(s): distrib {rate:,.0f} msgs/s with the ledger "
+                f"(claim + mark per message); smtp-source {src:,.0f} msgs/s reusing "
+                f"connections (-d), {src_new:,.0f} msgs/s with a connection per message "
+                f"(its default); ratio {rate / src:.2f} (-d), {rate / src_new:.2f} (default)"
+            )
+            print(
+                "      rounds: distrib "
+                + ", ".join(f"{x:,.0f}" for x in mine)
+                + "; smtp-source -d "
+                + ", ".join(f"{x:,.0f}" for x in reuse)
             )
     finally:
         sink.terminate()

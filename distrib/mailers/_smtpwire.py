@@ -132,6 +132,18 @@ class Connection:
     def _parse(self) -> Reply | None:
         """A complete reply taken from the buffer, or None (the buffer is left as it is)."""
         buf = self._buf
+        end = buf.find(b"\n")
+        if end < 0:
+            return None
+        if buf[3:4] != b"-":  # the common case: a one-line reply
+            line = bytes(buf[: end + 1])
+            del buf[: end + 1]
+            try:
+                code = int(line[:3])
+            except ValueError:
+                raise ConnectionLost(f"not an SMTP reply: {line[:60]!r}") from None
+            text = line[4:].strip().decode("utf-8", "replace")
+            return Reply(code, text, (text,))
         pos = 0
         lines: list[bytes] = []
         while True:

@@ -38,9 +38,12 @@ class NullMailer(Mailer):
         build = True if self.opts is None else self.opts.get("build", True) is not False
         for recipient in recipients:
             if build:
-                self.bytes += len(message.for_recipient(recipient))
+                data, message_id = message.message_for(recipient)
+                self.bytes += len(data)
+            else:
+                message_id = message.message_id(recipient)
             self.messages += 1
-            report(recipient, Outcome.sent(message.message_id(recipient)))
+            report(recipient, Outcome.sent(message_id))
 
     def describe(self) -> str:
         return f"nowhere (null mailer: {self.messages} messages, {self.bytes} bytes built)"

@@ -64,6 +64,7 @@ class _Job:
     tries: int = field(default=0, compare=False)
     data: bytes = field(default=b"", compare=False)
     rcpt: str = field(default="", compare=False)
+    message_id: str = field(default="", compare=False)
 
 
 class SmtpMailer(Mailer):
@@ -286,7 +287,7 @@ class _Run:
                 job, Outcome.failed(f"not a valid address for SMTP: {job.recipient.email!r}")
             )
             return False
-        data = self.message.for_recipient(job.recipient)
+        data, job.message_id = self.message.message_for(job.recipient)
         # Our messages never need it (no line starts with "."; scanning 60 KB for one
         # costs more than building the message), but a message from elsewhere would
         # be cut short by the server: dot-stuff it (RFC 5321 4.5.2).
@@ -527,7 +528,7 @@ class _Run:
     def finish(self, job: _Job, reply: Reply) -> None:
         """The reply to the end of a message's data."""
         if 200 <= reply.code < 300:
-            self.report(job, Outcome.sent(self.message.message_id(job.recipient)))
+            self.report(job, Outcome.sent(job.message_id))
         else:
             self.refused(job, reply)
 

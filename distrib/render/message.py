@@ -135,6 +135,8 @@ _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*")
 
 def clean_header(value: str) -> str:
     """``value`` on one line: control characters become one space, ends trimmed."""
+    if value.isprintable():  # the common case; no C0/C1 controls, no line separators
+        return value.strip()
     return _CTRL.sub(" ", value).strip()
 
 
@@ -340,11 +342,16 @@ class PreparedMessage:
 
     def for_recipient(self, recipient: Recipient) -> bytes:
         """The complete message for ``recipient``: CRLF lines, dot-safe, ready for DATA."""
+        return self.message_for(recipient)[0]
+
+    def message_for(self, recipient: Recipient) -> tuple[bytes, str]:
+        """``for_recipient``'s bytes and their Message-ID (for mailers that report it)."""
         email = clean_header(recipient.email)
         url = self.unsubscribe_url(recipient)
+        message_id = self.message_id(recipient)
         values: list[bytes] = [b""] * 7
         values[_H_TO] = ("To: " + format_address(recipient.name, email) + "\r\n").encode("utf-8")
-        values[_H_MSGID] = f"Message-ID: {self.message_id(recipient)}\r\n".encode("ascii")
+        values[_H_MSGID] = f"Message-ID: {message_id}\r\n".encode("ascii")
         lu = self.list_unsubscribe(recipient, url)
         if lu:
             values[_H_UNSUB] = _fold_words("List-Unsubscribe", lu.split(" ")).encode("utf-8")
@@ -355,7 +362,7 @@ class PreparedMessage:
         parts = self._chunks.copy()
         for i, hole in self._holes:
             parts[i] = values[hole]
-        return b"".join(parts)  # type: ignore[arg-type]
+        return b"".join(parts), message_id  # type: ignore[arg-type]
 
     def preview_bytes(self) -> bytes:
         """The message as a sample recipient would get it (``distrib preview``)."""
