@@ -76,9 +76,7 @@ def main() -> None:
 
     ours_rate = count / ours
     base_rate = n_base / base
-    print(
-        f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or ''}"
-    )
+    print(f"python {platform.python_version()} on {platform.machine()}")
     print(
         f"edition: {len(edition.html.encode()):,} B HTML + {len(edition.text.encode()):,} B text; "
         f"message {size:,} B; prepared once in {prepare_s * 1000:.1f} ms"

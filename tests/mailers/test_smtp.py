@@ -365,3 +365,43 @@ def test_starttls_not_offered(ctx: Context, prepared: PreparedMessage) -> None:
         with pytest.raises(DistribError, match=rf"127.0.0.1:{port} does not offer STARTTLS"):
             tally.run(mailer(ctx, port, security="starttls"), prepared)
     assert tally.pulled == []
+
+
+def test_through_the_delivery_loop_and_ledger(
+    ctx: Context, edition: Edition, tmp_path: Path
+) -> None:
+    """The real claim/send/mark loop: sent rows carry the Message-ID, a hard bounce is
+    suppressed, a 4xx stays deferred for the next run, and a rerun sends nothing twice."""
+    from distrib.deliver import deliver_edition
+    from distrib.ledger import open_ledger
+
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ed = ledger.create_edition(
+        "digest", edition.post_keys, edition.subject, "", edition.html, edition.text
+    )
+    ctx.ledger = ledger
+    prepared = prepare_message(ctx.settings, ed, key=KEY)
+    handler = Handler(
+        rcpt_replies={
+            "gone@example.com": ["550 5.1.1 User unknown"],
+            "later@example.com": ["451 4.3.2 Try again later"],
+        }
+    )
+    everyone = people(5) + [Recipient("gone@example.com"), Recipient("later@example.com")]
+    with smtp_server(handler) as port:
+        report = deliver_edition(
+            ledger, mailer(ctx, port, retries=0, connections=2), prepared, iter(everyone)
+        )
+        assert (report.sent, report.failed, report.deferred) == (5, 1, 1)
+        assert not report.finished
+        assert ledger.email_status(ed.id, "later@example.com") == "deferred"
+        assert ledger.is_suppressed("gone@example.com")
+        row = ledger.db.execute(
+            "SELECT remote_id FROM email_deliveries WHERE address = ?", ("reader0@example.com",)
+        ).fetchone()
+        assert row[0] == prepared.message_id(Recipient("reader0@example.com"))
+        # A rerun: the sent and failed are skipped; the deferred one waits for its time.
+        again = deliver_edition(ledger, mailer(ctx, port), prepared, iter(everyone))
+        assert again.sent == 0 and again.skipped == 7
+    assert len(handler.received) == 5
+    ledger.close()
