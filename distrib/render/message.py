@@ -181,7 +181,9 @@ def _fold_words(name: str, words: Iterable[str]) -> str:
 def unstructured_header(name: str, value: str) -> str:
     """``Name: value`` with CRLF, folded; RFC 2047 encoded-words if ``value`` is not ASCII."""
     value = clean_header(value)
-    if value.isascii():
+    # A word too long to fold (RFC 5322 2.1.1: no line over 998 characters) is sent as
+    # encoded-words, which can be split anywhere.
+    if value.isascii() and all(len(w) < 900 for w in value.split(" ")):
         return _fold_words(name, value.split(" "))
     words = _encoded_words(value, 76 - len(name) - 2)
     return f"{name}: " + "\r\n ".join(words) + "\r\n"

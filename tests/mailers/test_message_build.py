@@ -112,6 +112,15 @@ def test_long_ascii_subject_is_folded(tmp_path: Path) -> None:
     assert parse(raw)["Subject"] == subject.strip()
 
 
+def test_unfoldable_subject_is_encoded(tmp_path: Path) -> None:
+    subject = "x" * 2000 + " end"
+    raw = prepare_message(make_settings(tmp_path), make_edition(subject), key=KEY).for_recipient(
+        Recipient("a@example.com")
+    )
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    assert parse(raw)["Subject"] == subject
+
+
 def test_hostile_values_cannot_add_headers(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     edition = make_edition("Hello\r\nBcc: victim@evil.example\r\n\r\n<script>x</script>")
