@@ -188,3 +188,48 @@ def smtp_server(handler: Handler, **kwargs: Any) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
+
+
+@contextmanager
+def one_session_server() -> Iterator[tuple[int, list[bytes]]]:
+    """A bare SMTP server that takes one message, then hangs up and stops listening.
+
+    For the case aiosmtpd cannot play: the server goes away in the middle of a run, so
+    reconnecting fails.  Yields (port, the messages it accepted).
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    got: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        listener.close()  # nobody else gets in
+        f = conn.makefile("rb")
+        conn.sendall(b"220 one.example ESMTP\r\n")
+        data: list[bytes] | None = None
+        for line in f:
+            if data is not None:
+                if line == b".\r\n":
+                    got.append(b"".join(data))
+                    conn.sendall(b"250 2.0.0 queued\r\n")
+                    break  # then hang up in the middle of the session
+                data.append(line)
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-one.example\r\n250 PIPELINING\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                data = []
+            else:
+                conn.sendall(b"250 OK\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port, got
+    finally:
+        thread.join(timeout=5)

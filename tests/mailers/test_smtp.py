@@ -405,3 +405,22 @@ def test_through_the_delivery_loop_and_ledger(
         assert again.sent == 0 and again.skipped == 7
     assert len(handler.received) == 5
     ledger.close()
+
+
+def test_server_gone_mid_run_reports_the_pulled_deferred(
+    ctx: Context, prepared: PreparedMessage
+) -> None:
+    from tests.mailers.smtpservers import one_session_server
+
+    tally = Tally(people(10))
+    with one_session_server() as (port, got):
+        with pytest.raises(DistribError, match=rf"smtp 127.0.0.1:{port}: cannot connect"):
+            tally.run(mailer(ctx, port), prepared)
+    assert len(got) == 1
+    # Every recipient pulled was reported once: the one accepted as sent, the ones in
+    # flight deferred (retried by the next run); the rest were never pulled.
+    assert set(tally.outcomes) == {r.email for r in tally.pulled}
+    statuses = [o.status for o in tally.outcomes.values()]
+    assert statuses.count(DeliveryStatus.SENT) == 1
+    assert statuses.count(DeliveryStatus.DEFERRED) == len(tally.pulled) - 1 >= 1
+    assert len(tally.pulled) <= 3
