@@ -118,7 +118,7 @@ li {{ background: #fff; border-radius: 8px; padding: 16px 18px; margin: 14px 0; 
 li a {{ color: {theme.brand_color}; font-weight: 700; font-size: 19px; text-decoration: none; }}
 .date {{ display: block; color: #616e7c; font-size: 14px; }}
 li p {{ margin: 6px 0 0; }}
-footer {{ color: #616e7c; font-size: 14px; }}
+footer {{ color: #616e7c; font-size: 14px; }} footer a {{ color: {theme.brand_color}; }}
 @media (prefers-color-scheme: dark) {{
   body {{ background: #0f1419; color: #e4e7eb; }} li {{ background: #1a2027; }} li a {{ color: #8fb8ff; }}
 }}

@@ -167,7 +167,7 @@ def serve_preview(
 ) -> None:
     """Serve the preview until Ctrl-C; rebuild when a file in ``watch`` changes."""
     server = make_server(build, watch, host, port, budget_kb=budget_kb)
-    print(f"Previewing on {server.url} (Ctrl-C to stop); watching {len(_files(server.state.watch))} files")
+    log.info("preview on %s, watching %d files", server.url, len(_files(server.state.watch)))
     if open_browser:
         import webbrowser
 
@@ -275,7 +275,7 @@ dt {{ font-weight: 600; }} dd {{ margin: 0; }}
 .frames section:first-child {{ flex: 1 1 700px; }}
 iframe.desktop {{ width: 100%; height: 1100px; border: 1px solid #cbd2d9; background: #fff; }}
 .phone {{ width: 375px; height: 760px; border: 12px solid #1f2933; border-radius: 36px; overflow: hidden; background: #fff; }}
-.phone iframe {{ width: 375px; height: 100%; border: 0; }}
+.phone iframe {{ width: 392px; height: 100%; border: 0; }}  /* the scrollbar falls outside the 375 px screen */
 pre {{ background: #fff; padding: 16px; border-radius: 8px; white-space: pre-wrap; max-width: 80ch; }}
 h2 {{ font-size: 14px; text-transform: uppercase; letter-spacing: .05em; color: #52606d; }}
 </style></head>
