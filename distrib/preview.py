@@ -101,7 +101,10 @@ class PreviewState:
 
     def __init__(self, build: Callable[[], tuple[RenderedEdition, bytes]], watch: list[Path], budget_kb: int):
         self.build = build
-        self.watch = [Path(p) for p in watch]
+        # The built-in templates too: editing a default template reloads the page.
+        from .paths import templates_dir
+
+        self.watch = [Path(p) for p in watch] + [templates_dir()]
         self.budget_kb = budget_kb
         self.lock = threading.Lock()
         self.version = 0
