@@ -18,6 +18,7 @@ those becomes a :class:`TemplateError` naming the template.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -172,7 +173,7 @@ def compile_mjml(mjml_source: str, template: str, fonts: dict[str, str]) -> str:
     import mjml  # compiled extension: imported here so `distrib --help` stays fast
 
     try:
-        html = mjml.mjml2html(mjml_source, fonts=fonts, disable_comments=False)
+        html = mjml.mjml2html(_protect_marks(mjml_source), fonts=fonts, disable_comments=False)
     except (ValueError, RuntimeError) as e:
         raise TemplateError(f"{template}: the MJML does not compile: {_one(e)}; fix the template") from None
     m = re.search(r"<mj-[a-z-]+", html)
@@ -183,6 +184,27 @@ def compile_mjml(mjml_source: str, template: str, fonts: dict[str, str]) -> str:
             f"{template}: unknown MJML tag {m.group(0)}> in the output; fix its name in the template"
         )
     return html
+
+
+# MRML writes attribute values (and the title it copies into aria-label) with Rust's
+# escape_debug, which turns combining marks and format characters into "\u{64b}":
+# Arabic harakat, Thai vowels, ZWJ emoji, soft hyphens.  As numeric references they
+# pass through untouched and mean the same to every HTML reader.
+_ESCAPED_BY_MRML = frozenset(("Mn", "Me", "Cf", "Cc", "Co", "Cs", "Cn", "Zl", "Zp"))
+_TAG_OR_TITLE = re.compile(r"<[^<>]+>|(?<=<mj-title>)[^<]*")
+
+
+def _protect_marks(source: str) -> str:
+    def fix(m: re.Match[str]) -> str:
+        text = m.group(0)
+        if text.isascii():
+            return text
+        return "".join(
+            f"&#x{ord(c):x};" if unicodedata.category(c) in _ESCAPED_BY_MRML and c not in "\t\n\r" else c
+            for c in text
+        )
+
+    return _TAG_OR_TITLE.sub(fix, source)
 
 
 def _one(e: BaseException) -> str:
