@@ -9,6 +9,11 @@ most a crash can make arrive twice).  A batch that the provider throttles or tha
 fails as a whole is retried a few times with short waits (nothing sleeps for minutes
 inside cron), then deferred; the mailer then stops pulling and the rest of the list
 waits, untouched, for the next run.  Contains no provider-specific logic.
+
+The mailers' common lifecycle lives here too: :class:`HttpMailer` (client and thread
+pool opened on enter, closed on exit), :class:`ParallelMailer` (one request per
+recipient, in parallel: Mailgun, SES) and :class:`HandoffMailer` (one campaign per
+edition: listmonk, Buttondown).
 """
 
 from __future__ import annotations
@@ -17,15 +22,21 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import httpx
 
 from .. import __version__
-from ..errors import DeliveryError, DistribError
+from ..adapters import Context, Mailer, Report
+from ..errors import ConfigError, DeliveryError, DistribError
 from ..model import DeliveryStatus, Outcome, Recipient
+
+if TYPE_CHECKING:
+    from ..config import Section
+    from ..render.message import PreparedMessage
 
 log = logging.getLogger("distrib")
 
@@ -266,6 +277,126 @@ def json_or_none(response: httpx.Response) -> Any:
         return None
 
 
+# --- the mailers' lifecycle ------------------------------------------------------------
+
+
+class HttpMailer(Mailer):
+    """A mailer that talks to a provider's API through one client.
+
+    ``with mailer:`` opens :attr:`client` (:meth:`open_client` reads the secret and
+    builds it) and, for a :attr:`threaded` mailer, a :attr:`pool` of
+    :attr:`connections` threads; leaving closes both.  ``deliver`` also works without
+    ``with`` (a one-off test send): it opens on first use with :meth:`_ensure_open`.
+    """
+
+    name: ClassVar[str] = ""
+    #: Requests go out ``connections`` at a time from a thread pool (Mailgun, SES).
+    threaded: ClassVar[bool] = False
+
+    def __init__(self, options: Section, ctx: Context):
+        super().__init__(options, ctx)
+        self.client: Any = None
+        self.pool: ThreadPoolExecutor | None = None
+
+    def open_client(self) -> Any:
+        """The provider's client, ready to send (credentials read and checked)."""
+        raise NotImplementedError
+
+    def close_client(self, client: Any) -> None:
+        client.close()
+
+    @property
+    def connections(self) -> int:
+        """Requests in flight at once: a threaded mailer's ``connections`` option, else 1."""
+        return int(self.opts.get("connections") or 4) if self.threaded else 1
+
+    def __enter__(self) -> Self:
+        self.client = self.open_client()
+        if self.threaded:
+            self.pool = ThreadPoolExecutor(
+                max_workers=self.connections, thread_name_prefix=f"distrib-{self.name}"
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        if self.client is not None:
+            self.close_client(self.client)
+            self.client = None
+
+    def _ensure_open(self) -> None:
+        if self.client is None:
+            self.__enter__()
+
+    def required_secret(self, option: str, holds: str) -> str:
+        """The secret that ``option`` names; a ConfigError naming the fix when it is unset."""
+        value = self.ctx.settings.secret(self.opts, option, where=f"email.{self.name}")
+        if not value:
+            raise ConfigError(
+                f"email.{self.name}.{option}: missing; name the variable that holds {holds}"
+            )
+        return value
+
+    def http_client(self, base_url: str, **kw: Any) -> httpx.Client:
+        """:func:`make_client` with this mailer's ``timeout`` and :attr:`connections`."""
+        return make_client(
+            base_url,
+            timeout=float(self.opts.get("timeout") or 60),
+            connections=self.connections,
+            **kw,
+        )
+
+
+class ParallelMailer(HttpMailer):
+    """One request per recipient, :attr:`connections` in parallel, paced to ``rate``.
+
+    A subclass says how one recipient is sent (:meth:`send_one`) and what to fix when
+    an answer shows the account or credentials are wrong (:meth:`setup_fix`).
+    """
+
+    threaded: ClassVar[bool] = True
+
+    def send_one(self, message: PreparedMessage, recipient: Recipient) -> tuple[Outcome, str]:
+        """Send to one recipient (in a pool thread): its outcome, and a setup problem
+        that stops the send ("" when there is none)."""
+        raise NotImplementedError
+
+    def setup_fix(self) -> str:
+        """The fix named when :meth:`send_one` reports a setup problem."""
+        raise NotImplementedError
+
+    def deliver(
+        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
+    ) -> None:
+        self._ensure_open()
+        pace = Pacer(float(self.opts.get("rate") or 0))
+        deliver_in_batches(
+            self.name,
+            recipients,
+            self.connections,
+            lambda batch: self._send(message, batch),
+            report,
+            pace=pace,
+        )
+
+    def _send(
+        self, message: PreparedMessage, batch: list[Recipient]
+    ) -> Iterable[tuple[int, Outcome]]:
+        assert self.pool is not None
+        futures = [self.pool.submit(self.send_one, message, r) for r in batch]
+        # Wait for every request of the batch before reporting: a setup problem seen in
+        # one answer must not turn another, already accepted, message into "deferred".
+        results = [f.result() for f in futures]
+        problem = ""
+        for i, (outcome, setup) in enumerate(results):
+            problem = problem or setup
+            yield i, outcome
+        if problem:
+            raise config_error(self.name, problem, self.setup_fix())
+
+
 # --- hand-off to a newsletter platform ------------------------------------------------------
 
 
@@ -274,7 +405,7 @@ def handoff_recipient(mailer_name: str) -> Recipient:
     return Recipient(f"handoff:{mailer_name}")
 
 
-class HandoffBase:
+class HandoffMailer(HttpMailer):
     """The delivery loop of a hand-off mailer (listmonk, Buttondown).
 
     The app gives it an iterator of exactly one pseudo-recipient
@@ -284,18 +415,20 @@ class HandoffBase:
     marking the ledger), and only creates one when there is none.
     """
 
-    name: str = ""
+    handoff: ClassVar[bool] = True
 
-    def hand_off(self, message: Any) -> str:
+    def hand_off(self, message: PreparedMessage) -> str:
         """Find or create (and start) the edition's campaign; return its remote id."""
         raise NotImplementedError
 
-    def deliver_handoff(
-        self,
-        message: Any,
-        recipients: Iterator[Recipient],
-        report: Callable[[Recipient, Outcome], None],
+    def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One request to the platform's API (see :func:`request`)."""
+        return request(self.client, self.name, method, path, **kw)
+
+    def deliver(
+        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
     ) -> None:
+        self._ensure_open()
         remote: str | None = None
         for recipient in recipients:
             if not recipient.email.startswith("handoff:"):

@@ -14,20 +14,16 @@ subscriber's address and unsubscribe link.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ..adapters import Context, Mailer, Report
 from ..config import Opt, choice, k_env_name, k_positive, k_str, k_url
-from ..errors import ConfigError
-from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Recipient
-from ._http import HandoffBase, Transient, edition_marker, make_client, request
+from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL
+from ._http import HandoffMailer, Transient, edition_marker
 from .listmonk import fill_tags
 
 if TYPE_CHECKING:
-    from ..config import Section
     from ..render.message import PreparedMessage
 
 NAME = "buttondown"
@@ -36,10 +32,9 @@ TAGS = {PLACEHOLDER_UNSUBSCRIBE_URL: "{{ unsubscribe_url }}", PLACEHOLDER_EMAIL:
 _FIND_PAGES = 3
 
 
-class ButtondownMailer(HandoffBase, Mailer):
+class ButtondownMailer(HandoffMailer):
     """Creates one Buttondown email per edition, as a draft or to send at once."""
 
-    handoff: ClassVar[bool] = True
     name = NAME
     options: ClassVar[dict[str, Opt]] = {
         "token_env": Opt(k_env_name, None, "environment variable holding the Buttondown API key", required=True),
@@ -52,34 +47,15 @@ class ButtondownMailer(HandoffBase, Mailer):
         "timeout": Opt(k_positive, 60, "seconds to wait for one API request"),
     }
 
-    def __init__(self, options: Section, ctx: Context):
-        super().__init__(options, ctx)
-        self.client: httpx.Client | None = None
-
-    def __enter__(self) -> ButtondownMailer:
-        token = self.ctx.settings.secret(self.opts, "token_env", where="email.buttondown")
-        if not token:
-            raise ConfigError("email.buttondown.token_env: missing; name the variable that holds the API key")
-        self.client = make_client(
+    def open_client(self) -> httpx.Client:
+        token = self.required_secret("token_env", "the API key")
+        return self.http_client(
             (self.opts.get("base_url") or "https://api.buttondown.com").rstrip("/"),
             headers={"Authorization": f"Token {token}"},
-            timeout=float(self.opts.get("timeout") or 60),
-            connections=1,
         )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
 
     def describe(self) -> str:
         return f"handed off to Buttondown ({self.opts.get('status') or 'about_to_send'})"
-
-    def deliver(self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report) -> None:
-        if self.client is None:
-            self.__enter__()
-        self.deliver_handoff(message, recipients, report)
 
     # ---------------------------------------------------------------------------------
 
@@ -96,13 +72,12 @@ class ButtondownMailer(HandoffBase, Mailer):
 
     def find(self, marker: str) -> dict[str, Any] | None:
         """A recent email whose body carries ``marker``."""
-        assert self.client is not None
         url: str | None = "/v1/emails"
         params: dict[str, Any] | None = {"ordering": "-creation_date"}
         for _ in range(_FIND_PAGES):
             if not url:
                 break
-            r = request(self.client, NAME, "GET", url, params=params)
+            r = self.api("GET", url, params=params)
             data = r.json()
             for item in data.get("results") or []:
                 if marker in (item.get("body") or ""):
@@ -113,11 +88,10 @@ class ButtondownMailer(HandoffBase, Mailer):
         return None
 
     def hand_off(self, message: PreparedMessage) -> str:
-        assert self.client is not None
         existing = self.find(self.marker(message))
         if existing is not None:
             return str(existing.get("id", ""))
-        r = request(self.client, NAME, "POST", "/v1/emails", json=self.email(message))
+        r = self.api("POST", "/v1/emails", json=self.email(message))
         data = r.json()
         if not isinstance(data, dict) or "id" not in data:
             raise Transient(f"{NAME}: the email was created without an id in the answer")

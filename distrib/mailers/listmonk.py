@@ -17,12 +17,10 @@ in a template: point ``template_id`` at one whose body is only
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ..adapters import Context, Mailer, Report
 from ..config import (
     Ctx,
     Invalid,
@@ -36,11 +34,10 @@ from ..config import (
     k_url,
 )
 from ..errors import ConfigError
-from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Recipient
-from ._http import HandoffBase, Transient, edition_marker, make_client, request
+from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL
+from ._http import HandoffMailer, Transient, edition_marker
 
 if TYPE_CHECKING:
-    from ..config import Section
     from ..render.message import PreparedMessage
 
 NAME = "listmonk"
@@ -75,10 +72,9 @@ def fill_tags(text: str, tags: dict[str, str]) -> str:
     return text
 
 
-class ListmonkMailer(HandoffBase, Mailer):
+class ListmonkMailer(HandoffMailer):
     """Creates and starts one listmonk campaign per edition."""
 
-    handoff: ClassVar[bool] = True
     name = NAME
     options: ClassVar[dict[str, Opt]] = {
         "url": Opt(
@@ -110,11 +106,7 @@ class ListmonkMailer(HandoffBase, Mailer):
         "timeout": Opt(k_positive, 60, "seconds to wait for one API request"),
     }
 
-    def __init__(self, options: Section, ctx: Context):
-        super().__init__(options, ctx)
-        self.client: httpx.Client | None = None
-
-    def __enter__(self) -> ListmonkMailer:
+    def open_client(self) -> httpx.Client:
         settings = self.ctx.settings
         user = self.opts["username"]
         token = settings.secret(self.opts, "token_env", where="email.listmonk")
@@ -130,29 +122,10 @@ class ListmonkMailer(HandoffBase, Mailer):
                     "set token_env to the variable holding the API user's token"
                 )
             auth = (user, password)
-        self.client = make_client(
-            self.opts["url"].rstrip("/"),
-            headers=headers,
-            auth=auth,
-            timeout=float(self.opts.get("timeout") or 60),
-            connections=1,
-        )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        return self.http_client(self.opts["url"].rstrip("/"), headers=headers, auth=auth)
 
     def describe(self) -> str:
         return f"handed off to listmonk at {self.opts.get('url')}"
-
-    def deliver(
-        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
-    ) -> None:
-        if self.client is None:
-            self.__enter__()
-        self.deliver_handoff(message, recipients, report)
 
     # ---------------------------------------------------------------------------------
 
@@ -177,14 +150,7 @@ class ListmonkMailer(HandoffBase, Mailer):
     def find(self, name: str) -> dict[str, Any] | None:
         """The campaign called ``name``, if one exists (listmonk searches names with
         ``query``; the exact name is checked here)."""
-        assert self.client is not None
-        r = request(
-            self.client,
-            NAME,
-            "GET",
-            "/api/campaigns",
-            params={"query": name, "per_page": 100, "page": 1},
-        )
+        r = self.api("GET", "/api/campaigns", params={"query": name, "per_page": 100, "page": 1})
         results = (r.json().get("data") or {}).get("results") or []
         for c in results:
             if c.get("name") == name:
@@ -192,11 +158,10 @@ class ListmonkMailer(HandoffBase, Mailer):
         return None
 
     def hand_off(self, message: PreparedMessage) -> str:
-        assert self.client is not None
         body = self.campaign(message)
         existing = self.find(body["name"])
         if existing is None:
-            r = request(self.client, NAME, "POST", "/api/campaigns", json=body)
+            r = self.api("POST", "/api/campaigns", json=body)
             data = r.json().get("data") or {}
             if "id" not in data:
                 raise Transient(f"{NAME}: the campaign was created without an id in the answer")
@@ -204,11 +169,5 @@ class ListmonkMailer(HandoffBase, Mailer):
         else:
             campaign_id, status = existing["id"], existing.get("status", "draft")
         if self.opts.get("start", True) and status == "draft":
-            request(
-                self.client,
-                NAME,
-                "PUT",
-                f"/api/campaigns/{campaign_id}/status",
-                json={"status": "running"},
-            )
+            self.api("PUT", f"/api/campaigns/{campaign_id}/status", json={"status": "running"})
         return str(campaign_id)

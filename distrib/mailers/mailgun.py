@@ -18,41 +18,34 @@ keep-alive connections in parallel.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx
 
-from ..adapters import Context, Mailer, Report
 from ..config import Opt, choice, k_bool, k_env_name, k_number, k_positive, k_str, k_str_list, k_url
-from ..errors import ConfigError
 from ..model import Outcome, Recipient
 from ..render.message import ascii_address
 from ._http import (
-    Pacer,
+    ParallelMailer,
     Transient,
     check_transient,
-    config_error,
-    deliver_in_batches,
     error_text,
     json_or_none,
-    make_client,
     transport_guard,
     with_retries,
 )
 
 if TYPE_CHECKING:
-    from ..config import Section
     from ..render.message import PreparedMessage
 
 NAME = "mailgun"
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
 
-class MailgunMailer(Mailer):
+class MailgunMailer(ParallelMailer):
     """Sends each recipient's MIME message through Mailgun's HTTP API."""
 
+    name = NAME
     options: ClassVar[dict[str, Opt]] = {
         "domain": Opt(
             k_str,
@@ -74,52 +67,16 @@ class MailgunMailer(Mailer):
         "timeout": Opt(k_positive, 60, "seconds to wait for one API request"),
     }
 
-    def __init__(self, options: Section, ctx: Context):
-        super().__init__(options, ctx)
-        self.client: httpx.Client | None = None
-        self.pool: ThreadPoolExecutor | None = None
-
     @property
     def base_url(self) -> str:
         return self.opts.get("base_url") or REGIONS[self.opts.get("region") or "us"]
 
-    def __enter__(self) -> MailgunMailer:
-        key = self.ctx.settings.secret(self.opts, "api_key_env", where="email.mailgun")
-        if not key:
-            raise ConfigError(
-                "email.mailgun.api_key_env: missing; name the variable that holds the API key"
-            )
-        n = int(self.opts.get("connections") or 4)
-        self.client = make_client(
-            self.base_url,
-            auth=("api", key),
-            timeout=float(self.opts.get("timeout") or 60),
-            connections=n,
-        )
-        self.pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="distrib-mailgun")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+    def open_client(self) -> httpx.Client:
+        key = self.required_secret("api_key_env", "the API key")
+        return self.http_client(self.base_url, auth=("api", key))
 
     def describe(self) -> str:
         return f"through Mailgun ({self.opts.get('domain')}, {self.base_url})"
-
-    def deliver(
-        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
-    ) -> None:
-        if self.client is None:
-            self.__enter__()
-        n = int(self.opts.get("connections") or 4)
-        pace = Pacer(float(self.opts.get("rate") or 0))
-        deliver_in_batches(
-            NAME, recipients, n, lambda batch: self._send(message, batch), report, pace=pace
-        )
 
     # ---------------------------------------------------------------------------------
 
@@ -135,27 +92,10 @@ class MailgunMailer(Mailer):
             data["o:tag"] = tags
         return data
 
-    def _send(
-        self, message: PreparedMessage, batch: list[Recipient]
-    ) -> Iterable[tuple[int, Outcome]]:
-        assert self.pool is not None
-        futures = [self.pool.submit(self._one, message, r) for r in batch]
-        # Wait for every request of the batch before reporting: a setup problem seen in
-        # one answer must not turn another, already accepted, message into "deferred".
-        results = [f.result() for f in futures]
-        problem = ""
-        for i, (outcome, setup) in enumerate(results):
-            problem = problem or setup
-            yield i, outcome
-        if problem:
-            raise config_error(
-                NAME,
-                problem,
-                f"check [email.mailgun] domain, region and {self.opts['api_key_env']}",
-            )
+    def setup_fix(self) -> str:
+        return f"check [email.mailgun] domain, region and {self.opts['api_key_env']}"
 
-    def _one(self, message: PreparedMessage, recipient: Recipient) -> tuple[Outcome, str]:
-        assert self.client is not None
+    def send_one(self, message: PreparedMessage, recipient: Recipient) -> tuple[Outcome, str]:
         client = self.client
         path = f"/v3/{self.opts['domain']}/messages.mime"
         data = self.form(message, recipient)

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ..adapters import Context, Mailer, Report
+from ..adapters import Report
 from ..config import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
-from ..errors import ConfigError
 from ..model import Outcome, Recipient
 from ..render.message import clean_header
 from ._http import (
+    HttpMailer,
     Transient,
     check_transient,
     config_error,
@@ -32,13 +32,11 @@ from ._http import (
     display_address,
     error_text,
     json_or_none,
-    make_client,
     transport_guard,
     with_retries,
 )
 
 if TYPE_CHECKING:
-    from ..config import Section
     from ..render.message import PreparedMessage
 
 NAME = "postmark"
@@ -57,9 +55,10 @@ _SETUP_CODES = {
 }
 
 
-class PostmarkMailer(Mailer):
+class PostmarkMailer(HttpMailer):
     """Sends through Postmark's batch API."""
 
+    name = NAME
     options: ClassVar[dict[str, Opt]] = {
         "token_env": Opt(
             k_env_name,
@@ -82,28 +81,12 @@ class PostmarkMailer(Mailer):
         "timeout": Opt(k_positive, 60, "seconds to wait for one API request"),
     }
 
-    def __init__(self, options: Section, ctx: Context):
-        super().__init__(options, ctx)
-        self.client: httpx.Client | None = None
-
-    def __enter__(self) -> PostmarkMailer:
-        token = self.ctx.settings.secret(self.opts, "token_env", where="email.postmark")
-        if not token:
-            raise ConfigError(
-                "email.postmark.token_env: missing; name the variable that holds the Server API token"
-            )
-        self.client = make_client(
+    def open_client(self) -> httpx.Client:
+        token = self.required_secret("token_env", "the Server API token")
+        return self.http_client(
             self.opts.get("base_url") or "https://api.postmarkapp.com",
             headers={"X-Postmark-Server-Token": token},
-            timeout=float(self.opts.get("timeout") or 60),
-            connections=1,
         )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
 
     def describe(self) -> str:
         return f"through Postmark ({self.opts.get('message_stream') or 'broadcast'} stream)"
@@ -111,8 +94,7 @@ class PostmarkMailer(Mailer):
     def deliver(
         self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
     ) -> None:
-        if self.client is None:
-            self.__enter__()
+        self._ensure_open()
         size = min(int(self.opts.get("batch_size") or MAX_BATCH), MAX_BATCH)
         # A 60 KB digest makes ~80 KB of JSON per message: fewer per request then.
         per_message = len(message.html.encode()) + len(message.text.encode()) + 2048
@@ -147,7 +129,6 @@ class PostmarkMailer(Mailer):
     def _send(
         self, message: PreparedMessage, batch: list[Recipient]
     ) -> Iterable[tuple[int, Outcome]]:
-        assert self.client is not None
         body = [self.payload(message, r) for r in batch]
         client = self.client
 

@@ -16,18 +16,14 @@ the account's maximum send rate so that this rarely happens.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..adapters import Context, Mailer, Report
 from ..config import Opt, k_count, k_number, k_positive, k_str, k_url
 from ..model import Outcome, Recipient
 from ..render.message import ascii_address
-from ._http import Pacer, config_error, deliver_in_batches
+from ._http import ParallelMailer
 
 if TYPE_CHECKING:
-    from ..config import Section
     from ..render.message import PreparedMessage
 
 NAME = "ses"
@@ -62,9 +58,10 @@ _SETUP = {
 }
 
 
-class SesMailer(Mailer):
+class SesMailer(ParallelMailer):
     """Sends each recipient's raw message with SES v2 ``SendEmail``."""
 
+    name = NAME
     requires: ClassVar[tuple[str, ...]] = ("boto3",)
     options: ClassVar[dict[str, Opt]] = {
         "region": Opt(
@@ -89,16 +86,10 @@ class SesMailer(Mailer):
         "retries": Opt(k_count, 2, "botocore's own quick retries of a throttled or failed request"),
     }
 
-    def __init__(self, options: Section, ctx: Context):
-        super().__init__(options, ctx)
-        self.client: Any = None
-        self.pool: ThreadPoolExecutor | None = None
-
-    def __enter__(self) -> SesMailer:
+    def open_client(self) -> Any:
         import boto3
         from botocore.config import Config
 
-        n = int(self.opts.get("connections") or 4)
         session = boto3.session.Session(profile_name=self.opts.get("profile") or None)
         region = self.opts.get("region") or session.region_name
         if not region:
@@ -108,55 +99,29 @@ class SesMailer(Mailer):
                 "email.ses.region: missing; set it (such as 'eu-west-1') or export AWS_DEFAULT_REGION"
             )
         timeout = float(self.opts.get("timeout") or 30)
-        self.client = session.client(
+        return session.client(
             "sesv2",
             region_name=region,
             endpoint_url=self.opts.get("endpoint_url") or None,
             config=Config(
-                max_pool_connections=n,
+                max_pool_connections=self.connections,
                 connect_timeout=min(timeout, 10),
                 read_timeout=timeout,
                 # botocore's own retries wait briefly on throttling; after them we defer.
                 retries={"max_attempts": 1 + int(self.opts.get("retries", 2)), "mode": "standard"},
             ),
         )
-        self.pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="distrib-ses")
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
-        self.client = None
+    def close_client(self, client: Any) -> None:
+        pass  # dropped, not closed: botocore frees its connection pool with the client
 
     def describe(self) -> str:
         return f"through Amazon SES ({self.opts.get('region') or 'default region'})"
 
-    def deliver(
-        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
-    ) -> None:
-        if self.client is None:
-            self.__enter__()
-        n = int(self.opts.get("connections") or 4)
-        pace = Pacer(float(self.opts.get("rate") or 0))
-        deliver_in_batches(
-            NAME, recipients, n, lambda batch: self._send(message, batch), report, pace=pace
-        )
+    def setup_fix(self) -> str:
+        return "check the AWS credentials, region and [email.ses]"
 
-    def _send(
-        self, message: PreparedMessage, batch: list[Recipient]
-    ) -> Iterable[tuple[int, Outcome]]:
-        assert self.pool is not None
-        futures = [self.pool.submit(self._one, message, r) for r in batch]
-        results = [f.result() for f in futures]  # all answers first; see mailgun.py
-        problem = ""
-        for i, (outcome, setup) in enumerate(results):
-            problem = problem or setup
-            yield i, outcome
-        if problem:
-            raise config_error(NAME, problem, "check the AWS credentials, region and [email.ses]")
-
-    def _one(self, message: PreparedMessage, recipient: Recipient) -> tuple[Outcome, str]:
+    def send_one(self, message: PreparedMessage, recipient: Recipient) -> tuple[Outcome, str]:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
