@@ -131,22 +131,20 @@ class XChannel(ShareChannel):
                     f"channel {self.name}: X refused the credentials (401); check the four *_env "
                     f"variables of this channel and that the app has read and write access"
                 ) from None
-            except tweepy.TwitterServerError as e:
+            except (tweepy.TwitterServerError, requests.RequestException) as e:
+                # A 5xx or a dropped connection: worth another try within the run.
                 if attempt < tries:
                     time.sleep(BACKOFF * attempt)
                     continue
-                raise Deferred(
-                    f"channel {self.name}: X answered {e.response.status_code} {tries} times; retried on the next run"
-                ) from None
+                if isinstance(e, tweepy.TwitterServerError):
+                    why = f"X answered {e.response.status_code} {tries} times"
+                else:
+                    why = f"X unreachable ({type(e).__name__})"
+                raise Deferred(f"channel {self.name}: {why}; retried on the next run") from None
             except tweepy.HTTPException as e:
                 raise DeliveryError(
                     f"channel {self.name}: X refused the post ({e.response.status_code}: {_x_error(e)})"
                 ) from None
-            except requests.RequestException as e:
-                if attempt < tries:
-                    time.sleep(BACKOFF * attempt)
-                    continue
-                raise Deferred(f"channel {self.name}: X unreachable ({type(e).__name__}); retried on the next run") from None
             data = response.data or {}
             return Outcome.sent(remote_id=str(data.get("id", "")))
         raise AssertionError("unreachable")
