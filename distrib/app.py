@@ -207,11 +207,25 @@ class App:
             first_run=first_run,
         )
 
-    def render(self, newsletter: Newsletter, posts: list[Post]) -> RenderedEdition:
+    def render(
+        self, newsletter: Newsletter, posts: list[Post], *, edition_id: int | None = None
+    ) -> RenderedEdition:
+        """Render an edition; with an ``edition_id`` and a [theme] archive_url, its
+        "view in browser" link points at the edition's archive page."""
         from .render.email import render_edition
 
+        web_url = None
+        if edition_id is not None and self.settings.theme.archive_url:
+            from .archive import edition_url
+
+            web_url = edition_url(self.settings, edition_id)
         return render_edition(
-            self.settings, posts, newsletter=newsletter.opts, name=newsletter.name, now=self.ctx.now
+            self.settings,
+            posts,
+            newsletter=newsletter.opts,
+            name=newsletter.name,
+            now=self.ctx.now,
+            web_url=web_url,
         )
 
     def plan(self, newsletter: Newsletter, fetched: FetchResult, *, force: bool = False) -> tuple[list[list[Post]], str]:
@@ -319,7 +333,8 @@ class App:
             if reason:
                 result.skipped.append(reason)
             for posts in batches:
-                rendered = self.render(letter, posts)
+                edition_id = self.ledger.next_edition_id()
+                rendered = self.render(letter, posts, edition_id=edition_id)
                 self.check_template_compliance(rendered.html, rendered.template)
                 edition = self.ledger.create_edition(
                     letter.name,
@@ -328,6 +343,7 @@ class App:
                     rendered.preheader,
                     rendered.html,
                     rendered.text,
+                    edition_id=edition_id,
                 )
                 result.editions.append(self._deliver(edition, False, deliver_edition, progress))
         return result

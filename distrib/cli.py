@@ -237,7 +237,18 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         if app.settings.templates.dir:
             watch.append(app.settings.templates.dir)
         click.echo(f"serving the preview on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
-        pv.serve_preview(build, watch, port=port, open_browser=open_browser)
+
+        def rebuild() -> tuple[Any, bytes]:
+            # Re-read the config on every change, so edits to it show too.
+            from .app import make_app
+
+            nonlocal app, letter
+            fresh = make_app(app.settings.path)
+            app.close()
+            app, letter = fresh, fresh.newsletter(newsletter)
+            return build()
+
+        pv.serve_preview(rebuild, watch, port=port, open_browser=open_browser, budget_kb=letter.opts.size_budget_kb)
         return
     rendered, eml = build()
     summary = pv.write_preview(out_dir, rendered, eml, budget_kb=letter.opts.size_budget_kb)

@@ -428,7 +428,7 @@ NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
     "time": Opt(k_str, "08:00", "the local time (site.timezone) an edition is due at, HH:MM"),
     "subject": Opt(
         k_str,
-        "{{ site.name }}: {{ posts[0].title }}{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}",
+        "{{ site.name }}: {{ posts[0].title }}{% if posts|length > 1 %} {{ t('and_more', n=posts|length - 1) }}{% endif %}",
         "Jinja2 template of the subject line",
     ),
     "preheader": Opt(

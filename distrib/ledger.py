@@ -332,14 +332,18 @@ class Ledger:
         preheader: str,
         html: str,
         text: str,
+        *,
+        edition_id: int | None = None,
     ) -> Edition:
+        """Record an edition; ``edition_id`` from :meth:`next_edition_id` when the
+        rendered HTML already links to its own number (the archive's page)."""
         created = now()
         keys = tuple(post_keys)
         with self.transaction():
             cur = self.db.execute(
-                """INSERT INTO editions (newsletter, subject, preheader, created, html, text)
-                   VALUES (?, ?, ?, ?, ?, ?)""",
-                (newsletter, subject, preheader, _iso(created), html, text),
+                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (edition_id, newsletter, subject, preheader, _iso(created), html, text),
             )
             edition_id = cur.lastrowid
             assert edition_id is not None
@@ -348,6 +352,11 @@ class Ledger:
                 [(edition_id, k, i) for i, k in enumerate(keys)],
             )
         return Edition(edition_id, newsletter, keys, subject, preheader, created, html, text)
+
+    @wrap_errors
+    def next_edition_id(self) -> int:
+        """The number the next edition will get (stable under the run lock)."""
+        return self.db.execute("SELECT coalesce(max(id), 0) + 1 FROM editions").fetchone()[0]
 
     def _edition(self, row: sqlite3.Row) -> Edition:
         keys = tuple(
