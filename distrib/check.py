@@ -1,62 +1,50 @@
-"""`distrib check`: everything that can be validated without sending anything."""
+"""`distrib check`: everything that can be validated without fetching or sending."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from . import registry
 from .errors import DistribError
-from .model import Image, Post
 
 if TYPE_CHECKING:
     from .app import App
 
 
-def sample_posts(app: App) -> list[Post]:
-    """Two made-up posts to render the templates with (check fetches nothing)."""
-    now = app.ctx.now
-    site = app.settings.site.url.rstrip("/")
-    return [
-        Post(
-            key=f"{site}/check/{i}",
-            url=f"{site}/check/{i}",
-            title=f"Template check post {i}",
-            source="check",
-            summary="A short summary used to check that the templates render.",
-            content="<p>A short body used to check that the templates render.</p>",
-            author="distrib",
-            published=now - timedelta(hours=i),
-            tags=("check",),
-            categories=("News",),
-            image=Image(f"{site}/check.png", "check image") if i == 1 else None,
-        )
-        for i in (1, 2)
-    ]
-
-
 def run_checks(app: App) -> tuple[list[str], list[str]]:
-    """(problems, notes).  Problems make `distrib check` exit 2."""
-    problems: list[str] = list(app.settings.missing_secrets())
+    """(problems, notes).  Problems make `distrib check` exit 2.
+
+    The config itself was validated when the app was made; here: secrets present, the
+    rules of bulk mail, every newsletter's templates rendered on sample posts, every
+    channel's share templates, and the adapters' optional libraries.
+    """
+    from .render.email import check_templates
+
+    settings = app.settings
+    problems: list[str] = list(settings.missing_secrets())
     notes: list[str] = []
     problems += app.compliance_problems()
-    posts = sample_posts(app)
-    for letter in app.newsletters:
-        try:
-            rendered = app.render(letter, posts)
-            app.check_template_compliance(rendered.html, rendered.template)
-            notes.append(f"newsletter {letter.name}: templates render ({len(rendered.html) / 1024:.1f} KB)")
-        except DistribError as e:
-            problems.append(f"newsletter {letter.name}: {e}")
+    letters = app.newsletters
+    template_problems = check_templates(settings, [(n.name, n.opts) for n in letters], app.ctx.now)
+    problems += template_problems
+    if not template_problems:
+        notes += [f"newsletter {n.name}: templates render ({n.opts.cadence})" for n in letters]
     groups = (
-        ("distrib.sources", [s.type for s in app.settings.sources]),
-        ("distrib.mailers", [app.settings.email.mailer]),
-        ("distrib.channels", [c.type for c in app.settings.channels]),
+        ("distrib.sources", [s.type for s in settings.sources]),
+        ("distrib.mailers", [settings.email.mailer]),
+        ("distrib.channels", [c.type for c in settings.channels]),
     )
     for group, used in groups:
         for info in registry.describe(group):
             if info.name in used and not info.available:
                 problems.append(info.hint)
-    for channel in app.settings.channels:
-        notes.append(f"channel {channel.name}: {channel.type}")
+    for opts in settings.channels:
+        try:
+            cls = registry.load("distrib.channels", opts.type)
+            channel = cls(opts.name, opts, app.ctx)
+            names = channel.template_names() if hasattr(channel, "template_names") else []
+        except DistribError as e:
+            problems.append(f"channel {opts.name}: {e}")
+        else:
+            notes.append(f"channel {opts.name}: {opts.type}, templates {', '.join(names) or 'built in'}")
     return problems, notes

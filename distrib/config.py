@@ -577,6 +577,14 @@ def load_config(
 
 def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     """Rules that span several keys."""
+    from .cadence import check as check_cadence
+
+    letters = [("digest", out.get("digest") or {})] + [
+        (f"newsletters[{i}]", n) for i, n in enumerate(out.get("newsletters") or [])
+    ]
+    for where, letter in letters:
+        for problem in check_cadence(letter):
+            ctx.problems.append(problem if problem.startswith(where) else f"{where}: {problem}")
     for group in ("sources", "channels", "newsletters"):
         seen: set[str] = set()
         for i, item in enumerate(out.get(group) or []):

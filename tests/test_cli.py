@@ -116,3 +116,25 @@ def test_subscribers_commands(make_config, tmp_path: Path):
     assert "ana@example.com\tAna\tunsubscribed" in listed.stdout
     bad = run_distrib("subscribers", "add", "nope", "--config", str(path))
     assert bad.returncode == 2 and "not an email address" in bad.stderr
+
+
+def test_broken_override_template_names_file_and_line_and_sends_nothing(make_config, tmp_path: Path):
+    (tmp_path / "mytemplates" / "email").mkdir(parents=True)
+    (tmp_path / "mytemplates" / "email" / "digest.mjml.j2").write_text(
+        '{% extends "!default/email/digest.mjml.j2" %}\n{% block nope %}\n{{ posts[0].title }\n{% endblock %}\n',
+        encoding="utf-8",
+    )
+    path = make_config('[templates]\ndir = "mytemplates"\n')
+    check = run_distrib("check", "--config", str(path))
+    assert check.returncode == 2
+    assert "digest.mjml.j2:3" in check.stderr, check.stderr
+    run = run_distrib("run", "--config", str(path))
+    assert run.returncode == 2 and "digest.mjml.j2:3" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_bad_cadence_is_a_config_error_before_fetching(make_config, tmp_path: Path):
+    path = make_config('[digest]\ncadence = "weekly"\nday = "caturday"\n')
+    proc = run_distrib("run", "--config", str(path))
+    assert proc.returncode == 2 and "digest.day" in proc.stderr
+    assert not (tmp_path / "distrib.sqlite").exists()
