@@ -233,3 +233,39 @@ def test_deferred_recipient_finishes_the_edition_in_a_later_run(make_config, fee
         assert sorted(handler.delivered) == sorted(["now@example.com", "later@example.com", "now@example.com", "later@example.com"])
     finally:
         controller.stop()
+
+
+def test_a_post_without_a_date_gets_its_first_seen_time(make_config, tmp_path, clock):
+    (tmp_path / "feed.xml").write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>S</title><link>https://site.example/</link>'
+        "<item><title>Undated</title><link>https://site.example/u</link><description>x</description></item>"
+        "<item><title>Bad date</title><link>https://site.example/b</link><pubDate>Blursday, 45 Smarch 2026</pubDate></item>"
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+    path = feed_config(make_config)
+    with make_app(path) as app:
+        fetched = app.fetch()
+    assert {p.key: p.published for p in fetched.posts} == {
+        "https://site.example/u": FIXED_NOW,
+        "https://site.example/b": FIXED_NOW,
+    }
+    clock[0] = FIXED_NOW + timedelta(days=2)
+    with make_app(path) as app:
+        later = app.fetch()  # the time first seen is kept, not today's
+    assert all(p.published == FIXED_NOW for p in later.posts)
+
+
+def test_preview_of_a_past_edition_and_the_archive(make_config, live_feed, tmp_path):
+    path = feed_config(make_config, '[theme]\narchive_url = "https://site.example/letters/"\n')
+    assert run_distrib("run", "--config", str(path)).returncode == 0
+    proc = run_distrib("preview", "--edition", "1", "--out", str(tmp_path / "pv"), "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "pv" / "digest.html").read_text(encoding="utf-8")
+    assert "https://site.example/letters/1/" in html  # "view in browser"
+    assert run_distrib("preview", "--edition", "9", "--config", str(path)).returncode == 1
+    proc = run_distrib("archive", "--out", str(tmp_path / "site"), "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "site" / "1" / "index.html").read_text(encoding="utf-8")
+    assert "Story 2" in page and "a@example.com" not in page
+    assert (tmp_path / "site" / "index.html").exists()
