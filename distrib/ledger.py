@@ -292,6 +292,16 @@ class Ledger:
         return seen
 
     @wrap_errors
+    def first_seen(self, keys: Iterable[str]) -> dict[str, datetime]:
+        """When each of these posts was first seen (keys never seen are left out)."""
+        out = {}
+        for key in keys:
+            row = self.db.execute("SELECT first_seen FROM posts WHERE key = ?", (key,)).fetchone()
+            if row:
+                out[key] = datetime.fromisoformat(row[0])
+        return out
+
+    @wrap_errors
     def has_posts(self) -> bool:
         return self.db.execute("SELECT 1 FROM posts LIMIT 1").fetchone() is not None
 
@@ -566,6 +576,18 @@ class Ledger:
                    WHERE channel = ? AND status IN ('sent', 'claimed') AND updated >= ?
                    ORDER BY updated DESC""",
                 (channel, _iso(since)),
+            )
+        ]
+
+    @wrap_errors
+    def claimed_shares(self, channel: str) -> list[str]:
+        """Posts a dead run left in flight on this channel, oldest claim first."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                """SELECT post_key FROM share_deliveries
+                   WHERE channel = ? AND status = 'claimed' ORDER BY updated""",
+                (channel,),
             )
         ]
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from .adapters import Channel, Context
 from .errors import ConfigError, Deferred, DistribError
-from .ledger import Ledger, ShareRow
+from .ledger import ShareRow
 from .model import DeliveryStatus, Outcome, Post, Snippet
 
 log = logging.getLogger("distrib.share")
@@ -108,28 +108,6 @@ class _Due:
     row: ShareRow | None
 
 
-def _first_seen(ledger: Ledger | None, keys: Iterable[str]) -> dict[str, datetime]:
-    if ledger is None:
-        return {}
-    out = {}
-    for key in keys:
-        row = ledger.db.execute("SELECT first_seen FROM posts WHERE key = ?", (key,)).fetchone()
-        if row:
-            out[key] = datetime.fromisoformat(row[0])
-    return out
-
-
-def _claimed_keys(ledger: Ledger, channel: str) -> list[str]:
-    """Posts a dead run left in flight on this channel."""
-    return [
-        r[0]
-        for r in ledger.db.execute(
-            "SELECT post_key FROM share_deliveries WHERE channel = ? AND status = 'claimed' ORDER BY updated",
-            (channel,),
-        )
-    ]
-
-
 def _opt(channel: Channel, key: str, default: object = None) -> object:
     opts = channel.opts
     value = opts.get(key, default) if hasattr(opts, "get") else default
@@ -141,7 +119,7 @@ def _plan(
 ) -> list[_Due]:
     ledger = ctx.ledger
     now = ctx.now
-    seen = _first_seen(ledger, [p.key for p in posts])
+    seen = ledger.first_seen(p.key for p in posts) if ledger is not None else {}
     by_key = {p.key: p for p in posts}
 
     def when(post: Post) -> datetime:
@@ -159,7 +137,7 @@ def _plan(
         if ledger is not None:
             # In-flight shares of a dead run come first, whatever their age: they
             # must be settled (reconciled, or re-posted with the same key).
-            for key in _claimed_keys(ledger, channel.name):
+            for key in ledger.claimed_shares(channel.name):
                 post = by_key.get(key) or ledger.get_post(key)
                 if post is not None:
                     rows[key] = ledger.share_row(key, channel.name)
