@@ -365,6 +365,8 @@ class App:
             recipients: Any = iter([handoff_recipient(self.settings.email.mailer)])
         else:
             recipients = self.recipients()
+        if progress is not None and progress.enabled and not mailer.handoff:
+            progress.total = sum(1 for _ in self.recipients())  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
         return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe())
 

@@ -77,12 +77,17 @@ def deliver_edition(
         if progress:
             progress.update(report)
 
+    if progress:
+        progress.start()
     try:
         with mailer:
             mailer.deliver(message, claimed(), on_outcome)
     except DistribError as e:
         # Claimed-but-unreported recipients stay "claimed": the next run sends them.
         report.errors.append(str(e))
+    finally:
+        if progress:
+            progress.update(report, final=True)
     report.seconds = time.monotonic() - started
     ledger.fail_stale_deferred(edition_id, MAX_ATTEMPTS)
     counts = ledger.email_counts(edition_id)
@@ -95,12 +100,22 @@ def deliver_edition(
 
 
 class Progress:
-    """A progress line with rate and ETA on a terminal; silent otherwise (cron)."""
+    """A progress line with rate and ETA on a terminal; silent otherwise (cron).
+
+    ``total`` is the number of recipients of the edition (counted by the caller, only
+    when the line is shown); those done in earlier runs count as done at once.
+    """
 
     def __init__(self, total: int | None, stream: object, *, enabled: bool):
         self.total = total
         self.stream = stream
         self.enabled = enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def start(self, total: int | None = None) -> None:
+        if total is not None:
+            self.total = total
         self.started = time.monotonic()
         self._last = 0.0
 
@@ -111,12 +126,14 @@ class Progress:
         if not final and now - self._last < 0.2:
             return
         self._last = now
-        done = report.attempted
-        rate = done / max(now - self.started, 1e-6)
-        text = f"\r  sending: {done}"
+        sent_now = report.attempted
+        done = sent_now + report.skipped
+        rate = sent_now / max(now - self.started, 1e-6)
+        text = f"\r  edition {report.edition_id}: {done}"
         if self.total:
-            eta = (self.total - done) / rate if rate else 0
-            text += f"/{self.total} ({100 * done // max(self.total, 1)}%), ETA {eta:.0f}s"
+            left = max(self.total - done, 0)
+            eta = f"{left / rate:.0f}s" if rate else "?"
+            text += f"/{self.total} ({100 * done // max(self.total, 1)}%), ETA {eta}"
         text += f", {rate:.0f} msg/s"
         self.stream.write(text + ("\n" if final else ""))  # type: ignore[attr-defined]
         self.stream.flush()  # type: ignore[attr-defined]
