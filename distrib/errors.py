@@ -85,3 +85,11 @@ class Deferred(DistribError):
         self.reason = reason
         self.retry_after = retry_after
         super().__init__(reason)
+
+
+class ChannelUnavailable(Deferred):
+    """A channel cannot post at all right now (its folder cannot be written, ...).
+
+    Nothing was posted, so the share stays owed (deferred, never failed: it must not be
+    lost), but unlike a rate limit this needs the user: the run reports it and exits 1.
+    """

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .adapters import Channel, Context
-from .errors import ConfigError, Deferred, DistribError
+from .errors import ChannelUnavailable, ConfigError, Deferred, DistribError
 from .ledger import ShareRow
 from .model import DeliveryStatus, Outcome, Post, Snippet
 
@@ -221,19 +221,22 @@ def plan_shares(ctx: Context, channels: list[Channel], posts: list[Post]) -> lis
 # --- posting -----------------------------------------------------------------------
 
 
-def _publish(channel: Channel, snippet: Snippet, post: Post, key: str) -> Outcome:
+def _publish(channel: Channel, snippet: Snippet, post: Post, key: str) -> tuple[Outcome, str]:
+    """The outcome, and an error line when the user must act (the share stays owed)."""
     try:
-        return channel.publish(snippet, post, key)
+        return channel.publish(snippet, post, key), ""
+    except (ChannelUnavailable, ConfigError) as e:
+        # A folder that cannot be written, a missing credential: nothing was posted;
+        # keep the share owed for when it is fixed, and say so (exit 1).  The next run
+        # tries again at once (no rate-limit backoff): the user may have fixed it.
+        return Outcome.deferred(str(e), retry_after=1), str(e)
     except Deferred as e:
-        return Outcome.deferred(str(e), retry_after=e.retry_after)
-    except ConfigError as e:
-        # A missing credential: nothing was posted; keep the share owed for when it is fixed.
-        return Outcome.deferred(str(e))
+        return Outcome.deferred(str(e), retry_after=e.retry_after), ""
     except DistribError as e:
-        return Outcome.failed(str(e))
+        return Outcome.failed(str(e)), ""
     except Exception as e:  # a bug: record it on the row, keep the other channels going
         log.exception("channel %s: publishing %s", channel.name, post.key)
-        return Outcome.failed(f"channel {channel.name}: internal error {type(e).__name__}: {e}")
+        return Outcome.failed(f"channel {channel.name}: internal error {type(e).__name__}: {e}"), ""
 
 
 def _reconcile(channel: Channel, snippet: Snippet, post: Post, key: str) -> Outcome | None:
@@ -270,9 +273,11 @@ def run_shares(ctx: Context, channels: list[Channel], posts: list[Post], *, dry_
                     continue
             if not ledger.claim_share(item.post.key, name, item.snippet.text):
                 continue  # settled meanwhile (another run)
-            outcome = _publish(item.channel, item.snippet, item.post, key)
+            outcome, error = _publish(item.channel, item.snippet, item.post, key)
             ledger.mark_share(item.post.key, name, outcome)
             _record(report, item, outcome)
+            if error:
+                report.errors.append(error)
             if outcome.status is DeliveryStatus.DEFERRED:
                 stopped[name] = f"channel {name} deferred for this run"
         return report

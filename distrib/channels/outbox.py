@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..config import Opt, k_path, k_positive
-from ..errors import DeliveryError
+from ..errors import ChannelUnavailable
 from ..model import Outcome, Post, Snippet
 from ..render.length import mastodon_length
 from ..render.snippets import facets_for
@@ -83,8 +83,11 @@ class OutboxChannel(ShareChannel):
                     os.unlink(tmp)
                 raise
         except OSError as e:
-            raise DeliveryError(
-                f"channel {self.name}: cannot write {path}: {e.strerror}; check the folder's permissions"
+            # The folder, not the post, is at fault: the share stays owed for the run
+            # after the folder is fixed.
+            raise ChannelUnavailable(
+                f"channel {self.name}: cannot write {path}: {e.strerror}; "
+                "check the channel's dir and its permissions (the shares wait for the next run)"
             ) from None
         return Outcome.sent(remote_id=str(path))
 

@@ -123,12 +123,31 @@ def test_one_failing_channel_does_not_stop_the_others(env, tmp_path):
         {"name": "broken", "type": "outbox", "dir": str(blocker / "sub")},
         {"name": "good", "type": "outbox"},
     )
+    posts = [make_post(1), make_post(2)]
+    report = run_shares(ctx, channels, posts, dry_run=False)
+    # The folder is at fault, not the post: one error line, the share stays owed.
+    assert [i.channel for i in report.deferred] == ["broken"]
+    assert [i.channel for i in report.skipped] == ["broken"]
+    assert len(report.errors) == 1 and "channel broken: cannot write" in report.errors[0]
+    assert [i.channel for i in report.sent] == ["good", "good"]
+    assert env.ledger.share_row(posts[0].key, "broken").status == DeliveryStatus.DEFERRED
+
+
+def test_a_share_the_outbox_folder_refused_is_posted_once_the_folder_is_fixed(env, tmp_path, clock):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
     post = make_post(1)
-    report = run_shares(ctx, channels, [post], dry_run=False)
-    assert [i.channel for i in report.failed] == ["broken"]
-    assert "channel broken: cannot write" in report.errors[0]
-    assert [i.channel for i in report.sent] == ["good"]
-    assert env.ledger.share_row(post.key, "broken").status == DeliveryStatus.FAILED
+    ctx, channels = env.channels({"name": "o", "type": "outbox", "dir": str(blocker / "sub")})
+    first = run_shares(ctx, channels, [post], dry_run=False)
+    assert first.sent == [] and first.failed == [] and len(first.errors) == 1
+
+    blocker.unlink()
+    ctx, channels = env.channels({"name": "o", "type": "outbox", "dir": str(blocker / "sub")})
+    clock[0] = ctx.now = clock[0] + timedelta(minutes=1)  # the next cron run
+    second = run_shares(ctx, channels, [post], dry_run=False)
+    assert [i.post_key for i in second.sent] == [post.key]
+    assert len(_files(blocker / "sub")) == 1
+    assert env.ledger.share_row(post.key, "o").status == DeliveryStatus.SENT
 
 
 def test_a_post_that_cannot_fit_is_an_error_naming_post_and_channel(env):
