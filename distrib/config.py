@@ -151,6 +151,23 @@ def k_duration(v: Any, ctx: Ctx) -> timedelta:
     return parse_duration(v)
 
 
+def k_span(v: Any, ctx: Ctx) -> timedelta:
+    """A duration longer than zero: a window of "0d" would take nothing, ever."""
+    span = k_duration(v, ctx)
+    if span <= timedelta(0):
+        raise Invalid("a duration longer than zero, such as '90m', '12h', '7d' or '2w'")
+    return span
+
+
+def k_dir(v: Any, ctx: Ctx) -> Path:
+    """A folder that must already exist (one distrib reads, such as templates)."""
+    p = k_path(v, ctx)
+    if not p.is_dir():
+        what = "a file" if p.exists() else "nothing"
+        raise Invalid(f"a folder that exists ({what} at {p})")
+    return p
+
+
 def k_env_name(v: Any, ctx: Ctx) -> str:
     if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
         raise Invalid("the name of an environment variable, such as 'SMTP_PASSWORD'")
@@ -416,7 +433,7 @@ SOURCE = Table(
 )
 
 NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
-    "window": Opt(k_duration, parse_duration("7d"), "how far back posts are taken, such as '7d'"),
+    "window": Opt(k_span, parse_duration("7d"), "how far back posts are taken, such as '7d'"),
     "max_posts": Opt(k_positive, 10, "the most posts one edition takes"),
     "min_posts": Opt(k_count, 1, "below this many new posts nothing is sent"),
     "cadence": Opt(
@@ -478,7 +495,7 @@ CHANNEL = Table(
     {
         "name": Opt(k_str, required=True, doc="a short name for this account, such as 'x-main'"),
         "type": Opt(k_str, required=True, doc="outbox, x, mastodon, bluesky or a registered channel"),
-        "max_age": Opt(k_duration, parse_duration("3d"), "posts older than this are never shared"),
+        "max_age": Opt(k_span, parse_duration("3d"), "posts older than this are never shared"),
         "max_per_run": Opt(k_positive, 5, "the most posts shared on this account in one run"),
         "hashtags": Opt(k_count, 3, "the most hashtags in one share post"),
         "template": Opt(k_str, None, "the share template (templates/share/NAME.j2); default: by type"),
@@ -495,7 +512,7 @@ CHANNEL = Table(
 
 LEDGER = Table({"path": Opt(k_path, None, "the SQLite ledger file; default distrib.sqlite beside the config")})
 
-TEMPLATES = Table({"dir": Opt(k_path, None, "a folder of templates that override the built-in ones")})
+TEMPLATES = Table({"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")})
 
 ROOT = Table(
     {
@@ -571,6 +588,9 @@ def load_config(
     if require_secrets:
         ctx.problems.extend(settings.missing_secrets())
     if ctx.problems:
+        # A misspelt key or section ("[emial]") is often the cause of the problems it
+        # comes with ("email.from: missing"): show it with them, not only as a warning.
+        ctx.problems.extend(w for w in ctx.warnings if "did you mean" in w)
         raise ConfigError(ctx.problems, str(p))
     return settings
 
@@ -592,6 +612,12 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             if name in seen:
                 ctx.problems.append(f"{group}[{i}].name: {name!r} is used twice; names must be unique")
             seen.add(name)
+    email_out = out.get("email") or {}
+    if email_out.get("recipients"):
+        # Checked here too (not only when sending) so that they come with the rest.
+        from .subscribers import recipient_problems
+
+        ctx.problems.extend(recipient_problems(email_out["recipients"]))
     if "sources" in data and not out.get("sources"):
         ctx.problems.append("sources: expected at least one [[sources]] table, got none")
     elif "sources" not in data:

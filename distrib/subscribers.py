@@ -394,17 +394,28 @@ def _stream(fixed: list[Recipient], ledger: Ledger) -> Iterator[Recipient]:
         after = page[-1]["address"]
 
 
+def recipient_problems(recipients: Iterable[str]) -> list[str]:
+    """One line per entry of ``[email] recipients`` that is not an address."""
+    problems: list[str] = []
+    for i, text in enumerate(recipients):
+        _, addr = parseaddr(text)
+        try:
+            normalise_address(addr or text)
+        except ValueError as e:
+            problems.append(f"email.recipients[{i}]: {text!r} is not an email address ({e})")
+    return problems
+
+
 def _fixed_recipients(settings: Settings) -> Iterable[Recipient]:
     email = settings.email
-    problems: list[str] = []
+    problems: list[str] = recipient_problems(email.recipients or ())
     out: dict[str, Recipient] = {}
-    for i, text in enumerate(email.recipients or ()):
+    for text in email.recipients or ():
         name, addr = parseaddr(text)
         try:
             address = normalise_address(addr or text)
-        except ValueError as e:
-            problems.append(f"email.recipients[{i}]: {text!r} is not an email address ({e})")
-            continue
+        except ValueError:
+            continue  # in problems already
         out.setdefault(address, Recipient(address, name))
     path = email.recipients_file
     if path is not None:

@@ -148,3 +148,60 @@ def test_duplicate_names_and_no_sources(tmp_path: Path):
     )
     with pytest.raises(ConfigError, match="sources\\[1\\].name: 'a' is used twice"):
         load_config(path)
+
+
+def test_a_misspelt_section_is_named_with_the_problems_it_causes(make_config, tmp_path: Path):
+    path = make_config(
+        email="""
+        [emial]
+        mailer = "outbox"
+        from = "n@test.example"
+        recipients = ["a@example.com"]
+        """
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        "email.from: missing; the From address, such as 'News <news@example.org>'",
+        "emial: unknown key (did you mean 'email'?)",
+    ]
+    proc = run_distrib("run", "--config", str(path))
+    assert proc.returncode == 2 and "did you mean 'email'" in proc.stderr
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_zero_durations_a_missing_templates_dir_and_a_bad_recipient_are_reported_together(make_config, tmp_path: Path):
+    (tmp_path / "a-file").write_text("not a folder")
+    path = make_config(
+        """
+        [digest]
+        window = "0d"
+        [templates]
+        dir = "my-templates"
+        [[channels]]
+        name = "o"
+        type = "outbox"
+        max_age = "0h"
+        """,
+        email="""
+        [email]
+        from = "not an address"
+        recipients = ["a@example.com", "bogus"]
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert len(problems) == 5
+    assert problems[0].startswith("digest.window: expected a duration longer than zero")
+    assert problems[1].startswith("email.from: expected an email address")
+    assert problems[2].startswith("channels[0] (o).max_age: expected a duration longer than zero")
+    assert problems[3] == (
+        f"templates.dir: expected a folder that exists (nothing at {tmp_path / 'my-templates'}), "
+        "got a string 'my-templates'"
+    )
+    assert problems[4] == "email.recipients[1]: 'bogus' is not an email address (no @)"
+    path.write_text(path.read_text().replace('"0d"', '"7d"').replace('"0h"', '"3d"').replace(
+        '"my-templates"', '"a-file"'))
+    with pytest.raises(ConfigError, match="templates.dir: expected a folder that exists \\(a file at"):
+        load_config(path)
