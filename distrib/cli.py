@@ -37,6 +37,35 @@ class UserError(click.ClickException):
         click.echo(f"distrib: {self.format_message()}", err=True)
 
 
+class OutputPath(click.Path):
+    """A file or folder distrib will write: checked before anything is fetched or sent.
+
+    The nearest part of the path that exists must be a folder we may write in, so that
+    ``--report``, ``--out`` and export paths fail at once with exit 2, not with a
+    traceback after the send.
+    """
+
+    def __init__(self, *, folder: bool):
+        super().__init__(file_okay=not folder, dir_okay=folder, path_type=Path)
+        self.folder = folder
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import os
+
+        path = super().convert(value, param, ctx)
+        probe = Path(os.path.abspath(path))
+        if self.folder and probe.exists() and not probe.is_dir():
+            self.fail(f"{path} is a file; give a folder", param, ctx)
+        parent = probe if self.folder else probe.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            self.fail(f"cannot write {path}: {parent} is a file, not a folder", param, ctx)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            self.fail(f"cannot write {path}: the folder {parent} is not writable", param, ctx)
+        return path
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING
     if quiet:
@@ -78,6 +107,11 @@ def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callabl
                     return fn(app, quiet=quiet, **kwargs)
             except DistribError as e:
                 raise UserError(str(e), e.exit_code) from None
+            except OSError as e:
+                if e.filename is None:
+                    raise
+                # A file or folder the user named went away or turned read-only meanwhile.
+                raise UserError(f"{e.filename}: {e.strerror}; check the path and its permissions", EXIT_FAILED) from None
             except KeyboardInterrupt:
                 raise UserError("interrupted; run again to finish (nothing is sent twice)", EXIT_FAILED) from None
 
@@ -201,7 +235,7 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("preview"), show_default=True, help="Folder for digest.html, digest.txt and digest.eml.")
+@click.option("--out", "out_dir", type=OutputPath(folder=True), default=Path("preview"), show_default=True, help="Folder for digest.html, digest.txt and digest.eml.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @click.option("--serve", is_flag=True, help="Serve the preview on 127.0.0.1 and reload on changes.")
 @click.option("--port", default=8025, show_default=True, help="Port for --serve.")
@@ -280,7 +314,7 @@ def _rendered_of(app: App, edition: Any) -> Any:
 @click.option("--force", is_flag=True, help="Send now even if the cadence says it is not due.")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
 @click.option("--newsletter", help="Only this newsletter.")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON summary here.")
+@click.option("--report", "report_file", type=OutputPath(folder=False), help="Write a JSON summary here.")
 @common(needs_secrets=True, lock=True)
 def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None) -> None:
     """Build and deliver the next edition now.
@@ -301,6 +335,7 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
     result = app.send(newsletter=newsletter, force=force, dry_run=dry_run, progress=progress)
     _echo_run(app, result, quiet=quiet, dry_run=dry_run)
     if report_file:
+        report_file.parent.mkdir(parents=True, exist_ok=True)
         report_file.write_text(json.dumps(_send_report(result), indent=2) + "\n", encoding="utf-8")
     _exit(result)
 
@@ -413,7 +448,7 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the archive pages and feed.")
+@click.option("--out", "out_dir", type=OutputPath(folder=True), required=True, help="Folder for the archive pages and feed.")
 @common()
 def archive(app: App, *, quiet: bool, out_dir: Path) -> None:
     """Write every sent edition as a web page, an index page and an Atom feed.
@@ -499,7 +534,7 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
 
 
 @subscribers.command("export")
-@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.argument("csv_file", type=OutputPath(folder=False), required=False)
 @click.option("--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained"]), help="Only these.")
 @common()
 def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: str | None) -> None:
@@ -511,6 +546,8 @@ def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: 
     """
     from . import subscribers as subs
 
+    if csv_file:
+        csv_file.parent.mkdir(parents=True, exist_ok=True)
     n = subs.export_csv(app.ledger, csv_file if csv_file else sys.stdout, status)
     if csv_file and not quiet:
         click.echo(f"exported {n} subscribers to {csv_file}")
