@@ -56,9 +56,13 @@ def deliver_edition(
     exhausted = False
     started = time.monotonic()
 
+    stop = _StopRequest()
+
     def claimed() -> Iterator[Recipient]:
         nonlocal exhausted
         for recipient in recipients:
+            if stop.requested:
+                return  # the mailer finishes what it has in flight, then returns
             if ledger.claim_email(edition_id, recipient.email):
                 yield recipient
             else:
@@ -80,7 +84,7 @@ def deliver_edition(
     if progress:
         progress.start()
     try:
-        with mailer:
+        with stop, mailer:
             mailer.deliver(message, claimed(), on_outcome)
     except DistribError as e:
         # Claimed-but-unreported recipients stay "claimed": the next run sends them.
@@ -88,6 +92,9 @@ def deliver_edition(
     finally:
         if progress:
             progress.update(report, final=True)
+    if stop.requested:
+        # Everything that went out is marked; the rest is untouched, for the next run.
+        raise KeyboardInterrupt
     report.seconds = time.monotonic() - started
     ledger.fail_stale_deferred(edition_id, MAX_ATTEMPTS)
     counts = ledger.email_counts(edition_id)
@@ -97,6 +104,48 @@ def deliver_edition(
     if report.finished:
         ledger.finish_edition(edition_id)
     return report
+
+
+class _StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM during a send: stop *taking* recipients, let the
+    mailer finish and record the messages it has in flight, then stop.
+
+    Interrupting the mailer itself would leave those messages "claimed" although the
+    server may have them, and the next run would send them again.  A second signal
+    acts at once (the handlers in place before are restored after the first).
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        import signal
+
+        self.requested = True
+        log.warning("stopping after the messages in flight (again to stop at once)")
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def __enter__(self) -> _StopRequest:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if not self.requested:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous = {}
 
 
 class Progress:

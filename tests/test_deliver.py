@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +21,9 @@ from distrib.ledger import open_ledger
 from distrib.mailers.null import NullMailer
 from distrib.model import Outcome, Recipient
 from distrib.render.message import prepare_message
+
+from .conftest import run_distrib
+from .test_end_to_end import _slow_smtp_server, smtp_config
 
 
 @pytest.fixture
@@ -77,3 +86,41 @@ def test_progress_is_silent_under_cron(tmp_path: Path, clock, message_for):
         stream = io.StringIO()
         deliver_edition(ledger, NullMailer(None, None), message, people(5), progress=Progress(5, stream, enabled=False))  # type: ignore[arg-type]
         assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_mid_send_finishes_the_messages_in_flight_and_the_rerun_sends_none_twice(make_config, tmp_path: Path, signum):
+    controller, server = _slow_smtp_server(delay=0.02)
+    try:
+        addresses = [f"reader{i:03d}@example.com" for i in range(120)]
+        with open(tmp_path / "subscribers.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["email"])
+            w.writerows([a] for a in addresses)
+        path = smtp_config(make_config, server, 'recipients_file = "subscribers.csv"', "connections = 2")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distrib", "send", "--config", str(path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        )
+        deadline = time.monotonic() + 60
+        while len(server.received) < 10 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+        assert proc.poll() is None, "the send finished before it could be interrupted"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 1
+        assert "interrupted; run again to finish" in err and "Traceback" not in err
+        db = sqlite3.connect(tmp_path / "distrib.sqlite")
+        in_flight = db.execute("SELECT count(*) FROM email_deliveries WHERE status = 'claimed'").fetchone()[0]
+        sent = db.execute("SELECT count(*) FROM email_deliveries WHERE status = 'sent'").fetchone()[0]
+        db.close()
+        assert in_flight == 0  # everything that went out was recorded
+        assert sent == len(server.received) < 120
+
+        rerun = run_distrib("send", "--config", str(path))
+        assert rerun.returncode == 0, rerun.stderr
+        counts = {a: len(v) for a, v in server.by_recipient().items()}
+        assert set(counts) == set(addresses)
+        assert max(counts.values()) == 1  # nobody twice
+    finally:
+        controller.stop()  # type: ignore[attr-defined]
