@@ -416,11 +416,23 @@ class App:
             text=rendered.text,
         )
 
+    def check_share_templates(self) -> None:
+        """Load every channel's share templates; a broken one is a TemplateError (exit 2)
+        before anything is fetched or sent, not one error per post after the digest."""
+        for channel in self.channels:
+            names = getattr(channel, "template_names", None)
+            if callable(names):
+                try:
+                    names()
+                except TemplateError as e:
+                    raise TemplateError(f"channel {channel.name}: {e}") from None
+
     def share(self, *, dry_run: bool = False, fetched: FetchResult | None = None, result: RunResult | None = None) -> RunResult:
         from .share import run_shares
 
         result = result or RunResult()
         if fetched is None:
+            self.check_share_templates()
             fetched = self.fetch(record=not dry_run)
             result.fetch = fetched
         result.shares = run_shares(self.ctx, self.channels, fetched.posts, dry_run=dry_run)
@@ -432,6 +444,7 @@ class App:
         problems = self.compliance_problems()
         if problems:
             raise ConfigError(problems)
+        self.check_share_templates()
         fetched = self.fetch(record=not dry_run)
         result.fetch = fetched
         try:

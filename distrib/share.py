@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .adapters import Channel, Context
-from .errors import ChannelUnavailable, ConfigError, Deferred, DistribError
+from .errors import ChannelUnavailable, ConfigError, Deferred, DistribError, TemplateError
 from .ledger import ShareRow
 from .model import DeliveryStatus, Outcome, Post, Snippet
 
@@ -167,15 +167,22 @@ def _plan(
             rows[post.key] = row
             fresh.append(post)
         allowed = _allowance(ctx, channel, len(resume) + len(fresh))
+        broken_template = ""
         for i, post in enumerate(resume + fresh):
             if i >= allowed and post not in resume:
                 report.skipped.append(ShareItem(channel.name, post.key, error="waiting for the channel's limits"))
                 continue
             row = rows.get(post.key)
             in_flight = row is not None and row.status == DeliveryStatus.CLAIMED and bool(row.text)
+            if broken_template and not in_flight:
+                report.skipped.append(ShareItem(channel.name, post.key, error=broken_template))
+                continue
             try:
                 snippet = channel.compose(post)
             except DistribError as e:
+                if isinstance(e, TemplateError):
+                    # The template, not this post, is at fault: say it once per channel.
+                    broken_template = str(e)
                 if not in_flight:
                     report.failed.append(ShareItem(channel.name, post.key, error=str(e)))
                     report.errors.append(str(e))

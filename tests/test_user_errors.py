@@ -34,3 +34,36 @@ def test_a_report_in_a_folder_that_does_not_exist_yet_is_written(make_config, tm
     proc = run_distrib("send", "--report", "reports/send.json", "--config", str(config), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert '"sent": 2' in (tmp_path / "reports" / "send.json").read_text()
+
+
+def _share_override(tmp_path: Path, text: str) -> str:
+    folder = tmp_path / "my-templates" / "share"
+    folder.mkdir(parents=True)
+    (folder / "default.j2").write_text(text, encoding="utf-8")
+    return '[templates]\ndir = "my-templates"\n[[channels]]\nname = "o"\ntype = "outbox"\n'
+
+
+@pytest.mark.parametrize("command", [("run",), ("share",), ("share", "--dry-run", "--json")])
+def test_a_share_template_with_a_syntax_error_stops_everything_before_the_fetch(make_config, tmp_path: Path, command):
+    config = make_config(_share_override(tmp_path, "{{ post.title }} {{ post.url\n"))
+    proc = run_distrib(*command, "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"distrib: channel o: {tmp_path / 'my-templates' / 'share' / 'default.j2'}:1: ")
+    assert line.endswith("fix the template syntax")
+    assert proc.stdout == "" and not (tmp_path / "outbox").exists()
+
+
+def test_a_share_template_with_a_wrong_variable_is_one_line_and_no_share_is_lost(make_config, tmp_path: Path):
+    config = make_config(_share_override(tmp_path, "{{ post.titel }} {{ post.url }}\n"))
+    proc = run_distrib("run", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 1
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("distrib: ")]
+    assert "default.j2:1: " in line and "'titel'" in line and "check the spelling" in line
+    assert "1 delivered" not in proc.stdout and "2 delivered" in proc.stdout  # the digest went
+    assert not (tmp_path / "outbox" / "shares").exists()
+
+    (tmp_path / "my-templates" / "share" / "default.j2").write_text("{{ post.title }} {{ post.url }}\n")
+    again = run_distrib("run", "--config", str(config), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(list((tmp_path / "outbox" / "shares").glob("*.json"))) == 5  # max_per_run: none lost

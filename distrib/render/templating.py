@@ -184,6 +184,12 @@ def template_error(e: BaseException, name: str) -> TemplateError:
         where = e.filename or e.name or name
         return TemplateError(f"{where}:{e.lineno}: {_message(e)}; fix the template syntax")
     where = _template_frame(e) or name
+    if isinstance(e, jinja2.UndefinedError):
+        # StrictUndefined: almost always a misspelt name; the built-in templates are
+        # the reference for what each template is given.
+        return TemplateError(
+            f"{where}: {_message(e)}; check the spelling against the variables the built-in templates use"
+        )
     return TemplateError(f"{where}: {_message(e)}")
 
 
