@@ -19,7 +19,7 @@ from typing import Any
 from . import registry
 from .adapters import Channel, Context, Mailer, Source
 from .config import Section, Settings, load_config, mailer_settings
-from .errors import ConfigError, DistribError, SourceError, TemplateError
+from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateError
 from .ledger import Ledger, open_ledger
 from .model import PLACEHOLDER_UNSUBSCRIBE_URL, Edition, Post, Recipient, RenderedEdition
 
@@ -34,7 +34,9 @@ def now() -> datetime:
 
 
 class NothingNew(DistribError):
-    """There are no new posts for the next edition."""
+    """There are no new posts for the next edition: nothing to do (exit 0)."""
+
+    exit_code = EXIT_OK
 
 
 @dataclass(frozen=True)
@@ -375,7 +377,14 @@ class App:
         from .model import DeliveryStatus, Outcome
 
         letter = self.newsletter(newsletter)
-        edition = self.next_edition(letter)
+        try:
+            edition = self.next_edition(letter)
+        except NothingNew:
+            # Nothing new yet: the last edition still shows how the digest looks.
+            last = self.ledger.last_edition(letter.name)
+            if last is None:
+                raise
+            edition = last
         message = self.prepare(edition)
         outcomes: list[Outcome] = []
         with self.mailer() as mailer:

@@ -329,7 +329,8 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
     if to_address:
         edition, outcome = app.test_send(to_address, newsletter=newsletter)
         if not quiet:
-            click.echo(f"sent {edition.subject!r} to {to_address} (test send; nothing recorded)")
+            which = f"edition {edition.id}" if edition.id else "the next edition"
+            click.echo(f"sent {edition.subject!r} to {to_address} ({which}; a test send, nothing recorded)")
         return
     progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
     result = app.send(newsletter=newsletter, force=force, dry_run=dry_run, progress=progress)

@@ -67,3 +67,14 @@ def test_a_share_template_with_a_wrong_variable_is_one_line_and_no_share_is_lost
     again = run_distrib("run", "--config", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list((tmp_path / "outbox" / "shares").glob("*.json"))) == 5  # max_per_run: none lost
+
+
+def test_a_test_send_after_everything_was_sent_sends_the_last_edition(make_config, tmp_path: Path):
+    config = make_config("[digest]\nmax_posts = 20\n")
+    assert run_distrib("run", "--config", str(config), cwd=tmp_path).returncode == 0
+    proc = run_distrib("send", "--to", "me@example.org", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "to me@example.org (edition 1; a test send, nothing recorded)" in proc.stdout
+    assert (tmp_path / "outbox" / "1-me@example.org.eml").exists()
+    status = run_distrib("status", "--json", "--config", str(config), cwd=tmp_path)
+    assert '"sent": 2' in status.stdout  # the test send is recorded nowhere
