@@ -759,11 +759,18 @@ class _Transaction:
 def open_ledger(path: Path) -> Ledger:
     """Open (creating or migrating) the ledger at ``path``."""
     path = Path(path)
+    fix = "set [ledger] path to a file in a folder distrib can write"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    except (OSError, sqlite3.Error) as e:
-        raise LedgerError(f"cannot open the ledger {path}: {e}") from None
+    except OSError as e:
+        # mkdir says "File exists" when a part of the path is a file: name that part.
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else (e.strerror or str(e))
+        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
+    except sqlite3.Error as e:
+        reason = "that is a folder" if path.is_dir() else str(e)
+        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
     db.row_factory = sqlite3.Row
     try:
         app_id = db.execute("PRAGMA application_id").fetchone()[0]

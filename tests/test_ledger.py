@@ -42,6 +42,18 @@ def test_foreign_and_newer_files_are_refused(tmp_path: Path):
         open_ledger(text)
 
 
+def test_a_ledger_path_that_cannot_be_a_file_names_the_culprit(tmp_path: Path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(LedgerError) as e:
+        open_ledger(tmp_path / "a-file" / "sub" / "distrib.sqlite")
+    assert str(e.value) == (
+        f"cannot open the ledger {tmp_path / 'a-file' / 'sub' / 'distrib.sqlite'}: {tmp_path / 'a-file'} is a file, "
+        "not a folder; set [ledger] path to a file in a folder distrib can write"
+    )
+    with pytest.raises(LedgerError, match=r": that is a folder; set \[ledger\] path"):
+        open_ledger(tmp_path)
+
+
 def test_claims_never_twice(tmp_path: Path, clock):
     with open_ledger(tmp_path / "l.sqlite") as ledger:
         ed = ledger.create_edition("digest", ["k1"], "s", "p", "<html/>", "t")

@@ -78,3 +78,15 @@ def test_a_test_send_after_everything_was_sent_sends_the_last_edition(make_confi
     assert (tmp_path / "outbox" / "1-me@example.org.eml").exists()
     status = run_distrib("status", "--json", "--config", str(config), cwd=tmp_path)
     assert '"sent": 2' in status.stdout  # the test send is recorded nowhere
+
+
+@pytest.mark.parametrize("ledger,expect", [("notes.txt", "is not a distrib ledger"), ("a-file/distrib.sqlite", "a-file is a file, not a folder")])
+def test_a_ledger_that_cannot_be_used_is_one_line_before_the_fetch(make_config, tmp_path: Path, ledger, expect):
+    (tmp_path / "notes.txt").write_text("my notes, not a database\n" * 50)
+    (tmp_path / "a-file").write_text("not a folder")
+    config = make_config(f'[ledger]\npath = "{ledger}"\n')
+    proc = run_distrib("run", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert expect in line and "[ledger] path" in line
+    assert proc.stdout == "" and not (tmp_path / "outbox").exists()

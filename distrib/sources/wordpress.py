@@ -135,7 +135,9 @@ class WordPressSource(Source):
                 raise SourceError(
                     self.name, f"the WordPress API at {_redacted(resp.url)} answered {data['code']}: {message}; check the url"
                 )
-            return [data]  # a single post object (a URL naming one post)
+            if "id" in data and "link" in data:
+                return [data]  # a single post object (a URL naming one post)
+            data = None  # JSON, but not WordPress's: say so rather than find no posts
         if not isinstance(data, list):
             raise SourceError(self.name, f"the WordPress API at {_redacted(resp.url)} answered JSON that is not a list of posts; check the url")
         return [d for d in data if isinstance(d, dict)]

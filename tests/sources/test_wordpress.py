@@ -156,6 +156,13 @@ def test_non_json_answer(httpserver: HTTPServer, make_ctx) -> None:
         wp_source(make_ctx, httpserver.url_for("/")).fetch()
 
 
+@pytest.mark.parametrize("answer", [{"hello": "world"}, {"name": "Some other API", "routes": {}}, "posts", 3])
+def test_json_that_is_not_wordpress_is_an_error_not_zero_posts(httpserver: HTTPServer, make_ctx, answer) -> None:
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json(answer)
+    with pytest.raises(SourceError, match=r"answered JSON that is not a list of posts; check the url"):
+        wp_source(make_ctx, httpserver.url_for("/")).fetch()
+
+
 def test_page_past_the_end_stops(httpserver: HTTPServer, make_ctx) -> None:
     def handler(request: Request) -> Response:
         if request.args["page"] == "1":
