@@ -152,6 +152,8 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
     for r in result.editions:
         rep = r.report
         verb = "resumed" if r.resumed else "sent"
+        if not rep.sent and rep.errors:
+            verb = "not sent"  # the mailer could not start (server down, folder not writable)
         line = (
             f"{r.newsletter}: edition {r.edition.id} ({len(r.edition.post_keys)} posts) {verb}: "
             f"{rep.sent} delivered"
@@ -164,6 +166,8 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
             line += f", {rep.skipped} already done"
         if r.target:
             line += f", {r.target}"
+        if not rep.finished:
+            line += "; unfinished: the next run delivers the rest"
         say(line)
         for error in rep.errors:
             click.echo(f"distrib: {r.newsletter}: {error}", err=True)

@@ -90,3 +90,34 @@ def test_a_ledger_that_cannot_be_used_is_one_line_before_the_fetch(make_config, 
     [line] = proc.stderr.splitlines()
     assert expect in line and "[ledger] path" in line
     assert proc.stdout == "" and not (tmp_path / "outbox").exists()
+
+
+def test_an_smtp_server_that_refuses_the_connection_says_not_sent_and_the_next_run_sends(make_config, tmp_path: Path, smtp_server):
+    from .conftest import free_port
+
+    def config(port: int) -> Path:
+        return make_config(
+            email=f"""
+            [email]
+            mailer = "smtp"
+            from = "Test News <news@test.example>"
+            recipients = ["a@example.com", "b@example.com"]
+            unsubscribe_url = "https://test.example/unsubscribe?token={{token}}"
+            [email.smtp]
+            host = "127.0.0.1"
+            port = {port}
+            security = "none"
+            """
+        )
+
+    closed = free_port()
+    proc = run_distrib("run", "--config", str(config(closed)), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"not sent: 0 delivered, to 127.0.0.1:{closed}; unfinished: the next run delivers the rest" in proc.stdout
+    [error] = proc.stderr.splitlines()
+    assert f"127.0.0.1:{closed}: cannot connect" in error and "Traceback" not in proc.stderr
+
+    again = run_distrib("run", "--config", str(config(smtp_server.port)), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "edition 1 (10 posts) resumed: 2 delivered" in again.stdout
+    assert sorted(smtp_server.by_recipient()) == ["a@example.com", "b@example.com"]
