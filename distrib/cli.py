@@ -274,7 +274,6 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         watch = [app.settings.path]
         if app.settings.templates.dir:
             watch.append(app.settings.templates.dir)
-        click.echo(f"serving the preview on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
 
         def rebuild() -> tuple[Any, bytes]:
             # Re-read the config on every change, so edits to it show too.
@@ -286,7 +285,14 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
             app, letter = fresh, fresh.newsletter(newsletter)
             return build()
 
-        pv.serve_preview(rebuild, watch, port=port, open_browser=open_browser, budget_kb=letter.opts.size_budget_kb)
+        pv.serve_preview(
+            rebuild,
+            watch,
+            port=port,
+            open_browser=open_browser,
+            budget_kb=letter.opts.size_budget_kb,
+            on_ready=lambda url: click.echo(f"serving the preview on {url} (Ctrl-C to stop)"),
+        )
         return
     rendered, eml = build()
     summary = pv.write_preview(out_dir, rendered, eml, budget_kb=letter.opts.size_budget_kb)
@@ -614,9 +620,11 @@ def serve(app: App, *, quiet: bool, host: str, port: int) -> None:
     """
     from .serve import serve as run_server
 
-    if not quiet:
-        click.echo(f"unsubscribe endpoint on http://{host}:{port}/ for {app.settings.email.unsubscribe_url}")
-    run_server(app.settings, app.ledger_path, host, port)
+    def ready(url: str) -> None:
+        if not quiet:
+            click.echo(f"unsubscribe endpoint on {url}/ for {app.settings.email.unsubscribe_url}")
+
+    run_server(app.settings, app.ledger_path, host, port, on_ready=ready)
 
 
 def main() -> None:

@@ -93,3 +93,19 @@ class ChannelUnavailable(Deferred):
     Nothing was posted, so the share stays owed (deferred, never failed: it must not be
     lost), but unlike a rate limit this needs the user: the run reports it and exits 1.
     """
+
+
+class ListenError(DistribError):
+    """A local server (``distrib serve``, ``preview --serve``) cannot listen on its address."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, host: str, port: int, error: OSError):
+        import errno
+
+        fix = {
+            errno.EADDRINUSE: "another program uses that port; pick another with --port",
+            errno.EACCES: "ports below 1024 need privileges; pick a port above 1023 with --port",
+            errno.EADDRNOTAVAIL: "this machine has no such address; check --host",
+        }.get(error.errno or 0, "check --host and --port")
+        super().__init__(f"cannot listen on {host}:{port}: {error.strerror or error}; {fix}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import DistribError
+from .errors import DistribError, ListenError
 from .model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, RenderedEdition
 
 log = logging.getLogger("distrib")
@@ -156,7 +156,10 @@ def make_server(
     budget_kb: int = 90,
 ) -> PreviewServer:
     """The server, bound but not yet serving (port 0: any free port)."""
-    return PreviewServer(PreviewState(build, watch, budget_kb), host, port)
+    try:
+        return PreviewServer(PreviewState(build, watch, budget_kb), host, port)
+    except OSError as e:
+        raise ListenError(host, port, e) from None
 
 
 def serve_preview(
@@ -167,9 +170,14 @@ def serve_preview(
     open_browser: bool = False,
     *,
     budget_kb: int = 90,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the preview until Ctrl-C; rebuild when a file in ``watch`` changes."""
+    """Serve the preview until Ctrl-C; rebuild when a file in ``watch`` changes.
+
+    ``on_ready`` is called with the URL once the server listens."""
     server = make_server(build, watch, host, port, budget_kb=budget_kb)
+    if on_ready:
+        on_ready(server.url)
     log.info("preview on %s, watching %d files", server.url, len(_files(server.state.watch)))
     if open_browser:
         import webbrowser

@@ -21,13 +21,14 @@ import html
 import logging
 import re
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, ListenError
 from .ledger import Ledger, open_ledger
 from .unsubscribe import signing_key, verify_token
 
@@ -291,14 +292,29 @@ def make_server(
     ledger = open_ledger(Path(ledger_path))
     try:
         return UnsubscribeServer((host, port), settings, ledger)
+    except OSError as e:
+        ledger.close()
+        raise ListenError(host, port, e) from None
     except BaseException:
         ledger.close()
         raise
 
 
-def serve(settings: Settings, ledger_path: str | Path, host: str = "127.0.0.1", port: int = 8025) -> None:
-    """Run the endpoint until interrupted (Ctrl-C, SIGTERM via the service manager)."""
+def serve(
+    settings: Settings,
+    ledger_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8025,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run the endpoint until interrupted (Ctrl-C, SIGTERM via the service manager).
+
+    ``on_ready`` is called with the server's URL once it listens (so that a "serving on"
+    line is never printed for a port that turns out to be taken)."""
     server = make_server(settings, ledger_path, host, port)
+    if on_ready:
+        on_ready(server.url)
     log.info("unsubscribe endpoint on %s (public URL %s)", server.url, settings.email.unsubscribe_url)
     try:
         server.serve_forever()

@@ -121,3 +121,20 @@ def test_an_smtp_server_that_refuses_the_connection_says_not_sent_and_the_next_r
     assert again.returncode == 0, again.stderr
     assert "edition 1 (10 posts) resumed: 2 delivered" in again.stdout
     assert sorted(smtp_server.by_recipient()) == ["a@example.com", "b@example.com"]
+
+
+@pytest.mark.parametrize("command", [("serve",), ("preview", "--serve")])
+def test_a_port_already_taken_is_one_line_naming_host_port_and_the_fix(make_config, tmp_path: Path, command):
+    import socket
+
+    config = make_config()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_distrib(*command, "--port", str(port), "--config", str(config), cwd=tmp_path, timeout=30)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"distrib: cannot listen on 127.0.0.1:{port}: " in proc.stderr
+    assert proc.stderr.rstrip().endswith("pick another with --port")
+    assert "serving" not in proc.stdout and "endpoint on" not in proc.stdout
