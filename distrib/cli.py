@@ -389,6 +389,9 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
       distrib share --dry-run --json     # channel, post, text, length, limit
       distrib share
     """
+    if as_json and not dry_run:
+        # Posting for real while asking for a listing is almost surely a slip.
+        raise UserError("--json lists what would be posted: use it with --dry-run", EXIT_USAGE)
     if not dry_run:
         problems = app.settings.missing_secrets()
         if problems:

@@ -138,3 +138,11 @@ def test_a_port_already_taken_is_one_line_naming_host_port_and_the_fix(make_conf
     assert f"distrib: cannot listen on 127.0.0.1:{port}: " in proc.stderr
     assert proc.stderr.rstrip().endswith("pick another with --port")
     assert "serving" not in proc.stdout and "endpoint on" not in proc.stdout
+
+
+def test_share_json_without_dry_run_posts_nothing(make_config, tmp_path: Path):
+    config = make_config('[[channels]]\nname = "o"\ntype = "outbox"\n')
+    proc = run_distrib("share", "--json", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == "distrib: --json lists what would be posted: use it with --dry-run\n"
+    assert not (tmp_path / "outbox").exists()

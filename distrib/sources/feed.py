@@ -115,6 +115,9 @@ _HREF_RE = re.compile(r"href=[\"']([^\"']+)[\"']", re.I)
 def _not_a_feed(source: str, body: bytes, content_type: str, url: str | None) -> SourceError:
     got = content_type or "no content type"
     hint = "check the url" if url else "check the path"
+    if not body.strip():
+        where = "the server answered with an empty body" if url else "the file is empty"
+        return SourceError(source, f"not a feed: {where}; {hint}")
     if _HTML_RE.match(body[:4096]):
         got = content_type or "an HTML page"
         page = body[:65536].decode("utf-8", errors="replace")

@@ -218,6 +218,14 @@ def test_json_that_is_not_a_feed(httpserver: HTTPServer, make_ctx) -> None:
         feed_source(make_ctx, httpserver.url_for("/api")).fetch()
 
 
+@pytest.mark.parametrize("body", ["", "  \n"])
+def test_an_empty_answer_says_it_is_empty(httpserver: HTTPServer, make_ctx, body: str) -> None:
+    httpserver.expect_request("/feed.xml").respond_with_data(body, content_type="application/rss+xml")
+    with pytest.raises(SourceError) as e:
+        feed_source(make_ctx, httpserver.url_for("/feed.xml")).fetch()
+    assert str(e.value) == "source 'blog': not a feed: the server answered with an empty body; check the url"
+
+
 def test_http_errors_name_the_source_and_url(httpserver: HTTPServer, make_ctx) -> None:
     httpserver.expect_request("/gone").respond_with_data("no", status=404)
     with pytest.raises(SourceError) as e:
