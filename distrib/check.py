@@ -34,10 +34,26 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
         ("distrib.mailers", [settings.email.mailer]),
         ("distrib.channels", [c.type for c in settings.channels]),
     )
+    missing = []
     for group, used in groups:
         for info in registry.describe(group):
             if info.name in used and not info.available:
                 problems.append(info.hint)
+                missing.append(info.name)
+    # Build the sources and the mailer as a run would (nothing is fetched or sent), so
+    # that their own option rules ("exactly one of url and path") are checked here too.
+    for opts in settings.sources:
+        if opts.type in missing:
+            continue
+        try:
+            registry.load("distrib.sources", opts.type)(opts.name, opts, app.ctx)
+        except DistribError as e:
+            problems.append(str(e))
+    if settings.email.mailer not in missing:
+        try:
+            app.mailer()
+        except DistribError as e:
+            problems.append(str(e))
     for opts in settings.channels:
         try:
             cls = registry.load("distrib.channels", opts.type)

@@ -146,3 +146,13 @@ def test_share_json_without_dry_run_posts_nothing(make_config, tmp_path: Path):
     assert proc.returncode == 2
     assert proc.stderr == "distrib: --json lists what would be posted: use it with --dry-run\n"
     assert not (tmp_path / "outbox").exists()
+
+
+@pytest.mark.parametrize("keys", ["", 'url = "https://blog.example/feed.xml"\npath = "feed.xml"\n'])
+def test_check_and_run_agree_on_a_feed_source_without_exactly_one_of_url_and_path(make_config, tmp_path: Path, keys):
+    config = make_config(sources=f'[[sources]]\nname = "blog"\ntype = "feed"\n{keys}')
+    for command in ("check", "run"):
+        proc = run_distrib(command, "--config", str(config), cwd=tmp_path)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert "distrib: sources[0]: set exactly one of url and path for a feed source\n" in proc.stderr
+    assert not (tmp_path / "outbox").exists()

@@ -618,7 +618,7 @@ class FeedSource(Source):
 
     def _check_options(self) -> None:
         url, path = self.opts.get("url"), self.opts.get("path")
-        where = getattr(self.opts, "path", "") or f"sources ({self.name})"
+        where = getattr(self.opts, "where", "") or f"sources ({self.name})"
         if bool(url) == bool(path):
             raise ConfigError(f"{where}: set exactly one of url and path for a feed source")
 

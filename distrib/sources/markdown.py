@@ -117,7 +117,7 @@ class MarkdownSource(Source):
         super().__init__(name, options, ctx)
         unknown = set(_PLACEHOLDER.findall(self.opts.get("permalink") or "")) - _PLACEHOLDERS
         if unknown:
-            where = getattr(self.opts, "path", "") or f"sources ({name})"
+            where = getattr(self.opts, "where", "") or f"sources ({name})"
             raise ConfigError(
                 f"{where}.permalink: unknown placeholder {{{sorted(unknown)[0]}}}; use {{year}} {{month}} {{day}} {{slug}} {{section}}"
             )

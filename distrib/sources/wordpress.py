@@ -53,10 +53,10 @@ class WordPressSource(Source):
     def __init__(self, name: str, options: Any, ctx: Context):
         super().__init__(name, options, ctx)
         if bool(self.opts.get("username")) != bool(self.opts.get("password_env")):
-            where = getattr(self.opts, "path", "") or f"sources ({name})"
+            where = getattr(self.opts, "where", "") or f"sources ({name})"
             raise ConfigError(f"{where}: set both username and password_env, or neither")
         if (self.opts.get("per_page") or 20) > 100:
-            where = getattr(self.opts, "path", "") or f"sources ({name})"
+            where = getattr(self.opts, "where", "") or f"sources ({name})"
             raise ConfigError(f"{where}.per_page: expected at most 100 (the WordPress API's limit)")
 
     def _auth(self) -> tuple[str, str] | None:
