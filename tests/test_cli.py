@@ -138,3 +138,11 @@ def test_bad_cadence_is_a_config_error_before_fetching(make_config, tmp_path: Pa
     proc = run_distrib("run", "--config", str(path))
     assert proc.returncode == 2 and "digest.day" in proc.stderr
     assert not (tmp_path / "distrib.sqlite").exists()
+
+
+def test_a_dry_run_says_to_whom_and_where_the_digest_would_go(make_config, tmp_path: Path):
+    path = make_config()
+    proc = run_distrib("send", "--dry-run", "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert f"(10 posts) for 2 recipients, to the folder {tmp_path / 'outbox'} [dry run]" in proc.stdout
+    assert run_distrib("send", "--dry-run", "-q", "--config", str(path)).stdout == ""
