@@ -612,6 +612,13 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             if name in seen:
                 ctx.problems.append(f"{group}[{i}].name: {name!r} is used twice; names must be unique")
             seen.add(name)
+    if "digest" in data and data.get("newsletters"):
+        # Each [[newsletters]] table stands alone; a [digest] beside them would be
+        # silently ignored, and the user surely expects it to be sent.
+        ctx.problems.append(
+            "digest: not used when [[newsletters]] tables are set; make it one of the "
+            "[[newsletters]] (with a name) or remove it"
+        )
     email_out = out.get("email") or {}
     if email_out.get("recipients"):
         # Checked here too (not only when sending) so that they come with the rest.

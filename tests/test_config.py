@@ -205,3 +205,13 @@ def test_zero_durations_a_missing_templates_dir_and_a_bad_recipient_are_reported
         '"my-templates"', '"a-file"'))
     with pytest.raises(ConfigError, match="templates.dir: expected a folder that exists \\(a file at"):
         load_config(path)
+
+
+def test_a_digest_table_beside_newsletters_is_refused_not_ignored(make_config):
+    path = make_config('[digest]\nmax_posts = 5\n[[newsletters]]\nname = "weekly"\ncadence = "weekly"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        "digest: not used when [[newsletters]] tables are set; make it one of the [[newsletters]] "
+        "(with a name) or remove it"
+    ]
