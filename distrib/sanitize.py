@@ -212,8 +212,10 @@ def one_line(text: str | None) -> str:
     """Plain one-line text for titles, authors and tags: no tags, entities decoded, no CR/LF."""
     if not text:
         return ""
-    text = _TAG_RE.sub(" ", str(text))
-    text = _unescape_all(text)
+    # Controls go first (raw and once decoded): dropping one later could join the
+    # pieces of a tag ("<\x1f?>" -> "<?>") after the tags were removed.
+    text = _TAG_RE.sub(" ", _strip_controls(str(text)))
+    text = _strip_controls(_unescape_all(text))
     # A title that was escaped markup ("&lt;b&gt;News&lt;/b&gt;") is markup once decoded;
     # removing one tag can join the pieces of another ("<b<i>>"), so repeat until none.
     for _ in range(10):
@@ -223,7 +225,6 @@ def one_line(text: str | None) -> str:
         text = stripped
     else:
         text = text.replace("<", "‹")
-    text = _strip_controls(text)
     return _WS_RE.sub(" ", text).strip()
 
 

@@ -112,6 +112,8 @@ def test_html_to_text() -> None:
         ("  spaced\t\x00out\x1b ", "spaced out"),
         ("Family 👨‍👩‍👧 day", "Family 👨‍👩‍👧 day"),
         ("<b<script>x</script>&lt;script&gt;]]>", ""),
+        ("<\x1f?>", ""),  # a control inside a tag must not survive as the tag's glue
+        ("&lt;&#x1f;b&gt;Tag", "Tag"),
         ("", ""),
     ],
 )
