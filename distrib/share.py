@@ -87,6 +87,13 @@ class ShareReport:
                 n = _count(items, name)
                 if n:
                     parts.append(f"{n} {label}")
+                if n and label == "deferred":
+                    # Say why: a deferral prints no error line, and an unreachable host
+                    # would otherwise show as "1 deferred" run after run.
+                    error = next(i.error for i in items if i.channel == name)
+                    why = error.removeprefix(f"channel {name}: ")
+                    if why and error not in self.errors:  # an error line says it already
+                        parts[-1] += f" ({why})"
             lines.append(f"shares: {name}: " + ", ".join(parts))
         if not lines:
             lines.append("shares: nothing new to post")

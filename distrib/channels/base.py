@@ -175,7 +175,7 @@ class ShareChannel(Channel):
                     continue
                 raise Deferred(
                     f"channel {self.name}: {host} answered {response.status_code} "
-                    f"{tries} times; retried on the next run",
+                    f"{tries} time{'s' if tries != 1 else ''}; retried on the next run",
                     retry_after=retry_after(response.headers),
                 )
             return response

@@ -73,6 +73,19 @@ def test_discord_429_defers_with_retry_after(env, httpserver, monkeypatch):
     assert 60 <= (row.not_before - ctx.now).total_seconds() <= 70
 
 
+def test_a_deferred_channel_says_why_in_its_summary_line(env, httpserver, monkeypatch):
+    monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T0/B0/x"))
+    httpserver.expect_request("/services/T0/B0/x").respond_with_data("gone fishing", status=503)
+    ctx, channels = env.channels({"name": "team", "type": "slack", "url_env": "SLACK_URL"})
+    report = run_shares(ctx, channels, [make_post(1), make_post(2)], dry_run=False)
+    host = httpserver.url_for("/").split("/")[2]
+    tries = len(httpserver.log)
+    assert report.summary_lines() == [
+        f"shares: team: 0 posted to Slack, 1 deferred ({host} answered 503 {tries} time{'s' if tries != 1 else ''}; "
+        "retried on the next run), 1 waiting"
+    ]
+
+
 def test_telegram_send_message(env, httpserver, monkeypatch):
     monkeypatch.setenv("TG_TOKEN", "123456:ABC-DEF1234ghIkl")
     httpserver.expect_request("/bot123456:ABC-DEF1234ghIkl/sendMessage", method="POST").respond_with_json(
