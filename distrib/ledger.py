@@ -13,11 +13,13 @@ marks the file as ours.  A ledger newer than this code is refused.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -254,6 +256,47 @@ class Ledger:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    @contextlib.contextmanager
+    def checkpoints_in_background(self, every: float = 0.1) -> Iterator[None]:
+        """While inside, a second connection in a thread checkpoints the WAL every
+        ``every`` seconds, instead of the commit that crosses ``wal_autocheckpoint``.
+
+        A checkpoint syncs the WAL and the database file (https://sqlite.org/wal.html,
+        synchronous=NORMAL): milliseconds the committing thread waits.  During a send
+        that thread is the event loop driving every SMTP connection, so each checkpoint
+        stalled them all.  Every commit is still its own transaction, and the WAL is
+        synced at least as often as before at ~5,000 messages/s (about every 1,000
+        pages), more often when slower.  A PASSIVE checkpoint never blocks the writer.
+        """
+        if self.db.in_transaction or str(self.path) == ":memory:":
+            yield
+            return
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error:
+                return
+            # On an error this thread stops; the commits checkpoint again once we are done.
+            try:
+                with contextlib.suppress(sqlite3.Error):
+                    while not stop.wait(every):
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                db.close()
+
+        (previous,) = self.db.execute("PRAGMA wal_autocheckpoint").fetchone()
+        self.db.execute("PRAGMA wal_autocheckpoint = 0")
+        thread = threading.Thread(target=run, name="ledger-checkpoint", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self.db.execute(f"PRAGMA wal_autocheckpoint = {int(previous)}")
 
     # --- posts -------------------------------------------------------------------
 

@@ -8,10 +8,12 @@ it, each command waits for its reply.  The bytes come from
 out as they are (no smtplib re-scan).
 
 Everything runs in the calling thread (asyncio), so recipients are pulled (claimed in
-the ledger) and reported (marked) there.  Recipients are pulled lazily: a connection
-takes one when it is ready to send it, so at most two per connection are in flight
-(one being transferred, one whose envelope is pipelined behind it); only the first
-of the two can have reached the server.
+the ledger) and reported (marked) there; only the ledger's WAL checkpoints, whose disk
+syncs would stall every connection, run in a thread meanwhile
+(:meth:`~distrib.ledger.Ledger.checkpoints_in_background`). Recipients are pulled
+lazily: a connection takes one when it is ready to send it, so at most two per
+connection are in flight (one being transferred, one whose envelope is pipelined
+behind it); only the first of the two can have reached the server.
 
 Outcomes from the server's replies (RFC 5321 4.2): 2xx sent; 4xx retried within the
 run a few times with a short backoff, then deferred to a later run; 5xx failed, a
@@ -161,9 +163,16 @@ class SmtpMailer(Mailer):
         if self.endpoint.username and self.endpoint.password is None:
             self._credentials()
         run = _Run(self, message, recipients, report, self._budget())
+        # The claims and marks commit in this thread, between the connections' turns:
+        # let another thread do the WAL checkpoints, whose syncs would stall them all.
+        ledger = self.ctx.ledger
+        checkpoints = (
+            ledger.checkpoints_in_background() if ledger is not None else contextlib.nullcontext()
+        )
         task = self._loop.create_task(run.main())
         try:
-            self._loop.run_until_complete(task)
+            with checkpoints:
+                self._loop.run_until_complete(task)
         except BaseException:
             # Ctrl-C or an error from ``report``: close the connections before leaving.
             # Recipients in flight stay claimed in the ledger; the next run sends them.
