@@ -315,22 +315,28 @@ async def open_connection(ep: Endpoint) -> Connection:
             f"and that the mail server is running"
         ) from None
     conn = Connection(ep, reader, writer)
+    stage = "the greeting"  # named in the timeout message: where it stalled says why
     try:
         async with asyncio.timeout(ep.timeout):
             greeting = await conn.read_reply()
         if greeting.code != 220:
             raise SmtpError(f"{ep.where} refused the session ({greeting})")
+        stage = "EHLO"
         await conn.ehlo()
         if ep.security == "starttls":
+            stage = "STARTTLS"
             await conn.starttls()
         if ep.username:
+            stage = "the login (AUTH)"
             await conn.login()
     except TimeoutError:
         conn.abort()
-        raise SmtpError(
-            f"{ep.where}: the server stopped answering during the greeting; check [email.smtp] "
-            f'security ("ssl" needs port 465) and port'
-        ) from None
+        fix = {
+            "the greeting": 'check [email.smtp] security ("ssl" needs port 465) and port',
+            "the login (AUTH)": "check [email.smtp] username and the password"
+            + (f" in ${ep.password_env}" if ep.password_env else ""),
+        }.get(stage, "check [email.smtp] security and port, or try again later")
+        raise SmtpError(f"{ep.where}: the server stopped answering during {stage}; {fix}") from None
     except BaseException:
         conn.abort()
         raise

@@ -424,3 +424,46 @@ def test_server_gone_mid_run_reports_the_pulled_deferred(
     assert statuses.count(DeliveryStatus.SENT) == 1
     assert statuses.count(DeliveryStatus.DEFERRED) == len(tally.pulled) - 1 >= 1
     assert len(tally.pulled) <= 3
+
+
+@pytest.mark.parametrize(
+    ("stall_at", "expect"),
+    [
+        ("greeting", 'during the greeting; check [email.smtp] security ("ssl" needs port 465) and port'),
+        ("auth", "during the login (AUTH); check [email.smtp] username and the password in $TEST_SMTP_PASSWORD"),
+    ],
+)
+def test_a_server_that_stalls_is_named_with_the_stage_and_its_fix(
+    ctx: Context, prepared: PreparedMessage, monkeypatch: pytest.MonkeyPatch, stall_at: str, expect: str
+) -> None:
+    import socket
+    import threading
+
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            if stall_at != "greeting":
+                conn.sendall(b"220 stall.example ESMTP\r\n")
+                conn.recv(1024)  # EHLO
+                conn.sendall(b"250-stall.example\r\n250 AUTH PLAIN LOGIN\r\n")
+                conn.recv(1024)  # AUTH PLAIN ...: never answered
+            done.wait(10)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        m = mailer(ctx, port, timeout=0.5, username="news", password_env="TEST_SMTP_PASSWORD")
+        with pytest.raises(DistribError) as e:
+            Tally(people(1)).run(m, prepared)
+    finally:
+        done.set()
+        listener.close()
+    assert str(e.value).endswith(f"127.0.0.1:{port}: the server stopped answering {expect}")
+    assert "s3cret" not in str(e.value)
