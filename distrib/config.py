@@ -377,8 +377,9 @@ class Settings:
         value = os.environ.get(name)
         if value is None or value == "":
             where = where or (section.where if isinstance(section, Section) else "config")
+            state = "is empty" if value == "" else "is not set"
             raise ConfigError(
-                f"{where}.{key}: the environment variable {name} is not set; "
+                f"{where}.{key}: the environment variable {name} {state}; "
                 f"export {name}=... before running distrib"
             )
         return value
@@ -392,8 +393,9 @@ class Settings:
                 for k, v in value.items():
                     sub = _join(path, k)
                     if k.endswith("_env") and isinstance(v, str) and v and not os.environ.get(v):
+                        state = "is empty" if v in os.environ else "is not set"
                         problems.append(
-                            f"{sub}: the environment variable {v} is not set; export {v}=..."
+                            f"{sub}: the environment variable {v} {state}; export {v}=..."
                         )
                     else:
                         walk(v, sub)
@@ -573,7 +575,9 @@ def load_config(
     except OSError as e:
         raise ConfigError(f"cannot read the config file {p}: {e.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: Windows editors (Notepad) save UTF-8 with a byte order mark, which
+        # TOML does not allow; it carries no meaning, so it is dropped.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError("the config file is not UTF-8 text", str(p)) from None
     except tomllib.TOMLDecodeError as e:

@@ -215,3 +215,16 @@ def test_a_digest_table_beside_newsletters_is_refused_not_ignored(make_config):
         "digest: not used when [[newsletters]] tables are set; make it one of the [[newsletters]] "
         "(with a name) or remove it"
     ]
+
+
+def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path):
+    path = tmp_path / "windows.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + (REPO / "config.example.toml").read_bytes().replace(b"\n", b"\r\n"))
+    assert load_config(path).site.name == load_config(REPO / "config.example.toml").site.name
+
+
+def test_an_empty_secret_variable_is_named_as_empty(make_config, monkeypatch):
+    monkeypatch.setenv("TEST_EMPTY_TOKEN", "")
+    path = make_config('[[channels]]\nname = "m"\ntype = "mastodon"\ninstance = "https://m.example"\ntoken_env = "TEST_EMPTY_TOKEN"\n')
+    with pytest.raises(ConfigError, match=r"token_env: the environment variable TEST_EMPTY_TOKEN is empty; export"):
+        load_config(path, require_secrets=True)
