@@ -19,7 +19,7 @@ from typing import Any
 from . import registry
 from .adapters import Channel, Context, Mailer, Source
 from .config import Section, Settings, load_config, mailer_settings
-from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateError
+from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateError, UsageError
 from .ledger import Ledger, open_ledger
 from .model import PLACEHOLDER_UNSUBSCRIBE_URL, Edition, Post, Recipient, RenderedEdition
 
@@ -400,7 +400,7 @@ class App:
         if edition_id is not None:
             edition = self.ledger.get_edition(edition_id)
             if edition is None:
-                raise DistribError(f"no edition {edition_id} in the ledger {self.ledger_path}; see `distrib status`")
+                raise UsageError(f"no edition {edition_id} in the ledger {self.ledger_path}; see `distrib status`")
             return edition
         unfinished = self.ledger.unfinished_editions(letter.name)
         if unfinished:

@@ -109,3 +109,9 @@ class ListenError(DistribError):
             errno.EADDRNOTAVAIL: "this machine has no such address; check --host",
         }.get(error.errno or 0, "check --host and --port")
         super().__init__(f"cannot listen on {host}:{port}: {error.strerror or error}; {fix}")
+
+
+class UsageError(DistribError):
+    """A command was asked for something that does not exist (``--edition 99``)."""
+
+    exit_code = EXIT_USAGE

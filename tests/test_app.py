@@ -263,7 +263,7 @@ def test_preview_of_a_past_edition_and_the_archive(make_config, live_feed, tmp_p
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "pv" / "digest.html").read_text(encoding="utf-8")
     assert "https://site.example/letters/1/" in html  # "view in browser"
-    assert run_distrib("preview", "--edition", "9", "--config", str(path)).returncode == 1
+    assert run_distrib("preview", "--edition", "9", "--config", str(path)).returncode == 2  # usage: no such edition
     proc = run_distrib("archive", "--out", str(tmp_path / "site"), "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "site" / "1" / "index.html").read_text(encoding="utf-8")

@@ -156,3 +156,10 @@ def test_check_and_run_agree_on_a_feed_source_without_exactly_one_of_url_and_pat
         assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
         assert "distrib: sources[0]: set exactly one of url and path for a feed source\n" in proc.stderr
     assert not (tmp_path / "outbox").exists()
+
+
+def test_previewing_an_edition_that_does_not_exist_is_a_usage_error(make_config, tmp_path: Path):
+    config = make_config()
+    proc = run_distrib("preview", "--edition", "99", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == f"distrib: no edition 99 in the ledger {tmp_path / 'distrib.sqlite'}; see `distrib status`\n"
