@@ -568,6 +568,10 @@ def load_config(
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
+        if not path and os.environ.get(ENV_VAR) and str(p) == os.environ[ENV_VAR]:
+            raise ConfigError(
+                f"no config file at {p} (named by ${ENV_VAR}); fix {ENV_VAR} or pass --config PATH"
+            ) from None
         raise ConfigError(
             f"no config file at {p}; pass --config PATH, set {ENV_VAR}, "
             f"or start from config.example.toml"

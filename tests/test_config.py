@@ -228,3 +228,12 @@ def test_an_empty_secret_variable_is_named_as_empty(make_config, monkeypatch):
     path = make_config('[[channels]]\nname = "m"\ntype = "mastodon"\ninstance = "https://m.example"\ntoken_env = "TEST_EMPTY_TOKEN"\n')
     with pytest.raises(ConfigError, match=r"token_env: the environment variable TEST_EMPTY_TOKEN is empty; export"):
         load_config(path, require_secrets=True)
+
+
+def test_a_missing_file_named_by_the_environment_variable_says_so(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("DISTRIB_CONFIG", str(tmp_path / "gone.toml"))
+    with pytest.raises(ConfigError) as info:
+        load_config(None)
+    assert str(info.value) == (
+        f"no config file at {tmp_path / 'gone.toml'} (named by $DISTRIB_CONFIG); fix DISTRIB_CONFIG or pass --config PATH"
+    )
