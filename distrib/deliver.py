@@ -56,7 +56,7 @@ def deliver_edition(
     exhausted = False
     started = time.monotonic()
 
-    stop = _StopRequest()
+    stop = StopRequest()
 
     def claimed() -> Iterator[Recipient]:
         nonlocal exhausted
@@ -106,7 +106,7 @@ def deliver_edition(
     return report
 
 
-class _StopRequest:
+class StopRequest:
     """Ctrl-C (SIGINT) or SIGTERM during a send: stop *taking* recipients, let the
     mailer finish and record the messages it has in flight, then stop.
 
@@ -125,11 +125,11 @@ class _StopRequest:
         import signal
 
         self.requested = True
-        log.warning("stopping after the messages in flight (again to stop at once)")
+        log.warning("stopping once what is in flight is recorded (again to stop at once)")
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
-    def __enter__(self) -> _StopRequest:
+    def __enter__(self) -> StopRequest:
         import signal
         import threading
 

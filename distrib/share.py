@@ -22,11 +22,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .adapters import Channel, Context
 from .errors import ChannelUnavailable, ConfigError, Deferred, DistribError, TemplateError
-from .ledger import ShareRow
+from .ledger import Ledger, ShareRow
 from .model import DeliveryStatus, Outcome, Post, Snippet
+
+if TYPE_CHECKING:
+    from .deliver import StopRequest
 
 log = logging.getLogger("distrib.share")
 
@@ -265,7 +269,10 @@ def _reconcile(channel: Channel, snippet: Snippet, post: Post, key: str) -> Outc
 
 def run_shares(ctx: Context, channels: list[Channel], posts: list[Post], *, dry_run: bool) -> ShareReport:
     """Post every share that is due: claim, publish, mark, one at a time."""
+    from .deliver import StopRequest
+
     report = ShareReport()
+    stop = StopRequest()
     try:
         due = _plan(ctx, channels, posts, report, dry_run=dry_run)
         ledger = ctx.ledger
@@ -273,33 +280,44 @@ def run_shares(ctx: Context, channels: list[Channel], posts: list[Post], *, dry_
             report.planned.extend(d.snippet for d in due)
             return report
         stopped: dict[str, str] = {}
-        for item in due:
-            name = item.channel.name
-            if name in stopped:
-                report.skipped.append(ShareItem(name, item.post.key, error=stopped[name]))
-                continue
-            key = share_key(item.post.key, name)
-            if item.row is not None and item.row.status == DeliveryStatus.CLAIMED:
-                outcome = _reconcile(item.channel, item.snippet, item.post, key)
-                if outcome is not None:
-                    ledger.mark_share(item.post.key, name, outcome)
-                    _record(report, item, outcome)
-                    continue
-            if not ledger.claim_share(item.post.key, name, item.snippet.text):
-                continue  # settled meanwhile (another run)
-            outcome, error = _publish(item.channel, item.snippet, item.post, key)
-            ledger.mark_share(item.post.key, name, outcome)
-            _record(report, item, outcome)
-            if error:
-                report.errors.append(error)
-            if outcome.status is DeliveryStatus.DEFERRED:
-                stopped[name] = f"channel {name} deferred for this run"
+        with stop:
+            _post_due(ledger, due, report, stopped, stop)
+        if stop.requested:
+            # Ctrl-C: the share being posted was finished and marked; the rest wait.
+            raise KeyboardInterrupt
         return report
     finally:
         for channel in channels:
             close = getattr(channel, "close", None)
             if callable(close):
                 close()
+
+
+def _post_due(ledger: Ledger, due: list[_Due], report: ShareReport, stopped: dict[str, str], stop: StopRequest) -> None:
+    """Claim, publish, mark each due share; stop between two when asked (Ctrl-C)."""
+    for item in due:
+        if stop.requested:
+            return
+        name = item.channel.name
+        if name in stopped:
+            report.skipped.append(ShareItem(name, item.post.key, error=stopped[name]))
+            continue
+        key = share_key(item.post.key, name)
+        if item.row is not None and item.row.status == DeliveryStatus.CLAIMED:
+            outcome = _reconcile(item.channel, item.snippet, item.post, key)
+            if outcome is not None:
+                ledger.mark_share(item.post.key, name, outcome)
+                _record(report, item, outcome)
+                continue
+        if not ledger.claim_share(item.post.key, name, item.snippet.text):
+            continue  # settled meanwhile (another run)
+        outcome, error = _publish(item.channel, item.snippet, item.post, key)
+        ledger.mark_share(item.post.key, name, outcome)
+        _record(report, item, outcome)
+        if error:
+            report.errors.append(error)
+        if outcome.status is DeliveryStatus.DEFERRED:
+            stopped[name] = f"channel {name} deferred for this run"
 
 
 def _record(report: ShareReport, item: _Due, outcome: Outcome) -> None:

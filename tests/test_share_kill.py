@@ -136,3 +136,42 @@ def test_kill_mid_share_then_rerun_posts_each_once(make_config, mastodon: FakeMa
     before = mastodon.posts_received
     third = run_distrib("share", "--config", str(path), env=env)
     assert third.returncode == 0 and mastodon.posts_received == before
+
+
+def test_ctrl_c_mid_share_finishes_the_post_in_flight_and_records_it(make_config, mastodon: FakeMastodon, tmp_path: Path):
+    """Ctrl-C while a post is in flight: it is finished and marked (no reconcile needed);
+    nothing else is posted; the rerun posts the rest, each once."""
+    import os
+    import sqlite3
+
+    env = {"TEST_MASTODON_TOKEN": "t0ken"}
+    path = make_config(
+        f"""
+        [[channels]]
+        name = "social"
+        type = "mastodon"
+        instance = "{mastodon.url}"
+        token_env = "TEST_MASTODON_TOKEN"
+        max_per_run = 20
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distrib", "share", "--config", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env={**os.environ, **env},
+    )
+    deadline = time.monotonic() + 60
+    while mastodon.posts_received < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)  # inside the first POST's delay
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "interrupted; run again to finish" in err and "Traceback" not in err
+    assert mastodon.posts_received == 1 and len(mastodon.statuses) == 1
+    db = sqlite3.connect(tmp_path / "distrib.sqlite")
+    rows = dict(db.execute("SELECT status, count(*) FROM share_deliveries GROUP BY status").fetchall())
+    db.close()
+    assert rows == {"sent": 1}  # marked, not left claimed
+
+    rerun = run_distrib("share", "--config", str(path), env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    contents = [s["content"] for s in mastodon.statuses]
+    assert len(contents) == len(set(contents)) >= 3  # each once
