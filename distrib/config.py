@@ -645,7 +645,15 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
         for key, value in email.items():
             if isinstance(value, dict) and key not in EMAIL.options:
                 if key not in registry.names("distrib.mailers"):
-                    ctx.warnings.append(f"email.{key}: unknown mailer table")
+                    names = list(registry.names("distrib.mailers"))
+                    hint = _suggest(key, names)
+                    line = f"email.{key}: unknown mailer table{hint}"
+                    if hint and hint == _suggest(key, [mailer]) and mailer not in email:
+                        # "[email.smpt]" with mailer = "smtp": the mailer's settings
+                        # are in the misspelt table; sending with defaults would fail.
+                        ctx.problems.append(line)
+                    else:
+                        ctx.warnings.append(line)
                     continue
                 try:
                     cls = registry.load("distrib.mailers", key)

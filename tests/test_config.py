@@ -237,3 +237,20 @@ def test_a_missing_file_named_by_the_environment_variable_says_so(monkeypatch, t
     assert str(info.value) == (
         f"no config file at {tmp_path / 'gone.toml'} (named by $DISTRIB_CONFIG); fix DISTRIB_CONFIG or pass --config PATH"
     )
+
+
+def test_a_misspelt_table_of_the_configured_mailer_is_an_error_not_a_send_with_defaults(make_config):
+    email = """
+        [email]
+        mailer = "{mailer}"
+        from = "n@test.example"
+        recipients = ["a@example.com"]
+        unsubscribe_url = "https://test.example/u?t={{token}}"
+        [email.smpt]
+        host = "mail.example.org"
+        """
+    with pytest.raises(ConfigError) as info:
+        load_config(make_config(email=email.format(mailer="smtp")))
+    assert info.value.problems == ["email.smpt: unknown mailer table (did you mean 'smtp'?)"]
+    settings = load_config(make_config(email=email.format(mailer="outbox")))  # not the mailer used: a warning
+    assert settings.warnings == ("email.smpt: unknown mailer table (did you mean 'smtp'?)",)
