@@ -229,7 +229,10 @@ class HttpClient:
                 url, f"cannot connect ({_short(e)})", "check the host name and your network"
             ) from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-            raise FetchError(url, "not a valid http(s) URL", "check the source's url") from None
+            # The config only takes http(s) URLs, so this is a redirect elsewhere
+            # (file:, ftp:, a malformed Location): "not a valid URL from <url>" misled.
+            reason = "a redirect to a URL that is not http(s)" if url.startswith(("http://", "https://")) else "not a valid http(s) URL"
+            raise FetchError(url, reason, "check the source's url") from None
         except httpx.DecodingError:
             raise FetchError(url, "a body that cannot be decompressed", "check the server") from None
         except httpx.HTTPError as e:

@@ -101,6 +101,14 @@ def test_status_errors(httpserver: HTTPServer, status: int, hint: str) -> None:
     assert e.value.status == status
 
 
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://files.example/feed.xml"])
+def test_a_redirect_away_from_http_is_named_as_such(httpserver: HTTPServer, location: str) -> None:
+    httpserver.expect_request("/feed").respond_with_data("", status=302, headers={"Location": location})
+    with HttpClient() as client, pytest.raises(FetchError) as e:
+        client.get(httpserver.url_for("/feed"))
+    assert str(e.value) == f"a redirect to a URL that is not http(s) from {httpserver.url_for('/feed')}; check the source's url"
+
+
 def test_connection_refused_and_bad_urls() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
