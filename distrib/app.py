@@ -374,8 +374,17 @@ class App:
 
     def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Any]:
         """Send the next (or unfinished) edition to one address; records nothing."""
-        from .model import DeliveryStatus, Outcome
+        from email.utils import parseaddr
 
+        from .model import DeliveryStatus, Outcome
+        from .subscribers import normalise_address
+
+        name, addr = parseaddr(address)
+        try:
+            # The same rule as every recipient: no header can ride in on the address.
+            address = normalise_address(addr if addr and "\n" not in address else address)
+        except ValueError as e:
+            raise UsageError(f"--to {address!r} is not an email address ({e})") from None
         letter = self.newsletter(newsletter)
         try:
             edition = self.next_edition(letter)
@@ -388,7 +397,7 @@ class App:
         message = self.prepare(edition)
         outcomes: list[Outcome] = []
         with self.mailer() as mailer:
-            mailer.deliver(message, iter([Recipient(address)]), lambda r, o: outcomes.append(o))
+            mailer.deliver(message, iter([Recipient(address, name)]), lambda r, o: outcomes.append(o))
         outcome = outcomes[0] if outcomes else Outcome.failed("the mailer reported nothing")
         if outcome.status is not DeliveryStatus.SENT:
             raise DistribError(f"test send to {address} {outcome.status.value}: {outcome.error}")

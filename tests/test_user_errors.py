@@ -163,3 +163,12 @@ def test_previewing_an_edition_that_does_not_exist_is_a_usage_error(make_config,
     proc = run_distrib("preview", "--edition", "99", "--config", str(config), cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr == f"distrib: no edition 99 in the ledger {tmp_path / 'distrib.sqlite'}; see `distrib status`\n"
+
+
+@pytest.mark.parametrize("address", ["not an address", "me@localhost", "me@example.org\nBcc: victim@example.org"])
+def test_a_test_send_to_something_that_is_not_an_address_sends_nothing(make_config, tmp_path: Path, address):
+    config = make_config()
+    proc = run_distrib("send", "--to", address, "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"distrib: --to {address!r} is not an email address (")
+    assert not (tmp_path / "outbox").exists()
