@@ -628,6 +628,20 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             "[[newsletters]] (with a name) or remove it"
         )
     email_out = out.get("email") or {}
+    unsub = email_out.get("unsubscribe_url")
+    if isinstance(unsub, str) and unsub:
+        parts = urlsplit(unsub)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            ctx.problems.append(
+                "email.unsubscribe_url: expected an https URL such as "
+                f"'https://news.example.org/unsubscribe?token={{token}}', got {_got(unsub)}"
+            )
+        elif "{token}" not in unsub and "{email}" not in unsub:
+            # RFC 8058 one-click: the URL itself must say who unsubscribes.
+            ctx.problems.append(
+                "email.unsubscribe_url: has no {token} (or {email}), so every message would carry "
+                "the same link and no one could be unsubscribed by it; add ?token={token}"
+            )
     if email_out.get("recipients"):
         # Checked here too (not only when sending) so that they come with the rest.
         from .subscribers import recipient_problems

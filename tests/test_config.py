@@ -254,3 +254,25 @@ def test_a_misspelt_table_of_the_configured_mailer_is_an_error_not_a_send_with_d
     assert info.value.problems == ["email.smpt: unknown mailer table (did you mean 'smtp'?)"]
     settings = load_config(make_config(email=email.format(mailer="outbox")))  # not the mailer used: a warning
     assert settings.warnings == ("email.smpt: unknown mailer table (did you mean 'smtp'?)",)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("javascript:alert(1)", "email.unsubscribe_url: expected an https URL such as"),
+        ("https://test.example/unsubscribe", "email.unsubscribe_url: has no {token} (or {email})"),
+    ],
+)
+def test_an_unsubscribe_url_that_cannot_unsubscribe_anyone_is_refused(make_config, url: str, problem: str):
+    path = make_config(
+        email=f"""
+        [email]
+        from = "n@test.example"
+        recipients = ["a@example.com"]
+        unsubscribe_url = "{url}"
+        """
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    [line] = info.value.problems
+    assert line.startswith(problem)
