@@ -230,14 +230,22 @@ class App:
             web_url=web_url,
         )
 
-    def plan(self, newsletter: Newsletter, fetched: FetchResult, *, force: bool = False) -> tuple[list[list[Post]], str]:
-        """The editions due now for ``newsletter`` (lists of posts), or a reason for none."""
+    def plan(
+        self, newsletter: Newsletter, fetched: FetchResult, *, force: bool = False, dry_run: bool = False
+    ) -> tuple[list[list[Post]], str]:
+        """The editions due now for ``newsletter`` (lists of posts), or a reason for none.
+
+        The one thing planning writes is a first run's baseline (``backfill = 0``); a
+        dry run only says it would take one.
+        """
         from .cadence import is_due
 
         opts = newsletter.opts
         last = self.ledger.last_edition(newsletter.name)
         scope = f"newsletter:{newsletter.name}"
         if last is None and opts.backfill == 0 and not force and self.ledger.baseline(scope) is None:
+            if dry_run:
+                return [], f"{newsletter.name}: first run in baseline mode; nothing would be sent"
             # First run in baseline mode: everything there now counts as seen.
             self.ledger.set_baseline(scope, self.ctx.now)
             return [], f"{newsletter.name}: first run, baseline taken; from now on new posts are sent"
@@ -318,7 +326,7 @@ class App:
                         f"{letter.name}: edition {unfinished[0].id} is unfinished and would be resumed"
                     )
                     continue
-                batches, reason = self._plan_readonly(letter, fetched, force=force)
+                batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
                 if reason:
                     result.skipped.append(reason)
                 for posts in batches:
@@ -349,13 +357,6 @@ class App:
                 )
                 result.editions.append(self._deliver(edition, False, deliver_edition, progress))
         return result
-
-    def _plan_readonly(self, letter: Newsletter, fetched: FetchResult, *, force: bool) -> tuple[list[list[Post]], str]:
-        opts = letter.opts
-        first = self.ledger.last_edition(letter.name) is None
-        if first and opts.backfill == 0 and not force and self.ledger.baseline(f"newsletter:{letter.name}") is None:
-            return [], f"{letter.name}: first run in baseline mode; nothing would be sent"
-        return self.plan(letter, fetched, force=force)
 
     def _deliver(self, edition: Edition, resumed: bool, deliver_edition: Any, progress: Any) -> EditionResult:
         message = self.prepare(edition)
