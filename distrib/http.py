@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -201,7 +202,7 @@ class HttpClient:
                     raise self._too_big(url)
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in r.iter_bytes():
+                for chunk in _bounded_chunks(r, self.max_bytes):
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise self._too_big(url)
@@ -277,6 +278,44 @@ class HttpClient:
             return [run(c) for c in calls]
         with ThreadPoolExecutor(max_workers=min(max_workers, len(calls))) as pool:
             return list(pool.map(run, calls))
+
+
+def _bounded_chunks(r: httpx.Response, limit: int) -> Iterator[bytes]:
+    """The decoded body in pieces, never decompressing more than ``limit`` + 1 bytes.
+
+    httpx inflates each compressed chunk whole, so a few KB of gzip "bomb" could become
+    hundreds of MB before our size cap saw it.  For gzip and deflate we inflate the raw
+    bytes ourselves with a bounded output; other encodings (we do not ask for them) go
+    through httpx.
+    """
+    encoding = r.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        yield from r.iter_bytes()
+        return
+    # 32 + MAX_WBITS reads gzip and zlib headers; a headerless "deflate" needs -MAX_WBITS.
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
+    first = True
+    room = limit + 1
+    for raw in r.iter_raw():
+        data = raw
+        while data and room > 0:
+            try:
+                out = inflater.decompress(data, room)
+            except zlib.error:
+                if not (first and encoding == "deflate"):
+                    raise httpx.DecodingError("bad compressed data") from None
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                out = inflater.decompress(data, room)
+            first = False
+            room -= len(out)
+            if out:
+                yield out
+            data = inflater.unconsumed_tail
+        if room <= 0:
+            return  # the caller sees more than ``limit`` bytes and stops
+    tail = inflater.flush()
+    if tail:
+        yield tail
 
 
 def _read_some(r: httpx.Response, limit: int) -> bytes:
