@@ -598,18 +598,28 @@ def subscribers_list(app: App, *, quiet: bool, status: str | None) -> None:
 
 @cli.command()
 @click.argument("address")
+@click.option(
+    "--as",
+    "status",
+    type=click.Choice(["unsubscribed", "bounced", "complained"]),
+    default="unsubscribed",
+    show_default=True,
+    help="Why: an unsubscribe, or a bounce or complaint your provider reported.",
+)
+@click.option("--reason", default="manual", show_default=True, help="A note kept with the address.")
 @common()
-def unsubscribe(app: App, *, quiet: bool, address: str) -> None:
-    """Put an address on the suppression list by hand.
+def unsubscribe(app: App, *, quiet: bool, address: str, status: str, reason: str) -> None:
+    """Put an address on the suppression list by hand; no send mails it again.
 
     \b
-    Example:
+    Examples:
       distrib unsubscribe reader@example.com
+      distrib unsubscribe angry@example.com --as complained --reason "Postmark spam complaint"
     """
     from . import subscribers as subs
 
-    done = _address_call(subs.unsubscribe, app.ledger, address)
-    click.echo(f"unsubscribed {address}" if done else f"{address} was already unsubscribed")
+    done = _address_call(subs.unsubscribe, app.ledger, address, reason, status)
+    click.echo(f"{address}: {status}" if done else f"{address} was already suppressed")
 
 
 def _address_call(fn: Callable[..., bool], *args: Any) -> bool:

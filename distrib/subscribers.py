@@ -316,13 +316,18 @@ def remove(ledger: Ledger, address: str) -> bool:
     return ledger.suppress_active(normalise_address(address), "unsubscribed", "removed")
 
 
-def unsubscribe(ledger: Ledger, address: str, reason: str = "manual") -> bool:
+def unsubscribe(
+    ledger: Ledger, address: str, reason: str = "manual", status: str = "unsubscribed"
+) -> bool:
     """Put an address on the suppression list, subscriber or not (an address from
-    ``email.recipients`` too).  False if it was already suppressed."""
+    ``email.recipients`` too), as ``status`` (unsubscribed, bounced, complained: what
+    an ESP's bounce or complaint report says).  False if it was already suppressed."""
+    if status not in STATUSES or status == "active":
+        raise ValueError(f"unknown suppression {status!r}: expected unsubscribed, bounced or complained")
     address = normalise_address(address)
     if ledger.is_suppressed(address):
         return False
-    ledger.suppress(address, "unsubscribed", reason)
+    ledger.suppress(address, status, reason)
     return True
 
 

@@ -146,3 +146,16 @@ def test_a_dry_run_says_to_whom_and_where_the_digest_would_go(make_config, tmp_p
     assert proc.returncode == 0, proc.stderr
     assert f"(10 posts) for 2 recipients, to the folder {tmp_path / 'outbox'} [dry run]" in proc.stdout
     assert run_distrib("send", "--dry-run", "-q", "--config", str(path)).stdout == ""
+
+
+def test_unsubscribe_records_why(make_config):
+    path = make_config()
+    proc = run_distrib("unsubscribe", "a@example.com", "--as", "complained", "--reason", "ESP report", "--config", str(path))
+    assert proc.returncode == 0 and "a@example.com: complained" in proc.stdout
+    again = run_distrib("unsubscribe", "a@example.com", "--config", str(path))
+    assert again.returncode == 0 and "already suppressed" in again.stdout
+    listed = run_distrib("subscribers", "list", "--status", "complained", "--config", str(path))
+    assert "a@example.com\t\tcomplained  (ESP report)" in listed.stdout
+    proc = run_distrib("send", "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "1 delivered" in proc.stdout  # b@ only: the complaint is never mailed again
