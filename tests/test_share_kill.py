@@ -95,9 +95,8 @@ def mastodon():
     fake.close()
 
 
-def test_kill_mid_share_then_rerun_posts_each_once(make_config, mastodon: FakeMastodon, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("TEST_MASTODON_TOKEN", "t0ken")
-    path = make_config(
+def mastodon_config(make_config, mastodon: FakeMastodon) -> Path:
+    return make_config(
         f"""
         [[channels]]
         name = "social"
@@ -107,6 +106,11 @@ def test_kill_mid_share_then_rerun_posts_each_once(make_config, mastodon: FakeMa
         max_per_run = 20
         """
     )
+
+
+def test_kill_mid_share_then_rerun_posts_each_once(make_config, mastodon: FakeMastodon, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TEST_MASTODON_TOKEN", "t0ken")
+    path = mastodon_config(make_config, mastodon)
     env = {"TEST_MASTODON_TOKEN": "t0ken"}
     planned = json.loads(run_distrib("share", "--dry-run", "--json", "--config", str(path), env=env).stdout)
     assert len(planned) >= 3
@@ -145,16 +149,7 @@ def test_ctrl_c_mid_share_finishes_the_post_in_flight_and_records_it(make_config
     import sqlite3
 
     env = {"TEST_MASTODON_TOKEN": "t0ken"}
-    path = make_config(
-        f"""
-        [[channels]]
-        name = "social"
-        type = "mastodon"
-        instance = "{mastodon.url}"
-        token_env = "TEST_MASTODON_TOKEN"
-        max_per_run = 20
-        """
-    )
+    path = mastodon_config(make_config, mastodon)
     proc = subprocess.Popen(
         [sys.executable, "-m", "distrib", "share", "--config", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env={**os.environ, **env},
