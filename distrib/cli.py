@@ -196,6 +196,40 @@ def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> Non
 
 
 @cli.command()
+@click.option(
+    "--config",
+    "path",
+    type=OutputPath(folder=False),
+    default=Path("distrib.toml"),
+    show_default=True,
+    help="Where to write the config.",
+)
+@click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
+@click.option("-v", "--verbose", count=True, help="Say more (no effect here; every command takes it).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+def init(path: Path, force: bool, verbose: int, quiet: bool) -> None:
+    """Write a commented starter config (the bundled example) to distrib.toml.
+
+    It runs as it is on the bundled sample site; change [site], [[sources]] and [email]
+    for your own, then `distrib check`.
+
+    \b
+    Example:
+      distrib init && distrib run --dry-run
+    """
+    import shutil
+
+    from .paths import example_config
+
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; keep it, or pass --force to replace it", EXIT_USAGE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(example_config(), path)
+    if not quiet:
+        click.echo(f"wrote {path}; edit [site], [[sources]] and [email], then run `distrib check`")
+
+
+@cli.command()
 @click.option("--dry-run", is_flag=True, help="Fetch, select and render; send and record nothing.")
 @click.option("--force", is_flag=True, help="Send an edition now even if the cadence says it is not due.")
 @common(needs_secrets=True, lock=True)

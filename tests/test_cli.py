@@ -159,3 +159,13 @@ def test_unsubscribe_records_why(make_config):
     proc = run_distrib("send", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "1 delivered" in proc.stdout  # b@ only: the complaint is never mailed again
+
+
+def test_init_writes_a_config_that_runs(tmp_path: Path):
+    proc = run_distrib("init", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "distrib.toml").read_text(encoding="utf-8").startswith("# distrib")
+    assert run_distrib("check", cwd=tmp_path).returncode == 0  # found as ./distrib.toml
+    again = run_distrib("init", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert run_distrib("init", "--force", cwd=tmp_path).returncode == 0

@@ -54,10 +54,12 @@ def test_readme_first_command_on_a_fresh_checkout(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # the templates came from inside the installed wheel, not from the source folder
     where = subprocess.run(
-        [str(env_dir / "bin" / "python"), "-c", "import distrib.paths as p; print(p.templates_dir())"],
+        [str(env_dir / "bin" / "python"), "-c", "import distrib.paths as p; print(p.templates_dir()); print(p.example_config())"],
         cwd=tmp_path, env=env, capture_output=True, text=True,
-    ).stdout.strip()
-    assert str(env_dir) in where and (Path(where) / "email").is_dir()
+    ).stdout.split()
+    templates, example = Path(where[0]), Path(where[1])
+    assert str(env_dir) in str(templates) and (templates / "email").is_dir()
+    assert str(env_dir) in str(example) and example.is_file()  # for `distrib init`
     emails = sorted((project / "outbox").glob("*.eml"))
     shares = sorted((project / "outbox" / "shares").glob("*.json"))
     assert len(emails) == 3, proc.stdout
