@@ -83,7 +83,8 @@ class MastodonChannel(ShareChannel):
         try:
             r = self.request("GET", f"{self.base}/api/v2/instance", retries=0)
         except Deferred as e:
-            log.warning("channel %s: %s; assuming %d characters", self.name, e, DEFAULT_LIMIT)
+            # The Deferred message already names the channel.
+            log.warning("%s; assuming %d characters", e, DEFAULT_LIMIT)
             return None
         if r.status_code != 200:
             log.warning("channel %s: %s/api/v2/instance answered %s; assuming %d characters",

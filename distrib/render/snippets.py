@@ -3,6 +3,7 @@
 A channel gives :func:`compose` its template variants (rich to short), its counter
 (length.py) and its limit.  The composer takes the richest variant that fits; inside a
 variant it first drops hashtags, then trims the summary at a word boundary with "…".
+When no variant fits, the shortest one is tried with the title trimmed the same way.
 A URL, a hashtag or a mention is never cut: the summary is cut only between
 whitespace-separated tokens (or between ideographs for scripts written without
 spaces), and tokens that are URLs, hashtags or mentions are kept whole or dropped whole.
@@ -242,8 +243,8 @@ def compose(
     base: dict[str, Any] = {"post": post, "title": title, "link": link, "channel": channel}
     base.update(extra_context or {})
 
-    def render(name: str, summary_text: str, tags: list[str]) -> str:
-        return _render(env, name, base | {"summary": summary_text, "hashtags": tags})
+    def render(name: str, summary_text: str, tags: list[str], title_text: str = title) -> str:
+        return _render(env, name, base | {"summary": summary_text, "hashtags": tags, "title": title_text})
 
     shortest: int | None = None
     for name in template_names:
@@ -271,6 +272,22 @@ def compose(
             if len(graphemes(cut)) >= min(MIN_SUMMARY, len(graphemes(summary))):
                 text = render(name, cut, [])
                 return _snippet(channel, post, text, link, counter(text), limit, [])
+    # Last resort: a title longer than the network allows (150 CJK characters weigh 300
+    # on X) is cut at a word boundary in the shortest variant, rather than the post never
+    # being shared.  A title that is one huge word still cannot fit.
+    name = template_names[-1]
+    pieces = _pieces(title)
+    if len(pieces) > 1 and render(name, "", [], "") != render(name, "", []):
+        lo, hi, best = 1, len(pieces) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if counter(render(name, "", [], _trimmed(pieces, mid))) <= limit:
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        if best is not None and len(graphemes(_trimmed(pieces, best))) > MIN_SUMMARY:
+            text = render(name, "", [], _trimmed(pieces, best))
+            return _snippet(channel, post, text, link, counter(text), limit, [])
     raise SnippetError(
         f"post {post.key} cannot fit channel {channel} ({shortest} > {limit}): "
         f"shorten the title or use a shorter template"

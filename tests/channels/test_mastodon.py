@@ -85,6 +85,17 @@ def test_instance_limits_are_read_once_and_cached_in_the_ledger(env, mastodon, h
     assert env.ledger.kv_get("mastodon:masto:limits") == {"max_characters": 1000, "characters_reserved_per_url": 23}
 
 
+def test_an_unreachable_instance_is_named_once_in_the_limit_warning(env, monkeypatch, caplog):
+    monkeypatch.setenv("MASTODON_TOKEN", "token-abc")
+    _, [channel] = env.channels(
+        {"name": "masto", "type": "mastodon", "instance": "http://127.0.0.1:9", "token_env": "MASTODON_TOKEN"}
+    )
+    with caplog.at_level("WARNING"):
+        assert channel.limit() == 500
+    [line] = [r.getMessage() for r in caplog.records if "assuming" in r.getMessage()]
+    assert line.startswith("channel masto: 127.0.0.1:9 unreachable") and line.count("channel masto") == 1
+
+
 def test_the_same_share_always_sends_the_same_idempotency_key(env, mastodon, httpserver):
     httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(status(1))
     ctx, [channel] = mastodon(images=False)

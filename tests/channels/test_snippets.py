@@ -121,6 +121,33 @@ def test_cannot_fit_names_post_and_channel():
     )
 
 
+def test_a_title_over_the_limit_is_cut_between_words_not_left_unshared():
+    words = "The harbour council debates the new lighting scheme while the fishermen argue " * 4
+    post = make_post(1, title=words.strip(), summary="Short.", tags=("x",))
+    s = _compose(post)
+    assert s.length == x_length(s.text) <= 280
+    title = s.text.split("\n\n")[0]
+    assert title.endswith("…") and words.startswith(title[:-1] + " ")  # whole words only
+    assert s.text.endswith("\n\nhttps://news.example/posts/1")
+
+
+def test_a_cjk_title_over_xs_weighted_limit_is_cut_between_characters():
+    title = "東京の天気予報：今週は晴れのち曇り、週末には雨の可能性があります。" * 5  # 165 x 2 > 280
+    post = make_post(1, title=title, summary="五。", tags=())
+    s = _compose(post)
+    assert s.length == x_length(s.text) <= 280
+    assert s.text.split("\n\n")[0][:-1] in title and s.text.startswith("東京の天気予報")
+    g, size = bluesky_length(_compose(post, counter=bluesky_counter, limit=300).text)
+    assert g <= 300
+
+
+def test_an_emoji_run_glued_into_one_word_is_dropped_whole():
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"
+    post = make_post(1, title="Family day at the harbour " + family + " and " + family * 150, summary="S.", tags=())
+    s = _compose(post)
+    assert s.text.startswith("Family day at the harbour " + family + " and…") and s.length <= 280
+
+
 def test_utm_parameters():
     assert add_utm("https://news.example/a?x=1#top", "x", "social", "distrib") == (
         "https://news.example/a?x=1&utm_source=x&utm_medium=social&utm_campaign=distrib#top"
