@@ -48,6 +48,23 @@ _TLD_RE = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 
 _HEADER_EMAIL = ("email", "e-mail", "email address", "e-mail address", "mail", "address")
 _HEADER_NAME = ("name", "full name", "fullname", "display name")
+_HEADER_STATUS = ("status",)
+_HEADER_REASON = ("reason",)
+
+
+def _cell(cells: list[str], i: int) -> str:
+    return cells[i].strip() if 0 <= i < len(cells) else ""
+
+
+def _split_display(email: str, name: str) -> tuple[str, str]:
+    """A cell written as 'Ana Lopez <ana@example.com>' (as ``email.recipients`` accepts,
+    and as mail clients export contacts) gives its address, and its name when the name
+    cell is empty; anything else is left to :func:`normalise_address` to judge."""
+    if "<" in email and email.rstrip().endswith(">"):
+        display, addr = parseaddr(email)
+        if addr:
+            return addr, name or display
+    return email, name
 
 
 def normalise_address(text: str) -> str:
@@ -110,6 +127,9 @@ class Row:
     line: int
     email: str
     name: str
+    #: The file's ``status`` and ``reason`` cells (a file :func:`export_csv` wrote), or "".
+    status: str = ""
+    reason: str = ""
 
 
 def _open_text(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> tuple[IO[str], str]:
@@ -176,7 +196,7 @@ def read_rows(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> Ite
             yield from stream
 
         reader = csv.reader(lines(), delimiter=delim)
-        email_col, name_col = 0, 1
+        email_col, name_col, status_col, reason_col = 0, 1, -1, -1
         start = lines_before  # physical line number where the next record starts
         header = True
         try:
@@ -192,10 +212,11 @@ def read_rows(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> Ite
                     if found is not None:
                         email_col = found
                         name_col = next((i for i, c in enumerate(lowered) if c in _HEADER_NAME), -1)
+                        status_col = next((i for i, c in enumerate(lowered) if c in _HEADER_STATUS), -1)
+                        reason_col = next((i for i, c in enumerate(lowered) if c in _HEADER_REASON), -1)
                         continue
-                email = cells[email_col].strip() if email_col < len(cells) else ""
-                name = cells[name_col].strip() if 0 <= name_col < len(cells) else ""
-                yield Row(line, email, name)
+                email, name = _split_display(_cell(cells, email_col), _cell(cells, name_col))
+                yield Row(line, email, name, _cell(cells, status_col).lower(), _cell(cells, reason_col))
         except csv.Error as e:
             raise ValueError(f"line {lines_before + reader.line_num}: not valid CSV ({e})") from None
     except UnicodeDecodeError:
@@ -215,6 +236,9 @@ class ImportReport:
     added: int = 0
     already: int = 0  # known before (any status), or repeated in the file
     suppressed: int = 0  # of ``already``: known and suppressed, so they stay suppressed
+    #: rows whose ``status`` cell said unsubscribed/bounced/complained, now suppressed
+    #: (a re-imported export keeps its suppression list)
+    marked_suppressed: int = 0
     bad: list[tuple[int, str, str]] = field(default_factory=list)
     bad_count: int = 0
     dry_run: bool = False
@@ -234,7 +258,10 @@ def import_csv(
     """Add every valid address of a CSV file as an active subscriber; never duplicates.
 
     An address already in the ledger is left as it is: a suppressed one stays
-    suppressed, whatever the file says.  ``dry_run`` does the same work in a
+    suppressed, whatever the file says.  A row whose ``status`` column (as
+    :func:`export_csv` writes it) says unsubscribed, bounced or complained is put on the
+    suppression list, new or known, so moving a ledger by export and import never
+    revives an address that asked not to be mailed; an unknown status is a bad row.  ``dry_run`` does the same work in a
     transaction that is rolled back, so its counts are exact and nothing is written.
     Raises ValueError when the file cannot be read as CSV at all.
     """
@@ -249,7 +276,22 @@ def import_csv(
             except ValueError as e:
                 report._bad(row.line, row.email, str(e))
                 continue
-            if ledger.add_subscriber(address, row.name):
+            if row.status not in ("", "active") and row.status not in STATUSES:
+                report._bad(row.line, row.email, f"unknown status {row.status!r}: expected one of {', '.join(STATUSES)}")
+                continue
+            if row.status not in ("", "active"):
+                if not ledger.is_suppressed(address):
+                    report.marked_suppressed += 1
+                    added = ledger.get_subscriber(address) is None
+                    if added:
+                        ledger.add_subscriber(address, row.name)
+                    ledger.suppress(address, row.status, row.reason)
+                    report.added += added
+                    report.already += not added
+                else:
+                    report.already += 1
+                    report.suppressed += 1
+            elif ledger.add_subscriber(address, row.name):
                 report.added += 1
             else:
                 report.already += 1
@@ -304,8 +346,10 @@ class Subscriber:
 
 def add(ledger: Ledger, address: str, name: str = "") -> bool:
     """Add an active subscriber; False if the address is already known (a suppressed one
-    stays suppressed).  ValueError if it is not an address."""
-    return ledger.add_subscriber(normalise_address(address), name.strip())
+    stays suppressed).  ValueError if it is not an address.  'Ana <ana@example.com>'
+    (as a mail client shows it) gives the address, and the name unless one is given."""
+    address, name = _split_display(address, name.strip())
+    return ledger.add_subscriber(normalise_address(address), name)
 
 
 def remove(ledger: Ledger, address: str) -> bool:
@@ -313,6 +357,7 @@ def remove(ledger: Ledger, address: str) -> bool:
 
     False if the address is not an active subscriber (unknown, or already suppressed).
     """
+    address, _ = _split_display(address, "")
     return ledger.suppress_active(normalise_address(address), "unsubscribed", "removed")
 
 
@@ -324,7 +369,7 @@ def unsubscribe(
     an ESP's bounce or complaint report says).  False if it was already suppressed."""
     if status not in STATUSES or status == "active":
         raise ValueError(f"unknown suppression {status!r}: expected unsubscribed, bounced or complained")
-    address = normalise_address(address)
+    address = normalise_address(_split_display(address, "")[0])
     if ledger.is_suppressed(address):
         return False
     ledger.suppress(address, status, reason)

@@ -164,6 +164,59 @@ def test_export_reads_back(ledger: Ledger, tmp_path: Path) -> None:
         assert report.added == 1 and subs.get(other, "ada@example.org").name == "Ada, Countess"  # type: ignore[union-attr]
 
 
+def test_an_export_imported_into_a_new_ledger_keeps_its_suppression_list(ledger: Ledger, tmp_path: Path) -> None:
+    subs.add(ledger, "ada@example.org", "Ada")
+    subs.add(ledger, "bob@example.org", "Bob")
+    subs.remove(ledger, "bob@example.org")
+    subs.unsubscribe(ledger, "cat@example.org", reason="550 no such user", status="bounced")
+    out = tmp_path / "out.csv"
+    subs.export_csv(ledger, out)
+
+    from distrib.ledger import open_ledger
+
+    with open_ledger(tmp_path / "moved.sqlite") as moved:
+        report = subs.import_csv(moved, out)
+        assert (report.added, report.marked_suppressed, report.bad_count) == (3, 2, 0)
+        assert [(s.email, s.status, s.reason) for s in subs.list_subscribers(moved)] == [
+            ("ada@example.org", "active", ""),
+            ("bob@example.org", "unsubscribed", "removed"),
+            ("cat@example.org", "bounced", "550 no such user"),
+        ]
+        assert subs.get(moved, "bob@example.org").name == "Bob"  # type: ignore[union-attr]
+        # A known active address that the file says unsubscribed is suppressed; a
+        # suppressed one is never revived by "active"; an unknown status is a bad row.
+        subs.add(moved, "dan@example.org")
+        again = subs.import_csv(
+            moved,
+            io.StringIO("email,status\ndan@example.org,Unsubscribed\nbob@example.org,active\neve@example.org,pending\n"),
+        )
+        assert (again.marked_suppressed, again.already, again.suppressed) == (1, 2, 1)
+        assert again.bad == [(4, "eve@example.org", "unknown status 'pending': expected one of active, unsubscribed, bounced, complained")]
+        assert moved.is_suppressed("dan@example.org") and moved.is_suppressed("bob@example.org")
+        assert subs.get(moved, "eve@example.org") is None
+
+
+def test_a_name_and_address_cell_is_read_like_email_recipients(ledger: Ledger) -> None:
+    report = subs.import_csv(
+        ledger, io.StringIO('email,name\n"Carol Diaz <Carol@Example.net>",\n"Dan <dan@example.net>",Daniel\n"Doe, Jane",x\n')
+    )
+    assert report.added == 2 and [b[1] for b in report.bad] == ["Doe, Jane"]
+    assert subs.get(ledger, "carol@example.net").name == "Carol Diaz"  # type: ignore[union-attr]
+    assert subs.get(ledger, "dan@example.net").name == "Daniel"  # type: ignore[union-attr]
+
+
+def test_add_remove_unsubscribe_take_an_address_as_a_mail_client_shows_it(ledger: Ledger) -> None:
+    assert subs.add(ledger, "Hana Sato <Hana@Example.net>")
+    assert subs.get(ledger, "hana@example.net").name == "Hana Sato"  # type: ignore[union-attr]
+    assert subs.add(ledger, "Ivo <ivo@example.net>", "Ivo Horvat")
+    assert subs.get(ledger, "ivo@example.net").name == "Ivo Horvat"  # type: ignore[union-attr]
+    assert subs.remove(ledger, "Hana Sato <hana@example.net>")
+    assert subs.unsubscribe(ledger, "Ivo <IVO@example.net>", status="bounced")
+    assert ledger.is_suppressed("hana@example.net") and ledger.is_suppressed("ivo@example.net")
+    with pytest.raises(ValueError, match="not allowed"):
+        subs.add(ledger, "Hana Sato hana@example.net")
+
+
 def test_excel_sep_hint_line(ledger: Ledger) -> None:
     report = subs.import_csv(ledger, io.StringIO("sep=;\nE-mail;Name\nana@example.pt;Silva, Ana\nbad;x\n"))
     assert report.added == 1 and report.bad == [(4, "bad", "no @")]
