@@ -205,6 +205,10 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._page(t["confirm_title"], body)
 
+    # HEAD answers what GET would, without the body (_send skips it) and, like GET,
+    # never unsubscribes: link checkers and scanners send HEAD too (RFC 9110, 9.3.2).
+    do_HEAD = do_GET
+
     def do_POST(self) -> None:
         length = self.headers.get("Content-Length")
         try:

@@ -110,6 +110,39 @@ def test_forged_altered_and_missing_tokens_are_refused(endpoint) -> None:
     assert status_of(ledger_path, "other@example.org") == "active"
 
 
+def test_a_token_edited_by_one_character_is_refused(endpoint) -> None:
+    url, key, ledger_path = endpoint
+    good = make_token(key, "reader@example.org")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    # The last of 22 characters carries 2 bits of the 16-byte signature and 4 unused
+    # ones: flipping an unused bit decodes to the same bytes, but it is not our token.
+    same_bytes = good[:-1] + alphabet[alphabet.index(good[-1]) ^ 1]
+    stray = good[:5] + "!" + good[5:]
+    edits = [good[:i] + alphabet[(alphabet.index(c) + 1) % 64] + good[i + 1 :] for i, c in enumerate(good) if c != "."]
+    for token in (same_bytes, stray, *edits):
+        r = httpx.post(f"{url}/letters/unsubscribe", params={"token": token}, content=b"List-Unsubscribe=One-Click")
+        assert r.status_code == 400, token
+    assert status_of(ledger_path, "reader@example.org") == "active"
+    # Percent-encoding is only transport: the same token, encoded, works.
+    encoded = "".join(f"%{ord(c):02X}" if c in "._-" else c for c in good)
+    r = httpx.post(f"{url}/letters/unsubscribe?token={encoded}", content=b"List-Unsubscribe=One-Click")
+    assert r.status_code == 200
+    assert status_of(ledger_path, "reader@example.org") == "unsubscribed"
+
+
+def test_head_answers_like_get_without_a_body_and_never_unsubscribes(endpoint) -> None:
+    url, key, ledger_path = endpoint
+    token = make_token(key, "reader@example.org")
+    get = httpx.get(f"{url}/letters/unsubscribe", params={"token": token})
+    head = httpx.head(f"{url}/letters/unsubscribe", params={"token": token})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["content-type"] == "text/html; charset=utf-8"
+    assert httpx.head(f"{url}/letters/unsubscribe", params={"token": "garbage"}).status_code == 400
+    assert httpx.head(f"{url}/healthz").status_code == 200
+    assert status_of(ledger_path, "reader@example.org") == "active"
+
+
 def test_healthz_and_unknown_paths(endpoint) -> None:
     url, _, _ = endpoint
     r = httpx.get(f"{url}/healthz")
