@@ -205,7 +205,15 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802 (stdlib's name)
+        # What GET answers, without the body (_send skips it): link checkers use HEAD.
+        if urlsplit(self.path).path == "/version":
+            self._send(200, str(self.server.state.check()).encode("ascii"), "text/plain; charset=utf-8")
+            return
+        self.do_GET()
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib's name)
         state = self.server.state
@@ -236,7 +244,15 @@ class _Handler(BaseHTTPRequestHandler):
             since = int(query.get("since", ["-1"])[0])
         except ValueError:
             since = -1
-        deadline = time.monotonic() + float(query.get("wait", [LONG_POLL_SECONDS])[0])
+        # A malformed or huge wait would crash the handler or hold its thread forever:
+        # anything but a number from 0 to LONG_POLL_SECONDS is the default.
+        try:
+            wait = float(query.get("wait", [LONG_POLL_SECONDS])[0])
+        except ValueError:
+            wait = LONG_POLL_SECONDS
+        if not 0 <= wait <= LONG_POLL_SECONDS:  # also NaN
+            wait = LONG_POLL_SECONDS
+        deadline = time.monotonic() + wait
         version = state.check()
         while version == since and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL)

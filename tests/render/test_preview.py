@@ -95,6 +95,19 @@ def test_server_shows_the_edition_and_reloads_on_change(served):
     assert "does not build" not in get(server.url)
 
 
+def test_a_malformed_or_huge_long_poll_wait_and_head_requests(served):
+    server, _ = served
+    v = int(get(server.url + "version?since=-1&wait=0"))
+    for wait in ("abc", "nan", "-1", "1e9"):
+        # the version has not changed, so a valid wait would hold; these must answer, not crash
+        assert int(get(server.url + f"version?since=-1&wait={wait}")) == v
+    for path in ("", "email.html", "version?since=-1"):
+        req = urllib.request.Request(server.url + path, method="HEAD")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200 and r.read() == b""
+            assert int(r.headers["Content-Length"]) > 0
+
+
 def test_build_error_at_start_is_shown_not_raised(make_settings, tmp_path):
     def build():
         raise TemplateError("email/digest.mjml.j2:3: unexpected '}'")
