@@ -136,6 +136,10 @@ def _exit(result: RunResult) -> None:
         sys.exit(EXIT_FAILED)
 
 
+def _n_posts(n: int) -> str:
+    return f"{n} post" if n == 1 else f"{n} posts"
+
+
 def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
     say = (lambda *a, **k: None) if quiet else click.echo
     if result.fetch is not None:
@@ -156,7 +160,7 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
     for plan in result.planned:
         say(
             f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
-            f"({len(plan.posts)} posts) {whom} [dry run]"
+            f"({_n_posts(len(plan.posts))}) {whom} [dry run]"
         )
     for r in result.editions:
         rep = r.report
@@ -164,7 +168,7 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         if not rep.sent and rep.errors:
             verb = "not sent"  # the mailer could not start (server down, folder not writable)
         line = (
-            f"{r.newsletter}: edition {r.edition.id} ({len(r.edition.post_keys)} posts) {verb}: "
+            f"{r.newsletter}: edition {r.edition.id} ({_n_posts(len(r.edition.post_keys))}) {verb}: "
             f"{rep.sent} delivered"
         )
         if rep.deferred:
@@ -585,7 +589,11 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
     for line, text, reason in report.bad:
         click.echo(f"distrib: {csv_file}, line {line}: {text!r}: {reason}", err=True)
     verb = "would add" if dry_run else "added"
-    click.echo(f"{verb} {report.added}, already known {report.already}, bad rows {report.bad_count}")
+    line = f"{verb} {report.added}, already known {report.already}, bad rows {report.bad_count}"
+    if report.marked_suppressed:
+        # an export's unsubscribed/bounced/complained rows: say they were not made active
+        line += f", {report.marked_suppressed} {'would be ' if dry_run else ''}suppressed as the file's status column says"
+    click.echo(line)
     if report.bad_count:
         sys.exit(EXIT_FAILED)
 

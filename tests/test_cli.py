@@ -118,6 +118,22 @@ def test_subscribers_commands(make_config, tmp_path: Path):
     assert bad.returncode == 2 and "not an email address" in bad.stderr
 
 
+def test_subscribers_export_then_import_elsewhere_keeps_the_suppressed(make_config, tmp_path: Path):
+    path = make_config()
+    for args in (("subscribers", "add", "Ana <ana@example.com>"), ("subscribers", "add", "bo@example.com"),
+                 ("unsubscribe", "bo@example.com", "--as", "bounced"), ("subscribers", "export", str(tmp_path / "all.csv"))):
+        assert run_distrib(*args, "--config", str(path)).returncode == 0, args
+    other = make_config(name="other.toml").read_text(encoding="utf-8")
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "distrib.toml").write_text(other, encoding="utf-8")
+    proc = run_distrib("subscribers", "import", str(tmp_path / "all.csv"), cwd=moved)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "added 2, already known 0, bad rows 0, 1 suppressed as the file's status column says\n"
+    listed = run_distrib("subscribers", "list", cwd=moved).stdout
+    assert "ana@example.com\tAna\tactive" in listed and "bo@example.com\t\tbounced" in listed
+
+
 def test_broken_override_template_names_file_and_line_and_sends_nothing(make_config, tmp_path: Path):
     (tmp_path / "mytemplates" / "email").mkdir(parents=True)
     (tmp_path / "mytemplates" / "email" / "digest.mjml.j2").write_text(
@@ -169,3 +185,13 @@ def test_init_writes_a_config_that_runs(tmp_path: Path):
     again = run_distrib("init", cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr
     assert run_distrib("init", "--force", cwd=tmp_path).returncode == 0
+
+
+def test_an_edition_of_one_post_says_post_not_posts(make_config, tmp_path: Path):
+    path = make_config('[digest]\nwindow = "3650d"\nmax_posts = 1\n')
+    dry = run_distrib("send", "--dry-run", "--config", str(path))
+    assert dry.returncode == 0, dry.stderr
+    assert "(1 post) for 2 recipients" in dry.stdout
+    sent = run_distrib("send", "--config", str(path))
+    assert sent.returncode == 0, sent.stderr
+    assert "edition 1 (1 post) sent: 2 delivered" in sent.stdout
