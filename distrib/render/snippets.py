@@ -100,6 +100,10 @@ def tidy(text: str) -> str:
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 
 
+def _has_case(c: str) -> bool:
+    return c.upper() != c.lower() or not c.isalpha()
+
+
 def clean_hashtag(tag: str) -> str | None:
     """A tag or category as a hashtag body: "machine learning" -> "MachineLearning".
 
@@ -112,7 +116,13 @@ def clean_hashtag(tag: str) -> str | None:
     if len(words) == 1:
         body = words[0]
     else:
-        body = "".join(w[:1].upper() + w[1:] for w in words)
+        # CamelCase shows where words meet only in scripts with case; in Arabic, Hebrew,
+        # Persian, CJK... people join hashtag words with "_" (#أخبار_محلية), which every
+        # network keeps inside the tag.
+        body = words[0][:1].upper() + words[0][1:]
+        for prev, word in zip(words, words[1:], strict=False):
+            caseless = not _has_case(prev[-1]) or not _has_case(word[0])
+            body += "_" + word if caseless else word[:1].upper() + word[1:]
     if body.isdigit():
         return None
     return body

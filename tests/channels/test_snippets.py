@@ -178,6 +178,23 @@ def test_clean_hashtag(tag, expected):
     assert clean_hashtag(tag) == expected
 
 
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("أخبار محلية", "أخبار_محلية"),
+        ("חדשות מקומיות", "חדשות_מקומיות"),
+        ("東京 天気", "東京_天気"),
+        ("Python ورشة", "Python_ورشة"),
+        ("web 2.0", "Web20"),
+    ],
+)
+def test_words_of_a_caseless_script_are_joined_with_an_underscore(tag, expected):
+    assert clean_hashtag(tag) == expected
+    text = f"Title\n\n#{expected}"
+    [facet] = facets_for(text)
+    assert (facet.kind, facet.value) == ("tag", expected)  # one tag on Bluesky, not two
+
+
 def test_hashtags_dedupe_and_skip_those_in_the_text():
     post = make_post(1, tags=("Ferries", "ferries", "local politics"), categories=("News", "LOCAL POLITICS"))
     assert hashtags_for(post, "Big day for #ferries") == ["#LocalPolitics", "#News"]
