@@ -261,6 +261,13 @@ class App:
             return [[p] for p in reversed(posts)], ""
         return [posts], ""
 
+    def has_recipients(self) -> bool:
+        """Whether an edition would reach anyone (a hand-off platform always counts)."""
+        cls = registry.load("distrib.mailers", self.settings.email.mailer)
+        if getattr(cls, "handoff", False):
+            return True
+        return next(self.recipients(), None) is not None
+
     def recipients(self) -> Iterator[Recipient]:
         from .subscribers import recipients
 
@@ -342,6 +349,13 @@ class App:
             batches, reason = self.plan(letter, fetched, force=force)
             if reason:
                 result.skipped.append(reason)
+            if batches and not self.has_recipients():
+                # An edition with nobody to send it to would use the posts up for nothing.
+                result.skipped.append(
+                    f"{letter.name}: no recipients (all suppressed, or none configured); nothing "
+                    "sent, the posts wait: add recipients, a recipients_file or subscribers"
+                )
+                continue
             for posts in batches:
                 edition_id = self.ledger.next_edition_id()
                 rendered = self.render(letter, posts, edition_id=edition_id)

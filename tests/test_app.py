@@ -269,3 +269,15 @@ def test_preview_of_a_past_edition_and_the_archive(make_config, live_feed, tmp_p
     page = (tmp_path / "site" / "1" / "index.html").read_text(encoding="utf-8")
     assert "Story 2" in page and "a@example.com" not in page
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_no_recipients_uses_no_posts_up(make_config, feed, clock, tmp_path):
+    path = feed_config(make_config)
+    for address in ("a@example.com", "b@example.com"):
+        assert run_distrib("unsubscribe", address, "--config", str(path)).returncode == 0
+    result = run(path)
+    assert not result.editions and "no recipients" in result.skipped[-1]
+    with make_app(path) as app:
+        app.ledger.add_subscriber("new@example.com")
+    result = run(path)  # the posts waited for a reader
+    assert len(result.editions[0].edition.post_keys) == 3 and result.editions[0].report.sent == 1
