@@ -233,6 +233,61 @@ def init(path: Path, force: bool, verbose: int, quiet: bool) -> None:
         click.echo(f"wrote {path}; edit [site], [[sources]] and [email], then run `distrib check`")
 
 
+@cli.command("dkim-keygen")
+@click.option("--out", "path", type=OutputPath(folder=False), required=True, help="Where to write the private key (PEM, mode 0600).")
+@click.option("--ed25519", is_flag=True, help="An Ed25519 key (RFC 8463) instead of RSA 2048.")
+@click.option("--selector", default=None, help="The selector the record is shown under [default: [email.dkim] selector, else distrib].")
+@click.option("--domain", default=None, help="The signing domain [default: [email.dkim] domain, else the domain of email.from].")
+@click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="The config whose domain and selector to use [default: ./distrib.toml if there].")
+@click.option("-v", "--verbose", count=True, help="Say more (no effect here; every command takes it).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the DNS record.")
+def dkim_keygen(
+    path: Path, ed25519: bool, selector: str | None, domain: str | None, force: bool,
+    config_path: Path | None, verbose: int, quiet: bool,
+) -> None:
+    """Make a DKIM private key and print the DNS record to publish for it.
+
+    Point [email.dkim] key_file at the file and set its selector; `distrib check --domain`
+    then confirms the record is published.
+
+    \b
+    Example:
+      distrib dkim-keygen --out dkim.pem --domain news.example.org --selector distrib
+    """
+    import os
+    from email.utils import parseaddr
+
+    from .dkim import generate_key, load_key
+    from .preflight import quoted_txt
+
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; keep it, or pass --force to replace it", EXIT_USAGE)
+    if config_path is not None or Path("distrib.toml").exists():
+        from .config import load_config
+
+        try:
+            email = load_config(config_path).data.get("email") or {}
+        except DistribError as e:
+            raise UserError(str(e), e.exit_code) from None
+        dkim = email.get("dkim") or {}
+        selector = selector or dkim.get("ed25519_selector" if ed25519 else "selector") or None
+        domain = domain or dkim.get("domain") or parseaddr(email.get("from") or "")[1].rpartition("@")[2] or None
+    selector = selector or "distrib"
+    domain = domain or "example.org"
+    algorithm = "ed25519-sha256" if ed25519 else "rsa-sha256"
+    pem = generate_key(algorithm)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    os.chmod(path, 0o600)
+    key = load_key(pem, selector, str(path))
+    if not quiet:
+        click.echo(f"wrote {path} ({algorithm}); publish this TXT record:")
+    click.echo(f"{selector}._domainkey.{domain} TXT {quoted_txt(key.record())}")
+
+
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Fetch, select and render; send and record nothing.")
 @click.option("--force", is_flag=True, help="Send an edition now even if the cadence says it is not due.")
@@ -459,15 +514,25 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--domain/--no-domain",
+    default=None,
+    help="Check the sending domain's DNS (SPF, DKIM, DMARC, MX, rDNS) [default: when [email.dkim] is set].",
+)
 @common(needs_secrets=False)
-def check(app: App, *, quiet: bool) -> None:
+def check(app: App, *, quiet: bool, domain: bool | None) -> None:
     """Validate the config, templates and credentials; send nothing.
 
+    With --domain (the default when [email.dkim] is set) it also asks DNS what receiving
+    mail servers will ask: SPF, DKIM, DMARC, MX and reverse DNS of the sender, one line
+    each with the record to publish; exit 1 when a rule fails.
+
     \b
-    Example:
+    Examples:
       distrib check --config distrib.toml --strict
+      distrib check --domain
     """
-    from .check import run_checks
+    from .check import domain_wanted, run_checks
 
     problems, notes = run_checks(app)
     if not quiet:
@@ -477,6 +542,22 @@ def check(app: App, *, quiet: bool) -> None:
         click.echo(f"distrib: {problem}", err=True)
     if problems:
         sys.exit(EXIT_USAGE)
+    if domain_wanted(app.settings, domain):
+        from .preflight import preflight
+
+        findings = preflight(app.settings)
+        for finding in findings:
+            if finding.failed:
+                click.echo(f"distrib: {finding.line()}", err=True)
+            elif not quiet:
+                click.echo(finding.line())
+        failed = [f for f in findings if f.failed]
+        if failed:
+            raise UserError(
+                f"the sending domain fails {len(failed)} rule(s) of the bulk-sender requirements; "
+                "publish the records named above, then run `distrib check --domain` again",
+                EXIT_FAILED,
+            )
     if not quiet:
         click.echo(f"{app.settings.path}: OK")
 
