@@ -363,6 +363,7 @@ def _rendered_of(app: App, edition: Any) -> Any:
         html=edition.html,
         text=edition.text,
         full_keys=edition.post_keys,
+        markers=edition.markers,
     )
 
 

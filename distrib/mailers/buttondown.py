@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from ..config import Opt, choice, k_env_name, k_positive, k_str, k_url
-from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL
 from ._http import HandoffMailer, Transient, edition_marker
 from .listmonk import fill_tags
 
@@ -27,7 +26,8 @@ if TYPE_CHECKING:
     from ..render.message import PreparedMessage
 
 NAME = "buttondown"
-TAGS = {PLACEHOLDER_UNSUBSCRIBE_URL: "{{ unsubscribe_url }}", PLACEHOLDER_EMAIL: "{{ subscriber.email }}"}
+#: Buttondown's template variables for the values we fill in per recipient: (url, email).
+TAGS = ("{{ unsubscribe_url }}", "{{ subscriber.email }}")
 #: Pages of recent emails searched for our marker (newest first): a crash is recent.
 _FIND_PAGES = 3
 
@@ -66,7 +66,7 @@ class ButtondownMailer(HandoffMailer):
         """The ``POST /v1/emails`` body for this edition."""
         return {
             "subject": message.subject,
-            "body": self.marker(message) + "\n" + fill_tags(message.html, TAGS),
+            "body": self.marker(message) + "\n" + fill_tags(message.html, message.markers, TAGS),
             "status": self.opts.get("status") or "about_to_send",
         }
 
