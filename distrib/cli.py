@@ -394,8 +394,12 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
     result = app.send(newsletter=newsletter, force=force, dry_run=dry_run, progress=progress)
     _echo_run(app, result, quiet=quiet, dry_run=dry_run)
     if report_file:
-        report_file.parent.mkdir(parents=True, exist_ok=True)
-        report_file.write_text(json.dumps(_send_report(result), indent=2) + "\n", encoding="utf-8")
+        from .paths import make_private_dir, private_opener
+
+        # It lists recipients' addresses: owner-only, like the ledger.
+        make_private_dir(report_file.parent)
+        with open(report_file, "w", encoding="utf-8", opener=private_opener) as f:
+            f.write(json.dumps(_send_report(result), indent=2) + "\n")
     _exit(result)
 
 
@@ -613,7 +617,9 @@ def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: 
     from . import subscribers as subs
 
     if csv_file:
-        csv_file.parent.mkdir(parents=True, exist_ok=True)
+        from .paths import make_private_dir
+
+        make_private_dir(csv_file.parent)
     n = subs.export_csv(app.ledger, csv_file if csv_file else sys.stdout, status)
     if csv_file and not quiet:
         click.echo(f"exported {n} subscribers to {csv_file}")

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 
 from .errors import ConfigError
 from .model import Recipient
+from .paths import private_opener
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -317,7 +318,8 @@ def export_csv(
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUSES)}")
     owned = isinstance(out, (str, os.PathLike))
-    stream: IO[str] = open(out, "w", encoding="utf-8", newline="") if owned else out  # type: ignore[arg-type, assignment]
+    # A file is created 0600: it is the subscriber list.
+    stream: IO[str] = open(out, "w", encoding="utf-8", newline="", opener=private_opener) if owned else out  # type: ignore[arg-type, assignment]
     try:
         writer = csv.writer(stream)
         writer.writerow(["email", "name", "status", "reason", "created", "updated"])
