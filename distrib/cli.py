@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .errors import EXIT_FAILED, EXIT_USAGE, DistribError
+from .safetext import terminal_safe
 
 if TYPE_CHECKING:
     from .app import App, RunResult
@@ -34,7 +35,8 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"distrib: {self.format_message()}", err=True)
+        lines = self.format_message().split("\n")  # a config's problems: one per line
+        click.echo("distrib: " + "\n".join(terminal_safe(line) for line in lines), err=True)
 
 
 class OutputPath(click.Path):
@@ -75,6 +77,17 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     elif verbose == 1:
         level = logging.INFO
     logging.basicConfig(level=level, format="distrib: %(levelname)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+            handler.setFormatter(_SafeFormatter("distrib: %(levelname)s: %(message)s"))
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines quote addresses, titles and server replies: their control characters
+    are escaped (see :func:`terminal_safe`), line breaks of the record kept."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(terminal_safe(line) for line in super().format(record).split("\n"))
 
 
 def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -182,8 +195,8 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         if not rep.finished:
             line += "; unfinished: the next run delivers the rest"
         say(line)
-        for error in rep.errors:
-            click.echo(f"distrib: {r.newsletter}: {error}", err=True)
+        for error in rep.errors:  # may quote an address or a server's reply
+            click.echo(f"distrib: {r.newsletter}: {terminal_safe(error)}", err=True)
     for line in result.skipped:
         say(line)
     for error in result.errors:
@@ -280,7 +293,7 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
         for p in items:
             date = p.published.strftime("%Y-%m-%d %H:%M") if p.published else "????-??-?? ??:??"
             author = f"  ({p.author})" if p.author else ""
-            click.echo(f"{date}  {p.source:<10.10}  {p.title}{author}")
+            click.echo(terminal_safe(f"{date}  {p.source:<10.10}  {p.title}{author}"))
     if errors:
         sys.exit(EXIT_FAILED)
 
@@ -555,6 +568,7 @@ def subscribers_add(app: App, *, quiet: bool, address: str, name: str) -> None:
     from . import subscribers as subs
 
     added = _address_call(subs.add, app.ledger, address, name)
+    address = terminal_safe(address)
     click.echo(f"added {address}" if added else f"{address} is already known; left as it is")
 
 
@@ -571,6 +585,7 @@ def subscribers_remove(app: App, *, quiet: bool, address: str) -> None:
     from . import subscribers as subs
 
     removed = _address_call(subs.remove, app.ledger, address)
+    address = terminal_safe(address)
     click.echo(f"removed {address}" if removed else f"{address} is not an active subscriber")
 
 
@@ -638,8 +653,10 @@ def subscribers_list(app: App, *, quiet: bool, status: str | None) -> None:
     from . import subscribers as subs
 
     for sub in subs.list_subscribers(app.ledger, status):
-        reason = f"  ({sub.reason})" if sub.reason else ""
-        click.echo(f"{sub.email}\t{sub.name}\t{sub.status}{reason}")
+        # Names, addresses and bounce reasons came from outside: their control
+        # characters (an ESC ] 0 ; ... BEL retitles the terminal) are shown escaped.
+        reason = f"  ({terminal_safe(sub.reason)})" if sub.reason else ""
+        click.echo(f"{terminal_safe(sub.email)}\t{terminal_safe(sub.name)}\t{sub.status}{reason}")
     if not quiet:
         counts = subs.counts(app.ledger)
         click.echo(", ".join(f"{n} {k}" for k, n in counts.items()), err=True)
@@ -668,6 +685,7 @@ def unsubscribe(app: App, *, quiet: bool, address: str, status: str, reason: str
     from . import subscribers as subs
 
     done = _address_call(subs.unsubscribe, app.ledger, address, reason, status)
+    address = terminal_safe(address)
     click.echo(f"{address}: {status}" if done else f"{address} was already suppressed")
 
 
