@@ -113,3 +113,48 @@ def test_listmonk_hand_off_keeps_template_tags_in_post_text_literal():
     assert out == (
         '<h2>{{"{{"}} .Subscriber.Email }} ' + U + '</h2><a href="{{ UnsubscribeURL }}">x</a> {{ .Subscriber.Email }}'
     )
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def test_bidi_overrides_are_removed_from_the_subject_and_every_header(tmp_path: Path):
+    """A U+202E in a title makes "Invoice \u202efdp.exe" read "Invoice exe.pdf"."""
+    from email import message_from_string, policy
+
+    from distrib.model import Recipient
+    from distrib.render.message import prepare_message
+
+    from .mailers.conftest import KEY, make_edition, make_settings
+
+    settings = make_settings(
+        tmp_path,
+        **{"from": "Bad\u202eNews <news@gazette.example.org>", "reply_to": "Re\u2066ply <r@gazette.example.org>",
+           "unsubscribe_mailto": "u@gazette.example.org"},
+    )
+    settings.data["site"]["name"] = "Gaz\u202dette"
+    edition = make_edition("Invoice \u202efdp.exe and " + BIDI + "more")
+    prepared = prepare_message(settings, edition, key=KEY)
+    raw = prepared.for_recipient(Recipient("ana@example.com", "Ana\u202b\u2069 Lee"))
+    msg = message_from_string(raw.decode("utf-8"), policy=policy.default)
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("utf-8")
+    for name, value in msg.items():
+        assert not any(c in str(value) for c in BIDI), (name, value)
+    assert not any(c in head for c in BIDI)
+    assert msg["Subject"] == "Invoice fdp.exe and more"
+    assert msg["From"].addresses[0].display_name == "BadNews"
+    assert msg["To"].addresses[0].display_name == "Ana Lee"
+    assert prepared.subject == "Invoice fdp.exe and more"  # what the ESPs are given too
+
+
+def test_a_post_title_with_bidi_overrides_renders_a_clean_subject(tmp_path: Path):
+    from distrib.model import Post
+    from distrib.render.email import render_edition
+
+    from .render.cases import FIXED_NOW, settings_from
+
+    settings = settings_from(tmp_path, "")
+    post = Post(key="k", url="https://x.example/p", title="Invoice \u202efdp.exe", source="s", published=FIXED_NOW)
+    r = render_edition(settings, [post], newsletter=dict(settings.data["digest"]), name="digest", now=FIXED_NOW)
+    assert not any(c in r.subject + r.preheader for c in BIDI)
+    assert "Invoice fdp.exe" in r.subject

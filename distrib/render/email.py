@@ -147,8 +147,14 @@ def group_posts(posts: list[PostView], theme: Theme) -> list[Group]:
 
 
 def _single_line(text: str) -> str:
-    """Subject and preheader: no CR/LF (header injection) or control characters."""
+    """Subject and preheader: no CR/LF (header injection) or control characters, and no
+    bidi overrides (a title's U+202E would reorder the subject the reader sees)."""
+    text = "".join(c for c in text if c not in _BIDI_OVERRIDES)
     return " ".join("".join(" " if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text).split())
+
+
+#: U+202A-U+202E (embeddings, overrides) and U+2066-U+2069 (isolates).
+_BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def sample_unsubscribe_url(site_url: str) -> str:

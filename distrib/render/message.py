@@ -18,7 +18,8 @@ that the bytes are safe for any SMTP server as they are:
   recipient, HTML-escaped in the HTML part) drops in without re-encoding the rest.
 
 Header values are stripped of CR, LF and other control characters, so no title or
-config value can add a header (DESIGN, promise 4).
+config value can add a header (DESIGN, promise 4), and of bidi overrides, so none can
+reorder what the reader sees.
 """
 
 from __future__ import annotations
@@ -133,11 +134,17 @@ _CTRL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*")
 
 
+# Bidi embeddings, overrides and isolates: in a Subject or a display name they reorder
+# what the reader sees ("Invoice \u202efdp.exe" shows as "Invoice exe.pdf"); removed.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]+")
+
+
 def clean_header(value: str) -> str:
-    """``value`` on one line: control characters become one space, ends trimmed."""
-    if value.isprintable():  # the common case; no C0/C1 controls, no line separators
+    """``value`` on one line: control characters become one space, bidi overrides are
+    removed, ends trimmed."""
+    if value.isprintable():  # the common case; no controls, separators or bidi overrides
         return value.strip()
-    return _CTRL.sub(" ", value).strip()
+    return _CTRL.sub(" ", _BIDI.sub("", value)).strip()
 
 
 def _encoded_words(text: str, first_room: int) -> list[str]:
