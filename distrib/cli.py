@@ -625,6 +625,10 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
 def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: str | None) -> None:
     """Export subscribers as CSV (to a file, or standard output).
 
+    A file is created readable by you only (0600).  A cell that starts with "=", "+",
+    "-" or "@" is written with a leading "'" so that no spreadsheet runs it as a
+    formula; `subscribers import` drops that "'" again.
+
     \b
     Example:
       distrib subscribers export backup.csv

@@ -158,3 +158,37 @@ def test_a_post_title_with_bidi_overrides_renders_a_clean_subject(tmp_path: Path
     r = render_edition(settings, [post], newsletter=dict(settings.data["digest"]), name="digest", now=FIXED_NOW)
     assert not any(c in r.subject + r.preheader for c in BIDI)
     assert "Invoice fdp.exe" in r.subject
+
+
+def test_an_edition_recorded_before_markers_had_a_nonce_still_resumes(tmp_path: Path):
+    """Upgrading mid-edition: a schema-1 ledger's edition carries the fixed markers; the
+    migration keeps it (markers ''), and its messages are personalised as before."""
+    import sqlite3
+
+    from distrib.ledger import MIGRATIONS, open_ledger
+    from distrib.model import Recipient
+    from distrib.render.message import prepare_message
+
+    from .mailers.conftest import KEY, make_settings
+
+    path = tmp_path / "distrib.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("PRAGMA application_id = 1685288034")
+    db.execute(
+        "INSERT INTO editions (id, newsletter, subject, preheader, created, html, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (1, "digest", "S", "P", "2026-11-20T09:30:00+00:00", f'<p>to {E}</p><a href="{U}">u</a>', f"to {E}\n{U}\n"),
+    )
+    db.execute("COMMIT")
+    db.close()
+    with open_ledger(path) as ledger:
+        [edition] = ledger.unfinished_editions("digest")
+        assert edition.markers == Markers()
+        fresh = ledger.create_edition("digest", ["k"], "S2", "P", "<p>x</p>", "x\n", markers=Markers.new())
+        assert ledger.get_edition(fresh.id).markers == fresh.markers  # kept with the edition
+    prepared = prepare_message(make_settings(tmp_path), edition, key=KEY)
+    assert "to ana@example.com" in prepared.text_for(Recipient("ana@example.com"))
+    raw = prepared.for_recipient(Recipient("ana@example.com")).decode()
+    assert U not in raw and E not in raw and "token=" in raw
