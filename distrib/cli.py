@@ -154,7 +154,8 @@ def _n_posts(n: int) -> str:
 
 
 def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
-    say = (lambda *a, **k: None) if quiet else click.echo
+    # Lines quote titles, addresses and servers' replies: shown with controls escaped.
+    say = (lambda *a, **k: None) if quiet else (lambda text: click.echo(terminal_safe(text)))
     if result.fetch is not None:
         f = result.fetch
         n_sources = len(app.settings.sources)
@@ -200,7 +201,7 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
     for line in result.skipped:
         say(line)
     for error in result.errors:
-        click.echo(f"distrib: {error}", err=True)
+        click.echo(f"distrib: {terminal_safe(error)}", err=True)
     if result.shares is not None:
         _echo_shares(result.shares, say, dry_run=dry_run)
 
@@ -209,7 +210,7 @@ def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> Non
     for line in report.summary_lines(dry_run=dry_run):
         say(line)
     for error in report.errors:
-        click.echo(f"distrib: {error}", err=True)
+        click.echo(f"distrib: {terminal_safe(error)}", err=True)
 
 
 @cli.command()
