@@ -192,3 +192,20 @@ def test_an_edition_recorded_before_markers_had_a_nonce_still_resumes(tmp_path: 
     assert "to ana@example.com" in prepared.text_for(Recipient("ana@example.com"))
     raw = prepared.for_recipient(Recipient("ana@example.com")).decode()
     assert U not in raw and E not in raw and "token=" in raw
+
+
+def test_buttondown_hand_off_keeps_template_tags_in_post_text_literal():
+    from distrib.mailers.buttondown import TAGS, html_literal
+    from distrib.mailers.listmonk import fill_tags
+
+    m = Markers.new()
+    html = (
+        "<style>@media x {{ color: red }}</style>"
+        f'<h2>{{{{ subscriber.email }}}} {{% if 1 %}}</h2><a href="/x?{{{{y}}}}">{m.email}</a><a href="{m.url}">u</a>'
+    )
+    out = fill_tags(html, m, TAGS, html_literal)
+    assert out == (
+        "<style>@media x {{ color: red }}</style>"
+        '<h2>&#123;{ subscriber.email }} &#123;% if 1 %}</h2><a href="/x?&#123;{y}}">{{ subscriber.email }}</a>'
+        '<a href="{{ unsubscribe_url }}">u</a>'
+    )
