@@ -40,8 +40,10 @@ PRIVATE_DIR = 0o700
 
 
 def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and missing parents) as 0700; an existing folder keeps its mode."""
-    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    """Create ``path`` and its missing parents, each 0700; an existing folder keeps its mode."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
 
 
 def private_opener(path: str | os.PathLike[str], flags: int) -> int:

@@ -45,7 +45,7 @@ def test_send_report_eml_and_share_files_are_private(make_config, tmp_path: Path
     mail = tmp_path / "private" / "mail"
     emls = list(mail.glob("*.eml"))
     assert len(emls) == 2 and all(mode(p) == 0o600 for p in emls)
-    assert mode(mail) == 0o700
+    assert mode(mail) == 0o700 and mode(mail.parent) == 0o700  # every folder distrib made
     share = run_distrib("share", "--config", str(path))
     assert share.returncode == 0, share.stderr
     shares = tmp_path / "private" / "shares"
@@ -67,8 +67,8 @@ def test_report_over_an_existing_readable_file_is_narrowed(make_config, tmp_path
 def test_subscribers_export_is_private(make_config, tmp_path: Path):
     path = make_config()
     assert run_distrib("subscribers", "add", "ana@example.com", "--config", str(path)).returncode == 0
-    out = tmp_path / "exports" / "subs.csv"
+    out = tmp_path / "exports" / "2026" / "subs.csv"
     proc = run_distrib("subscribers", "export", str(out), "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "ana@example.com" in out.read_text(encoding="utf-8")
-    assert mode(out) == 0o600 and mode(out.parent) == 0o700
+    assert mode(out) == 0o600 and mode(out.parent) == 0o700 and mode(out.parent.parent) == 0o700
