@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .errors import EXIT_FAILED, EXIT_USAGE, DistribError
+from .safetext import terminal_safe
 
 if TYPE_CHECKING:
     from .app import App, RunResult
@@ -34,7 +35,8 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"distrib: {self.format_message()}", err=True)
+        lines = self.format_message().split("\n")  # a config's problems: one per line
+        click.echo("distrib: " + "\n".join(terminal_safe(line) for line in lines), err=True)
 
 
 class OutputPath(click.Path):
@@ -75,6 +77,17 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     elif verbose == 1:
         level = logging.INFO
     logging.basicConfig(level=level, format="distrib: %(levelname)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+            handler.setFormatter(_SafeFormatter("distrib: %(levelname)s: %(message)s"))
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines quote addresses, titles and server replies: their control characters
+    are escaped (see :func:`terminal_safe`), line breaks of the record kept."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(terminal_safe(line) for line in super().format(record).split("\n"))
 
 
 def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -141,7 +154,8 @@ def _n_posts(n: int) -> str:
 
 
 def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
-    say = (lambda *a, **k: None) if quiet else click.echo
+    # Lines quote titles, addresses and servers' replies: shown with controls escaped.
+    say = (lambda *a, **k: None) if quiet else (lambda text: click.echo(terminal_safe(text)))
     if result.fetch is not None:
         f = result.fetch
         n_sources = len(app.settings.sources)
@@ -182,12 +196,12 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         if not rep.finished:
             line += "; unfinished: the next run delivers the rest"
         say(line)
-        for error in rep.errors:
-            click.echo(f"distrib: {r.newsletter}: {error}", err=True)
+        for error in rep.errors:  # may quote an address or a server's reply
+            click.echo(f"distrib: {r.newsletter}: {terminal_safe(error)}", err=True)
     for line in result.skipped:
         say(line)
     for error in result.errors:
-        click.echo(f"distrib: {error}", err=True)
+        click.echo(f"distrib: {terminal_safe(error)}", err=True)
     if result.shares is not None:
         _echo_shares(result.shares, say, dry_run=dry_run)
 
@@ -196,7 +210,7 @@ def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> Non
     for line in report.summary_lines(dry_run=dry_run):
         say(line)
     for error in report.errors:
-        click.echo(f"distrib: {error}", err=True)
+        click.echo(f"distrib: {terminal_safe(error)}", err=True)
 
 
 @cli.command()
@@ -335,7 +349,7 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
         for p in items:
             date = p.published.strftime("%Y-%m-%d %H:%M") if p.published else "????-??-?? ??:??"
             author = f"  ({p.author})" if p.author else ""
-            click.echo(f"{date}  {p.source:<10.10}  {p.title}{author}")
+            click.echo(terminal_safe(f"{date}  {p.source:<10.10}  {p.title}{author}"))
     if errors:
         sys.exit(EXIT_FAILED)
 
@@ -418,6 +432,7 @@ def _rendered_of(app: App, edition: Any) -> Any:
         html=edition.html,
         text=edition.text,
         full_keys=edition.post_keys,
+        markers=edition.markers,
     )
 
 
@@ -448,8 +463,12 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
     result = app.send(newsletter=newsletter, force=force, dry_run=dry_run, progress=progress)
     _echo_run(app, result, quiet=quiet, dry_run=dry_run)
     if report_file:
-        report_file.parent.mkdir(parents=True, exist_ok=True)
-        report_file.write_text(json.dumps(_send_report(result), indent=2) + "\n", encoding="utf-8")
+        from .paths import make_private_dir, private_opener
+
+        # It lists recipients' addresses: owner-only, like the ledger.
+        make_private_dir(report_file.parent)
+        with open(report_file, "w", encoding="utf-8", opener=private_opener) as f:
+            f.write(json.dumps(_send_report(result), indent=2) + "\n")
     _exit(result)
 
 
@@ -631,6 +650,7 @@ def subscribers_add(app: App, *, quiet: bool, address: str, name: str) -> None:
     from . import subscribers as subs
 
     added = _address_call(subs.add, app.ledger, address, name)
+    address = terminal_safe(address)
     click.echo(f"added {address}" if added else f"{address} is already known; left as it is")
 
 
@@ -647,6 +667,7 @@ def subscribers_remove(app: App, *, quiet: bool, address: str) -> None:
     from . import subscribers as subs
 
     removed = _address_call(subs.remove, app.ledger, address)
+    address = terminal_safe(address)
     click.echo(f"removed {address}" if removed else f"{address} is not an active subscriber")
 
 
@@ -686,6 +707,10 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
 def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: str | None) -> None:
     """Export subscribers as CSV (to a file, or standard output).
 
+    A file is created readable by you only (0600).  A cell that starts with "=", "+",
+    "-" or "@" is written with a leading "'" so that no spreadsheet runs it as a
+    formula; `subscribers import` drops that "'" again.
+
     \b
     Example:
       distrib subscribers export backup.csv
@@ -693,7 +718,9 @@ def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: 
     from . import subscribers as subs
 
     if csv_file:
-        csv_file.parent.mkdir(parents=True, exist_ok=True)
+        from .paths import make_private_dir
+
+        make_private_dir(csv_file.parent)
     n = subs.export_csv(app.ledger, csv_file if csv_file else sys.stdout, status)
     if csv_file and not quiet:
         click.echo(f"exported {n} subscribers to {csv_file}")
@@ -712,8 +739,10 @@ def subscribers_list(app: App, *, quiet: bool, status: str | None) -> None:
     from . import subscribers as subs
 
     for sub in subs.list_subscribers(app.ledger, status):
-        reason = f"  ({sub.reason})" if sub.reason else ""
-        click.echo(f"{sub.email}\t{sub.name}\t{sub.status}{reason}")
+        # Names, addresses and bounce reasons came from outside: their control
+        # characters (an ESC ] 0 ; ... BEL retitles the terminal) are shown escaped.
+        reason = f"  ({terminal_safe(sub.reason)})" if sub.reason else ""
+        click.echo(f"{terminal_safe(sub.email)}\t{terminal_safe(sub.name)}\t{sub.status}{reason}")
     if not quiet:
         counts = subs.counts(app.ledger)
         click.echo(", ".join(f"{n} {k}" for k, n in counts.items()), err=True)
@@ -742,6 +771,7 @@ def unsubscribe(app: App, *, quiet: bool, address: str, status: str, reason: str
     from . import subscribers as subs
 
     done = _address_call(subs.unsubscribe, app.ledger, address, reason, status)
+    address = terminal_safe(address)
     click.echo(f"{address}: {status}" if done else f"{address} was already suppressed")
 
 

@@ -121,6 +121,12 @@ def k_email(v: Any, ctx: Ctx) -> str:
         raise Invalid("an email address such as 'News <news@example.org>'")
     if "\r" in v or "\n" in v:
         raise Invalid("an email address on one line")
+    from .subscribers import normalise_address  # the one address rule, as for recipients
+
+    try:
+        normalise_address(_address_part(v))
+    except ValueError as e:
+        raise Invalid(f"an email address such as 'News <news@example.org>' ({e})") from None
     return v
 
 
