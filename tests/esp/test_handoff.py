@@ -184,10 +184,15 @@ def test_buttondown_creates_a_draft(buttondown_env, httpserver: HTTPServer) -> N
     assert (outcome.status, outcome.remote_id) == (DeliveryStatus.SENT, "3f8e6b1c-0b7e-4b8a-9a57-0d1c9d0e5e11")
     post = httpserver.log[1][0]
     assert post.headers["Authorization"] == "Token bd-key"
+    assert post.headers["X-API-Version"] == "2026-04-01"
+    assert "X-Buttondown-Live-Dangerously" not in post.headers  # a draft needs no confirmation
+    assert post.headers["X-Idempotency-Key"].startswith(f"distrib-{env.message.edition_id}-")
     body = post.get_json()
-    assert set(body) == {"subject", "body", "status"}
+    # The edition id travels in the documented metadata field, not in the body.
+    assert set(body) == {"subject", "body", "status", "metadata"}
+    assert body["metadata"] == {"distrib_edition": f"distrib-{env.message.edition_id}"}
     assert body["subject"] == "Harbour Notes: the tide tables" and body["status"] == "draft"
-    assert body["body"].startswith(f"<!-- distrib-{env.message.edition_id} -->\n<!doctype html>")
+    assert body["body"].startswith("<!doctype html>")
     assert "Hello {{ subscriber.email }}" in body["body"]
     assert '<a href="{{ unsubscribe_url }}">' in body["body"]
 

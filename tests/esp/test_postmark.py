@@ -118,7 +118,7 @@ def test_unconfirmed_sender_defers_and_stops(env, httpserver: HTTPServer) -> Non
         answer_batch({"reader0@example.org": 400, "reader1@example.org": 400})
     )
     run = Run(window=2)
-    with pytest.raises(DeliveryError, match="not a confirmed sender signature"):
+    with pytest.raises(DeliveryError, match="ErrorCode 400: .*not a sender signature in Postmark"):
         run.deliver(env.mailer(), env.message, people(3))
     assert len(run.pulled) == 2
     assert all(o.status is DeliveryStatus.DEFERRED for _, o in run.reported)
