@@ -18,7 +18,7 @@ the account's maximum send rate so that this rarely happens.
 verified in the region (or a sandbox account's unverified recipient): every message
 would get it, so it stops the send, leaves the readers pending, and names the fix.
 
-botocore's own retries are off (``max_attempts = 1``): its standard mode resends a
+botocore's own retries are off (``total_max_attempts = 1``): its standard mode resends a
 ``SendEmail`` whose answer timed out, which SES may already have accepted (SES takes
 no idempotency key).  distrib retries itself only what never reached SES (a refused
 connection, a throttling answer); a read timeout leaves that one message in doubt
@@ -127,7 +127,7 @@ class SesMailer(ParallelMailer):
                 read_timeout=timeout,
                 # No automatic retry: botocore would resend a SendEmail whose answer timed
                 # out, which SES may have accepted.  send_one retries what is safe.
-                retries={"max_attempts": 1, "mode": "standard"},
+                retries={"total_max_attempts": 1, "mode": "standard"},
             ),
         )
 

@@ -157,11 +157,13 @@ class SlowAccept:
         self.delay = delay
         self.requests = 0
         self.lock = threading.Lock()
+        self.idle = threading.Event()  # the (one-threaded) server is free again
 
     def __call__(self, request: Request) -> Response:
         with self.lock:
             self.requests += 1
         time.sleep(self.delay)
+        self.idle.set()
         return Response('{"MessageId": "late"}', 200, content_type="application/json")
 
 
@@ -172,6 +174,7 @@ def test_read_timeout_is_in_doubt_and_never_retried(make_env, httpserver: HTTPSe
     env = make_env("ses", {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "rate": 0,
                            "timeout": 1, "connections": 1}, resend_in_doubt=resend)
     report = deliver_edition(env.ledger, env.mailer(), env.message, [Recipient("a@example.org")])
+    slow.idle.wait(10)
     assert slow.requests == 1  # botocore's standard retry mode would have sent it 3 times
     status = env.ledger.email_status(env.message.edition_id, "a@example.org")
     if resend:
