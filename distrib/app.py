@@ -322,6 +322,8 @@ class App:
         problems = self.compliance_problems()
         if problems:
             raise ConfigError(problems)
+        if not dry_run:
+            self.mailer()  # a missing extra (boto3 for ses) stops here, before any edition is made
         if fetched is None:
             fetched = self.fetch(record=not dry_run)
             result.fetch = fetched
