@@ -519,6 +519,8 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
             f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
             f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
         )
+        if r.get("in_doubt"):
+            line += f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
         click.echo(line)
         if r.get("eta"):
             click.echo(f"  {r['eta']}")
