@@ -84,7 +84,7 @@ class RunResult:
         """Exit 1: something failed and was recorded."""
         if self.errors or (self.fetch and self.fetch.errors):
             return True
-        if any(r.report.failed or r.report.errors for r in self.editions):
+        if any(r.report.failed or r.report.errors or r.report.in_doubt for r in self.editions):
             return True
         return bool(self.shares and (self.shares.failed or self.shares.errors))
 
@@ -323,6 +323,8 @@ class App:
         problems = self.compliance_problems()
         if problems:
             raise ConfigError(problems)
+        if not dry_run:
+            self.mailer()  # a missing extra (boto3 for ses) stops here, before any edition is made
         if fetched is None:
             fetched = self.fetch(record=not dry_run)
             result.fetch = fetched
@@ -388,6 +390,19 @@ class App:
             progress.total = sum(1 for _ in self.recipients())  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
         return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe())
+
+    def retry_failed(self, edition_id: int) -> int:
+        """Re-queue the failed recipients of an edition, once (``send --retry-failed``)."""
+        if self.ledger.get_edition(edition_id) is None:
+            raise UsageError(f"--retry-failed {edition_id}: no such edition; `distrib status` lists them")
+        earlier = self.ledger.failed_requeued(edition_id)
+        if earlier:
+            raise UsageError(
+                f"--retry-failed {edition_id}: its failed recipients were re-queued once already "
+                f"({earlier.get('requeued')} on {earlier.get('at')}); what failed again stays failed"
+            )
+        in_doubt = bool(self.settings.email.get("resend_in_doubt"))
+        return self.ledger.requeue_failed(edition_id, in_doubt=in_doubt)
 
     def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Any]:
         """Send the next (or unfinished) edition to one address; records nothing."""

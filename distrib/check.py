@@ -52,9 +52,11 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
             problems.append(str(e))
     if settings.email.mailer not in missing:
         try:
-            app.mailer()
+            mailer = app.mailer()
         except DistribError as e:
             problems.append(str(e))
+        else:
+            notes += getattr(mailer, "check_notes", list)()
     try:
         from .render.message import dkim_signer
 

@@ -189,6 +189,8 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
             line += f", {rep.deferred} deferred to the next run"
         if rep.failed:
             line += f", {rep.failed} failed"
+        if getattr(rep, "in_doubt", 0):
+            line += f", {rep.in_doubt} in doubt (no answer; not resent)"
         if rep.skipped:
             line += f", {rep.skipped} already done"
         if r.target:
@@ -442,16 +444,29 @@ def _rendered_of(app: App, edition: Any) -> Any:
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
 @click.option("--newsletter", help="Only this newsletter.")
 @click.option("--report", "report_file", type=OutputPath(folder=False), help="Write a JSON summary here.")
+@click.option(
+    "--retry-failed",
+    "retry_edition",
+    type=int,
+    metavar="EDITION",
+    help="Re-queue the failed recipients of this edition (once per edition), then send.",
+)
 @common(needs_secrets=True, lock=True)
-def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None) -> None:
+def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None, retry_edition: int | None) -> None:
     """Build and deliver the next edition now.
 
     \b
     Examples:
       distrib send --to me@example.org      # a test send, recorded nowhere
       distrib send --force --report send.json
+      distrib send --retry-failed 12        # after fixing what made edition 12 fail
     """
     from .deliver import Progress
+
+    if retry_edition is not None and not dry_run:
+        n = app.retry_failed(retry_edition)
+        if not quiet:
+            click.echo(f"edition {retry_edition}: {n} failed recipient{'s' if n != 1 else ''} re-queued")
 
     if to_address:
         edition, outcome = app.test_send(to_address, newsletter=newsletter)
@@ -481,6 +496,7 @@ def _send_report(result: RunResult) -> dict[str, Any]:
             "sent": r.report.sent,
             "deferred": r.report.deferred,
             "failed": r.report.failed,
+            "in_doubt": r.report.in_doubt,
             "skipped": r.report.skipped,
             "finished": r.report.finished,
             "duration": round(r.report.seconds, 3),
@@ -603,6 +619,8 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
             f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
             f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
         )
+        if r.get("in_doubt"):
+            line += f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
         click.echo(line)
         if r.get("eta"):
             click.echo(f"  {r['eta']}")

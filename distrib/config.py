@@ -509,6 +509,11 @@ EMAIL = Table(
         ),
         "unsubscribe_mailto": Opt(k_email, None, "an address that unsubscribes whoever mails it"),
         "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
+        "resend_in_doubt": Opt(
+            k_bool,
+            False,
+            "resend messages whose request timed out after it was sent (the provider may have them)",
+        ),
         "dkim": DKIM,
     },
     doc="how the digest is sent; [email.<mailer>] holds the mailer's own options",
