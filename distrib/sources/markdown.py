@@ -353,7 +353,7 @@ def eleventy_expand(template: str, fm: dict[str, Any], page: dict[str, str]) -> 
     """``{{ title | slugify }}``, ``{{ page.fileSlug }}`` and their kin; anything else
     (tags, other filters) raises ValueError: distrib is not a template engine."""
     if "{%" in template or "${" in template:
-        raise ValueError(f"the permalink {template!r} is a template distrib cannot expand")
+        raise ValueError(f"the permalink {template!r} is a template distrib cannot expand; write the path itself")
 
     def one(m: re.Match[str]) -> str:
         parts = [p.strip() for p in m.group(1).split("|")]
@@ -365,7 +365,7 @@ def eleventy_expand(template: str, fm: dict[str, Any], page: dict[str, str]) -> 
         else:
             value = None
         if value is None or isinstance(value, (dict, list)):
-            raise ValueError(f"the permalink {template!r} uses {name!r}, which distrib cannot fill in")
+            raise ValueError(f"the permalink {template!r} uses {name!r}, which distrib cannot fill in; write the path itself")
         text = str(value)
         for f in filters:
             if f in ("slugify", "slug"):
@@ -373,7 +373,7 @@ def eleventy_expand(template: str, fm: dict[str, Any], page: dict[str, str]) -> 
             elif f in ("lower", "downcase"):
                 text = text.lower()
             elif f != "url":
-                raise ValueError(f"the permalink {template!r} uses the filter {f!r}, which distrib cannot apply")
+                raise ValueError(f"the permalink {template!r} uses the filter {f!r}, which distrib cannot apply; write the path itself")
         return text
 
     return _LIQUID.sub(one, template)
@@ -496,7 +496,8 @@ class MarkdownSource(Source):
         out = []
         for f in files:
             rel = f.relative_to(root)
-            if any(part.startswith(("_", ".")) for part in rel.parts[:-1]) or "node_modules" in rel.parts:
+            hidden = [p for p in rel.parts[:-1] if p.startswith(("_", ".")) and p != "_posts"]
+            if hidden or "node_modules" in rel.parts:
                 continue  # drafts, includes, layouts, data, hidden folders
             if f.name.startswith(".") or (len(rel.parts) == 1 and f.stem.lower() in ("readme", "license", "changelog")):
                 continue
