@@ -421,3 +421,34 @@ def test_jekyll_real_build(tmp_path: Path, make_ctx: MakeCtx, style: str) -> Non
     published = _jekyll_published(out, JEKYLL_BASE)
     assert len(published) == len(JEKYLL_EXPECTED)
     assert urls(fetch(make_ctx, site, JEKYLL_BASE)) == published
+
+
+@pytest.mark.parametrize(
+    ("config", "generator"),
+    [
+        ("hugo.toml", "hugo"),
+        ("hugo.yaml", "hugo"),
+        ("_config.yml", "jekyll"),
+        (".eleventy.js", "eleventy"),
+        ("eleventy.config.js", "eleventy"),
+        ("eleventy.config.mjs", "eleventy"),
+    ],
+)
+def test_generator_detected_from_its_config_file(tmp_path: Path, config: str, generator: str) -> None:
+    from distrib.sources.markdown import find_site
+
+    root = tmp_path / "site"
+    write(root, config, "\n")
+    assert find_site(root).generator == generator
+    (root / "content").mkdir()
+    assert find_site(root / "content").generator == generator  # the config one folder up
+
+
+def test_hugo_legacy_config_toml_needs_hugo_folders(tmp_path: Path) -> None:
+    from distrib.sources.markdown import find_site
+
+    root = tmp_path / "site"
+    write(root, "config.toml", 'baseURL = "https://x.example/"\n')
+    assert find_site(root).generator == ""  # any project may have a config.toml
+    (root / "content").mkdir()
+    assert find_site(root).generator == "hugo"
