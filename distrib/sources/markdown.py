@@ -413,6 +413,7 @@ class MarkdownSource(Source):
             )
         self.site = Site("", None)
         self._tz: tzinfo = UTC
+        self._cascades: dict[Path, Any] = {}
 
     @property
     def _where(self) -> str:
@@ -442,6 +443,7 @@ class MarkdownSource(Source):
         if self.site.generator == "hugo":
             self.site.config = _lower_keys(self.site.config)
         self._tz = self._site_zone()
+        self._cascades = {}
         posts: list[Post] = []
         broken: list[str] = []
         undated: list[str] = []
@@ -565,8 +567,8 @@ class MarkdownSource(Source):
         rel = file.relative_to(base)
         gen = self.site.generator
         if gen == "hugo":
-            meta = self._hugo(_lower_keys(fm), rel, file)
-            fm = _lower_keys(fm)
+            fm = self._hugo_cascade(file, base) | _lower_keys(fm)
+            meta = self._hugo(fm, rel, file)
         elif gen == "jekyll":
             meta = self._jekyll(fm, rel)
         elif gen == "eleventy":
@@ -611,7 +613,7 @@ class MarkdownSource(Source):
         # Draft: "draft"; Hugo also reads "published" as its opposite (a boolean or a
         # boolean written as a string, spf13/cast ToBool).
         published_flag = _go_bool(fm.get("published")) if not isinstance(fm.get("published"), (date, datetime)) else None
-        if _go_bool(fm.get("draft")) or published_flag is False:
+        if (_go_bool(fm.get("draft")) or published_flag is False) and not self._hugo_flag("builddrafts"):
             raise Skip("a draft")
         name = rel.name
         stem = name[: -len(rel.suffix)] if rel.suffix else name
@@ -643,7 +645,7 @@ class MarkdownSource(Source):
         when_pub = self._hugo_date(fm, file, "publishdate") or when_date
         when_date = when_date or when_pub
         expiry = self._hugo_date(fm, file, "expirydate")
-        if expiry is not None and expiry <= self.ctx.now:
+        if expiry is not None and expiry <= self.ctx.now and not self._hugo_flag("buildexpired"):
             raise Skip("expired")  # buildExpired is false by default
         updated = self._hugo_date(fm, file, "lastmod")
         slug = _text(fm.get("slug")).strip()
@@ -677,6 +679,42 @@ class MarkdownSource(Source):
             path = "/" + "/".join([*dir_parts, slug or filename]) + "/"
             path = hugo_sanitize(path, lower)
         return _Meta(self._join(_url_path(self._hugo_lang_prefix(lang) + path)), _utc(when_pub), _utc(updated))
+
+    def _hugo_flag(self, key: str) -> bool:
+        return bool(_go_bool(self.site.config.get(key)))
+
+    def _hugo_cascade(self, file: Path, base: Path) -> dict[str, Any]:
+        """ "Front matter" > cascade: what the site config and the ``_index.md`` of each
+        section above the page hand down (the nearer wins; the page's own keys win over
+        all).  A cascade entry with a ``_target`` is left out (it aims at some pages only)."""
+        merged: dict[str, Any] = {}
+        chain = [self.site.config.get("cascade")]
+        folder = base
+        for part in file.relative_to(base).parts[:-1]:
+            chain.append(self._hugo_section_cascade(folder))
+            folder = folder / part
+        chain.append(self._hugo_section_cascade(folder))  # the section the page is in
+        for value in chain:
+            entries = value if isinstance(value, list) else [value]
+            for entry in entries:
+                if isinstance(entry, dict) and "_target" not in entry:
+                    merged |= _lower_keys(entry)
+        return merged
+
+    def _hugo_section_cascade(self, folder: Path) -> Any:
+        cache = self._cascades
+        if folder not in cache:
+            found: Any = None
+            for index in sorted(folder.glob("_index.*")):
+                if index.suffix.lower() in SUFFIXES:
+                    try:
+                        fm, _, _ = split_front_matter(index.read_text(encoding="utf-8-sig"))
+                    except (OSError, ValueError):
+                        continue
+                    found = _lower_keys(fm).get("cascade")
+                    break
+            cache[folder] = found
+        return cache[folder]
 
     def _hugo_languages(self) -> set[str]:
         cfg = self.site.config
@@ -752,8 +790,8 @@ class MarkdownSource(Source):
 
     def _jekyll(self, fm: dict[str, Any], rel: Path) -> _Meta:
         """Jekyll's rules ("Posts", "Front Matter", "Permalinks")."""
-        if _ruby_false(fm.get("published")):
-            raise Skip("published: false")
+        if _ruby_false(fm.get("published")) and not _ruby_true(self.site.config.get("unpublished")):
+            raise Skip("published: false")  # "Configuration" > unpublished: false
         kind = self._jekyll_kind(rel)
         stem = rel.name[: -len(rel.suffix)]
         if kind == "collection":

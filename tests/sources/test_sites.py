@@ -452,3 +452,37 @@ def test_hugo_legacy_config_toml_needs_hugo_folders(tmp_path: Path) -> None:
     assert find_site(root).generator == ""  # any project may have a config.toml
     (root / "content").mkdir()
     assert find_site(root).generator == "hugo"
+
+
+def test_hugo_cascade_from_sections_and_config(tmp_path: Path, make_ctx: MakeCtx) -> None:
+    """ "Front matter" > cascade: a section's _index.md (or the site config) hands its
+    draft / build values down to every page below it; a page's own value wins."""
+    root = hugo_site(
+        tmp_path,
+        {
+            "drafts/_index.md": "---\ntitle: D\ncascade:\n  draft: true\n---\n",
+            "drafts/a.md": "---\ndate: 2026-11-01\n---\nx\n",
+            "drafts/deeper/b.md": "---\ndate: 2026-11-01\n---\nx\n",
+            "drafts/own.md": "---\ndate: 2026-11-01\ndraft: false\n---\nx\n",
+            "hidden/_index.md": "---\ntitle: H\ncascade:\n  _build:\n    list: never\n---\n",
+            "hidden/c.md": "---\ndate: 2026-11-01\n---\nx\n",
+            "posts/d.md": "---\ndate: 2026-11-01\n---\nx\n",
+        },
+    )
+    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {HUGO_BASE + "drafts/own/", HUGO_BASE + "posts/d/"}
+
+
+def test_hugo_build_drafts_and_expired_when_the_site_says_so(tmp_path: Path, make_ctx: MakeCtx) -> None:
+    files = {
+        "posts/a.md": "---\ndate: 2026-11-01\ndraft: true\n---\nx\n",
+        "posts/b.md": "---\ndate: 2026-11-01\nexpiryDate: 2026-11-02\n---\nx\n",
+    }
+    root = hugo_site(tmp_path, files, "buildDrafts = true\nbuildExpired = true\n")
+    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {HUGO_BASE + "posts/a/", HUGO_BASE + "posts/b/"}
+
+
+def test_jekyll_unpublished_config(tmp_path: Path, make_ctx: MakeCtx) -> None:
+    root = tmp_path / "site"
+    write(root, "_config.yml", "unpublished: true\n")
+    write(root, "_posts/2025-10-01-a.md", "---\npublished: false\n---\nx\n")
+    assert urls(fetch(make_ctx, root, JEKYLL_BASE)) == {JEKYLL_BASE + "2025/10/01/a.html"}
