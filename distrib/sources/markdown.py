@@ -414,6 +414,7 @@ class MarkdownSource(Source):
         self.site = Site("", None)
         self._tz: tzinfo = UTC
         self._cascades: dict[Path, Any] = {}
+        self._indexes: dict[Path, bool] = {}
 
     @property
     def _where(self) -> str:
@@ -443,7 +444,7 @@ class MarkdownSource(Source):
         if self.site.generator == "hugo":
             self.site.config = _lower_keys(self.site.config)
         self._tz = self._site_zone()
-        self._cascades = {}
+        self._cascades, self._indexes = {}, {}
         posts: list[Post] = []
         broken: list[str] = []
         undated: list[str] = []
@@ -628,7 +629,7 @@ class MarkdownSource(Source):
         # files in it (and below it) are its resources, not pages.
         folder = file.parent
         for level in range(len(parts)):
-            if not (level == 0 and bundle) and _has_index(folder):
+            if not (level == 0 and bundle) and self._has_index(folder):
                 raise Skip("a resource of a leaf bundle, not a page")
             folder = folder.parent
         if bundle and _go_bool(fm.get("headless")):
@@ -678,7 +679,14 @@ class MarkdownSource(Source):
         else:
             path = "/" + "/".join([*dir_parts, slug or filename]) + "/"
             path = hugo_sanitize(path, lower)
+        if self._hugo_flag("uglyurls") and path.endswith("/") and path != "/":
+            path = path[:-1] + ".html"  # "URL management" > ugly URLs
         return _Meta(self._join(_url_path(self._hugo_lang_prefix(lang) + path)), _utc(when_pub), _utc(updated))
+
+    def _has_index(self, folder: Path) -> bool:
+        if folder not in self._indexes:
+            self._indexes[folder] = _has_index(folder)
+        return self._indexes[folder]
 
     def _hugo_flag(self, key: str) -> bool:
         return bool(_go_bool(self.site.config.get(key)))
