@@ -3,7 +3,7 @@
 Only what the site publishes is a post, at the address the site publishes it.  The
 generator is the option ``generator`` ("hugo", "jekyll", "eleventy"), else detected from
 the site's config file (``hugo.toml``/``config.toml``, ``_config.yml``,
-``.eleventy.js``/``eleventy.config.js``) in ``path`` or the two folders above it; a folder
+``.eleventy.js``/``eleventy.config.js``) in ``path`` or the three folders above it; a folder
 of none of these is read by the generic rules below.  Each generator's rules are cited
 where they are applied (by the name of the generator's documentation page).
 
@@ -160,8 +160,8 @@ def _site_config_file(folder: Path) -> tuple[str, Path] | None:
 
 
 def find_site(path: Path, generator: str = "") -> Site:
-    """The site ``path`` belongs to: its config file in ``path`` or up to two folders above."""
-    for folder in (path, *list(path.resolve().parents)[:2]):
+    """The site ``path`` belongs to: its config file in ``path`` or up to three folders above."""
+    for folder in (path, *list(path.resolve().parents)[:3]):
         found = _site_config_file(folder)
         if found and (not generator or found[0] == generator):
             gen, file = found
@@ -818,6 +818,10 @@ class MarkdownSource(Source):
             raise Skip("dated in the future")  # "Configuration" > future: false
         parts = list(rel.parts[:-1])
         folder_categories = parts[: parts.index("_posts")]
+        collections_dir = str(self.site.config.get("collections_dir") or "").strip("/")
+        if collections_dir and "/".join(folder_categories[: collections_dir.count("/") + 1]) == collections_dir:
+            # "Collections" > collections_dir: the folder that holds _posts is not a category.
+            folder_categories = folder_categories[collections_dir.count("/") + 1 :]
         categories = folder_categories + _jekyll_terms(fm.get("categories")) + _jekyll_terms(fm.get("category"), split=False)
         slug_src = _text(fm.get("slug")).strip() or m.group(4)
         values = jekyll_values(

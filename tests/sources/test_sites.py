@@ -490,3 +490,18 @@ def test_jekyll_unpublished_config(tmp_path: Path, make_ctx: MakeCtx) -> None:
     write(root, "_config.yml", "unpublished: true\n")
     write(root, "_posts/2025-10-01-a.md", "---\npublished: false\n---\nx\n")
     assert urls(fetch(make_ctx, root, JEKYLL_BASE)) == {JEKYLL_BASE + "2025/10/01/a.html"}
+
+
+def test_jekyll_collections_dir_is_not_a_category(tmp_path: Path, make_ctx: MakeCtx) -> None:
+    """Jekyll, "Collections" > collections_dir: _posts moves into it; it names no category."""
+    root = tmp_path / "site"
+    write(root, "_config.yml", "collections_dir: my_collections\n")
+    write(root, "my_collections/_posts/2025-10-01-a.md", "---\ntitle: A\n---\nx\n")
+    write(root, "my_collections/news/_posts/2025-10-02-b.md", "---\ntitle: B\n---\nx\n")
+    got = urls(fetch(make_ctx, root, JEKYLL_BASE))
+    assert got == {JEKYLL_BASE + "2025/10/01/a.html", JEKYLL_BASE + "news/2025/10/02/b.html"}
+
+
+def test_hugo_path_deep_in_the_content_folder(tmp_path: Path, make_ctx: MakeCtx) -> None:
+    root = hugo_site(tmp_path, {"posts/2024/x.md": "---\ndate: 2025-11-01\n---\nx\n"})
+    assert urls(fetch(make_ctx, root / "content" / "posts" / "2024", HUGO_BASE)) == {HUGO_BASE + "posts/2024/x/"}
