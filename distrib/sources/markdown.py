@@ -275,9 +275,6 @@ def _generic_slug(text: str) -> str:
     return re.sub(r"[\s_-]+", "-", text).strip("-") or "post"
 
 
-_slugify = _generic_slug  # the old name
-
-
 def _url_path(path: str) -> str:
     """A URL path with the characters a URL cannot hold percent-encoded (what the generators write)."""
     return quote(path, safe="/!$&'()*+,;=:@-._~%")
@@ -481,13 +478,12 @@ class MarkdownSource(Source):
     def _files(self, root: Path) -> list[tuple[Path, Path]]:
         """(file, the folder its URL path is relative to) for every candidate file."""
         gen = self.site.generator
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
         if gen == "hugo":
+            # Hugo, "Content organization": pages are the files of the content folder only.
             base = self._hugo_content_dir(root)
             scan = base if root.resolve() == (self.site.root or root).resolve() and base != root else root
-            if scan != root:
-                files = sorted(p for p in scan.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
-            return [(f, base) for f in files if not _hidden(f.relative_to(scan))]
+            return [(f, base) for f in _markdown_files(scan) if not _hidden(f.relative_to(scan))]
+        files = _markdown_files(root)
         if gen == "jekyll":
             base = self.site.root or root
             return [(f, base) for f in files if self._jekyll_kind(f.relative_to(base))]
@@ -533,6 +529,7 @@ class MarkdownSource(Source):
         excluded = {"node_modules", "vendor"} | {str(x).strip("/") for x in self.site.config.get("exclude") or []}
         if parts and parts[0] in excluded:
             return ""
+        parts = self._jekyll_inner(parts)
         collections = {f"_{c}" for c in self.opts.get("collections") or ()}
         for i, part in enumerate(parts):
             if part == "_posts":
@@ -542,6 +539,14 @@ class MarkdownSource(Source):
             if part.startswith(("_", ".", "#", "~")):
                 return ""
         return ""
+
+    def _jekyll_inner(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """The folders below ``collections_dir`` ("Collections"), where _posts and the
+        collections live when it is set."""
+        cdir = tuple(p for p in str(self.site.config.get("collections_dir") or "").split("/") if p and p != ".")
+        if cdir and cdir[0].startswith(("_", ".")):
+            return parts  # Jekyll reads nothing from such a folder (tried with Jekyll 4.3)
+        return parts[len(cdir) :] if cdir and parts[: len(cdir)] == cdir else parts
 
     @staticmethod
     def _eleventyignore(root: Path) -> set[str]:
@@ -817,11 +822,8 @@ class MarkdownSource(Source):
         if when is not None and when > self.ctx.now and not _ruby_true(self.site.config.get("future")):
             raise Skip("dated in the future")  # "Configuration" > future: false
         parts = list(rel.parts[:-1])
-        folder_categories = parts[: parts.index("_posts")]
-        collections_dir = str(self.site.config.get("collections_dir") or "").strip("/")
-        if collections_dir and "/".join(folder_categories[: collections_dir.count("/") + 1]) == collections_dir:
-            # "Collections" > collections_dir: the folder that holds _posts is not a category.
-            folder_categories = folder_categories[collections_dir.count("/") + 1 :]
+        inner = list(self._jekyll_inner(rel.parts[:-1]))  # collections_dir is no category
+        folder_categories = inner[: inner.index("_posts")]
         categories = folder_categories + _jekyll_terms(fm.get("categories")) + _jekyll_terms(fm.get("category"), split=False)
         slug_src = _text(fm.get("slug")).strip() or m.group(4)
         values = jekyll_values(
@@ -851,7 +853,7 @@ class MarkdownSource(Source):
     def _jekyll_collection(self, fm: dict[str, Any], rel: Path, stem: str) -> _Meta:
         """ "Collections": a collection's documents are pages only with ``output: true``;
         their permalink is the collection's, by default ``/:collection/:path:output_ext``."""
-        label = rel.parts[0][1:]
+        label = self._jekyll_inner(rel.parts[:-1])[0][1:]
         conf = (self.site.config.get("collections") or {}) if isinstance(self.site.config.get("collections"), dict) else {}
         meta = conf.get(label) if isinstance(conf.get(label), dict) else {}
         if not _ruby_true(meta.get("output")):
@@ -859,7 +861,8 @@ class MarkdownSource(Source):
         when = self._when(fm.get("date")) if fm.get("date") is not None else None
         if when is not None and when > self.ctx.now and not _ruby_true(self.site.config.get("future")):
             raise Skip("dated in the future")
-        inner = "/".join(rel.parts[1:])
+        inner_parts = self._jekyll_inner(rel.parts[:-1])[1:]
+        inner = "/".join([*inner_parts, rel.name])
         inner = inner[: -len(rel.suffix)]
         categories = _jekyll_terms(fm.get("categories")) + _jekyll_terms(fm.get("category"), split=False)
         slug_src = _text(fm.get("slug")).strip() or stem
@@ -1015,9 +1018,6 @@ class MarkdownSource(Source):
             return parse_date(text)
         return None
 
-    def _date(self, value: Any) -> datetime | None:
-        return _utc(self._when(value))
-
     def _image(self, fm: dict[str, Any], content: str, url: str) -> Image | None:
         raw = fm.get("image") or fm.get("cover") or fm.get("featured_image") or fm.get("images")
         alt = one_line(_text(fm.get("image_alt") or fm.get("alt")))
@@ -1051,6 +1051,10 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
+def _markdown_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+
+
 def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
@@ -1066,10 +1070,6 @@ def _jekyll_terms(value: Any, split: bool = True) -> list[str]:
 
 def _has_index(folder: Path) -> bool:
     return any(folder.glob("index.md")) or any(folder.glob("index.*.md")) or any(folder.glob("index.markdown"))
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"))
 
 
 def _text(value: Any) -> str:

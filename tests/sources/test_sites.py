@@ -500,6 +500,10 @@ def test_jekyll_collections_dir_is_not_a_category(tmp_path: Path, make_ctx: Make
     write(root, "my_collections/news/_posts/2025-10-02-b.md", "---\ntitle: B\n---\nx\n")
     got = urls(fetch(make_ctx, root, JEKYLL_BASE))
     assert got == {JEKYLL_BASE + "2025/10/01/a.html", JEKYLL_BASE + "news/2025/10/02/b.html"}
+    # A collections_dir starting with "_" is never read by Jekyll: nothing is published.
+    (root / "my_collections").rename(root / "_my_collections")
+    write(root, "_config.yml", "collections_dir: _my_collections\n")
+    assert fetch(make_ctx, root, JEKYLL_BASE) == []
 
 
 def test_hugo_path_deep_in_the_content_folder(tmp_path: Path, make_ctx: MakeCtx) -> None:
