@@ -52,6 +52,8 @@ class FetchResult:
     posts: list[Post]
     errors: list[SourceError]
     first_seen: dict[str, datetime] = field(default_factory=dict)
+    #: Keys of the posts that came without a date (dated here by when first seen).
+    undated: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -185,13 +187,14 @@ class App:
         if record:
             first_seen = self.ledger.record_posts(posts)
         # A post without a usable date gets the time distrib first saw it.
+        undated = frozenset(p.key for p in posts if p.published is None)
         posts = [
             dataclasses.replace(p, published=first_seen.get(p.key, self.ctx.now))
             if p.published is None
             else p
             for p in posts
         ]
-        return FetchResult(posts, errors, first_seen)
+        return FetchResult(posts, errors, first_seen, undated)
 
     def select(self, newsletter: Newsletter, fetched: FetchResult) -> list[Post]:
         from .select import select_posts
@@ -545,14 +548,22 @@ class App:
             return f"{remaining} to go at {per_day} a day: about {days} more daily run(s)"
         return f"{remaining} to go: the next run sends them"
 
-    def posts(self, *, all_posts: bool = False, newsletter: str | None = None) -> tuple[list[Post], list[SourceError]]:
+    def posts(
+        self, *, all_posts: bool = False, newsletter: str | None = None
+    ) -> tuple[list[Post], list[SourceError], frozenset[str]]:
+        """(posts, source errors, keys of the posts dated by when they were first seen)."""
         fetched = self.fetch(record=False)
         if all_posts:
-            return sorted(fetched.posts, key=lambda p: p.published or self.ctx.now, reverse=True), fetched.errors
-        return self.select(self.newsletter(newsletter), fetched), fetched.errors
+            items = sorted(fetched.posts, key=lambda p: p.published or self.ctx.now, reverse=True)
+            return items, fetched.errors, fetched.undated
+        return self.select(self.newsletter(newsletter), fetched), fetched.errors, fetched.undated
 
 
 def make_app(
-    config: str | Path | None = None, *, strict: bool = False, require_secrets: bool = False
+    config: str | Path | None = None,
+    *,
+    strict: bool = False,
+    require_secrets: bool = False,
+    require_email: bool | None = True,
 ) -> App:
-    return App(load_config(config, strict=strict, require_secrets=require_secrets))
+    return App(load_config(config, strict=strict, require_secrets=require_secrets, require_email=require_email))
