@@ -62,14 +62,18 @@ def test_x_weighted_length(text, expected):
         ("see example.com", 4 + 23),  # bare domains with a valid TLD are links
         ("see example.com.", 4 + 23 + 1),  # the sentence's full stop is not part of it
         ("www.example.co.uk/path?q=1", 23),
-        ("example.test and news.example", 23 + 5 + 23),  # RFC 2606 names, used by our tests
-        ("foo.bar", 7),  # not a TLD: plain text
+        # RFC 2606 names: not top-level domains, so twitter-text links neither
+        ("example.test and news.example", 29),
+        ("foo.bar", 23),  # .bar is a real top-level domain (the whole IANA list counts)
+        ("https://meetup.harbour.engineering/talks?id=9", 23),  # a new gTLD
+        ("foo.notatld", 11),
         ("Link:https://example.com/x", 5 + 23),
         ("#example.com $example.com", 25),  # a hashtag or cashtag is not a domain
         ("mail me: ama@example.com", 9 + 15),  # an address is not a URL
         ("(https://en.wikipedia.org/wiki/Ferry_(boat))", 1 + 23 + 1),
         ("two https://a.org/x https://b.org/y", 4 + 23 + 1 + 23),
-        ("https://例え.jp/パス", 23),  # IDN host with a scheme
+        ("https://例え.jp/ab", 23),  # IDN host with a scheme
+        ("https://例え.jp/パス", 23 + 4),  # katakana is not a URL path character: the URL ends at '/'
         ("日本語 https://example.jp/", 6 + 1 + 23),
     ],
 )
@@ -78,8 +82,9 @@ def test_x_urls_count_23(text, expected):
 
 
 def test_url_recogniser_finds_exact_spans():
-    text = "Read https://news.example/a?b=1. Or example.org/x), ok"
-    assert [u for _, _, u in iter_urls(text)] == ["https://news.example/a?b=1", "example.org/x"]
+    text = "Read https://news.example.org/a?b=1. Or example.org/x), ok"
+    assert [u for _, _, u in iter_urls(text)] == ["https://news.example.org/a?b=1", "example.org/x"]
+    assert [u for _, _, u in iter_urls(text, require_scheme=True)] == ["https://news.example.org/a?b=1"]
 
 
 @pytest.mark.parametrize(

@@ -103,16 +103,20 @@ def test_cjk_summary_is_cut_between_characters():
     assert s.length <= 120 and "…" in s.text
 
 
+# A link on a real top-level domain counts 23 on X (.example is reserved, not a TLD).
+LINK = "https://news.example.org/posts/1"
+
+
 def test_falls_back_to_title_and_link():
-    post = make_post(1, title="A" * 200, summary="Some summary text here.", tags=("x",))
+    post = make_post(1, title="A" * 200, summary="Some summary text here.", tags=("x",), url=LINK)
     s = _compose(post, limit=229)  # the short variant with its hashtags fits
-    assert s.text == "A" * 200 + "\n\n#x\n\nhttps://news.example/posts/1"
+    assert s.text == "A" * 200 + "\n\n#x\n\n" + LINK
     s = _compose(post, limit=228)
-    assert s.text == "A" * 200 + "\n\nhttps://news.example/posts/1"
+    assert s.text == "A" * 200 + "\n\n" + LINK
 
 
 def test_cannot_fit_names_post_and_channel():
-    post = make_post(1, title="A" * 300)
+    post = make_post(1, title="A" * 300, url=LINK)
     with pytest.raises(DistribError) as e:
         _compose(post)
     assert str(e.value) == (
