@@ -14,6 +14,7 @@ from distrib.render.length import (
     iter_urls,
     mastodon_length,
     x_length,
+    x_valid,
 )
 
 FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # 👨‍👩‍👧‍👦
@@ -125,3 +126,51 @@ def test_bluesky_length(text, expected):
 
 def test_graphemes_keep_sequences_whole():
     assert graphemes("a" + FAMILY + "e\u0301" + FLAG_UA) == ["a", FAMILY, "e\u0301", FLAG_UA]
+
+
+# --- the cases issue 10 found, with the values the references give ----------------------------
+# (npm twitter-text 3.1.0 parseTweet; tests/reference/test_oracle.py compares a whole corpus)
+
+TRANS_FLAG = "\U0001f3f3\ufe0f\u200d\u26a7\ufe0f"  # not in twemoji-parser 11: counted by its parts
+KANA = "あいうえおかきくけこ"
+GENERAL_PUNCT = "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u200c\u200d ‐ ‑ ‒ – — ― ‖ ‗ ‘ ’ ‚ ‛ “ ” „ ‟ ′ ″ ‴ ‵ ‶ ‷"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "valid"),
+    [
+        (TRANS_FLAG, 7, True),  # 🏳️ (2) + ZWJ (1) + ⚧ (2) + VS16 (2)
+        (TRANS_FLAG * 45, 315, False),
+        ("\u2066\u202ahttp://foobar.پاکستان/\u202c\u2069", 31, True),  # a URL inside isolates
+        ("\u2067https://meetup.harbour.engineering/talks?id=9\u2069 ok", 30, True),
+        (KANA * 12 + " http://" + KANA * 5 + "あいう.com", 358, False),  # label > 63 in punycode
+        (KANA * 12 + " http://" + KANA * 5 + "あい.com", 264, True),
+        ("This is a tweet: " + GENERAL_PUNCT + " " + FAMILY + "\u200d" + FAMILY, 81, True),
+        ("#\ufe0f\u20e3 2\ufe0f\u20e3", 5, True),
+        ("\U0001f600https://example.com", 25, True),
+        ("HTTPS://EXAMPLE.COM/a", 23, True),
+        ("see meetup.harbour.engineering/talks", 27, True),
+        ("", 0, False),
+        ("x" * 280, 280, True),
+        ("x" * 281, 281, False),
+        ("ABC\u202a\uffffABC\ufffe", 12, False),  # U+FFFF / U+FFFE make a tweet invalid
+    ],
+)
+def test_x_length_and_validity_match_twitter_text(text, expected, valid):
+    assert x_length(text) == expected
+    assert x_valid(text) is valid
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://meetup.harbour.engineering/talks?id=9", 23),  # .engineering is a TLD
+        ("see meetup.harbour.engineering/talks", 36),  # no scheme: not a link on Mastodon
+        ("cc @ama@social.example.org and @kofi@mastodon.social", 17),
+        (TRANS_FLAG * 45, 45),
+        ("\u2066\u202ahttp://foobar.پاکستان/\u202c\u2069", 27),
+        ("x https://example.com/\U0001f600", 26),
+    ],
+)
+def test_mastodon_length_matches_its_validator(text, expected):
+    assert mastodon_length(text) == expected

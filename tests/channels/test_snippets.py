@@ -222,6 +222,30 @@ def test_facets_skip_a_fragment_inside_a_url():
     assert [f.kind for f in facets_for("https://news.example/a#section")] == ["link"]
 
 
+# Issue 10: what @atproto/api's detectFacetsWithoutResolution gives (tests/reference compares
+# a whole corpus through node).
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("#\ufe0f\u20e3 2\ufe0f\u20e3", ()),  # keycaps are not hashtags
+        ("(#inparens)", ()),  # a hashtag must follow a space or the start
+        ("ok \U0001f600https://example.com", ()),  # glued to an emoji: not a link
+        ("HTTPS://EXAMPLE.COM/a", ()),  # the reference looks for a lower-case scheme
+        ("see meetup.harbour.engineering/talks", (Facet(4, 36, "link", "https://meetup.harbour.engineering/talks"),)),
+        ("hi @news.harbourlight.org", (Facet(3, 25, "mention", "news.harbourlight.org"),)),
+        ("hi @not.a.tld.invalidtld", ()),
+        ("buy $AAPL.", (Facet(4, 9, "cashtag", "$AAPL"),)),
+        ("x https://example.com/\U0001f600", (Facet(2, 26, "link", "https://example.com/\U0001f600"),)),
+    ],
+)
+def test_facets_match_the_bluesky_reference(text, expected):
+    assert facets_for(text) == expected
+
+
+def test_linkedin_keeps_a_cashtag_as_text_not_a_hashtag():
+    assert little_text("$AAPL #Tag") == "$AAPL {hashtag|\\#|Tag}"
+
+
 _words = st.lists(
     st.sampled_from(
         list("abcdefghij klmnop ÄÖü ПРИВЕТ мир 日本語 한국 مرحبا ")
