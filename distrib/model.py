@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 #: Placeholders the renderer writes into an edition's HTML and text.  The message
-#: builder substitutes the per-recipient values into the finished bytes (DESIGN,
+#: builder substitutes the per-recipient values into the finished bytes (ARCHITECTURE.md,
 #: promise 5), so an edition is rendered once whatever the number of recipients.
 #: They are plain ASCII letters so that no encoding (quoted-printable, HTML
 #: escaping, MJML) alters them.

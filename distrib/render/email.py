@@ -1,6 +1,6 @@
 """One edition's email: Jinja2 -> MJML -> HTML, a text part, subject and preheader.
 
-The MJML is compiled once per edition (DESIGN, promise 5); what differs per recipient
+The MJML is compiled once per edition (ARCHITECTURE.md, promise 5); what differs per recipient
 (address, unsubscribe link) is left as the placeholders of :mod:`distrib.model` and
 substituted into the finished bytes by the message builder.
 

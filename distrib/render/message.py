@@ -5,7 +5,7 @@
 once (headers, quoted-printable bodies) and kept as a list of chunks, with holes
 where the per-recipient values go (To, Message-ID, List-Unsubscribe, and the
 placeholders the renderer wrote into the bodies).  ``for_recipient`` fills the holes
-and joins: no ``EmailMessage`` per recipient (DESIGN, promise 5).
+and joins: no ``EmailMessage`` per recipient (ARCHITECTURE.md, promise 5).
 
 The bodies are quoted-printable (RFC 2045 section 6.7) written by our own encoder so
 that the bytes are safe for any SMTP server as they are:
@@ -18,7 +18,7 @@ that the bytes are safe for any SMTP server as they are:
   recipient, HTML-escaped in the HTML part) drops in without re-encoding the rest.
 
 Header values are stripped of CR, LF and other control characters, so no title or
-config value can add a header (DESIGN, promise 4).
+config value can add a header (ARCHITECTURE.md, promise 4).
 """
 
 from __future__ import annotations
