@@ -168,6 +168,7 @@ class _TwitterPatterns:
     extract: re.Pattern[str]
     ascii_domain: re.Pattern[str]
     tco: re.Pattern[str]
+    tld: re.Pattern[str]  # '.' and a top-level domain: no URL without one
 
 
 @cache
@@ -193,7 +194,15 @@ def _twitter() -> _TwitterPatterns:
     extract = f"(({preceding})((HTTPS?://)?({domain})(?::([0-9]+))?(/{path}*)?(\\?{query_char}*{query_end})?))"
     ascii_domain = rf"(?:(?:{_cls('a-z0-9' + _LATIN_ACCENTS, dash=True)}+)\.)+(?:{gtld}|{cctld}|{punycode})"
     tco = rf"HTTPS?://T\.CO/([A-Z0-9]+)(?:\?{query_char}*{query_end})?"
-    return _TwitterPatterns(re.compile(extract), re.compile(ascii_domain), re.compile(tco))
+    tld = rf"\.(?:{gtld}|{cctld}|{punycode})"
+    return _TwitterPatterns(re.compile(extract), re.compile(ascii_domain), re.compile(tco), re.compile(tld))
+
+
+# No URL contains one of these (they are neither domain, path nor query characters), so
+# the text is searched a run between two of them at a time, with the one before the run
+# (a URL's preceding character): the same matches, without a search over the whole text
+# from every position when a long run holds no URL.
+_URL_RUN = re.compile(f"[^{_SPACES}]+")
 
 
 _MAX_URL_LENGTH = 4096
@@ -243,11 +252,19 @@ def twitter_urls(units: str, *, without_protocol: bool = True) -> list[UrlEntity
     pats = _twitter()
     canon = _canon(units)
     out: list[UrlEntity] = []
-    pos = 0
+    for run in _URL_RUN.finditer(canon):
+        if pats.tld.search(canon, run.start(), run.end()) is not None:
+            _scan(units, canon, max(run.start() - 1, 0), run.end(), without_protocol, out)
+    return out
+
+
+def _scan(units: str, canon: str, pos: int, end: int, without_protocol: bool, out: list[UrlEntity]) -> None:
+    """The ``extractUrlsWithIndices`` loop over ``units[pos:end]``."""
+    pats = _twitter()
     while True:
-        m = pats.extract.search(canon, pos)
+        m = pats.extract.search(canon, pos, end)
         if m is None:
-            return out
+            return
         pos = m.end()
         if m.end() == m.start():  # cannot happen (a domain is required); never loop forever
             pos += 1
@@ -386,9 +403,12 @@ def parse_tweet(text: str, *, emoji: bool = True) -> tuple[int, bool]:
 
 _WORD = r"[\p{L}\p{M}\p{Nd}\p{Pc}]"  # Ruby's [[:word:]]
 # app/models/account.rb: USERNAME_RE and MENTION_RE.
+# Case-insensitive by simple case folding: ASCII letters, the long s and the Kelvin sign
+# (which fold to 's' and 'k'), but not the dotted capital I (it folds only in full).
+_USER_CHAR = "[a-zA-Z0-9_\u017f\u212a]"
 _MASTODON_MENTION = regex.compile(
-    rf"(?<![=/]|{_WORD})@((?P<user>[a-z0-9_]+(?:[.\-]+[a-z0-9_]+)*)(?:@{_WORD}+(?:[.\-]+{_WORD}+)*)?)",
-    regex.IGNORECASE | regex.V0,
+    rf"(?<![=/]|{_WORD})@((?P<user>{_USER_CHAR}+(?:[.\-]+{_USER_CHAR}+)*)(?:@{_WORD}+(?:[.\-]+{_WORD}+)*)?)",
+    regex.V0,
 )
 # twitter-text's end_mention_match: a mention followed by '@', a latin accent or '://' is not one.
 _END_MENTION = regex.compile("[@\uff20" + _LATIN_ACCENTS + "]|://")

@@ -147,6 +147,9 @@ MENTIONS = [
     "a@b.com",
     "@@double",
     "@ＡＢ",
+    "@İ@user",
+    "@ſam@host.org",
+    "@\u212aofi@social.example.org",
 ]
 TAGS = [
     "#ok",
