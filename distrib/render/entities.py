@@ -141,7 +141,8 @@ def _cls(spec: str, *, negate: bool = False, dash: bool = False) -> str:
         else:
             ranges.append((m, m))
     body = "".join(
-        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
     )
     return f"[{'^' if negate else ''}{body}]"
 
@@ -183,19 +184,27 @@ def _twitter() -> _TwitterPatterns:
     subdomain = rf"(?:(?:{domain_char}(?:[_\-]|{domain_char})*)?{domain_char}\.)"
     domain_name = rf"(?:(?:{domain_char}(?:-|{domain_char})*)?{domain_char}\.)"
     domain = rf"(?:{subdomain}*{domain_name}(?:{gtld}|{cctld}|{punycode}))"
-    path_char = _cls("a-z" + _CYRILLIC + "0-9!*';:=+,.$/%#[]\u2013_~@|&" + _LATIN_ACCENTS, dash=True)
+    path_char = _cls(
+        "a-z" + _CYRILLIC + "0-9!*';:=+,.$/%#[]\u2013_~@|&" + _LATIN_ACCENTS, dash=True
+    )
     parens = rf"\((?:{path_char}+|(?:{path_char}*\({path_char}+\){path_char}*))\)"
-    path_end = rf"(?:{_cls('+a-z' + _CYRILLIC + '0-9=_#/' + _LATIN_ACCENTS, dash=True)}|(?:{parens}))"
+    path_end = (
+        rf"(?:{_cls('+a-z' + _CYRILLIC + '0-9=_#/' + _LATIN_ACCENTS, dash=True)}|(?:{parens}))"
+    )
     path = rf"(?:(?:{path_char}*(?:{parens}{path_char}*)*{path_end})|(?:@{path_char}+/))"
     query_char = _cls("a-z0-9!?*'@();:&=+$/%#[]_.,~|", dash=True)
     query_end = _cls("a-z0-9_&=#/", dash=True)
     not_before = _cls("A-Za-z0-9@\uff20$#\uff03" + _INVALID, negate=True)
     preceding = f"(?:{not_before}|{_cls(_DIRECTIONAL)}|^)"
     extract = f"(({preceding})((HTTPS?://)?({domain})(?::([0-9]+))?(/{path}*)?(\\?{query_char}*{query_end})?))"
-    ascii_domain = rf"(?:(?:{_cls('a-z0-9' + _LATIN_ACCENTS, dash=True)}+)\.)+(?:{gtld}|{cctld}|{punycode})"
+    ascii_domain = (
+        rf"(?:(?:{_cls('a-z0-9' + _LATIN_ACCENTS, dash=True)}+)\.)+(?:{gtld}|{cctld}|{punycode})"
+    )
     tco = rf"HTTPS?://T\.CO/([A-Z0-9]+)(?:\?{query_char}*{query_end})?"
     tld = rf"\.(?:{gtld}|{cctld}|{punycode})"
-    return _TwitterPatterns(re.compile(extract), re.compile(ascii_domain), re.compile(tco), re.compile(tld))
+    return _TwitterPatterns(
+        re.compile(extract), re.compile(ascii_domain), re.compile(tco), re.compile(tld)
+    )
 
 
 # No URL contains one of these (they are neither domain, path nor query characters), so
@@ -258,7 +267,9 @@ def twitter_urls(units: str, *, without_protocol: bool = True) -> list[UrlEntity
     return out
 
 
-def _scan(units: str, canon: str, pos: int, end: int, without_protocol: bool, out: list[UrlEntity]) -> None:
+def _scan(
+    units: str, canon: str, pos: int, end: int, without_protocol: bool, out: list[UrlEntity]
+) -> None:
     """The ``extractUrlsWithIndices`` loop over ``units[pos:end]``."""
     pats = _twitter()
     while True:
@@ -276,15 +287,14 @@ def _scan(units: str, canon: str, pos: int, end: int, without_protocol: bool, ou
         dom_start, dom_end = m.span(5)
         domain = units[dom_start:dom_end]
         path = m.group(7)
-        # isValidUrl: the domain in punycode, and the whole URL at most 4096 characters
+        # isValidUrl: every label 1..63 characters in punycode (an "xn--" domain must be
+        # ASCII), and the URL with its scheme at most 4096 (idna.toAscii gives the domain
+        # back as it was, so its length is the URL's own)
         if domain[:4] == "xn--" and pats.ascii_domain.search(canon, dom_start, dom_end) is None:
             continue
-        encoded = _punycode_length_ok(domain)
-        if encoded is None:
+        if _punycode_length_ok(domain) is None:
             continue
-        if len(protocol or "https://") + len(url) <= _MAX_URL_LENGTH:
-            pass
-        else:
+        if len(protocol or "https://") + len(url) > _MAX_URL_LENGTH:
             continue
         if not protocol:
             if not without_protocol or (before and before[-1] in "-_./"):
@@ -415,7 +425,12 @@ _END_MENTION = regex.compile("[@\uff20" + _LATIN_ACCENTS + "]|://")
 
 
 def mastodon_entities(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, replacement) in ``str`` indices: URLs as ``None``-free marker 'url', mentions as '@user'."""
+    """Mastodon's countable entities: (start, end, replacement) in ``str`` indices.
+
+    A URL (twitter-text, scheme required) has the replacement ``""`` (the caller puts the
+    instance's URL length there); a mention ``@user@domain`` has ``"@user"``.  Overlaps
+    are dropped as twitter-text's ``removeOverlappingEntities`` does.
+    """
     index = unit_to_char_index(text)
     entities: list[tuple[int, int, str]] = []
     for u in twitter_urls(to_units(text), without_protocol=False):
@@ -449,8 +464,11 @@ _BSKY_TAG = regex.compile(
     rf"[^{_JS_SPACE}{_TAG_STOP}]*)?",
     regex.V0,
 )
+_JS_STRIP = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # what String.prototype.trim removes
 _TRAILING_P = regex.compile(r"\p{P}+\Z")
-_CASHTAG = regex.compile(rf"(^|{_S}|\()\$([A-Za-z][A-Za-z0-9]{{0,4}})(?={_S}|\Z|[.,;:!?)\"'\u2019])")
+_CASHTAG = regex.compile(
+    rf"(^|{_S}|\()\$([A-Za-z][A-Za-z0-9]{{0,4}})(?={_S}|\Z|[.,;:!?)\"'\u2019])"
+)
 _GRAPHEME = regex.compile(r"\X")
 
 
@@ -516,9 +534,10 @@ def bluesky_facets(text: str) -> list[BlueskyFacet]:
     for m in _CASHTAG.finditer(text):
         ticker = m.group(2).upper()
         start = m.start(2) - 1
-        facets.append(BlueskyFacet(char_bytes[start], char_bytes[start + 1 + len(ticker)], "tag", "$" + ticker))
+        facets.append(
+            BlueskyFacet(
+                char_bytes[start], char_bytes[start + 1 + len(ticker)], "tag", "$" + ticker
+            )
+        )
     facets.sort(key=lambda f: f.byte_start)  # stable, as Array.prototype.sort is
     return facets
-
-
-_JS_STRIP = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"

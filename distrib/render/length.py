@@ -105,5 +105,3 @@ def bluesky_length(text: str) -> tuple[int, int]:
 
 BLUESKY_GRAPHEMES = 300
 BLUESKY_BYTES = 3000
-
-

@@ -39,27 +39,59 @@ COMMON = [
     ("Regular Tweet with url", "Hi http://test.co", 26, True),
     ("Just url", "http://test.co", 23, True),
     ("Long tweet, overflow at char index 280", "285 chars-" + X10 * 25, 285, False),
-    ("Long tweet with url in the middle", "285 chars- http://www.twitter.com/jack " + X10 * 24, 299, False),
+    (
+        "Long tweet with url in the middle",
+        "285 chars- http://www.twitter.com/jack " + X10 * 24,
+        299,
+        False,
+    ),
     ("Long tweet with url at the end", X10 * 24 + " http://www.twitter.com/jack ", 289, False),
     ("10 url string, no overflow", "https://www.twitter.com/aloha " * 10, 240, True),
     ("160 CJK char, overflow at char index 140", POEM, 320, False),
     ("160 emoji char, overflow at char index 140", "\U0001f637" * 160, 320, False),
     ("3 latin char + 160 CJK char", "the" + POEM, 323, False),
-    ("282 chars with a normalized character", "282 chars-" + X10 * 24 + "xxxxxA\u0301x", 281, False),
-    ("Count unicode emoji chars inside the BMP", "\U0001f637\U0001f47e\U0001f621\U0001f525\U0001f4a9", 10, True),
+    (
+        "282 chars with a normalized character",
+        "282 chars-" + X10 * 24 + "xxxxxA\u0301x",
+        281,
+        False,
+    ),
+    (
+        "Count unicode emoji chars inside the BMP",
+        "\U0001f637\U0001f47e\U0001f621\U0001f525\U0001f4a9",
+        10,
+        True,
+    ),
     ("Handle long url with invalid domain labels and short url", LONG_URLS, 12079, False),
     ("Handle a 64 character domain without protocol", "randomurl" * 7 + "s.com", 68, True),
-    ("> 63 punycode chars in the host", KANA * 12 + " http://" + KANA * 5 + "あいう.com", 358, False),
+    (
+        "> 63 punycode chars in the host",
+        KANA * 12 + " http://" + KANA * 5 + "あいう.com",
+        358,
+        False,
+    ),
     ("< 63 punycode chars in the host", KANA * 12 + " http://" + KANA * 5 + "あい.com", 264, True),
 ]
 
 DISCOUNTED_EMOJI = [
     *COMMON,
-    ("Count a mix of single byte single word, and double word", "H\U0001f431\u263a" + FAMILY, 7, True),
-    ("Count emoji with skin tone modifiers", "\U0001f64b\U0001f3fd\U0001f468\u200d\U0001f3a4", 4, True),
+    (
+        "Count a mix of single byte single word, and double word",
+        "H\U0001f431\u263a" + FAMILY,
+        7,
+        True,
+    ),
+    (
+        "Count emoji with skin tone modifiers",
+        "\U0001f64b\U0001f3fd\U0001f468\u200d\U0001f3a4",
+        4,
+        True,
+    ),
     (
         "Handle General Punctuation Characters (u2000-200A), no ZWJ/ZWNJ",
-        PUNCT_HEAD + "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b" + PUNCT_TAIL,
+        PUNCT_HEAD
+        + "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b"
+        + PUNCT_TAIL,
         110,
         True,
     ),
@@ -71,18 +103,35 @@ DISCOUNTED_EMOJI = [
         34,
         True,
     ),
-    ("Unicode 9.0 emoji", "Unicode 9.0 emoji: \U0001f920; \U0001f483; \U0001f483\U0001f3fe", 29, True),
+    (
+        "Unicode 9.0 emoji",
+        "Unicode 9.0 emoji: \U0001f920; \U0001f483; \U0001f483\U0001f3fe",
+        29,
+        True,
+    ),
 ]
 
 WEIGHTED_V2 = [
     *COMMON,
     ("'Á' is normalized into 1 char", "A\u0301B", 2, True),
     ("שּׁ is normalized into 3 chars", "A\ufb2c", 4, True),
-    ("Count a mix of single byte single word, and double word", "H\U0001f431\u263a" + FAMILY, 16, True),
-    ("Count emoji with skin tone modifiers", "\U0001f64b\U0001f3fd\U0001f468\u200d\U0001f3a4", 9, True),
+    (
+        "Count a mix of single byte single word, and double word",
+        "H\U0001f431\u263a" + FAMILY,
+        16,
+        True,
+    ),
+    (
+        "Count emoji with skin tone modifiers",
+        "\U0001f64b\U0001f3fd\U0001f468\u200d\U0001f3a4",
+        9,
+        True,
+    ),
     (
         "Handle General Punctuation Characters (u2000-200A)",
-        PUNCT_HEAD + "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u200c\u200d" + PUNCT_TAIL,
+        PUNCT_HEAD
+        + "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u200c\u200d"
+        + PUNCT_TAIL,
         112,
         True,
     ),
@@ -103,12 +152,18 @@ def _ids(cases):
     return [c[0] for c in cases]
 
 
-@pytest.mark.parametrize(("description", "text", "length", "valid"), DISCOUNTED_EMOJI + DIRECTIONAL, ids=_ids(DISCOUNTED_EMOJI + DIRECTIONAL))
+@pytest.mark.parametrize(
+    ("description", "text", "length", "valid"),
+    DISCOUNTED_EMOJI + DIRECTIONAL,
+    ids=_ids(DISCOUNTED_EMOJI + DIRECTIONAL),
+)
 def test_weighted_tweets_with_discounted_emoji_v3(description, text, length, valid):
     assert (x_length(text), x_valid(text)) == (length, valid)
 
 
-@pytest.mark.parametrize(("description", "text", "length", "valid"), WEIGHTED_V2, ids=_ids(WEIGHTED_V2))
+@pytest.mark.parametrize(
+    ("description", "text", "length", "valid"), WEIGHTED_V2, ids=_ids(WEIGHTED_V2)
+)
 def test_weighted_tweets_v2_without_emoji_parsing(description, text, length, valid):
     assert parse_tweet(text, emoji=False) == (length, valid)
 

@@ -74,7 +74,20 @@ SCRIPTS = [
     "\U0001d400",
     "ſ K",  # long s, Kelvin sign: case rules differ between engines
 ]
-BIDI = ["\u2066", "\u2067", "\u2068", "\u2069", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u200e", "\u200f", "\u061c"]
+BIDI = [
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+]
 INVALID = ["\ufeff", "\ufffe", "\uffff"]
 URLS = [
     "https://example.com",

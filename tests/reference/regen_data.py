@@ -95,7 +95,9 @@ def _units_to_text(units: str) -> str:
 def shipped_data() -> dict[str, list[str]]:
     """The data as the installed packages give it (checked against twemoji-parser)."""
     dump = json.loads(_node(HERE.joinpath("dump.js").read_text()))
-    sequences = sorted({_units_to_text(_settle(s)) for s in _enumerate(sre_parse.parse(dump["twemoji"]))})
+    sequences = sorted(
+        {_units_to_text(_settle(s)) for s in _enumerate(sre_parse.parse(dump["twemoji"]))}
+    )
     # The reference must see each sequence as exactly one emoji, all of it: then the
     # longest sequence at a position is what its pattern matches there, on any text.
     check = _node(
@@ -113,7 +115,8 @@ def shipped_data() -> dict[str, list[str]]:
         "twitter_cctld": _alternatives(dump["cctld"]),
         # A trailing "!": the sequence is an emoji only when no U+FE0E follows it.
         "twemoji": [
-            "-".join(f"{ord(c):x}" for c in s.rstrip(_NOT_VS15)) + ("!" if s.endswith(_NOT_VS15) else "")
+            "-".join(f"{ord(c):x}" for c in s.rstrip(_NOT_VS15))
+            + ("!" if s.endswith(_NOT_VS15) else "")
             for s in sequences
         ],
         "bluesky_tlds": dump["tlds"],

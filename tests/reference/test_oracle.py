@@ -30,7 +30,10 @@ def _node() -> str:
     missing = None
     if node is None:
         missing = "node is not installed"
-    elif not (HERE / "node_modules" / "twitter-text").is_dir() or not (HERE / "node_modules" / "@atproto" / "api").is_dir():
+    elif (
+        not (HERE / "node_modules" / "twitter-text").is_dir()
+        or not (HERE / "node_modules" / "@atproto" / "api").is_dir()
+    ):
         missing = "tests/reference/node_modules is missing"
     if missing:
         if os.environ.get("CI"):
@@ -80,7 +83,11 @@ def test_the_corpus_is_a_few_hundred_hostile_texts(judged):
 
 @pytest.mark.parametrize("field", ["x", "x2", "mastodon", "bluesky"])
 def test_every_text_agrees_with_the_reference(judged, field):
-    wrong = [(text, ref[field], _ours(text)[field]) for text, ref in judged if _ours(text)[field] != ref[field]]
+    wrong = [
+        (text, ref[field], _ours(text)[field])
+        for text, ref in judged
+        if _ours(text)[field] != ref[field]
+    ]
     detail = "\n".join(f"{t!r}: reference {r}, distrib {o}" for t, r, o in wrong[:10])
     assert not wrong, f"{len(wrong)} of {len(judged)} texts disagree on {field}:\n{detail}"
 
@@ -91,11 +98,16 @@ def test_the_issue_cases_are_judged_as_the_issue_says(judged):
 
     assert ref[TRANS_FLAG * 45]["x"] == [315, False]  # 7 each: 45 x 7
     assert ref[KANA * 12 + " http://" + KANA * 5 + "あいう.com"]["x"] == [358, False]
-    assert ref["Harbour news (#inparens) https://a.org/x\U0001f600 HTTPS://X.COM @news.harbourlight.org"][
-        "bluesky"
-    ] == [
+    assert ref[
+        "Harbour news (#inparens) https://a.org/x\U0001f600 HTTPS://X.COM @news.harbourlight.org"
+    ]["bluesky"] == [
         [25, 44, "link", "https://a.org/x\U0001f600"],  # an emoji after a URL is part of it here
-        [59, 81, "mention", "news.harbourlight.org"],  # no tag for "(#inparens)", no link for HTTPS://
+        [
+            59,
+            81,
+            "mention",
+            "news.harbourlight.org",
+        ],  # no tag for "(#inparens)", no link for HTTPS://
     ]
 
 
