@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import LedgerError, LockedError
-from .model import DeliveryStatus, Edition, Image, Outcome, Post
+from .model import DeliveryStatus, Edition, Image, Markers, Outcome, Post
 
 APPLICATION_ID = 0x64737462  # "dstb"
 
@@ -52,7 +52,7 @@ CREATE TABLE editions (
     subject    TEXT NOT NULL,
     preheader  TEXT NOT NULL,
     created    TEXT NOT NULL,           -- ISO 8601 UTC
-    html       TEXT NOT NULL,           -- with the per-recipient placeholders of model.py
+    html       TEXT NOT NULL,           -- with the per-recipient markers (model.Markers)
     text       TEXT NOT NULL,
     status     TEXT NOT NULL DEFAULT 'sending'  -- sending: deliveries unfinished; done
 );
@@ -136,8 +136,15 @@ def _update_from_0_to_1(db: sqlite3.Connection) -> None:
             buf = ""
 
 
+def _update_from_1_to_2(db: sqlite3.Connection) -> None:
+    # The random nonce of the edition's per-recipient markers (model.Markers); '' for the
+    # editions recorded before it, whose HTML and text carry the fixed markers.
+    db.execute("ALTER TABLE editions ADD COLUMN markers TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
+    1: _update_from_1_to_2,
 }
 VERSION = len(MIGRATIONS)
 
@@ -391,16 +398,19 @@ class Ledger:
         text: str,
         *,
         edition_id: int | None = None,
+        markers: Markers | None = None,
     ) -> Edition:
         """Record an edition; ``edition_id`` from :meth:`next_edition_id` when the
-        rendered HTML already links to its own number (the archive's page)."""
+        rendered HTML already links to its own number (the archive's page); ``markers``
+        the renderer's per-recipient gaps in ``html`` and ``text``."""
+        markers = markers or Markers()
         created = now()
         keys = tuple(post_keys)
         with self.transaction():
             cur = self.db.execute(
-                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                (edition_id, newsletter, subject, preheader, _iso(created), html, text),
+                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text, markers)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (edition_id, newsletter, subject, preheader, _iso(created), html, text, markers.nonce),
             )
             edition_id = cur.lastrowid
             assert edition_id is not None
@@ -408,7 +418,9 @@ class Ledger:
                 "INSERT INTO edition_posts (edition_id, post_key, position) VALUES (?, ?, ?)",
                 [(edition_id, k, i) for i, k in enumerate(keys)],
             )
-        return Edition(edition_id, newsletter, keys, subject, preheader, created, html, text)
+        return Edition(
+            edition_id, newsletter, keys, subject, preheader, created, html, text, markers=markers
+        )
 
     @wrap_errors
     def next_edition_id(self) -> int:
@@ -433,6 +445,7 @@ class Ledger:
             html=row["html"],
             text=row["text"],
             status=row["status"],
+            markers=Markers(row["markers"]),
         )
 
     @wrap_errors
