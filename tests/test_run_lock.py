@@ -1,0 +1,200 @@
+"""The run lock is on the ledger file itself, and claims are atomic across processes.
+
+Two configs can name one ledger through different paths (a symlink, a hard link, a
+``..`` path): they must meet the same lock.  And even processes that skip the lock
+entirely never claim the same row twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from distrib.errors import LockedError
+from distrib.ledger import open_ledger
+
+from .conftest import SmtpServer, free_port, run_distrib
+from .test_end_to_end import smtp_config
+
+
+def _alias(kind: str, real: Path, tmp_path: Path) -> Path:
+    """Another path naming the file ``real``."""
+    other = tmp_path / "elsewhere"
+    other.mkdir(exist_ok=True)
+    if kind == "symlink":
+        alias = other / "linked.sqlite"
+        alias.symlink_to(real)
+    elif kind == "hardlink":
+        alias = other / "hard.sqlite"
+        os.link(real, alias)
+    else:  # a path through ".." that does not look like the first one
+        alias = other / ".." / real.parent.name / "." / real.name
+    return alias
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dotdot"])
+def test_two_sends_through_aliases_of_one_ledger_send_each_recipient_once(make_config, tmp_path: Path, kind: str):
+    from aiosmtpd.controller import Controller
+
+    from .conftest import _Handler
+
+    server = SmtpServer("127.0.0.1", free_port())
+    controller = Controller(_Handler(server, delay=0.01), hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        addresses = [f"reader{i:03d}@example.com" for i in range(150)]
+        (tmp_path / "subs.csv").write_text("email\n" + "".join(f"{a}\n" for a in addresses))
+        data = tmp_path / "data"
+        real = data / "distrib.sqlite"
+        first_cfg = smtp_config(make_config, server, 'recipients_file = "subs.csv"')
+        text = first_cfg.read_text()
+        first_cfg.write_text(text + f'\n[ledger]\npath = "{real}"\n')
+        assert run_distrib("status", "--config", str(first_cfg)).returncode == 0  # makes the ledger
+        alias = _alias(kind, real, tmp_path)
+        second_cfg = tmp_path / "second.toml"
+        second_cfg.write_text(text + f'\n[ledger]\npath = "{alias}"\n')
+
+        first = subprocess.Popen(
+            [sys.executable, "-m", "distrib", "send", "--config", str(first_cfg)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(server.received) < 10 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.005)
+        assert first.poll() is None, "the first send finished before the second started"
+        second = run_distrib("send", "--config", str(second_cfg))
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        assert second.returncode == 1, second.stderr
+        assert "another distrib run (pid" in second.stderr and second.stderr.count("\n") == 1
+        counts: dict[str, int] = {}
+        for r in server.received:
+            for rcpt in r.rcpt_tos:
+                counts[rcpt] = counts.get(rcpt, 0) + 1
+        assert set(counts) == set(addresses)
+        assert {a: n for a, n in counts.items() if n > 1} == {}
+        # and the alias sees the same, finished, edition
+        again = run_distrib("send", "--config", str(second_cfg))
+        assert again.returncode == 0, again.stderr
+        assert len(server.received) == len(addresses)
+    finally:
+        controller.stop()
+
+
+CLAIMER = textwrap.dedent(
+    """
+    import json, sys, time
+    from distrib.ledger import open_ledger
+    from distrib.model import Outcome
+
+    path, edition, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    ledger = open_ledger(path)  # no lock(): the claims alone must hold
+    addresses = [f"r{i:03d}@example.com" for i in range(300)]
+    posts = [f"post-{i}" for i in range(100)]
+    while not __import__("os").path.exists(go):
+        time.sleep(0.001)
+    won, shares = [], []
+    for a in addresses:
+        if ledger.claim_email(edition, a):
+            won.append(a)
+            time.sleep(0.0005)  # "sending"
+            ledger.mark_email(edition, a, Outcome.sent("<id>"))
+    for p in posts:
+        if ledger.claim_share(p, "x-main", "text"):
+            shares.append(p)
+            ledger.mark_share(p, "x-main", Outcome.sent("1"))
+    print(json.dumps([won, shares]))
+    """
+)
+
+
+def test_processes_that_skip_the_lock_never_claim_a_row_twice(tmp_path: Path):
+    """Three processes claim the same edition and shares at once, through aliases,
+    none of them taking the run lock: every row is claimed by exactly one."""
+    real = tmp_path / "data" / "distrib.sqlite"
+    with open_ledger(real) as ledger:
+        edition = ledger.create_edition("digest", ["k1"], "s", "p", "<html/>", "t")
+        # Rows a process claimed and is still sending are as good as taken, too:
+        # this one is left claimed by "another run" that is alive (this test process).
+        assert ledger.claim_email(edition.id, "r000@example.com")
+        go = tmp_path / "go"
+        paths = [real, _alias("symlink", real, tmp_path), _alias("dotdot", real, tmp_path)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", CLAIMER, str(p), str(edition.id), str(go)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for p in paths
+        ]
+        time.sleep(0.5)  # let them all start and wait
+        go.touch()
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            results.append(json.loads(out))
+    emails = [a for won, _ in results for a in won]
+    shares = [p for _, won in results for p in won]
+    assert len(emails) == len(set(emails)) == 299  # each once; r000 stays with its claimer
+    assert "r000@example.com" not in emails
+    assert len(shares) == len(set(shares)) == 100
+    assert sum(1 for won, _ in results if won) >= 2, "the processes did not overlap"
+
+
+def test_a_ledger_with_a_second_hard_link_is_refused(make_config, tmp_path: Path):
+    """SQLite keeps the -wal by name: through a hard link each name has its own journal
+    (a process there does not even see the other's rows).  Both names are refused."""
+    real = tmp_path / "data" / "distrib.sqlite"
+    cfg = make_config(f'[ledger]\npath = "{real}"\n')
+    assert run_distrib("status", "--config", str(cfg)).returncode == 0
+    alias = _alias("hardlink", real, tmp_path)
+    other = tmp_path / "other.toml"
+    other.write_text(cfg.read_text().replace(str(real), str(alias)))
+    for config, path in ((cfg, real), (other, alias)):
+        proc = run_distrib("run", "--config", str(config))
+        assert proc.returncode == 2
+        assert proc.stderr == (
+            f"distrib: the ledger {path} has 2 hard links, and SQLite keeps its journal by name, so two "
+            f"names would corrupt it; remove the other links (find / -samefile {path}) and use a "
+            "symlink if you need a second name\n"
+        )
+    alias.unlink()
+    assert run_distrib("status", "--config", str(cfg)).returncode == 0
+
+
+def test_the_lock_is_released_by_kill_9_and_a_claimer_keeps_a_run_out(tmp_path: Path):
+    path = tmp_path / "l.sqlite"
+    open_ledger(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from distrib.ledger import open_ledger\nl = open_ledger({str(path)!r})\nl.lock()\nprint('locked', flush=True)\nimport time\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with open_ledger(path) as other:
+        with pytest.raises(LockedError, match=r"another distrib run \(pid \d+"):
+            other.lock()
+        with pytest.raises(LockedError):  # claiming beside a run is refused too
+            other.claim_email(1, "a@example.com")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with open_ledger(path) as ledger:
+        ledger.lock()  # a dead holder's lock is gone: no stale lock to clean up
+        edition = ledger.create_edition("digest", ["k"], "s", "p", "<html/>", "t")
+    # a process claiming without the lock keeps a run from starting
+    with open_ledger(path) as claimer:
+        assert claimer.claim_email(edition.id, "a@example.com")
+        with open_ledger(path) as run:
+            with pytest.raises(LockedError):
+                run.lock()
+    # once it is gone, the run takes over what it left in flight (the one resend)
+    with open_ledger(path) as run:
+        run.lock()
+        assert run.claim_email(edition.id, "a@example.com")
