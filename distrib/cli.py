@@ -467,12 +467,14 @@ def check(app: App, *, quiet: bool) -> None:
     Example:
       distrib check --config distrib.toml --strict
     """
-    from .check import run_checks
+    from .check import ledger_file_warnings, run_checks
 
     problems, notes = run_checks(app)
     if not quiet:
         for note in notes:
             click.echo(note)
+    for warning in ledger_file_warnings(app.ledger_path):
+        click.echo(f"distrib: warning: {warning}", err=True)
     for problem in problems:
         click.echo(f"distrib: {problem}", err=True)
     if problems:
