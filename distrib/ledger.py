@@ -21,6 +21,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -733,7 +734,8 @@ class Ledger:
 
         Without the run lock only this process's own claims: another's may be alive.
         """
-        exclusive = self._exclusive()
+        # Asked, not taken: a dry run lists beside a running run without locking it out.
+        exclusive = self._lock_kind == fcntl.LOCK_EX or not self._file_backed()
         return [
             r[0]
             for r in self.db.execute(
@@ -974,6 +976,17 @@ def _create(path: Path) -> None:
                 os.unlink(f"{tmp}{suffix}")
 
 
+def _being_created(path: Path) -> bool:
+    """Whether ``path``'s second link is the temporary name of :func:`_create`."""
+    st = os.stat(path)
+    for tmp in path.parent.glob(f".{path.name}.new-*"):
+        with contextlib.suppress(OSError):
+            got = os.stat(tmp)
+            if (got.st_dev, got.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
+
+
 def _check_file(path: Path) -> None:
     """Refuse an existing file that is not a distrib ledger, saying how to get one back."""
     with open(path, "rb") as f:
@@ -988,6 +1001,11 @@ def _check_file(path: Path) -> None:
             f"are gone; {fix}"
         )
     links = os.stat(path).st_nlink
+    for _ in range(40):
+        if links == 1 or not _being_created(path):
+            break
+        time.sleep(0.05)  # another process is linking a new ledger into place
+        links = os.stat(path).st_nlink
     if links > 1:
         # SQLite names the -wal and -shm after the path: through two names, two processes
         # would each keep their own journal of one file (https://sqlite.org/howtocorrupt.html).
@@ -1017,7 +1035,9 @@ def open_ledger(path: Path) -> Ledger:
             _create(path)
         if not memory and not path.is_dir():
             _check_file(path)
-        readonly = not memory and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+        # SQLite writes its -wal and -shm beside the file a symlink points at.
+        real = path.resolve() if not memory else path
+        readonly = not memory and not (os.access(real, os.W_OK) and os.access(real.parent, os.W_OK))
         if readonly:
             db = _open_readonly(path)
         else:

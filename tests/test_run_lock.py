@@ -198,3 +198,31 @@ def test_the_lock_is_released_by_kill_9_and_a_claimer_keeps_a_run_out(tmp_path: 
     with open_ledger(path) as run:
         run.lock()
         assert run.claim_email(edition.id, "a@example.com")
+
+
+def test_a_schema_1_ledger_is_migrated_and_its_claims_wait_for_the_run_lock(tmp_path: Path):
+    import sqlite3
+
+    from distrib import ledger as ledger_module
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    ledger_module.MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db.execute(f"PRAGMA application_id = {ledger_module.APPLICATION_ID}")
+    db.execute(
+        "INSERT INTO editions (id, newsletter, subject, preheader, created, html, text) "
+        "VALUES (1, 'digest', 's', 'p', '2026-11-01T00:00:00+00:00', 'h', 't')"
+    )
+    db.execute(
+        "INSERT INTO email_deliveries (edition_id, address, status, updated) "
+        "VALUES (1, 'a@example.com', 'claimed', '2026-11-01T00:00:00+00:00')"
+    )
+    db.close()
+    with open_ledger(path) as ledger:
+        assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == ledger_module.VERSION
+        # claimed by a run of the old schema: alive or not, only the run lock can tell
+        assert not ledger.claim_email(1, "a@example.com")
+        ledger.lock()
+        assert ledger.claim_email(1, "a@example.com")
+        assert ledger.email_counts(1)["claimed"] == 1
