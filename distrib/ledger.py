@@ -251,8 +251,15 @@ def _take_fd(path: Path) -> int:
     return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
+def _cannot_lock(path: Path, e: OSError) -> LedgerError:
+    return LedgerError(
+        f"cannot lock the ledger {path} ({e.strerror or e}); keep it on a local file system"
+    )
+
+
 def _give_back_fd(fd: int) -> None:
-    fcntl.flock(fd, fcntl.LOCK_UN)
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
     got = os.fstat(fd)
     with _SPARE_FDS_LOCK:
         _SPARE_FDS.setdefault((got.st_dev, got.st_ino), []).append(fd)
@@ -315,6 +322,9 @@ class Ledger:
                 f"another distrib run ({holder}) is using the ledger "
                 f"{self.path}; this run does nothing. Wait for it to finish"
             ) from None
+        except OSError as e:
+            _give_back_fd(fd)
+            raise _cannot_lock(self.path, e) from None
         self._lock_fd, self._lock_kind = fd, fcntl.LOCK_EX
         self.kv_put("run:holder", f"pid {os.getpid()}, started {_iso(now())}")
 
@@ -343,6 +353,9 @@ class Ledger:
                     f"another distrib run ({holder}) is using the ledger {self.path}; "
                     "nothing is claimed beside it. Wait for it to finish"
                 ) from None
+            except OSError as e:
+                _give_back_fd(fd)
+                raise _cannot_lock(self.path, e) from None
             self._lock_fd, self._lock_kind = fd, fcntl.LOCK_SH
         return False
 
@@ -1014,10 +1027,14 @@ def _check_file(path: Path) -> None:
             "two names would corrupt it; remove the other links (find / -samefile "
             f"{path}) and use a symlink if you need a second name"
         )
+    other = (
+        f"set [ledger] path to the ledger, or if this was it, restore it from a backup "
+        f"(cp BACKUP {path}) or move it away (mv {path} {path}.old) to start over"
+    )
     if not head.startswith(SQLITE_HEADER):
-        raise LedgerError(f"{path} is not a distrib ledger (not an SQLite file); {fix}")
+        raise LedgerError(f"{path} is not a distrib ledger (not an SQLite file); {other}")
     if len(head) >= 72 and int.from_bytes(head[68:72], "big") != APPLICATION_ID:
-        raise LedgerError(f"{path} is not a distrib ledger; set [ledger] path to another file, or {fix}")
+        raise LedgerError(f"{path} is not a distrib ledger; {other}")
 
 
 def open_ledger(path: Path) -> Ledger:

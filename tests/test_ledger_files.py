@@ -63,7 +63,7 @@ def test_foreign_files_are_refused_and_only_a_missing_one_is_created(tmp_path: P
     for path, match in (
         (empty_sqlite, "is not a distrib ledger"),
         (tmp_path / "zero.sqlite", "is empty"),
-        (tmp_path / "text.sqlite", r"not a distrib ledger \(not an SQLite file\); restore it"),
+        (tmp_path / "text.sqlite", r"not a distrib ledger \(not an SQLite file\); set \[ledger\] path to the ledger, or if this was it, restore"),
     ):
         if path.name == "zero.sqlite":
             path.touch()
