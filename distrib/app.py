@@ -21,7 +21,7 @@ from .adapters import Channel, Context, Mailer, Source
 from .config import Section, Settings, load_config, mailer_settings
 from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateError, UsageError
 from .ledger import Ledger, open_ledger
-from .model import PLACEHOLDER_UNSUBSCRIBE_URL, Edition, Post, Recipient, RenderedEdition
+from .model import Edition, Post, Recipient, RenderedEdition
 
 log = logging.getLogger("distrib")
 
@@ -295,8 +295,9 @@ class App:
             )
         return problems
 
-    def check_template_compliance(self, html: str, template: str) -> None:
-        if PLACEHOLDER_UNSUBSCRIBE_URL not in html:
+    def check_template_compliance(self, rendered: RenderedEdition) -> None:
+        html, template = rendered.html, rendered.template
+        if rendered.markers.url not in html:
             raise TemplateError(
                 f"the email template {template!r} has no unsubscribe link; "
                 "keep {{ unsubscribe_url }} in its footer"
@@ -359,7 +360,7 @@ class App:
             for posts in batches:
                 edition_id = self.ledger.next_edition_id()
                 rendered = self.render(letter, posts, edition_id=edition_id)
-                self.check_template_compliance(rendered.html, rendered.template)
+                self.check_template_compliance(rendered)
                 edition = self.ledger.create_edition(
                     letter.name,
                     [p.key for p in posts],
@@ -368,6 +369,7 @@ class App:
                     rendered.html,
                     rendered.text,
                     edition_id=edition_id,
+                    markers=rendered.markers,
                 )
                 result.editions.append(self._deliver(edition, False, deliver_edition, progress))
         return result
@@ -447,6 +449,7 @@ class App:
             created=self.ctx.now,
             html=rendered.html,
             text=rendered.text,
+            markers=rendered.markers,
         )
 
     def check_share_templates(self) -> None:

@@ -12,6 +12,7 @@ from .errors import DistribError
 
 if TYPE_CHECKING:
     from .app import App
+    from .config import Settings
 
 
 def run_checks(app: App) -> tuple[list[str], list[str]]:
@@ -57,6 +58,15 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
             app.mailer()
         except DistribError as e:
             problems.append(str(e))
+    try:
+        from .render.message import dkim_signer
+
+        signer = dkim_signer(settings)
+    except DistribError as e:
+        problems.append(str(e))
+    else:
+        if signer is not None:
+            notes += [f"email: signed with DKIM, {k.algorithm} under {k.selector}._domainkey.{signer.domain}" for k in signer.keys]
     for opts in settings.channels:
         try:
             cls = registry.load("distrib.channels", opts.type)
@@ -86,3 +96,15 @@ def ledger_file_warnings(path: Path) -> list[str]:
         f"other users can read the ledger {path} (mode {mode:04o}): it holds the signing key, "
         f"sessions and subscribers; chmod 600 {path}"
     ]
+
+
+def domain_wanted(settings: Settings, flag: bool | None) -> bool:
+    """Whether `check` looks at the sending domain's DNS: ``--domain/--no-domain``, else
+    ``[check] domain``, else when DKIM signing is configured."""
+    if flag is not None:
+        return flag
+    opts = settings.data.get("check") or {}
+    if opts.get("domain") is not None:
+        return bool(opts["domain"])
+    dkim = settings.data.get("email", {}).get("dkim") or {}
+    return bool(dkim.get("selector") or dkim.get("ed25519_selector"))

@@ -121,6 +121,12 @@ def k_email(v: Any, ctx: Ctx) -> str:
         raise Invalid("an email address such as 'News <news@example.org>'")
     if "\r" in v or "\n" in v:
         raise Invalid("an email address on one line")
+    from .subscribers import normalise_address  # the one address rule, as for recipients
+
+    try:
+        normalise_address(_address_part(v))
+    except ValueError as e:
+        raise Invalid(f"an email address such as 'News <news@example.org>' ({e})") from None
     return v
 
 
@@ -474,6 +480,21 @@ NEWSLETTER = Table(
     | NEWSLETTER_OPTIONS
 )
 
+DKIM = Table(
+    {
+        "domain": Opt(k_str, "", "the signing domain (d=); default: the domain of email.from"),
+        "selector": Opt(
+            k_str, "", "the selector of the key: its public key is at <selector>._domainkey.<domain>"
+        ),
+        "key_file": Opt(k_path, None, "PEM file of the private key (RSA or Ed25519); `distrib dkim-keygen` makes one"),
+        "key_env": Opt(k_env_name, None, "environment variable holding the PEM private key, instead of key_file"),
+        "ed25519_selector": Opt(k_str, "", "a second, Ed25519 signature (RFC 8463) under this selector"),
+        "ed25519_key_file": Opt(k_path, None, "PEM file of the Ed25519 private key"),
+        "ed25519_key_env": Opt(k_env_name, None, "environment variable holding the Ed25519 PEM key"),
+    },
+    doc="DKIM signatures on every message distrib builds (smtp, outbox, mailgun, ses raw)",
+)
+
 EMAIL = Table(
     {
         "mailer": Opt(k_str, "outbox", "outbox, smtp or a registered mailer"),
@@ -488,6 +509,7 @@ EMAIL = Table(
         ),
         "unsubscribe_mailto": Opt(k_email, None, "an address that unsubscribes whoever mails it"),
         "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
+        "dkim": DKIM,
     },
     doc="how the digest is sent; [email.<mailer>] holds the mailer's own options",
     open_subtables=True,
@@ -516,6 +538,21 @@ LEDGER = Table({"path": Opt(k_path, None, "the SQLite ledger file; default distr
 
 TEMPLATES = Table({"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")})
 
+CHECK = Table(
+    {
+        "domain": Opt(
+            k_bool, None, "check the sending domain's DNS (SPF, DKIM, DMARC, MX) in `distrib check`; "
+            "default: when [email.dkim] is set"
+        ),
+        "nameservers": Opt(
+            k_str_list, (), "DNS servers for those look-ups, such as ['9.9.9.9'] or ['127.0.0.1:5353']; "
+            "default: the system's"
+        ),
+        "dns_timeout": Opt(k_number, 5.0, "seconds to wait for each DNS answer"),
+    },
+    doc="what `distrib check` looks at beyond the config",
+)
+
 ROOT = Table(
     {
         "site": SITE,
@@ -526,6 +563,7 @@ ROOT = Table(
         "channels": TableList(CHANNEL),
         "ledger": LEDGER,
         "templates": TEMPLATES,
+        "check": CHECK,
     }
 )
 

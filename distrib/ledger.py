@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import LedgerError, LockedError
-from .model import DeliveryStatus, Edition, Image, Outcome, Post
+from .model import DeliveryStatus, Edition, Image, Markers, Outcome, Post
+from .paths import make_private_dir
 
 APPLICATION_ID = 0x64737462  # "dstb"
 
@@ -55,7 +56,7 @@ CREATE TABLE editions (
     subject    TEXT NOT NULL,
     preheader  TEXT NOT NULL,
     created    TEXT NOT NULL,           -- ISO 8601 UTC
-    html       TEXT NOT NULL,           -- with the per-recipient placeholders of model.py
+    html       TEXT NOT NULL,           -- with the per-recipient markers (model.Markers)
     text       TEXT NOT NULL,
     status     TEXT NOT NULL DEFAULT 'sending'  -- sending: deliveries unfinished; done
 );
@@ -140,8 +141,14 @@ def _update_from_0_to_1(db: sqlite3.Connection) -> None:
 
 
 def _update_from_1_to_2(db: sqlite3.Connection) -> None:
+    # The random nonce of the edition's per-recipient markers (model.Markers); '' for the
+    # editions recorded before it, whose HTML and text carry the fixed markers.
+    db.execute("ALTER TABLE editions ADD COLUMN markers TEXT NOT NULL DEFAULT ''")
+
+
+def _update_from_2_to_3(db: sqlite3.Connection) -> None:
     # Which run claimed a row: a row claimed by a run that is still going is never
-    # claimed again by another (see Ledger.claim_email).  NULL: claimed before schema 2.
+    # claimed again by another (see Ledger.claim_email).  NULL: claimed before schema 3.
     db.execute("ALTER TABLE email_deliveries ADD COLUMN run TEXT")
     db.execute("ALTER TABLE share_deliveries ADD COLUMN run TEXT")
 
@@ -149,6 +156,7 @@ def _update_from_1_to_2(db: sqlite3.Connection) -> None:
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
     1: _update_from_1_to_2,
+    2: _update_from_2_to_3,
 }
 VERSION = len(MIGRATIONS)
 
@@ -500,16 +508,19 @@ class Ledger:
         text: str,
         *,
         edition_id: int | None = None,
+        markers: Markers | None = None,
     ) -> Edition:
         """Record an edition; ``edition_id`` from :meth:`next_edition_id` when the
-        rendered HTML already links to its own number (the archive's page)."""
+        rendered HTML already links to its own number (the archive's page); ``markers``
+        the renderer's per-recipient gaps in ``html`` and ``text``."""
+        markers = markers or Markers()
         created = now()
         keys = tuple(post_keys)
         with self.transaction():
             cur = self.db.execute(
-                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                (edition_id, newsletter, subject, preheader, _iso(created), html, text),
+                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text, markers)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (edition_id, newsletter, subject, preheader, _iso(created), html, text, markers.nonce),
             )
             edition_id = cur.lastrowid
             assert edition_id is not None
@@ -517,7 +528,9 @@ class Ledger:
                 "INSERT INTO edition_posts (edition_id, post_key, position) VALUES (?, ?, ?)",
                 [(edition_id, k, i) for i, k in enumerate(keys)],
             )
-        return Edition(edition_id, newsletter, keys, subject, preheader, created, html, text)
+        return Edition(
+            edition_id, newsletter, keys, subject, preheader, created, html, text, markers=markers
+        )
 
     @wrap_errors
     def next_edition_id(self) -> int:
@@ -542,6 +555,7 @@ class Ledger:
             html=row["html"],
             text=row["text"],
             status=row["status"],
+            markers=Markers(row["markers"]),
         )
 
     @wrap_errors
@@ -936,17 +950,6 @@ def _readonly_message(path: Path, what: str) -> str:
     )
 
 
-def _make_dirs(folder: Path) -> None:
-    """``mkdir -p`` with every folder distrib creates private (0700)."""
-    missing = []
-    for p in [folder, *folder.parents]:
-        if p.is_dir():
-            break
-        missing.append(p)
-    for p in reversed(missing):
-        p.mkdir(mode=0o700, exist_ok=True)
-
-
 def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
     while version < VERSION:
         try:
@@ -1048,7 +1051,7 @@ def open_ledger(path: Path) -> Ledger:
     memory = str(path) == ":memory:"
     try:
         if not memory and not path.exists() and not path.is_symlink():
-            _make_dirs(path.parent)
+            make_private_dir(path.parent)
             _create(path)
         if not memory and not path.is_dir():
             _check_file(path)

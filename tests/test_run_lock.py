@@ -200,7 +200,7 @@ def test_the_lock_is_released_by_kill_9_and_a_claimer_keeps_a_run_out(tmp_path: 
         assert run.claim_email(edition.id, "a@example.com")
 
 
-def test_a_schema_1_ledger_is_migrated_and_its_claims_wait_for_the_run_lock(tmp_path: Path):
+def test_an_older_ledger_is_migrated_and_its_claims_wait_for_the_run_lock(tmp_path: Path):
     import sqlite3
 
     from distrib import ledger as ledger_module
@@ -208,7 +208,8 @@ def test_a_schema_1_ledger_is_migrated_and_its_claims_wait_for_the_run_lock(tmp_
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path, isolation_level=None)
     ledger_module.MIGRATIONS[0](db)
-    db.execute("PRAGMA user_version = 1")
+    ledger_module.MIGRATIONS[1](db)
+    db.execute("PRAGMA user_version = 2")  # before the claims named their run
     db.execute(f"PRAGMA application_id = {ledger_module.APPLICATION_ID}")
     db.execute(
         "INSERT INTO editions (id, newsletter, subject, preheader, created, html, text) "

@@ -14,12 +14,12 @@ subscriber's address and unsubscribe link.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from ..config import Opt, choice, k_env_name, k_positive, k_str, k_url
-from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL
 from ._http import HandoffMailer, Transient, edition_marker
 from .listmonk import fill_tags
 
@@ -27,7 +27,21 @@ if TYPE_CHECKING:
     from ..render.message import PreparedMessage
 
 NAME = "buttondown"
-TAGS = {PLACEHOLDER_UNSUBSCRIBE_URL: "{{ unsubscribe_url }}", PLACEHOLDER_EMAIL: "{{ subscriber.email }}"}
+#: Buttondown's template variables for the values we fill in per recipient: (url, email).
+TAGS = ("{{ unsubscribe_url }}", "{{ subscriber.email }}")
+_STYLE = re.compile(r"(<style\b.*?</style>)", re.S | re.I)
+_TAG_START = re.compile(r"\{(?=[{%#])")
+
+
+def html_literal(html: str) -> str:
+    """``html`` with every "{{", "{%" and "{#" (a post's title or text may hold one)
+    written with the first brace as ``&#123;``: the reader sees the same text, and
+    Buttondown's template language finds no tag in it.  <style> blocks, where a
+    character reference means nothing, come from the theme and are left as they are."""
+    parts = _STYLE.split(html)
+    for i in range(0, len(parts), 2):
+        parts[i] = _TAG_START.sub("&#123;", parts[i])
+    return "".join(parts)
 #: Pages of recent emails searched for our marker (newest first): a crash is recent.
 _FIND_PAGES = 3
 
@@ -66,7 +80,7 @@ class ButtondownMailer(HandoffMailer):
         """The ``POST /v1/emails`` body for this edition."""
         return {
             "subject": message.subject,
-            "body": self.marker(message) + "\n" + fill_tags(message.html, TAGS),
+            "body": self.marker(message) + "\n" + fill_tags(message.html, message.markers, TAGS, html_literal),
             "status": self.opts.get("status") or "about_to_send",
         }
 

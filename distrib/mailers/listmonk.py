@@ -17,6 +17,7 @@ in a template: point ``template_id`` at one whose body is only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -34,18 +35,21 @@ from ..config import (
     k_url,
 )
 from ..errors import ConfigError
-from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL
+from ..model import Markers
 from ._http import HandoffMailer, Transient, edition_marker
 
 if TYPE_CHECKING:
     from ..render.message import PreparedMessage
 
 NAME = "listmonk"
-#: listmonk's Go template tags for the values we fill in per recipient.
-TAGS = {
-    PLACEHOLDER_UNSUBSCRIBE_URL: "{{ UnsubscribeURL }}",
-    PLACEHOLDER_EMAIL: "{{ .Subscriber.Email }}",
-}
+#: listmonk's Go template tags for the values we fill in per recipient: (url, email).
+TAGS = ("{{ UnsubscribeURL }}", "{{ .Subscriber.Email }}")
+
+
+def go_template_literal(text: str) -> str:
+    """``text`` as a Go template that outputs it unchanged: a "{{" in a post's title or
+    text (``{{ .Subscriber.Email }}``) must not become a tag that listmonk fills."""
+    return text.replace("{{", '{{"{{"}}')
 
 
 def k_id_list(v: Any, ctx: Ctx) -> tuple[int, ...]:
@@ -66,10 +70,18 @@ def k_id(v: Any, ctx: Ctx) -> int:
     return v
 
 
-def fill_tags(text: str, tags: dict[str, str]) -> str:
-    for placeholder, tag in tags.items():
-        text = text.replace(placeholder, tag)
-    return text
+def fill_tags(
+    text: str, markers: Markers, tags: tuple[str, str], literal: Callable[[str], str] = str
+) -> str:
+    """The edition's markers in ``text`` as the platform's tags ``(url, email)``; the rest
+    made ``literal`` for the platform's template language."""
+    pieces = markers.split(text)
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            pieces[i] = tags[0] if piece == markers.url else tags[1]
+        else:
+            pieces[i] = literal(piece)
+    return "".join(pieces)
 
 
 class ListmonkMailer(HandoffMailer):
@@ -139,8 +151,8 @@ class ListmonkMailer(HandoffMailer):
             "type": "regular",
             "content_type": "html",
             "messenger": "email",
-            "body": fill_tags(message.html, TAGS),
-            "altbody": fill_tags(message.text, TAGS),
+            "body": fill_tags(message.html, message.markers, TAGS, go_template_literal),
+            "altbody": fill_tags(message.text, message.markers, TAGS, go_template_literal),
             "tags": list(self.opts.get("tags") or ()),
         }
         if self.opts.get("template_id"):

@@ -325,7 +325,7 @@ def _xml_entry(entry: Any, *, source: str, feed_base: str | None, categories_as:
 
 
 def post_key(guid: str, link: str) -> str:
-    """The guid / id when there is one, else the canonical URL (DESIGN, "Nouns").
+    """The guid / id when there is one, else the canonical URL (ARCHITECTURE.md, "The nouns").
 
     A guid that is not a URL, URN or tag URI ("1", "4242") is only unique inside its
     feed; it is prefixed with the post's host so that two sites' "1" stay two posts.
