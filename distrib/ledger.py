@@ -425,7 +425,7 @@ class Ledger:
         if self.readonly:
             posts = list(posts)
             known = self.first_seen(p.key for p in posts)
-            return {p.key: known.get(p.key) or datetime.fromisoformat(ts) for p in posts}  # type: ignore[arg-type]
+            return {p.key: known.get(p.key) or datetime.fromisoformat(str(ts)) for p in posts}
         with self.transaction():
             for post in posts:
                 self.db.execute(
