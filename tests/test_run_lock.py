@@ -89,6 +89,71 @@ def test_two_sends_through_aliases_of_one_ledger_send_each_recipient_once(make_c
         controller.stop()
 
 
+def _can_bind_mount(tmp_path: Path) -> bool:
+    import shutil
+
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return False
+    src, dst = tmp_path / "probe-src", tmp_path / "probe-dst"
+    src.write_text("x")
+    dst.write_text("")
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f'mount --bind "{src}" "{dst}" && cat "{dst}"'], capture_output=True, text=True
+    )
+    src.unlink()
+    dst.unlink()
+    return probe.returncode == 0 and probe.stdout == "x"
+
+
+def test_two_sends_through_a_bind_mounted_ledger_send_each_recipient_once(make_config, tmp_path: Path):
+    """The ledger file bind-mounted at a second path (as a container volume is): the two
+    names share no folder, so a lock file named after the path was two locks."""
+    if not _can_bind_mount(tmp_path):
+        pytest.skip("needs `unshare -m` and `mount --bind` (root in a private mount namespace)")
+    from aiosmtpd.controller import Controller
+
+    from .conftest import _Handler
+
+    server = SmtpServer("127.0.0.1", free_port())
+    controller = Controller(_Handler(server, delay=0.01), hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        addresses = [f"reader{i:03d}@example.com" for i in range(150)]
+        (tmp_path / "subs.csv").write_text("email\n" + "".join(f"{a}\n" for a in addresses))
+        real = tmp_path / "data" / "distrib.sqlite"
+        first_cfg = smtp_config(make_config, server, 'recipients_file = "subs.csv"')
+        text = first_cfg.read_text()
+        first_cfg.write_text(text + f'\n[ledger]\npath = "{real}"\n')
+        assert run_distrib("status", "--config", str(first_cfg)).returncode == 0
+        alias = tmp_path / "volume" / "state.sqlite"
+        alias.parent.mkdir()
+        alias.write_bytes(b"")  # the mount point; inside the namespace it is the ledger
+        second_cfg = tmp_path / "second.toml"
+        second_cfg.write_text(text + f'\n[ledger]\npath = "{alias}"\n')
+        send = f'"{sys.executable}" -m distrib send --config'
+        script = (
+            f'mount --bind "{real}" "{alias}" || exit 99\n'
+            f'{send} "{first_cfg}" >first.out 2>first.err & A=$!\n'
+            "sleep 1\n"
+            f'{send} "{second_cfg}" >second.out 2>second.err; echo "second=$?"\n'
+            'wait $A; echo "first=$?"\n'
+        )
+        proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        codes = dict(line.split("=") for line in proc.stdout.split())
+        assert sorted(codes.values()) == ["0", "1"], (proc.stdout, proc.stderr)
+        refused = "first" if codes["first"] == "1" else "second"
+        err = (tmp_path / f"{refused}.err").read_text()
+        assert "another distrib run (pid" in err and err.count("\n") == 1, err
+        counts: dict[str, int] = {}
+        for r in server.received:
+            for rcpt in r.rcpt_tos:
+                counts[rcpt] = counts.get(rcpt, 0) + 1
+        assert set(counts) == set(addresses)
+        assert {a: n for a, n in counts.items() if n > 1} == {}
+    finally:
+        controller.stop()
+
+
 CLAIMER = textwrap.dedent(
     """
     import json, sys, time
