@@ -140,6 +140,20 @@ def _n_posts(n: int) -> str:
     return f"{n} post" if n == 1 else f"{n} posts"
 
 
+def _layout_line(n: int, layout: dict[str, int] | None) -> str:
+    """'20 posts: 5 in full, 15 listed': how an edition showed what it took."""
+    if not layout or (not layout.get("listed") and not layout.get("more") and not layout.get("skipped")):
+        return ""
+    parts = [f"{layout.get('full', 0)} in full"]
+    if layout.get("listed"):
+        parts.append(f"{layout['listed']} listed")
+    if layout.get("more"):
+        parts.append(f"{layout['more']} counted in the \"more stories\" line")
+    if layout.get("skipped"):
+        parts.append(f"{layout['skipped']} skipped (overflow = \"skip\")")
+    return f"{_n_posts(n)}: " + ", ".join(parts)
+
+
 def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
     say = (lambda *a, **k: None) if quiet else click.echo
     if result.fetch is not None:
@@ -162,6 +176,11 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
             f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
             f"({_n_posts(len(plan.posts))}) {whom} [dry run]"
         )
+        from .app import layout_of
+
+        layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
+        if layout:
+            say(f"  {layout}")
     for r in result.editions:
         rep = r.report
         verb = "resumed" if r.resumed else "sent"
@@ -182,6 +201,9 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         if not rep.finished:
             line += "; unfinished: the next run delivers the rest"
         say(line)
+        layout = _layout_line(len(r.edition.post_keys), r.layout)
+        if layout:
+            say(f"  {layout}")
         for error in rep.errors:
             click.echo(f"distrib: {r.newsletter}: {error}", err=True)
     for line in result.skipped:
@@ -504,6 +526,9 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
             f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
         )
         click.echo(line)
+        layout = _layout_line(r["posts"], r.get("layout"))
+        if layout:
+            click.echo(f"  {layout}")
         if r.get("eta"):
             click.echo(f"  {r['eta']}")
 

@@ -436,7 +436,17 @@ SOURCE = Table(
 
 NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
     "window": Opt(k_span, parse_duration("7d"), "how far back posts are taken, such as '7d'"),
-    "max_posts": Opt(k_positive, 10, "the most posts one edition takes"),
+    "max_posts": Opt(
+        k_positive, 10, "the most posts one edition shows in full; the rest of what is new goes below as title links"
+    ),
+    "overflow": Opt(
+        choice("list", "skip"),
+        "list",
+        "new posts beyond max_posts: list (title links in the same edition) or skip (left out, counted)",
+    ),
+    "max_per_day": Opt(
+        k_positive, 3, "per-post: the most emails a reader gets in 24 hours; a bigger burst is one digest"
+    ),
     "min_posts": Opt(k_count, 1, "below this many new posts nothing is sent"),
     "cadence": Opt(
         choice("per-run", "per-post", "daily", "weekly", "monthly"),

@@ -374,6 +374,21 @@ class Ledger:
         }
 
     @wrap_errors
+    def post_seq(self) -> int:
+        """A number that grows with every post first seen (the posts table's rowid)."""
+        return self.db.execute("SELECT coalesce(max(rowid), 0) FROM posts").fetchone()[0]
+
+    @wrap_errors
+    def posts_seen_by(self, seq: int | None = None, *, before: datetime | None = None) -> set[str]:
+        """Keys of posts first seen up to :meth:`post_seq` ``seq``, or (for ledgers that
+        did not note one) first seen strictly before ``before``."""
+        if seq is not None:
+            rows = self.db.execute("SELECT key FROM posts WHERE rowid <= ?", (seq,))
+        else:
+            rows = self.db.execute("SELECT key FROM posts WHERE first_seen < ?", (_iso(before),))
+        return {r[0] for r in rows}
+
+    @wrap_errors
     def get_post(self, key: str) -> Post | None:
         row = self.db.execute("SELECT data FROM posts WHERE key = ?", (key,)).fetchone()
         return post_from_row(row[0]) if row else None

@@ -99,6 +99,9 @@ class RenderedEdition:
     full_keys: tuple[str, ...] = ()
     overflow_keys: tuple[str, ...] = ()
     template: str = "digest"
+    #: how many of the last ``overflow_keys`` did not fit even as title links and are
+    #: counted in one "N more stories" line instead.
+    more: int = 0
 
 
 @dataclass(frozen=True, slots=True)

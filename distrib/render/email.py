@@ -227,8 +227,14 @@ def render_edition(
     name: str,
     now: datetime,
     web_url: str | None = None,
+    max_full: int | None = None,
 ) -> RenderedEdition:
-    """Render one edition of ``newsletter`` (its validated table) for ``posts``, newest first."""
+    """Render one edition of ``newsletter`` (its validated table) for ``posts``, newest first.
+
+    At most ``max_full`` posts are shown in full (None: as many as fit), the rest as
+    title links under "More in this edition"; when the size budget does not hold even
+    those, the last are counted in one "N more stories" line.  An edition that cannot
+    fit at all is a TemplateError: never sent clipped."""
     if not posts:
         raise ValueError("render_edition needs at least one post")
     env = make_env(settings)
@@ -278,31 +284,66 @@ def render_edition(
         "count": len(views),
     }
     budget = int(newsletter.get("size_budget_kb") or 90) * 1024
+    # The "N more stories" line points readers at the rest: the archive, else the site.
+    more_url = absolute_http_url(theme.archive_url or "") or site_url
 
-    def html_for(n_full: int) -> tuple[str, dict[str, Any]]:
-        full, rest = views[:n_full], views[n_full:]
+    def html_for(n_full: int, n_links: int) -> tuple[str, dict[str, Any]]:
+        full, links = views[:n_full], views[n_full : n_full + n_links]
         lead = full[0] if (theme.lead_story and full and len(views) > 1) else None
         body = full[1:] if lead else full
-        c = ctx | {"lead": lead, "groups": group_posts(body, theme), "full": full, "overflow": rest}
+        c = ctx | {
+            "lead": lead,
+            "groups": group_posts(body, theme),
+            "full": full,
+            "overflow": links,
+            "more": len(views) - n_full - n_links,
+            "more_url": more_url,
+        }
         source = render(env, html_name, **c)
         return compile_mjml(source, html_name, theme.fonts), c
 
-    n_full = len(views)
-    html, c = html_for(n_full)
-    if size_as_sent(html, site_url) > budget:
-        # Sizes grow with the number of full posts, so the largest count that fits is
-        # found by bisection; mrml compiles a 90 KB edition in about a millisecond.
-        lo, hi = 0, n_full - 1
-        best: tuple[str, dict[str, Any]] | None = None
+    def fits(html: str) -> bool:
+        return size_as_sent(html, site_url) <= budget
+
+    def largest(lo: int, hi: int, build: Any) -> tuple[int, tuple[str, dict[str, Any]]] | None:
+        """The largest n in [lo, hi] whose build(n) fits (sizes grow with n), by
+        bisection: mrml compiles a 90 KB edition in about a millisecond."""
+        best = None
         while lo <= hi:
             mid = (lo + hi) // 2
-            h, cc = html_for(mid)
-            if size_as_sent(h, site_url) <= budget:
-                best, lo = (h, cc), mid + 1
+            built = build(mid)
+            if fits(built[0]):
+                best, lo = (mid, built), mid + 1
             else:
                 hi = mid - 1
-        html, c = best if best is not None else html_for(0)
-        n_full = len(c["full"])
+        return best
+
+    total = len(views)
+    cap = total if max_full is None else max(0, min(max_full, total))
+    html, c = html_for(cap, total - cap)
+    if not fits(html):
+        # 1. Fewer posts in full, every other one still a title link.
+        found = largest(1, cap - 1, lambda n: html_for(n, total - n))
+        if found is None:
+            # 2. Even the title links do not fit: as many posts in full as fit, then as
+            # many links as fit; the rest are counted in one "N more stories" line.
+            step = largest(0, cap, lambda n: html_for(n, 0))
+            if step is None:
+                smallest = size_as_sent(html_for(0, 0)[0], site_url)
+                raise TemplateError(
+                    f"{_where(name) if not getattr(newsletter, 'where', '') else newsletter.where}: "
+                    f"this edition cannot fit size_budget_kb = {budget // 1024} even with every post "
+                    f"in one line ({smallest / 1024:.0f} KB as sent); it is not sent clipped: raise "
+                    "size_budget_kb (Gmail clips at ~102) or slim the template"
+                )
+            n_full = step[0]
+            found_links = largest(0, total - n_full, lambda k: html_for(n_full, k))
+            assert found_links is not None  # k = 0 is step's own fit
+            html, c = found_links[1]
+        else:
+            html, c = found[1]
+    n_full = len(c["full"])
+    n_shown = n_full + len(c["overflow"])
 
     text = render(env, text_name, **c)
     return RenderedEdition(
@@ -313,6 +354,7 @@ def render_edition(
         full_keys=tuple(v.key for v in views[:n_full]),
         overflow_keys=tuple(v.key for v in views[n_full:]),
         template=template,
+        more=total - n_shown,
     )
 
 
