@@ -21,9 +21,11 @@ def html_escape(text: str) -> str:
     return str(_escape(text))
 
 
-def render(settings, posts, *, web_url=WEB_URL, name="digest", **overrides):
+def render(settings, posts, *, web_url=WEB_URL, name="digest", max_full=None, **overrides):
     newsletter = dict(settings.data["digest"]) | overrides
-    return render_edition(settings, posts, newsletter=newsletter, name=name, now=FIXED_NOW, web_url=web_url)
+    return render_edition(
+        settings, posts, newsletter=newsletter, name=name, now=FIXED_NOW, web_url=web_url, max_full=max_full
+    )
 
 
 class _Images(HTMLParser):
@@ -323,3 +325,32 @@ def test_config_section_names_itself_in_errors(make_settings):
     section = Section(dict(settings.data["digest"]) | {"preheader": "{{ nope }}"}, "newsletters[1] (weekly)")
     with pytest.raises(TemplateError, match=r"^newsletters\[1\] \(weekly\)\.preheader: .*nope"):
         render_edition(settings, make_posts(2), newsletter=section, name="weekly", now=FIXED_NOW)
+
+
+@pytest.mark.parametrize("n", [20, 100, 500, 2000])
+def test_the_size_budget_holds_at_any_number_of_posts(make_settings, n):
+    """A 500-post edition came out at 154 KB against the 90 KB budget (Gmail clips it,
+    hiding the unsubscribe footer): even the title links must be bounded."""
+    settings = make_settings('[theme]\narchive_url = "https://news.harbour.example/letters/"\n')
+    posts = make_posts(n)
+    r = render(settings, posts, max_full=10)
+    assert size_as_sent(r.html, "https://news.harbour.example/") <= 90 * 1024
+    assert f'href="{PLACEHOLDER_UNSUBSCRIBE_URL}"' in r.html  # the footer is there, unclipped
+    assert r.full_keys + r.overflow_keys == tuple(p.key for p in posts)  # every post accounted for
+    assert len(r.full_keys) == 10
+    listed = len(r.overflow_keys) - r.more
+    for p in posts[10 : 10 + listed]:
+        assert html_escape(p.title) in r.html and p.title in r.text
+    if n >= 500:
+        assert r.more > 0 and listed > 50
+        line = f"{r.more:,} more stories on the site"
+        assert line in r.html and line in r.text
+        assert 'href="https://news.harbour.example/letters/"' in r.html
+        assert html_escape(posts[-1].title) not in r.html
+    else:
+        assert r.more == 0 and "more stories on the site" not in r.html
+
+
+def test_an_edition_that_cannot_fit_is_refused_not_clipped(make_settings):
+    with pytest.raises(TemplateError, match="cannot fit size_budget_kb = 5.*not sent clipped"):
+        render(make_settings(), make_posts(30), size_budget_kb=5, max_full=10)
