@@ -77,13 +77,13 @@ def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
     summary = " ".join((post.summary or "").split())
     text_for_excerpt = summary or body
     minutes = reading_minutes(body or summary)
-    title = one_line(post.title) or post.url
+    title = one_line(post.title, markup=False) or post.url
     image_url = absolute_http_url(post.image.url) if post.image else None
     return PostView(
         key=post.key,
         url=absolute_http_url(post.url) or site_url,
         title=title,
-        author=one_line(post.author),
+        author=one_line(post.author, markup=False),
         date=theme.format_date(post.published),
         published=post.published,
         minutes=minutes,
@@ -93,9 +93,9 @@ def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
         image_url=image_url if theme.images else None,
         # Every image gets an alt text (screen readers, images-off clients): the
         # post's own, else its title.
-        image_alt=(one_line(post.image.alt) if post.image else "") or title,
-        tags=tuple(t for t in (one_line(t) for t in post.tags) if t)[:MAX_CHIPS],
-        categories=tuple(c for c in (one_line(c) for c in post.categories) if c),
+        image_alt=(one_line(post.image.alt, markup=False) if post.image else "") or title,
+        tags=tuple(t for t in (one_line(t, markup=False) for t in post.tags) if t)[:MAX_CHIPS],
+        categories=tuple(c for c in (one_line(c, markup=False) for c in post.categories) if c),
         source=post.source,
     )
 

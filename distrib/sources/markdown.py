@@ -191,7 +191,7 @@ class MarkdownSource(Source):
         else:
             summary = excerpt(html_to_text(content), SUMMARY_CHARS)
 
-        title = one_line(_text(fm.get("title"))) or _first_heading(body) or derive_title(html_to_text(content))
+        title = one_line(_text(fm.get("title")), markup=False) or _first_heading(body) or derive_title(html_to_text(content))
 
         return Post(
             key=canonical_url(url),
