@@ -66,18 +66,51 @@ class PostView:
     categories: tuple[str, ...]
     source: str
 
+    #: "ltr" or "rtl": the post's own direction (its title's first strong character),
+    #: whatever the site's; an English post in an Arabic edition reads left to right.
+    dir: str = "ltr"
+
+    @property
+    def meta_parts(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.author, self.date, self.reading_time) if p)
+
     @property
     def meta(self) -> str:
         """'Author · 28 Nov 2026 · 3 min read', the parts that exist."""
-        return " · ".join(p for p in (self.author, self.date, self.reading_time) if p)
+        return " · ".join(self.meta_parts)
+
+
+def text_direction_of(text: str, default: str = "ltr") -> str:
+    """The direction of ``text`` by its first strong character (as dir="auto" does)."""
+    import unicodedata as ud
+
+    for ch in text:
+        kind = ud.bidirectional(ch)
+        if kind == "L":
+            return "ltr"
+        if kind in ("R", "AL"):
+            return "rtl"
+    return default
+
+
+#: Reading time is shown only for a text of at least this many minutes: below it the
+#: "text" is most often a feed's summary (the full post was never given), and
+#: "1 min read" on every summary-only post is noise, not information.
+MIN_READING_MINUTES = 2
 
 
 def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
     body = html_to_text(post.content)
     summary = " ".join((post.summary or "").split())
     text_for_excerpt = summary or body
-    minutes = reading_minutes(body or summary)
+    # Only the full text has a reading time: not a summary, nor a body that is one.
+    full_text = body if body and " ".join(body.split()) != summary else ""
+    minutes = reading_minutes(full_text) if full_text else 0
     title = one_line(post.title, markup=False) or post.url
+    categories = tuple(c for c in (one_line(c, markup=False) for c in post.categories) if c)
+    # The category shown as the post's label (or its group's heading) is not a chip too.
+    label = categories[0].casefold() if categories else None
+    tags = tuple(t for t in (one_line(t, markup=False) for t in post.tags) if t and t.casefold() != label)
     image_url = absolute_http_url(post.image.url) if post.image else None
     return PostView(
         key=post.key,
@@ -87,16 +120,19 @@ def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
         date=theme.format_date(post.published),
         published=post.published,
         minutes=minutes,
-        reading_time=theme.t("minute_read", n=theme.format_number(minutes)),
+        reading_time=(
+            theme.t("minute_read", n=theme.format_number(minutes)) if minutes >= MIN_READING_MINUTES else ""
+        ),
         excerpt=excerpt(text_for_excerpt, theme.excerpt_chars),
         long_excerpt=paragraphs_excerpt(body or summary, theme.excerpt_chars * SINGLE_EXCERPT_FACTOR),
         image_url=image_url if theme.images else None,
         # Every image gets an alt text (screen readers, images-off clients): the
         # post's own, else its title.
         image_alt=(one_line(post.image.alt, markup=False) if post.image else "") or title,
-        tags=tuple(t for t in (one_line(t, markup=False) for t in post.tags) if t)[:MAX_CHIPS],
-        categories=tuple(c for c in (one_line(c, markup=False) for c in post.categories) if c),
+        tags=tags[:MAX_CHIPS],
+        categories=categories,
         source=post.source,
+        dir=text_direction_of(f"{title} {summary or body}", theme.direction),
     )
 
 

@@ -67,7 +67,9 @@ def test_digest_has_every_part(make_settings):
     assert 'href="https://mastodon.example/@harbour"' in html
     assert f'href="{WEB_URL}"' in html and WEB_URL in r.text
     # Each post's author, localised date and reading time; tag chips.
-    assert "Maya Okafor · Nov 28, 2026 · 2 min read" in html
+    # (names and dates isolated with <bdi>, so a name in another script keeps its order)
+    assert "<bdi>Maya Okafor</bdi> · <bdi>Nov 28, 2026</bdi> · <bdi>2 min read</bdi>" in html
+    assert "Maya Okafor · Nov 28, 2026 · 2 min read" in r.text
     assert 'class="d-chip"' in html
     assert "#harbour #council" in r.text
     # Every image has a non-empty alt (the post's, else its title).
@@ -167,9 +169,14 @@ def test_arabic_edition_is_right_to_left(make_settings):
 
 
 def test_japanese_edition_renders(make_settings):
-    r = render(make_settings(site='language = "ja"\ntimezone = "Asia/Tokyo"'), make_posts(4, lang="ja"))
+    import dataclasses
+
+    posts = make_posts(4, lang="ja")
+    # A long full text (the fixture's is under a minute, which shows no reading time).
+    posts[0] = dataclasses.replace(posts[0], content=posts[0].content * 3)
+    r = render(make_settings(site='language = "ja"\ntimezone = "Asia/Tokyo"'), posts)
     assert '<html lang="ja" dir="ltr"' in r.html
-    assert "港の防波堤延長を承認" in r.html and "分で読めます" in r.html
+    assert "港の防波堤延長を承認" in r.html and "<bdi>3分で読めます</bdi>" in r.html
     assert "2026年11月28日" in r.html  # Babel's long date in Japanese
     assert "配信停止" in r.text
 
@@ -294,7 +301,7 @@ def test_web_font_and_date_pattern_from_theme(make_settings):
     )
     assert "https://fonts.googleapis.com/css?family=Merriweather" in r.html
     assert "font-family:Merriweather, Georgia, serif" in r.html
-    assert "Maya Okafor · 28 Nov 2026 · 2 min read" in r.html
+    assert "<bdi>Maya Okafor</bdi> · <bdi>28 Nov 2026</bdi> · <bdi>2 min read</bdi>" in r.html
 
 
 def test_reading_time_counts_words_and_cjk_characters():
@@ -354,3 +361,25 @@ def test_the_size_budget_holds_at_any_number_of_posts(make_settings, n):
 def test_an_edition_that_cannot_fit_is_refused_not_clipped(make_settings):
     with pytest.raises(TemplateError, match="cannot fit size_budget_kb = 5.*not sent clipped"):
         render(make_settings(), make_posts(30), size_budget_kb=5, max_full=10)
+
+
+def test_reading_time_only_when_the_full_text_is_known(make_settings):
+    """"1 min read" was on every summary-only post."""
+    import dataclasses
+
+    full, summary_only, same = make_posts(3)
+    summary_only = dataclasses.replace(summary_only, summary="A short summary of the story.", content="")
+    same = dataclasses.replace(same, summary="The summary is all the feed gave.", content="<p>The summary is all the feed gave.</p>")
+    r = render(make_settings(), [full, summary_only, same])
+    assert r.html.count("min read") == 1 and "2 min read" in r.html
+    assert r.text.count("min read") == 1
+
+
+def test_the_category_label_is_not_repeated_as_a_chip(make_settings):
+    import dataclasses
+
+    [post] = make_posts(1)
+    post = dataclasses.replace(post, categories=("Business",), tags=("business", "bakeries"))
+    r = render(make_settings(), [post])
+    assert r.html.count(">Business<") == 1  # the label, not also a chip
+    assert 'class="d-chip"' in r.html and ">bakeries</span>" in r.html
