@@ -496,6 +496,11 @@ EMAIL = Table(
             None,
             "https URL of the unsubscribe endpoint; {token} and {email} are filled in per recipient",
         ),
+        "allow_insecure_unsubscribe": Opt(
+            k_bool,
+            False,
+            "accept an http:// unsubscribe_url (a local test only: one-click unsubscribe, RFC 8058, needs https)",
+        ),
         "unsubscribe_mailto": Opt(k_email, None, "an address that unsubscribes whoever mails it"),
         "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
     },
@@ -645,6 +650,15 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             ctx.problems.append(
                 "email.unsubscribe_url: expected an https URL such as "
                 f"'https://news.example.org/unsubscribe?token={{token}}', got {_got(unsub)}"
+            )
+        elif parts.scheme == "http" and not email_out.get("allow_insecure_unsubscribe"):
+            # Without https there is no List-Unsubscribe-Post header, which Gmail and
+            # Yahoo require from bulk senders: the mail would go out non-compliant.
+            ctx.problems.append(
+                f"email.unsubscribe_url: {unsub!r} is http; one-click unsubscribe (RFC 8058, "
+                "required by Gmail and Yahoo) needs https: serve it over https "
+                "(`distrib serve` behind your reverse proxy), or set "
+                "allow_insecure_unsubscribe = true for a local test"
             )
         elif "{token}" not in unsub and "{email}" not in unsub:
             # RFC 8058 one-click: the URL itself must say who unsubscribes.
