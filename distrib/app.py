@@ -422,6 +422,10 @@ class App:
                 batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
                 if reason:
                     result.skipped.append(reason)
+                if batches and not self.has_recipients():
+                    # The same words as a real run: a dry run says what the run would do.
+                    result.skipped.append(self._no_recipients(letter))
+                    continue
                 for posts in batches:
                     shown, skipped = split(posts, letter.opts)
                     result.planned.append(EditionPlan(letter, posts, self.render(letter, shown), skipped))
@@ -442,10 +446,7 @@ class App:
                 result.skipped.append(reason)
             if batches and not self.has_recipients():
                 # An edition with nobody to send it to would use the posts up for nothing.
-                result.skipped.append(
-                    f"{letter.name}: no recipients (all suppressed, or none configured); nothing "
-                    "sent, the posts wait: add recipients, a recipients_file or subscribers"
-                )
+                result.skipped.append(self._no_recipients(letter))
                 continue
             for posts in batches:
                 edition_id = self.ledger.next_edition_id()
@@ -469,6 +470,13 @@ class App:
                     self.ledger.kv_put(f"newsletter:{letter.name}:seen", fetched.seq)
                 result.editions.append(self._deliver(edition, False, deliver_edition, progress))
         return result
+
+    @staticmethod
+    def _no_recipients(letter: Newsletter) -> str:
+        return (
+            f"{letter.name}: no recipients (all suppressed, or none configured); nothing "
+            "sent, the posts wait: add recipients, a recipients_file or subscribers"
+        )
 
     def _deliver(self, edition: Edition, resumed: bool, deliver_edition: Any, progress: Any) -> EditionResult:
         message = self.prepare(edition)

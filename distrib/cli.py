@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import EXIT_FAILED, EXIT_USAGE, DistribError
+from .errors import EXIT_FAILED, EXIT_USAGE, DistribError, LockedError
 
 if TYPE_CHECKING:
     from .app import App, RunResult
@@ -66,6 +66,20 @@ class OutputPath(click.Path):
         return path
 
 
+class Port(click.IntRange):
+    """A TCP port, 1-65535: anything else is one line and exit 2, before any server starts."""
+
+    name = "port"
+
+    def __init__(self) -> None:
+        super().__init__(1, 65535)
+
+    def fail(self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None) -> Any:
+        option = param.opts[0] if param is not None and param.opts else "--port"
+        value = message.split(" is not", 1)[0].strip("'") if " is not" in message else message
+        raise UserError(f"{option} {value}: expected a port from 1 to 65535, such as 8080", EXIT_USAGE)
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING
     if quiet:
@@ -77,8 +91,13 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="distrib: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
-def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--config, -v, -q, --strict on every command; builds the App and maps errors."""
+def common(
+    needs_secrets: bool = False, lock: bool = False, always_strict: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--config, -v, -q, --strict on every command; builds the App and maps errors.
+
+    ``always_strict``: `distrib check` treats what `run` only warns about (unknown keys,
+    contradictions) as errors: it is there to find what cron would hit."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @click.option(
@@ -86,7 +105,7 @@ def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callabl
             "config_path",
             type=click.Path(dir_okay=False, path_type=Path),
             envvar=None,
-            help="The config file [default: ./distrib.toml, then $DISTRIB_CONFIG].",
+            help="The config file [default: ./distrib.toml, then $DISTRIB_CONFIG]; `distrib init` writes one.",
         )
         @click.option("-v", "--verbose", count=True, help="Say more (-vv: debug).")
         @click.option("-q", "--quiet", is_flag=True, help="Only errors (for cron).")
@@ -97,7 +116,7 @@ def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callabl
 
             _setup_logging(verbose, quiet)
             try:
-                app = make_app(config_path, strict=strict, require_secrets=needs_secrets)
+                app = make_app(config_path, strict=strict or always_strict, require_secrets=needs_secrets)
                 for warning in app.settings.warnings:
                     if not quiet:
                         click.echo(f"distrib: warning: {warning}", err=True)
@@ -105,6 +124,12 @@ def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callabl
                     if lock:
                         app.lock()
                     return fn(app, quiet=quiet, **kwargs)
+            except LockedError as e:
+                if quiet:
+                    # cron: a long send still holds the lock; this tick has nothing to do
+                    # and must not mail the publisher an error every 15 minutes.
+                    sys.exit(0)
+                raise UserError(str(e), e.exit_code) from None
             except DistribError as e:
                 raise UserError(str(e), e.exit_code) from None
             except OSError as e:
@@ -112,8 +137,9 @@ def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callabl
                     raise
                 # A file or folder the user named went away or turned read-only meanwhile.
                 raise UserError(f"{e.filename}: {e.strerror}; check the path and its permissions", EXIT_FAILED) from None
-            except KeyboardInterrupt:
-                raise UserError("interrupted; run again to finish (nothing is sent twice)", EXIT_FAILED) from None
+            except KeyboardInterrupt as e:
+                done = e.summary() + "; " if hasattr(e, "summary") else ""
+                raise UserError(f"interrupted: {done}run again to finish (nothing is sent twice)", EXIT_FAILED) from None
 
         return wrapper
 
@@ -126,8 +152,8 @@ def cli() -> None:
     """Distribute a site's recent posts: an email digest and share posts, never twice.
 
     \b
-    Example (the bundled sample site, offline):
-      distrib run --config config.example.toml
+    Example (a commented config that runs on the bundled sample site, offline):
+      distrib init && distrib run
     """
 
 
@@ -294,15 +320,25 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
     items, errors = app.posts(all_posts=all_posts, newsletter=newsletter)
     for error in errors:
         click.echo(f"distrib: {error}", err=True)
+    # How the next edition shows each post: in full, listed as a title link, or skipped.
+    places: dict[str, str] = {}
+    if not all_posts:
+        opts = app.newsletter(newsletter).opts
+        for i, p in enumerate(items):
+            beyond = "skipped" if opts.overflow == "skip" else "listed"
+            places[p.key] = "full" if i < opts.max_posts else beyond
     if as_json:
-        click.echo(json.dumps([p.to_json() for p in items], ensure_ascii=False, indent=2))
+        out = [p.to_json() | ({"edition": places[p.key]} if places else {}) for p in items]
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         if not items:
             click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
         for p in items:
-            date = p.published.strftime("%Y-%m-%d %H:%M") if p.published else "????-??-?? ??:??"
+            # The site's time, with its offset: the email groups posts by the site's days.
+            date = app.site_time(p.published) if p.published else "????-??-?? ??:?? ?????"
             author = f"  ({p.author})" if p.author else ""
-            click.echo(f"{date}  {p.source:<10.10}  {p.title}{author}")
+            place = f"  [{places[p.key]}]" if places.get(p.key, "full") != "full" else ""
+            click.echo(f"{date}  {p.source:<10.10}  {p.title}{author}{place}")
     if errors:
         sys.exit(EXIT_FAILED)
 
@@ -311,7 +347,13 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
 @click.option("--out", "out_dir", type=OutputPath(folder=True), default=Path("preview"), show_default=True, help="Folder for digest.html, digest.txt and digest.eml.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @click.option("--serve", is_flag=True, help="Serve the preview on 127.0.0.1 and reload on changes.")
-@click.option("--port", default=8025, show_default=True, help="Port for --serve.")
+@click.option(
+    "--port",
+    type=Port(),
+    default=8765,
+    show_default=True,
+    help="Port for --serve (not 8025, where test SMTP servers usually listen).",
+)
 @click.option("--edition", "edition_id", type=int, help="Preview a past edition by its number.")
 @click.option("--newsletter", help="Which newsletter (default: the first).")
 @common()
@@ -481,9 +523,12 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@common(needs_secrets=False)
+@common(needs_secrets=False, always_strict=True)
 def check(app: App, *, quiet: bool) -> None:
     """Validate the config, templates and credentials; send nothing.
+
+    Unknown keys and contradictions (a misspelt [digets], min_posts above max_posts),
+    which `run` only warns about, are errors here (exit 2).
 
     \b
     Example:
@@ -517,6 +562,9 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    holder = app.ledger.lock_holder()
+    if holder:
+        click.echo(f"a run is sending now ({holder}); `distrib run -q` ticks meanwhile exit 0 quietly")
     if not rows:
         click.echo("no editions yet; `distrib run` makes the first")
     for r in rows:
@@ -610,7 +658,18 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
     try:
         report = subs.import_csv(app.ledger, csv_file, dry_run=dry_run)
     except ValueError as e:
-        raise DistribError(f"{csv_file}: {e}") from None
+        # The file itself is wrong (not UTF-8, not CSV): nothing was imported; exit 2.
+        raise UserError(f"{csv_file}: {e}", EXIT_USAGE) from None
+    if not report.rows:
+        blank = not csv_file.read_bytes().strip()
+        what = "the file is empty" if blank else "the file has a header but no rows"
+        raise UserError(f"{csv_file}: {what}; nothing imported: give a CSV with an email column", EXIT_USAGE)
+    if report.ignored_columns:
+        click.echo(
+            f"distrib: {csv_file}: ignored columns {', '.join(repr(c) for c in report.ignored_columns)} "
+            "(read: email, name, status, reason)",
+            err=True,
+        )
     for line, text, reason in report.bad:
         click.echo(f"distrib: {csv_file}, line {line}: {text!r}: {reason}", err=True)
     verb = "would add" if dry_run else "added"
@@ -698,7 +757,7 @@ def _address_call(fn: Callable[..., bool], *args: Any) -> bool:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option("--port", type=Port(), default=8080, show_default=True, help="Port to listen on.")
 @common()
 def serve(app: App, *, quiet: bool, host: str, port: int) -> None:
     """Serve the one-click unsubscribe endpoint (put it behind your reverse proxy).

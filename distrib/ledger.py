@@ -252,6 +252,23 @@ class Ledger:
         os.write(fd, f"pid {os.getpid()}, started {_iso(now())}".encode())
         self._lock_fd = fd
 
+    def lock_holder(self) -> str | None:
+        """Who holds the run lock now ("pid 123, started ..."), or None when no run does."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            if self._lock_fd is not None:
+                return None  # this process holds it
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown process"
+        finally:
+            os.close(fd)
+        return None
+
     def unlock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
