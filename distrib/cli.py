@@ -138,8 +138,8 @@ def common(
                 # A file or folder the user named went away or turned read-only meanwhile.
                 raise UserError(f"{e.filename}: {e.strerror}; check the path and its permissions", EXIT_FAILED) from None
             except KeyboardInterrupt as e:
-                done = e.summary() + "; " if hasattr(e, "summary") else ""
-                raise UserError(f"interrupted: {done}run again to finish (nothing is sent twice)", EXIT_FAILED) from None
+                done = "; " + e.summary() if hasattr(e, "summary") else ""
+                raise UserError(f"interrupted; run again to finish (nothing is sent twice){done}", EXIT_FAILED) from None
 
         return wrapper
 
