@@ -544,11 +544,12 @@ class App:
             raise NothingNew(
                 f"{letter.name}: no new posts for the next edition; `distrib posts --all` lists what the sources give"
             )
-        rendered = self.render(letter, posts)
+        shown, _skipped = split(posts, letter.opts)
+        rendered = self.render(letter, shown)
         return Edition(
             id=0,
             newsletter=letter.name,
-            post_keys=tuple(p.key for p in posts),
+            post_keys=tuple(p.key for p in shown),
             subject=rendered.subject,
             preheader=rendered.preheader,
             created=self.ctx.now,

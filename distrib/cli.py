@@ -411,7 +411,11 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         click.echo(f"subject: {rendered.subject}")
         click.echo(f"wrote {out_dir / 'digest.html'}, digest.txt and digest.eml ({summary.get('size_kb', 0):.1f} KB of {letter.opts.size_budget_kb} KB)")
         if rendered.overflow_keys:
-            click.echo(f"{len(rendered.overflow_keys)} posts did not fit the size budget and are listed as links only")
+            listed = len(rendered.overflow_keys) - rendered.more
+            line = f"{listed} posts listed as title links (beyond max_posts or the size budget)"
+            if rendered.more:
+                line += f", {rendered.more} counted in one \"more stories\" line"
+            click.echo(line)
     if open_browser:
         import webbrowser
 
