@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .model import Outcome, Post, Recipient, Snippet
 
 if TYPE_CHECKING:
-    from .config import Opt, Section, Settings
+    from .config import Settings
     from .http import HttpClient
     from .ledger import Ledger
     from .render.message import PreparedMessage
+    from .schema import Opt, Section
 
 log = logging.getLogger("distrib")
 

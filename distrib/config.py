@@ -1,10 +1,12 @@
-"""TOML -> validated settings.
+"""TOML -> validated settings: distrib's own schema and the loaded config.
 
-The schema is declarative: each option is an :class:`Opt` with a kind, a default and a
-line of documentation.  Validation walks the whole file and reports **every** problem
-at once, each with its dotted path and "expected X, got Y"; unknown keys are warnings
-(errors under ``strict``).  Adapters (sources, mailers, channels) declare their own
-options in a class attribute ``options`` and are validated under their own prefix.
+The toolkit (option kinds, :class:`Opt`, :class:`Table`, :func:`validate_table`) is in
+:mod:`distrib.schema`; this module is the root schema built with it, every section
+listed here (``[theme]`` is declared beside its code in :mod:`distrib.render.theme`),
+and the rules that span several keys.  Validation reports **every** problem at once;
+unknown keys are warnings (errors under ``strict``).  Adapters (sources, mailers,
+channels) declare their own options in a class attribute ``options`` and are validated
+under their own prefix.
 
 Secrets are never values in the file: a key ending in ``_env`` names the environment
 variable that holds the secret, read by :meth:`Settings.secret` when it is needed.
@@ -16,368 +18,58 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import registry
+from .addresses import recipient_problems
 from .errors import AdapterUnavailable, ConfigError
+from .schema import Ctx as _SchemaCtx
+from .schema import (  # noqa: F401  (re-exported: adapters written against distrib.config)
+    Invalid,
+    Opt,
+    Section,
+    Table,
+    TableList,
+    _got,
+    _join,
+    _suggest,
+    _wrap,
+    choice,
+    k_address_list,
+    k_bool,
+    k_count,
+    k_dir,
+    k_duration,
+    k_email,
+    k_env_name,
+    k_int,
+    k_number,
+    k_path,
+    k_positive,
+    k_span,
+    k_str,
+    k_str_list,
+    k_timezone,
+    k_url,
+    parse_duration,
+    validate_table,
+)
 
 ENV_VAR = "DISTRIB_CONFIG"
 DEFAULT_PATH = "distrib.toml"
 
-_MISSING: Any = object()
-
-
-class Invalid(ValueError):
-    """Raised by a kind's converter; the message is the "expected ..." part."""
-
-
-# --- kinds: each converts a TOML value or raises Invalid ----------------------------
-
-
-def _type_name(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-def _got(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return _type_name(value)
-    return f"{_type_name(value)} {value!r}"
-
-
-def k_str(v: Any, ctx: Ctx) -> str:
-    if not isinstance(v, str):
-        raise Invalid("a string")
-    return v
-
-
-def k_bool(v: Any, ctx: Ctx) -> bool:
-    if not isinstance(v, bool):
-        raise Invalid("true or false")
-    return v
-
-
-def k_int(v: Any, ctx: Ctx) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise Invalid("an integer")
-    return v
-
-
-def k_count(v: Any, ctx: Ctx) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise Invalid("an integer of 0 or more")
-    return v
-
-
-def k_positive(v: Any, ctx: Ctx) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise Invalid("an integer of 1 or more")
-    return v
-
-
-def k_number(v: Any, ctx: Ctx) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise Invalid("a number")
-    return float(v)
-
-
-def k_str_list(v: Any, ctx: Ctx) -> tuple[str, ...]:
-    if isinstance(v, str):
-        if "," in v:
-            # "a, b" where ["a", "b"] was meant: taking it as one item would silently
-            # keep only part of what the user wrote.
-            items = ", ".join(repr(x.strip()) for x in v.split(",") if x.strip())
-            raise Invalid(f"an array of strings such as [{items}]".replace("'", '"'))
-        return (v,)
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise Invalid('an array of strings such as ["one", "two"]')
-    return tuple(v)
-
-
-def k_address_list(v: Any, ctx: Ctx) -> tuple[str, ...]:
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        example = (
-            ", ".join(f'"{x.strip()}"' for x in v.split(",") if x.strip())
-            if isinstance(v, str)
-            else '"ana@example.org", "Bo Li <bo@example.net>"'
-        )
-        raise Invalid(f"an array of addresses such as [{example}]")
-    return tuple(v)
-
-
-def k_url(v: Any, ctx: Ctx) -> str:
-    if not isinstance(v, str):
-        raise Invalid("an http(s) URL")
-    parts = urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise Invalid("an http(s) URL such as 'https://example.org/'")
-    return v
-
-
-def k_path(v: Any, ctx: Ctx) -> Path:
-    if not isinstance(v, str) or not v:
-        raise Invalid("a path")
-    p = Path(os.path.expanduser(v))
-    return p if p.is_absolute() else (ctx.base_dir / p)
-
-
-def k_email(v: Any, ctx: Ctx) -> str:
-    if not isinstance(v, str) or not _EMAIL_RE.match(_address_part(v)):
-        raise Invalid("an email address such as 'News <news@example.org>'")
-    if "\r" in v or "\n" in v:
-        raise Invalid("an email address on one line")
-    from .subscribers import normalise_address  # the one address rule, as for recipients
-
-    try:
-        normalise_address(_address_part(v))
-    except ValueError as e:
-        raise Invalid(f"an email address such as 'News <news@example.org>' ({e})") from None
-    return v
-
-
-def k_timezone(v: Any, ctx: Ctx) -> str:
-    if not isinstance(v, str):
-        raise Invalid("a time zone name such as 'Europe/Kyiv'")
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid("a time zone name such as 'Europe/Kyiv'") from None
-    return v
-
-
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    m = _DURATION_RE.match(text)
-    if not m:
-        raise Invalid("a duration such as '90m', '12h', '7d' or '2w'")
-    return timedelta(**{_DURATION_UNITS[m.group(2)]: int(m.group(1))})
-
-
-def k_duration(v: Any, ctx: Ctx) -> timedelta:
-    if not isinstance(v, str):
-        raise Invalid("a duration such as '90m', '12h', '7d' or '2w'")
-    return parse_duration(v)
-
-
-def k_span(v: Any, ctx: Ctx) -> timedelta:
-    """A duration longer than zero: a window of "0d" would take nothing, ever."""
-    span = k_duration(v, ctx)
-    if span <= timedelta(0):
-        raise Invalid("a duration longer than zero, such as '90m', '12h', '7d' or '2w'")
-    return span
-
-
-def k_dir(v: Any, ctx: Ctx) -> Path:
-    """A folder that must already exist (one distrib reads, such as templates)."""
-    p = k_path(v, ctx)
-    if not p.is_dir():
-        what = "a file" if p.exists() else "nothing"
-        raise Invalid(f"a folder that exists ({what} at {p})")
-    return p
-
-
-def k_env_name(v: Any, ctx: Ctx) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
-        raise Invalid("the name of an environment variable, such as 'SMTP_PASSWORD'")
-    return v
-
-
-_EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
-
-
-def _address_part(v: str) -> str:
-    m = re.search(r"<([^<>]*)>\s*$", v)
-    return m.group(1) if m else v.strip()
-
-
-def choice(*values: str) -> Callable[[Any, Ctx], str]:
-    def k_choice(v: Any, ctx: Ctx) -> str:
-        if v not in values:
-            raise Invalid("one of " + ", ".join(repr(x) for x in values))
-        return v
-
-    return k_choice
-
-
-# --- schema -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Opt:
-    kind: Callable[[Any, Ctx], Any]
-    default: Any = None
-    doc: str = ""
-    required: bool = False
-
-
-@dataclass(frozen=True)
-class Table:
-    """A TOML table whose keys are known.  ``adapter`` makes it open to an adapter's options."""
-
-    options: Mapping[str, Opt | Table | TableList]
-    doc: str = ""
-    #: a group name such as "distrib.channels": the table's ``type`` key names the
-    #: adapter, whose class attribute ``options`` is validated as part of the table.
-    adapter_group: str | None = None
-    #: sub-tables not in ``options`` are validated by the caller (``[email.<mailer>]``).
-    open_subtables: bool = False
-
-
-@dataclass(frozen=True)
-class TableList:
-    """An array of tables (``[[sources]]``): each element validated against ``table``."""
-
-    table: Table
-    doc: str = ""
-
 
 @dataclass
-class Ctx:
-    base_dir: Path
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+class Ctx(_SchemaCtx):
+    """A validation of distrib's config: adapters are found through the registry, and a
+    misplaced key is looked for in every root section."""
 
-
-def validate_table(schema: Table, data: Any, path: str, ctx: Ctx) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        ctx.problems.append(f"{path}: expected a table, got {_got(data)}")
-        return {}
-    options: dict[str, Opt | Table | TableList] = dict(schema.options)
-    if schema.adapter_group and isinstance(data.get("type"), str):
-        from . import registry
-
-        try:
-            cls = registry.load(schema.adapter_group, data["type"])
-        except ConfigError as e:
-            ctx.problems.append(f"{_join(path, 'type')}: {e.problems[0]}")
-        except AdapterUnavailable as e:
-            ctx.problems.append(f"{_join(path, 'type')}: {e}")
-        else:
-            options.update(getattr(cls, "options", {}))
-    out: dict[str, Any] = {}
-    for key, spec in options.items():
-        sub = _join(path, key)
-        if key in data:
-            out[key] = _validate_value(spec, data[key], sub, ctx)
-        elif isinstance(spec, Opt):
-            if spec.required:
-                ctx.problems.append(f"{sub}: missing; {spec.doc or 'required'}")
-            out[key] = spec.default
-        elif isinstance(spec, Table):
-            out[key] = validate_table(spec, {}, sub, ctx)
-        else:
-            out[key] = []
-    for key in data:
-        if schema.open_subtables and isinstance(data[key], dict):
-            continue
-        if key not in options:
-            hint = _suggest(key, options) or (_elsewhere(key) if path else "")
-            ctx.warnings.append(f"{_join(path, key)}: unknown key{hint}")
-    return out
-
-
-def _validate_value(spec: Opt | Table | TableList, value: Any, path: str, ctx: Ctx) -> Any:
-    if isinstance(spec, Table):
-        return validate_table(spec, value, path, ctx)
-    if isinstance(spec, TableList):
-        if not isinstance(value, list):
-            ctx.problems.append(f"{path}: expected an array of tables ([[...]]), got {_got(value)}")
-            return []
-        items = []
-        for i, item in enumerate(value):
-            label = f"{path}[{i}]"
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                label += f" ({item['name']})"
-            items.append(validate_table(spec.table, item, label, ctx))
-        return items
-    try:
-        return spec.kind(value, ctx)
-    except Invalid as e:
-        ctx.problems.append(f"{path}: expected {e}, got {_got(value)}")
-        return spec.default
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _suggest(key: str, options: Mapping[str, Any]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.7)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _elsewhere(key: str) -> str:
-    """A hint for a key put in the wrong section: "recipents" under [digest]."""
-    import difflib
-
-    for section, table in _root().options.items():
-        if isinstance(table, Table):
-            close = difflib.get_close_matches(key, list(table.options), n=1, cutoff=0.8)
-            if close:
-                return f" (did you mean {close[0]!r} in [{section}]?)"
-    return ""
-
-
-# --- the settings object ------------------------------------------------------------
-
-
-class Section(Mapping[str, Any]):
-    """Read-only view of a validated table: ``s.name`` or ``s["name"]``."""
-
-    __slots__ = ("_data", "_path")
-
-    def __init__(self, data: Mapping[str, Any], path: str = ""):
-        self._data = data
-        self._path = path
-
-    def __getitem__(self, key: str) -> Any:
-        return _wrap(self._data[key], _join(self._path, key))
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(f"{self._path or 'config'} has no option {key!r}") from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"Section({self._path!r}, {self._data!r})"
-
-    @property
-    def where(self) -> str:
-        """The dotted path of this table in the config ("email.smtp"), for messages.
-
-        (Not ``path``: that is an option name, as in ``[ledger] path``.)"""
-        return self._path
-
-
-def _wrap(value: Any, path: str) -> Any:
-    if isinstance(value, dict):
-        return Section(value, path)
-    if isinstance(value, list):
-        return [_wrap(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    return value
+    load_adapter: Callable[[str, str], type] | None = registry.load
+    root: Table | None = field(default_factory=lambda: ROOT)
 
 
 @dataclass(frozen=True)
@@ -604,6 +296,61 @@ CHECK = Table(
     doc="what `distrib check` looks at beyond the config",
 )
 
+# [theme]: how the email digest looks (used by distrib.render.theme).
+
+_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+def k_color(v: Any, ctx: Ctx) -> str:
+    if not isinstance(v, str) or not _COLOR_RE.match(v):
+        raise Invalid("a CSS hex colour such as '#1a56db'")
+    return v.lower()
+
+
+def k_font_stack(v: Any, ctx: Ctx) -> str:
+    # The value lands in a style attribute: keep it to what a font-family list contains.
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9 ,'\"_-]+", v):
+        raise Invalid("a CSS font-family list such as 'Georgia, serif'")
+    return v.replace('"', "'")
+
+
+SOCIAL = Table(
+    {
+        "name": Opt(k_str, required=True, doc="the network's name as shown, such as 'Mastodon'"),
+        "url": Opt(k_url, required=True, doc="the profile URL"),
+    }
+)
+
+THEME = Table(
+    {
+        "brand_color": Opt(k_color, "#1f4e79", "the header and link colour, '#rrggbb'"),
+        "accent_color": Opt(k_color, "#c2410c", "buttons and highlights, '#rrggbb'"),
+        "background_color": Opt(k_color, "#f2f4f7", "the colour around the email's body"),
+        "text_color": Opt(k_color, "#1f2933", "body text colour"),
+        "logo": Opt(k_url, None, "URL of the header logo; default [site] logo"),
+        "logo_width": Opt(k_positive, 120, "the logo's width in pixels"),
+        "font_family": Opt(
+            k_font_stack,
+            "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
+            "the CSS font stack of the email",
+        ),
+        "heading_font_family": Opt(k_font_stack, None, "the font stack of headings; default font_family"),
+        "web_font_name": Opt(k_str, None, "a web font to load, such as 'Merriweather' (add it to font_family)"),
+        "web_font_url": Opt(k_url, None, "the CSS URL of that web font (Google Fonts or your own)"),
+        "dark_mode": Opt(k_bool, True, "adapt colours when the reader's client is in dark mode"),
+        "layout": Opt(choice("by-date", "by-category"), "by-date", "group posts by date or by category"),
+        "lead_story": Opt(k_bool, True, "show the first post as a lead story with a large image"),
+        "images": Opt(k_bool, True, "show each post's image"),
+        "excerpt_chars": Opt(k_positive, 260, "the longest excerpt, in characters"),
+        "date_format": Opt(
+            k_str, "medium", "Babel date format: short, medium, long, full or a pattern such as 'd MMM y'"
+        ),
+        "social": TableList(SOCIAL, doc="links shown in the footer: [[theme.social]] name, url"),
+        "archive_url": Opt(k_url, None, "where `distrib archive` output is published; enables 'view in browser'"),
+    },
+    doc="how the email digest looks",
+)
+
 ROOT = Table(
     {
         "site": SITE,
@@ -615,21 +362,9 @@ ROOT = Table(
         "ledger": LEDGER,
         "templates": TEMPLATES,
         "check": CHECK,
+        "theme": THEME,
     }
 )
-
-#: Extra root sections registered by other modules (theme, share, serve ...), so each
-#: feature keeps its options next to its code.
-EXTRA_SECTIONS: dict[str, Table] = {}
-
-
-def register_section(name: str, table: Table) -> None:
-    EXTRA_SECTIONS[name] = table
-
-
-def _root() -> Table:
-    return Table(dict(ROOT.options) | EXTRA_SECTIONS)
-
 
 def find_config(path: str | os.PathLike[str] | None) -> Path:
     """``--config``, else ``./distrib.toml``, else ``$DISTRIB_CONFIG``."""
@@ -657,8 +392,6 @@ def load_config(
     False for those that need no email settings (share, posts), None for check: needed
     unless the config only shares (no ``[email]`` table and some ``[[channels]]``).
     """
-    from . import extensions  # noqa: F401  (registers the extra sections)
-
     p = find_config(path)
     try:
         raw = p.read_bytes()
@@ -682,7 +415,7 @@ def load_config(
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", str(p)) from None
     ctx = Ctx(base_dir=p.resolve().parent)
-    out = validate_table(_root(), data, "", ctx)
+    out = validate_table(ROOT, data, "", ctx)
     _check_cross(out, data, ctx)
     shares_only = "email" not in data and bool(out.get("channels"))
     if require_email or (require_email is None and not shares_only):
@@ -760,8 +493,6 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             )
     if email_out.get("recipients"):
         # Checked here too (not only when sending) so that they come with the rest.
-        from .subscribers import recipient_problems
-
         ctx.problems.extend(recipient_problems(email_out["recipients"]))
     if "sources" in data and not out.get("sources"):
         ctx.problems.append("sources: expected at least one [[sources]] table, got none")
@@ -770,8 +501,6 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     email = data.get("email") if isinstance(data.get("email"), dict) else {}
     mailer = email.get("mailer", "outbox")
     if isinstance(mailer, str):
-        from . import registry
-
         for key, value in email.items():
             if isinstance(value, dict) and key not in EMAIL.options:
                 if key not in registry.names("distrib.mailers"):

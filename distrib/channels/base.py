@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..adapters import Channel
-from ..config import Opt, k_bool, k_path
 from ..errors import Deferred, DeliveryError
 from ..model import Post, Snippet
+from ..schema import Opt, k_bool, k_path
 
 if TYPE_CHECKING:
     import httpx

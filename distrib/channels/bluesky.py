@@ -28,11 +28,11 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any, ClassVar
 
-from ..config import Ctx, Invalid, Opt, k_bool, k_env_name, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Facet, Outcome, Post, Snippet
 from ..render.length import BLUESKY_BYTES, BLUESKY_GRAPHEMES, bluesky_length
 from ..render.snippets import facets_for
+from ..schema import Ctx, Invalid, Opt, k_bool, k_env_name, k_str, k_url
 from .base import CARD_OPTIONS, ShareChannel
 
 log = logging.getLogger("distrib.channels.bluesky")

@@ -16,10 +16,10 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ..config import Ctx, Invalid, Opt, choice, k_env_name, k_positive, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Outcome, Post, Snippet
 from ..render.snippets import facets_for
+from ..schema import Ctx, Invalid, Opt, choice, k_env_name, k_positive, k_str, k_url
 from .base import ShareChannel
 
 LIMIT = 3000

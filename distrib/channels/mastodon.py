@@ -21,10 +21,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from ..config import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Outcome, Post, Snippet
 from ..render.length import mastodon_length
+from ..schema import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
 from .base import CARD_OPTIONS, ShareChannel
 
 log = logging.getLogger("distrib.channels.mastodon")

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from ..config import Opt, k_path, k_positive
 from ..errors import ChannelUnavailable
 from ..model import Outcome, Post, Snippet
 from ..paths import make_private_dir
 from ..render.length import mastodon_length
 from ..render.snippets import facets_for
+from ..schema import Opt, k_path, k_positive
 from .base import ShareChannel
 
 

@@ -23,9 +23,9 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ..config import Ctx, Invalid, Opt, k_bool, k_env_name, k_positive, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Outcome, Post, Snippet
+from ..schema import Ctx, Invalid, Opt, k_bool, k_env_name, k_positive, k_str, k_url
 from .base import ShareChannel
 
 

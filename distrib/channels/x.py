@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ..config import Opt, k_bool, k_env_name, k_url
 from ..errors import Deferred, DeliveryError
 from ..model import Outcome, Post, Snippet
 from ..render.length import X_LIMIT, x_length
+from ..schema import Opt, k_bool, k_env_name, k_url
 from .base import BACKOFF, CARD_OPTIONS, ShareChannel, retry_after
 
 log = logging.getLogger("distrib.channels.x")

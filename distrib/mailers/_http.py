@@ -50,8 +50,8 @@ from ..errors import AdapterUnavailable, ConfigError, DeliveryError, DistribErro
 from ..model import DeliveryStatus, Outcome, Recipient
 
 if TYPE_CHECKING:
-    from ..config import Section
     from ..render.message import PreparedMessage
+    from ..schema import Section
 
 log = logging.getLogger("distrib")
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ..config import Opt, choice, k_env_name, k_positive, k_str, k_url
 from ..errors import DeliveryError
+from ..schema import Opt, choice, k_env_name, k_positive, k_str, k_url
 from ._http import HandoffMailer, Transient, edition_marker, json_or_none
 from .listmonk import fill_tags
 

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ..config import (
+from ..errors import ConfigError
+from ..model import Markers
+from ..schema import (
     Ctx,
     Invalid,
     Opt,
@@ -36,8 +38,6 @@ from ..config import (
     k_str_list,
     k_url,
 )
-from ..errors import ConfigError
-from ..model import Markers
 from ._http import HandoffMailer, Transient, edition_marker
 
 #: listmonk caps ``per_page`` at 50 (a larger value is cut down to it).

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ..config import (
+from ..model import Outcome, Recipient
+from ..render.message import ascii_address
+from ..schema import (
     Ctx,
     Invalid,
     Opt,
@@ -41,8 +43,6 @@ from ..config import (
     k_str_list,
     k_url,
 )
-from ..model import Outcome, Recipient
-from ..render.message import ascii_address
 from ._http import (
     InDoubt,
     ParallelMailer,

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from ..adapters import Mailer, Report
-from ..config import Opt, k_bool
 from ..model import Outcome, Recipient
+from ..schema import Opt, k_bool
 
 if TYPE_CHECKING:
     from ..adapters import Context
-    from ..config import Section
     from ..render.message import PreparedMessage
+    from ..schema import Section
 
 
 class NullMailer(Mailer):

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ..adapters import Mailer, Report
-from ..config import Opt, k_path
 from ..errors import DistribError
 from ..model import Outcome, Recipient
 from ..paths import make_private_dir, private_opener
+from ..schema import Opt, k_path
 
 if TYPE_CHECKING:
     from ..render.message import PreparedMessage

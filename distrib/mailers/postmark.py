@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from ..adapters import Report
-from ..config import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
 from ..errors import DeliveryError
 from ..model import Outcome, Recipient
 from ..render.message import clean_header
+from ..schema import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
 from ._http import (
     HttpMailer,
     InDoubt,

@@ -30,9 +30,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..config import Opt, k_count, k_number, k_positive, k_str, k_url
 from ..model import Outcome, Recipient
 from ..render.message import ascii_address
+from ..schema import Opt, k_count, k_number, k_positive, k_str, k_url
 from ._http import FixNamed, ParallelMailer
 
 if TYPE_CHECKING:

@@ -40,16 +40,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from ..adapters import Mailer, Report
-from ..config import Opt, choice, k_count, k_env_name, k_number, k_path, k_positive, k_str
 from ..errors import ConfigError, DistribError
 from ..model import Outcome, Recipient
 from ..render.message import ascii_address, clean_header
+from ..schema import Opt, choice, k_count, k_env_name, k_number, k_path, k_positive, k_str
 from ._smtpwire import Connection, ConnectionLost, Endpoint, Reply, SmtpError, open_connection
 
 if TYPE_CHECKING:
     from ..adapters import Context
-    from ..config import Section
     from ..render.message import PreparedMessage
+    from ..schema import Section
 
 log = logging.getLogger("distrib")
 

@@ -1,4 +1,5 @@
-"""The ``[theme]`` config section and the site's locale: colours, fonts, layout, wording.
+"""The theme (``[theme]``, declared in distrib.config) and the site's locale: colours,
+fonts, layout, wording.
 
 The digest is written in the site's language ([site] language) and direction
 ([site] direction, "auto" meaning right-to-left for Arabic, Hebrew, Persian, Urdu ...).
@@ -16,78 +17,11 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from ..config import (
-    Ctx,
-    Invalid,
-    Opt,
-    Table,
-    TableList,
-    choice,
-    k_bool,
-    k_positive,
-    k_str,
-    k_url,
-    register_section,
-    validate_table,
-)
+from ..config import THEME
+from ..schema import Ctx, validate_table
 
 if TYPE_CHECKING:
     from ..config import Settings
-
-_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
-
-
-def k_color(v: Any, ctx: Ctx) -> str:
-    if not isinstance(v, str) or not _COLOR_RE.match(v):
-        raise Invalid("a CSS hex colour such as '#1a56db'")
-    return v.lower()
-
-
-def k_font_stack(v: Any, ctx: Ctx) -> str:
-    # The value lands in a style attribute: keep it to what a font-family list contains.
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9 ,'\"_-]+", v):
-        raise Invalid("a CSS font-family list such as 'Georgia, serif'")
-    return v.replace('"', "'")
-
-
-SOCIAL = Table(
-    {
-        "name": Opt(k_str, required=True, doc="the network's name as shown, such as 'Mastodon'"),
-        "url": Opt(k_url, required=True, doc="the profile URL"),
-    }
-)
-
-THEME = Table(
-    {
-        "brand_color": Opt(k_color, "#1f4e79", "the header and link colour, '#rrggbb'"),
-        "accent_color": Opt(k_color, "#c2410c", "buttons and highlights, '#rrggbb'"),
-        "background_color": Opt(k_color, "#f2f4f7", "the colour around the email's body"),
-        "text_color": Opt(k_color, "#1f2933", "body text colour"),
-        "logo": Opt(k_url, None, "URL of the header logo; default [site] logo"),
-        "logo_width": Opt(k_positive, 120, "the logo's width in pixels"),
-        "font_family": Opt(
-            k_font_stack,
-            "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
-            "the CSS font stack of the email",
-        ),
-        "heading_font_family": Opt(k_font_stack, None, "the font stack of headings; default font_family"),
-        "web_font_name": Opt(k_str, None, "a web font to load, such as 'Merriweather' (add it to font_family)"),
-        "web_font_url": Opt(k_url, None, "the CSS URL of that web font (Google Fonts or your own)"),
-        "dark_mode": Opt(k_bool, True, "adapt colours when the reader's client is in dark mode"),
-        "layout": Opt(choice("by-date", "by-category"), "by-date", "group posts by date or by category"),
-        "lead_story": Opt(k_bool, True, "show the first post as a lead story with a large image"),
-        "images": Opt(k_bool, True, "show each post's image"),
-        "excerpt_chars": Opt(k_positive, 260, "the longest excerpt, in characters"),
-        "date_format": Opt(
-            k_str, "medium", "Babel date format: short, medium, long, full or a pattern such as 'd MMM y'"
-        ),
-        "social": TableList(SOCIAL, doc="links shown in the footer: [[theme.social]] name, url"),
-        "archive_url": Opt(k_url, None, "where `distrib archive` output is published; enables 'view in browser'"),
-    },
-    doc="how the email digest looks",
-)
-
-register_section("theme", THEME)
 
 #: Languages written right to left (ISO 639-1 and a few 639-3 codes).
 RTL_LANGUAGES = frozenset({"ar", "he", "iw", "fa", "ur", "ps", "sd", "yi", "dv", "ckb", "ug", "syr"})

@@ -37,12 +37,12 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..adapters import Context, Source
-from ..config import Opt, choice, k_path, k_url
 from ..errors import ConfigError, SourceError
 from ..http import FetchError
 from ..model import Image, Post
 from ..paths import SAMPLE_DIR
 from ..sanitize import absolute_http_url, clean_html, excerpt, html_to_text, one_line
+from ..schema import Opt, choice, k_path, k_url
 from .common import canonical_url, strip_tracking
 from .dates import parse_date
 

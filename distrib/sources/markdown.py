@@ -43,10 +43,10 @@ from urllib.parse import quote, urljoin
 from zoneinfo import ZoneInfo
 
 from ..adapters import Context, Source
-from ..config import Opt, choice, k_path, k_str, k_str_list, k_url
 from ..errors import ConfigError, SourceError
 from ..model import Image, Post
 from ..sanitize import absolute_http_url, clean_html, excerpt, html_to_text, one_line
+from ..schema import Opt, choice, k_path, k_str, k_str_list, k_url
 from .common import canonical_url
 from .dates import parse_date
 from .feed import SUMMARY_CHARS, _content_images, _unique, derive_title

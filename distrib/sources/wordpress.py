@@ -33,11 +33,11 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from ..adapters import Context, Source
-from ..config import Opt, k_bool, k_env_name, k_positive, k_str, k_url
 from ..errors import ConfigError, SourceError
 from ..http import FetchError, HttpResponse
 from ..model import Image, Post
 from ..sanitize import absolute_http_url, clean_html, html_to_text, one_line
+from ..schema import Opt, k_bool, k_env_name, k_positive, k_str, k_url
 from .dates import parse_date
 from .feed import _content_images, derive_summary, derive_title, post_key
 
