@@ -1,18 +1,21 @@
 """The three adapter interfaces (sources, mailers, channels) and what they are given.
 
-An adapter is a class registered under an entry-point group (see registry.py).  It
-declares its config options in ``options`` (validated under its own table) and the
-optional modules it needs in ``requires`` (imported inside its methods only, so
-``distrib --help`` stays fast).  Contains no business logic.
+An adapter is a subclass of :class:`Source`, :class:`Mailer` or :class:`Channel`,
+registered under an entry-point group (see registry.py).  Everything the app reads from
+an adapter is declared here, with its default; the app never probes an adapter for an
+attribute.  An adapter declares its config options in ``options`` (validated under its
+own table) and the optional modules it needs in ``requires`` (imported inside its
+methods only, so ``distrib --help`` stays fast).  CONTRIBUTING.md shows how to add one.
+Contains no business logic.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from .model import Outcome, Post, Recipient, Snippet
 
@@ -21,9 +24,12 @@ if TYPE_CHECKING:
     from .http import HttpClient
     from .ledger import Ledger
     from .render.message import PreparedMessage
-    from .schema import Opt, Section
+    from .schema import Opt, Section, Table, TableList
 
 log = logging.getLogger("distrib")
+
+#: What an adapter's ``options`` maps its keys to: an option or a sub-table.
+Options: TypeAlias = "Mapping[str, Opt | Table | TableList]"
 
 
 @dataclass
@@ -54,8 +60,14 @@ class Context:
 class Source:
     """Gives posts.  ``fetch`` raises :class:`~distrib.errors.SourceError` on failure."""
 
-    options: ClassVar[dict[str, Opt]] = {}
+    #: the source's own options, validated under its ``[[sources]]`` table
+    options: ClassVar[Options] = {}
+    #: modules it needs that may not be installed (an extra): checked by `distrib check`
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Set by the app before ``fetch``: the oldest post any newsletter's window can take.
+    #: A source that pages by date (WordPress) asks only for what is newer; a source
+    #: that reads everything at once may ignore it.
+    since: datetime | None = None
 
     def __init__(self, name: str, options: Section, ctx: Context):
         self.name = name
@@ -80,7 +92,8 @@ class Mailer:
     connections open on enter and close on exit.
     """
 
-    options: ClassVar[dict[str, Opt]] = {}
+    #: the mailer's own options, validated under ``[email.<mailer>]``
+    options: ClassVar[Options] = {}
     requires: ClassVar[tuple[str, ...]] = ()
     #: True for hand-off mailers (listmonk, buttondown): one delivery per edition,
     #: recorded under the pseudo-recipient ``handoff_recipient``.
@@ -103,17 +116,32 @@ class Mailer:
         """Where the mail went, for the run's summary line ("to smtp.example.org:587")."""
         return ""
 
+    def check_notes(self) -> list[str]:
+        """Lines `distrib check` prints about this mailer (what it will do when it sends)."""
+        return []
+
 
 class Channel:
     """Posts share posts on one account of one network."""
 
-    options: ClassVar[dict[str, Opt]] = {}
+    #: the channel's own options, validated under its ``[[channels]]`` table
+    options: ClassVar[Options] = {}
     requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, options: Section, ctx: Context):
         self.name = name
         self.opts = options
         self.ctx = ctx
+
+    def template_names(self) -> list[str]:
+        """The share templates this channel composes with, loaded now: a broken one
+        raises :class:`~distrib.errors.TemplateError` before anything is sent.
+        Empty: it composes without templates."""
+        return []
+
+    def close(self) -> None:
+        """Release what the channel holds (an HTTP client); called once after the run."""
+        return None
 
     def compose(self, post: Post) -> Snippet:
         """The snippet for ``post``, fitted to this network's length rule."""
@@ -129,3 +157,32 @@ class Channel:
 
     def describe(self) -> str:
         return ""
+
+
+def load_source(name: str) -> type[Source]:
+    """The source class registered as ``name`` (entry point group ``distrib.sources``)."""
+    from . import registry
+
+    return registry.load_as("distrib.sources", name, Source)
+
+
+def load_mailer(name: str) -> type[Mailer]:
+    """The mailer class registered as ``name`` (entry point group ``distrib.mailers``)."""
+    from . import registry
+
+    return registry.load_as("distrib.mailers", name, Mailer)
+
+
+def load_channel(name: str) -> type[Channel]:
+    """The channel class registered as ``name`` (entry point group ``distrib.channels``)."""
+    from . import registry
+
+    return registry.load_as("distrib.channels", name, Channel)
+
+
+#: The class every adapter of an entry point group subclasses.
+BASES: dict[str, type[Source] | type[Mailer] | type[Channel]] = {
+    "distrib.sources": Source,
+    "distrib.mailers": Mailer,
+    "distrib.channels": Channel,
+}

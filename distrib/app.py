@@ -16,8 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import registry
-from .adapters import Channel, Context, Mailer, Source
+from .adapters import Channel, Context, Mailer, Source, load_channel, load_mailer, load_source
 from .config import Section, Settings, load_config, mailer_settings
 from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateError, UsageError
 from .ledger import Ledger, open_ledger
@@ -156,21 +155,18 @@ class App:
     def sources(self) -> list[Source]:
         out = []
         for opts in self.settings.sources:
-            cls = registry.load("distrib.sources", opts.type)
-            out.append(cls(opts.name, opts, self.ctx))
+            out.append(load_source(opts.type)(opts.name, opts, self.ctx))
         return out
 
     def mailer(self) -> Mailer:
         name = self.settings.email.mailer
-        cls = registry.load("distrib.mailers", name)
-        return cls(mailer_settings(self.settings), self.ctx)
+        return load_mailer(name)(mailer_settings(self.settings), self.ctx)
 
     @cached_property
     def channels(self) -> list[Channel]:
         out = []
         for opts in self.settings.channels:
-            cls = registry.load("distrib.channels", opts.type)
-            out.append(cls(opts.name, opts, self.ctx))
+            out.append(load_channel(opts.type)(opts.name, opts, self.ctx))
         return out
 
     @property
@@ -200,7 +196,7 @@ class App:
         for source in self.sources:
             # Sources that page by date (WordPress) ask only for what a window can take.
             widest = max(n.opts.window for n in self.newsletters)
-            source.since = self.ctx.now - widest  # type: ignore[attr-defined]
+            source.since = self.ctx.now - widest
         posts, errors = fetch_all(self.sources)
         first_seen: dict[str, datetime] = {}
         seq = None
@@ -352,8 +348,7 @@ class App:
 
     def has_recipients(self) -> bool:
         """Whether an edition would reach anyone (a hand-off platform always counts)."""
-        cls = registry.load("distrib.mailers", self.settings.email.mailer)
-        if getattr(cls, "handoff", False):
+        if load_mailer(self.settings.email.mailer).handoff:
             return True
         return next(self.recipients(), None) is not None
 
@@ -376,7 +371,7 @@ class App:
             problems.append(
                 "site.postal_address: missing; bulk mail must show the sender's postal address"
             )
-        handoff = getattr(registry.load("distrib.mailers", email.mailer), "handoff", False)
+        handoff = load_mailer(email.mailer).handoff
         if not handoff and not (email.unsubscribe_url or email.unsubscribe_mailto):
             problems.append(
                 "email.unsubscribe_url: missing; set it (or unsubscribe_mailto) so that every "
@@ -582,12 +577,10 @@ class App:
         """Load every channel's share templates; a broken one is a TemplateError (exit 2)
         before anything is fetched or sent, not one error per post after the digest."""
         for channel in self.channels:
-            names = getattr(channel, "template_names", None)
-            if callable(names):
-                try:
-                    names()
-                except TemplateError as e:
-                    raise TemplateError(f"channel {channel.name}: {e}") from None
+            try:
+                channel.template_names()
+            except TemplateError as e:
+                raise TemplateError(f"channel {channel.name}: {e}") from None
 
     def share(self, *, dry_run: bool = False, fetched: FetchResult | None = None, result: RunResult | None = None) -> RunResult:
         from .share import run_shares

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import registry
+from .adapters import BASES, load_channel, load_source
 from .errors import DistribError
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
     )
     missing = []
     for group, used in groups:
-        for info in registry.describe(group):
+        for info in registry.describe(group, BASES[group]):
             if info.name in used and not info.available:
                 problems.append(info.hint)
                 missing.append(info.name)
@@ -56,7 +57,7 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
         if opts.type in missing:
             continue
         try:
-            registry.load("distrib.sources", opts.type)(opts.name, opts, app.ctx)
+            load_source(opts.type)(opts.name, opts, app.ctx)
         except DistribError as e:
             problems.append(str(e))
     if mails and settings.email.mailer not in missing:
@@ -65,7 +66,7 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
         except DistribError as e:
             problems.append(str(e))
         else:
-            notes += getattr(mailer, "check_notes", list)()
+            notes += mailer.check_notes()
     try:
         from .render.message import dkim_signer
 
@@ -77,9 +78,8 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
             notes += [f"email: signed with DKIM, {k.algorithm} under {k.selector}._domainkey.{signer.domain}" for k in signer.keys]
     for opts in settings.channels:
         try:
-            cls = registry.load("distrib.channels", opts.type)
-            channel = cls(opts.name, opts, app.ctx)
-            names = channel.template_names() if hasattr(channel, "template_names") else []
+            channel = load_channel(opts.type)(opts.name, opts, app.ctx)
+            names = channel.template_names()
         except DistribError as e:
             problems.append(f"channel {opts.name}: {e}")
         else:

@@ -1,8 +1,10 @@
 """Finds adapters (sources, mailers, channels) through entry points.
 
 The built-in adapters are registered in our own pyproject.toml in the same groups a
-third party would use.  The table below repeats them so that a source checkout that
-was never installed still works; entry points win when both name an adapter.
+third party would use: those entry points are the source of truth.  ``BUILTIN`` below
+repeats them so that a source checkout that was never installed still works; entry
+points win when both name an adapter, and tests/test_registry.py fails when the two
+disagree.  An adapter is a subclass of the base class of its group (distrib.adapters).
 An adapter whose optional library is missing is reported as unavailable with the
 install hint, not a crash.  Contains no business logic.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import ClassVar, Protocol, TypeVar
 
 from .errors import AdapterUnavailable, ConfigError
 
@@ -45,6 +48,15 @@ BUILTIN: dict[str, dict[str, str]] = {
         "linkedin": "distrib.channels.linkedin:LinkedInChannel",
     },
 }
+
+
+class Adapter(Protocol):
+    """What the registry reads of an adapter class (distrib.adapters declares the rest)."""
+
+    requires: ClassVar[tuple[str, ...]]
+
+
+A = TypeVar("A", bound=Adapter)
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,19 @@ def load(group: str, name: str) -> type:
     return getattr(module, attr)
 
 
+def load_as(group: str, name: str, base: type[A]) -> type[A]:
+    """The adapter class registered as ``name`` in ``group``, checked to subclass ``base``
+    (the group's class in distrib.adapters, passed in so this module imports none)."""
+    cls = load(group, name)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        kind = group.split(".")[-1][:-1]
+        raise AdapterUnavailable(
+            f"the {kind} {name!r} is registered as {names(group)[name]}, which is not a "
+            f"subclass of distrib.adapters.{base.__name__}; fix or remove that package"
+        )
+    return cls
+
+
 def _hint(kind: str, name: str, missing: str) -> str:
     return (
         f"the {kind} {name!r} needs the Python package {missing!r}, which is not installed: "
@@ -98,14 +123,14 @@ def _hint(kind: str, name: str, missing: str) -> str:
     )
 
 
-def describe(group: str) -> list[AdapterInfo]:
-    """Every adapter of ``group`` with whether it can be used here (for `distrib check`)."""
+def describe(group: str, base: type[Adapter]) -> list[AdapterInfo]:
+    """Every adapter of ``group`` (subclasses of ``base``) with whether it can be used
+    here (for `distrib check`)."""
     out = []
     for name, target in sorted(names(group).items()):
         try:
-            cls = load(group, name)
-            needs = getattr(cls, "requires", ())
-            for mod in needs:
+            cls = load_as(group, name, base)
+            for mod in cls.requires:
                 importlib.import_module(mod)
         except AdapterUnavailable as e:
             out.append(AdapterInfo(group, name, target, False, str(e)))

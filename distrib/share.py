@@ -288,9 +288,7 @@ def run_shares(ctx: Context, channels: list[Channel], posts: list[Post], *, dry_
         return report
     finally:
         for channel in channels:
-            close = getattr(channel, "close", None)
-            if callable(close):
-                close()
+            channel.close()
 
 
 def _post_due(ledger: Ledger, due: list[_Due], report: ShareReport, stopped: dict[str, str], stop: StopRequest) -> None:

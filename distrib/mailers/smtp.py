@@ -43,13 +43,12 @@ from ..adapters import Mailer, Report
 from ..errors import ConfigError, DistribError
 from ..model import Outcome, Recipient
 from ..render.message import ascii_address, clean_header
-from ..schema import Opt, choice, k_count, k_env_name, k_number, k_path, k_positive, k_str
+from ..schema import Opt, Section, choice, k_count, k_env_name, k_number, k_path, k_positive, k_str
 from ._smtpwire import Connection, ConnectionLost, Endpoint, Reply, SmtpError, open_connection
 
 if TYPE_CHECKING:
     from ..adapters import Context
     from ..render.message import PreparedMessage
-    from ..schema import Section
 
 log = logging.getLogger("distrib")
 
@@ -121,7 +120,7 @@ class SmtpMailer(Mailer):
         self.retry_delay = float(
             opts.get("retry_delay") if opts.get("retry_delay") is not None else 2.0
         )
-        self._where = getattr(options, "path", "") or "email.smtp"
+        self._where = (options.where if isinstance(options, Section) else "") or "email.smtp"
         self._loop: asyncio.AbstractEventLoop | None = None
         #: counts for the summary and the benchmarks
         self.stats = {"sent": 0, "deferred": 0, "failed": 0, "reconnects": 0}

@@ -493,3 +493,13 @@ def test_non_ascii_local_part_needs_smtputf8(ctx: Context, prepared: PreparedMes
         assert tally.status(uni.email) is DeliveryStatus.FAILED
         assert "SMTPUTF8" in tally.outcomes[uni.email].error
         assert list(by_rcpt) == ["fine@example.com"]
+
+
+def test_messages_name_the_mailers_own_table(ctx: Context) -> None:
+    """Issue 12: the mailer read its table's path as ``options.path`` (a Section calls it
+    ``where``), so a message always said "email.smtp", even for an SMTP mailer registered
+    under another name (a subclass at ``[email.relay]``)."""
+    m = SmtpMailer(Section({"host": "127.0.0.1", "username": "ana"}, "email.relay"), ctx)
+    with pytest.raises(ConfigError) as e:
+        m.__enter__()
+    assert str(e.value).startswith("email.relay.password_env: missing; username is set")
