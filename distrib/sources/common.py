@@ -1,20 +1,24 @@
-"""What all sources share: canonical URLs, merging several sources, fetching them at once.
+"""What all sources share: canonical URLs, post keys, summaries, titles and images derived
+from a post's text, merging several sources, fetching them at once.
 
 Contains no business logic beyond "the same post twice is one post".
 """
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import DistribError, SourceError
-from ..model import Post
+from ..model import Image, Post
+from ..sanitize import excerpt, html_to_text, one_line
 
 if TYPE_CHECKING:
     from ..adapters import Source
@@ -126,3 +130,78 @@ def fetch_all(sources: list[Source], max_workers: int = 4) -> tuple[list[Post], 
     errors = [r for r in results if isinstance(r, SourceError)]
     lists = [r for r in results if not isinstance(r, SourceError)]
     return merge_posts(lists), errors
+
+
+# --- what every source derives the same way -------------------------------------------
+
+#: The longest summary made from a post's text, and the longest title made from it.
+SUMMARY_CHARS = 300
+TITLE_CHARS = 80
+
+
+def post_key(guid: str, link: str) -> str:
+    """The guid / id when there is one, else the canonical URL (ARCHITECTURE.md, "The nouns").
+
+    A guid that is not a URL, URN or tag URI ("1", "4242") is only unique inside its
+    feed; it is prefixed with the post's host so that two sites' "1" stay two posts.
+    """
+    guid = guid.strip()
+    if not guid:
+        return canonical_url(link)
+    if ":" in guid:
+        return guid
+    host = urlsplit(link).hostname or ""
+    return f"{host}:{guid}" if host else guid
+
+
+def derive_summary(summary_html: str, content: str) -> str:
+    """Plain-text summary: the feed's own (minus WordPress boilerplate), else the content's start."""
+    text = html_to_text(summary_html) if summary_html else ""
+    # WordPress ends excerpts with "[&#8230;]" and "The post X appeared first on Y".
+    text = re.sub(r"([.!?…])?\s*\[(?:…|\.\.\.|&hellip;)\]\s*", lambda m: (m.group(1) or "…") + " ", text)
+    text = re.sub(r"\s*The post .{1,300} appeared first on .{1,200}\.?\s*$", "", text, flags=re.S)
+    text = " ".join(text.split())
+    if not text and content:
+        text = excerpt(html_to_text(content), SUMMARY_CHARS)
+    return text
+
+
+def derive_title(text: str) -> str:
+    """A title for a post without one: its first sentence, cut to a title's length."""
+    text = one_line(text)  # a title is one plain line, even when the body shows markup as text
+    if not text:
+        return ""
+    first = re.split(r"(?<=[.!?。！？])\s", text, maxsplit=1)[0]
+    return excerpt(first, TITLE_CHARS)
+
+
+def unique_terms(terms: Iterable[str]) -> tuple[str, ...]:
+    """Terms without repeats, compared case-insensitively; the first spelling wins."""
+    seen: dict[str, str] = {}
+    for term in terms:
+        seen.setdefault(term.casefold(), term)
+    return tuple(seen.values())
+
+
+_IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
+_ATTR_RE = re.compile(r'([a-zA-Z-]+)="([^"]*)"')
+
+
+def content_images(content: str) -> list[Image]:
+    """The <img>s of sanitised content (our serialiser writes attributes one way only)."""
+    out = []
+    for tag in _IMG_RE.findall(content):
+        attrs = {k: html.unescape(v) for k, v in _ATTR_RE.findall(tag)}
+        if attrs.get("src"):
+            out.append(
+                Image(attrs["src"], one_line(attrs.get("alt")), positive_int(attrs.get("width")), positive_int(attrs.get("height")))
+            )
+    return out
+
+
+def positive_int(value: Any) -> int | None:
+    try:
+        n = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return n if n > 0 else None

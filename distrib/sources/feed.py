@@ -34,7 +34,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import struct_time
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from ..adapters import Context, Source
 from ..errors import ConfigError, SourceError
@@ -43,7 +42,16 @@ from ..model import Image, Post
 from ..paths import SAMPLE_DIR
 from ..sanitize import absolute_http_url, clean_html, excerpt, html_to_text, one_line
 from ..schema import Opt, choice, k_path, k_url
-from .common import canonical_url, strip_tracking
+from .common import (
+    SUMMARY_CHARS,
+    content_images,
+    derive_summary,
+    derive_title,
+    positive_int,
+    post_key,
+    strip_tracking,
+    unique_terms,
+)
 from .dates import parse_date
 
 log = logging.getLogger("distrib.sources")
@@ -53,8 +61,6 @@ ACCEPT = (
     "application/json;q=0.8, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
 )
 #: Length of a summary we derive from the content, and of a title from the first words.
-SUMMARY_CHARS = 300
-TITLE_CHARS = 80
 
 # WHATWG Encoding Standard labels (https://encoding.spec.whatwg.org/#names-and-labels):
 # browsers read these legacy labels as the wider encoding, and so do feeds' authors.
@@ -379,21 +385,6 @@ def _xml_entry(
     )
 
 
-def post_key(guid: str, link: str) -> str:
-    """The guid / id when there is one, else the canonical URL (ARCHITECTURE.md, "The nouns").
-
-    A guid that is not a URL, URN or tag URI ("1", "4242") is only unique inside its
-    feed; it is prefixed with the post's host so that two sites' "1" stay two posts.
-    """
-    guid = guid.strip()
-    if not guid:
-        return canonical_url(link)
-    if ":" in guid:
-        return guid
-    host = urlsplit(link).hostname or ""
-    return f"{host}:{guid}" if host else guid
-
-
 def _best_content(entry: Any) -> str:
     contents = entry.get("content") or []
     html_parts = [c for c in contents if c.get("type") in ("text/html", "application/xhtml+xml")]
@@ -411,27 +402,6 @@ def _text_to_html(text: str) -> str:
 
     paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     return "".join("<p>" + html.escape(p).replace("\n", "<br/>") + "</p>" for p in paras)
-
-
-def derive_summary(summary_html: str, content: str) -> str:
-    """Plain-text summary: the feed's own (minus WordPress boilerplate), else the content's start."""
-    text = html_to_text(summary_html) if summary_html else ""
-    # WordPress ends excerpts with "[&#8230;]" and "The post X appeared first on Y".
-    text = re.sub(r"([.!?…])?\s*\[(?:…|\.\.\.|&hellip;)\]\s*", lambda m: (m.group(1) or "…") + " ", text)
-    text = re.sub(r"\s*The post .{1,300} appeared first on .{1,200}\.?\s*$", "", text, flags=re.S)
-    text = " ".join(text.split())
-    if not text and content:
-        text = excerpt(html_to_text(content), SUMMARY_CHARS)
-    return text
-
-
-def derive_title(text: str) -> str:
-    """A title for a post without one: its first sentence, cut to a title's length."""
-    text = one_line(text)  # a title is one plain line, even when the body shows markup as text
-    if not text:
-        return ""
-    first = re.split(r"(?<=[.!?。！？])\s", text, maxsplit=1)[0]
-    return excerpt(first, TITLE_CHARS)
 
 
 def _term_kind(scheme: str) -> str:
@@ -460,41 +430,7 @@ def _split_terms(entry: Any, categories_as: str) -> tuple[tuple[str, ...], tuple
             tags.append(term)
         if kind == "category" or (not kind and categories_as in ("categories", "both")):
             cats.append(term)
-    return _unique(tags), _unique(cats)
-
-
-def _unique(terms: Iterable[str]) -> tuple[str, ...]:
-    """Terms without repeats, compared case-insensitively; the first spelling wins."""
-    seen: dict[str, str] = {}
-    for term in terms:
-        seen.setdefault(term.casefold(), term)
-    return tuple(seen.values())
-
-
-_IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
-_ATTR_RE = re.compile(r'([a-zA-Z-]+)="([^"]*)"')
-
-
-def _content_images(content: str) -> list[Image]:
-    """The <img>s of sanitised content (our serialiser writes attributes one way only)."""
-    import html
-
-    out = []
-    for tag in _IMG_RE.findall(content):
-        attrs = {k: html.unescape(v) for k, v in _ATTR_RE.findall(tag)}
-        if attrs.get("src"):
-            out.append(
-                Image(attrs["src"], one_line(attrs.get("alt")), _int(attrs.get("width")), _int(attrs.get("height")))
-            )
-    return out
-
-
-def _int(value: Any) -> int | None:
-    try:
-        n = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return n if n > 0 else None
+    return unique_terms(tags), unique_terms(cats)
 
 
 def _with_alt(image: Image, content_images: list[Image]) -> Image:
@@ -518,7 +454,7 @@ def _is_image(media: dict[str, Any]) -> bool:
 
 
 def _xml_image(entry: Any, base: str | None, content: str) -> Image | None:
-    in_body = _content_images(content)
+    in_body = content_images(content)
     candidates: list[dict[str, Any]] = []
     candidates += [m for m in entry.get("media_content") or [] if _is_image(m)]
     candidates += list(entry.get("media_thumbnail") or [])
@@ -531,7 +467,7 @@ def _xml_image(entry: Any, base: str | None, content: str) -> Image | None:
         url = absolute_http_url(media.get("url"), base)
         if url:
             alt = one_line(media.get("alt") or media.get("description") or "")
-            return _with_alt(Image(url, alt, _int(media.get("width")), _int(media.get("height"))), in_body)
+            return _with_alt(Image(url, alt, positive_int(media.get("width")), positive_int(media.get("height"))), in_body)
     return in_body[0] if in_body else None
 
 
@@ -623,12 +559,12 @@ def _json_item(
         excerpt(html_to_text(content), SUMMARY_CHARS) if content else ""
     )
     title = one_line(_str(item.get("title")), markup=False) or derive_title(html_to_text(content) or summary)
-    tags = _unique(one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t))
+    tags = unique_terms(one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t))
     image = None
     for key in ("image", "banner_image"):
         url = absolute_http_url(_str(item.get(key)), link)
         if url:
-            image = _with_alt(Image(url), _content_images(content))
+            image = _with_alt(Image(url), content_images(content))
             break
     if image is None:
         for att in item.get("attachments") or []:
@@ -638,7 +574,7 @@ def _json_item(
                     image = Image(url, one_line(_str(att.get("title"))))
                     break
     if image is None:
-        body_images = _content_images(content)
+        body_images = content_images(content)
         image = body_images[0] if body_images else None
     published = parse_date(_str(item.get("date_published")))
     updated = parse_date(_str(item.get("date_modified")))

@@ -47,9 +47,8 @@ from ..errors import ConfigError, SourceError
 from ..model import Image, Post
 from ..sanitize import absolute_http_url, clean_html, excerpt, html_to_text, one_line
 from ..schema import Opt, choice, k_path, k_str, k_str_list, k_url
-from .common import canonical_url
+from .common import SUMMARY_CHARS, canonical_url, content_images, derive_title, unique_terms
 from .dates import parse_date
-from .feed import SUMMARY_CHARS, _content_images, _unique, derive_title
 
 log = logging.getLogger("distrib.sources")
 
@@ -608,7 +607,7 @@ class MarkdownSource(Source):
             published=meta.published,
             updated=updated if updated != meta.published else None,
             tags=_terms(fm.get("tags") or fm.get("keywords")),
-            categories=_unique(meta.categories) if meta.categories is not None else _terms(fm.get("categories") or fm.get("category")),
+            categories=unique_terms(meta.categories) if meta.categories is not None else _terms(fm.get("categories") or fm.get("category")),
             image=self._image(fm, content, url),
         )
 
@@ -1031,7 +1030,7 @@ class MarkdownSource(Source):
             image_url = absolute_http_url(raw.strip(), url if self.site.generator == "hugo" else self._base())
             if image_url:
                 return Image(image_url, alt)
-        images = _content_images(content)
+        images = content_images(content)
         return images[0] if images else None
 
 
@@ -1086,7 +1085,7 @@ def _terms(value: Any) -> tuple[str, ...]:
         items = [_text(v) for v in value]
     else:
         return ()
-    return _unique(t for t in (one_line(i) for i in items) if t)
+    return unique_terms(t for t in (one_line(i) for i in items) if t)
 
 
 def _authors(fm: dict[str, Any]) -> str:

@@ -38,8 +38,8 @@ from ..http import FetchError, HttpResponse
 from ..model import Image, Post
 from ..sanitize import absolute_http_url, clean_html, html_to_text, one_line
 from ..schema import Opt, k_bool, k_env_name, k_positive, k_str, k_url
+from .common import content_images, derive_summary, derive_title, post_key
 from .dates import parse_date
-from .feed import _content_images, derive_summary, derive_title, post_key
 
 log = logging.getLogger("distrib.sources")
 
@@ -284,7 +284,7 @@ class WordPressSource(Source):
 
 def _first_image(content: str) -> Image | None:
     """No featured image: the first picture of the post, as the other sources do."""
-    images = _content_images(content)
+    images = content_images(content)
     return images[0] if images else None
 
 

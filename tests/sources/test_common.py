@@ -102,7 +102,10 @@ def test_property_rss_fields_stay_inert(title: str, content: str, tag: str) -> N
         f"<description>{_xml_text(content)}</description>"
         "</item></channel></rss>"
     ).encode()
-    _check(parse_feed(body, source="p", url="https://p.example/feed"))
+    posts = parse_feed(body, source="p", url="https://p.example/feed")
+    # The item came back (a parser that dropped it would pass every check below).
+    assert [p.url for p in posts] == ["https://p.example/a"]
+    _check(posts)
 
 
 @settings(max_examples=60, deadline=None)
@@ -117,7 +120,10 @@ def test_property_json_feed_fields_stay_inert(title: str, content: str, tag: str
             {"id": "2", "url": "https://p.example/b", "content_text": content},
         ],
     }
-    _check(parse_feed(json.dumps(doc).encode(), source="p", url="https://p.example/feed.json"))
+    posts = parse_feed(json.dumps(doc).encode(), source="p", url="https://p.example/feed.json")
+    # Both items came back (a parser that dropped them would pass every check below).
+    assert sorted(p.url for p in posts) == ["https://p.example/a", "https://p.example/b"]
+    _check(posts)
 
 
 @settings(max_examples=60, deadline=None)
