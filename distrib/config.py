@@ -20,8 +20,9 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from . import registry
@@ -84,9 +85,51 @@ class Settings:
         if key in ("path", "data", "warnings"):
             raise AttributeError(key)
         try:
-            return _wrap(self.data[key], key)
+            return _wrap(self.data[key], key, VIEWS[key][1] if key in VIEWS else None)
         except KeyError:
             raise AttributeError(f"config has no section {key!r}") from None
+
+    # The core sections, typed (a section missing from ``data`` is an AttributeError).
+
+    @property
+    def site(self) -> SiteSection:
+        return cast("SiteSection", self.__getattr__("site"))
+
+    @property
+    def sources(self) -> list[SourceSection]:
+        return cast("list[SourceSection]", self.__getattr__("sources"))
+
+    @property
+    def digest(self) -> DigestSection:
+        return cast("DigestSection", self.__getattr__("digest"))
+
+    @property
+    def newsletters(self) -> list[NewsletterSection]:
+        return cast("list[NewsletterSection]", self.__getattr__("newsletters"))
+
+    @property
+    def email(self) -> EmailSection:
+        return cast("EmailSection", self.__getattr__("email"))
+
+    @property
+    def channels(self) -> list[ChannelSection]:
+        return cast("list[ChannelSection]", self.__getattr__("channels"))
+
+    @property
+    def ledger(self) -> LedgerSection:
+        return cast("LedgerSection", self.__getattr__("ledger"))
+
+    @property
+    def templates(self) -> TemplatesSection:
+        return cast("TemplatesSection", self.__getattr__("templates"))
+
+    @property
+    def check(self) -> CheckSection:
+        return cast("CheckSection", self.__getattr__("check"))
+
+    @property
+    def theme(self) -> ThemeSection:
+        return cast("ThemeSection", self.__getattr__("theme"))
 
     @property
     def base_dir(self) -> Path:
@@ -365,6 +408,169 @@ ROOT = Table(
         "theme": THEME,
     }
 )
+
+
+# --- typed views of the core sections ---------------------------------------------------
+# Each annotates the options of its table (the defaults are the schema's, above); mypy
+# sees ``settings.email.resend_in_doubt`` as a bool.  tests/test_config_types.py checks
+# each view names exactly its table's options.
+
+
+class SiteSection(Section):
+    __slots__ = ()
+    name: str
+    url: str
+    language: str
+    direction: str
+    timezone: str
+    postal_address: str
+    logo: str | None
+    description: str
+
+
+class SourceSection(Section):
+    """``[[sources]]``: name and type; the source's own options are read as a Mapping."""
+
+    __slots__ = ()
+    name: str
+    type: str
+
+
+class DigestSection(Section):
+    __slots__ = ()
+    window: timedelta
+    max_posts: int
+    overflow: str
+    max_per_day: int
+    min_posts: int
+    cadence: str
+    day: str
+    time: str
+    subject: str
+    preheader: str
+    template: str
+    size_budget_kb: int
+    include_tags: tuple[str, ...]
+    exclude_tags: tuple[str, ...]
+    include_categories: tuple[str, ...]
+    exclude_categories: tuple[str, ...]
+    include_authors: tuple[str, ...]
+    exclude_authors: tuple[str, ...]
+    sources: tuple[str, ...]
+    backfill: int | None
+
+
+class NewsletterSection(DigestSection):
+    __slots__ = ()
+    name: str
+
+
+class DkimSection(Section):
+    __slots__ = ()
+    domain: str
+    selector: str
+    key_file: Path | None
+    key_env: str | None
+    ed25519_selector: str
+    ed25519_key_file: Path | None
+    ed25519_key_env: str | None
+
+
+class EmailSection(Section):
+    """``[email]``; ``email["from"]`` (a keyword), and ``email[email.mailer]`` is the
+    mailer's own table (read as a Mapping, or through the mailer's typed view)."""
+
+    __slots__ = ()
+    tables: ClassVar[Mapping[str, type[Section]]] = {"dkim": DkimSection}
+    mailer: str
+    reply_to: str | None
+    recipients: tuple[str, ...]
+    recipients_file: Path | None
+    unsubscribe_url: str | None
+    allow_insecure_unsubscribe: bool
+    unsubscribe_mailto: str | None
+    secret_env: str | None
+    resend_in_doubt: bool
+    dkim: DkimSection
+
+
+class ChannelSection(Section):
+    """``[[channels]]``: the options every channel has; its own are read as a Mapping."""
+
+    __slots__ = ()
+    name: str
+    type: str
+    max_age: timedelta
+    max_per_run: int
+    hashtags: int
+    template: str | None
+    utm: bool
+    per_hour: int | None
+    per_day: int | None
+    min_gap: timedelta | None
+    baseline: bool
+
+
+class LedgerSection(Section):
+    __slots__ = ()
+    path: Path | None
+
+
+class TemplatesSection(Section):
+    __slots__ = ()
+    dir: Path | None
+
+
+class CheckSection(Section):
+    __slots__ = ()
+    domain: bool | None
+    nameservers: tuple[str, ...]
+    dns_timeout: float
+
+
+class SocialSection(Section):
+    __slots__ = ()
+    name: str
+    url: str
+
+
+class ThemeSection(Section):
+    __slots__ = ()
+    tables: ClassVar[Mapping[str, type[Section]]] = {"social": SocialSection}
+    brand_color: str
+    accent_color: str
+    background_color: str
+    text_color: str
+    logo: str | None
+    logo_width: int
+    font_family: str
+    heading_font_family: str | None
+    web_font_name: str | None
+    web_font_url: str | None
+    dark_mode: bool
+    layout: str
+    lead_story: bool
+    images: bool
+    excerpt_chars: int
+    date_format: str
+    social: list[SocialSection]
+    archive_url: str | None
+
+
+#: Each root section's table and typed view.
+VIEWS: dict[str, tuple[Table, type[Section]]] = {
+    "site": (SITE, SiteSection),
+    "sources": (SOURCE, SourceSection),
+    "digest": (DIGEST, DigestSection),
+    "newsletters": (NEWSLETTER, NewsletterSection),
+    "email": (EMAIL, EmailSection),
+    "channels": (CHANNEL, ChannelSection),
+    "ledger": (LEDGER, LedgerSection),
+    "templates": (TEMPLATES, TemplatesSection),
+    "check": (CHECK, CheckSection),
+    "theme": (THEME, ThemeSection),
+}
+
 
 def find_config(path: str | os.PathLike[str] | None) -> Path:
     """``--config``, else ``./distrib.toml``, else ``$DISTRIB_CONFIG``."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -329,16 +329,23 @@ def _elsewhere(key: str, root: Table | None) -> str:
 
 
 class Section(Mapping[str, Any]):
-    """Read-only view of a validated table: ``s.name`` or ``s["name"]``."""
+    """Read-only view of a validated table: ``s.name`` or ``s["name"]``.
+
+    A subclass types a known table for mypy: it annotates each option (``name: str``)
+    without a value, so reads still go to the validated data and the default stays the
+    one its :class:`Opt` declares; ``tables`` names the classes of its sub-tables.
+    """
 
     __slots__ = ("_data", "_path")
+    #: the view class of each sub-table (or array of tables) by key; others are Section
+    tables: ClassVar[Mapping[str, type[Section]]] = {}
 
     def __init__(self, data: Mapping[str, Any], path: str = ""):
         self._data = data
         self._path = path
 
     def __getitem__(self, key: str) -> Any:
-        return _wrap(self._data[key], _join(self._path, key))
+        return _wrap(self._data[key], _join(self._path, key), self.tables.get(key, Section))
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -363,9 +370,9 @@ class Section(Mapping[str, Any]):
         return self._path
 
 
-def _wrap(value: Any, path: str) -> Any:
+def _wrap(value: Any, path: str, view: type[Section] | None = None) -> Any:
     if isinstance(value, dict):
-        return Section(value, path)
+        return (view or Section)(value, path)
     if isinstance(value, list):
-        return [_wrap(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_wrap(v, f"{path}[{i}]", view) for i, v in enumerate(value)]
     return value
