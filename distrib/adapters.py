@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from .model import Outcome, Post, Recipient, Snippet
 
@@ -40,7 +40,7 @@ class Context:
     now: datetime
     ledger: Ledger | None = None
     dry_run: bool = False
-    _http: Any = field(default=None, repr=False)
+    _http: HttpClient | None = field(default=None, repr=False)
 
     @property
     def http(self) -> HttpClient:

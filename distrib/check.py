@@ -76,14 +76,14 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
     else:
         if signer is not None:
             notes += [f"email: signed with DKIM, {k.algorithm} under {k.selector}._domainkey.{signer.domain}" for k in signer.keys]
-    for opts in settings.channels:
+    for channel_opts in settings.channels:
         try:
-            channel = load_channel(opts.type)(opts.name, opts, app.ctx)
+            channel = load_channel(channel_opts.type)(channel_opts.name, channel_opts, app.ctx)
             names = channel.template_names()
         except DistribError as e:
-            problems.append(f"channel {opts.name}: {e}")
+            problems.append(f"channel {channel_opts.name}: {e}")
         else:
-            notes.append(f"channel {opts.name}: {opts.type}, templates {', '.join(names) or 'built in'}")
+            notes.append(f"channel {channel_opts.name}: {channel_opts.type}, templates {', '.join(names) or 'built in'}")
     return problems, notes
 
 

@@ -69,8 +69,8 @@ class Ctx(_SchemaCtx):
     """A validation of distrib's config: adapters are found through the registry, and a
     misplaced key is looked for in every root section."""
 
-    load_adapter: Callable[[str, str], type] | None = registry.load
-    root: Table | None = field(default_factory=lambda: ROOT)
+    adapter_options: Callable[[str, str], Mapping[str, Opt | Table | TableList]] | None = registry.options
+    root: Table | None = field(default_factory=lambda: _root())
 
 
 @dataclass(frozen=True)
@@ -344,13 +344,13 @@ CHECK = Table(
 _COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 
-def k_color(v: Any, ctx: Ctx) -> str:
+def k_color(v: Any, ctx: _SchemaCtx) -> str:
     if not isinstance(v, str) or not _COLOR_RE.match(v):
         raise Invalid("a CSS hex colour such as '#1a56db'")
     return v.lower()
 
 
-def k_font_stack(v: Any, ctx: Ctx) -> str:
+def k_font_stack(v: Any, ctx: _SchemaCtx) -> str:
     # The value lands in a style attribute: keep it to what a font-family list contains.
     if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9 ,'\"_-]+", v):
         raise Invalid("a CSS font-family list such as 'Georgia, serif'")
@@ -572,6 +572,10 @@ VIEWS: dict[str, tuple[Table, type[Section]]] = {
 }
 
 
+def _root() -> Table:
+    return ROOT
+
+
 def find_config(path: str | os.PathLike[str] | None) -> Path:
     """``--config``, else ``./distrib.toml``, else ``$DISTRIB_CONFIG``."""
     if path:
@@ -704,7 +708,7 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
         ctx.problems.append("sources: expected at least one [[sources]] table, got none")
     elif "sources" not in data:
         ctx.problems.append("sources: missing; add a [[sources]] table with name, type and url or path")
-    email = data.get("email") if isinstance(data.get("email"), dict) else {}
+    email: dict[str, Any] = data["email"] if isinstance(data.get("email"), dict) else {}
     mailer = email.get("mailer", "outbox")
     if isinstance(mailer, str):
         for key, value in email.items():
@@ -726,9 +730,7 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
                     if key == mailer:
                         ctx.problems.append(f"email.mailer: {e}")
                     continue
-                out["email"][key] = validate_table(
-                    Table(getattr(cls, "options", {})), value, f"email.{key}", ctx
-                )
+                out["email"][key] = validate_table(Table(cls.options), value, f"email.{key}", ctx)
         if mailer not in email or not isinstance(email.get(mailer), dict):
             try:
                 cls = registry.load("distrib.mailers", mailer)
@@ -737,12 +739,11 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             except AdapterUnavailable as e:
                 ctx.problems.append(f"email.mailer: {e}")
             else:
-                out["email"][mailer] = validate_table(
-                    Table(getattr(cls, "options", {})), {}, f"email.{mailer}", ctx
-                )
+                out["email"][mailer] = validate_table(Table(cls.options), {}, f"email.{mailer}", ctx)
 
 
 def mailer_settings(settings: Settings) -> Section:
     """The ``[email.<mailer>]`` table of the configured mailer."""
     email = settings.email
-    return email[email.mailer]
+    table: Section = email[email.mailer]
+    return table

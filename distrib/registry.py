@@ -12,9 +12,10 @@ install hint, not a crash.  Contains no business logic.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from .errors import AdapterUnavailable, ConfigError
 
@@ -51,9 +52,15 @@ BUILTIN: dict[str, dict[str, str]] = {
 
 
 class Adapter(Protocol):
-    """What the registry reads of an adapter class (distrib.adapters declares the rest)."""
+    """What the registry and the config read of an adapter class (distrib.adapters
+    declares the rest): its options, and the optional modules it needs."""
 
+    options: ClassVar[Mapping[str, Any]]
     requires: ClassVar[tuple[str, ...]]
+
+
+#: The base class (in distrib.adapters) of each group's adapters, for messages.
+BASE_NAMES = {"distrib.sources": "Source", "distrib.mailers": "Mailer", "distrib.channels": "Channel"}
 
 
 A = TypeVar("A", bound=Adapter)
@@ -81,7 +88,7 @@ def names(group: str) -> dict[str, str]:
     return _cache[group]
 
 
-def load(group: str, name: str) -> type:
+def load(group: str, name: str) -> type[Adapter]:
     """The adapter class registered as ``name`` in ``group``."""
     registered = names(group)
     kind = group.split(".")[-1][:-1]  # "source", "mailer", "channel"
@@ -100,19 +107,35 @@ def load(group: str, name: str) -> type:
                 f"is missing; reinstall the package that provides it"
             ) from None
         raise AdapterUnavailable(_hint(kind, name, missing)) from None
-    return getattr(module, attr)
+    cls = getattr(module, attr, None)
+    if not (
+        isinstance(cls, type)
+        and isinstance(getattr(cls, "options", None), Mapping)
+        and isinstance(getattr(cls, "requires", None), tuple)
+    ):
+        raise AdapterUnavailable(_not_an_adapter(group, name))
+    return cast("type[Adapter]", cls)
+
+
+def options(group: str, name: str) -> Mapping[str, Any]:
+    """The options the adapter registered as ``name`` declares (for the config)."""
+    return load(group, name).options
+
+
+def _not_an_adapter(group: str, name: str) -> str:
+    kind = group.split(".")[-1][:-1]
+    return (
+        f"the {kind} {name!r} is registered as {names(group)[name]}, which is not a "
+        f"subclass of distrib.adapters.{BASE_NAMES.get(group, 'Source')}; fix or remove that package"
+    )
 
 
 def load_as(group: str, name: str, base: type[A]) -> type[A]:
     """The adapter class registered as ``name`` in ``group``, checked to subclass ``base``
     (the group's class in distrib.adapters, passed in so this module imports none)."""
     cls = load(group, name)
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        kind = group.split(".")[-1][:-1]
-        raise AdapterUnavailable(
-            f"the {kind} {name!r} is registered as {names(group)[name]}, which is not a "
-            f"subclass of distrib.adapters.{base.__name__}; fix or remove that package"
-        )
+    if not issubclass(cls, base):
+        raise AdapterUnavailable(_not_an_adapter(group, name))
     return cls
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -194,7 +194,7 @@ def choice(*values: str) -> Callable[[Any, Ctx], str]:
     def k_choice(v: Any, ctx: Ctx) -> str:
         if v not in values:
             raise Invalid("one of " + ", ".join(repr(x) for x in values))
-        return v
+        return str(v)
 
     return k_choice
 
@@ -238,9 +238,9 @@ class Ctx:
     base_dir: Path
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    #: finds the adapter class a table's ``type`` names, as ``(group, name) -> class``,
-    #: for a table with ``adapter_group`` (distrib.config passes ``registry.load``).
-    load_adapter: Callable[[str, str], type] | None = None
+    #: the options of the adapter a table's ``type`` names, as ``(group, name) -> options``,
+    #: for a table with ``adapter_group`` (distrib.config passes ``registry.options``).
+    adapter_options: Callable[[str, str], Mapping[str, Opt | Table | TableList]] | None = None
     #: the root table, for the hint "did you mean 'x' in [section]?" on a misplaced key.
     root: Table | None = None
 
@@ -250,15 +250,15 @@ def validate_table(schema: Table, data: Any, path: str, ctx: Ctx) -> dict[str, A
         ctx.problems.append(f"{path}: expected a table, got {_got(data)}")
         return {}
     options: dict[str, Opt | Table | TableList] = dict(schema.options)
-    if schema.adapter_group and isinstance(data.get("type"), str) and ctx.load_adapter:
+    if schema.adapter_group and isinstance(data.get("type"), str) and ctx.adapter_options:
         try:
-            cls = ctx.load_adapter(schema.adapter_group, data["type"])
+            adapter_options = ctx.adapter_options(schema.adapter_group, data["type"])
         except ConfigError as e:
             ctx.problems.append(f"{_join(path, 'type')}: {e.problems[0]}")
         except AdapterUnavailable as e:
             ctx.problems.append(f"{_join(path, 'type')}: {e}")
         else:
-            options.update(getattr(cls, "options", {}))
+            options.update(adapter_options)
     out: dict[str, Any] = {}
     for key, spec in options.items():
         sub = _join(path, key)
@@ -306,7 +306,7 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _suggest(key: str, options: Mapping[str, Any]) -> str:
+def _suggest(key: str, options: Iterable[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.7)
