@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import Channel, Context, Mailer, Source, load_channel, load_mailer, load_source
-from .config import Section, Settings, load_config, mailer_settings
+from .config import Settings, load_config, mailer_settings
 from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateError, UsageError
 from .ledger import Ledger, open_ledger
 from .model import Edition, Post, Recipient, RenderedEdition
+from .schema import Section
 from .select import split
 
 log = logging.getLogger("distrib")
@@ -513,8 +514,8 @@ class App:
         """Send the next (or unfinished) edition to one address; records nothing."""
         from email.utils import parseaddr
 
+        from .addresses import normalise_address
         from .model import DeliveryStatus, Outcome
-        from .subscribers import normalise_address
 
         name, addr = parseaddr(address)
         try:

@@ -35,7 +35,7 @@ _RECIPIENT_RE = re.compile(r'<span class="d-recipient">.*?</span>\s*', re.S)
 def archive_base(settings: Settings) -> str:
     """``[theme] archive_url``, else ``<site url>/newsletter/``; always ends in '/'."""
     theme = settings.data.get("theme") or {}
-    base = theme.get("archive_url") or settings.data["site"]["url"].rstrip("/") + "/newsletter/"
+    base: str = theme.get("archive_url") or settings.data["site"]["url"].rstrip("/") + "/newsletter/"
     return base if base.endswith("/") else base + "/"
 
 
@@ -166,4 +166,5 @@ def _atom(settings: Settings, editions: list[Edition], feed_href: str) -> bytes:
         el(entry, "updated", when)
         if e.preheader:
             el(entry, "summary", e.preheader)
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
+    xml: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return xml + b"\n"

@@ -15,7 +15,7 @@ gap, as :mod:`zoneinfo` does (PEP 495, fold=0).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -78,7 +78,9 @@ def check(newsletter: Mapping[str, Any]) -> list[str]:
     """The problems with a newsletter's cadence options, for `distrib check`."""
     cadence = newsletter.get("cadence") or "per-run"
     problems: list[str] = []
-    checks = [_at] if cadence in ("daily", "weekly", "monthly") else []
+    checks: list[Callable[[Mapping[str, Any]], object]] = (
+        [_at] if cadence in ("daily", "weekly", "monthly") else []
+    )
     if cadence == "weekly":
         checks.append(_weekday)
     elif cadence == "monthly":
@@ -108,6 +110,7 @@ def last_scheduled(newsletter: Mapping[str, Any], tz: str, now: datetime) -> dat
     zone = ZoneInfo(tz)
     at = _at(newsletter)
     today = now.astimezone(zone).date()
+    step: Callable[[date], date]
     if cadence == "daily":
         candidate = _local(today, at, zone)
         step = lambda d: d - timedelta(days=1)  # noqa: E731

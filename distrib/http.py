@@ -11,6 +11,7 @@ Contains no business logic.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import zlib
@@ -269,7 +270,7 @@ class HttpClient:
         stop the others.
         """
         calls: list[Callable[[], Any]] = [
-            (lambda u=job: self.get(u)) if isinstance(job, str) else job for job in jobs
+            functools.partial(self.get, job) if isinstance(job, str) else job for job in jobs
         ]
         if not calls:
             return []

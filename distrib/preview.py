@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import DistribError, ListenError
@@ -143,7 +143,7 @@ class PreviewServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = cast("tuple[str, int]", self.server_address[:2])
         return f"http://{host}:{port}/"
 
 

@@ -370,6 +370,15 @@ class Section(Mapping[str, Any]):
         return self._path
 
 
+def with_defaults(options: Mapping[str, Opt | Table | TableList], data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``data`` with every option it lacks set to that option's declared default: an
+    adapter given a partial table (built by hand, not validated) reads the same defaults
+    as a validated one, declared once, in its :class:`Opt`."""
+    out = {key: spec.default for key, spec in options.items() if isinstance(spec, Opt)}
+    out.update(data or {})
+    return out
+
+
 def _wrap(value: Any, path: str, view: type[Section] | None = None) -> Any:
     if isinstance(value, dict):
         return (view or Section)(value, path)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError, ListenError
@@ -165,7 +165,7 @@ class UnsubscribeServer(ThreadingHTTPServer):
         self.ledger = ledger
         self.lock = threading.Lock()
         self.key = signing_key(settings, ledger)
-        self.route = _Route(settings.email.unsubscribe_url)
+        self.route = _Route(settings.email.unsubscribe_url or "")  # checked set by serve()
         self.text = _TEXT[_language(settings)]
         self.lang = _language(settings)
         super().__init__(address, _Handler)
@@ -177,7 +177,7 @@ class UnsubscribeServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = cast("tuple[str, int]", self.server_address[:2])
         return f"http://{host}:{port}"
 
 

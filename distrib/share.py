@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .adapters import Channel, Context
 from .errors import ChannelUnavailable, ConfigError, Deferred, DistribError, TemplateError
@@ -119,7 +119,7 @@ class _Due:
     row: ShareRow | None
 
 
-def _opt(channel: Channel, key: str, default: object = None) -> object:
+def _opt(channel: Channel, key: str, default: Any = None) -> Any:
     opts = channel.opts
     value = opts.get(key, default) if hasattr(opts, "get") else default
     return default if value is None else value
@@ -211,17 +211,17 @@ def _plan(
 
 def _allowance(ctx: Context, channel: Channel, wanted: int) -> int:
     """How many shares this channel may post now, under its per-run/hour/day/gap limits."""
-    allowed = min(wanted, int(_opt(channel, "max_per_run", 5)))  # type: ignore[call-overload]
+    allowed = min(wanted, int(_opt(channel, "max_per_run", 5)))
     ledger = ctx.ledger
     if ledger is None:
         return allowed
     now = ctx.now
     per_hour = _opt(channel, "per_hour")
     if per_hour:
-        allowed = min(allowed, max(0, int(per_hour) - len(ledger.shares_since(channel.name, now - timedelta(hours=1)))))  # type: ignore[call-overload]
+        allowed = min(allowed, max(0, int(per_hour) - len(ledger.shares_since(channel.name, now - timedelta(hours=1)))))
     per_day = _opt(channel, "per_day")
     if per_day:
-        allowed = min(allowed, max(0, int(per_day) - len(ledger.shares_since(channel.name, now - timedelta(days=1)))))  # type: ignore[call-overload]
+        allowed = min(allowed, max(0, int(per_day) - len(ledger.shares_since(channel.name, now - timedelta(days=1)))))
     min_gap = _opt(channel, "min_gap")
     if isinstance(min_gap, timedelta) and min_gap:
         # One post per run at most, and none if the last one is too recent: cron runs

@@ -100,7 +100,7 @@ def _open_text(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> tu
     stream = path_or_file
     if isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or "b" in getattr(stream, "mode", ""):
         # detached when done, so that the caller's binary file is not closed with it
-        return io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""), "detach"  # type: ignore[arg-type]
+        return io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""), "detach"  # type: ignore[type-var]
     return stream, "keep"  # type: ignore[return-value]
 
 

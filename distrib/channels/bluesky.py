@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from ..errors import DeliveryError
 from ..model import Facet, Outcome, Post, Snippet
@@ -84,6 +84,8 @@ def k_handle(v: Any, ctx: Ctx) -> str:
 
 class BlueskyChannel(ShareChannel):
     network: ClassVar[str] = "bluesky"
+    #: the session of this run (see :meth:`session`)
+    _session: dict[str, Any] | None = None
     options: ClassVar[dict[str, Opt]] = {
         "handle": Opt(k_handle, None, "the account's handle, such as 'news.example.org'", required=True),
         "password_env": Opt(
@@ -117,7 +119,7 @@ class BlueskyChannel(ShareChannel):
         return f"bluesky:{self.name}:session"
 
     def _save(self, data: dict[str, Any]) -> dict[str, Any]:
-        session = {k: data[k] for k in ("accessJwt", "refreshJwt", "did") if k in data}
+        session: dict[str, Any] = {k: data[k] for k in ("accessJwt", "refreshJwt", "did") if k in data}
         session["handle"] = data.get("handle", self.opt("handle"))
         if self.ctx.ledger is not None:
             self.ctx.ledger.kv_put(self._kv_session, session)
@@ -127,14 +129,14 @@ class BlueskyChannel(ShareChannel):
     def session(self, *, fresh: bool = False) -> dict[str, Any]:
         """The saved session, else a new one (one login, saved for the next runs)."""
         if not fresh:
-            cached = getattr(self, "_session", None)
+            cached = self._session
             if cached:
                 return cached
             if self.ctx.ledger is not None:
                 saved = self.ctx.ledger.kv_get(self._kv_session)
                 if saved and saved.get("handle") == self.opt("handle"):
                     self._session = saved
-                    return saved
+                    return cast("dict[str, Any]", saved)
         password = self.ctx.settings.secret(self.opts, "password_env")
         r = self.request(
             "POST",
@@ -291,7 +293,7 @@ class BlueskyChannel(ShareChannel):
         if r.status_code != 200:
             log.warning("channel %s: thumbnail upload answered %s; card without it", self.name, r.status_code)
             return None
-        return r.json().get("blob")
+        return cast("dict[str, Any] | None", r.json().get("blob"))
 
     def describe(self) -> str:
         return f"as {self.opt('handle')}"
@@ -306,8 +308,7 @@ def shrink_image(data: bytes, max_bytes: int) -> bytes | None:
     except ImportError:
         return None
     try:
-        img = Image.open(io.BytesIO(data))
-        img = img.convert("RGB")
+        img = Image.open(io.BytesIO(data)).convert("RGB")
         img.thumbnail((1200, 1200))
         for quality in (85, 75, 60, 45):
             buf = io.BytesIO()
@@ -331,4 +332,4 @@ def _error_text(r: Any) -> str:
         data = r.json()
         return f"{data.get('error', '')} {data.get('message', '')}"
     except ValueError:
-        return r.text
+        return str(r.text)

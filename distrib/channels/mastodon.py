@@ -37,6 +37,8 @@ MAX_IMAGE_BYTES = 16 * 1024 * 1024  # Mastodon's default image_size_limit
 
 class MastodonChannel(ShareChannel):
     network: ClassVar[str] = "mastodon"
+    #: (max_characters, characters_reserved_per_url), once read in this run
+    _limits: tuple[int, int] | None = None
     options: ClassVar[dict[str, Opt]] = {
         "instance": Opt(k_url, None, "the server's URL, such as 'https://mastodon.social'", required=True),
         "token_env": Opt(
@@ -60,7 +62,7 @@ class MastodonChannel(ShareChannel):
 
     def instance_limits(self) -> tuple[int, int]:
         """(max_characters, characters_reserved_per_url) of the instance, cached a day."""
-        cached = getattr(self, "_limits", None)
+        cached = self._limits
         if cached:
             return cached
         key = f"mastodon:{self.name}:limits"

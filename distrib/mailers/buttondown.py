@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import httpx
 
@@ -147,9 +147,9 @@ class ButtondownMailer(HandoffMailer):
             for item in data.get("results") or []:
                 metadata = item.get("metadata")
                 if isinstance(metadata, dict) and metadata.get(METADATA_KEY) == marker:
-                    return item
+                    return cast("dict[str, Any]", item)
                 if legacy in (item.get("body") or ""):
-                    return item
+                    return cast("dict[str, Any]", item)
             url, params = data.get("next"), None
             if url and not url.startswith(str(self.client.base_url).rstrip("/")):
                 break  # never send our key to another host

@@ -20,7 +20,7 @@ in a template: point ``template_id`` at one whose body is only
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import httpx
 
@@ -182,7 +182,7 @@ class ListmonkMailer(HandoffMailer):
             results = data.get("results") or []
             for c in results:
                 if c.get("name") == name:
-                    return c
+                    return cast("dict[str, Any]", c)
             seen += len(results)
             total = data.get("total")
             if not results or (isinstance(total, int) and seen >= total):

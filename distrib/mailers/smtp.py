@@ -43,10 +43,23 @@ from ..adapters import Mailer, Report
 from ..errors import ConfigError, DistribError
 from ..model import Outcome, Recipient
 from ..render.message import ascii_address, clean_header
-from ..schema import Opt, Section, choice, k_count, k_env_name, k_number, k_path, k_positive, k_str
+from ..schema import (
+    Opt,
+    Section,
+    choice,
+    k_count,
+    k_env_name,
+    k_number,
+    k_path,
+    k_positive,
+    k_str,
+    with_defaults,
+)
 from ._smtpwire import Connection, ConnectionLost, Endpoint, Reply, SmtpError, open_connection
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..adapters import Context
     from ..render.message import PreparedMessage
 
@@ -66,6 +79,26 @@ class _Job:
     data: bytes = field(default=b"", compare=False)
     rcpt: str = field(default="", compare=False)
     message_id: str = field(default="", compare=False)
+
+
+class SmtpOptions(Section):
+    """``[email.smtp]``, typed (the defaults are the ``Opt`` ones of SmtpMailer.options)."""
+
+    __slots__ = ()
+    host: str
+    port: int | None
+    security: str
+    username: str | None
+    password_env: str | None
+    ca_file: Path | None
+    helo: str | None
+    timeout: float
+    connections: int
+    rate_per_second: float
+    rate_per_hour: int
+    rate_per_day: int
+    retries: int
+    retry_delay: float
 
 
 class SmtpMailer(Mailer):
@@ -100,27 +133,25 @@ class SmtpMailer(Mailer):
 
     def __init__(self, options: Section, ctx: Context) -> None:
         super().__init__(options, ctx)
-        opts = options if options is not None else {}
-        security = opts.get("security") or "starttls"
-        self.endpoint = Endpoint(
-            host=opts.get("host") or "localhost",
-            port=opts.get("port") or DEFAULT_PORTS[security],
-            security=security,
-            helo=clean_header(opts.get("helo") or "") or _local_name(),
-            timeout=float(opts.get("timeout") or 60.0),
-            username=opts.get("username") or None,
-            password_env=opts.get("password_env") or None,
-            ca_file=str(opts["ca_file"]) if opts.get("ca_file") else None,
-        )
-        self.connections = int(opts.get("connections") or 1)
-        self.rate_per_second = float(opts.get("rate_per_second") or 0)
-        self.rate_per_hour = int(opts.get("rate_per_hour") or 0)
-        self.rate_per_day = int(opts.get("rate_per_day") or 0)
-        self.retries = int(opts.get("retries") if opts.get("retries") is not None else 2)
-        self.retry_delay = float(
-            opts.get("retry_delay") if opts.get("retry_delay") is not None else 2.0
-        )
         self._where = (options.where if isinstance(options, Section) else "") or "email.smtp"
+        o = SmtpOptions(with_defaults(self.options, options), self._where)
+        security = o.security or "starttls"
+        self.endpoint = Endpoint(
+            host=o.host or "localhost",
+            port=o.port or DEFAULT_PORTS[security],
+            security=security,
+            helo=clean_header(o.helo or "") or _local_name(),
+            timeout=float(o.timeout),
+            username=o.username or None,
+            password_env=o.password_env or None,
+            ca_file=str(o.ca_file) if o.ca_file else None,
+        )
+        self.connections = int(o.connections)
+        self.rate_per_second = float(o.rate_per_second)
+        self.rate_per_hour = int(o.rate_per_hour)
+        self.rate_per_day = int(o.rate_per_day)
+        self.retries = int(o.retries)
+        self.retry_delay = float(o.retry_delay)
         self._loop: asyncio.AbstractEventLoop | None = None
         #: counts for the summary and the benchmarks
         self.stats = {"sent": 0, "deferred": 0, "failed": 0, "reconnects": 0}

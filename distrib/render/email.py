@@ -376,7 +376,7 @@ def render_edition(
             if step is None:
                 smallest = size_as_sent(html_for(0, 0)[0], site_url, markers)
                 raise TemplateError(
-                    f"{_where(name) if not getattr(newsletter, 'where', '') else newsletter.where}: "
+                    f"{where}: "
                     f"this edition cannot fit size_budget_kb = {budget // 1024} even with every post "
                     f"in one line ({smallest / 1024:.0f} KB as sent); it is not sent clipped: raise "
                     "size_budget_kb (Gmail clips at ~102) or slim the template"

@@ -522,18 +522,18 @@ def bluesky_facets(text: str) -> list[BlueskyFacet]:
     char_bytes = [0]
     for ch in text:
         char_bytes.append(char_bytes[-1] + len(ch.encode("utf-8", "surrogatepass")))
-    for m in _BSKY_TAG.finditer(text):
-        tag = m.group(2)
+    for tm in _BSKY_TAG.finditer(text):
+        tag = tm.group(2)
         if not tag:
             continue
         tag = _TRAILING_P.sub("", tag.strip(_JS_STRIP))
         if not tag or (len(to_units(tag)) > 64 and len(_GRAPHEME.findall(tag)) > 64):
             continue
-        start = m.start(2) - 1
+        start = tm.start(2) - 1
         facets.append(BlueskyFacet(char_bytes[start], char_bytes[start + 1 + len(tag)], "tag", tag))
-    for m in _CASHTAG.finditer(text):
-        ticker = m.group(2).upper()
-        start = m.start(2) - 1
+    for cm in _CASHTAG.finditer(text):
+        ticker = cm.group(2).upper()
+        start = cm.start(2) - 1
         facets.append(
             BlueskyFacet(
                 char_bytes[start], char_bytes[start + 1 + len(ticker)], "tag", "$" + ticker

@@ -327,7 +327,7 @@ class PreparedMessage:
     @property
     def one_click(self) -> bool:
         """True when the message carries List-Unsubscribe-Post (RFC 8058 needs https)."""
-        return bool(self._url_template) and self._url_template.startswith("https://")
+        return self._url_template is not None and self._url_template.startswith("https://")
 
     def extra_headers(self, recipient: Recipient) -> dict[str, str]:
         """The list headers of this recipient's message, for HTTP ESPs that take headers."""

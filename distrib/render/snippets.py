@@ -110,7 +110,7 @@ def clean_hashtag(tag: str) -> str | None:
     Spaces and punctuation go; a multi-word tag becomes CamelCase; a tag of digits only
     is not a hashtag on any network, so it gives None.
     """
-    words = _WORD.findall(tag)
+    words: list[str] = _WORD.findall(tag)
     if not words:
         return None
     if len(words) == 1:

@@ -93,9 +93,9 @@ def decode_xml(body: bytes, http_charset: str | None = None) -> str:
     The declaration comes before the HTTP charset (against RFC 7303) because servers
     send a default ``charset=utf-8`` far more often than feeds lie in their prolog.
     """
-    for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+    for bom, bom_enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
         if body.startswith(bom):
-            return body[len(bom) :].decode(enc, errors="replace")
+            return body[len(bom) :].decode(bom_enc, errors="replace")
     head = body.lstrip()
     m = _DECL_RE.match(head)
     candidates = [_codec(m.group(1).decode("ascii")) if m else None, "utf-8", _codec(http_charset)]
@@ -641,7 +641,7 @@ class FeedSource(Source):
                 link_fallback=self.opts.get("link_fallback") or "skip",
             )  # fmt: skip
         try:
-            resp = self.ctx.http.get(url, headers={"Accept": ACCEPT})
+            resp = self.ctx.http.get(str(url), headers={"Accept": ACCEPT})  # url is set: _check_options
         except FetchError as e:
             raise SourceError(self.name, str(e)) from None
         return parse_feed(

@@ -123,7 +123,8 @@ def render_markdown(text: str) -> str:
 
     md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
-    return md.render(text)
+    html: str = md.render(text)
+    return html
 
 
 # --- the site: which generator, its config --------------------------------------------
@@ -854,7 +855,7 @@ class MarkdownSource(Source):
         their permalink is the collection's, by default ``/:collection/:path:output_ext``."""
         label = self._jekyll_inner(rel.parts[:-1])[0][1:]
         conf = (self.site.config.get("collections") or {}) if isinstance(self.site.config.get("collections"), dict) else {}
-        meta = conf.get(label) if isinstance(conf.get(label), dict) else {}
+        meta: dict[str, Any] = conf[label] if isinstance(conf.get(label), dict) else {}
         if not _ruby_true(meta.get("output")):
             raise Skip(f"the collection {label} is not output (set output: true in _config.yml)")
         when = self._when(fm.get("date")) if fm.get("date") is not None else None
@@ -969,7 +970,7 @@ class MarkdownSource(Source):
         return None
 
     def _base(self) -> str:
-        base = self.opts["base_url"]
+        base: str = self.opts["base_url"]
         return base if base.endswith("/") else base + "/"
 
     def _join(self, path: str) -> str:

@@ -262,7 +262,7 @@ class WordPressSource(Source):
         content = clean_html(_rendered(item.get("content")), link)
         summary = derive_summary(_rendered(item.get("excerpt")), content)
         title = one_line(_rendered(item.get("title"))) or derive_title(html_to_text(content) or summary)
-        embedded = item.get("_embedded") if isinstance(item.get("_embedded"), dict) else {}
+        embedded: dict[str, Any] = item["_embedded"] if isinstance(item.get("_embedded"), dict) else {}
         tags, categories = _terms(embedded)
         published = _gmt(item.get("date_gmt")) or parse_date(_s(item.get("date")))
         updated = _gmt(item.get("modified_gmt"))
@@ -348,8 +348,8 @@ def _featured(item: dict[str, Any], embedded: dict[str, Any], link: str) -> Imag
         if _is_error(media):
             continue
         alt = one_line(_s(media.get("alt_text"))) or one_line(_rendered(media.get("title")))
-        details = media.get("media_details") if isinstance(media.get("media_details"), dict) else {}
-        sizes = details.get("sizes") if isinstance(details.get("sizes"), dict) else {}
+        details: dict[str, Any] = media["media_details"] if isinstance(media.get("media_details"), dict) else {}
+        sizes: dict[str, Any] = details["sizes"] if isinstance(details.get("sizes"), dict) else {}
         for size in PREFERRED_SIZES:
             s = sizes.get(size)
             if isinstance(s, dict):
@@ -367,7 +367,7 @@ def _featured(item: dict[str, Any], embedded: dict[str, Any], link: str) -> Imag
             return Image(url)
     elif isinstance(old, dict):
         url = absolute_http_url(_s(old.get("source") or old.get("source_url") or old.get("guid")), link)
-        meta = old.get("attachment_meta") if isinstance(old.get("attachment_meta"), dict) else {}
+        meta: dict[str, Any] = old["attachment_meta"] if isinstance(old.get("attachment_meta"), dict) else {}
         if url:
             return Image(url, one_line(_s(old.get("alt_text") or old.get("title"))), _int(meta.get("width")), _int(meta.get("height")))
     url = absolute_http_url(_s(item.get("jetpack_featured_media_url")), link)
