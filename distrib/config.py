@@ -16,7 +16,6 @@ A relative path is relative to the config file's folder.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 from . import registry
 from .addresses import recipient_problems
 from .errors import AdapterUnavailable, ConfigError
+from .render import css
 from .schema import Ctx as _SchemaCtx
 from .schema import (  # noqa: F401  (re-exported: adapters written against distrib.config)
     Invalid,
@@ -341,20 +341,19 @@ CHECK = Table(
 
 # [theme]: how the email digest looks (used by distrib.render.theme).
 
-_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
-
-
 def k_color(v: Any, ctx: _SchemaCtx) -> str:
-    if not isinstance(v, str) or not _COLOR_RE.match(v):
-        raise Invalid("a CSS hex colour such as '#1a56db'")
-    return v.lower()
+    try:
+        return css.color(v) if isinstance(v, str) else css.color("")
+    except ValueError:
+        raise Invalid("a CSS colour: hex such as '#1a56db' or a name such as 'navy'") from None
 
 
 def k_font_stack(v: Any, ctx: _SchemaCtx) -> str:
-    # The value lands in a style attribute: keep it to what a font-family list contains.
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9 ,'\"_-]+", v):
-        raise Invalid("a CSS font-family list such as 'Georgia, serif'")
-    return v.replace('"', "'")
+    # Family names only, so the value is CSS in a style attribute and a style block alike.
+    try:
+        return css.font_stack(v) if isinstance(v, str) else css.font_stack("")
+    except ValueError:
+        raise Invalid("a CSS font-family list such as \"Georgia, 'Times New Roman', serif\"") from None
 
 
 SOCIAL = Table(
