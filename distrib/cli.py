@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -54,7 +54,7 @@ class OutputPath(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import os
 
-        path = super().convert(value, param, ctx)
+        path = cast(Path, super().convert(value, param, ctx))  # path_type=Path
         probe = Path(os.path.abspath(path))
         if self.folder and probe.exists() and not probe.is_dir():
             self.fail(f"{path} is a file; give a folder", param, ctx)
@@ -204,13 +204,16 @@ def _layout_line(n: int, layout: dict[str, int] | None) -> str:
 
 def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
     # Lines quote titles, addresses and servers' replies: shown with controls escaped.
-    say = (lambda *a, **k: None) if quiet else (lambda text: click.echo(terminal_safe(text)))
+    def say(text: str) -> None:
+        if not quiet:
+            click.echo(terminal_safe(text))
+
     if result.fetch is not None:
         f = result.fetch
         n_sources = len(app.settings.sources)
         say(f"fetched {len(f.posts)} posts from {n_sources - len(f.errors)} of {n_sources} sources")
-        for error in f.errors:
-            click.echo(f"distrib: {error}", err=True)
+        for source_error in f.errors:
+            click.echo(f"distrib: {source_error}", err=True)
     whom = ""
     if result.planned and not quiet:
         # Say to whom and where, as a real run would: the point of a dry run.
@@ -815,8 +818,8 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
             "(read: email, name, status, reason)",
             err=True,
         )
-    for line, text, reason in report.bad:
-        click.echo(f"distrib: {csv_file}, line {line}: {text!r}: {reason}", err=True)
+    for line_no, text, reason in report.bad:
+        click.echo(f"distrib: {csv_file}, line {line_no}: {text!r}: {reason}", err=True)
     verb = "would add" if dry_run else "added"
     line = f"{verb} {report.added}, already known {report.already}, bad rows {report.bad_count}"
     if report.marked_suppressed:

@@ -508,7 +508,8 @@ class Ledger:
     @wrap_errors
     def post_seq(self) -> int:
         """A number that grows with every post first seen (the posts table's rowid)."""
-        return self.db.execute("SELECT coalesce(max(rowid), 0) FROM posts").fetchone()[0]
+        seq: int = self.db.execute("SELECT coalesce(max(rowid), 0) FROM posts").fetchone()[0]
+        return seq
 
     @wrap_errors
     def posts_seen_by(self, seq: int | None = None, *, before: datetime | None = None) -> set[str]:
@@ -565,7 +566,8 @@ class Ledger:
     @wrap_errors
     def next_edition_id(self) -> int:
         """The number the next edition will get (stable under the run lock)."""
-        return self.db.execute("SELECT coalesce(max(id), 0) + 1 FROM editions").fetchone()[0]
+        next_id: int = self.db.execute("SELECT coalesce(max(id), 0) + 1 FROM editions").fetchone()[0]
+        return next_id
 
     def _edition(self, row: sqlite3.Row) -> Edition:
         keys = tuple(
@@ -924,9 +926,10 @@ class Ledger:
     @wrap_errors
     def get_subscriber(self, address: str) -> sqlite3.Row | None:
         """The subscribers row of ``address`` (any status), or None."""
-        return self.db.execute(
+        row: sqlite3.Row | None = self.db.execute(
             "SELECT * FROM subscribers WHERE address = ?", (address.lower(),)
         ).fetchone()
+        return row
 
     @wrap_errors
     def subscriber_page(

@@ -416,15 +416,16 @@ class _Run:
         await self.worker(conn)
 
     async def worker(self, conn: Connection) -> None:
+        last: Connection | None = conn  # the connection to close when done
         try:
             if conn.pipelining:
-                conn = await self._pipelined(conn)
+                last = await self._pipelined(conn)
             else:
-                conn = await self._stepwise(conn)
+                last = await self._stepwise(conn)
         finally:
             self.alive -= 1
-            if conn is not None:
-                await conn.close()
+            if last is not None:
+                await last.close()
 
     async def reconnect(self, conn: Connection, why: str) -> Connection | None:
         conn.abort()
@@ -442,6 +443,7 @@ class _Run:
         # sent, so a kill then cannot make it arrive twice.
         prefetch = self.m.connections == 1 and self.m.rate_per_second <= 0
         ahead: _Job | None = None
+        job: _Job | None
         while True:
             if ahead is not None:
                 job, ahead = ahead, None
@@ -558,9 +560,10 @@ class _Run:
             except (ConnectionLost, TimeoutError, ConnectionError, OSError) as e:
                 why = str(e) or "timed out"
                 self.transient(job, f"{self.ep.where}: {why}")
-                conn = await self.reconnect(conn, why)
-                if conn is None:
+                again = await self.reconnect(conn, why)
+                if again is None:
                     return None
+                conn = again
 
     # outcomes --------------------------------------------------------------------------------
 
