@@ -64,6 +64,8 @@ def make_client(api_url: str, consumer_key: str, consumer_secret: str, access_to
 class XChannel(ShareChannel):
     network: ClassVar[str] = "x"
     requires: ClassVar[tuple[str, ...]] = ("tweepy",)
+    #: the tweepy client, made on first use
+    _tweepy: Any = None
     options: ClassVar[dict[str, Opt]] = {
         "consumer_key_env": Opt(k_env_name, None, "environment variable holding the app's API key", required=True),
         "consumer_secret_env": Opt(k_env_name, None, "environment variable holding the app's API key secret", required=True),
@@ -96,7 +98,7 @@ class XChannel(ShareChannel):
 
     @property
     def tweepy(self) -> Any:
-        client = getattr(self, "_tweepy", None)
+        client = self._tweepy
         if client is None:
             client = make_client(self.api_url, *self._credentials())
             self._tweepy = client

@@ -356,7 +356,7 @@ class HttpMailer(Mailer):
         super().__init__(options, ctx)
         self.client: Any = None
         self.pool: ThreadPoolExecutor | None = None
-        for module in getattr(self, "requires", ()):
+        for module in self.requires:
             # Checked when the mailer is made (check, run, send), not when it first
             # sends: a missing extra is one line with the fix, never a traceback.
             try:

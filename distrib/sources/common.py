@@ -119,8 +119,8 @@ def fetch_all(sources: list[Source], max_workers: int = 4) -> tuple[list[Post], 
     for source in sources:
         # Context.http is created on first use; create it here, before the threads
         # start, so that they share one client instead of racing to make several.
-        ctx = getattr(source, "ctx", None)
-        if ctx is not None and len(sources) > 1 and getattr(ctx, "_http", None) is None:
+        ctx = source.ctx
+        if len(sources) > 1 and ctx._http is None:
             ctx.http  # noqa: B018
     if len(sources) <= 1 or max_workers <= 1:
         results = [one(s) for s in sources]

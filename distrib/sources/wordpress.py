@@ -138,6 +138,8 @@ class WordPressSource(Source):
         return f"{root}/?{urlencode({'rest_route': f'/wp/v2/{base}', **params})}"
 
     _base = "posts"
+    #: password-protected posts skipped in this fetch
+    _protected = 0
 
     def fetch(self) -> list[Post]:
         auth = self._auth()
@@ -249,7 +251,7 @@ class WordPressSource(Source):
             return None
         protected = isinstance(item.get("content"), dict) and item["content"].get("protected") is True
         if protected and not self.opts.get("include_protected"):
-            self._protected = getattr(self, "_protected", 0) + 1
+            self._protected += 1
             return None
         if protected:
             # A password-protected post: its title and its link, nothing of its text.
