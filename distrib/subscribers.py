@@ -337,11 +337,9 @@ def import_csv(
     Raises ValueError when the file cannot be read as CSV at all.
     """
     report = ImportReport(dry_run=dry_run)
-    db = ledger.db
     in_batch = 0
-    db.execute("BEGIN IMMEDIATE")
     header: dict[str, Any] = {}
-    try:
+    with ledger.batches(dry_run=dry_run) as commit_so_far:
         for row in read_rows(path_or_file, header):
             report.rows += 1
             try:
@@ -372,13 +370,8 @@ def import_csv(
                     report.suppressed += 1
             in_batch += 1
             if not dry_run and in_batch >= _IMPORT_BATCH:
-                db.execute("COMMIT")
-                db.execute("BEGIN IMMEDIATE")
+                commit_so_far()
                 in_batch = 0
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("ROLLBACK" if dry_run else "COMMIT")
     report.ignored_columns = list(header.get("ignored") or [])
     return report
 
