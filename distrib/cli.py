@@ -23,6 +23,8 @@ from .safetext import terminal_safe
 
 if TYPE_CHECKING:
     from .app import App, RunResult
+    from .model import Edition, RenderedEdition
+    from .share import ShareReport
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -209,8 +211,8 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         f = result.fetch
         n_sources = len(app.settings.sources)
         say(f"fetched {len(f.posts)} posts from {n_sources - len(f.errors)} of {n_sources} sources")
-        for error in f.errors:
-            click.echo(f"distrib: {error}", err=True)
+        for source_error in f.errors:
+            click.echo(f"distrib: {source_error}", err=True)
     whom = ""
     if result.planned and not quiet:
         # Say to whom and where, as a real run would: the point of a dry run.
@@ -265,7 +267,7 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         _echo_shares(result.shares, say, dry_run=dry_run)
 
 
-def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> None:
+def _echo_shares(report: ShareReport, say: Callable[..., None], *, dry_run: bool) -> None:
     for line in report.summary_lines(dry_run=dry_run):
         say(line)
     for error in report.errors:
@@ -375,12 +377,7 @@ def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
     from .deliver import Progress
 
     progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
-    if force:
-        result = app.send(force=True, dry_run=dry_run, progress=progress)
-        if app.settings.channels:
-            app.share(dry_run=dry_run, fetched=result.fetch, result=result)
-    else:
-        result = app.run(dry_run=dry_run, progress=progress)
+    result = app.run(force=force, dry_run=dry_run, progress=progress)
     _echo_run(app, result, quiet=quiet, dry_run=dry_run)
     _exit(result)
 
@@ -452,19 +449,13 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
       distrib preview --config config.example.toml --out preview --open
     """
     from . import preview as pv
-    from .app import NothingNew
 
     letter = app.newsletter(newsletter)
 
-    def build() -> tuple[Any, bytes]:
-        try:
-            edition = app.next_edition(letter, edition_id=edition_id)
-        except NothingNew as e:
-            last = app.ledger.last_edition(letter.name)
-            if last is None:
-                raise
-            click.echo(f"{e}; showing the last edition ({last.id}) instead", err=True)
-            edition = last
+    def build() -> tuple[RenderedEdition, bytes]:
+        edition, nothing_new = app.edition_to_show(letter, edition_id=edition_id)
+        if nothing_new:
+            click.echo(f"{nothing_new}; showing the last edition ({edition.id}) instead", err=True)
         rendered = _rendered_of(app, edition)
         return rendered, app.prepare(edition).preview_bytes()
 
@@ -473,7 +464,7 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         if app.settings.templates.dir:
             watch.append(app.settings.templates.dir)
 
-        def rebuild() -> tuple[Any, bytes]:
+        def rebuild() -> tuple[RenderedEdition, bytes]:
             # Re-read the config on every change, so edits to it show too.
             from .app import make_app
 
@@ -509,7 +500,7 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         webbrowser.open((out_dir / "digest.html").resolve().as_uri())
 
 
-def _rendered_of(app: App, edition: Any) -> Any:
+def _rendered_of(app: App, edition: Edition) -> RenderedEdition:
     from .model import RenderedEdition
 
     return RenderedEdition(
@@ -572,7 +563,7 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
 
 
 def _send_report(result: RunResult) -> dict[str, Any]:
-    eds = [
+    eds: list[dict[str, Any]] = [
         {
             "newsletter": r.newsletter,
             "edition": r.edition.id,
@@ -622,10 +613,12 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
         app.lock()
     result = app.share(dry_run=dry_run)
     if as_json and dry_run:
-        for error in result.fetch.errors if result.fetch else []:
-            click.echo(f"distrib: {error}", err=True)
-        click.echo(json.dumps([s.to_json() for s in result.shares.planned], ensure_ascii=False, indent=2))
-        for error in result.shares.errors:
+        for source_error in result.fetch.errors if result.fetch else []:
+            click.echo(f"distrib: {source_error}", err=True)
+        shares = result.shares
+        assert shares is not None  # App.share always reports
+        click.echo(json.dumps([s.to_json() for s in shares.planned], ensure_ascii=False, indent=2))
+        for error in shares.errors:
             click.echo(f"distrib: {error}", err=True)
     else:
         _echo_run(app, result, quiet=quiet, dry_run=dry_run)
