@@ -261,17 +261,19 @@ class App:
             return [[p] for p in reversed(posts)], ""
         return [posts], ""
 
-    def has_recipients(self) -> bool:
+    def has_recipients(self, newsletter: str | None = None) -> bool:
         """Whether an edition would reach anyone (a hand-off platform always counts)."""
         cls = registry.load("distrib.mailers", self.settings.email.mailer)
         if getattr(cls, "handoff", False):
             return True
-        return next(self.recipients(), None) is not None
+        return next(self.recipients(newsletter), None) is not None
 
-    def recipients(self) -> Iterator[Recipient]:
+    def recipients(self, newsletter: str | None = None) -> Iterator[Recipient]:
+        """The recipients of an edition of ``newsletter`` (None: of any newsletter,
+        leaving out only the suppressed)."""
         from .subscribers import recipients
 
-        return recipients(self.settings, self.ledger)
+        return recipients(self.settings, self.ledger, newsletter)
 
     def prepare(self, edition: Edition) -> Any:
         from .render.message import prepare_message
@@ -349,7 +351,7 @@ class App:
             batches, reason = self.plan(letter, fetched, force=force)
             if reason:
                 result.skipped.append(reason)
-            if batches and not self.has_recipients():
+            if batches and not self.has_recipients(letter.name):
                 # An edition with nobody to send it to would use the posts up for nothing.
                 result.skipped.append(
                     f"{letter.name}: no recipients (all suppressed, or none configured); nothing "
@@ -381,9 +383,9 @@ class App:
 
             recipients: Any = iter([handoff_recipient(self.settings.email.mailer)])
         else:
-            recipients = self.recipients()
+            recipients = self.recipients(edition.newsletter)
         if progress is not None and progress.enabled and not mailer.handoff:
-            progress.total = sum(1 for _ in self.recipients())  # only when the line is shown
+            progress.total = sum(1 for _ in self.recipients(edition.newsletter))  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
         return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe())
 
@@ -510,7 +512,7 @@ class App:
             }
             if edition.status == "sending":
                 if total is None:
-                    total = sum(1 for _ in self.recipients())
+                    total = sum(1 for _ in self.recipients(edition.newsletter))
                 row["pending"] = max(total - done, 0)
                 row["eta"] = self._eta(row["pending"] + counts["deferred"] + counts["claimed"])
             rows.append(row)

@@ -136,8 +136,26 @@ def _update_from_0_to_1(db: sqlite3.Connection) -> None:
             buf = ""
 
 
+SCHEMA_V2 = """
+-- A reader who left one newsletter of several (its unsubscribe link names it); the
+-- subscribers row stays active for the others.  Leaving all is the subscribers status.
+CREATE TABLE newsletter_optouts (
+    address    TEXT NOT NULL,           -- lower-cased
+    newsletter TEXT NOT NULL,           -- "digest" or a [[newsletters]] name
+    reason     TEXT,
+    created    TEXT NOT NULL,
+    PRIMARY KEY (newsletter, address)
+) WITHOUT ROWID;
+"""
+
+
+def _update_from_1_to_2(db: sqlite3.Connection) -> None:
+    db.execute(SCHEMA_V2)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
+    1: _update_from_1_to_2,
 }
 VERSION = len(MIGRATIONS)
 
@@ -664,16 +682,58 @@ class Ledger:
         ).fetchone()
         return row is not None
 
+    def _durably(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        """Run one write and commit it with a full sync (``synchronous = FULL``: the WAL
+        is on disk when this returns), for what the law requires to last: unsubscribes
+        and suppressions.  Everything else commits with ``NORMAL`` (durable at the next
+        checkpoint, never corrupt).  Inside a caller's transaction the write joins it and
+        that commit decides (the level cannot change inside a transaction)."""
+        if self.db.in_transaction:
+            return self.db.execute(sql, params)
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            return self.db.execute(sql, params)  # autocommit: its own transaction
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+
     @wrap_errors
     def suppress(self, address: str, status: str, reason: str = "") -> None:
         ts = _iso(now())
-        self.db.execute(
+        self._durably(
             """INSERT INTO subscribers (address, status, reason, created, updated)
                VALUES (?, ?, ?, ?, ?)
                ON CONFLICT (address) DO UPDATE SET status = excluded.status,
                       reason = excluded.reason, updated = excluded.updated""",
             (address.lower(), status, reason or None, ts, ts),
         )
+
+    @wrap_errors
+    def opt_out(self, address: str, newsletter: str, reason: str = "") -> bool:
+        """Take ``address`` off one newsletter (fully synced); False if it was already off."""
+        cur = self._durably(
+            """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
+               VALUES (?, ?, ?, ?) ON CONFLICT (newsletter, address) DO NOTHING""",
+            (address.lower(), newsletter, reason or None, _iso(now())),
+        )
+        return cur.rowcount == 1
+
+    @wrap_errors
+    def is_opted_out(self, address: str, newsletter: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM newsletter_optouts WHERE newsletter = ? AND address = ?",
+            (newsletter, address.lower()),
+        ).fetchone()
+        return row is not None
+
+    @wrap_errors
+    def opted_out(self, newsletter: str) -> set[str]:
+        """The addresses that left ``newsletter`` (and only it)."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT address FROM newsletter_optouts WHERE newsletter = ?", (newsletter,)
+            )
+        }
 
     @wrap_errors
     def add_subscriber(self, address: str, name: str = "") -> bool:
@@ -734,7 +794,7 @@ class Ledger:
     @wrap_errors
     def suppress_active(self, address: str, status: str, reason: str = "") -> bool:
         """Suppress a known *active* subscriber; False if unknown or already suppressed."""
-        cur = self.db.execute(
+        cur = self._durably(
             """UPDATE subscribers SET status = ?, reason = ?, updated = ?
                WHERE address = ? AND status = 'active'""",
             (status, reason or None, _iso(now()), address.lower()),

@@ -414,9 +414,10 @@ def _subscriber(row: object) -> Subscriber:
 # --- an edition's recipients -------------------------------------------------------------------
 
 
-def recipients(settings: Settings, ledger: Ledger) -> Iterator[Recipient]:
+def recipients(settings: Settings, ledger: Ledger, newsletter: str | None = None) -> Iterator[Recipient]:
     """The edition's recipients: ``email.recipients``, then ``email.recipients_file``,
-    then the ledger's active subscribers; each address once; suppressed ones left out.
+    then the ledger's active subscribers; each address once; suppressed ones left out,
+    and those who left ``newsletter`` alone (its unsubscribe link) when one is given.
 
     The config and file addresses are read (and checked) now, so a bad one raises
     :class:`ConfigError` naming the file and line before anything is sent; they are
@@ -424,13 +425,14 @@ def recipients(settings: Settings, ledger: Ledger) -> Iterator[Recipient]:
     of them never sit in memory at once.
     """
     fixed = list(_fixed_recipients(settings))
-    return _stream(fixed, ledger)
+    return _stream(fixed, ledger, newsletter)
 
 
-def _stream(fixed: list[Recipient], ledger: Ledger) -> Iterator[Recipient]:
-    seen = {r.email for r in fixed}
+def _stream(fixed: list[Recipient], ledger: Ledger, newsletter: str | None = None) -> Iterator[Recipient]:
+    left = ledger.opted_out(newsletter) if newsletter is not None else set()
+    seen = {r.email for r in fixed} | left
     for r in fixed:
-        if not ledger.is_suppressed(r.email):
+        if r.email.lower() not in left and not ledger.is_suppressed(r.email):
             yield r
     after = ""
     while True:
