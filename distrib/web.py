@@ -8,9 +8,10 @@ does its socket work in one event loop, so a connection waiting for bytes holds 
 descriptor, not a thread.  On top of it this module adds what a public endpoint needs
 and waitress leaves to its user:
 
-* ambiguous framing is refused: ``Content-Length`` beside ``Transfer-Encoding`` (RFC 9112
-  section 6.3 lets a server reject it and requires the connection closed after it), and
-  ``Transfer-Encoding`` on an HTTP/1.0 request;
+* ambiguous framing is refused (400, connection closed): ``Content-Length`` beside
+  ``Transfer-Encoding`` (RFC 9112 section 6.3 lets a server reject it and requires the
+  connection closed after it), ``Transfer-Encoding`` on an HTTP/1.0 request, and a GET or
+  HEAD with a body;
 * a request must arrive in time: its headers within ``header_timeout`` of its first
   byte (or of the connection, for the first one), its body within ``body_timeout`` of
   the headers, and a kept-alive connection may idle ``idle_timeout``; checked every
@@ -259,6 +260,10 @@ class _Parser(HTTPRequestParser):  # type: ignore[misc]
             raise ParsingError("Content-Length together with Transfer-Encoding")
         if has_te and self.version != "1.1":
             raise ParsingError("Transfer-Encoding on an HTTP/1.0 request")
+        if self.command in ("GET", "HEAD") and (self.chunked or self.content_length > 0):
+            # No route takes one, and a body no one expects is how requests get smuggled
+            # past a proxy that frames it differently.
+            raise ParsingError("a GET or HEAD request has no body")
 
 
 class _Channel(HTTPChannel):  # type: ignore[misc]
