@@ -274,6 +274,26 @@ class _TcpServer(TcpWSGIServer):  # type: ignore[misc]
     channel_class = _Channel
     limits: Limits
 
+    def handle_accept(self) -> None:
+        # Accept what is waiting (waitress takes one per turn of the loop), so that a
+        # burst queued in the backlog gets in at once, a health check included.
+        for _ in range(256):
+            if len(self._map) >= self.adj.connection_limit:
+                return
+            try:
+                accepted = self.accept()
+            except OSError:
+                return
+            if accepted is None:
+                return
+            conn, addr = accepted
+            try:
+                self.set_socket_options(conn)
+            except OSError:
+                conn.close()
+                continue
+            self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
+
     def readable(self) -> bool:
         if self.accepting and len(self._map) >= self.adj.connection_limit:
             self._make_room()
