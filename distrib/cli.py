@@ -674,21 +674,35 @@ def _address_call(fn: Callable[..., bool], *args: Any) -> bool:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option(
+    "--max-connections",
+    type=click.IntRange(16, 100_000),
+    default=2000,
+    show_default=True,
+    help="Open connections at most; at the cap the slowest unfinished ones are closed.",
+)
 @common()
-def serve(app: App, *, quiet: bool, host: str, port: int) -> None:
+def serve(app: App, *, quiet: bool, host: str, port: int, max_connections: int) -> None:
     """Serve the one-click unsubscribe endpoint (put it behind your reverse proxy).
 
+    It runs on waitress with limits for a public endpoint: a request's headers within
+    10 s, its body within 10 s and at most 64 KiB, idle connections closed after 15 s,
+    ambiguous framing refused with 400.
+
     \b
-    Example:
+    Examples:
       distrib serve --host 127.0.0.1 --port 8080
+      distrib serve --port 8080 --max-connections 5000
     """
     from .serve import serve as run_server
+    from .web import Limits
 
     def ready(url: str) -> None:
         if not quiet:
             click.echo(f"unsubscribe endpoint on {url}/ for {app.settings.email.unsubscribe_url}")
 
-    run_server(app.settings, app.ledger_path, host, port, on_ready=ready)
+    limits = Limits(max_connections=max_connections)
+    run_server(app.settings, app.ledger_path, host, port, on_ready=ready, limits=limits)
 
 
 def main() -> None:

@@ -144,3 +144,83 @@ def test_clients_that_disconnect_print_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in err and "Traceback" not in out, err[-3000:]
     assert "Exception" not in err, err[-3000:]
     assert token not in err and token not in out  # the token names the reader: never logged
+
+
+@pytest.fixture
+def tight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A server with second-long timeouts and a cap of 20 connections."""
+    from distrib.serve import make_server
+    from distrib.web import Limits
+    from tests.serve.conftest import SECRET, UNSUB
+    from tests.subscribers.conftest import make_settings
+
+    monkeypatch.setenv("DISTRIB_TEST_SECRET", SECRET)
+    settings = make_settings(tmp_path, email={"unsubscribe_url": UNSUB, "secret_env": "DISTRIB_TEST_SECRET"})
+    limits = Limits(max_connections=20, header_timeout=1.0, body_timeout=1.0, idle_timeout=1.0)
+    server = make_server(settings, tmp_path / "distrib.sqlite", "127.0.0.1", 0, limits)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _closed_within(s: socket.socket, seconds: float, trickle: bytes = b"") -> bool:
+    """Whether the server closes ``s`` within ``seconds`` while the client sends
+    ``trickle`` a byte at a time every 0.2 s (slowloris)."""
+    deadline = time.monotonic() + seconds
+    s.settimeout(0.2)
+    i = 0
+    while time.monotonic() < deadline:
+        try:
+            if s.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        if i < len(trickle):
+            try:
+                s.sendall(trickle[i : i + 1])
+            except OSError:
+                return True
+            i += 1
+    return False
+
+
+def test_slow_headers_slow_bodies_and_idle_connections_are_closed(tight) -> None:
+    host, port = "127.0.0.1", tight.port
+    silent = socket.create_connection((host, port))
+    headers = socket.create_connection((host, port))
+    body = socket.create_connection((host, port))
+    body.sendall(b"POST /letters/unsubscribe?token=x HTTP/1.1\r\nHost: h\r\nContent-Length: 500\r\n\r\n")
+    idle = socket.create_connection((host, port))
+    idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+    try:
+        assert idle.recv(4096).startswith(b"HTTP/1.1 200")
+        assert _closed_within(silent, 5)
+        assert _closed_within(headers, 5, trickle=b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 100)
+        assert _closed_within(body, 5, trickle=b"List-Unsubscribe=One-Click" * 10)
+        assert _closed_within(idle, 5)
+    finally:
+        for s in (silent, headers, body, idle):
+            s.close()
+
+
+def test_at_the_connection_cap_new_clients_still_get_in(tight) -> None:
+    slow = []
+    try:
+        for _ in range(60):  # three times the cap
+            s = socket.create_connection(("127.0.0.1", tight.port), timeout=10)
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            slow.append(s)
+        started = time.monotonic()
+        r = httpx.get(f"{tight.url}/healthz", timeout=30)
+        print(f"\n/healthz with 60 slow connections at a cap of 20: {(time.monotonic() - started) * 1000:.0f} ms")
+        assert r.status_code == 200
+    finally:
+        for s in slow:
+            s.close()
