@@ -365,6 +365,8 @@ class Server:
         self._stopped.set()
         # waitress's own info lines name the request path, and so the reader's token
         logging.getLogger("waitress").setLevel(logging.WARNING)
+        # one line per queued request in a burst: noise, not news
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
     @property
     def url(self) -> str:
