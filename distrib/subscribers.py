@@ -268,6 +268,9 @@ def import_csv(
     report = ImportReport(dry_run=dry_run)
     db = ledger.db
     in_batch = 0
+    # Suppressions from the file's status column must last like any other: every batch
+    # is committed with a full sync (a handful of syncs for a whole import).
+    db.execute("PRAGMA synchronous = FULL")
     db.execute("BEGIN IMMEDIATE")
     try:
         for row in read_rows(path_or_file):
@@ -304,8 +307,10 @@ def import_csv(
                 in_batch = 0
     except BaseException:
         db.execute("ROLLBACK")
+        db.execute("PRAGMA synchronous = NORMAL")
         raise
     db.execute("ROLLBACK" if dry_run else "COMMIT")
+    db.execute("PRAGMA synchronous = NORMAL")
     return report
 
 

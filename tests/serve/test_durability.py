@@ -112,3 +112,19 @@ def test_cli_suppressions_and_removals_are_synced(tmp_path: Path) -> None:
         assert "synchronous = NORMAL" in seen[-1]  # back to the everyday level
     finally:
         led.close()
+
+
+def test_an_imported_suppression_list_is_synced(tmp_path: Path) -> None:
+    csv = tmp_path / "export.csv"
+    csv.write_text("email,status\nkeep@example.org,active\ngone@example.org,unsubscribed\n", encoding="utf-8")
+    with open_ledger(tmp_path / "distrib.sqlite") as led:
+        seen: list[str] = []
+        led.db.set_trace_callback(seen.append)
+        subs.import_csv(led, csv)
+        led.db.set_trace_callback(None)
+        commits = [i for i, s in enumerate(seen) if s.strip().upper() == "COMMIT"]
+        assert commits
+        for i in commits:
+            levels = [s for s in seen[:i] if "synchronous" in s.lower()]
+            assert levels and "FULL" in levels[-1].upper(), seen
+        assert led.is_suppressed("gone@example.org")
