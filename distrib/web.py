@@ -358,8 +358,13 @@ class Server:
             clear_untrusted_proxy_headers=True,
         )
         self._map: dict[int, Any] = {}
-        _TcpServer.limits = self.limits
-        self._server = _TcpServer(app, map=self._map, adj=adj, sockinfo=adj.listen[0])
+        try:
+            self._server = _TcpServer(app, map=self._map, adj=adj, sockinfo=adj.listen[0])
+        except BaseException:
+            for dispatcher in list(self._map.values()):  # the wake-up pipe, the socket
+                dispatcher.close()
+            raise
+        self._server.limits = self.limits  # read by the event loop, which starts later
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
