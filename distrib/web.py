@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -129,11 +129,19 @@ Matcher = Callable[[str], "dict[str, str] | None"]
 Handler = Callable[[Request, "dict[str, str]"], Response]
 
 
+def target_path(target: str) -> str:
+    """The (still encoded) path of a request target: origin form ``/p?q`` or absolute
+    form ``http://host/p?q``."""
+    if target.startswith("/"):
+        return target.split("?", 1)[0].split("#", 1)[0]
+    return urlsplit(target).path or "/"
+
+
 def exact(path: str) -> Matcher:
     """A matcher for one fixed path (the query is ignored)."""
 
     def match(target: str) -> dict[str, str] | None:
-        return {} if target.split("?", 1)[0] == path else None
+        return {} if target_path(target) == path else None
 
     return match
 
@@ -144,7 +152,7 @@ def pattern(rx: str | re.Pattern[str]) -> Matcher:
     compiled = re.compile(rx)
 
     def match(target: str) -> dict[str, str] | None:
-        m = compiled.fullmatch(target.split("?", 1)[0])
+        m = compiled.fullmatch(target_path(target))
         return m.groupdict() if m else None
 
     return match

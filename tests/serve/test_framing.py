@@ -100,3 +100,13 @@ def test_a_well_framed_keep_alive_pair_still_works(endpoint) -> None:
     ).encode() + body
     raw, _ = exchange(endpoint.host, endpoint.port, first + SMUGGLED)
     assert _statuses(raw) == [200, 200]
+
+
+def test_other_methods_absolute_targets_and_oversized_heads(endpoint) -> None:
+    raw, _ = exchange(endpoint.host, endpoint.port, b"PUT /letters/unsubscribe?token=x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+    assert _statuses(raw) == [405] and b"Allow: GET, HEAD, POST" in raw
+    raw, _ = exchange(endpoint.host, endpoint.port, b"GET http://news.example/healthz HTTP/1.1\r\nHost: news.example\r\n\r\n")
+    assert _statuses(raw) == [200] and raw.endswith(b"\r\n\r\nok\n")
+    huge = b"GET /healthz HTTP/1.1\r\nHost: h\r\n" + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n" + SMUGGLED
+    raw, closed = exchange(endpoint.host, endpoint.port, huge)
+    assert _statuses(raw) == [431] and closed
