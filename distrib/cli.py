@@ -166,20 +166,21 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         say(f"fetched {len(f.posts)} posts from {n_sources - len(f.errors)} of {n_sources} sources")
         for error in f.errors:
             click.echo(f"distrib: {error}", err=True)
-    whom = ""
-    if result.planned and not quiet:
+
+    def whom(newsletter: str) -> str:
         # Say to whom and where, as a real run would: the point of a dry run.
-        mailer = app.mailer()
         if mailer.handoff:
-            whom = f"for the {app.settings.email.mailer} platform's list"
-        else:
-            n = sum(1 for _ in app.recipients())
-            whom = f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
-    for plan in result.planned:
-        say(
-            f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
-            f"({_n_posts(len(plan.posts))}) {whom} [dry run]"
-        )
+            return f"for the {app.settings.email.mailer} platform's list"
+        n = sum(1 for _ in app.recipients(newsletter))  # less those who left this one
+        return f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
+
+    if result.planned and not quiet:
+        mailer = app.mailer()
+        for plan in result.planned:
+            say(
+                f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
+                f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)} [dry run]"
+            )
     for r in result.editions:
         rep = r.report
         verb = "resumed" if r.resumed else "sent"
