@@ -920,6 +920,14 @@ class Ledger:
         return row is not None
 
     @wrap_errors
+    def all_opt_outs(self) -> dict[str, list[str]]:
+        """Every address that left some newsletters alone, with those newsletters."""
+        out: dict[str, list[str]] = {}
+        for address, newsletter in self.db.execute("SELECT address, newsletter FROM newsletter_optouts"):
+            out.setdefault(address, []).append(newsletter)
+        return out
+
+    @wrap_errors
     def opted_out(self, newsletter: str) -> set[str]:
         """The addresses that left ``newsletter`` (and only it)."""
         return {

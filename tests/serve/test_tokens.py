@@ -173,3 +173,20 @@ def test_with_one_newsletter_a_token_unsubscribes_as_before(endpoint) -> None:
     assert _post(endpoint, token).status_code == 200
     with open_ledger(endpoint.ledger_path) as led:
         assert led.get_subscriber("reader0@example.org")["status"] == "unsubscribed"
+
+
+def test_an_export_carries_the_newsletters_a_reader_left(tmp_path: Path) -> None:
+    # Moving a ledger by export and import must not put a reader back on a list they left.
+    with open_ledger(tmp_path / "old.sqlite") as led:
+        subs.add(led, "ada@example.org", "Ada")
+        subs.add(led, "bob@example.org")
+        led.opt_out("ada@example.org", "tech", "one-click")
+        led.opt_out("ada@example.org", "food", "one-click")
+        subs.export_csv(led, tmp_path / "out.csv")
+    text = (tmp_path / "out.csv").read_text(encoding="utf-8")
+    assert "ada@example.org,Ada,active,," in text and text.splitlines()[1].endswith(",food|tech")
+    with open_ledger(tmp_path / "new.sqlite") as led:
+        report = subs.import_csv(led, tmp_path / "out.csv")
+        assert report.added == 2
+        assert led.is_opted_out("ada@example.org", "tech") and led.is_opted_out("ada@example.org", "food")
+        assert not led.is_opted_out("bob@example.org", "tech") and not led.is_suppressed("ada@example.org")
