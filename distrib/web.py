@@ -261,11 +261,19 @@ class _Parser(HTTPRequestParser):  # type: ignore[misc]
 
     def parse_header(self, header_plus: bytes) -> None:
         head = header_plus.split(b"\r\n", 1)[-1].lower()
-        has_te = re.search(rb"(?m)^transfer-encoding[ \t]*:", head) is not None
+        te_values = re.findall(rb"(?m)^transfer-encoding[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", head)
+        has_te = bool(te_values)
         has_cl = re.search(rb"(?m)^content-length[ \t]*:", head) is not None
+        if re.search(rb"(?m)^(content_length|transfer_encoding)[ \t]*:", head):
+            # waitress ignores a name with "_", a proxy that maps "_" to "-" would not
+            raise ParsingError("Content_Length or Transfer_Encoding header")
         super().parse_header(header_plus)
         if has_te and has_cl:
             raise ParsingError("Content-Length together with Transfer-Encoding")
+        if has_te and te_values != [b"chunked"]:
+            # one "chunked", once (RFC 9112 section 6.1): anything else is framed
+            # differently by someone along the way
+            raise ParsingError("Transfer-Encoding other than one chunked")
         if has_te and self.version != "1.1":
             raise ParsingError("Transfer-Encoding on an HTTP/1.0 request")
         if self.command in ("GET", "HEAD") and (self.chunked or self.content_length > 0):

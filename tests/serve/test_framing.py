@@ -110,3 +110,31 @@ def test_other_methods_absolute_targets_and_oversized_heads(endpoint) -> None:
     huge = b"GET /healthz HTTP/1.1\r\nHost: h\r\n" + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n" + SMUGGLED
     raw, closed = exchange(endpoint.host, endpoint.port, huge)
     assert _statuses(raw) == [431] and closed
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ["Transfer-Encoding: chunked, chunked"],
+        ["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
+        ["Content_Length: 34"],
+        ["Transfer_Encoding: chunked"],
+    ],
+)
+def test_framing_a_proxy_might_read_differently(endpoint, headers: list[str]) -> None:
+    # Each is framed one way by waitress and another way by some proxy: refused.
+    statuses, closed, raw = _request(endpoint, "POST", headers, b"0\r\n\r\n" + SMUGGLED)
+    _one_response_then_refused_or_closed(statuses, closed, raw)
+    assert statuses == [400] and closed
+
+
+def test_a_chunked_one_click_post_still_works(endpoint) -> None:
+    import httpx
+
+    token = make_token(endpoint.key, "reader0@example.org", "digest")
+    r = httpx.post(
+        f"{endpoint.url}/letters/unsubscribe", params={"token": token},
+        content=iter([b"List-Unsubscribe=", b"One-Click"]),  # no length: sent chunked
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200 and r.request.headers["transfer-encoding"] == "chunked"
