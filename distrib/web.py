@@ -29,6 +29,7 @@ later routes plug in the same way.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import threading
@@ -298,7 +299,11 @@ class _TcpServer(TcpWSGIServer):  # type: ignore[misc]
                 return
             try:
                 accepted = self.accept()
-            except OSError:
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE):
+                    # Out of descriptors below the cap (a low hard limit): make room as
+                    # at the cap, rather than spin on a listening socket that stays ready.
+                    self._make_room()
                 return
             if accepted is None:
                 return
@@ -356,7 +361,9 @@ class Server:
         self.limits = limits or Limits()
         self.app = app
         self._on_close = on_close
-        _raise_descriptor_limit(self.limits.max_connections + 64)
+        # Every connection is a descriptor, and so is everything else the process has
+        # open: ask for ample room (only the soft limit moves, never past the hard one).
+        _raise_descriptor_limit(max(4 * self.limits.max_connections, 65536))
         adj = Adjustments(
             host=host,
             port=port,
