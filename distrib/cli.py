@@ -214,6 +214,7 @@ def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> Non
 
 
 @cli.command()
+@click.argument("site_url", metavar="[URL]", required=False)
 @click.option(
     "--config",
     "path",
@@ -225,14 +226,18 @@ def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> Non
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
 @click.option("-v", "--verbose", count=True, help="Say more (no effect here; every command takes it).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-def init(path: Path, force: bool, verbose: int, quiet: bool) -> None:
-    """Write a commented starter config (the bundled example) to distrib.toml.
+def init(site_url: str | None, path: Path, force: bool, verbose: int, quiet: bool) -> None:
+    """Write a starter config to distrib.toml: for your site when given its URL.
 
-    It runs as it is on the bundled sample site; change [site], [[sources]] and [email]
-    for your own, then `distrib check`.
+    With a URL, distrib reads the page and finds its sources (a WordPress REST API,
+    preferred, or the feeds it declares, or a feed at a common path) and its identity
+    (name, language, logo, brand colour, time zone, postal address), and writes a
+    commented config with TODO only where you must decide.  Without one, it writes the
+    bundled example, which runs as it is on the sample site.
 
     \b
-    Example:
+    Examples:
+      distrib init https://blog.example.org && distrib preview --open
       distrib init && distrib run --dry-run
     """
     import shutil
@@ -241,6 +246,27 @@ def init(path: Path, force: bool, verbose: int, quiet: bool) -> None:
 
     if path.exists() and not force:
         raise UserError(f"{path} exists; keep it, or pass --force to replace it", EXIT_USAGE)
+    if site_url:
+        from .discover import discover, render_config
+        from .http import HttpClient
+
+        try:
+            with HttpClient(max_bytes=5_000_000, timeout=15) as http:
+                found = discover(site_url, http)
+        except DistribError as e:
+            raise UserError(str(e), e.exit_code) from None
+        text = render_config(found)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if not quiet:
+            click.echo(terminal_safe(found.why()))
+            for note in found.notes:
+                click.echo(terminal_safe(f"note: {note}"))
+            todo = sum(1 for line in text.splitlines() if "# TODO" in line)
+            click.echo(f"wrote {path} for {terminal_safe(found.name or found.url)} ({todo} TODO to decide before sending)")
+            where = "" if path == Path("distrib.toml") else f" --config {path}"
+            click.echo(f"next: distrib preview{where} --open")
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(example_config(), path)
     if not quiet:
