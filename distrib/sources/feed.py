@@ -648,7 +648,14 @@ class FeedSource(Source):
         feed, _api = feed_in_page(page.body, page.headers, page.url, self.ctx.http)
         if feed is None:
             return page  # parse_feed says "not a feed" with the page's own hint
-        return self.ctx.http.get(feed.url, headers={"Accept": ACCEPT})
+        try:
+            return self.ctx.http.get(feed.url, headers={"Accept": ACCEPT})
+        except FetchError as e:
+            raise SourceError(
+                self.name,
+                f"not a feed (got {page.content_type or 'an HTML page'}); the page names a feed at "
+                f"{e.url}, which answered {e.reason}; check the url",
+            ) from None
 
     def _read(self, path: Path) -> bytes:
         try:
