@@ -24,15 +24,21 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
     settings = app.settings
     problems: list[str] = list(settings.missing_secrets())
     notes: list[str] = []
-    problems += app.compliance_problems()
-    letters = app.newsletters
-    template_problems = check_templates(settings, [(n.name, n.opts) for n in letters], app.ctx.now)
-    problems += template_problems
-    if not template_problems:
-        notes += [f"newsletter {n.name}: templates render ({n.opts.cadence})" for n in letters]
+    # No email.from got past load_config only for a config that shares and never mails
+    # (no [email] table): the rules of bulk mail and the email templates do not apply.
+    mails = settings.email["from"] is not None
+    if mails:
+        problems += app.compliance_problems()
+        letters = app.newsletters
+        template_problems = check_templates(settings, [(n.name, n.opts) for n in letters], app.ctx.now)
+        problems += template_problems
+        if not template_problems:
+            notes += [f"newsletter {n.name}: templates render ({n.opts.cadence})" for n in letters]
+    else:
+        notes.append("no [email] table: this config shares only (commands that mail need email.from)")
     groups = (
         ("distrib.sources", [s.type for s in settings.sources]),
-        ("distrib.mailers", [settings.email.mailer]),
+        ("distrib.mailers", [settings.email.mailer] if mails else []),
         ("distrib.channels", [c.type for c in settings.channels]),
     )
     missing = []
@@ -56,11 +62,13 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
             from .discover import describe_feed_source
 
             notes.append(describe_feed_source(opts.name, opts["url"], app.ctx.http))
-    if settings.email.mailer not in missing:
+    if mails and settings.email.mailer not in missing:
         try:
-            app.mailer()
+            mailer = app.mailer()
         except DistribError as e:
             problems.append(str(e))
+        else:
+            notes += getattr(mailer, "check_notes", list)()
     try:
         from .render.message import dkim_signer
 
@@ -90,5 +98,5 @@ def domain_wanted(settings: Settings, flag: bool | None) -> bool:
     opts = settings.data.get("check") or {}
     if opts.get("domain") is not None:
         return bool(opts["domain"])
-    dkim = settings.data.get("email", {}).get("dkim") or {}
+    dkim = (settings.data.get("email") or {}).get("dkim") or {}
     return bool(dkim.get("selector") or dkim.get("ed25519_selector"))

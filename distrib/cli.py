@@ -90,8 +90,12 @@ class _SafeFormatter(logging.Formatter):
         return "\n".join(terminal_safe(line) for line in super().format(record).split("\n"))
 
 
-def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--config, -v, -q, --strict on every command; builds the App and maps errors."""
+def common(
+    needs_secrets: bool = False, lock: bool = False, needs_email: bool | None = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--config, -v, -q, --strict on every command; builds the App and maps errors.
+
+    ``needs_email``: whether the command needs ``email.from`` (see load_config)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @click.option(
@@ -110,7 +114,7 @@ def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callabl
 
             _setup_logging(verbose, quiet)
             try:
-                app = make_app(config_path, strict=strict, require_secrets=needs_secrets)
+                app = make_app(config_path, strict=strict, require_secrets=needs_secrets, require_email=needs_email)
                 for warning in app.settings.warnings:
                     if not quiet:
                         click.echo(f"distrib: warning: {warning}", err=True)
@@ -189,6 +193,8 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
             line += f", {rep.deferred} deferred to the next run"
         if rep.failed:
             line += f", {rep.failed} failed"
+        if getattr(rep, "in_doubt", 0):
+            line += f", {rep.in_doubt} in doubt (no answer; not resent)"
         if rep.skipped:
             line += f", {rep.skipped} already done"
         if r.target:
@@ -356,7 +362,7 @@ def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
 @click.option("--all", "all_posts", is_flag=True, help="Every post the sources give, not just the next edition's.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects (key, url, title, author, published, ...).")
 @click.option("--newsletter", help="Which newsletter's next edition (default: the first).")
-@common()
+@common(needs_email=False)
 def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: str | None) -> None:
     """List the posts the next edition would take.
 
@@ -364,18 +370,23 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
     Example:
       distrib posts --all --json | jq '.[].title'
     """
-    items, errors = app.posts(all_posts=all_posts, newsletter=newsletter)
+    items, errors, undated = app.posts(all_posts=all_posts, newsletter=newsletter)
     for error in errors:
         click.echo(f"distrib: {error}", err=True)
     if as_json:
-        click.echo(json.dumps([p.to_json() for p in items], ensure_ascii=False, indent=2))
+        # "undated": the post has no date of its own; "published" is when distrib first saw it.
+        rows = [p.to_json() | {"undated": p.key in undated} for p in items]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         if not items:
             click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
         for p in items:
             date = p.published.strftime("%Y-%m-%d %H:%M") if p.published else "????-??-?? ??:??"
+            mark = "*" if p.key in undated else " "
             author = f"  ({p.author})" if p.author else ""
-            click.echo(terminal_safe(f"{date}  {p.source:<10.10}  {p.title}{author}"))
+            click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}"))
+        if any(p.key in undated for p in items):
+            click.echo('* no date of its own: dated by when distrib first saw it (undated = "first-seen")')
     if errors:
         sys.exit(EXIT_FAILED)
 
@@ -468,16 +479,29 @@ def _rendered_of(app: App, edition: Any) -> Any:
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
 @click.option("--newsletter", help="Only this newsletter.")
 @click.option("--report", "report_file", type=OutputPath(folder=False), help="Write a JSON summary here.")
+@click.option(
+    "--retry-failed",
+    "retry_edition",
+    type=int,
+    metavar="EDITION",
+    help="Re-queue the failed recipients of this edition (once per edition), then send.",
+)
 @common(needs_secrets=True, lock=True)
-def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None) -> None:
+def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None, retry_edition: int | None) -> None:
     """Build and deliver the next edition now.
 
     \b
     Examples:
       distrib send --to me@example.org      # a test send, recorded nowhere
       distrib send --force --report send.json
+      distrib send --retry-failed 12        # after fixing what made edition 12 fail
     """
     from .deliver import Progress
+
+    if retry_edition is not None and not dry_run:
+        n = app.retry_failed(retry_edition)
+        if not quiet:
+            click.echo(f"edition {retry_edition}: {n} failed recipient{'s' if n != 1 else ''} re-queued")
 
     if to_address:
         edition, outcome = app.test_send(to_address, newsletter=newsletter)
@@ -507,6 +531,7 @@ def _send_report(result: RunResult) -> dict[str, Any]:
             "sent": r.report.sent,
             "deferred": r.report.deferred,
             "failed": r.report.failed,
+            "in_doubt": r.report.in_doubt,
             "skipped": r.report.skipped,
             "finished": r.report.finished,
             "duration": round(r.report.seconds, 3),
@@ -527,7 +552,7 @@ def _send_report(result: RunResult) -> dict[str, Any]:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Compose the share posts; post and record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the snippets as JSON.")
-@common(lock=False)
+@common(lock=False, needs_email=False)
 def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
     """Post the share posts that are due on every channel.
 
@@ -564,7 +589,7 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
     default=None,
     help="Check the sending domain's DNS (SPF, DKIM, DMARC, MX, rDNS) [default: when [email.dkim] is set].",
 )
-@common(needs_secrets=False)
+@common(needs_secrets=False, needs_email=None)
 def check(app: App, *, quiet: bool, domain: bool | None) -> None:
     """Validate the config, templates and credentials; send nothing.
 
@@ -589,6 +614,9 @@ def check(app: App, *, quiet: bool, domain: bool | None) -> None:
         sys.exit(EXIT_USAGE)
     if domain_wanted(app.settings, domain):
         from .preflight import preflight
+
+        if not (app.settings.data.get("email") or {}).get("from"):
+            raise UserError("check --domain needs [email] from: the domain it checks is its", EXIT_USAGE)
 
         findings = preflight(app.settings)
         for finding in findings:
@@ -629,6 +657,8 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
             f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
             f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
         )
+        if r.get("in_doubt"):
+            line += f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
         click.echo(line)
         if r.get("eta"):
             click.echo(f"  {r['eta']}")

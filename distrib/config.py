@@ -498,7 +498,9 @@ DKIM = Table(
 EMAIL = Table(
     {
         "mailer": Opt(k_str, "outbox", "outbox, smtp or a registered mailer"),
-        "from": Opt(k_email, None, "the From address, such as 'News <news@example.org>'", required=True),
+        # Required by the commands that mail (see load_config's require_email), not by
+        # share or posts, which need no email settings.
+        "from": Opt(k_email, None, "the From address, such as 'News <news@example.org>'"),
         "reply_to": Opt(k_email, None, "a Reply-To address"),
         "recipients": Opt(k_str_list, (), "addresses that receive the digest"),
         "recipients_file": Opt(k_path, None, "a CSV file of recipients: a column 'email', optional 'name'"),
@@ -509,6 +511,11 @@ EMAIL = Table(
         ),
         "unsubscribe_mailto": Opt(k_email, None, "an address that unsubscribes whoever mails it"),
         "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
+        "resend_in_doubt": Opt(
+            k_bool,
+            False,
+            "resend messages whose request timed out after it was sent (the provider may have them)",
+        ),
         "dkim": DKIM,
     },
     doc="how the digest is sent; [email.<mailer>] holds the mailer's own options",
@@ -598,8 +605,14 @@ def load_config(
     *,
     strict: bool = False,
     require_secrets: bool = False,
+    require_email: bool | None = True,
 ) -> Settings:
-    """Read and validate the config; raise :class:`ConfigError` with every problem."""
+    """Read and validate the config; raise :class:`ConfigError` with every problem.
+
+    ``require_email``: True for the commands that mail (``email.from`` must be set),
+    False for those that need no email settings (share, posts), None for check: needed
+    unless the config only shares (no ``[email]`` table and some ``[[channels]]``).
+    """
     from . import extensions  # noqa: F401  (registers the extra sections)
 
     p = find_config(path)
@@ -627,6 +640,10 @@ def load_config(
     ctx = Ctx(base_dir=p.resolve().parent)
     out = validate_table(_root(), data, "", ctx)
     _check_cross(out, data, ctx)
+    shares_only = "email" not in data and bool(out.get("channels"))
+    if require_email or (require_email is None and not shares_only):
+        if isinstance(out.get("email"), dict) and out["email"].get("from") is None and "from" not in (data.get("email") or {}):
+            ctx.problems.append(f"email.from: missing; {EMAIL.options['from'].doc}")
     if strict:
         ctx.problems.extend(ctx.warnings)
         ctx.warnings = []

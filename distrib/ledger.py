@@ -508,6 +508,9 @@ class Ledger:
 
     @wrap_errors
     def mark_email(self, edition_id: int, address: str, outcome: Outcome) -> None:
+        if outcome.release:
+            self.release_email(edition_id, address, outcome.error)
+            return
         not_before = None
         if outcome.status is DeliveryStatus.DEFERRED:
             not_before = _iso(now() + timedelta(seconds=outcome.retry_after or 300))
@@ -529,6 +532,61 @@ class Ledger:
             self.suppress(address, "bounced", outcome.error)
 
     @wrap_errors
+    def release_email(self, edition_id: int, address: str, error: str = "") -> None:
+        """Put a claimed delivery back as it was before this run's claim: a setup problem
+        (an unverified sender, refused credentials) stopped the send, not the recipient.
+        A first claim is removed (the recipient is untouched); an earlier deferral stays,
+        due at once, without counting this attempt."""
+        with self.transaction() as db:
+            db.execute(
+                """DELETE FROM email_deliveries
+                   WHERE edition_id = ? AND address = ? AND status = 'claimed' AND attempts <= 1""",
+                (edition_id, address.lower()),
+            )
+            db.execute(
+                """UPDATE email_deliveries SET status = 'deferred', attempts = attempts - 1,
+                          error = ?, not_before = NULL, updated = ?
+                   WHERE edition_id = ? AND address = ? AND status = 'claimed'""",
+                (error or None, _iso(now()), edition_id, address.lower()),
+            )
+
+    @wrap_errors
+    def requeue_failed(self, edition_id: int, *, in_doubt: bool = False) -> int:
+        """Forget the failed (and, with ``in_doubt``, the in-doubt) deliveries of an
+        edition so that the next send tries them again, and reopen the edition.  Allowed
+        once per edition: the time and the count are kept in ``kv`` under
+        ``retry-failed:<edition id>``.  Addresses suppressed since (bounced, unsubscribed)
+        stay failed.  Returns how many were re-queued."""
+        key = f"retry-failed:{edition_id}"
+        statuses = ("failed", "in_doubt") if in_doubt else ("failed",)
+        marks = ", ".join("?" for _ in statuses)
+        with self.transaction() as db:
+            cur = db.execute(
+                f"""DELETE FROM email_deliveries
+                    WHERE edition_id = ? AND status IN ({marks})
+                      AND address NOT IN (SELECT address FROM subscribers WHERE status != 'active')""",
+                (edition_id, *statuses),
+            )
+            n = cur.rowcount
+            if n:
+                db.execute("UPDATE editions SET status = 'sending' WHERE id = ?", (edition_id,))
+                db.execute(
+                    """INSERT INTO kv (key, value, updated) VALUES (?, ?, ?)
+                       ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                                                      updated = excluded.updated""",
+                    (key, json.dumps({"requeued": n, "at": _iso(now())}), _iso(now())),
+                )
+        return n
+
+    @wrap_errors
+    def failed_requeued(self, edition_id: int) -> dict[str, Any] | None:
+        """When and how many failed deliveries of the edition ``requeue_failed`` put back."""
+        row = self.db.execute(
+            "SELECT value FROM kv WHERE key = ?", (f"retry-failed:{edition_id}",)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @wrap_errors
     def email_status(self, edition_id: int, address: str) -> str | None:
         row = self.db.execute(
             "SELECT status FROM email_deliveries WHERE edition_id = ? AND address = ?",
@@ -538,7 +596,8 @@ class Ledger:
 
     @wrap_errors
     def email_counts(self, edition_id: int) -> dict[str, int]:
-        counts = {s.value: 0 for s in DeliveryStatus}
+        # The four states every ledger knows, and any other found (in_doubt).
+        counts = {s.value: 0 for s in DeliveryStatus if s is not DeliveryStatus.IN_DOUBT}
         for status, n in self.db.execute(
             "SELECT status, count(*) FROM email_deliveries WHERE edition_id = ? GROUP BY status",
             (edition_id,),

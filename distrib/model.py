@@ -172,6 +172,9 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # for good; not retried
     DEFERRED = "deferred"  # retried by a later run
+    #: The request timed out after it was sent: the provider may have the message.
+    #: Not resent unless ``[email] resend_in_doubt = true``.
+    IN_DOUBT = "in_doubt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,9 @@ class Outcome:
     error: str = ""
     retry_after: float | None = None  # seconds, when deferred and the remote said
     bounce: bool = False  # a hard bounce: the address goes on the suppression list
+    #: Deferred because the account or the config is wrong, not because of this
+    #: recipient: the delivery is put back as if never tried (no attempt counted).
+    release: bool = False
 
     @classmethod
     def sent(cls, remote_id: str = "") -> Outcome:
@@ -195,6 +201,16 @@ class Outcome:
     @classmethod
     def deferred(cls, error: str, retry_after: float | None = None) -> Outcome:
         return cls(DeliveryStatus.DEFERRED, error=error, retry_after=retry_after)
+
+    @classmethod
+    def released(cls, error: str) -> Outcome:
+        """Not sent because of a setup problem: pending again, for the run after the fix."""
+        return cls(DeliveryStatus.DEFERRED, error=error, retry_after=0, release=True)
+
+    @classmethod
+    def in_doubt(cls, error: str) -> Outcome:
+        """Sent, but no answer came: the provider may or may not have accepted it."""
+        return cls(DeliveryStatus.IN_DOUBT, error=error)
 
 
 @dataclass(frozen=True, slots=True)

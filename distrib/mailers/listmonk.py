@@ -8,7 +8,9 @@ user:token`` (listmonk v4+), or HTTP basic auth with a password (older versions)
 
 One delivery per edition (the pseudo-recipient ``handoff:listmonk``): the campaign is
 named ``<name_prefix>-<edition id>``, so a run that died after creating it finds it
-instead of creating a second one.  Our per-recipient placeholders become listmonk's
+instead of creating a second one.  listmonk's ``query`` is a substring search
+(``distrib-42`` also finds ``distrib-420``) and it gives at most 50 campaigns a page,
+so every page is read and the name must match exactly.  Our per-recipient placeholders become listmonk's
 own template tags, so listmonk fills in each subscriber's address and unsubscribe
 link (it also adds its own List-Unsubscribe header).  listmonk wraps a campaign body
 in a template: point ``template_id`` at one whose body is only
@@ -37,6 +39,11 @@ from ..config import (
 from ..errors import ConfigError
 from ..model import Markers
 from ._http import HandoffMailer, Transient, edition_marker
+
+#: listmonk caps ``per_page`` at 50 (a larger value is cut down to it).
+PER_PAGE = 50
+#: A guard against an API that never ends its pages (10,000 campaigns).
+MAX_PAGES = 200
 
 if TYPE_CHECKING:
     from ..render.message import PreparedMessage
@@ -160,20 +167,33 @@ class ListmonkMailer(HandoffMailer):
         return body
 
     def find(self, name: str) -> dict[str, Any] | None:
-        """The campaign called ``name``, if one exists (listmonk searches names with
-        ``query``; the exact name is checked here)."""
-        r = self.api("GET", "/api/campaigns", params={"query": name, "per_page": 100, "page": 1})
-        results = (r.json().get("data") or {}).get("results") or []
-        for c in results:
-            if c.get("name") == name:
-                return c
-        return None
+        """The campaign called exactly ``name``, if one exists.  listmonk's ``query``
+        matches substrings of names and subjects, so every page of its answer is read
+        and only the exact name counts."""
+        seen = 0
+        for page in range(1, MAX_PAGES + 1):
+            r = self.api(
+                "GET",
+                "/api/campaigns",
+                params={"query": name, "per_page": PER_PAGE, "page": page},
+                permission="campaigns:get_all",
+            )
+            data = r.json().get("data") or {}
+            results = data.get("results") or []
+            for c in results:
+                if c.get("name") == name:
+                    return c
+            seen += len(results)
+            total = data.get("total")
+            if not results or (isinstance(total, int) and seen >= total):
+                return None
+        raise Transient(f"{NAME}: more than {MAX_PAGES} pages of campaigns match {name!r}")
 
     def hand_off(self, message: PreparedMessage) -> str:
         body = self.campaign(message)
         existing = self.find(body["name"])
         if existing is None:
-            r = self.api("POST", "/api/campaigns", json=body)
+            r = self.api("POST", "/api/campaigns", json=body, permission="campaigns:manage")
             data = r.json().get("data") or {}
             if "id" not in data:
                 raise Transient(f"{NAME}: the campaign was created without an id in the answer")
@@ -181,5 +201,10 @@ class ListmonkMailer(HandoffMailer):
         else:
             campaign_id, status = existing["id"], existing.get("status", "draft")
         if self.opts.get("start", True) and status == "draft":
-            self.api("PUT", f"/api/campaigns/{campaign_id}/status", json={"status": "running"})
+            self.api(
+                "PUT",
+                f"/api/campaigns/{campaign_id}/status",
+                json={"status": "running"},
+                permission="campaigns:send",
+            )
         return str(campaign_id)
