@@ -96,6 +96,8 @@ class App:
         self.settings = settings
         self._ledger: Ledger | None = None
         self._ctx: Context | None = None
+        #: An editor's note for this command only (`send --note` with --dry-run or --to).
+        self.note_override: str | None = None
 
     # --- resources ---------------------------------------------------------------
 
@@ -196,7 +198,30 @@ class App:
         ]
         return FetchResult(posts, errors, first_seen, undated)
 
-    def select(self, newsletter: Newsletter, fetched: FetchResult) -> list[Post]:
+    def select(self, newsletter: Newsletter, fetched: FetchResult, *, picks: bool = True) -> list[Post]:
+        """The posts the next edition takes; with ``picks``, the editor's pins first and
+        skips left out (``distrib posts --pin/--skip``)."""
+        selected = self._select(newsletter, fetched)
+        if not picks:
+            return selected
+        return self.apply_picks(newsletter, selected, fetched.posts)
+
+    def apply_picks(
+        self, newsletter: Newsletter, selected: list[Post], fetched: list[Post], *, own: tuple[str, ...] = ()
+    ) -> list[Post]:
+        """``selected`` with the editor's pins first and skips left out.  A pinned post
+        already in another edition of this newsletter (not ``own``) is never taken again."""
+        from .editor import apply_picks, picks
+
+        pinned_keys, skipped = picks(self.ledger, newsletter.name)
+        if not pinned_keys and not skipped:
+            return selected
+        already = self.ledger.posts_in_editions(newsletter.name) - set(own)
+        by_key = {p.key: p for p in fetched}
+        pinned = [by_key.get(k) or self.ledger.get_post(k) for k in pinned_keys if k not in already]
+        return apply_picks(selected, [p for p in pinned if p is not None], skipped, newsletter.opts.max_posts)
+
+    def _select(self, newsletter: Newsletter, fetched: FetchResult) -> list[Post]:
         from .select import select_posts
 
         ledger = self.ledger
@@ -224,6 +249,8 @@ class App:
             from .archive import edition_url
 
             web_url = edition_url(self.settings, edition_id)
+        from .editor import note_of
+
         return render_edition(
             self.settings,
             posts,
@@ -231,7 +258,45 @@ class App:
             name=newsletter.name,
             now=self.ctx.now,
             web_url=web_url,
+            note=note_of(newsletter.opts, self._note(newsletter)),
         )
+
+    def _note(self, newsletter: Newsletter) -> str:
+        if self.note_override is not None:
+            return self.note_override
+        return self.ledger.editor_note(newsletter.name)
+
+    def find_post(self, text: str) -> Post:
+        """A post by its key or its URL, from the sources (or the ledger): for pins and skips."""
+        from .sources.common import canonical_url
+
+        fetched = self.fetch(record=False)
+        for error in fetched.errors:
+            log.warning("%s", error)
+        wanted = {text, text.rstrip("/")}
+        try:
+            wanted.add(canonical_url(text))
+        except Exception:  # not a URL: a guid
+            pass
+        for post in fetched.posts:
+            if post.key in wanted or post.url in wanted or post.url.rstrip("/") in wanted:
+                self.ledger.record_posts([post])  # so the edition can be rendered from the ledger
+                return post
+        known = self.ledger.get_post(text)
+        if known is not None:
+            return known
+        raise UsageError(
+            f"no post with the key or URL {text!r}; `distrib posts --all --json` lists the keys"
+        )
+
+    def editor_inputs(self, newsletter: Newsletter) -> str:
+        """The fingerprint of what the editor gave the next edition: note, picks, sponsor."""
+        from .editor import fingerprint, note_of, picks, sponsor_view
+
+        pinned, skipped = picks(self.ledger, newsletter.name)
+        note = note_of(newsletter.opts, self._note(newsletter))
+        sponsor = sponsor_view(newsletter.opts, self.settings.site.url, "")
+        return fingerprint(note, pinned, skipped, sponsor)
 
     def plan(
         self, newsletter: Newsletter, fetched: FetchResult, *, force: bool = False, dry_run: bool = False
@@ -290,6 +355,13 @@ class App:
             problems.append(
                 "site.postal_address: missing; bulk mail must show the sender's postal address"
             )
+        for letter in self.newsletters:
+            if letter.opts.get("approval") and not email.get("editors"):
+                where = "digest" if letter.name == "digest" else f"newsletters ({letter.name})"
+                problems.append(
+                    f"{where}.approval: true, but [email] editors is empty; name who gets the "
+                    "test copy of an edition waiting for approval"
+                )
         handoff = getattr(registry.load("distrib.mailers", email.mailer), "handoff", False)
         if not handoff and not (email.unsubscribe_url or email.unsubscribe_mailto):
             problems.append(
@@ -352,6 +424,18 @@ class App:
                     f"{letter.name}: an earlier edition is still being delivered; new posts wait"
                 )
                 continue
+            if letter.opts.get("approval"):
+                waiting = self.ledger.awaiting_editions(letter.name)
+                if waiting:
+                    # Nothing new is planned while an edition waits for its editor.
+                    for edition in waiting:
+                        changed = self.refresh_awaiting(letter, edition, result)
+                        again = f" (rendered again: {changed}; a new test copy went to the editors)" if changed else ""
+                        result.skipped.append(
+                            f"{letter.name}: edition {edition.id} is waiting for approval{again}; "
+                            f"`distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
+                        )
+                    continue
             batches, reason = self.plan(letter, fetched, force=force)
             if reason:
                 result.skipped.append(reason)
@@ -362,10 +446,17 @@ class App:
                     "sent, the posts wait: add recipients, a recipients_file or subscribers"
                 )
                 continue
+            approval = bool(letter.opts.get("approval"))
+            base = {p.key for p in self.select(letter, fetched, picks=False)} if approval else set()
             for posts in batches:
                 edition_id = self.ledger.next_edition_id()
                 rendered = self.render(letter, posts, edition_id=edition_id)
                 self.check_template_compliance(rendered)
+                editor = None
+                if approval:
+                    # The posts selection took (before the editor's picks), so a change
+                    # of pins or skips can be rendered again from the same posts.
+                    editor = {"inputs": self.editor_inputs(letter), "base": [p.key for p in posts if p.key in base]}
                 edition = self.ledger.create_edition(
                     letter.name,
                     [p.key for p in posts],
@@ -375,7 +466,18 @@ class App:
                     rendered.text,
                     edition_id=edition_id,
                     markers=rendered.markers,
+                    status="awaiting" if approval else "sending",
+                    editor=editor,
                 )
+                if approval:
+                    self.send_test_copies(edition, result)
+                    result.skipped.append(
+                        f"{letter.name}: edition {edition.id} ({len(posts)} post{'s' if len(posts) != 1 else ''}) "
+                        f"is waiting for approval; a test copy went to {', '.join(self.settings.email.editors)}; "
+                        f"`distrib approve {edition.id}` sends it"
+                    )
+                    continue
+                self.ledger.clear_editor_picks(letter.name)  # used up by this edition
                 result.editions.append(self._deliver(edition, False, deliver_edition, progress))
         return result
 
@@ -406,6 +508,124 @@ class App:
             )
         in_doubt = bool(self.settings.email.get("resend_in_doubt"))
         return self.ledger.requeue_failed(edition_id, in_doubt=in_doubt)
+
+    # --- approval ------------------------------------------------------------------
+
+    def send_test_copies(self, edition: Edition, result: RunResult | None = None) -> list[str]:
+        """Mail ``edition`` to ``[email] editors``, subject marked; records no delivery.
+        Failures are errors of ``result`` (exit 1), not exceptions."""
+        from email.utils import parseaddr
+
+        from .model import DeliveryStatus, Outcome
+
+        errors: list[str] = []
+        mailer = self.mailer()
+        if mailer.handoff:
+            line = (
+                f"edition {edition.id}: no test copy (the {self.settings.email.mailer} mailer hands "
+                f"editions to its platform); look at it with `distrib preview --edition {edition.id}`"
+            )
+            (result.skipped if result else errors).append(line)
+            return []
+        marked = dataclasses.replace(edition, subject=f"[for approval: edition {edition.id}] {edition.subject}")
+        message = self.prepare(marked)
+        recipients = []
+        for text in self.settings.email.editors:
+            name, addr = parseaddr(text)
+            recipients.append(Recipient((addr or text).strip().lower(), name))
+        outcomes: list[tuple[Recipient, Outcome]] = []
+        with mailer:
+            mailer.deliver(message, iter(recipients), lambda r, o: outcomes.append((r, o)))
+        sent = [r.email for r, o in outcomes if o.status is DeliveryStatus.SENT]
+        for r, o in outcomes:
+            if o.status is not DeliveryStatus.SENT:
+                errors.append(f"edition {edition.id}: the test copy to {r.email} {o.status.value}: {o.error}")
+        if result is not None:
+            result.errors.extend(errors)
+        elif errors:
+            raise DistribError("; ".join(errors))
+        return sent
+
+    def rerender_awaiting(self, letter: Newsletter, edition: Edition) -> Edition | None:
+        """Render an awaiting edition again with the current note, picks and sponsor, from
+        the posts it was made of; None when every post is skipped."""
+        editor = self.ledger.edition_editor(edition.id)
+        base_keys = editor.get("base") or list(edition.post_keys)
+        base = [p for p in (self.ledger.get_post(k) for k in base_keys) if p is not None]
+        posts = self.apply_picks(letter, base, [], own=edition.post_keys)
+        if not posts:
+            return None
+        rendered = self.render(letter, posts, edition_id=edition.id)
+        self.check_template_compliance(rendered)
+        keys = [p.key for p in posts]
+        editor = {"inputs": self.editor_inputs(letter), "base": base_keys}
+        if not self.ledger.rerender_edition(
+            edition.id, keys, rendered.subject, rendered.preheader, rendered.html, rendered.text,
+            rendered.markers, editor,
+        ):  # fmt: skip
+            return None
+        return self.ledger.get_edition(edition.id)
+
+    def refresh_awaiting(self, letter: Newsletter, edition: Edition, result: RunResult | None = None) -> str:
+        """Re-render an awaiting edition whose note, picks or sponsor changed and send the
+        editors a new test copy; what changed ("" when nothing did)."""
+        stored = self.ledger.edition_editor(edition.id).get("inputs")
+        if stored == self.editor_inputs(letter):
+            return ""
+        fresh = self.rerender_awaiting(letter, edition)
+        if fresh is None:
+            line = f"{letter.name}: every post of edition {edition.id} is skipped; `distrib reject {edition.id}` drops it"
+            if result is not None:
+                result.errors.append(line)
+                return ""
+            raise DistribError(line)
+        self.send_test_copies(fresh, result)
+        return "the note, the pins, the skips or the sponsor changed"
+
+    def approve(self, edition_id: int) -> Edition:
+        """Let an awaiting edition go: it becomes an unfinished edition that is delivered
+        now and by every later run until done.  If the editor's inputs changed since the
+        test copy, it is rendered again, a new test copy goes out, and nothing is approved."""
+        edition = self._awaiting(edition_id, "approve")
+        letter = self.newsletter(edition.newsletter)
+        if self.refresh_awaiting(letter, edition):
+            raise DistribError(
+                f"edition {edition_id} changed since its test copy (the note, pins, skips or sponsor): "
+                f"it was rendered again and a new test copy went to the editors; look at it, then "
+                f"`distrib approve {edition_id}` again"
+            )
+        if not self.ledger.set_edition_status(edition_id, "awaiting", "sending"):
+            raise UsageError(f"edition {edition_id} is no longer waiting for approval; see `distrib status`")
+        self.ledger.clear_editor_picks(letter.name)  # used up by this edition
+        return self.ledger.get_edition(edition_id) or edition
+
+    def reject(self, edition_id: int) -> Edition:
+        """Drop an awaiting edition: never sent; its posts go back to the next edition."""
+        edition = self._awaiting(edition_id, "reject")
+        if not self.ledger.set_edition_status(edition_id, "awaiting", "rejected"):
+            raise UsageError(f"edition {edition_id} is no longer waiting for approval; see `distrib status`")
+        return edition
+
+    def _awaiting(self, edition_id: int, verb: str) -> Edition:
+        edition = self.ledger.get_edition(edition_id)
+        if edition is None:
+            raise UsageError(f"no edition {edition_id} in the ledger {self.ledger_path}; `distrib status` lists them")
+        if edition.status != "awaiting":
+            raise UsageError(
+                f"edition {edition_id} is {edition.status}, not waiting for approval; nothing to {verb}"
+            )
+        return edition
+
+    def refresh_after_edit(self, newsletter: Newsletter) -> list[str]:
+        """After `posts --pin/--skip` or `send --note`: re-render a waiting edition now."""
+        lines = []
+        for edition in self.ledger.awaiting_editions(newsletter.name):
+            if self.refresh_awaiting(newsletter, edition):
+                lines.append(
+                    f"edition {edition.id} rendered again; a new test copy went to "
+                    f"{', '.join(self.settings.email.editors)}; `distrib approve {edition.id}` sends it"
+                )
+        return lines
 
     def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Any]:
         """Send the next (or unfinished) edition to one address; records nothing."""
@@ -446,7 +666,7 @@ class App:
             if edition is None:
                 raise UsageError(f"no edition {edition_id} in the ledger {self.ledger_path}; see `distrib status`")
             return edition
-        unfinished = self.ledger.unfinished_editions(letter.name)
+        unfinished = self.ledger.unfinished_editions(letter.name) or self.ledger.awaiting_editions(letter.name)
         if unfinished:
             return unfinished[0]
         fetched = self.fetch(record=False)
@@ -529,6 +749,8 @@ class App:
                 **counts,
                 "pending": 0,
             }
+            if edition.status == "awaiting":
+                row["eta"] = f"waiting for approval: `distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
             if edition.status == "sending":
                 if total is None:
                     total = sum(1 for _ in self.recipients())

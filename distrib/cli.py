@@ -362,14 +362,47 @@ def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
 @click.option("--all", "all_posts", is_flag=True, help="Every post the sources give, not just the next edition's.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects (key, url, title, author, published, ...).")
 @click.option("--newsletter", help="Which newsletter's next edition (default: the first).")
+@click.option("--pin", multiple=True, metavar="KEY", help="Put this post (key or URL) first in the next edition.")
+@click.option("--skip", multiple=True, metavar="KEY", help="Leave this post (key or URL) out of the next edition.")
+@click.option("--unpick", multiple=True, metavar="KEY", help="Undo a pin or skip of this post.")
+@click.option("--clear", is_flag=True, help="Forget every pin, skip and note for the next edition.")
 @common(needs_email=False)
-def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: str | None) -> None:
-    """List the posts the next edition would take.
+def posts(
+    app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: str | None,
+    pin: tuple[str, ...], skip: tuple[str, ...], unpick: tuple[str, ...], clear: bool,
+) -> None:
+    """List the posts the next edition would take; pin or skip posts for it.
+
+    Pins and skips (by post key or URL) hold for the next edition of the newsletter
+    only: pinned posts come first, in the order pinned; skipped ones wait.  With
+    approval on, an edition waiting for it is rendered again and a new test copy goes
+    to the editors.
 
     \b
-    Example:
+    Examples:
       distrib posts --all --json | jq '.[].title'
+      distrib posts --pin https://example.org/2026/11/big-story/ --skip https://example.org/minor/
+      distrib posts --clear                 # forget the pins, skips and note
     """
+    if pin or skip or unpick or clear:
+        letter = app.newsletter(newsletter)
+        if clear:
+            app.ledger.clear_editor_picks(letter.name)
+            if not quiet:
+                click.echo(f"{letter.name}: the pins, skips and note for the next edition are forgotten")
+        for action, keys in (("pin", pin), ("skip", skip)):
+            for text in keys:
+                post = app.find_post(text)
+                app.ledger.set_editor_pick(letter.name, post.key, action)
+                if not quiet:
+                    verb = "pinned" if action == "pin" else "skipped"
+                    click.echo(terminal_safe(f"{letter.name}: {verb} {post.title!r} for the next edition"))
+        for text in unpick:
+            post = app.find_post(text)
+            if app.ledger.clear_editor_picks(letter.name, post.key) and not quiet:
+                click.echo(terminal_safe(f"{letter.name}: {post.title!r} is neither pinned nor skipped now"))
+        for line in app.refresh_after_edit(letter):
+            click.echo(line)
     items, errors, undated = app.posts(all_posts=all_posts, newsletter=newsletter)
     for error in errors:
         click.echo(f"distrib: {error}", err=True)
@@ -486,8 +519,14 @@ def _rendered_of(app: App, edition: Any) -> Any:
     metavar="EDITION",
     help="Re-queue the failed recipients of this edition (once per edition), then send.",
 )
+@click.option(
+    "--note",
+    "note_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An editor's note (a Markdown file) above the posts of the next edition.",
+)
 @common(needs_secrets=True, lock=True)
-def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None, retry_edition: int | None) -> None:
+def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None, retry_edition: int | None, note_file: Path | None) -> None:
     """Build and deliver the next edition now.
 
     \b
@@ -495,8 +534,23 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
       distrib send --to me@example.org      # a test send, recorded nowhere
       distrib send --force --report send.json
       distrib send --retry-failed 12        # after fixing what made edition 12 fail
+      distrib send --note note.md           # the note goes above the posts of the next edition
     """
     from .deliver import Progress
+
+    if note_file is not None:
+        from .editor import read_markdown
+
+        text = read_markdown(note_file, "--note")
+        if dry_run or to_address:
+            app.note_override = text  # this command only
+        else:
+            # Kept in the ledger for the next edition (a rerun, or a re-render before approval).
+            letters = app.newsletters if newsletter is None else [app.newsletter(newsletter)]
+            for letter in letters:
+                app.ledger.set_editor_note(letter.name, text)
+                for line in app.refresh_after_edit(letter):
+                    click.echo(line)
 
     if retry_edition is not None and not dry_run:
         n = app.retry_failed(retry_edition)
@@ -633,6 +687,56 @@ def check(app: App, *, quiet: bool, domain: bool | None) -> None:
             )
     if not quiet:
         click.echo(f"{app.settings.path}: OK")
+
+
+@cli.command()
+@click.argument("edition_id", metavar="N", type=int)
+@click.option("--later", is_flag=True, help="Approve only; the next `distrib run` sends it.")
+@common(needs_secrets=True, lock=True)
+def approve(app: App, *, quiet: bool, edition_id: int, later: bool) -> None:
+    """Approve edition N, waiting since [digest] approval = true made it, and send it.
+
+    If the note, pins, skips or sponsor changed since its test copy, it is rendered
+    again, a new test copy goes to [email] editors, and nothing is approved (exit 1).
+
+    \b
+    Examples:
+      distrib status                 # edition 7 ... awaiting
+      distrib approve 7
+    """
+    from .app import RunResult
+    from .deliver import Progress, deliver_edition
+
+    edition = app.approve(edition_id)
+    if not quiet:
+        click.echo(terminal_safe(f"edition {edition.id} approved: {edition.subject!r}"))
+    if later:
+        if not quiet:
+            click.echo("the next `distrib run` (or `distrib send`) sends it")
+        return
+    progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
+    result = RunResult()
+    result.editions.append(app._deliver(edition, False, deliver_edition, progress))
+    _echo_run(app, result, quiet=quiet)
+    _exit(result)
+
+
+@cli.command()
+@click.argument("edition_id", metavar="N", type=int)
+@common(lock=True)
+def reject(app: App, *, quiet: bool, edition_id: int) -> None:
+    """Drop edition N, waiting for approval: it is never sent.
+
+    Its posts go back to the next edition (skip them with `distrib posts --skip`); the
+    pins, skips and note stay for it.
+
+    \b
+    Example:
+      distrib reject 7
+    """
+    edition = app.reject(edition_id)
+    if not quiet:
+        click.echo(terminal_safe(f"edition {edition.id} rejected: {edition.subject!r} will not be sent"))
 
 
 @cli.command()
