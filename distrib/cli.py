@@ -178,7 +178,9 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
     for plan in result.planned:
         say(
             f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
-            f"({_n_posts(len(plan.posts))}) {whom} [dry run]"
+            f"({_n_posts(len(plan.posts))}) {whom}"
+            + (" once approved (a test copy to the editors first)" if plan.newsletter.opts.get("approval") else "")
+            + " [dry run]"
         )
     for r in result.editions:
         rep = r.report
@@ -431,18 +433,27 @@ def posts(
 @click.option("--port", default=8025, show_default=True, help="Port for --serve.")
 @click.option("--edition", "edition_id", type=int, help="Preview a past edition by its number.")
 @click.option("--newsletter", help="Which newsletter (default: the first).")
+@click.option("--note", "note_file", type=click.Path(dir_okay=False, path_type=Path), help="Try an editor's note (Markdown file) above the posts; nothing is kept.")
 @common()
-def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: bool, port: int, edition_id: int | None, newsletter: str | None) -> None:
+def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: bool, port: int, edition_id: int | None, newsletter: str | None, note_file: Path | None) -> None:
     """Render the next edition without sending or recording anything.
 
+    The editor's note (`send --note`, [digest] intro_file), pins, skips and the sponsor
+    block show as they will be sent.
+
     \b
-    Example:
+    Examples:
       distrib preview --config config.example.toml --out preview --open
+      distrib preview --note note.md --open
     """
     from . import preview as pv
     from .app import NothingNew
 
     letter = app.newsletter(newsletter)
+    if note_file is not None:
+        from .editor import read_markdown
+
+        app.note_override = read_markdown(note_file, "--note")
 
     def build() -> tuple[Any, bytes]:
         try:
@@ -467,6 +478,7 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
 
             nonlocal app, letter
             fresh = make_app(app.settings.path)
+            fresh.note_override = app.note_override
             app.close()
             app, letter = fresh, fresh.newsletter(newsletter)
             return build()
