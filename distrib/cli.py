@@ -434,8 +434,9 @@ def posts(
 @click.option("--edition", "edition_id", type=int, help="Preview a past edition by its number.")
 @click.option("--newsletter", help="Which newsletter (default: the first).")
 @click.option("--note", "note_file", type=click.Path(dir_okay=False, path_type=Path), help="Try an editor's note (Markdown file) above the posts; nothing is kept.")
+@click.option("--cards", is_flag=True, help="Also write cards.html: the digest beside each post's share card on each network.")
 @common()
-def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: bool, port: int, edition_id: int | None, newsletter: str | None, note_file: Path | None) -> None:
+def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: bool, port: int, edition_id: int | None, newsletter: str | None, note_file: Path | None, cards: bool) -> None:
     """Render the next edition without sending or recording anything.
 
     The editor's note (`send --note`, [digest] intro_file), pins, skips and the sponsor
@@ -445,6 +446,7 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
     Examples:
       distrib preview --config config.example.toml --out preview --open
       distrib preview --note note.md --open
+      distrib preview --cards --open     # the digest beside the share cards of its posts
     """
     from . import preview as pv
     from .app import NothingNew
@@ -499,10 +501,23 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         click.echo(f"wrote {out_dir / 'digest.html'}, digest.txt and digest.eml ({summary.get('size_kb', 0):.1f} KB of {letter.opts.size_budget_kb} KB)")
         if rendered.overflow_keys:
             click.echo(f"{len(rendered.overflow_keys)} posts did not fit the size budget and are listed as links only")
+    page = "digest.html"
+    if cards:
+        from .cards import MAX_POSTS, cards_html, preflight
+
+        by_key = {p.key: p.url for p in app.posts(all_posts=True)[0]}
+        for key in rendered.full_keys:
+            if key not in by_key and (post := app.ledger.get_post(key)) is not None:
+                by_key[key] = post.url
+        urls = [by_key[k] for k in rendered.full_keys if k in by_key][:MAX_POSTS]
+        (out_dir / "cards.html").write_text(cards_html(preflight(urls)), encoding="utf-8")
+        page = "cards.html"
+        if not quiet:
+            click.echo(f"wrote {out_dir / 'cards.html'}: the digest beside the share cards of {len(urls)} posts")
     if open_browser:
         import webbrowser
 
-        webbrowser.open((out_dir / "digest.html").resolve().as_uri())
+        webbrowser.open((out_dir / page).resolve().as_uri())
 
 
 def _rendered_of(app: App, edition: Any) -> Any:
@@ -655,8 +670,9 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
     default=None,
     help="Check the sending domain's DNS (SPF, DKIM, DMARC, MX, rDNS) [default: when [email.dkim] is set].",
 )
+@click.option("--cards", is_flag=True, help="Fetch the recent posts' pages and report their share cards on X, Mastodon, Bluesky, LinkedIn and Slack.")
 @common(needs_secrets=False, needs_email=None)
-def check(app: App, *, quiet: bool, domain: bool | None) -> None:
+def check(app: App, *, quiet: bool, domain: bool | None, cards: bool) -> None:
     """Validate the config, templates and credentials; send nothing.
 
     With --domain (the default when [email.dkim] is set) it also asks DNS what receiving
@@ -667,6 +683,7 @@ def check(app: App, *, quiet: bool, domain: bool | None) -> None:
     Examples:
       distrib check --config distrib.toml --strict
       distrib check --domain
+      distrib check --cards          # each recent post's card: image, description, title length
     """
     from .check import domain_wanted, run_checks
 
@@ -678,6 +695,14 @@ def check(app: App, *, quiet: bool, domain: bool | None) -> None:
         click.echo(f"distrib: {problem}", err=True)
     if problems:
         sys.exit(EXIT_USAGE)
+    if cards:
+        from .cards import MAX_POSTS, preflight, report_lines
+
+        items, errors, _ = app.posts(all_posts=True)
+        for error in errors:
+            click.echo(f"distrib: {error}", err=True)
+        for line in report_lines(preflight(p.url for p in items[:MAX_POSTS])):
+            click.echo(terminal_safe(line))
     if domain_wanted(app.settings, domain):
         from .preflight import preflight
 
