@@ -430,7 +430,7 @@ class App:
                     # Nothing new is planned while an edition waits for its editor.
                     for edition in waiting:
                         changed = self.refresh_awaiting(letter, edition, result)
-                        again = f" (rendered again: {changed}; a new test copy went to the editors)" if changed else ""
+                        again = f" ({changed}; a new test copy went to the editors)" if changed else ""
                         result.skipped.append(
                             f"{letter.name}: edition {edition.id} is waiting for approval{again}; "
                             f"`distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
@@ -521,6 +521,7 @@ class App:
         errors: list[str] = []
         mailer = self.mailer()
         if mailer.handoff:
+            self._copied(edition)
             line = (
                 f"edition {edition.id}: no test copy (the {self.settings.email.mailer} mailer hands "
                 f"editions to its platform); look at it with `distrib preview --edition {edition.id}`"
@@ -534,17 +535,29 @@ class App:
             name, addr = parseaddr(text)
             recipients.append(Recipient((addr or text).strip().lower(), name))
         outcomes: list[tuple[Recipient, Outcome]] = []
-        with mailer:
-            mailer.deliver(message, iter(recipients), lambda r, o: outcomes.append((r, o)))
+        try:
+            with mailer:
+                mailer.deliver(message, iter(recipients), lambda r, o: outcomes.append((r, o)))
+        except DistribError as e:  # the mail server is down: the next run tries again
+            errors.append(f"edition {edition.id}: the test copy to the editors was not sent ({e}); the next run tries again")
         sent = [r.email for r, o in outcomes if o.status is DeliveryStatus.SENT]
         for r, o in outcomes:
             if o.status is not DeliveryStatus.SENT:
                 errors.append(f"edition {edition.id}: the test copy to {r.email} {o.status.value}: {o.error}")
+        if not errors:
+            self._copied(edition)
         if result is not None:
             result.errors.extend(errors)
         elif errors:
             raise DistribError("; ".join(errors))
         return sent
+
+    def _copied(self, edition: Edition) -> None:
+        """Note that the editors have the test copy of what ``edition`` is now; a run
+        that finds an awaiting edition without it (a kill, the mail server down) sends it."""
+        editor = self.ledger.edition_editor(edition.id)
+        if editor:
+            self.ledger.set_edition_editor(edition.id, editor | {"copied": editor.get("inputs")})
 
     def rerender_awaiting(self, letter: Newsletter, edition: Edition) -> Edition | None:
         """Render an awaiting edition again with the current note, picks and sponsor, from
@@ -569,8 +582,13 @@ class App:
     def refresh_awaiting(self, letter: Newsletter, edition: Edition, result: RunResult | None = None) -> str:
         """Re-render an awaiting edition whose note, picks or sponsor changed and send the
         editors a new test copy; what changed ("" when nothing did)."""
-        stored = self.ledger.edition_editor(edition.id).get("inputs")
-        if stored == self.editor_inputs(letter):
+        editor = self.ledger.edition_editor(edition.id)
+        if editor.get("inputs") == self.editor_inputs(letter):
+            if editor.get("copied") != editor.get("inputs"):
+                # Made, but its test copy never went out (killed between, or the mail
+                # server was down): send it now; nothing else changed.
+                self.send_test_copies(edition, result)
+                return "its test copy had not gone out"
             return ""
         fresh = self.rerender_awaiting(letter, edition)
         if fresh is None:
@@ -580,7 +598,7 @@ class App:
                 return ""
             raise DistribError(line)
         self.send_test_copies(fresh, result)
-        return "the note, the pins, the skips or the sponsor changed"
+        return "rendered again: the note, the pins, the skips or the sponsor changed"
 
     def approve(self, edition_id: int) -> Edition:
         """Let an awaiting edition go: it becomes an unfinished edition that is delivered
@@ -588,11 +606,15 @@ class App:
         test copy, it is rendered again, a new test copy goes out, and nothing is approved."""
         edition = self._awaiting(edition_id, "approve")
         letter = self.newsletter(edition.newsletter)
-        if self.refresh_awaiting(letter, edition):
+        changed = self.refresh_awaiting(letter, edition)
+        if changed:
+            why = (
+                "changed since its test copy (the note, pins, skips or sponsor): it was rendered again"
+                if changed.startswith("rendered again") else "had no test copy yet"
+            )  # fmt: skip
             raise DistribError(
-                f"edition {edition_id} changed since its test copy (the note, pins, skips or sponsor): "
-                f"it was rendered again and a new test copy went to the editors; look at it, then "
-                f"`distrib approve {edition_id}` again"
+                f"edition {edition_id} {why}, and a new test copy went to the editors; look at it, "
+                f"then `distrib approve {edition_id}` again"
             )
         if not self.ledger.set_edition_status(edition_id, "awaiting", "sending"):
             raise UsageError(f"edition {edition_id} is no longer waiting for approval; see `distrib status`")

@@ -817,7 +817,9 @@ def archive(app: App, *, quiet: bool, out_dir: Path) -> None:
     """
     from .archive import write_archive
 
-    written = write_archive(app.settings, app.ledger.editions(), out_dir)
+    # An edition waiting for approval, or rejected, was never sent: not public.
+    sent = [e for e in app.ledger.editions() if e.status not in ("awaiting", "rejected")]
+    written = write_archive(app.settings, sent, out_dir)
     if not quiet:
         click.echo(f"wrote {len(written)} files to {out_dir}")
 

@@ -521,6 +521,10 @@ class Ledger:
         return json.loads(row[0]) if row and row[0] else {}
 
     @wrap_errors
+    def set_edition_editor(self, edition_id: int, editor: dict[str, Any]) -> None:
+        self.db.execute("UPDATE editions SET editor = ? WHERE id = ?", (json.dumps(editor), edition_id))
+
+    @wrap_errors
     def rerender_edition(
         self, edition_id: int, post_keys: Iterable[str], subject: str, preheader: str, html: str, text: str,
         markers: Markers, editor: dict[str, Any],

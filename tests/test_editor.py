@@ -261,3 +261,35 @@ def test_approval_without_editors_is_a_config_problem(make_config) -> None:
     path = make_config("[digest]\napproval = true\n")
     proc = run_distrib("run", "--config", str(path))
     assert proc.returncode == 2 and "digest.approval: true, but [email] editors is empty" in proc.stderr
+
+
+def test_a_test_copy_that_did_not_go_out_is_sent_by_the_next_run(make_config, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    from .conftest import free_port
+
+    down = SmtpServer("127.0.0.1", free_port())  # nothing listens there
+    path = _approval_config(make_config, down)
+    first = run_distrib("run", "--config", str(path))
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "edition 1: the test copy to the editors was not sent (smtp" in first.stderr
+    assert "the next run tries again" in first.stderr and "Traceback" not in first.stderr
+    status = json.loads(run_distrib("status", "--json", "--config", str(path)).stdout)
+    assert status[0]["status"] == "awaiting"
+    # The mail server is back: the next run sends the missing test copy, once.
+    path.write_text(path.read_text(encoding="utf-8").replace(f"port = {down.port}", f"port = {smtp_server.port}"), encoding="utf-8")
+    second = run_distrib("run", "--config", str(path))
+    assert second.returncode == 0, second.stderr
+    assert "its test copy had not gone out" in second.stdout
+    assert [r.rcpt_tos for r in smtp_server.received] == [["ed@example.com"]]
+    third = run_distrib("run", "--config", str(path))
+    assert third.returncode == 0 and len(smtp_server.received) == 1
+
+
+def test_the_archive_leaves_out_editions_not_sent(make_config, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    path = _approval_config(make_config, smtp_server)
+    assert run_distrib("run", "--config", str(path)).returncode == 0
+    proc = run_distrib("archive", "--out", "arch", "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert not list((tmp_path / "arch").glob("*1*.html"))
+    assert "for approval" not in (tmp_path / "arch" / "index.html").read_text(encoding="utf-8")
+    subject = smtp_server.received[0].message["Subject"].split("] ", 1)[1]
+    assert subject not in (tmp_path / "arch" / "index.html").read_text(encoding="utf-8")
