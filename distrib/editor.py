@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,26 @@ def markdown_html(text: str, base_url: str | None) -> str:
 
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     return clean_html(md.render(text), base_url)
+
+
+_LINK = re.compile(r'<a\b[^>]*?\bhref="([^"]*)"[^>]*>(.*?)</a>', re.S)
+
+
+def markdown_text(html: str, width: int = 72) -> str:
+    """The text part of rendered Markdown: a link's address after its words, each line
+    wrapped at ``width`` columns (never inside a word or URL), list items kept apart."""
+    import textwrap
+
+    def link(m: re.Match[str]) -> str:
+        words, href = m.group(2), m.group(1)
+        plain = html_to_text(words)
+        return words if plain.strip() == html_to_text(href).strip() else f"{words} ({href})"
+
+    text = html_to_text(_LINK.sub(link, html))
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) if line else ""
+        for line in text.split("\n")
+    )
 
 
 def read_markdown(path: Path, what: str) -> str:
@@ -87,7 +108,7 @@ def sponsor_view(opts: Mapping[str, Any], site_url: str, label: str) -> dict[str
         "label": one_line(sp.get("label") or "") or label,
         "title": title,
         "html": html,
-        "text": html_to_text(html),
+        "text": markdown_text(html),
         "url": absolute_http_url(sp.get("url")) if sp.get("url") else None,
         "link_text": one_line(sp.get("link_text") or ""),
         "image_url": absolute_http_url(sp.get("image")) if sp.get("image") else None,

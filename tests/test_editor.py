@@ -57,6 +57,8 @@ def test_send_note_is_rendered_sanitised_above_the_posts_in_both_parts(make_conf
     first_post = _first_title(text)
     assert html.index("Hello readers") < html.index(first_post + "</a>")
     assert "Hello readers, a short note from the desk." in text
+    flat = " ".join(text.split())  # the text part is wrapped at 72 columns
+    assert "Read our appeal (https://harbourlight.example/appeal/) and" in flat, flat[:400]  # links keep their address
     assert text.index("Hello readers") < text.index(first_post)
     # The note was for that edition only: it is gone from the ledger, and the next has none.
     import sqlite3

@@ -271,7 +271,7 @@ def render_edition(
     }
     from markupsafe import Markup
 
-    from ..editor import markdown_html, sponsor_view
+    from ..editor import markdown_html, markdown_text, sponsor_view
 
     intro_html = markdown_html(note, site_url) if note.strip() else ""
     sponsor = sponsor_view(newsletter, site_url, theme.t("sponsored"))
@@ -279,7 +279,7 @@ def render_edition(
         sponsor["html"] = Markup(sponsor["html"])  # sanitised by sponsor_view
     base_ctx |= {
         "intro_html": Markup(intro_html),  # sanitised: the allowlist of post HTML
-        "intro_text": html_to_text(intro_html) if intro_html else "",
+        "intro_text": markdown_text(intro_html) if intro_html else "",
         "sponsor": sponsor,
     }
     where = getattr(newsletter, "where", "") or _where(name)  # a config Section knows its path
