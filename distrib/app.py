@@ -411,6 +411,13 @@ class App:
                         f"{letter.name}: edition {unfinished[0].id} is unfinished and would be resumed"
                     )
                     continue
+                waiting = self.ledger.awaiting_editions(letter.name) if letter.opts.get("approval") else []
+                if waiting:
+                    result.skipped.append(
+                        f"{letter.name}: edition {waiting[0].id} is waiting for approval; nothing new "
+                        f"would be made (`distrib approve {waiting[0].id}` sends it)"
+                    )
+                    continue
                 batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
                 if reason:
                     result.skipped.append(reason)

@@ -198,6 +198,8 @@ def test_approval_holds_the_edition_until_approved(make_config, smtp_server: Smt
         assert again.returncode == 0, again.stderr
         assert "edition 1 is waiting for approval" in again.stdout
     assert len(smtp_server.received) == 1
+    dry = run_distrib("run", "--dry-run", "--config", str(path))
+    assert dry.returncode == 0 and "edition 1 is waiting for approval; nothing new would be made" in dry.stdout
     status = run_distrib("status", "--config", str(path))
     assert "edition 1 [digest]" in status.stdout and "awaiting" in status.stdout and "distrib approve 1" in status.stdout
     # A note given now re-renders it and sends the editors a new test copy.
