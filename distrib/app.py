@@ -706,6 +706,10 @@ class App:
             raise NothingNew(
                 f"{letter.name}: no new posts for the next edition; `distrib posts --all` lists what the sources give"
             )
+        return self.edition_of(letter, posts)
+
+    def edition_of(self, letter: Newsletter, posts: list[Post]) -> Edition:
+        """An unrecorded edition of ``posts`` (id 0), for previews and test sends."""
         rendered = self.render(letter, posts)
         return Edition(
             id=0,

@@ -463,9 +463,16 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         except NothingNew as e:
             last = app.ledger.last_edition(letter.name)
             if last is None:
-                raise
-            click.echo(f"{e}; showing the last edition ({last.id}) instead", err=True)
-            edition = last
+                # A first look (just after `distrib init URL`) at a site with nothing in
+                # the window: show its newest posts, as an edition would look.
+                newest = app.posts(all_posts=True)[0][: letter.opts.max_posts]
+                if not newest:
+                    raise
+                click.echo(f"{e}; showing the newest {len(newest)} posts the sources give instead", err=True)
+                edition = app.edition_of(letter, newest)
+            else:
+                click.echo(f"{e}; showing the last edition ({last.id}) instead", err=True)
+                edition = last
         rendered = _rendered_of(app, edition)
         return rendered, app.prepare(edition).preview_bytes()
 

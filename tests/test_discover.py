@@ -23,8 +23,8 @@ from distrib.http import HttpClient
 from .conftest import run_distrib
 
 
-def _rss(base: str, n: int = 3, title: str = "Hugo Notes") -> str:
-    now = datetime.now(UTC)
+def _rss(base: str, n: int = 3, title: str = "Hugo Notes", age: timedelta = timedelta(0)) -> str:
+    now = datetime.now(UTC) - age
     items = "".join(
         f"<item><title>Note {i}</title><link>{base}/notes/{i}/</link><guid>{base}/notes/{i}/</guid>"
         f"<pubDate>{(now - timedelta(hours=i + 1)).strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
@@ -249,3 +249,18 @@ def test_wordpress_gmt_offset_becomes_a_zone(offset: float, zone: str | None) ->
     from distrib.discover import _timezone
 
     assert _timezone({"timezone_string": "", "gmt_offset": offset}) == zone
+
+
+def test_a_quiet_site_previews_its_newest_posts_after_init(httpserver: HTTPServer, tmp_path: Path) -> None:
+    base = httpserver.url_for("").rstrip("/")
+    httpserver.expect_request("/").respond_with_data(
+        '<html lang="en"><head><title>Quiet</title><link rel="alternate" type="application/rss+xml" href="/index.xml"></head></html>',
+        content_type="text/html",
+    )
+    # The newest post is a month old: nothing in the 7-day window.
+    httpserver.expect_request("/index.xml").respond_with_data(_rss(base, age=timedelta(days=30)), content_type="application/rss+xml")
+    assert run_distrib("init", base, cwd=tmp_path).returncode == 0
+    preview = run_distrib("preview", "--out", "pv", cwd=tmp_path)
+    assert preview.returncode == 0, preview.stderr
+    assert "showing the newest 3 posts the sources give instead" in preview.stderr
+    assert "Note 0" in (tmp_path / "pv" / "digest.html").read_text(encoding="utf-8")
