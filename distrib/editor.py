@@ -127,13 +127,12 @@ def picks(ledger: Ledger, newsletter: str) -> tuple[list[str], set[str]]:
     return pinned, skipped
 
 
-def apply_picks(selected: list[Post], pinned: list[Post], skipped: set[str], max_posts: int) -> list[Post]:
+def apply_picks(selected: list[Post], pinned: list[Post], skipped: set[str]) -> list[Post]:
     """The edition's posts: the pinned first (in the order pinned), then the selection
-    without the skipped, at most ``max_posts`` (pins are never dropped for the limit)."""
+    without the skipped.  (Past ``max_posts`` the renderer lists posts as title links.)"""
     pinned_keys = {p.key for p in pinned}
     rest = [p for p in selected if p.key not in pinned_keys and p.key not in skipped]
-    room = max(max_posts - len(pinned), 0)
-    return [p for p in pinned if p.key not in skipped] + rest[:room]
+    return [p for p in pinned if p.key not in skipped] + rest
 
 
 def fingerprint(note: str, pinned: list[str], skipped: set[str], sponsor: Mapping[str, Any] | None) -> str:

@@ -95,25 +95,30 @@ def test_a_missing_note_file_is_one_line_exit_2(make_config, tmp_path: Path) -> 
 
 
 def test_pin_and_skip_hold_for_the_next_edition_only(make_config, tmp_path: Path) -> None:
-    path = make_config('[digest]\nmax_posts = 3\n')
+    import sqlite3
+
+    path = make_config('[digest]\nwindow = "2d"\n')
     all_posts = _posts(path, "--all")
     natural = [p["key"] for p in _posts(path)]
-    assert len(natural) == 3
-    oldest = all_posts[-1]  # not in the natural three: a pin brings it in, first
+    oldest = all_posts[-1]  # outside the window: a pin brings it in, first
+    assert oldest["key"] not in natural and len(natural) >= 2
     skipped = natural[0]
     proc = run_distrib("posts", "--pin", oldest["url"], "--skip", skipped, "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "pinned" in proc.stdout and "skipped" in proc.stdout
     listed = [p["key"] for p in _posts(path)]
-    assert listed[0] == oldest["key"] and skipped not in listed and len(listed) == 3
+    assert listed[0] == oldest["key"] and skipped not in listed and len(listed) == len(natural)
     sent = run_distrib("send", "--config", str(path))
     assert sent.returncode == 0, sent.stderr
     (eml,) = _outbox(tmp_path)
     html, _ = _parts(eml.read_bytes())
     assert oldest["title"].split()[0] in html
-    # Used up: the skipped post is offered again to the next edition; no pin remains.
-    after = [p["key"] for p in _posts(path)]
-    assert skipped in after and oldest["key"] not in after
+    skipped_title = next(p["title"] for p in all_posts if p["key"] == skipped)
+    assert skipped_title not in html
+    # Used up by that edition: no pin or skip is left for the next one.
+    with sqlite3.connect(tmp_path / "distrib.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM editor_picks").fetchone() == (0,)
+    assert oldest["key"] not in [p["key"] for p in _posts(path)]
 
 
 def test_pin_of_an_unknown_post_is_exit_2(make_config) -> None:
@@ -151,11 +156,11 @@ def test_sponsor_block_after_the_lead_marked_and_in_the_budget(make_config, tmp_
         assert out.returncode == 0, out.stderr
         return "More in this edition" in (tmp_path / "pv2" / "digest.html").read_text(encoding="utf-8")
 
-    plain_size = _size_kb(tmp_path, make_config, "")
+    plain_size = _size_kb(tmp_path, make_config, "[digest]\nmax_posts = 50\n")
     budget = int(plain_size) + 1
-    assert not overflow(f"[digest]\nsize_budget_kb = {budget}\n")
+    assert not overflow(f"[digest]\nmax_posts = 50\nsize_budget_kb = {budget}\n")
     big = '[digest.sponsor]\ntitle = "Port Avery Regatta"\nurl = "https://regatta.example/t"\ntext = "' + "Sail with us. " * 200 + '"\n'
-    assert overflow(f"[digest]\nsize_budget_kb = {budget}\n" + big)
+    assert overflow(f"[digest]\nmax_posts = 50\nsize_budget_kb = {budget}\n" + big)
 
 
 def _size_kb(tmp_path: Path, make_config, extra: str) -> float:
