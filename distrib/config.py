@@ -453,8 +453,20 @@ class SourceSection(Section):
     type: str
 
 
+class SponsorSection(Section):
+    __slots__ = ()
+    title: str
+    text: str
+    file: Path | None
+    url: str | None
+    link_text: str
+    image: str | None
+    label: str
+
+
 class DigestSection(Section):
     __slots__ = ()
+    tables: ClassVar[Mapping[str, type[Section]]] = {"sponsor": SponsorSection}
     window: timedelta
     max_posts: int
     overflow: str
@@ -475,6 +487,9 @@ class DigestSection(Section):
     exclude_authors: tuple[str, ...]
     sources: tuple[str, ...]
     backfill: int | None
+    intro_file: Path | None
+    approval: bool
+    sponsor: SponsorSection
 
 
 class NewsletterSection(DigestSection):
@@ -503,6 +518,7 @@ class EmailSection(Section):
     reply_to: str | None
     recipients: tuple[str, ...]
     recipients_file: Path | None
+    editors: tuple[str, ...]
     unsubscribe_url: str | None
     allow_insecure_unsubscribe: bool
     unsubscribe_mailto: str | None
