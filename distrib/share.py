@@ -185,7 +185,7 @@ def _plan(
                     resume.append(post)
             baseline, backfilled = _baseline(ctx, channel, newest_first, when, max_age, dry=dry)
 
-        def hold(post: Post, why: str) -> None:
+        def hold(post: Post, why: str, name: str = name) -> None:
             report.held.append(ShareItem(name, post.key, error=why))
 
         for post in newest_first:

@@ -82,7 +82,7 @@ def test_a_deferred_channel_says_why_in_its_summary_line(env, httpserver, monkey
     tries = len(httpserver.log)
     assert report.summary_lines() == [
         f"shares: team: 0 posted to Slack, 1 deferred ({host} answered 503 {tries} time{'s' if tries != 1 else ''}; "
-        "retried on the next run), 1 waiting"
+        "deferred for 15 minutes: the first run after that retries it), 1 waiting"
     ]
 
 
