@@ -125,7 +125,7 @@ def test_an_expired_token_stops_the_channel_and_says_which_secret(env, linkedin,
 
 
 def test_check_warns_about_a_version_near_its_sunset(make_config, clock, monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from distrib.app import App
     from distrib.check import run_checks
@@ -142,10 +142,10 @@ def test_check_warns_about_a_version_near_its_sunset(make_config, clock, monkeyp
         version = "202603"
         """
     )
-    clock[0] = datetime(2027, 2, 1, 9, 0, tzinfo=timezone.utc)  # the injected date
+    clock[0] = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)  # the injected date
     problems, notes = run_checks(App(load_config(path)))
     assert problems == []
     assert [n for n in notes if n.startswith("warning: channel li: LinkedIn stops serving version 202603")]
-    clock[0] = datetime(2027, 4, 1, 9, 0, tzinfo=timezone.utc)
+    clock[0] = datetime(2027, 4, 1, 9, 0, tzinfo=UTC)
     problems, _ = run_checks(App(load_config(path)))
     assert [p for p in problems if "stopped serving version 202603" in p]
