@@ -206,10 +206,11 @@ class ShareChannel(Channel):
             return response
         raise AssertionError("unreachable")
 
-    def auth_failed(self, status: int, renew: str) -> AuthFailed:
+    def auth_failed(self, status: int, renew: str, detail: str = "") -> AuthFailed:
         """A refused credential: stop this channel for the run, say what to renew."""
+        detail = " ".join(detail.split())[:80]
         return AuthFailed(
-            f"channel {self.name}: the credentials were refused ({status}); {renew}. "
+            f"channel {self.name}: the credentials were refused ({status}{' ' + detail if detail else ''}); {renew}. "
             f"Its posts wait for the next run",
             retry_after=1,
         )
