@@ -30,6 +30,9 @@ ELLIPSIS = "…"
 #: A trimmed summary shorter than this many graphemes is not worth showing: the
 #: composer moves on to the next (shorter) variant instead.
 MIN_SUMMARY = 20
+#: A title cut between graphemes (it has no word boundary to cut at) keeps at least this
+#: many, or the post is reported as not fitting.
+MIN_TITLE = 10
 
 #: Variant suffixes, rich to short: NAME.j2, NAME.short.j2, NAME.title.j2.
 VARIANT_SUFFIXES = ("", ".short", ".title")
@@ -156,19 +159,18 @@ def add_utm(url: str, source: str, medium: str, campaign: str) -> str:
 
     Nothing else changes, byte for byte: the query is not parsed and re-encoded (that
     turned ``ref=a%20b`` into ``ref=a+b``, ``path=a%2Fb`` into ``path=a/b``, ``?flag``
-    into ``flag=``).  A link that already has any ``utm_*`` parameter keeps its own.
+    into ``flag=``).  A ``utm_*`` parameter the link already has keeps its own value;
+    only the missing ones are appended.
     """
     base, hash_, fragment = url.partition("#")
     path, question, query = base.partition("?")
     names = {
         unquote(field.split("=", 1)[0]).strip().lower() for field in re.split("[&;]", query) if field
     }
-    if any(name.startswith("utm_") for name in names):
-        return url
     added = "&".join(
         f"{key}={quote(value, safe='')}"
         for key, value in (("utm_source", source), ("utm_medium", medium), ("utm_campaign", campaign))
-        if value
+        if value and key not in names
     )
     if not added:
         return url
@@ -307,7 +309,7 @@ def compose(
     # graphemes (never inside a ZWJ sequence or a flag).  The link is never cut.
     name = template_names[-1]
     if render(name, "", [], "") != render(name, "", []):
-        for pieces, least in ((_pieces(title), MIN_SUMMARY + 1), (graphemes(title), 1)):
+        for pieces, least in ((_pieces(title), MIN_SUMMARY + 1), (graphemes(title), MIN_TITLE)):
             if len(pieces) < 2:
                 continue
             lo, hi, best = 1, len(pieces) - 1, None

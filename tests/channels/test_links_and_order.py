@@ -39,15 +39,18 @@ def test_utm_parameters_are_appended_and_nothing_else_changes(url, expected):
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "expected"),
     [
-        "https://news.example/a?utm_source=newsletter",
-        "https://news.example/a?x=1&utm_campaign=spring%20sale",
-        "https://news.example/a?UTM_Medium=email;y=2",
+        ("https://news.example/a?utm_source=newsletter",
+         "https://news.example/a?utm_source=newsletter&utm_medium=social&utm_campaign=distrib"),
+        ("https://news.example/a?x=1&utm_campaign=spring%20sale",
+         "https://news.example/a?x=1&utm_campaign=spring%20sale&utm_source=x&utm_medium=social"),
+        ("https://news.example/a?UTM_Medium=email;y=2&utm_source=a+b&utm_campaign=c",
+         "https://news.example/a?UTM_Medium=email;y=2&utm_source=a+b&utm_campaign=c"),
     ],
 )
-def test_a_link_with_its_own_utm_keeps_it(url):
-    assert add_utm(url, **UTM) == url
+def test_a_link_with_its_own_utm_keeps_it(url, expected):
+    assert add_utm(url, **UTM) == expected
 
 
 def test_the_share_link_is_the_posts_url_plus_utm(env):
