@@ -171,3 +171,16 @@ def test_min_gap_is_measured_from_the_runs_start(env, clock):
         if run_shares(ctx, channels, posts, dry_run=False).sent:
             shared_at.append(when.strftime("%H:%M"))
     assert shared_at == ["09:00", "09:30", "10:00", "10:30", "11:00"]
+
+
+def test_share_dry_run_on_a_first_run_says_what_is_held_back_and_why(make_config, tmp_path):
+    from tests.conftest import run_distrib
+
+    path = make_config('[[channels]]\nname = "out"\ntype = "outbox"\n')
+    proc = run_distrib("share", "--dry-run", "--config", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("shares: out:")]
+    assert line.startswith("shares: out: would post 0 ")
+    assert "there before the channel's first run (set backfill = N to share the newest N)" in line
+    real = run_distrib("share", "--config", str(path), cwd=tmp_path)
+    assert real.returncode == 0 and not list((tmp_path / "outbox" / "shares").glob("*.json"))
