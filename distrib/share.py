@@ -360,8 +360,12 @@ def _publish(channel: Channel, snippet: Snippet, post: Post, key: str) -> tuple[
 
 
 def _reconcile(channel: Channel, snippet: Snippet, post: Post, key: str) -> Outcome | None:
+    """The network's word on a share tried before; None when unknown.  A refused
+    credential (ChannelUnavailable) is raised: the channel stops, as a post would."""
     try:
         return channel.reconcile(snippet, post, key)
+    except ChannelUnavailable:
+        raise
     except DistribError as e:
         log.warning("channel %s: could not check %s (%s); posting it again with the same key", channel.name, post.key, e)
     except Exception:
@@ -408,7 +412,17 @@ def _post_due(ledger: Ledger, due: list[_Due], report: ShareReport, stopped: dic
         if item.row is not None and item.row.status in (DeliveryStatus.CLAIMED, DeliveryStatus.DEFERRED):
             # In flight at a kill, or deferred after an answer that may have posted
             # (a 5xx, a dropped connection): look on the network before posting again.
-            outcome = _reconcile(item.channel, item.snippet, item.post, key)
+            try:
+                outcome = _reconcile(item.channel, item.snippet, item.post, key)
+            except ChannelUnavailable as e:
+                # Credentials refused while looking: the share stays owed (still to be
+                # looked up next run) and the channel stops, as a refused post would.
+                outcome = Outcome.deferred(str(e), retry_after=1)
+                ledger.mark_share(item.post.key, name, outcome)
+                _record(report, item, outcome)
+                report.errors.append(str(e))
+                stopped[name] = f"channel {name} deferred for this run"
+                continue
             if outcome is not None:
                 ledger.mark_share(item.post.key, name, outcome)
                 _record(report, item, outcome)

@@ -327,3 +327,17 @@ def test_a_refused_app_password_stops_the_channel(env, bluesky, httpserver):
     assert report.failed == [] and len(report.deferred) == 1 and len(report.skipped) == 1
     assert "BSKY_PASSWORD" in report.errors[0]
     assert len(_requests(httpserver, "com.atproto.server.createSession")) == 1
+
+
+def test_a_refused_login_while_settling_a_dead_runs_share_stops_the_channel_once(env, bluesky, httpserver):
+    httpserver.expect_request("/xrpc/com.atproto.server.createSession").respond_with_json(
+        {"error": "AuthenticationRequired", "message": "Invalid identifier or password"}, status=401
+    )
+    post = make_post(1)
+    ctx, channels = bluesky(card=False)
+    env.ledger.claim_share(post.key, "sky", channels[0].compose(post).text)  # a dead run's claim
+    report = run_shares(ctx, channels, [post, make_post(2)], dry_run=False)
+    assert report.failed == [] and len(report.deferred) == 1 and len(report.skipped) == 1
+    assert len(_requests(httpserver, "com.atproto.server.createSession")) == 1  # not once per attempt
+    assert _requests(httpserver, "com.atproto.repo.createRecord") == []
+    assert env.ledger.share_row(post.key, "sky").status == DeliveryStatus.DEFERRED

@@ -299,3 +299,21 @@ def test_a_connection_dropped_after_the_write_is_settled_in_the_same_run(env, pd
         assert len(account.records()) == 1
     finally:
         proxy.stop()
+
+
+def test_a_dead_runs_claim_with_nothing_at_the_key_is_posted_once(env, pds, account, monkeypatch):
+    """Killed before the call: the reference answers getRecord with 400 (not found),
+    which must read as "nothing there", and the share is posted once."""
+    monkeypatch.setenv("BSKY_PASSWORD", pds["password"])
+    missing = account.http.get(
+        "com.atproto.repo.getRecord",
+        params={"repo": account.did, "collection": "app.bsky.feed.post", "rkey": make_tid(1_763_630_000_000_001, 9)},
+    )
+    assert missing.status_code == 400
+    post = make_post(3)
+    ctx, [channel] = env.channels(channel_raw(pds))
+    channel.record_key(share_key(post.key, "sky"))
+    env.ledger.claim_share(post.key, "sky", channel.compose(post).text)
+    report = run_shares(ctx, [channel], [post], dry_run=False)
+    assert len(report.sent) == 1
+    assert len(account.records()) == 1
