@@ -276,6 +276,16 @@ class ShareChannel(Channel):
             return None
 
 
+def contains_link(text: str, link: str) -> bool:
+    """Whether ``text`` holds ``link`` as a whole URL: ".../posts/1" is not found in
+    ".../posts/10" (a record or status of another post must not pass for this one)."""
+    if not link:
+        return False
+    import re
+
+    return re.search(re.escape(link) + r"(?![A-Za-z0-9\-._~%/?#\[\]@!$&'()*+,;=])", text) is not None
+
+
 def retry_after(headers: Any, now: datetime | None = None) -> float | None:
     """Seconds to wait, from Retry-After (RFC 9110 §10.2.3) or a rate-limit reset header.
 

@@ -36,7 +36,15 @@ from ..errors import Deferred, DeliveryError
 from ..model import Facet, Outcome, Post, Snippet
 from ..render.length import BLUESKY_BYTES, BLUESKY_GRAPHEMES, bluesky_length
 from ..render.snippets import facets_for
-from .base import BACKOFF, CARD_OPTIONS, DEFAULT_WAIT, RateLimited, ShareChannel, later
+from .base import (
+    BACKOFF,
+    CARD_OPTIONS,
+    DEFAULT_WAIT,
+    RateLimited,
+    ShareChannel,
+    contains_link,
+    later,
+)
 
 log = logging.getLogger("distrib.channels.bluesky")
 
@@ -402,7 +410,7 @@ def _is_this_post(value: Any, snippet: Snippet) -> bool:
     link = snippet.link
     if not link:
         return False
-    if link in str(value.get("text", "")):
+    if contains_link(str(value.get("text", "")), link):
         return True
     embed = value.get("embed") or {}
     if isinstance(embed, dict) and (embed.get("external") or {}).get("uri") == link:

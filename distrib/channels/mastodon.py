@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..config import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
 from ..model import Outcome, Post, Snippet
 from ..render.length import mastodon_length
-from .base import CARD_OPTIONS, ShareChannel
+from .base import CARD_OPTIONS, ShareChannel, contains_link
 
 if TYPE_CHECKING:
     import httpx
@@ -221,7 +221,7 @@ class MastodonChannel(ShareChannel):
             return None
         for status in r.json():
             content = html.unescape(str(status.get("content", "")))
-            if snippet.link in content:
+            if contains_link(content, snippet.link):
                 return Outcome.sent(remote_id=str(status.get("url") or status.get("id")))
         return None
 

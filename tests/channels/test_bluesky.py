@@ -341,3 +341,15 @@ def test_a_refused_login_while_settling_a_dead_runs_share_stops_the_channel_once
     assert len(_requests(httpserver, "com.atproto.server.createSession")) == 1  # not once per attempt
     assert _requests(httpserver, "com.atproto.repo.createRecord") == []
     assert env.ledger.share_row(post.key, "sky").status == DeliveryStatus.DEFERRED
+
+
+def test_another_post_whose_link_starts_like_ours_is_not_taken_for_ours(env, bluesky, httpserver):
+    """Without UTM, post 1's link is a prefix of post 10's: the record of post 10 at our
+    key is someone else's."""
+    pds = FakePDS(httpserver)
+    post = make_post(1)
+    ctx, [channel] = bluesky(card=False, utm=False)
+    rkey = channel.record_key(share_key(post.key, "sky"))
+    pds.records[rkey] = {"$type": "app.bsky.feed.post", "text": "Part 10 https://news.example/posts/10", "createdAt": "2026-11-20T09:00:00.000Z"}
+    report = run_shares(ctx, [channel], [post], dry_run=False)
+    assert len(report.sent) == 1 and len(pds.records) == 2
