@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("distrib.share")
 
-#: ``min_gap`` is measured from the start of the run, less this much.
+#: ``min_gap`` is measured from the start of the run, less this much (at most a tenth of it).
 GAP_SLACK = timedelta(minutes=1)
 
 
@@ -328,7 +328,7 @@ def _allowance(ctx: Context, channel: Channel, wanted: int) -> int:
         # Measured from this run's start, with a minute of slack: the last share was
         # recorded a moment after its own run started, so "30m" with a cron every 10
         # minutes must post at 09:00, 09:30, 10:00 (not 09:40, 10:20).
-        recent = ledger.shares_since(channel.name, now - min_gap + GAP_SLACK)
+        recent = ledger.shares_since(channel.name, now - min_gap + min(GAP_SLACK, min_gap / 10))
         allowed = min(allowed, 0 if recent else 1)
     return allowed
 

@@ -32,7 +32,7 @@ from datetime import UTC
 from typing import Any, ClassVar
 
 from ..config import Ctx, Invalid, Opt, k_bool, k_env_name, k_str, k_url
-from ..errors import Deferred, DeliveryError
+from ..errors import ChannelUnavailable, Deferred, DeliveryError
 from ..model import Facet, Outcome, Post, Snippet
 from ..render.length import BLUESKY_BYTES, BLUESKY_GRAPHEMES, bluesky_length
 from ..render.snippets import facets_for
@@ -264,8 +264,8 @@ class BlueskyChannel(ShareChannel):
                     retries=0,
                     json={"repo": did, "collection": COLLECTION, "rkey": rkey, "record": record},
                 )
-            except RateLimited:
-                raise
+            except (RateLimited, ChannelUnavailable):
+                raise  # nothing was written: a 429, or credentials refused
             except Deferred as e:
                 # The connection dropped: the write may have landed.
                 if self._at_key(did, rkey, snippet) == "theirs":
