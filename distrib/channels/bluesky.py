@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from ..config import Ctx, Invalid, Opt, k_bool, k_env_name, k_str, k_url
 from ..errors import ChannelUnavailable, Deferred, DeliveryError
@@ -51,6 +51,8 @@ log = logging.getLogger("distrib.channels.bluesky")
 COLLECTION = "app.bsky.feed.post"
 #: Keys tried for one share before giving up (each taken by another post).
 MAX_KEYS = 5
+#: What ``_at_key`` says when another post holds the key.
+THEIRS: Literal["theirs"] = "theirs"
 MAX_BLOB = 1_000_000
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable
 
@@ -268,10 +270,10 @@ class BlueskyChannel(ShareChannel):
                 raise  # nothing was written: a 429, or credentials refused
             except Deferred as e:
                 # The connection dropped: the write may have landed.
-                if self._at_key(did, rkey, snippet) == "theirs":
+                found = self._at_key(did, rkey, snippet)
+                if found == THEIRS:
                     return None
-                found = self._ours
-                if found is not None:
+                if isinstance(found, Outcome):
                     return found
                 if attempt < tries:
                     time.sleep(BACKOFF * attempt)
@@ -283,12 +285,11 @@ class BlueskyChannel(ShareChannel):
             if r.status_code >= 500 or taken:
                 # A taken key (the reference PDS says 500, others 400), or a 5xx that may
                 # have written: what is at the key decides.
-                where = self._at_key(did, rkey, snippet)
-                if where == "theirs":
+                found = self._at_key(did, rkey, snippet)
+                if found == THEIRS:
                     return None
-                if where == "ours":
-                    assert self._ours is not None
-                    return self._ours
+                if isinstance(found, Outcome):
+                    return found
                 if r.status_code >= 500 and attempt < tries:
                     time.sleep(BACKOFF * attempt)
                     continue
@@ -305,10 +306,9 @@ class BlueskyChannel(ShareChannel):
             raise self.fail(r, "posting")
         raise AssertionError("unreachable")
 
-    def _at_key(self, did: str, rkey: str, snippet: Snippet) -> str | None:
-        """What is at ``rkey``: "ours" (this post: its text or its link; the outcome is
-        left in ``self._ours``), "theirs" (another post), or None (nothing)."""
-        self._ours: Outcome | None = None
+    def _at_key(self, did: str, rkey: str, snippet: Snippet) -> Outcome | Literal["theirs"] | None:
+        """What is at ``rkey``: this post (its text or its link) as a sent outcome,
+        ``THEIRS`` (another post), or None (nothing)."""
         r = self.call(
             "GET", "com.atproto.repo.getRecord", params={"repo": did, "collection": COLLECTION, "rkey": rkey}
         )
@@ -319,18 +319,16 @@ class BlueskyChannel(ShareChannel):
         data = r.json()
         value = data.get("value") or {}
         if _is_this_post(value, snippet):
-            self._ours = Outcome.sent(remote_id=str(data.get("uri", "")))
-            return "ours"
-        return "theirs"
+            return Outcome.sent(remote_id=str(data.get("uri", "")))
+        return THEIRS
 
     def reconcile(self, snippet: Snippet, post: Post, key: str) -> Outcome | None:
         session = self.session()
-        where = self._at_key(session["did"], self.record_key(key), snippet)
-        if where == "ours":
-            return self._ours
-        if where == "theirs":
+        found = self._at_key(session["did"], self.record_key(key), snippet)
+        if found == THEIRS:
             self.next_record_key(key)  # the re-post must not land on another post's key
-        return None
+            return None
+        return found if isinstance(found, Outcome) else None
 
     def _card(self, snippet: Snippet, post: Post) -> dict[str, Any]:
         external: dict[str, Any] = {
