@@ -53,6 +53,7 @@ def sample_edition(app: App, target_bytes: int = 60 * 1024, edition_id: int = 1)
             datetime.now(UTC),
             r.html,
             r.text,
+            markers=r.markers,
         )
         size = len(prepare_message(app.settings, edition, key=KEY).preview_bytes())
         if size >= target_bytes or n > 200:

@@ -17,7 +17,7 @@ from email.utils import format_datetime, make_msgid
 
 from _edition import KEY, sample_app, sample_edition
 
-from distrib.model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Recipient
+from distrib.model import Recipient
 from distrib.render.message import prepare_message
 
 
@@ -36,12 +36,8 @@ def stdlib_message(edition, r: Recipient, url: str, sender: str) -> bytes:
     msg["Message-ID"] = make_msgid(domain="harbourlight.example")
     msg["List-Unsubscribe"] = f"<{url}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    text = edition.text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, url).replace(
-        PLACEHOLDER_EMAIL, r.email
-    )
-    html = edition.html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, url).replace(
-        PLACEHOLDER_EMAIL, r.email
-    )
+    text = edition.markers.fill(edition.text, url=url, email=r.email)
+    html = edition.markers.fill(edition.html, url=url, email=r.email)
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     return msg.as_bytes()

@@ -21,7 +21,7 @@ from .adapters import Channel, Context, Mailer, Source
 from .config import Section, Settings, load_config, mailer_settings
 from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateError, UsageError
 from .ledger import Ledger, open_ledger
-from .model import PLACEHOLDER_UNSUBSCRIBE_URL, Edition, Post, Recipient, RenderedEdition
+from .model import Edition, Post, Recipient, RenderedEdition
 
 log = logging.getLogger("distrib")
 
@@ -52,6 +52,8 @@ class FetchResult:
     posts: list[Post]
     errors: list[SourceError]
     first_seen: dict[str, datetime] = field(default_factory=dict)
+    #: Keys of the posts that came without a date (dated here by when first seen).
+    undated: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -84,7 +86,7 @@ class RunResult:
         """Exit 1: something failed and was recorded."""
         if self.errors or (self.fetch and self.fetch.errors):
             return True
-        if any(r.report.failed or r.report.errors for r in self.editions):
+        if any(r.report.failed or r.report.errors or r.report.in_doubt for r in self.editions):
             return True
         return bool(self.shares and (self.shares.failed or self.shares.errors))
 
@@ -185,13 +187,14 @@ class App:
         if record:
             first_seen = self.ledger.record_posts(posts)
         # A post without a usable date gets the time distrib first saw it.
+        undated = frozenset(p.key for p in posts if p.published is None)
         posts = [
             dataclasses.replace(p, published=first_seen.get(p.key, self.ctx.now))
             if p.published is None
             else p
             for p in posts
         ]
-        return FetchResult(posts, errors, first_seen)
+        return FetchResult(posts, errors, first_seen, undated)
 
     def select(self, newsletter: Newsletter, fetched: FetchResult) -> list[Post]:
         from .select import select_posts
@@ -295,8 +298,9 @@ class App:
             )
         return problems
 
-    def check_template_compliance(self, html: str, template: str) -> None:
-        if PLACEHOLDER_UNSUBSCRIBE_URL not in html:
+    def check_template_compliance(self, rendered: RenderedEdition) -> None:
+        html, template = rendered.html, rendered.template
+        if rendered.markers.url not in html:
             raise TemplateError(
                 f"the email template {template!r} has no unsubscribe link; "
                 "keep {{ unsubscribe_url }} in its footer"
@@ -322,6 +326,8 @@ class App:
         problems = self.compliance_problems()
         if problems:
             raise ConfigError(problems)
+        if not dry_run:
+            self.mailer()  # a missing extra (boto3 for ses) stops here, before any edition is made
         if fetched is None:
             fetched = self.fetch(record=not dry_run)
             result.fetch = fetched
@@ -359,7 +365,7 @@ class App:
             for posts in batches:
                 edition_id = self.ledger.next_edition_id()
                 rendered = self.render(letter, posts, edition_id=edition_id)
-                self.check_template_compliance(rendered.html, rendered.template)
+                self.check_template_compliance(rendered)
                 edition = self.ledger.create_edition(
                     letter.name,
                     [p.key for p in posts],
@@ -368,6 +374,7 @@ class App:
                     rendered.html,
                     rendered.text,
                     edition_id=edition_id,
+                    markers=rendered.markers,
                 )
                 result.editions.append(self._deliver(edition, False, deliver_edition, progress))
         return result
@@ -386,6 +393,19 @@ class App:
             progress.total = sum(1 for _ in self.recipients())  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
         return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe())
+
+    def retry_failed(self, edition_id: int) -> int:
+        """Re-queue the failed recipients of an edition, once (``send --retry-failed``)."""
+        if self.ledger.get_edition(edition_id) is None:
+            raise UsageError(f"--retry-failed {edition_id}: no such edition; `distrib status` lists them")
+        earlier = self.ledger.failed_requeued(edition_id)
+        if earlier:
+            raise UsageError(
+                f"--retry-failed {edition_id}: its failed recipients were re-queued once already "
+                f"({earlier.get('requeued')} on {earlier.get('at')}); what failed again stays failed"
+            )
+        in_doubt = bool(self.settings.email.get("resend_in_doubt"))
+        return self.ledger.requeue_failed(edition_id, in_doubt=in_doubt)
 
     def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Any]:
         """Send the next (or unfinished) edition to one address; records nothing."""
@@ -447,6 +467,7 @@ class App:
             created=self.ctx.now,
             html=rendered.html,
             text=rendered.text,
+            markers=rendered.markers,
         )
 
     def check_share_templates(self) -> None:
@@ -527,14 +548,22 @@ class App:
             return f"{remaining} to go at {per_day} a day: about {days} more daily run(s)"
         return f"{remaining} to go: the next run sends them"
 
-    def posts(self, *, all_posts: bool = False, newsletter: str | None = None) -> tuple[list[Post], list[SourceError]]:
+    def posts(
+        self, *, all_posts: bool = False, newsletter: str | None = None
+    ) -> tuple[list[Post], list[SourceError], frozenset[str]]:
+        """(posts, source errors, keys of the posts dated by when they were first seen)."""
         fetched = self.fetch(record=False)
         if all_posts:
-            return sorted(fetched.posts, key=lambda p: p.published or self.ctx.now, reverse=True), fetched.errors
-        return self.select(self.newsletter(newsletter), fetched), fetched.errors
+            items = sorted(fetched.posts, key=lambda p: p.published or self.ctx.now, reverse=True)
+            return items, fetched.errors, fetched.undated
+        return self.select(self.newsletter(newsletter), fetched), fetched.errors, fetched.undated
 
 
 def make_app(
-    config: str | Path | None = None, *, strict: bool = False, require_secrets: bool = False
+    config: str | Path | None = None,
+    *,
+    strict: bool = False,
+    require_secrets: bool = False,
+    require_email: bool | None = True,
 ) -> App:
-    return App(load_config(config, strict=strict, require_secrets=require_secrets))
+    return App(load_config(config, strict=strict, require_secrets=require_secrets, require_email=require_email))

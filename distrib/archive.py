@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
-from .model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Edition
+from .model import Edition, Markers
 from .render.theme import theme_for
 
 if TYPE_CHECKING:
@@ -44,18 +44,14 @@ def edition_url(settings: Settings, edition_id: int) -> str:
     return f"{archive_base(settings)}{edition_id}/"
 
 
-def public_html(settings: Settings, html: str) -> str:
+def public_html(settings: Settings, html: str, markers: Markers) -> str:
     """An edition's HTML made fit for the public web: no recipient, no personal link."""
     html = _RECIPIENT_RE.sub("", html)
-    return html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, html_lib.escape(settings.data["site"]["url"])).replace(
-        PLACEHOLDER_EMAIL, ""
-    )
+    return markers.fill(html, url=html_lib.escape(settings.data["site"]["url"]), email="")
 
 
-def public_text(settings: Settings, text: str) -> str:
-    return text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, settings.data["site"]["url"]).replace(
-        PLACEHOLDER_EMAIL, "you"
-    )
+def public_text(settings: Settings, text: str, markers: Markers) -> str:
+    return markers.fill(text, url=settings.data["site"]["url"], email="you")
 
 
 def _utc(dt: datetime) -> datetime:
@@ -72,7 +68,7 @@ def write_archive(settings: Settings, editions: list[Edition], out_dir: Path) ->
     for e in ordered:
         page = out_dir / str(e.id) / "index.html"
         page.parent.mkdir(parents=True, exist_ok=True)
-        body = public_html(settings, e.html)
+        body = public_html(settings, e.html, e.markers)
         # Let browsers and feed readers find the feed from any edition page.
         link = f'<link rel="alternate" type="application/atom+xml" href="{html_lib.escape(feed_href)}" />'
         body = body.replace("</head>", link + "</head>", 1)

@@ -9,6 +9,7 @@ from .errors import DistribError
 
 if TYPE_CHECKING:
     from .app import App
+    from .config import Settings
 
 
 def run_checks(app: App) -> tuple[list[str], list[str]]:
@@ -23,15 +24,21 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
     settings = app.settings
     problems: list[str] = list(settings.missing_secrets())
     notes: list[str] = []
-    problems += app.compliance_problems()
-    letters = app.newsletters
-    template_problems = check_templates(settings, [(n.name, n.opts) for n in letters], app.ctx.now)
-    problems += template_problems
-    if not template_problems:
-        notes += [f"newsletter {n.name}: templates render ({n.opts.cadence})" for n in letters]
+    # No email.from got past load_config only for a config that shares and never mails
+    # (no [email] table): the rules of bulk mail and the email templates do not apply.
+    mails = settings.email["from"] is not None
+    if mails:
+        problems += app.compliance_problems()
+        letters = app.newsletters
+        template_problems = check_templates(settings, [(n.name, n.opts) for n in letters], app.ctx.now)
+        problems += template_problems
+        if not template_problems:
+            notes += [f"newsletter {n.name}: templates render ({n.opts.cadence})" for n in letters]
+    else:
+        notes.append("no [email] table: this config shares only (commands that mail need email.from)")
     groups = (
         ("distrib.sources", [s.type for s in settings.sources]),
-        ("distrib.mailers", [settings.email.mailer]),
+        ("distrib.mailers", [settings.email.mailer] if mails else []),
         ("distrib.channels", [c.type for c in settings.channels]),
     )
     missing = []
@@ -49,11 +56,22 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
             registry.load("distrib.sources", opts.type)(opts.name, opts, app.ctx)
         except DistribError as e:
             problems.append(str(e))
-    if settings.email.mailer not in missing:
+    if mails and settings.email.mailer not in missing:
         try:
-            app.mailer()
+            mailer = app.mailer()
         except DistribError as e:
             problems.append(str(e))
+        else:
+            notes += getattr(mailer, "check_notes", list)()
+    try:
+        from .render.message import dkim_signer
+
+        signer = dkim_signer(settings)
+    except DistribError as e:
+        problems.append(str(e))
+    else:
+        if signer is not None:
+            notes += [f"email: signed with DKIM, {k.algorithm} under {k.selector}._domainkey.{signer.domain}" for k in signer.keys]
     for opts in settings.channels:
         try:
             cls = registry.load("distrib.channels", opts.type)
@@ -71,3 +89,15 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
                 problems += bad
                 notes += [f"warning: {w}" for w in warnings]
     return problems, notes
+
+
+def domain_wanted(settings: Settings, flag: bool | None) -> bool:
+    """Whether `check` looks at the sending domain's DNS: ``--domain/--no-domain``, else
+    ``[check] domain``, else when DKIM signing is configured."""
+    if flag is not None:
+        return flag
+    opts = settings.data.get("check") or {}
+    if opts.get("domain") is not None:
+        return bool(opts["domain"])
+    dkim = (settings.data.get("email") or {}).get("dkim") or {}
+    return bool(dkim.get("selector") or dkim.get("ed25519_selector"))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .errors import EXIT_FAILED, EXIT_USAGE, DistribError
+from .safetext import terminal_safe
 
 if TYPE_CHECKING:
     from .app import App, RunResult
@@ -34,7 +35,8 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"distrib: {self.format_message()}", err=True)
+        lines = self.format_message().split("\n")  # a config's problems: one per line
+        click.echo("distrib: " + "\n".join(terminal_safe(line) for line in lines), err=True)
 
 
 class OutputPath(click.Path):
@@ -75,10 +77,25 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     elif verbose == 1:
         level = logging.INFO
     logging.basicConfig(level=level, format="distrib: %(levelname)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+            handler.setFormatter(_SafeFormatter("distrib: %(levelname)s: %(message)s"))
 
 
-def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--config, -v, -q, --strict on every command; builds the App and maps errors."""
+class _SafeFormatter(logging.Formatter):
+    """Log lines quote addresses, titles and server replies: their control characters
+    are escaped (see :func:`terminal_safe`), line breaks of the record kept."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(terminal_safe(line) for line in super().format(record).split("\n"))
+
+
+def common(
+    needs_secrets: bool = False, lock: bool = False, needs_email: bool | None = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--config, -v, -q, --strict on every command; builds the App and maps errors.
+
+    ``needs_email``: whether the command needs ``email.from`` (see load_config)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @click.option(
@@ -97,7 +114,7 @@ def common(needs_secrets: bool = False, lock: bool = False) -> Callable[[Callabl
 
             _setup_logging(verbose, quiet)
             try:
-                app = make_app(config_path, strict=strict, require_secrets=needs_secrets)
+                app = make_app(config_path, strict=strict, require_secrets=needs_secrets, require_email=needs_email)
                 for warning in app.settings.warnings:
                     if not quiet:
                         click.echo(f"distrib: warning: {warning}", err=True)
@@ -141,7 +158,8 @@ def _n_posts(n: int) -> str:
 
 
 def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
-    say = (lambda *a, **k: None) if quiet else click.echo
+    # Lines quote titles, addresses and servers' replies: shown with controls escaped.
+    say = (lambda *a, **k: None) if quiet else (lambda text: click.echo(terminal_safe(text)))
     if result.fetch is not None:
         f = result.fetch
         n_sources = len(app.settings.sources)
@@ -175,6 +193,8 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
             line += f", {rep.deferred} deferred to the next run"
         if rep.failed:
             line += f", {rep.failed} failed"
+        if getattr(rep, "in_doubt", 0):
+            line += f", {rep.in_doubt} in doubt (no answer; not resent)"
         if rep.skipped:
             line += f", {rep.skipped} already done"
         if r.target:
@@ -182,12 +202,12 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         if not rep.finished:
             line += "; unfinished: the next run delivers the rest"
         say(line)
-        for error in rep.errors:
-            click.echo(f"distrib: {r.newsletter}: {error}", err=True)
+        for error in rep.errors:  # may quote an address or a server's reply
+            click.echo(f"distrib: {r.newsletter}: {terminal_safe(error)}", err=True)
     for line in result.skipped:
         say(line)
     for error in result.errors:
-        click.echo(f"distrib: {error}", err=True)
+        click.echo(f"distrib: {terminal_safe(error)}", err=True)
     if result.shares is not None:
         _echo_shares(result.shares, say, dry_run=dry_run)
 
@@ -196,7 +216,7 @@ def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> Non
     for line in report.summary_lines(dry_run=dry_run):
         say(line)
     for error in report.errors:
-        click.echo(f"distrib: {error}", err=True)
+        click.echo(f"distrib: {terminal_safe(error)}", err=True)
 
 
 @cli.command()
@@ -233,6 +253,61 @@ def init(path: Path, force: bool, verbose: int, quiet: bool) -> None:
         click.echo(f"wrote {path}; edit [site], [[sources]] and [email], then run `distrib check`")
 
 
+@cli.command("dkim-keygen")
+@click.option("--out", "path", type=OutputPath(folder=False), required=True, help="Where to write the private key (PEM, mode 0600).")
+@click.option("--ed25519", is_flag=True, help="An Ed25519 key (RFC 8463) instead of RSA 2048.")
+@click.option("--selector", default=None, help="The selector the record is shown under [default: [email.dkim] selector, else distrib].")
+@click.option("--domain", default=None, help="The signing domain [default: [email.dkim] domain, else the domain of email.from].")
+@click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="The config whose domain and selector to use [default: ./distrib.toml if there].")
+@click.option("-v", "--verbose", count=True, help="Say more (no effect here; every command takes it).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the DNS record.")
+def dkim_keygen(
+    path: Path, ed25519: bool, selector: str | None, domain: str | None, force: bool,
+    config_path: Path | None, verbose: int, quiet: bool,
+) -> None:
+    """Make a DKIM private key and print the DNS record to publish for it.
+
+    Point [email.dkim] key_file at the file and set its selector; `distrib check --domain`
+    then confirms the record is published.
+
+    \b
+    Example:
+      distrib dkim-keygen --out dkim.pem --domain news.example.org --selector distrib
+    """
+    import os
+    from email.utils import parseaddr
+
+    from .dkim import generate_key, load_key
+    from .preflight import quoted_txt
+
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; keep it, or pass --force to replace it", EXIT_USAGE)
+    if config_path is not None or Path("distrib.toml").exists():
+        from .config import load_config
+
+        try:
+            email = load_config(config_path).data.get("email") or {}
+        except DistribError as e:
+            raise UserError(str(e), e.exit_code) from None
+        dkim = email.get("dkim") or {}
+        selector = selector or dkim.get("ed25519_selector" if ed25519 else "selector") or None
+        domain = domain or dkim.get("domain") or parseaddr(email.get("from") or "")[1].rpartition("@")[2] or None
+    selector = selector or "distrib"
+    domain = domain or "example.org"
+    algorithm = "ed25519-sha256" if ed25519 else "rsa-sha256"
+    pem = generate_key(algorithm)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    os.chmod(path, 0o600)
+    key = load_key(pem, selector, str(path))
+    if not quiet:
+        click.echo(f"wrote {path} ({algorithm}); publish this TXT record:")
+    click.echo(f"{selector}._domainkey.{domain} TXT {quoted_txt(key.record())}")
+
+
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Fetch, select and render; send and record nothing.")
 @click.option("--force", is_flag=True, help="Send an edition now even if the cadence says it is not due.")
@@ -261,7 +336,7 @@ def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
 @click.option("--all", "all_posts", is_flag=True, help="Every post the sources give, not just the next edition's.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects (key, url, title, author, published, ...).")
 @click.option("--newsletter", help="Which newsletter's next edition (default: the first).")
-@common()
+@common(needs_email=False)
 def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: str | None) -> None:
     """List the posts the next edition would take.
 
@@ -269,18 +344,23 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
     Example:
       distrib posts --all --json | jq '.[].title'
     """
-    items, errors = app.posts(all_posts=all_posts, newsletter=newsletter)
+    items, errors, undated = app.posts(all_posts=all_posts, newsletter=newsletter)
     for error in errors:
         click.echo(f"distrib: {error}", err=True)
     if as_json:
-        click.echo(json.dumps([p.to_json() for p in items], ensure_ascii=False, indent=2))
+        # "undated": the post has no date of its own; "published" is when distrib first saw it.
+        rows = [p.to_json() | {"undated": p.key in undated} for p in items]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         if not items:
             click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
         for p in items:
             date = p.published.strftime("%Y-%m-%d %H:%M") if p.published else "????-??-?? ??:??"
+            mark = "*" if p.key in undated else " "
             author = f"  ({p.author})" if p.author else ""
-            click.echo(f"{date}  {p.source:<10.10}  {p.title}{author}")
+            click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}"))
+        if any(p.key in undated for p in items):
+            click.echo('* no date of its own: dated by when distrib first saw it (undated = "first-seen")')
     if errors:
         sys.exit(EXIT_FAILED)
 
@@ -363,6 +443,7 @@ def _rendered_of(app: App, edition: Any) -> Any:
         html=edition.html,
         text=edition.text,
         full_keys=edition.post_keys,
+        markers=edition.markers,
     )
 
 
@@ -372,16 +453,29 @@ def _rendered_of(app: App, edition: Any) -> Any:
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
 @click.option("--newsletter", help="Only this newsletter.")
 @click.option("--report", "report_file", type=OutputPath(folder=False), help="Write a JSON summary here.")
+@click.option(
+    "--retry-failed",
+    "retry_edition",
+    type=int,
+    metavar="EDITION",
+    help="Re-queue the failed recipients of this edition (once per edition), then send.",
+)
 @common(needs_secrets=True, lock=True)
-def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None) -> None:
+def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None, retry_edition: int | None) -> None:
     """Build and deliver the next edition now.
 
     \b
     Examples:
       distrib send --to me@example.org      # a test send, recorded nowhere
       distrib send --force --report send.json
+      distrib send --retry-failed 12        # after fixing what made edition 12 fail
     """
     from .deliver import Progress
+
+    if retry_edition is not None and not dry_run:
+        n = app.retry_failed(retry_edition)
+        if not quiet:
+            click.echo(f"edition {retry_edition}: {n} failed recipient{'s' if n != 1 else ''} re-queued")
 
     if to_address:
         edition, outcome = app.test_send(to_address, newsletter=newsletter)
@@ -393,8 +487,12 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
     result = app.send(newsletter=newsletter, force=force, dry_run=dry_run, progress=progress)
     _echo_run(app, result, quiet=quiet, dry_run=dry_run)
     if report_file:
-        report_file.parent.mkdir(parents=True, exist_ok=True)
-        report_file.write_text(json.dumps(_send_report(result), indent=2) + "\n", encoding="utf-8")
+        from .paths import make_private_dir, private_opener
+
+        # It lists recipients' addresses: owner-only, like the ledger.
+        make_private_dir(report_file.parent)
+        with open(report_file, "w", encoding="utf-8", opener=private_opener) as f:
+            f.write(json.dumps(_send_report(result), indent=2) + "\n")
     _exit(result)
 
 
@@ -407,6 +505,7 @@ def _send_report(result: RunResult) -> dict[str, Any]:
             "sent": r.report.sent,
             "deferred": r.report.deferred,
             "failed": r.report.failed,
+            "in_doubt": r.report.in_doubt,
             "skipped": r.report.skipped,
             "finished": r.report.finished,
             "duration": round(r.report.seconds, 3),
@@ -427,7 +526,7 @@ def _send_report(result: RunResult) -> dict[str, Any]:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Compose the share posts; post and record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the snippets as JSON.")
-@common(lock=False)
+@common(lock=False, needs_email=False)
 def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
     """Post the share posts that are due on every channel.
 
@@ -459,15 +558,25 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@common(needs_secrets=False)
-def check(app: App, *, quiet: bool) -> None:
+@click.option(
+    "--domain/--no-domain",
+    default=None,
+    help="Check the sending domain's DNS (SPF, DKIM, DMARC, MX, rDNS) [default: when [email.dkim] is set].",
+)
+@common(needs_secrets=False, needs_email=None)
+def check(app: App, *, quiet: bool, domain: bool | None) -> None:
     """Validate the config, templates and credentials; send nothing.
 
+    With --domain (the default when [email.dkim] is set) it also asks DNS what receiving
+    mail servers will ask: SPF, DKIM, DMARC, MX and reverse DNS of the sender, one line
+    each with the record to publish; exit 1 when a rule fails.
+
     \b
-    Example:
+    Examples:
       distrib check --config distrib.toml --strict
+      distrib check --domain
     """
-    from .check import run_checks
+    from .check import domain_wanted, run_checks
 
     problems, notes = run_checks(app)
     if not quiet:
@@ -477,6 +586,25 @@ def check(app: App, *, quiet: bool) -> None:
         click.echo(f"distrib: {problem}", err=True)
     if problems:
         sys.exit(EXIT_USAGE)
+    if domain_wanted(app.settings, domain):
+        from .preflight import preflight
+
+        if not (app.settings.data.get("email") or {}).get("from"):
+            raise UserError("check --domain needs [email] from: the domain it checks is its", EXIT_USAGE)
+
+        findings = preflight(app.settings)
+        for finding in findings:
+            if finding.failed:
+                click.echo(f"distrib: {finding.line()}", err=True)
+            elif not quiet:
+                click.echo(finding.line())
+        failed = [f for f in findings if f.failed]
+        if failed:
+            raise UserError(
+                f"the sending domain fails {len(failed)} rule(s) of the bulk-sender requirements; "
+                "publish the records named above, then run `distrib check --domain` again",
+                EXIT_FAILED,
+            )
     if not quiet:
         click.echo(f"{app.settings.path}: OK")
 
@@ -503,6 +631,8 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
             f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
             f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
         )
+        if r.get("in_doubt"):
+            line += f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
         click.echo(line)
         if r.get("eta"):
             click.echo(f"  {r['eta']}")
@@ -550,6 +680,7 @@ def subscribers_add(app: App, *, quiet: bool, address: str, name: str) -> None:
     from . import subscribers as subs
 
     added = _address_call(subs.add, app.ledger, address, name)
+    address = terminal_safe(address)
     click.echo(f"added {address}" if added else f"{address} is already known; left as it is")
 
 
@@ -566,6 +697,7 @@ def subscribers_remove(app: App, *, quiet: bool, address: str) -> None:
     from . import subscribers as subs
 
     removed = _address_call(subs.remove, app.ledger, address)
+    address = terminal_safe(address)
     click.echo(f"removed {address}" if removed else f"{address} is not an active subscriber")
 
 
@@ -605,6 +737,10 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
 def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: str | None) -> None:
     """Export subscribers as CSV (to a file, or standard output).
 
+    A file is created readable by you only (0600).  A cell that starts with "=", "+",
+    "-" or "@" is written with a leading "'" so that no spreadsheet runs it as a
+    formula; `subscribers import` drops that "'" again.
+
     \b
     Example:
       distrib subscribers export backup.csv
@@ -612,7 +748,9 @@ def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: 
     from . import subscribers as subs
 
     if csv_file:
-        csv_file.parent.mkdir(parents=True, exist_ok=True)
+        from .paths import make_private_dir
+
+        make_private_dir(csv_file.parent)
     n = subs.export_csv(app.ledger, csv_file if csv_file else sys.stdout, status)
     if csv_file and not quiet:
         click.echo(f"exported {n} subscribers to {csv_file}")
@@ -631,8 +769,10 @@ def subscribers_list(app: App, *, quiet: bool, status: str | None) -> None:
     from . import subscribers as subs
 
     for sub in subs.list_subscribers(app.ledger, status):
-        reason = f"  ({sub.reason})" if sub.reason else ""
-        click.echo(f"{sub.email}\t{sub.name}\t{sub.status}{reason}")
+        # Names, addresses and bounce reasons came from outside: their control
+        # characters (an ESC ] 0 ; ... BEL retitles the terminal) are shown escaped.
+        reason = f"  ({terminal_safe(sub.reason)})" if sub.reason else ""
+        click.echo(f"{terminal_safe(sub.email)}\t{terminal_safe(sub.name)}\t{sub.status}{reason}")
     if not quiet:
         counts = subs.counts(app.ledger)
         click.echo(", ".join(f"{n} {k}" for k, n in counts.items()), err=True)
@@ -661,6 +801,7 @@ def unsubscribe(app: App, *, quiet: bool, address: str, status: str, reason: str
     from . import subscribers as subs
 
     done = _address_call(subs.unsubscribe, app.ledger, address, reason, status)
+    address = terminal_safe(address)
     click.echo(f"{address}: {status}" if done else f"{address} was already suppressed")
 
 

@@ -121,6 +121,12 @@ def k_email(v: Any, ctx: Ctx) -> str:
         raise Invalid("an email address such as 'News <news@example.org>'")
     if "\r" in v or "\n" in v:
         raise Invalid("an email address on one line")
+    from .subscribers import normalise_address  # the one address rule, as for recipients
+
+    try:
+        normalise_address(_address_part(v))
+    except ValueError as e:
+        raise Invalid(f"an email address such as 'News <news@example.org>' ({e})") from None
     return v
 
 
@@ -474,10 +480,27 @@ NEWSLETTER = Table(
     | NEWSLETTER_OPTIONS
 )
 
+DKIM = Table(
+    {
+        "domain": Opt(k_str, "", "the signing domain (d=); default: the domain of email.from"),
+        "selector": Opt(
+            k_str, "", "the selector of the key: its public key is at <selector>._domainkey.<domain>"
+        ),
+        "key_file": Opt(k_path, None, "PEM file of the private key (RSA or Ed25519); `distrib dkim-keygen` makes one"),
+        "key_env": Opt(k_env_name, None, "environment variable holding the PEM private key, instead of key_file"),
+        "ed25519_selector": Opt(k_str, "", "a second, Ed25519 signature (RFC 8463) under this selector"),
+        "ed25519_key_file": Opt(k_path, None, "PEM file of the Ed25519 private key"),
+        "ed25519_key_env": Opt(k_env_name, None, "environment variable holding the Ed25519 PEM key"),
+    },
+    doc="DKIM signatures on every message distrib builds (smtp, outbox, mailgun, ses raw)",
+)
+
 EMAIL = Table(
     {
         "mailer": Opt(k_str, "outbox", "outbox, smtp or a registered mailer"),
-        "from": Opt(k_email, None, "the From address, such as 'News <news@example.org>'", required=True),
+        # Required by the commands that mail (see load_config's require_email), not by
+        # share or posts, which need no email settings.
+        "from": Opt(k_email, None, "the From address, such as 'News <news@example.org>'"),
         "reply_to": Opt(k_email, None, "a Reply-To address"),
         "recipients": Opt(k_str_list, (), "addresses that receive the digest"),
         "recipients_file": Opt(k_path, None, "a CSV file of recipients: a column 'email', optional 'name'"),
@@ -488,6 +511,12 @@ EMAIL = Table(
         ),
         "unsubscribe_mailto": Opt(k_email, None, "an address that unsubscribes whoever mails it"),
         "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
+        "resend_in_doubt": Opt(
+            k_bool,
+            False,
+            "resend messages whose request timed out after it was sent (the provider may have them)",
+        ),
+        "dkim": DKIM,
     },
     doc="how the digest is sent; [email.<mailer>] holds the mailer's own options",
     open_subtables=True,
@@ -519,6 +548,21 @@ LEDGER = Table({"path": Opt(k_path, None, "the SQLite ledger file; default distr
 
 TEMPLATES = Table({"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")})
 
+CHECK = Table(
+    {
+        "domain": Opt(
+            k_bool, None, "check the sending domain's DNS (SPF, DKIM, DMARC, MX) in `distrib check`; "
+            "default: when [email.dkim] is set"
+        ),
+        "nameservers": Opt(
+            k_str_list, (), "DNS servers for those look-ups, such as ['9.9.9.9'] or ['127.0.0.1:5353']; "
+            "default: the system's"
+        ),
+        "dns_timeout": Opt(k_number, 5.0, "seconds to wait for each DNS answer"),
+    },
+    doc="what `distrib check` looks at beyond the config",
+)
+
 ROOT = Table(
     {
         "site": SITE,
@@ -529,6 +573,7 @@ ROOT = Table(
         "channels": TableList(CHANNEL),
         "ledger": LEDGER,
         "templates": TEMPLATES,
+        "check": CHECK,
     }
 )
 
@@ -563,8 +608,14 @@ def load_config(
     *,
     strict: bool = False,
     require_secrets: bool = False,
+    require_email: bool | None = True,
 ) -> Settings:
-    """Read and validate the config; raise :class:`ConfigError` with every problem."""
+    """Read and validate the config; raise :class:`ConfigError` with every problem.
+
+    ``require_email``: True for the commands that mail (``email.from`` must be set),
+    False for those that need no email settings (share, posts), None for check: needed
+    unless the config only shares (no ``[email]`` table and some ``[[channels]]``).
+    """
     from . import extensions  # noqa: F401  (registers the extra sections)
 
     p = find_config(path)
@@ -592,6 +643,10 @@ def load_config(
     ctx = Ctx(base_dir=p.resolve().parent)
     out = validate_table(_root(), data, "", ctx)
     _check_cross(out, data, ctx)
+    shares_only = "email" not in data and bool(out.get("channels"))
+    if require_email or (require_email is None and not shares_only):
+        if isinstance(out.get("email"), dict) and out["email"].get("from") is None and "from" not in (data.get("email") or {}):
+            ctx.problems.append(f"email.from: missing; {EMAIL.options['from'].doc}")
     if strict:
         ctx.problems.extend(ctx.warnings)
         ctx.warnings = []

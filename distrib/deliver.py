@@ -32,6 +32,7 @@ class SendReport:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    in_doubt: int = 0  # sent, but no answer came: the provider may have them
     skipped: int = 0  # already sent or failed in an earlier run, or deferred until later
     finished: bool = False  # every recipient has a final state: the edition is done
     errors: list[str] = field(default_factory=list)
@@ -39,7 +40,7 @@ class SendReport:
 
     @property
     def attempted(self) -> int:
-        return self.sent + self.deferred + self.failed
+        return self.sent + self.deferred + self.failed + self.in_doubt
 
 
 def deliver_edition(
@@ -75,6 +76,9 @@ def deliver_edition(
             report.sent += 1
         elif outcome.status is DeliveryStatus.DEFERRED:
             report.deferred += 1
+        elif outcome.status is DeliveryStatus.IN_DOUBT:
+            report.in_doubt += 1
+            log.warning("%s: in doubt: %s", recipient.email, outcome.error)
         else:
             report.failed += 1
             log.warning("%s: %s", recipient.email, outcome.error)

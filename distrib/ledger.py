@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import LedgerError, LockedError
-from .model import DeliveryStatus, Edition, Image, Outcome, Post
+from .model import DeliveryStatus, Edition, Image, Markers, Outcome, Post
 
 APPLICATION_ID = 0x64737462  # "dstb"
 
@@ -52,7 +52,7 @@ CREATE TABLE editions (
     subject    TEXT NOT NULL,
     preheader  TEXT NOT NULL,
     created    TEXT NOT NULL,           -- ISO 8601 UTC
-    html       TEXT NOT NULL,           -- with the per-recipient placeholders of model.py
+    html       TEXT NOT NULL,           -- with the per-recipient markers (model.Markers)
     text       TEXT NOT NULL,
     status     TEXT NOT NULL DEFAULT 'sending'  -- sending: deliveries unfinished; done
 );
@@ -136,8 +136,15 @@ def _update_from_0_to_1(db: sqlite3.Connection) -> None:
             buf = ""
 
 
+def _update_from_1_to_2(db: sqlite3.Connection) -> None:
+    # The random nonce of the edition's per-recipient markers (model.Markers); '' for the
+    # editions recorded before it, whose HTML and text carry the fixed markers.
+    db.execute("ALTER TABLE editions ADD COLUMN markers TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
+    1: _update_from_1_to_2,
 }
 VERSION = len(MIGRATIONS)
 
@@ -391,16 +398,19 @@ class Ledger:
         text: str,
         *,
         edition_id: int | None = None,
+        markers: Markers | None = None,
     ) -> Edition:
         """Record an edition; ``edition_id`` from :meth:`next_edition_id` when the
-        rendered HTML already links to its own number (the archive's page)."""
+        rendered HTML already links to its own number (the archive's page); ``markers``
+        the renderer's per-recipient gaps in ``html`` and ``text``."""
+        markers = markers or Markers()
         created = now()
         keys = tuple(post_keys)
         with self.transaction():
             cur = self.db.execute(
-                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                (edition_id, newsletter, subject, preheader, _iso(created), html, text),
+                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text, markers)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (edition_id, newsletter, subject, preheader, _iso(created), html, text, markers.nonce),
             )
             edition_id = cur.lastrowid
             assert edition_id is not None
@@ -408,7 +418,9 @@ class Ledger:
                 "INSERT INTO edition_posts (edition_id, post_key, position) VALUES (?, ?, ?)",
                 [(edition_id, k, i) for i, k in enumerate(keys)],
             )
-        return Edition(edition_id, newsletter, keys, subject, preheader, created, html, text)
+        return Edition(
+            edition_id, newsletter, keys, subject, preheader, created, html, text, markers=markers
+        )
 
     @wrap_errors
     def next_edition_id(self) -> int:
@@ -433,6 +445,7 @@ class Ledger:
             html=row["html"],
             text=row["text"],
             status=row["status"],
+            markers=Markers(row["markers"]),
         )
 
     @wrap_errors
@@ -495,6 +508,9 @@ class Ledger:
 
     @wrap_errors
     def mark_email(self, edition_id: int, address: str, outcome: Outcome) -> None:
+        if outcome.release:
+            self.release_email(edition_id, address, outcome.error)
+            return
         not_before = None
         if outcome.status is DeliveryStatus.DEFERRED:
             not_before = _iso(now() + timedelta(seconds=outcome.retry_after or 300))
@@ -516,6 +532,61 @@ class Ledger:
             self.suppress(address, "bounced", outcome.error)
 
     @wrap_errors
+    def release_email(self, edition_id: int, address: str, error: str = "") -> None:
+        """Put a claimed delivery back as it was before this run's claim: a setup problem
+        (an unverified sender, refused credentials) stopped the send, not the recipient.
+        A first claim is removed (the recipient is untouched); an earlier deferral stays,
+        due at once, without counting this attempt."""
+        with self.transaction() as db:
+            db.execute(
+                """DELETE FROM email_deliveries
+                   WHERE edition_id = ? AND address = ? AND status = 'claimed' AND attempts <= 1""",
+                (edition_id, address.lower()),
+            )
+            db.execute(
+                """UPDATE email_deliveries SET status = 'deferred', attempts = attempts - 1,
+                          error = ?, not_before = NULL, updated = ?
+                   WHERE edition_id = ? AND address = ? AND status = 'claimed'""",
+                (error or None, _iso(now()), edition_id, address.lower()),
+            )
+
+    @wrap_errors
+    def requeue_failed(self, edition_id: int, *, in_doubt: bool = False) -> int:
+        """Forget the failed (and, with ``in_doubt``, the in-doubt) deliveries of an
+        edition so that the next send tries them again, and reopen the edition.  Allowed
+        once per edition: the time and the count are kept in ``kv`` under
+        ``retry-failed:<edition id>``.  Addresses suppressed since (bounced, unsubscribed)
+        stay failed.  Returns how many were re-queued."""
+        key = f"retry-failed:{edition_id}"
+        statuses = ("failed", "in_doubt") if in_doubt else ("failed",)
+        marks = ", ".join("?" for _ in statuses)
+        with self.transaction() as db:
+            cur = db.execute(
+                f"""DELETE FROM email_deliveries
+                    WHERE edition_id = ? AND status IN ({marks})
+                      AND address NOT IN (SELECT address FROM subscribers WHERE status != 'active')""",
+                (edition_id, *statuses),
+            )
+            n = cur.rowcount
+            if n:
+                db.execute("UPDATE editions SET status = 'sending' WHERE id = ?", (edition_id,))
+                db.execute(
+                    """INSERT INTO kv (key, value, updated) VALUES (?, ?, ?)
+                       ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                                                      updated = excluded.updated""",
+                    (key, json.dumps({"requeued": n, "at": _iso(now())}), _iso(now())),
+                )
+        return n
+
+    @wrap_errors
+    def failed_requeued(self, edition_id: int) -> dict[str, Any] | None:
+        """When and how many failed deliveries of the edition ``requeue_failed`` put back."""
+        row = self.db.execute(
+            "SELECT value FROM kv WHERE key = ?", (f"retry-failed:{edition_id}",)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @wrap_errors
     def email_status(self, edition_id: int, address: str) -> str | None:
         row = self.db.execute(
             "SELECT status FROM email_deliveries WHERE edition_id = ? AND address = ?",
@@ -525,7 +596,8 @@ class Ledger:
 
     @wrap_errors
     def email_counts(self, edition_id: int) -> dict[str, int]:
-        counts = {s.value: 0 for s in DeliveryStatus}
+        # The four states every ledger knows, and any other found (in_doubt).
+        counts = {s.value: 0 for s in DeliveryStatus if s is not DeliveryStatus.IN_DOUBT}
         for status, n in self.db.execute(
             "SELECT status, count(*) FROM email_deliveries WHERE edition_id = ? GROUP BY status",
             (edition_id,),

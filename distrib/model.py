@@ -8,19 +8,66 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-#: Placeholders the renderer writes into an edition's HTML and text.  The message
-#: builder substitutes the per-recipient values into the finished bytes (DESIGN,
-#: promise 5), so an edition is rendered once whatever the number of recipients.
-#: They are plain ASCII letters so that no encoding (quoted-printable, HTML
-#: escaping, MJML) alters them.
+#: The fixed placeholders of editions recorded before markers had a nonce (ledger
+#: schema 1).  Only such an edition, resumed, is filled through them; a new edition
+#: gets :meth:`Markers.new`, and these strings in a post are text like any other.
 PLACEHOLDER_UNSUBSCRIBE_URL = "XDISTRIBUNSUBSCRIBEURLX"
 PLACEHOLDER_EMAIL = "XDISTRIBRECIPIENTEMAILX"
 PLACEHOLDERS = (PLACEHOLDER_UNSUBSCRIBE_URL, PLACEHOLDER_EMAIL)
+
+_NONCE = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True, slots=True)
+class Markers:
+    """The gaps the renderer leaves in an edition's HTML and text for the per-recipient
+    values (the unsubscribe URL, the address), filled into the finished bytes per
+    recipient so that an edition is rendered once whatever the number of recipients.
+
+    Each edition gets its own random ``nonce`` at render time, kept with the edition in
+    the ledger: no post, feed or template text can know it, so text that looks like a
+    marker (the old fixed ones, or another edition's) is sent as it is, never filled.
+    They are plain ASCII letters and digits, so that no encoding (quoted-printable, HTML
+    escaping, MJML) alters them.  ``nonce == ""`` is the fixed pair of editions
+    recorded before the nonce existed, kept so that such an edition can be resumed.
+    """
+
+    nonce: str = ""
+
+    def __post_init__(self) -> None:
+        if self.nonce and not _NONCE.fullmatch(self.nonce):
+            raise ValueError(f"not a marker nonce: {self.nonce!r}")
+
+    @classmethod
+    def new(cls) -> Markers:
+        return cls(secrets.token_hex(16))
+
+    @property
+    def url(self) -> str:
+        return f"XDISTRIBUNSUBSCRIBEURL{self.nonce}X" if self.nonce else PLACEHOLDER_UNSUBSCRIBE_URL
+
+    @property
+    def email(self) -> str:
+        return f"XDISTRIBRECIPIENTEMAIL{self.nonce}X" if self.nonce else PLACEHOLDER_EMAIL
+
+    def split(self, text: str) -> list[str]:
+        """``text`` cut at the markers: text, marker, text, marker, ..., text."""
+        return re.split(f"({re.escape(self.url)}|{re.escape(self.email)})", text)
+
+    def fill(self, text: str, *, url: str, email: str) -> str:
+        """``text`` with the values in the gaps, in one pass (a value is never searched
+        for markers again)."""
+        pieces = self.split(text)
+        for i in range(1, len(pieces), 2):
+            pieces[i] = url if pieces[i] == self.url else email
+        return "".join(pieces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +146,8 @@ class RenderedEdition:
     full_keys: tuple[str, ...] = ()
     overflow_keys: tuple[str, ...] = ()
     template: str = "digest"
+    #: where ``html`` and ``text`` leave the per-recipient gaps
+    markers: Markers = Markers()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +163,8 @@ class Edition:
     html: str
     text: str
     status: str = "sending"  # sending | done
+    #: where ``html`` and ``text`` leave the per-recipient gaps (kept in the ledger)
+    markers: Markers = Markers()
 
 
 class DeliveryStatus(StrEnum):
@@ -121,6 +172,9 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # for good; not retried
     DEFERRED = "deferred"  # retried by a later run
+    #: The request timed out after it was sent: the provider may have the message.
+    #: Not resent unless ``[email] resend_in_doubt = true``.
+    IN_DOUBT = "in_doubt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +186,9 @@ class Outcome:
     error: str = ""
     retry_after: float | None = None  # seconds, when deferred and the remote said
     bounce: bool = False  # a hard bounce: the address goes on the suppression list
+    #: Deferred because the account or the config is wrong, not because of this
+    #: recipient: the delivery is put back as if never tried (no attempt counted).
+    release: bool = False
 
     @classmethod
     def sent(cls, remote_id: str = "") -> Outcome:
@@ -144,6 +201,16 @@ class Outcome:
     @classmethod
     def deferred(cls, error: str, retry_after: float | None = None) -> Outcome:
         return cls(DeliveryStatus.DEFERRED, error=error, retry_after=retry_after)
+
+    @classmethod
+    def released(cls, error: str) -> Outcome:
+        """Not sent because of a setup problem: pending again, for the run after the fix."""
+        return cls(DeliveryStatus.DEFERRED, error=error, retry_after=0, release=True)
+
+    @classmethod
+    def in_doubt(cls, error: str) -> Outcome:
+        """Sent, but no answer came: the provider may or may not have accepted it."""
+        return cls(DeliveryStatus.IN_DOUBT, error=error)
 
 
 @dataclass(frozen=True, slots=True)

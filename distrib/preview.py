@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import DistribError, ListenError
-from .model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, RenderedEdition
+from .model import Markers, RenderedEdition
 
 log = logging.getLogger("distrib")
 
@@ -39,15 +39,15 @@ LONG_POLL_SECONDS = 20.0
 POLL_INTERVAL = 0.3
 
 
-def personalised(text: str) -> str:
+def personalised(text: str, markers: Markers) -> str:
     """The edition as one sample recipient would see it."""
-    return text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, PREVIEW_UNSUBSCRIBE).replace(PLACEHOLDER_EMAIL, PREVIEW_EMAIL)
+    return markers.fill(text, url=PREVIEW_UNSUBSCRIBE, email=PREVIEW_EMAIL)
 
 
 def summary(rendered: RenderedEdition, *, budget_kb: int) -> dict[str, Any]:
     from .render.email import size_as_sent
 
-    size = size_as_sent(rendered.html, _SIZE_SITE)
+    size = size_as_sent(rendered.html, _SIZE_SITE, rendered.markers)
     return {
         "subject": rendered.subject,
         "preheader": rendered.preheader,
@@ -69,8 +69,8 @@ def write_preview(out_dir: Path, rendered: RenderedEdition, eml: bytes, *, budge
         "text": out_dir / "digest.txt",
         "eml": out_dir / "digest.eml",
     }
-    files["html"].write_text(personalised(rendered.html), encoding="utf-8")
-    files["text"].write_text(personalised(rendered.text), encoding="utf-8")
+    files["html"].write_text(personalised(rendered.html, rendered.markers), encoding="utf-8")
+    files["text"].write_text(personalised(rendered.text, rendered.markers), encoding="utf-8")
     files["eml"].write_bytes(eml)
     return summary(rendered, budget_kb=budget_kb) | {k: str(v) for k, v in files.items()}
 
@@ -227,9 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
         if route == "/":
             self._send(200, _page(state).encode("utf-8"), "text/html; charset=utf-8")
         elif route == "/email.html" and r is not None:
-            self._send(200, personalised(r.html).encode("utf-8"), "text/html; charset=utf-8")
+            self._send(200, personalised(r.html, r.markers).encode("utf-8"), "text/html; charset=utf-8")
         elif route == "/email.txt" and r is not None:
-            self._send(200, personalised(r.text).encode("utf-8"), "text/plain; charset=utf-8")
+            self._send(200, personalised(r.text, r.markers).encode("utf-8"), "text/plain; charset=utf-8")
         elif route == "/digest.eml" and r is not None:
             self._send(200, state.eml, "message/rfc822", {"Content-Disposition": 'attachment; filename="digest.eml"'})
         elif route == "/summary.json":
@@ -288,7 +288,7 @@ def _page(state: PreviewState) -> str:
             '<iframe class="desktop" src="/email.html" title="The email at desktop width"></iframe></section>'
             '<section><h2>Phone (375 px)</h2><div class="phone">'
             '<iframe src="/email.html" title="The email at phone width"></iframe></div></section></div>'
-            f'<section><h2>Text part</h2><pre>{esc(personalised(r.text))}</pre></section>'
+            f'<section><h2>Text part</h2><pre>{esc(personalised(r.text, r.markers))}</pre></section>'
             '<p><a href="/digest.eml">Download digest.eml</a></p>'
         )
     return f"""<!doctype html>

@@ -1,4 +1,4 @@
-"""Make untrusted post markup and text safe to show (DESIGN, promise 4: hostile content stays inert).
+"""Make untrusted post markup and text safe to show (ARCHITECTURE.md, promise 4: hostile content stays inert).
 
 Two steps for HTML: nh3 (the Rust ``ammonia`` sanitiser) applies the allowlist and
 drops script/style/iframe with their content; then a small serialiser re-emits the

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 
 from .errors import ConfigError
 from .model import Recipient
+from .paths import private_opener
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -53,7 +54,26 @@ _HEADER_REASON = ("reason",)
 
 
 def _cell(cells: list[str], i: int) -> str:
-    return cells[i].strip() if 0 <= i < len(cells) else ""
+    return unguard_cell(cells[i]).strip() if 0 <= i < len(cells) else ""
+
+
+# A cell a spreadsheet would run as a formula ("=HYPERLINK(...)", "+1", "-2", "@SUM").
+# export_csv writes it with a leading "'" (spreadsheets show the text, not a formula);
+# a cell that already starts with quotes before such a character gets one more, so
+# that reading the file back drops exactly one and every value round-trips.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+_GUARDED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def guard_cell(value: str) -> str:
+    """``value`` as a CSV cell that no spreadsheet runs as a formula."""
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def unguard_cell(value: str) -> str:
+    """The value :func:`guard_cell` was given (a cell of another file is left as it is,
+    but for one "'" before "=", "+", "-" or "@", which spreadsheets hide too)."""
+    return value[1:] if _GUARDED.match(value) else value
 
 
 def _split_display(email: str, name: str) -> tuple[str, str]:
@@ -70,7 +90,9 @@ def _split_display(email: str, name: str) -> tuple[str, str]:
 def normalise_address(text: str) -> str:
     """The one spelling of an address that the ledger keys on; ValueError if it is not one.
 
-    Strips blanks, lower-cases the whole address (the ledger compares addresses
+    The one address rule: subscribers, recipients files, ``[email] recipients`` and the
+    addresses of the config (``from``, ``reply_to``...) all pass through it.  Strips
+    blanks, lower-cases the whole address (the ledger compares addresses
     case-insensitively, as every real mailbox provider does), and stores an
     internationalised domain in its ASCII form (IDNA 2008, punycode), so that
     ``a@bücher.example`` and ``a@xn--bcher-kva.example`` are one subscriber and every
@@ -90,6 +112,10 @@ def normalise_address(text: str) -> str:
         raise ValueError("the part before the @ is longer than 64 bytes")
     if not _LOCAL_RE.match(local):
         raise ValueError("the part before the @ is not a valid mailbox name")
+    if "=?" in local:
+        # Mail clients decode "=?utf-8?b?...?=" in a To/From header as an RFC 2047
+        # encoded word: the address would show as any text its author chose.
+        raise ValueError("the part before the @ looks like an encoded word (=?...?=)")
     domain = _ascii_domain(domain.rstrip("."))
     address = f"{local}@{domain}"
     if len(address.encode("utf-8")) > 254:
@@ -313,17 +339,21 @@ def export_csv(
     ledger: Ledger, out: str | os.PathLike[str] | IO[str], status: str | None = None
 ) -> int:
     """Write subscribers (all, or those with ``status``) as CSV that :func:`import_csv`
-    reads back; return the number of rows."""
+    reads back; return the number of rows.  A cell that starts like a formula ("=",
+    "+", "-", "@") gets a leading "'" (see :func:`guard_cell`), which import drops."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUSES)}")
     owned = isinstance(out, (str, os.PathLike))
-    stream: IO[str] = open(out, "w", encoding="utf-8", newline="") if owned else out  # type: ignore[arg-type, assignment]
+    # A file is created 0600: it is the subscriber list.
+    stream: IO[str] = open(out, "w", encoding="utf-8", newline="", opener=private_opener) if owned else out  # type: ignore[arg-type, assignment]
     try:
         writer = csv.writer(stream)
         writer.writerow(["email", "name", "status", "reason", "created", "updated"])
         n = 0
         for sub in list_subscribers(ledger, status):
-            writer.writerow([sub.email, sub.name, sub.status, sub.reason, sub.created, sub.updated])
+            writer.writerow(
+                [guard_cell(v) for v in (sub.email, sub.name, sub.status, sub.reason, sub.created, sub.updated)]
+            )
             n += 1
         return n
     finally:

@@ -49,6 +49,7 @@ def test_readme_first_command_on_a_fresh_checkout(tmp_path: Path):
     venv.create(env_dir, system_site_packages=True, with_pip=True)
     env = dict(os.environ, PATH=f"{env_dir / 'bin'}:{os.environ['PATH']}", VIRTUAL_ENV=str(env_dir))
     env.pop("DISTRIB_CONFIG", None)
+    env.pop("PYTHONPATH", None)  # the installed wheel must be what runs, not a checkout
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     proc = subprocess.run(["bash", "-c", first], cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -19,6 +19,7 @@ from typing import ClassVar
 from ..config import Opt, k_path, k_positive
 from ..errors import ChannelUnavailable
 from ..model import Outcome, Post, Snippet
+from ..paths import make_private_dir
 from ..render.length import mastodon_length
 from ..render.snippets import facets_for
 from .base import ShareChannel
@@ -69,7 +70,7 @@ class OutboxChannel(ShareChannel):
             "image": {"url": snippet.image.url, "alt": snippet.image.alt} if snippet.image else None,
         }
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -10,6 +10,20 @@ fails as a whole is retried a few times with short waits (nothing sleeps for min
 inside cron), then deferred; the mailer then stops pulling and the rest of the list
 waits, untouched, for the next run.  Contains no provider-specific logic.
 
+Only what provably never reached the provider is retried: a connection that could not
+be made, a 429, a 503.  A request that was sent and got no answer (a read timeout, a
+dropped connection, a gateway's 502/504, a 500) may have been accepted: none of
+Postmark, Mailgun or SES takes an idempotency key, so sending it again could deliver
+twice.  Such a request raises :class:`InDoubt`; the mailer reconciles it with the
+provider's own log where there is one, and otherwise records its messages as in doubt
+(:meth:`HttpMailer.unanswered`).
+
+An answer that shows the account or the config is wrong (an unverified sender,
+refused credentials, a missing permission) is a *setup* problem: every message would
+get it.  The recipients it concerns are put back as never tried
+(:meth:`Outcome.released`), the send stops with one line naming the fix, and the next
+run, after the fix, resumes where this one stopped.
+
 The mailers' common lifecycle lives here too: :class:`HttpMailer` (client and thread
 pool opened on enter, closed on exit), :class:`ParallelMailer` (one request per
 recipient, in parallel: Mailgun, SES) and :class:`HandoffMailer` (one campaign per
@@ -19,6 +33,7 @@ edition: listmonk, Buttondown).
 from __future__ import annotations
 
 import email.utils
+import importlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +46,7 @@ import httpx
 
 from .. import __version__
 from ..adapters import Context, Mailer, Report
-from ..errors import ConfigError, DeliveryError, DistribError
+from ..errors import AdapterUnavailable, ConfigError, DeliveryError, DistribError
 from ..model import DeliveryStatus, Outcome, Recipient
 
 if TYPE_CHECKING:
@@ -48,12 +63,21 @@ MAX_WAIT = 10.0
 
 
 class Transient(Exception):
-    """A whole request failed in a way worth retrying (throttled, 5xx, network)."""
+    """A whole request failed without reaching the provider, or was refused for now
+    (throttled, 503): sending it again cannot deliver twice."""
 
     def __init__(self, reason: str, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class InDoubt(Exception):
+    """A request was sent and no usable answer came: the provider may have accepted it."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def make_client(
@@ -106,21 +130,29 @@ def error_text(response: httpx.Response, limit: int = 200) -> str:
                 value = data[key]
                 text = value if isinstance(value, str) else str(value)
                 break
+        code = data.get("code")
+        if isinstance(code, str) and code and text:
+            text = f"{code}: {text}"  # Buttondown's machine-readable error code
     if not text:
         text = response.text
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
-def check_transient(response: httpx.Response, name: str) -> None:
-    """Raise :class:`Transient` for 429 and 5xx answers."""
-    if response.status_code == 429:
+def check_transient(response: httpx.Response, name: str, *, repeatable: bool = False) -> None:
+    """Raise :class:`Transient` for 429 and 503 (the request was refused, not done) and
+    :class:`InDoubt` for the other 5xx answers (a 500, or a gateway's 502/504, may come
+    after the provider accepted the request), unless the request is ``repeatable``
+    (a GET, or a POST with an idempotency key): then every 5xx is :class:`Transient`."""
+    status = response.status_code
+    if status == 429:
         raise Transient(f"{name}: rate limited (HTTP 429)", retry_after(response))
-    if response.status_code >= 500:
-        raise Transient(
-            f"{name}: server error (HTTP {response.status_code}): {error_text(response)}",
-            retry_after(response),
-        )
+    if status < 500:
+        return
+    reason = f"{name}: server error (HTTP {status}): {error_text(response)}"
+    if status == 503 or repeatable:
+        raise Transient(reason, retry_after(response))
+    raise InDoubt(reason)
 
 
 def with_retries(
@@ -140,14 +172,36 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
-def transport_guard(name: str, call: Callable[[], httpx.Response]) -> httpx.Response:
-    """``call()`` with network failures turned into :class:`Transient`."""
+#: Failures that happen before a byte of the request reaches the provider.
+NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+
+
+def transport_guard(
+    name: str, call: Callable[[], httpx.Response], *, repeatable: bool = False
+) -> httpx.Response:
+    """``call()`` with network failures turned into :class:`Transient` when the request
+    cannot have reached the provider (or may be repeated), else :class:`InDoubt`."""
     try:
         return call()
-    except httpx.TimeoutException:
-        raise Transient(f"{name}: the request timed out") from None
+    except NOT_SENT as e:
+        raise Transient(f"{name}: could not connect ({type(e).__name__})") from None
+    except httpx.TimeoutException as e:
+        reason = f"{name}: no answer in time ({type(e).__name__})"
+        if repeatable:
+            raise Transient(reason) from None
+        raise InDoubt(reason) from None
     except httpx.TransportError as e:
-        raise Transient(f"{name}: network error ({type(e).__name__})") from None
+        reason = f"{name}: the connection failed after the request was sent ({type(e).__name__})"
+        if repeatable:
+            raise Transient(reason) from None
+        raise InDoubt(reason) from None
 
 
 def batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
@@ -176,9 +230,11 @@ def deliver_in_batches(
 
     ``send_batch`` yields an outcome per index (any order); it may raise
     :class:`Transient` for the whole batch (all deferred, then we stop pulling) or a
-    :class:`DistribError` (credentials, configuration: all unreported deferred, then it
-    goes up and stops the send).  A batch whose every outcome is deferred also stops the
-    send: the account is throttled or out of quota, and the rest waits for the next run.
+    :class:`DistribError` (credentials, configuration: all unreported put back as never
+    tried, then it goes up and stops the send).  A batch of which nothing was sent or
+    failed for good (all deferred or in doubt) also stops the send: the account is
+    throttled or out of quota, or the provider does not answer, and the rest waits for
+    the next run.
     ``pace(n)`` is called before each batch of ``n`` (a rate limit may sleep there).
     """
     for batch in batches(recipients, size):
@@ -192,7 +248,7 @@ def deliver_in_batches(
                     continue
                 done.add(i)
                 report(batch[i], outcome)
-                if outcome.status is not DeliveryStatus.DEFERRED:
+                if outcome.status in (DeliveryStatus.SENT, DeliveryStatus.FAILED):
                     all_deferred = False
         except Transient as e:
             _defer_rest(batch, done, e.reason, e.retry_after, report)
@@ -202,7 +258,7 @@ def deliver_in_batches(
             # Sent or not is unknown: they stay claimed, and the next run sends them.
             raise
         except DistribError as e:
-            _defer_rest(batch, done, str(e), None, report)
+            _defer_rest(batch, done, str(e), None, report, release=True)
             raise
         except Exception as e:
             _defer_rest(batch, done, f"{name}: {type(e).__name__}: {e}", None, report)
@@ -210,7 +266,8 @@ def deliver_in_batches(
         _defer_rest(batch, done, f"{name}: no answer for this recipient", None, report)
         if all_deferred:
             log.warning(
-                "%s deferred a whole batch; the rest of the list waits for the next run", name
+                "%s sent nothing of a whole batch; the rest of the list waits for the next run",
+                name,
             )
             return
 
@@ -221,11 +278,13 @@ def _defer_rest(
     reason: str,
     retry: float | None,
     report: Callable[[Recipient, Outcome], None],
+    *,
+    release: bool = False,
 ) -> None:
     for i, recipient in enumerate(batch):
         if i not in done:
             done.add(i)
-            report(recipient, Outcome.deferred(reason, retry))
+            report(recipient, Outcome.released(reason) if release else Outcome.deferred(reason, retry))
 
 
 class Pacer:
@@ -297,6 +356,26 @@ class HttpMailer(Mailer):
         super().__init__(options, ctx)
         self.client: Any = None
         self.pool: ThreadPoolExecutor | None = None
+        for module in getattr(self, "requires", ()):
+            # Checked when the mailer is made (check, run, send), not when it first
+            # sends: a missing extra is one line with the fix, never a traceback.
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise AdapterUnavailable(
+                    f"the mailer {self.name!r} needs the Python package {module!r}, which is "
+                    f"not installed: pip install 'distrib[{self.name}]'"
+                ) from None
+
+    def unanswered(self, reason: str) -> Outcome:
+        """The outcome of a message whose request got no answer: in doubt (not resent),
+        or deferred (resent by the next run) with ``[email] resend_in_doubt = true``."""
+        if self.ctx.settings.email.get("resend_in_doubt"):
+            return Outcome.deferred(f"{reason}; in doubt, resent (resend_in_doubt = true)")
+        return Outcome.in_doubt(
+            f"{reason}; in doubt: the provider may have it, so it is not resent "
+            "(check the provider's log; resend_in_doubt = true resends such messages)"
+        )
 
     def open_client(self) -> Any:
         """The provider's client, ready to send (credentials read and checked)."""
@@ -349,6 +428,10 @@ class HttpMailer(Mailer):
         )
 
 
+class FixNamed(str):
+    """A setup problem that already names its fix (no generic fix is added)."""
+
+
 class ParallelMailer(HttpMailer):
     """One request per recipient, :attr:`connections` in parallel, paced to ``rate``.
 
@@ -392,7 +475,9 @@ class ParallelMailer(HttpMailer):
         problem = ""
         for i, (outcome, setup) in enumerate(results):
             problem = problem or setup
-            yield i, outcome
+            yield i, Outcome.released(outcome.error) if setup else outcome
+        if isinstance(problem, FixNamed):
+            raise DeliveryError(f"{self.name}: {problem}")
         if problem:
             raise config_error(self.name, problem, self.setup_fix())
 
@@ -421,9 +506,13 @@ class HandoffMailer(HttpMailer):
         """Find or create (and start) the edition's campaign; return its remote id."""
         raise NotImplementedError
 
-    def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        """One request to the platform's API (see :func:`request`)."""
-        return request(self.client, self.name, method, path, **kw)
+    def api(self, method: str, path: str, *, permission: str = "", **kw: Any) -> httpx.Response:
+        """One request to the platform's API (see :func:`request`).  Every request of a
+        hand-off may be repeated: :meth:`hand_off` looks for the campaign before it
+        creates one, or the platform takes an idempotency key."""
+        return request(
+            self.client, self.name, method, path, permission=permission, repeatable=True, **kw
+        )
 
     def deliver(
         self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
@@ -452,7 +541,7 @@ class HandoffMailer(HttpMailer):
             except KeyboardInterrupt:
                 raise
             except DistribError as e:
-                report(recipient, Outcome.deferred(str(e)))
+                report(recipient, Outcome.released(str(e)))
                 raise
             except Exception as e:
                 report(recipient, Outcome.deferred(f"{self.name}: {type(e).__name__}: {e}"))
@@ -465,16 +554,41 @@ def edition_marker(prefix: str, edition_id: int) -> str:
     return f"{prefix or 'distrib'}-{edition_id}"
 
 
-def request(client: httpx.Client, name: str, method: str, path: str, **kw: Any) -> httpx.Response:
-    """One API request; 429/5xx/network become :class:`Transient`, other errors a
-    :class:`DeliveryError` with the platform's message."""
-    response = transport_guard(name, lambda: client.request(method, path, **kw))
-    check_transient(response, name)
-    if response.status_code in (401, 403):
+def request(
+    client: httpx.Client,
+    name: str,
+    method: str,
+    path: str,
+    *,
+    permission: str = "",
+    repeatable: bool = False,
+    **kw: Any,
+) -> httpx.Response:
+    """One API request; 429/5xx/network become :class:`Transient` (or :class:`InDoubt`,
+    see :func:`transport_guard`), other errors a :class:`DeliveryError` with the
+    platform's message and the fix.  ``permission`` names what a 403 lacks."""
+    response = transport_guard(
+        name, lambda: client.request(method, path, **kw), repeatable=repeatable
+    )
+    check_transient(response, name, repeatable=repeatable)
+    text = error_text(response)
+    if response.status_code == 401 or (
+        # Some platforms answer 403 to a wrong key; their message says so.
+        response.status_code == 403
+        and any(w in text.lower() for w in ("credential", "token", "password", "api key"))
+    ):
         raise config_error(
             name,
             f"the API refused the credentials (HTTP {response.status_code})",
             f"check [email.{name}] and its *_env variable",
+        )
+    if response.status_code == 403:
+        # Authenticated, but not allowed: a missing permission, not a wrong key.
+        what = f"the {permission} permission" if permission else "the permission"
+        raise config_error(
+            name,
+            f"{method} {path} was forbidden (HTTP 403: {error_text(response)})",
+            f"give the API user {what}",
         )
     if response.status_code >= 400:
         raise config_error(

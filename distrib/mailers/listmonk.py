@@ -8,7 +8,9 @@ user:token`` (listmonk v4+), or HTTP basic auth with a password (older versions)
 
 One delivery per edition (the pseudo-recipient ``handoff:listmonk``): the campaign is
 named ``<name_prefix>-<edition id>``, so a run that died after creating it finds it
-instead of creating a second one.  Our per-recipient placeholders become listmonk's
+instead of creating a second one.  listmonk's ``query`` is a substring search
+(``distrib-42`` also finds ``distrib-420``) and it gives at most 50 campaigns a page,
+so every page is read and the name must match exactly.  Our per-recipient placeholders become listmonk's
 own template tags, so listmonk fills in each subscriber's address and unsubscribe
 link (it also adds its own List-Unsubscribe header).  listmonk wraps a campaign body
 in a template: point ``template_id`` at one whose body is only
@@ -17,6 +19,7 @@ in a template: point ``template_id`` at one whose body is only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -34,18 +37,26 @@ from ..config import (
     k_url,
 )
 from ..errors import ConfigError
-from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL
+from ..model import Markers
 from ._http import HandoffMailer, Transient, edition_marker
+
+#: listmonk caps ``per_page`` at 50 (a larger value is cut down to it).
+PER_PAGE = 50
+#: A guard against an API that never ends its pages (10,000 campaigns).
+MAX_PAGES = 200
 
 if TYPE_CHECKING:
     from ..render.message import PreparedMessage
 
 NAME = "listmonk"
-#: listmonk's Go template tags for the values we fill in per recipient.
-TAGS = {
-    PLACEHOLDER_UNSUBSCRIBE_URL: "{{ UnsubscribeURL }}",
-    PLACEHOLDER_EMAIL: "{{ .Subscriber.Email }}",
-}
+#: listmonk's Go template tags for the values we fill in per recipient: (url, email).
+TAGS = ("{{ UnsubscribeURL }}", "{{ .Subscriber.Email }}")
+
+
+def go_template_literal(text: str) -> str:
+    """``text`` as a Go template that outputs it unchanged: a "{{" in a post's title or
+    text (``{{ .Subscriber.Email }}``) must not become a tag that listmonk fills."""
+    return text.replace("{{", '{{"{{"}}')
 
 
 def k_id_list(v: Any, ctx: Ctx) -> tuple[int, ...]:
@@ -66,10 +77,18 @@ def k_id(v: Any, ctx: Ctx) -> int:
     return v
 
 
-def fill_tags(text: str, tags: dict[str, str]) -> str:
-    for placeholder, tag in tags.items():
-        text = text.replace(placeholder, tag)
-    return text
+def fill_tags(
+    text: str, markers: Markers, tags: tuple[str, str], literal: Callable[[str], str] = str
+) -> str:
+    """The edition's markers in ``text`` as the platform's tags ``(url, email)``; the rest
+    made ``literal`` for the platform's template language."""
+    pieces = markers.split(text)
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            pieces[i] = tags[0] if piece == markers.url else tags[1]
+        else:
+            pieces[i] = literal(piece)
+    return "".join(pieces)
 
 
 class ListmonkMailer(HandoffMailer):
@@ -139,8 +158,8 @@ class ListmonkMailer(HandoffMailer):
             "type": "regular",
             "content_type": "html",
             "messenger": "email",
-            "body": fill_tags(message.html, TAGS),
-            "altbody": fill_tags(message.text, TAGS),
+            "body": fill_tags(message.html, message.markers, TAGS, go_template_literal),
+            "altbody": fill_tags(message.text, message.markers, TAGS, go_template_literal),
             "tags": list(self.opts.get("tags") or ()),
         }
         if self.opts.get("template_id"):
@@ -148,20 +167,33 @@ class ListmonkMailer(HandoffMailer):
         return body
 
     def find(self, name: str) -> dict[str, Any] | None:
-        """The campaign called ``name``, if one exists (listmonk searches names with
-        ``query``; the exact name is checked here)."""
-        r = self.api("GET", "/api/campaigns", params={"query": name, "per_page": 100, "page": 1})
-        results = (r.json().get("data") or {}).get("results") or []
-        for c in results:
-            if c.get("name") == name:
-                return c
-        return None
+        """The campaign called exactly ``name``, if one exists.  listmonk's ``query``
+        matches substrings of names and subjects, so every page of its answer is read
+        and only the exact name counts."""
+        seen = 0
+        for page in range(1, MAX_PAGES + 1):
+            r = self.api(
+                "GET",
+                "/api/campaigns",
+                params={"query": name, "per_page": PER_PAGE, "page": page},
+                permission="campaigns:get_all",
+            )
+            data = r.json().get("data") or {}
+            results = data.get("results") or []
+            for c in results:
+                if c.get("name") == name:
+                    return c
+            seen += len(results)
+            total = data.get("total")
+            if not results or (isinstance(total, int) and seen >= total):
+                return None
+        raise Transient(f"{NAME}: more than {MAX_PAGES} pages of campaigns match {name!r}")
 
     def hand_off(self, message: PreparedMessage) -> str:
         body = self.campaign(message)
         existing = self.find(body["name"])
         if existing is None:
-            r = self.api("POST", "/api/campaigns", json=body)
+            r = self.api("POST", "/api/campaigns", json=body, permission="campaigns:manage")
             data = r.json().get("data") or {}
             if "id" not in data:
                 raise Transient(f"{NAME}: the campaign was created without an id in the answer")
@@ -169,5 +201,10 @@ class ListmonkMailer(HandoffMailer):
         else:
             campaign_id, status = existing["id"], existing.get("status", "draft")
         if self.opts.get("start", True) and status == "draft":
-            self.api("PUT", f"/api/campaigns/{campaign_id}/status", json={"status": "running"})
+            self.api(
+                "PUT",
+                f"/api/campaigns/{campaign_id}/status",
+                json={"status": "running"},
+                permission="campaigns:send",
+            )
         return str(campaign_id)

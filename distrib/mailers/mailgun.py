@@ -14,18 +14,37 @@ mailers send (its own Message-ID and signed List-Unsubscribe headers), each answ
 is that recipient's outcome, and a crash can repeat at most the ``connections``
 requests in flight.  The cost, one request per recipient, is paid over a few
 keep-alive connections in parallel.
+
+A request that got no answer (a timeout, a dropped connection, a 500) is not sent
+again: Mailgun takes no idempotency key.  The message's Message-ID (ours, set in the
+MIME) is looked up in Mailgun's events (``GET /v3/<domain>/events?message-id=…``):
+an ``accepted`` event means it was sent; none means it is in doubt.  At most the
+``connections`` requests in flight can be in doubt after a timeout or a kill.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ..config import Opt, choice, k_bool, k_env_name, k_number, k_positive, k_str, k_str_list, k_url
+from ..config import (
+    Ctx,
+    Invalid,
+    Opt,
+    choice,
+    k_bool,
+    k_env_name,
+    k_number,
+    k_positive,
+    k_str,
+    k_str_list,
+    k_url,
+)
 from ..model import Outcome, Recipient
 from ..render.message import ascii_address
 from ._http import (
+    InDoubt,
     ParallelMailer,
     Transient,
     check_transient,
@@ -40,6 +59,15 @@ if TYPE_CHECKING:
 
 NAME = "mailgun"
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+#: Mailgun takes at most 3 tags (o:tag) per message.
+MAX_TAGS = 3
+
+
+def k_tags(v: Any, ctx: Ctx) -> tuple[str, ...]:
+    tags = k_str_list(v, ctx)
+    if len(tags) > MAX_TAGS:
+        raise Invalid(f"at most {MAX_TAGS} tags (Mailgun's limit per message), not {len(tags)}")
+    return tags
 
 
 class MailgunMailer(ParallelMailer):
@@ -60,7 +88,7 @@ class MailgunMailer(ParallelMailer):
         "base_url": Opt(k_url, None, "the API's base URL (default: from region)"),
         "connections": Opt(k_positive, 4, "requests in parallel"),
         "rate": Opt(k_number, 0.0, "at most this many messages per second (0: no limit)"),
-        "tags": Opt(k_str_list, (), "Mailgun tags (o:tag) for the messages"),
+        "tags": Opt(k_tags, (), "Mailgun tags (o:tag) for the messages, at most 3"),
         "tracking": Opt(
             k_bool, False, "let Mailgun track opens and rewrite links (changes our bytes)"
         ),
@@ -111,16 +139,42 @@ class MailgunMailer(ParallelMailer):
             response = with_retries(post)
         except Transient as e:
             return Outcome.deferred(e.reason, e.retry_after), ""
+        except InDoubt as e:
+            return self.reconcile(message.message_id(recipient), e.reason), ""
         status = response.status_code
         if status == 200:
             body = json_or_none(response)
             remote = body.get("id", "") if isinstance(body, dict) else ""
             return Outcome.sent(str(remote) or message.message_id(recipient)), ""
         text = f"{NAME} HTTP {status}: {error_text(response)}"
-        if status in (401, 403):
-            return Outcome.deferred(text), f"the API key was refused (HTTP {status})"
+        if status == 401:
+            return Outcome.deferred(text), "the API key was refused (HTTP 401)"
+        if status in (402, 403):
+            # A disabled account, a sandbox domain's unauthorised recipient, a domain
+            # not allowed to send: every message gets the same answer.
+            return Outcome.deferred(text), (
+                f"Mailgun does not let this account or domain send (HTTP {status}: "
+                f"{error_text(response)})"
+            )
         if status == 404:
             return Outcome.deferred(
                 text
             ), "the domain was not found (HTTP 404): wrong domain or region?"
         return Outcome.failed(text), ""
+
+    def reconcile(self, message_id: str, reason: str) -> Outcome:
+        """Whether Mailgun took a message whose request got no answer: its events for
+        our Message-ID (an ``accepted`` event: sent; none: in doubt)."""
+        try:
+            r = self.client.get(
+                f"/v3/{self.opts['domain']}/events",
+                params={"message-id": message_id.strip("<>"), "event": "accepted", "limit": 10},
+            )
+            body = json_or_none(r) if r.status_code == 200 else None
+        except httpx.HTTPError:
+            body = None
+        items = body.get("items") if isinstance(body, dict) else None
+        for item in items or []:
+            if isinstance(item, dict) and item.get("event") == "accepted":
+                return Outcome.sent(f"<{message_id.strip('<>')}>")
+        return self.unanswered(reason)

@@ -10,10 +10,20 @@ recipient's bodies are the edition's with the values filled in (``html_for``,
 ``text_for``), and the RFC 8058 list headers go in ``Headers``.  Use a *broadcast*
 message stream for newsletters (Postmark requires it) and set its "Unsubscribe
 handling" to "None" in Postmark, so that our signed one-click link is the only one.
+
+A batch is split into requests of at most 50 MB of the JSON actually sent (a CJK
+digest whose characters a client escapes takes twice its UTF-8 size).  A batch request that got no
+answer (a timeout, a 500) is not sent again: Postmark has no idempotency key.  Each of
+its messages is looked up in Postmark's outbound message search (by recipient and our
+``distrib-edition`` metadata): found, it was sent; not found, it is in doubt (at most
+one batch, ``batch_size`` messages, per timeout or kill).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,10 +31,12 @@ import httpx
 
 from ..adapters import Report
 from ..config import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
+from ..errors import DeliveryError
 from ..model import Outcome, Recipient
 from ..render.message import clean_header
 from ._http import (
     HttpMailer,
+    InDoubt,
     Transient,
     check_transient,
     config_error,
@@ -39,24 +51,89 @@ from ._http import (
 if TYPE_CHECKING:
     from ..render.message import PreparedMessage
 
+log = logging.getLogger("distrib")
+#: Seconds to let Postmark's message log catch up before it is searched.
+RECONCILE_WAIT = 2.0
+
 NAME = "postmark"
 MAX_BATCH = 500  # Postmark's limit per /email/batch request
-#: Postmark refuses a batch request over 50 MB; stay well under it (and keep memory low).
-MAX_BATCH_BYTES = 30_000_000
+#: Postmark refuses a batch request over 50 MB: measured on the JSON bytes we send.
+MAX_BATCH_BYTES = 50_000_000
 
-#: Per-message codes that mean the account or the sender is not set up: the message is
-#: deferred (it goes out once fixed) and the send stops with the fix.
-_SETUP_CODES = {
-    10: "the server token was refused",
-    400: "the From address is not a confirmed sender signature",
-    401: "the sender signature is not confirmed yet",
-    405: "the account may not send (out of credits?)",
-    412: "the account is pending approval and may only send to its own domain",
+#: Postmark's API error codes (https://postmarkapp.com/developer/api/overview#error-codes),
+#: sorted by what they mean for one message of a batch.  A *setup* code is the same for
+#: every message (the account, the sender, the token, our request): the message is put
+#: back as never tried and the send stops with the fix.  A *recipient* code fails that
+#: one message.  A *later* code defers it.  Codes of 500 and above are API codes about
+#: sender signatures, domains, servers, streams and templates, not server faults: any
+#: such code not listed is a setup problem too.
+SETUP_CODES: dict[int, str] = {
+    10: "the server token was refused: check the variable named by token_env",
+    400: "the From address is not a sender signature in Postmark: add and confirm it, or its domain",
+    401: "the From address's sender signature is not confirmed yet: confirm it in Postmark",
+    402: "Postmark could not read distrib's request (invalid JSON): please report it",
+    403: "Postmark could not use distrib's request (incompatible JSON): please report it",
+    405: "the account may not send (out of credits?): check billing in Postmark",
+    409: "Postmark did not get JSON from distrib: please report it",
+    410: "distrib sent too many messages in one batch: lower batch_size",
+    412: "the account is pending approval and may only send to its own domain: finish Postmark's approval",
+    413: "the account may not send: contact Postmark support",
+    1235: "the message stream was not found: check message_stream in [email.postmark]",
+    1236: "the message stream is archived: use another message_stream",
 }
+#: Codes about one recipient: that message fails, the others go on.
+RECIPIENT_CODES: dict[int, str] = {
+    300: "invalid email request (the recipient's address?)",
+    406: "inactive recipient (bounced, complained or unsubscribed before)",
+}
+#: Codes that mean "not now": the message is deferred to the next run.
+LATER_CODES: dict[int, str] = {
+    100: "Postmark is down for maintenance",
+    429: "rate limit exceeded",
+}
+
+
+def classify(code: int, text: str) -> tuple[str, str]:
+    """What an ErrorCode means for the message: ("sent" | "setup" | "recipient" |
+    "later", the explanation)."""
+    if code == 0:
+        return "sent", ""
+    if code in SETUP_CODES:
+        return "setup", SETUP_CODES[code]
+    if code == 300 and any(w in text.lower() for w in ("'from'", "sender signature", "from address")):
+        # 300 also covers a From that is not a verified sender: then every message fails.
+        return "setup", "the From address is not a verified sender signature: verify it in Postmark"
+    if code in RECIPIENT_CODES:
+        return "recipient", RECIPIENT_CODES[code]
+    if code in LATER_CODES:
+        return "later", LATER_CODES[code]
+    if code >= 500:
+        return "setup", "Postmark refused the account's setup: see its message"
+    return "recipient", "refused by Postmark"
+
+
+def split_by_size(items: list[bytes], limit: int) -> list[tuple[int, int]]:
+    """(start, end) ranges of ``items`` whose JSON array (``[a,b,…]``) is at most
+    ``limit`` bytes; an item too big on its own goes alone (Postmark then refuses it)."""
+    ranges: list[tuple[int, int]] = []
+    start, size = 0, 2
+    for i, item in enumerate(items):
+        extra = len(item) + (1 if i > start else 0)
+        if i > start and size + extra > limit:
+            ranges.append((start, i))
+            start, size = i, 2
+            extra = len(item)
+        size += extra
+    if items:
+        ranges.append((start, len(items)))
+    return ranges
 
 
 class PostmarkMailer(HttpMailer):
     """Sends through Postmark's batch API."""
+
+    #: How reconciliation waits (tests make it instant).
+    sleep = staticmethod(time.sleep)
 
     name = NAME
     options: ClassVar[dict[str, Opt]] = {
@@ -96,9 +173,6 @@ class PostmarkMailer(HttpMailer):
     ) -> None:
         self._ensure_open()
         size = min(int(self.opts.get("batch_size") or MAX_BATCH), MAX_BATCH)
-        # A 60 KB digest makes ~80 KB of JSON per message: fewer per request then.
-        per_message = len(message.html.encode()) + len(message.text.encode()) + 2048
-        size = max(1, min(size, MAX_BATCH_BYTES // per_message))
         deliver_in_batches(NAME, recipients, size, lambda batch: self._send(message, batch), report)
 
     # ---------------------------------------------------------------------------------
@@ -129,15 +203,38 @@ class PostmarkMailer(HttpMailer):
     def _send(
         self, message: PreparedMessage, batch: list[Recipient]
     ) -> Iterable[tuple[int, Outcome]]:
-        body = [self.payload(message, r) for r in batch]
+        """Send ``batch`` in as many requests as its JSON needs to stay under Postmark's
+        50 MB, measured on the bytes that go out; yield each message's outcome."""
+        items = [
+            json.dumps(self.payload(message, r), ensure_ascii=False, separators=(",", ":")).encode()
+            for r in batch
+        ]
+        for start, end in split_by_size(items, MAX_BATCH_BYTES):
+            body = b"[" + b",".join(items[start:end]) + b"]"
+            for i, outcome in self._post(body, batch[start:end], message):
+                yield start + i, outcome
+
+    def _post(
+        self, body: bytes, batch: list[Recipient], message: PreparedMessage
+    ) -> Iterable[tuple[int, Outcome]]:
         client = self.client
 
         def post() -> httpx.Response:
-            response = transport_guard(NAME, lambda: client.post("/email/batch", json=body))
+            response = transport_guard(
+                NAME,
+                lambda: client.post(
+                    "/email/batch", content=body, headers={"Content-Type": "application/json"}
+                ),
+            )
             check_transient(response, NAME)
             return response
 
-        response = with_retries(post)
+        try:
+            response = with_retries(post)
+        except InDoubt as e:
+            # Postmark may have taken the batch: ask its message log before deciding.
+            yield from self.reconcile(message, batch, e.reason)
+            return
         data = json_or_none(response)
         if response.status_code == 401:
             raise config_error(
@@ -146,31 +243,68 @@ class PostmarkMailer(HttpMailer):
                 f"check the variable {self.opts['token_env']}",
             )
         if response.status_code != 200 or not isinstance(data, list):
-            # 422: the whole request was refused (bad From, bad JSON ...).
+            # 422: the whole request was refused; its ErrorCode says why.
+            code = data.get("ErrorCode", -1) if isinstance(data, dict) else -1
+            kind, why = classify(code, error_text(response)) if isinstance(code, int) else ("", "")
+            if kind == "later":
+                raise Transient(f"{NAME} {code}: {error_text(response)}")
             raise config_error(
                 NAME,
-                f"the batch was refused (HTTP {response.status_code}): {error_text(response)}",
-                "fix [email] from or [email.postmark] and run again",
+                f"the batch was refused (HTTP {response.status_code}, ErrorCode {code}: "
+                f"{error_text(response)})",
+                why or "fix [email] from or [email.postmark] and run again",
             )
         if len(data) != len(batch):
-            raise Transient(f"{NAME}: {len(data)} results for {len(batch)} messages")
+            # Accepted, but which result is whose cannot be told: as if no answer came.
+            reason = f"{NAME}: {len(data)} results for {len(batch)} messages"
+            yield from self.reconcile(message, batch, reason)
+            return
         setup_problem = ""
         for i, result in enumerate(data):
             code = result.get("ErrorCode", -1) if isinstance(result, dict) else -1
             text = str(result.get("Message", "")) if isinstance(result, dict) else ""
-            if code == 0:
+            if not isinstance(code, int):
+                code = -1
+            kind, why = classify(code, text)
+            if kind == "sent":
                 yield i, Outcome.sent(str(result.get("MessageID", "")))
-            elif code == 406:
-                # Inactive recipient: bounced or complained before, Postmark will not send.
-                yield i, Outcome.failed(f"{NAME} 406: {text}", bounce=True)
-            elif code in _SETUP_CODES:
-                setup_problem = f"{_SETUP_CODES[code]} ({code}: {text})"
-                yield i, Outcome.deferred(f"{NAME} {code}: {text}")
-            elif code == 429 or code >= 500:
+            elif kind == "setup":
+                setup_problem = setup_problem or f"ErrorCode {code}: {text}; {why}"
+                yield i, Outcome.released(f"{NAME} {code}: {text}")
+            elif kind == "later":
                 yield i, Outcome.deferred(f"{NAME} {code}: {text}")
             else:
-                yield i, Outcome.failed(f"{NAME} {code}: {text}")
+                yield i, Outcome.failed(f"{NAME} {code}: {text}", bounce=code == 406)
         if setup_problem:
-            raise config_error(
-                NAME, setup_problem, "fix the Postmark account or [email] from, then run again"
-            )
+            raise DeliveryError(f"{NAME}: {setup_problem}")
+
+    def reconcile(
+        self, message: PreparedMessage, batch: list[Recipient], reason: str
+    ) -> Iterable[tuple[int, Outcome]]:
+        """After a batch got no answer: each message that Postmark's outbound message
+        search shows (by recipient and our ``distrib-edition`` metadata) was sent; the
+        others are in doubt (the search may lag, so not finding one proves nothing)."""
+        log.warning("%s; asking Postmark's message log which messages it took", reason)
+        self.sleep(RECONCILE_WAIT)
+        for i, recipient in enumerate(batch):
+            found = ""
+            try:
+                r = self.client.get(
+                    "/messages/outbound",
+                    params={
+                        "recipient": recipient.email,
+                        "count": 50,
+                        "offset": 0,
+                        "metadata_distrib-edition": str(message.edition_id),
+                    },
+                )
+                data = json_or_none(r) if r.status_code == 200 else None
+                for m in (data or {}).get("Messages") or []:
+                    addresses = {str(a).lower() for a in m.get("Recipients") or []}
+                    addresses |= {str(t.get("Email", "")).lower() for t in m.get("To") or []}
+                    if recipient.email.lower() in addresses:
+                        found = str(m.get("MessageID", "")) or "found in Postmark's log"
+                        break
+            except httpx.HTTPError:
+                pass
+            yield i, Outcome.sent(found) if found else self.unanswered(reason)

@@ -1,6 +1,6 @@
 """One edition's email: Jinja2 -> MJML -> HTML, a text part, subject and preheader.
 
-The MJML is compiled once per edition (DESIGN, promise 5); what differs per recipient
+The MJML is compiled once per edition (ARCHITECTURE.md, promise 5); what differs per recipient
 (address, unsubscribe link) is left as the placeholders of :mod:`distrib.model` and
 substituted into the finished bytes by the message builder.
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import TemplateError
-from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Post, RenderedEdition
+from ..model import Markers, Post, RenderedEdition
 from ..sanitize import absolute_http_url, excerpt, html_to_text, one_line
 from .templating import get_template, make_env, render, render_string
 from .theme import Theme, reading_minutes, theme_for
@@ -147,8 +147,14 @@ def group_posts(posts: list[PostView], theme: Theme) -> list[Group]:
 
 
 def _single_line(text: str) -> str:
-    """Subject and preheader: no CR/LF (header injection) or control characters."""
+    """Subject and preheader: no CR/LF (header injection) or control characters, and no
+    bidi overrides (a title's U+202E would reorder the subject the reader sees)."""
+    text = "".join(c for c in text if c not in _BIDI_OVERRIDES)
     return " ".join("".join(" " if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text).split())
+
+
+#: U+202A-U+202E (embeddings, overrides) and U+2066-U+2069 (isolates).
+_BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def sample_unsubscribe_url(site_url: str) -> str:
@@ -160,7 +166,7 @@ def sample_unsubscribe_url(site_url: str) -> str:
 SAMPLE_EMAIL = "firstname.lastname@subscriber-example.com"
 
 
-def size_as_sent(html: str, site_url: str) -> int:
+def size_as_sent(html: str, site_url: str, markers: Markers) -> int:
     """Bytes of the HTML part as it travels: placeholders replaced by realistic-length
     values, then quoted-printable encoded as distrib/render/message.py sends it.
 
@@ -170,9 +176,7 @@ def size_as_sent(html: str, site_url: str) -> int:
     """
     from .message import qp_encode
 
-    sent = html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, sample_unsubscribe_url(site_url)).replace(
-        PLACEHOLDER_EMAIL, SAMPLE_EMAIL
-    )
+    sent = markers.fill(html, url=sample_unsubscribe_url(site_url), email=SAMPLE_EMAIL)
     return len(qp_encode(sent))
 
 
@@ -227,10 +231,15 @@ def render_edition(
     name: str,
     now: datetime,
     web_url: str | None = None,
+    markers: Markers | None = None,
 ) -> RenderedEdition:
-    """Render one edition of ``newsletter`` (its validated table) for ``posts``, newest first."""
+    """Render one edition of ``newsletter`` (its validated table) for ``posts``, newest first.
+
+    The per-recipient gaps are ``markers``, by default a fresh random pair that no post
+    can know (see :class:`~distrib.model.Markers`)."""
     if not posts:
         raise ValueError("render_edition needs at least one post")
+    markers = markers or Markers.new()
     env = make_env(settings)
     theme = theme_for(settings)
     site = settings.data["site"]
@@ -270,11 +279,11 @@ def render_edition(
         "subject": subject,
         "preheader": preheader,
         "date_label": theme.format_date(now, "long"),
-        "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL,
+        "unsubscribe_url": markers.url,
         # Inbox previews show the preheader, then whatever text follows in the body
         # ("View in browser"...); invisible ZWNJ + no-break spaces fill that room.
         "preview_filler": PREVIEW_FILLER,
-        "recipient_email": PLACEHOLDER_EMAIL,
+        "recipient_email": markers.email,
         "count": len(views),
     }
     budget = int(newsletter.get("size_budget_kb") or 90) * 1024
@@ -289,7 +298,7 @@ def render_edition(
 
     n_full = len(views)
     html, c = html_for(n_full)
-    if size_as_sent(html, site_url) > budget:
+    if size_as_sent(html, site_url, markers) > budget:
         # Sizes grow with the number of full posts, so the largest count that fits is
         # found by bisection; mrml compiles a 90 KB edition in about a millisecond.
         lo, hi = 0, n_full - 1
@@ -297,7 +306,7 @@ def render_edition(
         while lo <= hi:
             mid = (lo + hi) // 2
             h, cc = html_for(mid)
-            if size_as_sent(h, site_url) <= budget:
+            if size_as_sent(h, site_url, markers) <= budget:
                 best, lo = (h, cc), mid + 1
             else:
                 hi = mid - 1
@@ -313,6 +322,7 @@ def render_edition(
         full_keys=tuple(v.key for v in views[:n_full]),
         overflow_keys=tuple(v.key for v in views[n_full:]),
         template=template,
+        markers=markers,
     )
 
 
@@ -371,7 +381,7 @@ def check_templates(
                 if msg not in problems:
                     problems.append(msg)
                 continue
-            if PLACEHOLDER_UNSUBSCRIBE_URL not in r.html or PLACEHOLDER_UNSUBSCRIBE_URL not in r.text:
+            if r.markers.url not in r.html or r.markers.url not in r.text:
                 msg = f"email/{r.template} templates: no unsubscribe link; keep {{{{ unsubscribe_url }}}} in the footer"
                 if msg not in problems:
                     problems.append(msg)

@@ -4,8 +4,8 @@
 :class:`PreparedMessage`: every byte that is the same for all recipients is encoded
 once (headers, quoted-printable bodies) and kept as a list of chunks, with holes
 where the per-recipient values go (To, Message-ID, List-Unsubscribe, and the
-placeholders the renderer wrote into the bodies).  ``for_recipient`` fills the holes
-and joins: no ``EmailMessage`` per recipient (DESIGN, promise 5).
+edition's markers, :class:`~distrib.model.Markers`, in the bodies).  ``for_recipient``
+fills the holes and joins: no ``EmailMessage`` per recipient (ARCHITECTURE.md, promise 5).
 
 The bodies are quoted-printable (RFC 2045 section 6.7) written by our own encoder so
 that the bytes are safe for any SMTP server as they are:
@@ -14,11 +14,12 @@ that the bytes are safe for any SMTP server as they are:
 * no line starts with "." (encoded as ``=2E``), so the message needs no SMTP
   dot-stuffing (RFC 5321 section 4.5.2), nor with "From " (mbox mangling);
 * only ASCII, so 8BITMIME / SMTPUTF8 are not needed for the bodies;
-* each placeholder sits on its own soft-broken line, so its value (encoded per
+* each marker sits on its own soft-broken line, so its value (encoded per
   recipient, HTML-escaped in the HTML part) drops in without re-encoding the rest.
 
 Header values are stripped of CR, LF and other control characters, so no title or
-config value can add a header (DESIGN, promise 4).
+config value can add a header (ARCHITECTURE.md, promise 4), and of bidi overrides, so
+none can reorder what the reader sees.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from email.utils import format_datetime, parseaddr
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from ..model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Edition, Recipient
+from ..model import Edition, Markers, Recipient
 from ..unsubscribe import make_token
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..dkim import DkimSigner
 
 #: The recipient ``preview_bytes`` shows.
 SAMPLE_RECIPIENT = Recipient("reader@example.com", "A Reader")
@@ -133,11 +135,17 @@ _CTRL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*")
 
 
+# Bidi embeddings, overrides and isolates: in a Subject or a display name they reorder
+# what the reader sees ("Invoice \u202efdp.exe" shows as "Invoice exe.pdf"); removed.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]+")
+
+
 def clean_header(value: str) -> str:
-    """``value`` on one line: control characters become one space, ends trimmed."""
-    if value.isprintable():  # the common case; no C0/C1 controls, no line separators
+    """``value`` on one line: control characters become one space, bidi overrides are
+    removed, ends trimmed."""
+    if value.isprintable():  # the common case; no controls, separators or bidi overrides
         return value.strip()
-    return _CTRL.sub(" ", value).strip()
+    return _CTRL.sub(" ", _BIDI.sub("", value)).strip()
 
 
 def _encoded_words(text: str, first_room: int) -> list[str]:
@@ -254,13 +262,16 @@ class PreparedMessage:
         unsubscribe_url: str | None,
         unsubscribe_mailto: str | None,
         chunks: list[bytes | int],
+        signer: DkimSigner | None = None,
     ):
         self.edition_id = edition.id
         self.newsletter = edition.newsletter
         self.subject = subject
-        #: The bodies as rendered, with the placeholders of distrib.model.
+        #: The bodies as rendered, with the edition's ``markers`` where the per-recipient
+        #: values go (ESP hand-offs swap them for the platform's own tags).
         self.html = edition.html
         self.text = edition.text
+        self.markers = edition.markers
         #: The bare From address, for the SMTP envelope (MAIL FROM) and ESP APIs.
         self.envelope_from = ascii_address(from_address)
         self.from_name = from_name
@@ -273,6 +284,8 @@ class PreparedMessage:
         )
         self._chunks = chunks
         self._holes = [(i, c) for i, c in enumerate(chunks) if isinstance(c, int)]
+        #: Signs each recipient's bytes (DKIM) when ``[email.dkim]`` is set.
+        self.signer = signer
 
     # per-recipient values ------------------------------------------------------------
 
@@ -329,16 +342,16 @@ class PreparedMessage:
     def html_for(self, recipient: Recipient) -> str:
         """The HTML body with this recipient's values (for HTTP ESPs)."""
         url = self.unsubscribe_url(recipient)
-        return self.html.replace(
-            PLACEHOLDER_UNSUBSCRIBE_URL, html_mod.escape(url, quote=True)
-        ).replace(PLACEHOLDER_EMAIL, html_mod.escape(clean_header(recipient.email), quote=True))
+        return self.markers.fill(
+            self.html,
+            url=html_mod.escape(url, quote=True),
+            email=html_mod.escape(clean_header(recipient.email), quote=True),
+        )
 
     def text_for(self, recipient: Recipient) -> str:
         """The text body with this recipient's values (for HTTP ESPs)."""
         url = self.unsubscribe_url(recipient)
-        return self.text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, url).replace(
-            PLACEHOLDER_EMAIL, clean_header(recipient.email)
-        )
+        return self.markers.fill(self.text, url=url, email=clean_header(recipient.email))
 
     # the bytes --------------------------------------------------------------------------
 
@@ -364,23 +377,25 @@ class PreparedMessage:
         parts = self._chunks.copy()
         for i, hole in self._holes:
             parts[i] = values[hole]
-        return b"".join(parts), message_id  # type: ignore[arg-type]
+        data = b"".join(parts)  # type: ignore[arg-type]
+        if self.signer is not None:
+            data = self.signer.sign(data)
+        return data, message_id
 
     def preview_bytes(self) -> bytes:
         """The message as a sample recipient would get it (``distrib preview``)."""
         return self.for_recipient(SAMPLE_RECIPIENT)
 
 
-def _body_chunks(body: str, url_hole: int, email_hole: int) -> list[bytes | int]:
-    """A body as QP chunks with holes where the placeholders were."""
+def _body_chunks(body: str, markers: Markers, url_hole: int, email_hole: int) -> list[bytes | int]:
+    """A body as QP chunks with holes where the edition's markers were (and only there:
+    text that merely looks like a marker is encoded like any other text)."""
     body = _normalise_newlines(body)
-    pieces = re.split(
-        f"({re.escape(PLACEHOLDER_UNSUBSCRIBE_URL)}|{re.escape(PLACEHOLDER_EMAIL)})", body
-    )
+    pieces = markers.split(body)
     out: list[bytes | int] = []
     for i, piece in enumerate(pieces):
         if i % 2:
-            out.append(url_hole if piece == PLACEHOLDER_UNSUBSCRIBE_URL else email_hole)
+            out.append(url_hole if piece == markers.url else email_hole)
             continue
         last = i == len(pieces) - 1
         lines = piece.split("\n")
@@ -390,7 +405,7 @@ def _body_chunks(body: str, url_hole: int, email_hole: int) -> list[bytes | int]
             enc.append("\r\n".join(_qp_line(line, hard_end=(not final) or last)))
         text = "\r\n".join(enc)
         if not last and enc[-1]:
-            # The placeholder's value starts on a line of its own.
+            # The marker's value starts on a line of its own.
             text += "=\r\n"
         if text:
             out.append(text.encode("ascii"))
@@ -456,6 +471,9 @@ def prepare_message(
     if unsub_url and urlsplit(unsub_url).scheme == "https":
         # RFC 8058: the one-click POST; only meaningful for an https URL.
         head.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    # Gmail Postmaster Tools groups complaint rates by these fields: the edition, the
+    # newsletter, the kind of mail, and the sender (the From domain) last.
+    head.append(f"Feedback-ID: {edition.id}:{_list_label(edition.newsletter)}:digest:{domain}\r\n")
     head.append("Precedence: bulk\r\n")
     head.append(f"X-Distrib-Edition: {edition.id}\r\n")
     head.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n')
@@ -464,9 +482,9 @@ def prepare_message(
     part_head = "--{b}\r\nContent-Type: text/{sub}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
     chunks: list[bytes | int] = [h if isinstance(h, int) else h.encode("utf-8") for h in head]
     chunks.append(part_head.format(b=boundary, sub="plain").encode("ascii"))
-    chunks.extend(_body_chunks(edition.text, _T_URL, _T_EMAIL))
+    chunks.extend(_body_chunks(edition.text, edition.markers, _T_URL, _T_EMAIL))
     chunks.append(("\r\n" + part_head.format(b=boundary, sub="html")).encode("ascii"))
-    chunks.extend(_body_chunks(edition.html, _H_URL, _H_EMAIL))
+    chunks.extend(_body_chunks(edition.html, edition.markers, _H_URL, _H_EMAIL))
     chunks.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
 
     # Merge neighbouring constant chunks: fewer pieces to join per recipient.
@@ -486,4 +504,18 @@ def prepare_message(
         unsubscribe_url=unsub_url,
         unsubscribe_mailto=mailto,
         chunks=merged,
+        signer=dkim_signer(settings),
     )
+
+
+def dkim_signer(settings: Settings) -> DkimSigner | None:
+    """The DKIM signer ``[email.dkim]`` describes (its domain defaults to From's), or None."""
+    dkim = settings.email.get("dkim") or {}
+    if not (dkim.get("selector") or dkim.get("ed25519_selector")):
+        return None
+    from ..dkim import signer_from_settings
+
+    opts = dict(dkim)
+    if not opts.get("domain"):
+        opts["domain"] = ascii_address(_parse_configured(settings.email["from"])[1]).rpartition("@")[2]
+    return signer_from_settings(opts, settings.base_dir)

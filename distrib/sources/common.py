@@ -72,13 +72,20 @@ _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 def merge_posts(post_lists: Iterable[list[Post]]) -> list[Post]:
     """All posts once, newest first.  A post whose key or canonical URL was already
-    seen is a duplicate: the first source (in config order) wins.  Undated posts come
-    first: the app dates them by when they were first seen, which is now or later."""
+    seen is a duplicate: the first source (in config order) wins.  A URL that several
+    posts of one source share (a feed's entries without links of their own, linked to
+    the site by ``link_fallback = "site"``) is no one post's address: only their keys
+    tell them apart.  Undated posts come first: the app dates them by when they were
+    first seen, which is now or later."""
     seen: set[str] = set()
     merged: list[Post] = []
     for posts in post_lists:
+        keys_by_url: dict[str, set[str]] = {}
         for post in posts:
-            ids = {post.key, canonical_url(post.url)}
+            keys_by_url.setdefault(canonical_url(post.url), set()).add(post.key)
+        for post in posts:
+            url = canonical_url(post.url)
+            ids = {post.key} if len(keys_by_url[url]) > 1 else {post.key, url}
             if ids & seen:
                 continue
             seen |= ids

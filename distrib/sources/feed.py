@@ -3,7 +3,12 @@
 XML feeds are parsed by feedparser after we decode the bytes ourselves (see
 :func:`decode_xml`), JSON Feeds (https://www.jsonfeed.org/version/1.1/) by the code
 below.  Every entry becomes a :class:`~distrib.model.Post`; an entry without a usable
-link is skipped (logged), never invented.
+link is skipped (counted in one log line), never invented: an RSS ``<guid
+isPermaLink="false">`` is not the post's address (RSS 2.0, "<guid> sub-element of
+<item>"), nor is an Atom ``<id>`` (RFC 4287 §4.2.6: an identifier, not a link; the
+link is ``<link rel="alternate">``, §4.2.7.2), nor a JSON Feed ``external_url`` (JSON
+Feed 1.1: the page the item is about; ``url`` is the permalink) or ``id``.  With
+``link_fallback = "site"`` such an entry links to its ``xml:base`` or the site instead.
 
 Tags and categories.  Where the format says which is which, we follow it:
 JSON Feed ``tags`` are tags; an RSS ``<category domain=...>`` or Atom
@@ -140,20 +145,24 @@ def parse_feed(
     charset: str | None = None,
     base_url: str | None = None,
     categories_as: str = "both",
+    link_fallback: str = "skip",
 ) -> list[Post]:
     """The posts of one feed document (XML or JSON Feed); SourceError if it is not a feed.
 
     ``url`` is where the document came from (relative links resolve against it);
-    ``base_url`` overrides it (for a feed read from a file).
+    ``base_url`` overrides it (for a feed read from a file).  ``link_fallback``: what
+    an entry without a link of its own gets: "skip" (it is left out) or "site".
     """
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"{", b"[") or content_type in ("application/feed+json", "application/json"):
-        return parse_json_feed(body, source=source, url=url, base_url=base_url, content_type=content_type)
+        return parse_json_feed(
+            body, source=source, url=url, base_url=base_url, content_type=content_type, link_fallback=link_fallback
+        )
     if _HTML_RE.match(body[:4096]):
         raise _not_a_feed(source, body, content_type, url)
     return parse_xml_feed(
         body, source=source, url=url, content_type=content_type, charset=charset,
-        base_url=base_url, categories_as=categories_as,
+        base_url=base_url, categories_as=categories_as, link_fallback=link_fallback,
     )  # fmt: skip
 
 
@@ -169,6 +178,7 @@ def parse_xml_feed(
     charset: str | None = None,
     base_url: str | None = None,
     categories_as: str = "both",
+    link_fallback: str = "skip",
 ) -> list[Post]:
     import feedparser
 
@@ -188,18 +198,29 @@ def parse_xml_feed(
         raise _not_a_feed(source, body, content_type, url)
     feed = parsed.get("feed") or {}
     feed_base = base or absolute_http_url(feed.get("link"))
+    site = absolute_http_url(feed.get("link"), base) or feed_base
+    atom = str(parsed.get("version") or "").startswith("atom")
     posts = []
+    no_link: list[str] = []
     held = _HeldWarnings()  # shown only if the feed turns out usable
     log.addFilter(held)
     try:
         for entry in entries:
             try:
-                post = _xml_entry(entry, source=source, feed_base=feed_base, categories_as=categories_as)
+                post = _xml_entry(
+                    entry, source=source, feed_base=feed_base, categories_as=categories_as,
+                    atom=atom, site=site if link_fallback == "site" else None,
+                )  # fmt: skip
+            except _NoLink as e:
+                no_link.append(str(e))
+                continue
             except Exception as e:  # one odd entry must not lose the others
                 log.warning("source %r: skipped an entry that could not be read (%s)", source, _short(e))
                 continue
             if post is not None:
                 posts.append(post)
+        if no_link:
+            _warn_no_link(source, no_link, "entry", "entries")
     finally:
         log.removeFilter(held)
     if parsed.get("bozo") and not posts:
@@ -256,7 +277,32 @@ def _entry_date(entry: Any, *names: str) -> datetime | None:
     return None
 
 
-def _xml_entry(entry: Any, *, source: str, feed_base: str | None, categories_as: str) -> Post | None:
+class _NoLink(Exception):
+    """An entry without a link of its own (the message is its title or id, for the log)."""
+
+
+def _warn_no_link(source: str, titles: list[str], one: str, many: str) -> None:
+    more = f" and {len(titles) - 1} more" if len(titles) > 1 else ""
+    log.warning(
+        "source %r: skipped %d %s without a link of its own (%r%s): a guid or id is not the post's "
+        'address; set link_fallback = "site" to link them to the site',
+        source, len(titles), one if len(titles) == 1 else many, titles[0], more,
+    )  # fmt: skip
+
+
+def _alternate(entry: Any, base: str | None) -> str | None:
+    """RFC 4287 §4.2.7.2: the entry's ``<link>`` whose rel is "alternate" (or absent)."""
+    for link in entry.get("links") or []:
+        if (link.get("rel") or "alternate") == "alternate" and link.get("href"):
+            url = absolute_http_url(link["href"], base)
+            if url:
+                return url
+    return None
+
+
+def _xml_entry(
+    entry: Any, *, source: str, feed_base: str | None, categories_as: str, atom: bool = False, site: str | None = None
+) -> Post | None:
     # The entry's own base (xml:base on the item, or the feed's) for anything
     # feedparser did not resolve itself (media:content, enclosures, guid links).
     base = None
@@ -269,15 +315,21 @@ def _xml_entry(entry: Any, *, source: str, feed_base: str | None, categories_as:
             break
     base = base or feed_base
 
-    link = absolute_http_url(entry.get("link"), base)
     guid = (entry.get("id") or "").strip()
-    if not link and guid:
-        link = absolute_http_url(guid, base) if guid.startswith(("http://", "https://")) else None
+    if atom:
+        # feedparser copies an Atom <id> into "link" when there is no <link>: not ours.
+        link = _alternate(entry, base)
+    else:
+        # RSS 2.0: <link>, else a <guid> that is a permalink (isPermaLink is not
+        # "false"; feedparser then copies it into "link" itself).
+        link = absolute_http_url(entry.get("link"), base)
     if link:
         link = strip_tracking(link)
     if not link:
-        log.warning("source %r: skipped an entry without an http(s) link (%r)", source, one_line(entry.get("title"))[:60])
-        return None
+        if site:
+            link = base or site
+        else:
+            raise _NoLink(one_line(entry.get("title"))[:60] or guid[:60])
 
     content_html = _best_content(entry)
     summary_html = entry.get("summary") or ""
@@ -325,7 +377,7 @@ def _xml_entry(entry: Any, *, source: str, feed_base: str | None, categories_as:
 
 
 def post_key(guid: str, link: str) -> str:
-    """The guid / id when there is one, else the canonical URL (DESIGN, "Nouns").
+    """The guid / id when there is one, else the canonical URL (ARCHITECTURE.md, "The nouns").
 
     A guid that is not a URL, URN or tag URI ("1", "4242") is only unique inside its
     feed; it is prefixed with the post's host so that two sites' "1" stay two posts.
@@ -490,6 +542,7 @@ def parse_json_feed(
     url: str | None = None,
     base_url: str | None = None,
     content_type: str = "",
+    link_fallback: str = "skip",
 ) -> list[Post]:
     """https://www.jsonfeed.org/version/1.1/ (and 1.0, which differs in ``author``)."""
     hint = "check the url" if url else "check the path"
@@ -504,17 +557,24 @@ def parse_json_feed(
         log.warning("source %r: unknown JSON Feed version %r; reading it as 1.1", source, version[:60])
     base = base_url or url or absolute_http_url(data.get("home_page_url")) or absolute_http_url(data.get("feed_url"))
     feed_authors = _json_authors(data)
+    site = absolute_http_url(data.get("home_page_url")) if link_fallback == "site" else None
     posts = []
+    no_link: list[str] = []
     for item in data["items"]:
         if not isinstance(item, dict):
             continue
         try:
-            post = _json_item(item, source=source, base=base, feed_authors=feed_authors)
+            post = _json_item(item, source=source, base=base, feed_authors=feed_authors, site=site)
+        except _NoLink as e:
+            no_link.append(str(e))
+            continue
         except Exception as e:  # one odd item must not lose the others
             log.warning("source %r: skipped an item that could not be read (%s)", source, _short(e))
             continue
         if post is not None:
             posts.append(post)
+    if no_link:
+        _warn_no_link(source, no_link, "item", "items")
     return posts
 
 
@@ -536,17 +596,20 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _json_item(item: dict[str, Any], *, source: str, base: str | None, feed_authors: str) -> Post | None:
-    link = absolute_http_url(_str(item.get("url")), base) or absolute_http_url(_str(item.get("external_url")), base)
+def _json_item(
+    item: dict[str, Any], *, source: str, base: str | None, feed_authors: str, site: str | None = None
+) -> Post | None:
+    # JSON Feed 1.1: "url" is the permalink; "external_url" is the page the item is
+    # about (someone else's), and "id" only identifies the item.
+    link = absolute_http_url(_str(item.get("url")), base)
     raw_id = item.get("id")
     guid = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
-    if not link and guid.startswith(("http://", "https://")):
-        link = absolute_http_url(guid)
     if link:
         link = strip_tracking(link)
     if not link:
-        log.warning("source %r: skipped an item without an http(s) url (id %r)", source, guid[:60])
-        return None
+        if not site:
+            raise _NoLink(one_line(_str(item.get("title")))[:60] or guid[:60])
+        link = site
     html_in = _str(item.get("content_html"))
     if not html_in and _str(item.get("content_text")):
         html_in = _text_to_html(item["content_text"])
@@ -610,6 +673,11 @@ class FeedSource(Source):
             "both",
             "where a plain RSS/Atom category (one the feed does not mark as tag or category) goes",
         ),
+        "link_fallback": Opt(
+            choice("skip", "site"),
+            "skip",
+            "an entry without a link of its own: skip it, or link it to its xml:base or the site",
+        ),
     }
 
     def __init__(self, name: str, options: Any, ctx: Context):
@@ -629,6 +697,7 @@ class FeedSource(Source):
             return parse_feed(
                 body, source=self.name, base_url=self.opts.get("base_url"),
                 categories_as=self.opts.get("categories_as") or "both",
+                link_fallback=self.opts.get("link_fallback") or "skip",
             )  # fmt: skip
         try:
             resp = self.ctx.http.get(url, headers={"Accept": ACCEPT})
@@ -638,6 +707,7 @@ class FeedSource(Source):
             resp.body, source=self.name, url=resp.url, content_type=resp.content_type,
             charset=resp.charset, base_url=self.opts.get("base_url"),
             categories_as=self.opts.get("categories_as") or "both",
+            link_fallback=self.opts.get("link_fallback") or "skip",
         )  # fmt: skip
 
     def _read(self, path: Path) -> bytes:

@@ -13,23 +13,35 @@ start of the widest newsletter window; without it, the last 30 days.
 Auth: WordPress application passwords
 (https://make.wordpress.org/core/2020/11/05/application-passwords-integration-guide/)
 over HTTP Basic; ``username`` plus ``password_env`` naming the variable that holds it.
+It is for sites whose REST API refuses anonymous readers; only published posts are
+read either way (drafts and private posts are never emailed).
+
+Rules from WordPress's own REST API handbook ("Posts" reference): a post whose
+``content.protected`` is true has a password; it is skipped unless
+``include_protected = true``, and then only its title and link are used (its text is
+for those who know the password).  ``post_type`` reads a custom post type at the REST
+base the site gives for it in ``/wp/v2/types`` ("Post Types" reference).  Stopping at
+``max_pages`` while more pages exist is said in one log line with what is left.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from ..adapters import Context, Source
-from ..config import Opt, k_env_name, k_positive, k_str, k_url
+from ..config import Opt, k_bool, k_env_name, k_positive, k_str, k_url
 from ..errors import ConfigError, SourceError
 from ..http import FetchError, HttpResponse
 from ..model import Image, Post
 from ..sanitize import absolute_http_url, clean_html, html_to_text, one_line
 from .dates import parse_date
-from .feed import derive_summary, derive_title, post_key
+from .feed import _content_images, derive_summary, derive_title, post_key
+
+log = logging.getLogger("distrib.sources")
 
 DEFAULT_WINDOW = timedelta(days=30)
 #: Image sizes WordPress generates, best first for a ~600 px wide email column.
@@ -41,10 +53,19 @@ class WordPressSource(Source):
 
     options: ClassVar[dict[str, Opt]] = {
         "url": Opt(k_url, None, "the WordPress site's address, such as 'https://blog.example.org'", required=True),
-        "username": Opt(k_str, None, "a user for application-password auth (to see private posts)"),
+        "username": Opt(
+            k_str,
+            None,
+            "a user for application-password auth, for a site whose REST API needs a login "
+            "(only published posts are read: drafts and private posts are never emailed)",
+        ),
         "password_env": Opt(k_env_name, None, "environment variable holding that user's application password"),
         "per_page": Opt(k_positive, 20, "posts per API page (WordPress allows at most 100)"),
         "max_pages": Opt(k_positive, 5, "the most API pages read in one fetch"),
+        "post_type": Opt(k_str, "post", "the post type to read, such as 'podcast' (its REST base comes from /wp/v2/types)"),
+        "include_protected": Opt(
+            k_bool, False, "take password-protected posts too (their title and link only, never their text)"
+        ),
     }
 
     #: Set by the app before fetch: the oldest post any newsletter window can take.
@@ -65,6 +86,41 @@ class WordPressSource(Source):
         password = self.ctx.settings.secret(self.opts, "password_env")
         return (self.opts["username"], password) if password else None
 
+    def _rest_base(self, auth: tuple[str, str] | None) -> str:
+        """The REST base of ``post_type``: "posts" for posts, else what /wp/v2/types says."""
+        post_type = (self.opts.get("post_type") or "post").strip()
+        if post_type == "post":
+            return "posts"
+        root = self.opts["url"].rstrip("/")
+        last: FetchError | None = None
+        for url in (f"{root}/wp-json/wp/v2/types", f"{root}/?{urlencode({'rest_route': '/wp/v2/types'})}"):
+            try:
+                resp = self.ctx.http.get(url, auth=auth, conditional=False, headers={"Accept": "application/json"})
+            except FetchError as e:
+                last = e
+                if e.status == 404 and not _api_error(e.body):
+                    continue  # no pretty permalinks: try ?rest_route=
+                raise self._error(e) from None
+            try:
+                types = json.loads(resp.body.decode("utf-8-sig", errors="replace"))
+            except ValueError:
+                types = None
+            if not isinstance(types, dict):
+                raise SourceError(self.name, f"the WordPress API at {_redacted(resp.url)} did not list its post types; check the url")
+            info = types.get(post_type)
+            if not isinstance(info, dict) or not info.get("rest_base"):
+                known = ", ".join(sorted(k for k, v in types.items() if isinstance(v, dict) and v.get("rest_base")))
+                raise ConfigError(
+                    f"{self._where}.post_type: the site has no post type {post_type!r} in its REST API; it has {known or 'none'}"
+                )
+            return str(info["rest_base"])
+        assert last is not None
+        raise self._error(last) from None
+
+    @property
+    def _where(self) -> str:
+        return getattr(self.opts, "where", "") or f"sources ({self.name})"
+
     def _endpoint(self, page: int, pretty: bool) -> str:
         since = self.since or (self.ctx.now - DEFAULT_WINDOW)
         params = {
@@ -76,14 +132,19 @@ class WordPressSource(Source):
             "after": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
         }
         root = self.opts["url"].rstrip("/")
+        base = self._base
         if pretty:
-            return f"{root}/wp-json/wp/v2/posts?{urlencode(params)}"
-        return f"{root}/?{urlencode({'rest_route': '/wp/v2/posts', **params})}"
+            return f"{root}/wp-json/wp/v2/{base}?{urlencode(params)}"
+        return f"{root}/?{urlencode({'rest_route': f'/wp/v2/{base}', **params})}"
+
+    _base = "posts"
 
     def fetch(self) -> list[Post]:
         auth = self._auth()
+        self._base = self._rest_base(auth)
         max_pages = self.opts.get("max_pages") or 5
         posts: list[Post] = []
+        self._protected = 0
         pretty = True
         page = 1
         while page <= max_pages:
@@ -107,7 +168,39 @@ class WordPressSource(Source):
             if total_pages.isdigit() and page >= int(total_pages):
                 break
             page += 1
+            if page > max_pages:
+                self._say_left(max_pages, resp)
+        if self._protected:
+            log.warning(
+                "source %r: skipped %d password-protected post%s; set include_protected = true "
+                "to take their title and link",
+                self.name, self._protected, "" if self._protected == 1 else "s",
+            )  # fmt: skip
         return posts
+
+    def _say_left(self, max_pages: int, resp: HttpResponse) -> None:
+        """Stopping at max_pages while the site has more: one line with what is left."""
+        total_pages = resp.headers.get("x-wp-totalpages", "")
+        total = resp.headers.get("x-wp-total", "")
+        if total_pages.isdigit():
+            left_pages = int(total_pages) - max_pages
+            if left_pages <= 0:
+                return
+            per_page = self.opts.get("per_page") or 20
+            left = f"{left_pages} more page{'s' if left_pages != 1 else ''}"
+            if total.isdigit():
+                n = max(int(total) - max_pages * per_page, 0)
+                left += f", {n} more post{'s' if n != 1 else ''}"
+        else:
+            log.warning(
+                "source %r: stopped at max_pages = %d; the API did not say how many pages are left; "
+                "raise max_pages to read more", self.name, max_pages,
+            )  # fmt: skip
+            return
+        log.warning(
+            "source %r: stopped at max_pages = %d with %s left in the window; raise max_pages to read them",
+            self.name, max_pages, left,
+        )  # fmt: skip
 
     def _error(self, e: FetchError) -> SourceError:
         api = _api_error(e.body)
@@ -148,6 +241,18 @@ class WordPressSource(Source):
         link = absolute_http_url(_s(item.get("link")), self.opts["url"])
         if not link:
             return None
+        protected = isinstance(item.get("content"), dict) and item["content"].get("protected") is True
+        if protected and not self.opts.get("include_protected"):
+            self._protected = getattr(self, "_protected", 0) + 1
+            return None
+        if protected:
+            # A password-protected post: its title and its link, nothing of its text.
+            title = one_line(_rendered(item.get("title")))
+            published = _gmt(item.get("date_gmt")) or parse_date(_s(item.get("date")))
+            return Post(
+                key=post_key(_rendered(item.get("guid")), link), url=link, title=title or link,
+                source=self.name, published=published,
+            )  # fmt: skip
         content = clean_html(_rendered(item.get("content")), link)
         summary = derive_summary(_rendered(item.get("excerpt")), content)
         title = one_line(_rendered(item.get("title"))) or derive_title(html_to_text(content) or summary)
@@ -167,8 +272,14 @@ class WordPressSource(Source):
             updated=updated if updated != published else None,
             tags=tags,
             categories=categories,
-            image=_featured(item, embedded, link),
+            image=_featured(item, embedded, link) or _first_image(content),
         )
+
+
+def _first_image(content: str) -> Image | None:
+    """No featured image: the first picture of the post, as the other sources do."""
+    images = _content_images(content)
+    return images[0] if images else None
 
 
 def _s(value: Any) -> str:

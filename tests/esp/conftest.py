@@ -121,3 +121,20 @@ class Run:
 
 def people(n: int) -> list[Recipient]:
     return [Recipient(f"reader{i}@example.org", f"Reader {i}") for i in range(n)]
+
+
+@pytest.fixture
+def threaded_server() -> Iterator[Any]:
+    """A pytest-httpserver on 127.0.0.1 that answers requests in parallel, as a provider
+    does: a slow answer to one request does not hold up the next (a reconciliation
+    search after a timeout)."""
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        if server.is_running():
+            server.stop()

@@ -108,3 +108,54 @@ def test_retry_after_forms() -> None:
 def test_display_address_quotes() -> None:
     assert display_address('Ann "The Tide" O\'Neil', "ann@example.org") == '"Ann \\"The Tide\\" O\'Neil" <ann@example.org>'
     assert display_address("", "a@example.org") == "a@example.org"
+
+
+# --- what is retried: only what provably never reached the provider --------------------
+
+
+def _post(url: str, *, repeatable: bool = False, timeout: float = 5.0) -> httpx.Response:
+    from distrib.mailers._http import check_transient, transport_guard
+
+    with httpx.Client(timeout=httpx.Timeout(timeout)) as client:
+        response = transport_guard("esp", lambda: client.post(url, content=b"{}"), repeatable=repeatable)
+        check_transient(response, "esp", repeatable=repeatable)
+        return response
+
+
+def test_a_refused_connection_is_transient() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: the connection is refused
+        with pytest.raises(Transient, match="could not connect"):
+            _post(f"http://127.0.0.1:{port}/send")
+
+
+@pytest.mark.parametrize(("status", "kind"), [(429, "Transient"), (503, "Transient"), (500, "InDoubt"),
+                                              (502, "InDoubt"), (504, "InDoubt")])
+def test_server_answers_that_may_follow_an_accepted_request_are_in_doubt(httpserver, status, kind) -> None:
+    from distrib.mailers import _http
+
+    httpserver.expect_request("/send").respond_with_json({"message": "x"}, status=status)
+    with pytest.raises(getattr(_http, kind)):
+        _post(httpserver.url_for("/send"))
+    if kind == "InDoubt":  # a request that may be repeated (a GET, an idempotency key) is retried
+        with pytest.raises(Transient):
+            _post(httpserver.url_for("/send"), repeatable=True)
+
+
+def test_a_read_timeout_is_in_doubt(threaded_server) -> None:
+    import time as _time
+
+    from distrib.mailers._http import InDoubt
+
+    def slow(request):
+        _time.sleep(1.5)
+        from werkzeug import Response
+
+        return Response("{}", 200)
+
+    threaded_server.expect_request("/send").respond_with_handler(slow)
+    with pytest.raises(InDoubt, match="no answer in time"):
+        _post(threaded_server.url_for("/send"), timeout=0.5)

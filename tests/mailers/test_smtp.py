@@ -467,3 +467,29 @@ def test_a_server_that_stalls_is_named_with_the_stage_and_its_fix(
         listener.close()
     assert str(e.value).endswith(f"127.0.0.1:{port}: the server stopped answering {expect}")
     assert "s3cret" not in str(e.value)
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_non_ascii_local_part_needs_smtputf8(ctx: Context, prepared: PreparedMessage, smtputf8: bool) -> None:
+    """Issue 9: a non-ASCII local part was written raw into To: whatever the server
+    offered.  With SMTPUTF8 it goes with the SMTPUTF8 parameter (RFC 6531) and a UTF-8
+    To: (RFC 6532); without it, that recipient fails with the reason and the rest go."""
+    handler = Handler()
+    uni = Recipient("üser@bücher.example", "Jürgen")
+    tally = Tally([uni, Recipient("fine@example.com")])
+    with smtp_server(handler, enable_SMTPUTF8=smtputf8, decode_data=False) as port:
+        tally.run(mailer(ctx, port), prepared)
+    assert tally.status("fine@example.com") is DeliveryStatus.SENT
+    by_rcpt = {r.rcpt_tos[0]: r for r in handler.received}
+    if smtputf8:
+        assert tally.status(uni.email) is DeliveryStatus.SENT
+        got = by_rcpt["üser@xn--bcher-kva.example"]
+        from email import message_from_string
+
+        msg = message_from_string(got.data.decode("utf-8"), policy=policy.SMTPUTF8)
+        assert msg["To"].addresses[0].addr_spec == "üser@xn--bcher-kva.example"
+        assert msg["To"].addresses[0].display_name == "Jürgen"
+    else:
+        assert tally.status(uni.email) is DeliveryStatus.FAILED
+        assert "SMTPUTF8" in tally.outcomes[uni.email].error
+        assert list(by_rcpt) == ["fine@example.com"]

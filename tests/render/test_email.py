@@ -11,7 +11,7 @@ from markupsafe import escape as _escape
 
 from distrib.config import ConfigError
 from distrib.errors import TemplateError
-from distrib.model import PLACEHOLDER_EMAIL, PLACEHOLDER_UNSUBSCRIBE_URL, Image, Post
+from distrib.model import Image, Post
 from distrib.render.email import render_edition, size_as_sent
 
 from .cases import FIXED_NOW, WEB_URL, make_posts
@@ -57,9 +57,9 @@ def test_digest_has_every_part(make_settings):
     assert "https://news.harbour.example/posts/1/?ref=feed&amp;amp=1" in html  # & escaped in href
     assert "https://news.harbour.example/posts/1/?ref=feed&amp=1" in r.text  # and not in text
     # The footer: unsubscribe link, recipient line, postal address, social link.
-    assert f'href="{PLACEHOLDER_UNSUBSCRIBE_URL}"' in html
-    assert PLACEHOLDER_EMAIL in html and PLACEHOLDER_EMAIL in r.text
-    assert f"Unsubscribe: {PLACEHOLDER_UNSUBSCRIBE_URL}" in r.text
+    assert f'href="{r.markers.url}"' in html
+    assert r.markers.email in html and r.markers.email in r.text
+    assert f"Unsubscribe: {r.markers.url}" in r.text
     assert "12 Quay Street, Portsmouth PO1 2AB, United Kingdom" in html
     assert "12 Quay Street, Portsmouth PO1 2AB, United Kingdom" in r.text
     assert 'href="https://mastodon.example/@harbour"' in html
@@ -106,7 +106,7 @@ def test_sixty_posts_stay_under_budget_and_link_the_overflow(make_settings):
     posts = make_posts(60)
     r = render(settings, posts)
     budget = settings.data["digest"]["size_budget_kb"] * 1024
-    assert size_as_sent(r.html, "https://news.harbour.example/") <= budget
+    assert size_as_sent(r.html, "https://news.harbour.example/", r.markers) <= budget
     assert r.overflow_keys, "60 posts should not all fit in full"
     assert r.full_keys + r.overflow_keys == tuple(p.key for p in posts)
     assert len(r.full_keys) >= 20
@@ -117,7 +117,7 @@ def test_sixty_posts_stay_under_budget_and_link_the_overflow(make_settings):
     # One more full post would not have fitted: the split is as large as it can be.
     fewer = render(settings, posts, size_budget_kb=40)
     assert len(fewer.full_keys) < len(r.full_keys)
-    assert size_as_sent(fewer.html, "https://news.harbour.example/") <= 40 * 1024
+    assert size_as_sent(fewer.html, "https://news.harbour.example/", fewer.markers) <= 40 * 1024
 
 
 def test_one_post_uses_the_single_template(make_settings):

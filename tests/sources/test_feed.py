@@ -116,7 +116,9 @@ def test_jekyll_atom_media(httpserver: HTTPServer, make_ctx) -> None:
 def test_microblog_json_feed(httpserver: HTTPServer, make_ctx) -> None:
     url = serve(httpserver, "microblog.json", "application/feed+json")
     posts = feed_source(make_ctx, url).fetch()
-    assert len(posts) == 3  # the item without a url and the non-object are skipped
+    # Skipped: the non-object, the item without any link, and the item with only an
+    # external_url (JSON Feed 1.1: the page it is about, not its permalink).
+    assert len(posts) == 2
     snow = by_url(posts, "151200")
     assert snow.title == "First snow on the hills this morning."
     assert snow.author == "Pia Lindqvist"
@@ -127,8 +129,11 @@ def test_microblog_json_feed(httpserver: HTTPServer, make_ctx) -> None:
     assert "&lt;b&gt;angle brackets&lt;/b&gt;" in plain.content  # content_text is text
     assert plain.image.url == "https://pia.micro.example/uploads/2026/cover.jpg"
     assert plain.updated == datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-    external = by_url(posts, "elsewhere.example")
-    assert external.key == "elsewhere.example:7734"
+    assert not [p for p in posts if "elsewhere.example" in p.url]
+    linked = feed_source(make_ctx, url, 'link_fallback = "site"').fetch()
+    assert len(linked) == 4
+    external = next(p for p in linked if p.key == "pia.micro.example:7734")
+    assert external.url == "https://pia.micro.example/"  # the site, never the external page
     assert external.published is None
     assert external.image.alt == "A chart"
 

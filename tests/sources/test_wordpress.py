@@ -238,3 +238,90 @@ def test_max_pages_and_embedded_errors(httpserver: HTTPServer, make_ctx) -> None
     assert calls == ["1", "2", "3"]
     assert [p.image.url for p in posts] == [f"{SITE}/jp1.jpg", f"{SITE}/jp2.jpg", f"{SITE}/jp3.jpg"]
     assert all(p.author == "" for p in posts)
+
+
+# --- issue 18: the first <img>, max_pages, protected posts, custom post types ------------
+
+
+def test_first_content_image_when_no_featured_image(httpserver: HTTPServer, make_ctx) -> None:
+    post = wp_post(1, embed=False, featured_media=0, content={"rendered": '<p>Text</p><img src="/wp-content/uploads/in-body.jpg" alt="In the body"><img src="/second.jpg">', "protected": False})
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([post])
+    (got,) = wp_source(make_ctx, httpserver.url_for("/")).fetch()
+    assert got.image is not None
+    assert (got.image.url, got.image.alt) == (f"{SITE}/wp-content/uploads/in-body.jpg", "In the body")
+
+
+def test_max_pages_stop_says_what_is_left(httpserver: HTTPServer, make_ctx, caplog) -> None:
+    import logging
+
+    def handler(request: Request) -> Response:
+        n = int(request.args["page"])
+        return Response(
+            json.dumps([wp_post(2 * n), wp_post(2 * n + 1)]),
+            content_type="application/json",
+            headers={"X-WP-Total": "17", "X-WP-TotalPages": "9"},
+        )
+
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_handler(handler)
+    with caplog.at_level(logging.WARNING, logger="distrib.sources"):
+        posts = wp_source(make_ctx, httpserver.url_for("/"), "per_page = 2\nmax_pages = 3").fetch()
+    assert len(posts) == 6
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == "source 'wp': stopped at max_pages = 3 with 6 more pages, 11 more posts left in the window; raise max_pages to read them"
+
+
+def test_max_pages_not_reached_says_nothing(httpserver: HTTPServer, make_ctx, caplog) -> None:
+    import logging
+
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([wp_post(0), wp_post(1)], headers={"X-WP-Total": "2", "X-WP-TotalPages": "1"})
+    with caplog.at_level(logging.WARNING, logger="distrib.sources"):
+        assert len(wp_source(make_ctx, httpserver.url_for("/"), "per_page = 2\nmax_pages = 1").fetch()) == 2
+    assert caplog.records == []
+
+
+def _protected(n: int) -> dict:
+    return wp_post(
+        n,
+        title="Members only",
+        content={"rendered": "<p>The secret text.</p>", "protected": True},
+        excerpt={"rendered": "<p>The secret excerpt.</p>", "protected": True},
+    )
+
+
+def test_password_protected_posts_are_skipped(httpserver: HTTPServer, make_ctx, caplog) -> None:
+    import logging
+
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([wp_post(0), _protected(1)])
+    with caplog.at_level(logging.WARNING, logger="distrib.sources"):
+        posts = wp_source(make_ctx, httpserver.url_for("/")).fetch()
+    assert [p.key for p in posts] == [f"{SITE}/?p=4000"]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "skipped 1 password-protected post" in line and "include_protected = true" in line
+
+
+def test_include_protected_takes_title_and_link_only(httpserver: HTTPServer, make_ctx) -> None:
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([_protected(1)])
+    (got,) = wp_source(make_ctx, httpserver.url_for("/"), "include_protected = true").fetch()
+    assert (got.title, got.url) == ("Members only", f"{SITE}/2026/11/post-1/")
+    assert got.content == "" and got.summary == "" and got.image is None
+    assert "secret" not in repr(got)
+
+
+def test_custom_post_type_uses_its_rest_base(httpserver: HTTPServer, make_ctx) -> None:
+    types = {
+        "post": {"slug": "post", "rest_base": "posts", "name": "Posts"},
+        "podcast": {"slug": "podcast", "rest_base": "episodes", "name": "Podcast"},
+    }
+    httpserver.expect_request("/wp-json/wp/v2/types").respond_with_json(types)
+    httpserver.expect_request("/wp-json/wp/v2/episodes").respond_with_json([wp_post(3, type="podcast")])
+    (got,) = wp_source(make_ctx, httpserver.url_for("/"), 'post_type = "podcast"').fetch()
+    assert got.key == f"{SITE}/?p=4003"
+    with pytest.raises(ConfigError, match=r"post_type: the site has no post type 'recipe' in its REST API; it has podcast, post"):
+        wp_source(make_ctx, httpserver.url_for("/"), 'post_type = "recipe"').fetch()
+
+
+def test_username_help_says_what_it_gives() -> None:
+    from distrib.sources.wordpress import WordPressSource
+
+    doc = WordPressSource.options["username"].doc
+    assert "private posts" in doc and "never emailed" in doc
