@@ -15,14 +15,19 @@
   is sent; if another post is there, the share takes the next key.  The same check
   settles a share a dead run left in flight or a 5xx left deferred.
 * A refused password or session (401/403) stops the channel for the run.
-* Text: at most 300 graphemes and 3000 UTF-8 bytes; links and hashtags as facets with
-  UTF-8 byte offsets (https://docs.bsky.app/docs/advanced-guides/post-richtext).
+* Text: at most 300 graphemes and 3000 UTF-8 bytes; links, hashtags, cashtags and
+  mentions as facets with UTF-8 byte offsets, found as ``@atproto/api``'s
+  ``RichText.detectFacets`` finds them
+  (https://docs.bsky.app/docs/advanced-guides/post-richtext); a mentioned handle is
+  resolved to a DID with ``com.atproto.identity.resolveHandle`` on the configured
+  service, and one that does not resolve stays plain text.
 * Link card: ``app.bsky.embed.external`` with title, description and a thumbnail
   uploaded with ``com.atproto.repo.uploadBlob`` (at most 1,000,000 bytes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -78,7 +83,7 @@ def facet_json(facet: Facet) -> dict[str, Any]:
     feature: dict[str, Any]
     if facet.kind == "link":
         feature = {"$type": "app.bsky.richtext.facet#link", "uri": facet.value}
-    elif facet.kind == "tag":
+    elif facet.kind in ("tag", "cashtag"):
         feature = {"$type": "app.bsky.richtext.facet#tag", "tag": facet.value}
     else:
         feature = {"$type": "app.bsky.richtext.facet#mention", "did": facet.value}
@@ -121,7 +126,6 @@ class BlueskyChannel(ShareChannel):
         return BLUESKY_GRAPHEMES
 
     def compose(self, post: Post) -> Snippet:
-        import dataclasses
 
         snippet = super().compose(post)
         return dataclasses.replace(snippet, facets=facets_for(snippet.text))
@@ -237,7 +241,7 @@ class BlueskyChannel(ShareChannel):
             "text": snippet.text,
             "createdAt": self.ctx.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         }
-        facets = facets_for(snippet.text)
+        facets = self.resolve_mentions(facets_for(snippet.text))
         if facets:
             record["facets"] = [facet_json(f) for f in facets]
         language = self.opt("language") or (self.ctx.settings.data.get("site") or {}).get("language")
@@ -254,6 +258,36 @@ class BlueskyChannel(ShareChannel):
         raise DeliveryError(
             f"channel {self.name}: {MAX_KEYS} record keys in a row held other posts; post {post.key} not sent"
         )
+
+    def resolve_mentions(self, facets: tuple[Facet, ...]) -> list[Facet]:
+        """Mention facets with the handle replaced by its DID; an unresolvable handle
+        (the PDS answers ``com.atproto.identity.resolveHandle`` with an error) is left
+        as plain text, as the reference client does."""
+        out = []
+        for facet in facets:
+            if facet.kind == "mention":
+                did = self._did_of(facet.value)
+                if did is None:
+                    continue
+                facet = dataclasses.replace(facet, value=did)
+            out.append(facet)
+        return out
+
+    def _did_of(self, handle: str) -> str | None:
+        cache: dict[str, str | None] = self.__dict__.setdefault("_handles", {})
+        if handle not in cache:
+            r = self.request("GET", self.base + "com.atproto.identity.resolveHandle", params={"handle": handle})
+            did = None
+            if r.status_code == 200:
+                try:
+                    did = r.json().get("did")
+                except ValueError:
+                    did = None
+            if not (isinstance(did, str) and did.startswith("did:")):
+                log.info("channel %s: @%s does not resolve to a DID; left as plain text", self.name, handle)
+                did = None
+            cache[handle] = did
+        return cache[handle]
 
     def _create(self, did: str, rkey: str, record: dict[str, Any], snippet: Snippet) -> Outcome | None:
         """Create the record at ``rkey``: its outcome, or None when another post holds the key."""

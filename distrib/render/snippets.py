@@ -11,7 +11,6 @@ spaces), and tokens that are URLs, hashtags or mentions are kept whole or droppe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -21,6 +20,7 @@ import regex
 
 from ..errors import DistribError, TemplateError
 from ..model import Facet, Post, Snippet
+from .entities import bluesky_facets
 from .length import graphemes, iter_urls
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def add_utm(url: str, source: str, medium: str, campaign: str) -> str:
     base, hash_, fragment = url.partition("#")
     path, question, query = base.partition("?")
     names = {
-        unquote(field.split("=", 1)[0]).strip().lower() for field in re.split("[&;]", query) if field
+        unquote(field.split("=", 1)[0]).strip().lower() for field in regex.split("[&;]", query) if field
     }
     added = "&".join(
         f"{key}={quote(value, safe='')}"
@@ -185,37 +185,25 @@ def add_utm(url: str, source: str, medium: str, campaign: str) -> str:
 
 # --- Bluesky facets ------------------------------------------------------------------
 
-# A hashtag as Bluesky's client detects it (packages/api/src/rich-text/util.ts): after
-# the start or a space, '#' or '＃', not only digits, at most 64 characters.
+# A hashtag already in the text, to leave out of the ones added (any network).
 _HASHTAG_RE = regex.compile(r"(?<![^\s(\[])[#＃]((?:(?!\s)[\p{L}\p{M}\p{N}_])+)")
 
 
 def facets_for(text: str) -> tuple[Facet, ...]:
-    """Link and hashtag facets of ``text`` with UTF-8 byte offsets, in text order.
+    """The facets Bluesky's reference client detects in ``text``, in its order.
 
-    https://docs.bsky.app/docs/advanced-guides/post-richtext: ``byteStart`` inclusive,
-    ``byteEnd`` exclusive, counted in the UTF-8 encoding of the text.
+    ``@atproto/api`` ``RichText.detectFacetsWithoutResolution()``: links (with a scheme,
+    or a bare domain whose top-level domain is real), hashtags, cashtags (kind
+    ``"cashtag"``, value ``"$TICKER"``; a tag facet on Bluesky) and mentions (value: the
+    handle, which the Bluesky channel resolves to a DID).  Offsets are UTF-8 bytes,
+    ``byteStart`` inclusive, ``byteEnd`` exclusive
+    (https://docs.bsky.app/docs/advanced-guides/post-richtext).
     """
-
-    def offset(i: int) -> int:
-        return len(text[:i].encode("utf-8"))
-
-    spans: list[tuple[int, int, str, str]] = []
-    taken: list[tuple[int, int]] = []
-    for start, end, url in iter_urls(text):
-        uri = url if re.match(r"https?://", url, re.I) else "https://" + url
-        spans.append((start, end, "link", uri))
-        taken.append((start, end))
-    for m in _HASHTAG_RE.finditer(text):
-        start, end = m.span()
-        if any(a < end and start < b for a, b in taken):
-            continue
-        body = m.group(1).rstrip("_")
-        if body.isdigit() or len(graphemes(body)) > 64:
-            continue
-        spans.append((start, start + 1 + len(body), "tag", body))
-    spans.sort()
-    return tuple(Facet(offset(s), offset(e), kind, value) for s, e, kind, value in spans)
+    out = []
+    for f in bluesky_facets(text):
+        kind = "cashtag" if f.kind == "tag" and f.value.startswith("$") else f.kind
+        out.append(Facet(f.byte_start, f.byte_end, kind, f.value))
+    return tuple(out)
 
 
 # --- composing -----------------------------------------------------------------------

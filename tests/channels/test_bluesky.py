@@ -353,3 +353,33 @@ def test_another_post_whose_link_starts_like_ours_is_not_taken_for_ours(env, blu
     pds.records[rkey] = {"$type": "app.bsky.feed.post", "text": "Part 10 https://news.example/posts/10", "createdAt": "2026-11-20T09:00:00.000Z"}
     report = run_shares(ctx, [channel], [post], dry_run=False)
     assert len(report.sent) == 1 and len(pds.records) == 2
+
+
+def test_mentions_are_resolved_to_dids_and_an_unknown_handle_stays_text(env, bluesky, httpserver):
+    """@handle facets as @atproto/api's detectFacets makes them: the handle resolved with
+    com.atproto.identity.resolveHandle on the configured PDS; one that does not resolve
+    (the PDS answers 400 InvalidRequest "Unable to resolve handle") gets no facet."""
+    httpserver.expect_request("/xrpc/com.atproto.server.createSession", method="POST").respond_with_json(session())
+    httpserver.expect_request(
+        "/xrpc/com.atproto.identity.resolveHandle", query_string={"handle": "news.harbourlight.org"}
+    ).respond_with_json({"did": "did:plc:harbourlight7xq"})
+    httpserver.expect_request(
+        "/xrpc/com.atproto.identity.resolveHandle", query_string={"handle": "gone.example.com"}
+    ).respond_with_json({"error": "InvalidRequest", "message": "Unable to resolve handle"}, status=400)
+    httpserver.expect_request("/xrpc/com.atproto.repo.createRecord", method="POST").respond_with_json(created("x"))
+    post = make_post(1, title="Thanks @news.harbourlight.org and @gone.example.com", tags=())
+    ctx, channels = bluesky(card=False)
+
+    report = run_shares(ctx, channels, [post], dry_run=False)
+
+    assert len(report.sent) == 1
+    [req] = _requests(httpserver, "com.atproto.repo.createRecord")
+    record = json.loads(req.data)["record"]
+    raw = record["text"].encode("utf-8")
+    mentions = [f for f in record["facets"] if f["features"][0]["$type"] == "app.bsky.richtext.facet#mention"]
+    assert [f["features"][0]["did"] for f in mentions] == ["did:plc:harbourlight7xq"]
+    [m] = mentions
+    assert raw[m["index"]["byteStart"] : m["index"]["byteEnd"]] == b"@news.harbourlight.org"
+    assert len(_requests(httpserver, "com.atproto.identity.resolveHandle")) == 2
+
+

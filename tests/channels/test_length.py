@@ -14,6 +14,7 @@ from distrib.render.length import (
     iter_urls,
     mastodon_length,
     x_length,
+    x_valid,
 )
 
 FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # 👨‍👩‍👧‍👦
@@ -62,14 +63,18 @@ def test_x_weighted_length(text, expected):
         ("see example.com", 4 + 23),  # bare domains with a valid TLD are links
         ("see example.com.", 4 + 23 + 1),  # the sentence's full stop is not part of it
         ("www.example.co.uk/path?q=1", 23),
-        ("example.test and news.example", 23 + 5 + 23),  # RFC 2606 names, used by our tests
-        ("foo.bar", 7),  # not a TLD: plain text
+        # RFC 2606 names: not top-level domains, so twitter-text links neither
+        ("example.test and news.example", 29),
+        ("foo.bar", 23),  # .bar is a real top-level domain (the whole IANA list counts)
+        ("https://meetup.harbour.engineering/talks?id=9", 23),  # a new gTLD
+        ("foo.notatld", 11),
         ("Link:https://example.com/x", 5 + 23),
         ("#example.com $example.com", 25),  # a hashtag or cashtag is not a domain
         ("mail me: ama@example.com", 9 + 15),  # an address is not a URL
         ("(https://en.wikipedia.org/wiki/Ferry_(boat))", 1 + 23 + 1),
         ("two https://a.org/x https://b.org/y", 4 + 23 + 1 + 23),
-        ("https://例え.jp/パス", 23),  # IDN host with a scheme
+        ("https://例え.jp/ab", 23),  # IDN host with a scheme
+        ("https://例え.jp/パス", 23 + 4),  # katakana is not a URL path character: the URL ends at '/'
         ("日本語 https://example.jp/", 6 + 1 + 23),
     ],
 )
@@ -78,8 +83,9 @@ def test_x_urls_count_23(text, expected):
 
 
 def test_url_recogniser_finds_exact_spans():
-    text = "Read https://news.example/a?b=1. Or example.org/x), ok"
-    assert [u for _, _, u in iter_urls(text)] == ["https://news.example/a?b=1", "example.org/x"]
+    text = "Read https://news.example.org/a?b=1. Or example.org/x), ok"
+    assert [u for _, _, u in iter_urls(text)] == ["https://news.example.org/a?b=1", "example.org/x"]
+    assert [u for _, _, u in iter_urls(text, require_scheme=True)] == ["https://news.example.org/a?b=1"]
 
 
 @pytest.mark.parametrize(
@@ -120,3 +126,51 @@ def test_bluesky_length(text, expected):
 
 def test_graphemes_keep_sequences_whole():
     assert graphemes("a" + FAMILY + "e\u0301" + FLAG_UA) == ["a", FAMILY, "e\u0301", FLAG_UA]
+
+
+# --- the cases issue 10 found, with the values the references give ----------------------------
+# (npm twitter-text 3.1.0 parseTweet; tests/reference/test_oracle.py compares a whole corpus)
+
+TRANS_FLAG = "\U0001f3f3\ufe0f\u200d\u26a7\ufe0f"  # not in twemoji-parser 11: counted by its parts
+KANA = "あいうえおかきくけこ"
+GENERAL_PUNCT = "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u200c\u200d ‐ ‑ ‒ – — ― ‖ ‗ ‘ ’ ‚ ‛ “ ” „ ‟ ′ ″ ‴ ‵ ‶ ‷"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "valid"),
+    [
+        (TRANS_FLAG, 7, True),  # 🏳️ (2) + ZWJ (1) + ⚧ (2) + VS16 (2)
+        (TRANS_FLAG * 45, 315, False),
+        ("\u2066\u202ahttp://foobar.پاکستان/\u202c\u2069", 31, True),  # a URL inside isolates
+        ("\u2067https://meetup.harbour.engineering/talks?id=9\u2069 ok", 30, True),
+        (KANA * 12 + " http://" + KANA * 5 + "あいう.com", 358, False),  # label > 63 in punycode
+        (KANA * 12 + " http://" + KANA * 5 + "あい.com", 264, True),
+        ("This is a tweet: " + GENERAL_PUNCT + " " + FAMILY + "\u200d" + FAMILY, 81, True),
+        ("#\ufe0f\u20e3 2\ufe0f\u20e3", 5, True),
+        ("\U0001f600https://example.com", 25, True),
+        ("HTTPS://EXAMPLE.COM/a", 23, True),
+        ("see meetup.harbour.engineering/talks", 27, True),
+        ("", 0, False),
+        ("x" * 280, 280, True),
+        ("x" * 281, 281, False),
+        ("ABC\u202a\uffffABC\ufffe", 12, False),  # U+FFFF / U+FFFE make a tweet invalid
+    ],
+)
+def test_x_length_and_validity_match_twitter_text(text, expected, valid):
+    assert x_length(text) == expected
+    assert x_valid(text) is valid
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://meetup.harbour.engineering/talks?id=9", 23),  # .engineering is a TLD
+        ("see meetup.harbour.engineering/talks", 36),  # no scheme: not a link on Mastodon
+        ("cc @ama@social.example.org and @kofi@mastodon.social", 17),
+        (TRANS_FLAG * 45, 45),
+        ("\u2066\u202ahttp://foobar.پاکستان/\u202c\u2069", 27),
+        ("x https://example.com/\U0001f600", 26),
+    ],
+)
+def test_mastodon_length_matches_its_validator(text, expected):
+    assert mastodon_length(text) == expected

@@ -156,7 +156,7 @@ def test_a_post_that_cannot_fit_is_an_error_naming_post_and_channel(env):
     report = run_shares(ctx, channels, [post], dry_run=False)
     assert report.sent == []
     assert report.errors == [
-        f"post {post.key} cannot fit channel tiny (76 > 30): shorten the title or use a shorter template"
+        f"post {post.key} cannot fit channel tiny (138 > 30): shorten the title or use a shorter template"
     ]
     assert env.ledger.share_row(post.key, "tiny") is None  # nothing recorded: retried once fixed
 

@@ -103,18 +103,22 @@ def test_cjk_summary_is_cut_between_characters():
     assert s.length <= 120 and "…" in s.text
 
 
+# A link on a real top-level domain counts 23 on X (.example is reserved, not a TLD).
+LINK = "https://news.example.org/posts/1"
+
+
 def test_falls_back_to_title_and_link():
-    post = make_post(1, title="A" * 200, summary="Some summary text here.", tags=("x",))
+    post = make_post(1, title="A" * 200, summary="Some summary text here.", tags=("x",), url=LINK)
     s = _compose(post, limit=229)  # the short variant with its hashtags fits
-    assert s.text == "A" * 200 + "\n\n#x\n\nhttps://news.example/posts/1"
+    assert s.text == "A" * 200 + "\n\n#x\n\n" + LINK
     s = _compose(post, limit=228)
-    assert s.text == "A" * 200 + "\n\nhttps://news.example/posts/1"
+    assert s.text == "A" * 200 + "\n\n" + LINK
 
 
 def test_cannot_fit_names_post_and_channel():
     # A title of one 300-letter word is now cut between graphemes (issue 10); what still
     # cannot fit is a limit with no room for ten of them beside the link.
-    post = make_post(1, title="A" * 300)
+    post = make_post(1, title="A" * 300, url=LINK)
     with pytest.raises(DistribError) as e:
         _compose(post, limit=30)
     assert str(e.value) == (
@@ -219,6 +223,30 @@ def test_facets_have_utf8_byte_offsets():
 
 def test_facets_skip_a_fragment_inside_a_url():
     assert [f.kind for f in facets_for("https://news.example/a#section")] == ["link"]
+
+
+# Issue 10: what @atproto/api's detectFacetsWithoutResolution gives (tests/reference compares
+# a whole corpus through node).
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("#\ufe0f\u20e3 2\ufe0f\u20e3", ()),  # keycaps are not hashtags
+        ("(#inparens)", ()),  # a hashtag must follow a space or the start
+        ("ok \U0001f600https://example.com", ()),  # glued to an emoji: not a link
+        ("HTTPS://EXAMPLE.COM/a", ()),  # the reference looks for a lower-case scheme
+        ("see meetup.harbour.engineering/talks", (Facet(4, 36, "link", "https://meetup.harbour.engineering/talks"),)),
+        ("hi @news.harbourlight.org", (Facet(3, 25, "mention", "news.harbourlight.org"),)),
+        ("hi @not.a.tld.invalidtld", ()),
+        ("buy $AAPL.", (Facet(4, 9, "cashtag", "$AAPL"),)),
+        ("x https://example.com/\U0001f600", (Facet(2, 26, "link", "https://example.com/\U0001f600"),)),
+    ],
+)
+def test_facets_match_the_bluesky_reference(text, expected):
+    assert facets_for(text) == expected
+
+
+def test_linkedin_keeps_a_cashtag_as_text_not_a_hashtag():
+    assert little_text("$AAPL #Tag") == "$AAPL {hashtag|\\#|Tag}"
 
 
 _words = st.lists(
