@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import registry
@@ -89,6 +92,25 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
                 problems += bad
                 notes += [f"warning: {w}" for w in warnings]
     return problems, notes
+
+
+def ledger_file_warnings(path: Path) -> list[str]:
+    """A warning when an existing ledger can be read by other users.
+
+    It holds the unsubscribe signing key, platform sessions and the subscriber list;
+    distrib makes it 0600, but a copy, a restore or an old ledger may be wider.  Its
+    -wal and -shm are made with the database file's mode, so fixing that one is enough.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return []
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return []
+    return [
+        f"other users can read the ledger {path} (mode {mode:04o}): it holds the signing key, "
+        f"sessions and subscribers; chmod 600 {path}"
+    ]
 
 
 def domain_wanted(settings: Settings, flag: bool | None) -> bool:

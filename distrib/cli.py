@@ -576,12 +576,14 @@ def check(app: App, *, quiet: bool, domain: bool | None) -> None:
       distrib check --config distrib.toml --strict
       distrib check --domain
     """
-    from .check import domain_wanted, run_checks
+    from .check import domain_wanted, ledger_file_warnings, run_checks
 
     problems, notes = run_checks(app)
     if not quiet:
         for note in notes:
             click.echo(note)
+    for warning in ledger_file_warnings(app.ledger_path):
+        click.echo(f"distrib: warning: {warning}", err=True)
     for problem in problems:
         click.echo(f"distrib: {problem}", err=True)
     if problems:

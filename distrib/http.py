@@ -4,7 +4,7 @@ Polite: a User-Agent that names distrib and where to read about it; conditional 
 (RFC 9110 §13.1: ``If-None-Match`` / ``If-Modified-Since``) with the validators kept in
 the ledger, so an unchanged feed costs one 304.  Bounded: timeouts, at most 5
 redirects, and a size cap enforced while the body streams in (so a huge or endless
-answer, or a compression bomb, stops at the cap).  Failures raise :class:`FetchError`
+answer, or a compression bomb of any depth, stops at the cap: see :func:`decoded_chunks`).  Failures raise :class:`FetchError`
 with one line naming the URL (credentials removed), the reason and a fix.
 Contains no business logic.
 """
@@ -136,7 +136,7 @@ class HttpClient:
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
             timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": self.user_agent},
+            headers={"User-Agent": self.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         )
 
     def __enter__(self) -> HttpClient:
@@ -202,7 +202,7 @@ class HttpClient:
                     raise self._too_big(url)
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in _bounded_chunks(r, self.max_bytes):
+                for chunk in decoded_chunks(r):
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise self._too_big(url)
@@ -234,6 +234,12 @@ class HttpClient:
             # (file:, ftp:, a malformed Location): "not a valid URL from <url>" misled.
             reason = "a redirect to a URL that is not http(s)" if url.startswith(("http://", "https://")) else "not a valid http(s) URL"
             raise FetchError(url, reason, "check the source's url") from None
+        except EncodingRefused as e:
+            raise FetchError(
+                url,
+                f"an answer in Content-Encoding {e.codings[:60]!r}, which distrib did not ask for",
+                f"the server must honour Accept-Encoding: {ACCEPT_ENCODING}",
+            ) from None
         except httpx.DecodingError:
             raise FetchError(url, "a body that cannot be decompressed", "check the server") from None
         except httpx.HTTPError as e:
@@ -280,39 +286,69 @@ class HttpClient:
             return list(pool.map(run, calls))
 
 
-def _bounded_chunks(r: httpx.Response, limit: int) -> Iterator[bytes]:
-    """The decoded body in pieces, never decompressing more than ``limit`` + 1 bytes.
+#: The only content codings distrib asks for, and the only ones it accepts: it decodes
+#: them itself, a bounded piece at a time (see :func:`decoded_chunks`).
+ACCEPT_ENCODING = "gzip, deflate"
+_DECODABLE = ("gzip", "x-gzip", "deflate")
+#: More layers than this ("gzip, gzip, gzip, ...") is no honest server.
+MAX_CODINGS = 2
+#: Most bytes one decompression step may produce.
+_PIECE = 65_536
 
-    httpx inflates each compressed chunk whole, so a few KB of gzip "bomb" could become
-    hundreds of MB before our size cap saw it.  For gzip and deflate we inflate the raw
-    bytes ourselves with a bounded output; other encodings (we do not ask for them) go
-    through httpx.
+
+class EncodingRefused(httpx.DecodingError):
+    """An answer in a content coding distrib did not ask for (br, zstd, ...)."""
+
+    def __init__(self, codings: str):
+        self.codings = codings
+        super().__init__(f"Content-Encoding {codings}")
+
+
+def decoded_chunks(r: httpx.Response) -> Iterator[bytes]:
+    """The body of ``r`` decoded, in pieces of at most 64 KiB, however it was compressed.
+
+    httpx inflates each network chunk whole (a few KB of a "gzip, gzip" bomb became GBs
+    before a size cap saw them) and decodes br and zstd when their libraries are
+    installed.  Here the raw bytes go through one bounded inflater per layer, so the
+    caller's size cap stops a bomb after at most one piece more than the cap; a coding
+    other than gzip and deflate (which ``Accept-Encoding`` does not offer) raises
+    :class:`EncodingRefused` before anything is decoded.
     """
-    encoding = r.headers.get("content-encoding", "").strip().lower()
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        yield from r.iter_bytes()
-        return
+    header = r.headers.get("content-encoding", "")
+    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if any(c not in _DECODABLE for c in codings) or len(codings) > MAX_CODINGS:
+        raise EncodingRefused(header.strip())
+    chunks: Iterator[bytes] = r.iter_raw()
+    for coding in reversed(codings):  # the last one listed was applied last
+        chunks = _inflate(chunks, coding)
+    return chunks
+
+
+def _inflate(chunks: Iterator[bytes], coding: str) -> Iterator[bytes]:
     # 32 + MAX_WBITS reads gzip and zlib headers; a headerless "deflate" needs -MAX_WBITS.
     inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
     first = True
-    room = limit + 1
-    for raw in r.iter_raw():
+    for raw in chunks:
         data = raw
-        while data and room > 0:
+        while data and not inflater.eof:
             try:
-                out = inflater.decompress(data, room)
+                out = inflater.decompress(data, _PIECE)
             except zlib.error:
-                if not (first and encoding == "deflate"):
+                if not (first and coding == "deflate"):
                     raise httpx.DecodingError("bad compressed data") from None
                 inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                out = inflater.decompress(data, room)
+                out = inflater.decompress(data, _PIECE)
             first = False
-            room -= len(out)
             if out:
                 yield out
             data = inflater.unconsumed_tail
-        if room <= 0:
-            return  # the caller sees more than ``limit`` bytes and stops
+    # Input done: what zlib still holds (at most one match), a bounded piece at a time.
+    while not inflater.eof:
+        out = inflater.decompress(b"", _PIECE)
+        if not out:
+            break
+        yield out
     tail = inflater.flush()
     if tail:
         yield tail
@@ -321,7 +357,7 @@ def _bounded_chunks(r: httpx.Response, limit: int) -> Iterator[bytes]:
 def _read_some(r: httpx.Response, limit: int) -> bytes:
     out = b""
     try:
-        for chunk in r.iter_bytes():
+        for chunk in decoded_chunks(r):
             out += chunk
             if len(out) >= limit:
                 break

@@ -18,8 +18,11 @@ import fcntl
 import functools
 import json
 import os
+import secrets
 import sqlite3
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 
 from .errors import LedgerError, LockedError
 from .model import DeliveryStatus, Edition, Image, Markers, Outcome, Post
+from .paths import make_private_dir
 
 APPLICATION_ID = 0x64737462  # "dstb"
 
@@ -142,9 +146,17 @@ def _update_from_1_to_2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE editions ADD COLUMN markers TEXT NOT NULL DEFAULT ''")
 
 
+def _update_from_2_to_3(db: sqlite3.Connection) -> None:
+    # Which run claimed a row: a row claimed by a run that is still going is never
+    # claimed again by another (see Ledger.claim_email).  NULL: claimed before schema 3.
+    db.execute("ALTER TABLE email_deliveries ADD COLUMN run TEXT")
+    db.execute("ALTER TABLE share_deliveries ADD COLUMN run TEXT")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
     1: _update_from_1_to_2,
+    2: _update_from_2_to_3,
 }
 VERSION = len(MIGRATIONS)
 
@@ -159,6 +171,8 @@ def wrap_errors(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(self, *args, **kwargs)
         except sqlite3.DatabaseError as e:
+            if "readonly" in str(e):  # "attempt to write a readonly database"
+                raise LedgerError(_readonly_message(self.path, "this command")) from None
             raise LedgerError(f"ledger {self.path}: {e}") from e
 
     return wrapper
@@ -222,13 +236,63 @@ class ShareRow:
     updated: datetime
 
 
-class Ledger:
-    """One SQLite file.  Open with :func:`open_ledger`; use as a context manager."""
+#: Descriptors of ledger files opened for the run lock, by (device, inode), kept open for
+#: the life of the process and reused: closing *any* descriptor of a file drops every
+#: POSIX lock this process holds on it, SQLite's own included
+#: (https://sqlite.org/howtocorrupt.html, section 2.2), so they are never closed.
+_SPARE_FDS: dict[tuple[int, int], list[int]] = {}
+_SPARE_FDS_LOCK = threading.Lock()
 
-    def __init__(self, path: Path, db: sqlite3.Connection):
+
+def _take_fd(path: Path) -> int:
+    """A read-only descriptor of the ledger file itself (symlinks followed)."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    with _SPARE_FDS_LOCK:
+        spare = _SPARE_FDS.get(key, [])
+        while spare:
+            fd = spare.pop()
+            got = os.fstat(fd)
+            # A deleted file's inode number can come back for a new file: not this one.
+            if (got.st_dev, got.st_ino) == key and got.st_nlink > 0:
+                return fd
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _cannot_lock(path: Path, e: OSError) -> LedgerError:
+    return LedgerError(
+        f"cannot lock the ledger {path} ({e.strerror or e}); keep it on a local file system"
+    )
+
+
+def _give_back_fd(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    got = os.fstat(fd)
+    with _SPARE_FDS_LOCK:
+        _SPARE_FDS.setdefault((got.st_dev, got.st_ino), []).append(fd)
+
+
+class Ledger:
+    """One SQLite file.  Open with :func:`open_ledger`; use as a context manager.
+
+    The run lock is an exclusive ``flock`` on the database file itself, so every path
+    that names the file (a symlink, a hard link, ``..``, a bind mount) meets the same
+    lock, and the kernel drops it when the process ends, even by ``kill -9``.  A
+    process that claims deliveries without the run lock holds it shared: such
+    processes never take each other's claims, and a run cannot start beside them.
+    """
+
+    def __init__(self, path: Path, db: sqlite3.Connection, *, readonly: bool = False):
         self.path = path
         self.db = db
+        #: opened read-only (the file or its folder cannot be written): reading works,
+        #: a command that must write says so (:meth:`must_write`).
+        self.readonly = readonly
+        #: this process's mark on the rows it claims
+        self.run = secrets.token_hex(8)
         self._lock_fd: int | None = None
+        self._lock_kind: int | None = None  # fcntl.LOCK_EX (the run lock) or LOCK_SH
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -242,27 +306,66 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def must_write(self, what: str = "this command") -> None:
+        """Raise the one-line LedgerError of a read-only ledger."""
+        if self.readonly:
+            raise LedgerError(_readonly_message(self.path, what))
+
+    def _file_backed(self) -> bool:
+        return str(self.path) != ":memory:"
+
     def lock(self) -> None:
-        """Take the run lock: one run at a time per ledger.  Released at exit, even a kill."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the run lock: one run at a time per ledger file.  Released at exit, even a kill."""
+        self.must_write()
+        if not self._file_backed() or self._lock_kind == fcntl.LOCK_EX:
+            return
+        self.unlock()  # a shared hold of ours would block the exclusive one
+        fd = _take_fd(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 200).decode("utf-8", "replace").strip()
-            os.close(fd)
+            _give_back_fd(fd)
+            holder = self.kv_get("run:holder") or "unknown process"
             raise LockedError(
-                f"another distrib run ({holder or 'unknown process'}) is using the ledger "
+                f"another distrib run ({holder}) is using the ledger "
                 f"{self.path}; this run does nothing. Wait for it to finish"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}, started {_iso(now())}".encode())
-        self._lock_fd = fd
+        except OSError as e:
+            _give_back_fd(fd)
+            raise _cannot_lock(self.path, e) from None
+        self._lock_fd, self._lock_kind = fd, fcntl.LOCK_EX
+        self.kv_put("run:holder", f"pid {os.getpid()}, started {_iso(now())}")
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+            _give_back_fd(self._lock_fd)
+            self._lock_fd = self._lock_kind = None
+
+    def _exclusive(self) -> bool:
+        """Whether this process may take over rows other runs left ``claimed``.
+
+        Only the run lock proves that the runs which claimed them are gone.  Without it
+        the ledger is held shared (from the first claim until close), which keeps a
+        run from starting beside this process.
+        """
+        if self._lock_kind == fcntl.LOCK_EX or not self._file_backed():
+            return True
+        if self._lock_kind is None:
+            fd = _take_fd(self.path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _give_back_fd(fd)
+                holder = self.kv_get("run:holder") or "unknown process"
+                raise LockedError(
+                    f"another distrib run ({holder}) is using the ledger {self.path}; "
+                    "nothing is claimed beside it. Wait for it to finish"
+                ) from None
+            except OSError as e:
+                _give_back_fd(fd)
+                raise _cannot_lock(self.path, e) from None
+            self._lock_fd, self._lock_kind = fd, fcntl.LOCK_SH
+        return False
 
     @contextlib.contextmanager
     def checkpoints_in_background(self, every: float = 0.1) -> Iterator[None]:
@@ -313,9 +416,16 @@ class Ledger:
 
     @wrap_errors
     def record_posts(self, posts: Iterable[Post]) -> dict[str, datetime]:
-        """Upsert posts as seen; return every given key's first-seen time."""
+        """Upsert posts as seen; return every given key's first-seen time.
+
+        On a read-only ledger nothing is recorded: posts never seen count as seen now.
+        """
         seen: dict[str, datetime] = {}
         ts = _iso(now())
+        if self.readonly:
+            posts = list(posts)
+            known = self.first_seen(p.key for p in posts)
+            return {p.key: known.get(p.key) or datetime.fromisoformat(str(ts)) for p in posts}
         with self.transaction():
             for post in posts:
                 self.db.execute(
@@ -489,20 +599,25 @@ class Ledger:
         """Claim (edition, address) before sending; False if it is not to be sent now.
 
         A row already ``sent`` or ``failed`` is never claimed again; a ``deferred`` one
-        once its ``not_before`` has passed; a ``claimed`` one (in flight when a run died)
-        is claimed again: that is the only way a message can go out twice.
+        once its ``not_before`` has passed; a ``claimed`` one only by the run that
+        claimed it, or (in flight when a run died) by the run holding the run lock: that
+        is the only way a message can go out twice.  The claim is one statement whose
+        row count says whether this process won it, so two processes on one ledger
+        never both claim a row, even without the run lock.
         """
+        exclusive = self._exclusive()
         ts = _iso(now())
         cur = self.db.execute(
             """
-            INSERT INTO email_deliveries (edition_id, address, status, attempts, updated)
-            VALUES (?, ?, 'claimed', 1, ?)
+            INSERT INTO email_deliveries (edition_id, address, status, attempts, updated, run)
+            VALUES (?, ?, 'claimed', 1, ?, ?)
             ON CONFLICT (edition_id, address) DO UPDATE SET
-                status = 'claimed', attempts = attempts + 1, updated = excluded.updated
-            WHERE status = 'claimed'
+                status = 'claimed', attempts = attempts + 1, updated = excluded.updated,
+                run = excluded.run
+            WHERE (status = 'claimed' AND (run IS excluded.run OR ?))
                OR (status = 'deferred' AND (not_before IS NULL OR not_before <= excluded.updated))
             """,
-            (edition_id, address.lower(), ts),
+            (edition_id, address.lower(), ts, self.run, exclusive),
         )
         return cur.rowcount == 1
 
@@ -630,18 +745,19 @@ class Ledger:
     @wrap_errors
     def claim_share(self, post_key: str, channel: str, text: str) -> bool:
         """Claim (post, channel) before posting; same rules as :meth:`claim_email`."""
+        exclusive = self._exclusive()
         ts = _iso(now())
         cur = self.db.execute(
             """
-            INSERT INTO share_deliveries (post_key, channel, status, attempts, text, updated)
-            VALUES (?, ?, 'claimed', 1, ?, ?)
+            INSERT INTO share_deliveries (post_key, channel, status, attempts, text, updated, run)
+            VALUES (?, ?, 'claimed', 1, ?, ?, ?)
             ON CONFLICT (post_key, channel) DO UPDATE SET
                 status = 'claimed', attempts = attempts + 1, text = excluded.text,
-                updated = excluded.updated
-            WHERE status = 'claimed'
+                updated = excluded.updated, run = excluded.run
+            WHERE (status = 'claimed' AND (run IS excluded.run OR ?))
                OR (status = 'deferred' AND (not_before IS NULL OR not_before <= excluded.updated))
             """,
-            (post_key, channel, text, ts),
+            (post_key, channel, text, ts, self.run, exclusive),
         )
         return cur.rowcount == 1
 
@@ -709,13 +825,19 @@ class Ledger:
 
     @wrap_errors
     def claimed_shares(self, channel: str) -> list[str]:
-        """Posts a dead run left in flight on this channel, oldest claim first."""
+        """Posts a dead run left in flight on this channel, oldest claim first.
+
+        Without the run lock only this process's own claims: another's may be alive.
+        """
+        # Asked, not taken: a dry run lists beside a running run without locking it out.
+        exclusive = self._lock_kind == fcntl.LOCK_EX or not self._file_backed()
         return [
             r[0]
             for r in self.db.execute(
                 """SELECT post_key FROM share_deliveries
-                   WHERE channel = ? AND status = 'claimed' ORDER BY updated""",
-                (channel,),
+                   WHERE channel = ? AND status = 'claimed' AND (run IS ? OR ?)
+                   ORDER BY updated""",
+                (channel, self.run, exclusive),
             )
         ]
 
@@ -835,6 +957,8 @@ class Ledger:
     def http_cache_put(
         self, url: str, etag: str | None, last_modified: str | None, body: bytes
     ) -> None:
+        if self.readonly:
+            return  # a cache: a read-only ledger just does without
         self.db.execute(
             """INSERT INTO http_cache (url, etag, last_modified, body, fetched)
                VALUES (?, ?, ?, ?, ?)
@@ -884,41 +1008,17 @@ class _Transaction:
             self.db.execute("ROLLBACK")
 
 
-def open_ledger(path: Path) -> Ledger:
-    """Open (creating or migrating) the ledger at ``path``."""
-    path = Path(path)
-    fix = "set [ledger] path to a file in a folder distrib can write"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    except OSError as e:
-        # mkdir says "File exists" when a part of the path is a file: name that part.
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-        reason = f"{blocker} is a file, not a folder" if blocker else (e.strerror or str(e))
-        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
-    except sqlite3.Error as e:
-        reason = "that is a folder" if path.is_dir() else str(e)
-        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
-    db.row_factory = sqlite3.Row
-    try:
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    except sqlite3.DatabaseError as e:
-        db.close()
-        raise LedgerError(f"{path} is not a distrib ledger ({e}); set [ledger] path to another file") from None
-    if tables and app_id != APPLICATION_ID:
-        db.close()
-        raise LedgerError(f"{path} is not a distrib ledger; set [ledger] path to another file")
-    if version > VERSION:
-        db.close()
-        raise LedgerError(
-            f"the ledger {path} was written by a newer distrib (schema {version}, this one knows "
-            f"{VERSION}); upgrade distrib"
-        )
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
-    db.execute("PRAGMA foreign_keys = ON")
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _readonly_message(path: Path, what: str) -> str:
+    return (
+        f"the ledger {path} is read-only here (the file or its folder cannot be written); "
+        f"{what} writes to it: run it as the user who owns the ledger, or make both writable"
+    )
+
+
+def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
     while version < VERSION:
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -929,8 +1029,156 @@ def open_ledger(path: Path) -> Ledger:
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute("COMMIT")
         except sqlite3.Error as e:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             db.close()
             raise LedgerError(f"cannot migrate the ledger {path} to schema {version + 1}: {e}") from None
         version += 1
+
+
+def _create(path: Path) -> None:
+    """Make a new ledger at ``path`` whole or not at all: built (mode 0600) under a
+    temporary name and linked into place, so a file at ``path`` is always a complete
+    ledger and an empty or foreign one can be refused instead of started over."""
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            _migrate(db, path, 0)
+            db.execute("PRAGMA journal_mode = WAL")
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)  # never replaces: another process may have made it meanwhile
+        except FileExistsError:
+            pass
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{tmp}{suffix}")
+
+
+def _being_created(path: Path) -> bool:
+    """Whether ``path``'s second link is the temporary name of :func:`_create`."""
+    st = os.stat(path)
+    for tmp in path.parent.glob(f".{path.name}.new-*"):
+        with contextlib.suppress(OSError):
+            got = os.stat(tmp)
+            if (got.st_dev, got.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
+
+
+def _check_file(path: Path) -> None:
+    """Refuse an existing file that is not a distrib ledger, saying how to get one back."""
+    with open(path, "rb") as f:
+        head = f.read(100)
+    fix = (
+        f"restore it from a backup (cp BACKUP {path}), or to start over move it away "
+        f"(mv {path} {path}.old) and run again"
+    )
+    if not head:
+        raise LedgerError(
+            f"the ledger {path} is empty (0 bytes), so its history, subscribers and signing key "
+            f"are gone; {fix}"
+        )
+    links = os.stat(path).st_nlink
+    for _ in range(40):
+        if links == 1 or not _being_created(path):
+            break
+        time.sleep(0.05)  # another process is linking a new ledger into place
+        links = os.stat(path).st_nlink
+    if links > 1:
+        # SQLite names the -wal and -shm after the path: through two names, two processes
+        # would each keep their own journal of one file (https://sqlite.org/howtocorrupt.html).
+        raise LedgerError(
+            f"the ledger {path} has {links} hard links, and SQLite keeps its journal by name, so "
+            "two names would corrupt it; remove the other links (find / -samefile "
+            f"{path}) and use a symlink if you need a second name"
+        )
+    other = (
+        f"set [ledger] path to the ledger, or if this was it, restore it from a backup "
+        f"(cp BACKUP {path}) or move it away (mv {path} {path}.old) to start over"
+    )
+    if not head.startswith(SQLITE_HEADER):
+        raise LedgerError(f"{path} is not a distrib ledger (not an SQLite file); {other}")
+    if len(head) >= 72 and int.from_bytes(head[68:72], "big") != APPLICATION_ID:
+        raise LedgerError(f"{path} is not a distrib ledger; {other}")
+
+
+def open_ledger(path: Path) -> Ledger:
+    """Open (creating or migrating) the ledger at ``path``.
+
+    Only a missing file is created.  A file or folder this process cannot write is
+    opened read-only (``Ledger.readonly``): reading commands work, writing ones say so.
+    """
+    path = Path(path)
+    fix = "set [ledger] path to a file in a folder distrib can write"
+    memory = str(path) == ":memory:"
+    try:
+        if not memory and not path.exists() and not path.is_symlink():
+            make_private_dir(path.parent)
+            _create(path)
+        if not memory and not path.is_dir():
+            _check_file(path)
+        # SQLite writes its -wal and -shm beside the file a symlink points at.
+        real = path.resolve() if not memory else path
+        readonly = not memory and not (os.access(real, os.W_OK) and os.access(real.parent, os.W_OK))
+        if readonly:
+            db = _open_readonly(path)
+        else:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    except OSError as e:
+        # mkdir says "File exists" when a part of the path is a file: name that part.
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker:
+            reason = f"{blocker} is a file, not a folder"
+        elif path.is_dir():
+            reason = "that is a folder"
+        else:
+            reason = e.strerror or str(e)
+        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
+    except sqlite3.Error as e:
+        reason = "that is a folder" if path.is_dir() else str(e)
+        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
+    db.row_factory = sqlite3.Row
+    try:
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise LedgerError(f"{path} is not a distrib ledger ({e}); set [ledger] path to another file") from None
+    if not memory and app_id != APPLICATION_ID:
+        db.close()
+        raise LedgerError(f"{path} is not a distrib ledger; set [ledger] path to another file")
+    if version > VERSION:
+        db.close()
+        raise LedgerError(
+            f"the ledger {path} was written by a newer distrib (schema {version}, this one knows "
+            f"{VERSION}); upgrade distrib"
+        )
+    if readonly:
+        if version < VERSION:
+            db.close()
+            raise LedgerError(_readonly_message(path, f"upgrading it to schema {VERSION}"))
+        return Ledger(path, db, readonly=True)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+    db.execute("PRAGMA foreign_keys = ON")
+    _migrate(db, path, version)
     return Ledger(path, db)
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection.  ``mode=ro`` reads a WAL database while its -shm can be
+    used; in a folder nobody can write (so nobody is writing the ledger now) and without
+    a -shm, only ``immutable=1`` opens it (https://sqlite.org/uri.html)."""
+    uri = "file:" + urllib.parse.quote(str(path.absolute()))
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)

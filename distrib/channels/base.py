@@ -253,10 +253,14 @@ class ShareChannel(Channel):
         """
         import httpx
 
+        from ..http import ACCEPT_ENCODING, EncodingRefused, decoded_chunks
+
         if not url.startswith(("http://", "https://")):
             return None
         try:
-            with self.client.stream("GET", url, follow_redirects=True) as r:
+            with self.client.stream(
+                "GET", url, follow_redirects=True, headers={"Accept-Encoding": ACCEPT_ENCODING}
+            ) as r:
                 if r.status_code != 200:
                     log.warning("channel %s: image %s answered %s; posting without it", self.name, url, r.status_code)
                     return None
@@ -264,13 +268,22 @@ class ShareChannel(Channel):
                 if not mime.startswith("image/"):
                     log.warning("channel %s: %s is not an image (%s); posting without it", self.name, url, mime)
                     return None
-                body = b""
-                for chunk in r.iter_bytes():
-                    body += chunk
-                    if len(body) > max_bytes:
+                # Decoded a bounded piece at a time: a compressed "image" stops at the cap.
+                pieces: list[bytes] = []
+                size = 0
+                for chunk in decoded_chunks(r):
+                    pieces.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
                         log.warning("channel %s: image %s is over %d bytes; posting without it", self.name, url, max_bytes)
                         return None
-                return body, mime
+                return b"".join(pieces), mime
+        except EncodingRefused as e:
+            log.warning(
+                "channel %s: image %s came in Content-Encoding %r, not asked for; posting without it",
+                self.name, url, e.codings[:60],
+            )
+            return None
         except httpx.HTTPError as e:
             log.warning("channel %s: image %s unreachable (%s); posting without it", self.name, url, type(e).__name__)
             return None

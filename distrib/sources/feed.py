@@ -548,6 +548,8 @@ def parse_json_feed(
     hint = "check the url" if url else "check the path"
     try:
         data = json.loads(decode_xml(body, None))
+    except RecursionError:
+        raise SourceError(source, f"not a feed: JSON nested too deeply to read; {hint}") from None
     except ValueError as e:
         raise SourceError(source, f"not a feed: broken JSON ({_short(e)}); {hint}") from None
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):

@@ -215,6 +215,12 @@ class WordPressSource(Source):
     def _items(self, resp: HttpResponse) -> list[dict[str, Any]]:
         try:
             data = json.loads(resp.body.decode("utf-8-sig", errors="replace"))
+        except RecursionError:
+            raise SourceError(
+                self.name,
+                f"the WordPress API at {_redacted(resp.url)} answered JSON nested too deeply to "
+                "read; check the url (a WordPress site with the REST API on)",
+            ) from None
         except ValueError:
             got = resp.content_type or "no content type"
             raise SourceError(
@@ -374,7 +380,7 @@ def _api_error(body: bytes) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(body.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(data, dict) and "code" in data and "message" in data:
         return data
