@@ -183,7 +183,7 @@ def _plan(
                 if post is not None:
                     rows[key] = ledger.share_row(key, name)
                     resume.append(post)
-            baseline, backfilled = _baseline(ctx, channel, newest_first, when, max_age, dry=dry)
+            baseline, backfilled = _baseline(ctx, channel, newest_first, when, max_age, seen, dry=dry)
 
         def hold(post: Post, why: str, name: str = name) -> None:
             report.held.append(ShareItem(name, post.key, error=why))
@@ -279,6 +279,7 @@ def _baseline(
     newest_first: list[Post],
     when: Callable[[Post], datetime],
     max_age: timedelta,
+    seen: dict[str, datetime],
     *,
     dry: bool,
 ) -> tuple[datetime | None, set[str]]:
@@ -302,10 +303,13 @@ def _baseline(
     count = int(_opt(channel, "backfill", 0))  # type: ignore[call-overload]
     recent = [p for p in newest_first if now - when(p) <= max_age and when(p) <= now + timedelta(minutes=5)]
     backfilled = [p.key for p in recent[:count]]
+    # Everything this run fetched is "there now", though the ledger may have recorded it
+    # a second after the run started.
+    taken = max([now, *seen.values()])
     if not dry:
         ledger.kv_put(f"backfill:{scope}", backfilled)
-        ledger.set_baseline(scope, now)
-    return now, set(backfilled)
+        ledger.set_baseline(scope, taken)
+    return taken, set(backfilled)
 
 
 def _allowance(ctx: Context, channel: Channel, wanted: int) -> int:

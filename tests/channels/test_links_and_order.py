@@ -184,3 +184,15 @@ def test_share_dry_run_on_a_first_run_says_what_is_held_back_and_why(make_config
     assert "there before the channel's first run (set backfill = N to share the newest N)" in line
     real = run_distrib("share", "--config", str(path), cwd=tmp_path)
     assert real.returncode == 0 and not list((tmp_path / "outbox" / "shares").glob("*.json"))
+
+
+def test_the_baseline_covers_posts_recorded_a_moment_after_the_run_started(env, clock):
+    """The run's clock is read at its start; the fetch records the posts a second or two
+    later.  They were there at the first run all the same: none is shared."""
+    env.baseline = None
+    existing = [make_post(n, age=timedelta(hours=n)) for n in range(1, 4)]
+    clock[0] = FIXED_NOW + timedelta(seconds=2)  # the ledger's clock when the fetch records
+    env.ledger.record_posts(existing)
+    ctx, channels = env.channels({"name": "preview", "type": "outbox"})
+    assert ctx.now == FIXED_NOW
+    assert run_shares(ctx, channels, existing, dry_run=False).sent == []
