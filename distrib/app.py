@@ -22,6 +22,7 @@ from .config import Section, Settings, load_config, mailer_settings
 from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateError, UsageError
 from .ledger import Ledger, open_ledger
 from .model import Edition, Post, Recipient, RenderedEdition
+from .select import split
 
 log = logging.getLogger("distrib")
 
@@ -31,6 +32,10 @@ def now() -> datetime:
     from . import ledger
 
     return ledger.now()
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class NothingNew(DistribError):
@@ -54,6 +59,7 @@ class FetchResult:
     first_seen: dict[str, datetime] = field(default_factory=dict)
     #: Keys of the posts that came without a date (dated here by when first seen).
     undated: frozenset[str] = frozenset()
+    seq: int | None = None  # ledger.post_seq() right after this fetch recorded its posts
 
 
 @dataclass
@@ -61,6 +67,18 @@ class EditionPlan:
     newsletter: Newsletter
     posts: list[Post]
     rendered: RenderedEdition
+    skipped: list[Post] = field(default_factory=list)  # overflow = "skip": left out
+
+
+def layout_of(rendered: RenderedEdition, skipped: list[Post]) -> dict[str, int]:
+    """How an edition shows its posts: in full, as title links, in the "N more
+    stories" line, and left out (overflow = "skip"); kept for `status` and `posts`."""
+    return {
+        "full": len(rendered.full_keys),
+        "listed": len(rendered.overflow_keys) - rendered.more,
+        "more": rendered.more,
+        "skipped": len(skipped),
+    }
 
 
 @dataclass
@@ -70,6 +88,7 @@ class EditionResult:
     report: Any  # deliver.SendReport
     resumed: bool
     target: str = ""  # where the mailer put it, for the summary line
+    layout: dict[str, int] | None = None  # see layout_of
 
 
 @dataclass
@@ -184,8 +203,10 @@ class App:
             source.since = self.ctx.now - widest  # type: ignore[attr-defined]
         posts, errors = fetch_all(self.sources)
         first_seen: dict[str, datetime] = {}
+        seq = None
         if record:
             first_seen = self.ledger.record_posts(posts)
+            seq = self.ledger.post_seq()
         # A post without a usable date gets the time distrib first saw it.
         undated = frozenset(p.key for p in posts if p.published is None)
         posts = [
@@ -194,14 +215,21 @@ class App:
             else p
             for p in posts
         ]
-        return FetchResult(posts, errors, first_seen, undated)
+        return FetchResult(posts, errors, first_seen, undated, seq)
 
     def select(self, newsletter: Newsletter, fetched: FetchResult) -> list[Post]:
         from .select import select_posts
 
         ledger = self.ledger
         baseline = ledger.baseline(f"newsletter:{newsletter.name}")
-        first_run = ledger.last_edition(newsletter.name) is None and baseline is None
+        last = ledger.last_edition(newsletter.name)
+        first_run = last is None and baseline is None
+        old: set[str] = set()
+        if last is not None:
+            # What distrib had seen when it made the last edition (ledgers from before
+            # this was noted: what it had seen before that edition's second).
+            seq = ledger.kv_get(f"newsletter:{newsletter.name}:seen")
+            old = ledger.posts_seen_by(seq, before=last.created)
         return select_posts(
             fetched.posts,
             newsletter.opts,
@@ -210,6 +238,8 @@ class App:
             baseline=baseline,
             first_seen=fetched.first_seen,
             first_run=first_run,
+            since=last.created if last else None,
+            old=old,
         )
 
     def render(
@@ -231,6 +261,7 @@ class App:
             name=newsletter.name,
             now=self.ctx.now,
             web_url=web_url,
+            max_full=newsletter.opts.max_posts,
         )
 
     def plan(
@@ -238,10 +269,18 @@ class App:
     ) -> tuple[list[list[Post]], str]:
         """The editions due now for ``newsletter`` (lists of posts), or a reason for none.
 
-        The one thing planning writes is a first run's baseline (``backfill = 0``); a
-        dry run only says it would take one.
+        An edition takes everything new since the previous edition of its newsletter;
+        what is beyond ``max_posts`` goes into the same edition (title links) or is
+        skipped, never into the next one.  Scheduled cadences (daily, weekly, monthly)
+        send only at the first run at or after a slot; the run that meets a slot with
+        nothing new passes it, and the very first edition waits for the first slot
+        (``--force`` sends now).  per-post sends one edition per new post, at most
+        ``max_per_day`` in 24 hours; a bigger burst is one digest.
+
+        Planning writes a first run's baseline (``backfill = 0``) and, for scheduled
+        cadences, when a run last looked at the schedule; a dry run writes nothing.
         """
-        from .cadence import is_due
+        from .cadence import ALWAYS, is_due, next_scheduled
 
         opts = newsletter.opts
         last = self.ledger.last_edition(newsletter.name)
@@ -252,17 +291,64 @@ class App:
             # First run in baseline mode: everything there now counts as seen.
             self.ledger.set_baseline(scope, self.ctx.now)
             return [], f"{newsletter.name}: first run, baseline taken; from now on new posts are sent"
-        if not force and not is_due(
-            opts, self.settings.site.timezone, last.created if last else None, self.ctx.now
-        ):
-            return [], f"{newsletter.name}: not due yet (cadence {opts.cadence})"
+        now = self.ctx.now
+        tz = self.settings.site.timezone
+        scheduled = opts.cadence not in ALWAYS
+        checked_key = f"cadence:{newsletter.name}:checked"
+
+        def look(reason: str = "") -> None:
+            # This run has looked at the schedule: a slot at or before now is used up.
+            # Not when a source failed and nothing was new: the posts may be behind it.
+            if scheduled and not dry_run and not (fetched.errors and reason):
+                self.ledger.kv_put(checked_key, now.isoformat())
+
+        def next_slot() -> str:
+            when = next_scheduled(opts, tz, now)
+            return f"; the next slot is {self.site_time(when)}" if when else ""
+
+        if scheduled and not force:
+            stored = self.ledger.kv_get(checked_key)
+            # Ledgers from before this rule: the last edition stands for the last look.
+            checked = datetime.fromisoformat(stored) if stored else (last.created if last else None)
+            if checked is None:
+                look()
+                return [], (
+                    f"{newsletter.name}: the first edition goes at the first {opts.cadence} slot"
+                    f"{next_slot()} (--force sends now)"
+                )
+            if not is_due(opts, tz, checked, now):
+                return [], f"{newsletter.name}: not due yet (cadence {opts.cadence}{next_slot()})"
         posts = self.select(newsletter, fetched)
         need = max(opts.min_posts, 1) if not force else 1
         if len(posts) < need:
-            return [], f"{newsletter.name}: nothing new to send ({len(posts)} new, min_posts {need})"
+            reason = f"{newsletter.name}: nothing new to send ({len(posts)} new, min_posts {need})"
+            look(reason)
+            if scheduled and not fetched.errors:
+                reason += f"; this slot is passed{next_slot()}"
+            return [], reason
+        look()
         if opts.cadence == "per-post":
-            return [[p] for p in reversed(posts)], ""
+            from datetime import timedelta
+
+            day_ago = now - timedelta(days=1)
+            sent_today = sum(1 for e in self.ledger.editions(newsletter.name) if e.created > day_ago)
+            allowed = opts.max_per_day - sent_today
+            if allowed <= 0 and not force:
+                return [], (
+                    f"{newsletter.name}: {sent_today} editions in the last 24 hours "
+                    f"(max_per_day {opts.max_per_day}); the {_n(len(posts), 'new post')} wait"
+                )
+            if len(posts) <= allowed:
+                return [[p] for p in reversed(posts)], ""
+            # A burst: one digest rather than a reader's inbox full of us.
+            return [posts], ""
         return [posts], ""
+
+    def site_time(self, when: datetime) -> str:
+        """A time as the site's readers see it: local, with its UTC offset."""
+        from zoneinfo import ZoneInfo
+
+        return when.astimezone(ZoneInfo(self.settings.site.timezone)).strftime("%Y-%m-%d %H:%M %z")
 
     def has_recipients(self) -> bool:
         """Whether an edition would reach anyone (a hand-off platform always counts)."""
@@ -342,8 +428,13 @@ class App:
                 batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
                 if reason:
                     result.skipped.append(reason)
+                if batches and not self.has_recipients():
+                    # The same words as a real run: a dry run says what the run would do.
+                    result.skipped.append(self._no_recipients(letter))
+                    continue
                 for posts in batches:
-                    result.planned.append(EditionPlan(letter, posts, self.render(letter, posts)))
+                    shown, skipped = split(posts, letter.opts)
+                    result.planned.append(EditionPlan(letter, posts, self.render(letter, shown), skipped))
                 continue
             for edition in unfinished:
                 result.editions.append(self._deliver(edition, True, deliver_edition, progress))
@@ -352,23 +443,27 @@ class App:
                     f"{letter.name}: an earlier edition is still being delivered; new posts wait"
                 )
                 continue
+            if unfinished:
+                # Finishing an edition is this run's edition: what is new waits for the
+                # next run (and the cadence), never a second email in the same minute.
+                continue
             batches, reason = self.plan(letter, fetched, force=force)
             if reason:
                 result.skipped.append(reason)
             if batches and not self.has_recipients():
                 # An edition with nobody to send it to would use the posts up for nothing.
-                result.skipped.append(
-                    f"{letter.name}: no recipients (all suppressed, or none configured); nothing "
-                    "sent, the posts wait: add recipients, a recipients_file or subscribers"
-                )
+                result.skipped.append(self._no_recipients(letter))
                 continue
             for posts in batches:
                 edition_id = self.ledger.next_edition_id()
-                rendered = self.render(letter, posts, edition_id=edition_id)
+                shown, skipped = split(posts, letter.opts)
+                rendered = self.render(letter, shown, edition_id=edition_id)
                 self.check_template_compliance(rendered)
+                # Every post goes into the edition, listed or skipped: none is left to
+                # form the next edition on its own.
                 edition = self.ledger.create_edition(
                     letter.name,
-                    [p.key for p in posts],
+                    [*rendered.full_keys, *rendered.overflow_keys, *(p.key for p in skipped)],
                     rendered.subject,
                     rendered.preheader,
                     rendered.html,
@@ -376,8 +471,19 @@ class App:
                     edition_id=edition_id,
                     markers=rendered.markers,
                 )
+                layout = layout_of(rendered, skipped)
+                self.ledger.kv_put(f"edition:{edition.id}:layout", layout)
+                if fetched.seq is not None:
+                    self.ledger.kv_put(f"newsletter:{letter.name}:seen", fetched.seq)
                 result.editions.append(self._deliver(edition, False, deliver_edition, progress))
         return result
+
+    @staticmethod
+    def _no_recipients(letter: Newsletter) -> str:
+        return (
+            f"{letter.name}: no recipients (all suppressed, or none configured); nothing "
+            "sent, the posts wait: add recipients, a recipients_file or subscribers"
+        )
 
     def _deliver(self, edition: Edition, resumed: bool, deliver_edition: Any, progress: Any) -> EditionResult:
         message = self.prepare(edition)
@@ -392,7 +498,8 @@ class App:
         if progress is not None and progress.enabled and not mailer.handoff:
             progress.total = sum(1 for _ in self.recipients())  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
-        return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe())
+        layout = self.ledger.kv_get(f"edition:{edition.id}:layout")
+        return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe(), layout)
 
     def retry_failed(self, edition_id: int) -> int:
         """Re-queue the failed recipients of an edition, once (``send --retry-failed``)."""
@@ -457,11 +564,12 @@ class App:
             raise NothingNew(
                 f"{letter.name}: no new posts for the next edition; `distrib posts --all` lists what the sources give"
             )
-        rendered = self.render(letter, posts)
+        shown, _skipped = split(posts, letter.opts)
+        rendered = self.render(letter, shown)
         return Edition(
             id=0,
             newsletter=letter.name,
-            post_keys=tuple(p.key for p in posts),
+            post_keys=tuple(p.key for p in shown),
             subject=rendered.subject,
             preheader=rendered.preheader,
             created=self.ctx.now,
@@ -526,6 +634,7 @@ class App:
                 "created": edition.created.isoformat(),
                 "status": edition.status,
                 "posts": len(edition.post_keys),
+                "layout": self.ledger.kv_get(f"edition:{edition.id}:layout"),
                 **counts,
                 "pending": 0,
             }

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import EXIT_FAILED, EXIT_USAGE, DistribError
+from .errors import EXIT_FAILED, EXIT_USAGE, DistribError, LockedError
 from .safetext import terminal_safe
 
 if TYPE_CHECKING:
@@ -68,6 +68,20 @@ class OutputPath(click.Path):
         return path
 
 
+class Port(click.IntRange):
+    """A TCP port, 1-65535: anything else is one line and exit 2, before any server starts."""
+
+    name = "port"
+
+    def __init__(self) -> None:
+        super().__init__(1, 65535)
+
+    def fail(self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None) -> Any:
+        option = param.opts[0] if param is not None and param.opts else "--port"
+        value = message.split(" is not", 1)[0].strip("'") if " is not" in message else message
+        raise UserError(f"{option} {value}: expected a port from 1 to 65535, such as 8080", EXIT_USAGE)
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING
     if quiet:
@@ -91,11 +105,16 @@ class _SafeFormatter(logging.Formatter):
 
 
 def common(
-    needs_secrets: bool = False, lock: bool = False, needs_email: bool | None = True
+    needs_secrets: bool = False,
+    lock: bool = False,
+    needs_email: bool | None = True,
+    always_strict: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--config, -v, -q, --strict on every command; builds the App and maps errors.
 
-    ``needs_email``: whether the command needs ``email.from`` (see load_config)."""
+    ``needs_email``: whether the command needs ``email.from`` (see load_config).
+    ``always_strict``: `distrib check` treats what `run` only warns about (unknown keys,
+    contradictions) as errors: it is there to find what cron would hit."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @click.option(
@@ -103,7 +122,7 @@ def common(
             "config_path",
             type=click.Path(dir_okay=False, path_type=Path),
             envvar=None,
-            help="The config file [default: ./distrib.toml, then $DISTRIB_CONFIG].",
+            help="The config file [default: ./distrib.toml, then $DISTRIB_CONFIG]; `distrib init` writes one.",
         )
         @click.option("-v", "--verbose", count=True, help="Say more (-vv: debug).")
         @click.option("-q", "--quiet", is_flag=True, help="Only errors (for cron).")
@@ -114,7 +133,12 @@ def common(
 
             _setup_logging(verbose, quiet)
             try:
-                app = make_app(config_path, strict=strict, require_secrets=needs_secrets, require_email=needs_email)
+                app = make_app(
+                    config_path,
+                    strict=strict or always_strict,
+                    require_secrets=needs_secrets,
+                    require_email=needs_email,
+                )
                 for warning in app.settings.warnings:
                     if not quiet:
                         click.echo(f"distrib: warning: {warning}", err=True)
@@ -122,6 +146,12 @@ def common(
                     if lock:
                         app.lock()
                     return fn(app, quiet=quiet, **kwargs)
+            except LockedError as e:
+                if quiet:
+                    # cron: a long send still holds the lock; this tick has nothing to do
+                    # and must not mail the publisher an error every 15 minutes.
+                    sys.exit(0)
+                raise UserError(str(e), e.exit_code) from None
             except DistribError as e:
                 raise UserError(str(e), e.exit_code) from None
             except OSError as e:
@@ -129,8 +159,9 @@ def common(
                     raise
                 # A file or folder the user named went away or turned read-only meanwhile.
                 raise UserError(f"{e.filename}: {e.strerror}; check the path and its permissions", EXIT_FAILED) from None
-            except KeyboardInterrupt:
-                raise UserError("interrupted; run again to finish (nothing is sent twice)", EXIT_FAILED) from None
+            except KeyboardInterrupt as e:
+                done = "; " + e.summary() if hasattr(e, "summary") else ""
+                raise UserError(f"interrupted; run again to finish (nothing is sent twice){done}", EXIT_FAILED) from None
 
         return wrapper
 
@@ -143,8 +174,8 @@ def cli() -> None:
     """Distribute a site's recent posts: an email digest and share posts, never twice.
 
     \b
-    Example (the bundled sample site, offline):
-      distrib run --config config.example.toml
+    Example (a commented config that runs on the bundled sample site, offline):
+      distrib init && distrib run
     """
 
 
@@ -155,6 +186,20 @@ def _exit(result: RunResult) -> None:
 
 def _n_posts(n: int) -> str:
     return f"{n} post" if n == 1 else f"{n} posts"
+
+
+def _layout_line(n: int, layout: dict[str, int] | None) -> str:
+    """'20 posts: 5 in full, 15 listed': how an edition showed what it took."""
+    if not layout or (not layout.get("listed") and not layout.get("more") and not layout.get("skipped")):
+        return ""
+    parts = [f"{layout.get('full', 0)} in full"]
+    if layout.get("listed"):
+        parts.append(f"{layout['listed']} listed")
+    if layout.get("more"):
+        parts.append(f"{layout['more']} counted in the \"more stories\" line")
+    if layout.get("skipped"):
+        parts.append(f"{layout['skipped']} skipped (overflow = \"skip\")")
+    return f"{_n_posts(n)}: " + ", ".join(parts)
 
 
 def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
@@ -180,6 +225,11 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
             f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
             f"({_n_posts(len(plan.posts))}) {whom} [dry run]"
         )
+        from .app import layout_of
+
+        layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
+        if layout:
+            say(f"  {layout}")
     for r in result.editions:
         rep = r.report
         verb = "resumed" if r.resumed else "sent"
@@ -202,6 +252,9 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         if not rep.finished:
             line += "; unfinished: the next run delivers the rest"
         say(line)
+        layout = _layout_line(len(r.edition.post_keys), r.layout)
+        if layout:
+            say(f"  {layout}")
         for error in rep.errors:  # may quote an address or a server's reply
             click.echo(f"distrib: {r.newsletter}: {terminal_safe(error)}", err=True)
     for line in result.skipped:
@@ -347,18 +400,30 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
     items, errors, undated = app.posts(all_posts=all_posts, newsletter=newsletter)
     for error in errors:
         click.echo(f"distrib: {error}", err=True)
+    # How the next edition shows each post: in full, listed as a title link, or skipped.
+    places: dict[str, str] = {}
+    if not all_posts:
+        opts = app.newsletter(newsletter).opts
+        for i, p in enumerate(items):
+            beyond = "skipped" if opts.overflow == "skip" else "listed"
+            places[p.key] = "full" if i < opts.max_posts else beyond
     if as_json:
         # "undated": the post has no date of its own; "published" is when distrib first saw it.
-        rows = [p.to_json() | {"undated": p.key in undated} for p in items]
+        rows = [
+            p.to_json() | {"undated": p.key in undated} | ({"edition": places[p.key]} if places else {})
+            for p in items
+        ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         if not items:
             click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
         for p in items:
-            date = p.published.strftime("%Y-%m-%d %H:%M") if p.published else "????-??-?? ??:??"
+            # The site's time, with its offset: the email groups posts by the site's days.
+            date = app.site_time(p.published) if p.published else "????-??-?? ??:?? ?????"
             mark = "*" if p.key in undated else " "
             author = f"  ({p.author})" if p.author else ""
-            click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}"))
+            place = f"  [{places[p.key]}]" if places.get(p.key, "full") != "full" else ""
+            click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}{place}"))
         if any(p.key in undated for p in items):
             click.echo('* no date of its own: dated by when distrib first saw it (undated = "first-seen")')
     if errors:
@@ -369,7 +434,13 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
 @click.option("--out", "out_dir", type=OutputPath(folder=True), default=Path("preview"), show_default=True, help="Folder for digest.html, digest.txt and digest.eml.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @click.option("--serve", is_flag=True, help="Serve the preview on 127.0.0.1 and reload on changes.")
-@click.option("--port", default=8025, show_default=True, help="Port for --serve.")
+@click.option(
+    "--port",
+    type=Port(),
+    default=8765,
+    show_default=True,
+    help="Port for --serve (not 8025, where test SMTP servers usually listen).",
+)
 @click.option("--edition", "edition_id", type=int, help="Preview a past edition by its number.")
 @click.option("--newsletter", help="Which newsletter (default: the first).")
 @common()
@@ -427,7 +498,11 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         click.echo(f"subject: {rendered.subject}")
         click.echo(f"wrote {out_dir / 'digest.html'}, digest.txt and digest.eml ({summary.get('size_kb', 0):.1f} KB of {letter.opts.size_budget_kb} KB)")
         if rendered.overflow_keys:
-            click.echo(f"{len(rendered.overflow_keys)} posts did not fit the size budget and are listed as links only")
+            listed = len(rendered.overflow_keys) - rendered.more
+            line = f"{listed} posts listed as title links (beyond max_posts or the size budget)"
+            if rendered.more:
+                line += f", {rendered.more} counted in one \"more stories\" line"
+            click.echo(line)
     if open_browser:
         import webbrowser
 
@@ -563,9 +638,12 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
     default=None,
     help="Check the sending domain's DNS (SPF, DKIM, DMARC, MX, rDNS) [default: when [email.dkim] is set].",
 )
-@common(needs_secrets=False, needs_email=None)
+@common(needs_secrets=False, needs_email=None, always_strict=True)
 def check(app: App, *, quiet: bool, domain: bool | None) -> None:
     """Validate the config, templates and credentials; send nothing.
+
+    Unknown keys and contradictions (a misspelt [digets], min_posts above max_posts),
+    which `run` only warns about, are errors here (exit 2).
 
     With --domain (the default when [email.dkim] is set) it also asks DNS what receiving
     mail servers will ask: SPF, DKIM, DMARC, MX and reverse DNS of the sender, one line
@@ -625,6 +703,9 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    holder = app.ledger.lock_holder()
+    if holder:
+        click.echo(f"a run is sending now ({holder}); `distrib run -q` ticks meanwhile exit 0 quietly")
     if not rows:
         click.echo("no editions yet; `distrib run` makes the first")
     for r in rows:
@@ -636,6 +717,9 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
         if r.get("in_doubt"):
             line += f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
         click.echo(line)
+        layout = _layout_line(r["posts"], r.get("layout"))
+        if layout:
+            click.echo(f"  {layout}")
         if r.get("eta"):
             click.echo(f"  {r['eta']}")
 
@@ -719,7 +803,18 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
     try:
         report = subs.import_csv(app.ledger, csv_file, dry_run=dry_run)
     except ValueError as e:
-        raise DistribError(f"{csv_file}: {e}") from None
+        # The file itself is wrong (not UTF-8, not CSV): nothing was imported; exit 2.
+        raise UserError(f"{csv_file}: {e}", EXIT_USAGE) from None
+    if not report.rows:
+        blank = not csv_file.read_bytes().strip()
+        what = "the file is empty" if blank else "the file has a header but no rows"
+        raise UserError(f"{csv_file}: {what}; nothing imported: give a CSV with an email column", EXIT_USAGE)
+    if report.ignored_columns:
+        click.echo(
+            f"distrib: {csv_file}: ignored columns {', '.join(repr(c) for c in report.ignored_columns)} "
+            "(read: email, name, status, reason)",
+            err=True,
+        )
     for line, text, reason in report.bad:
         click.echo(f"distrib: {csv_file}, line {line}: {text!r}: {reason}", err=True)
     verb = "would add" if dry_run else "added"
@@ -816,7 +911,7 @@ def _address_call(fn: Callable[..., bool], *args: Any) -> bool:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option("--port", type=Port(), default=8080, show_default=True, help="Port to listen on.")
 @common()
 def serve(app: App, *, quiet: bool, host: str, port: int) -> None:
     """Serve the one-click unsubscribe endpoint (put it behind your reverse proxy).

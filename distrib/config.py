@@ -94,9 +94,25 @@ def k_number(v: Any, ctx: Ctx) -> float:
 
 def k_str_list(v: Any, ctx: Ctx) -> tuple[str, ...]:
     if isinstance(v, str):
+        if "," in v:
+            # "a, b" where ["a", "b"] was meant: taking it as one item would silently
+            # keep only part of what the user wrote.
+            items = ", ".join(repr(x.strip()) for x in v.split(",") if x.strip())
+            raise Invalid(f"an array of strings such as [{items}]".replace("'", '"'))
         return (v,)
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise Invalid("an array of strings")
+        raise Invalid('an array of strings such as ["one", "two"]')
+    return tuple(v)
+
+
+def k_address_list(v: Any, ctx: Ctx) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        example = (
+            ", ".join(f'"{x.strip()}"' for x in v.split(",") if x.strip())
+            if isinstance(v, str)
+            else '"ana@example.org", "Bo Li <bo@example.net>"'
+        )
+        raise Invalid(f"an array of addresses such as [{example}]")
     return tuple(v)
 
 
@@ -269,7 +285,8 @@ def validate_table(schema: Table, data: Any, path: str, ctx: Ctx) -> dict[str, A
         if schema.open_subtables and isinstance(data[key], dict):
             continue
         if key not in options:
-            ctx.warnings.append(f"{_join(path, key)}: unknown key{_suggest(key, options)}")
+            hint = _suggest(key, options) or (_elsewhere(key) if path else "")
+            ctx.warnings.append(f"{_join(path, key)}: unknown key{hint}")
     return out
 
 
@@ -303,6 +320,18 @@ def _suggest(key: str, options: Mapping[str, Any]) -> str:
 
     close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.7)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _elsewhere(key: str) -> str:
+    """A hint for a key put in the wrong section: "recipents" under [digest]."""
+    import difflib
+
+    for section, table in _root().options.items():
+        if isinstance(table, Table):
+            close = difflib.get_close_matches(key, list(table.options), n=1, cutoff=0.8)
+            if close:
+                return f" (did you mean {close[0]!r} in [{section}]?)"
+    return ""
 
 
 # --- the settings object ------------------------------------------------------------
@@ -442,7 +471,17 @@ SOURCE = Table(
 
 NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
     "window": Opt(k_span, parse_duration("7d"), "how far back posts are taken, such as '7d'"),
-    "max_posts": Opt(k_positive, 10, "the most posts one edition takes"),
+    "max_posts": Opt(
+        k_positive, 10, "the most posts one edition shows in full; the rest of what is new goes below as title links"
+    ),
+    "overflow": Opt(
+        choice("list", "skip"),
+        "list",
+        "new posts beyond max_posts: list (title links in the same edition) or skip (left out, counted)",
+    ),
+    "max_per_day": Opt(
+        k_positive, 3, "per-post: the most emails a reader gets in 24 hours; a bigger burst is one digest"
+    ),
     "min_posts": Opt(k_count, 1, "below this many new posts nothing is sent"),
     "cadence": Opt(
         choice("per-run", "per-post", "daily", "weekly", "monthly"),
@@ -502,12 +541,17 @@ EMAIL = Table(
         # share or posts, which need no email settings.
         "from": Opt(k_email, None, "the From address, such as 'News <news@example.org>'"),
         "reply_to": Opt(k_email, None, "a Reply-To address"),
-        "recipients": Opt(k_str_list, (), "addresses that receive the digest"),
+        "recipients": Opt(k_address_list, (), "addresses that receive the digest"),
         "recipients_file": Opt(k_path, None, "a CSV file of recipients: a column 'email', optional 'name'"),
         "unsubscribe_url": Opt(
             k_str,
             None,
             "https URL of the unsubscribe endpoint; {token} and {email} are filled in per recipient",
+        ),
+        "allow_insecure_unsubscribe": Opt(
+            k_bool,
+            False,
+            "accept an http:// unsubscribe_url (a local test only: one-click unsubscribe, RFC 8058, needs https)",
         ),
         "unsubscribe_mailto": Opt(k_email, None, "an address that unsubscribes whoever mails it"),
         "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
@@ -627,8 +671,8 @@ def load_config(
                 f"no config file at {p} (named by ${ENV_VAR}); fix {ENV_VAR} or pass --config PATH"
             ) from None
         raise ConfigError(
-            f"no config file at {p}; pass --config PATH, set {ENV_VAR}, "
-            f"or start from config.example.toml"
+            f"no config file at {p}; run `distrib init` to write a commented one there, "
+            f"or pass --config PATH (or set {ENV_VAR})"
         ) from None
     except OSError as e:
         raise ConfigError(f"cannot read the config file {p}: {e.strerror}") from None
@@ -671,6 +715,14 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     for where, letter in letters:
         for problem in check_cadence(letter):
             ctx.problems.append(problem if problem.startswith(where) else f"{where}: {problem}")
+        low, high = letter.get("min_posts"), letter.get("max_posts")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            # A contradiction, not a type error: a warning for `run`, an error for `check`.
+            ctx.warnings.append(
+                f"{where}.min_posts: {low} is more than max_posts {high}: no edition goes until "
+                f"{low} posts are new, and then only {high} are shown in full; lower min_posts "
+                "or raise max_posts"
+            )
     for group in ("sources", "channels", "newsletters"):
         seen: set[str] = set()
         for i, item in enumerate(out.get(group) or []):
@@ -693,6 +745,15 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             ctx.problems.append(
                 "email.unsubscribe_url: expected an https URL such as "
                 f"'https://news.example.org/unsubscribe?token={{token}}', got {_got(unsub)}"
+            )
+        elif parts.scheme == "http" and not email_out.get("allow_insecure_unsubscribe"):
+            # Without https there is no List-Unsubscribe-Post header, which Gmail and
+            # Yahoo require from bulk senders: the mail would go out non-compliant.
+            ctx.problems.append(
+                f"email.unsubscribe_url: {unsub!r} is http; one-click unsubscribe (RFC 8058, "
+                "required by Gmail and Yahoo) needs https: serve it over https "
+                "(`distrib serve` behind your reverse proxy), or set "
+                "allow_insecure_unsubscribe = true for a local test"
             )
         elif "{token}" not in unsub and "{email}" not in unsub:
             # RFC 8058 one-click: the URL itself must say who unsubscribes.

@@ -98,7 +98,7 @@ def deliver_edition(
             progress.update(report, final=True)
     if stop.requested:
         # Everything that went out is marked; the rest is untouched, for the next run.
-        raise KeyboardInterrupt
+        raise SendInterrupted(report)
     report.seconds = time.monotonic() - started
     ledger.fail_stale_deferred(edition_id, MAX_ATTEMPTS)
     counts = ledger.email_counts(edition_id)
@@ -108,6 +108,24 @@ def deliver_edition(
     if report.finished:
         ledger.finish_edition(edition_id)
     return report
+
+
+class SendInterrupted(KeyboardInterrupt):
+    """A send stopped by Ctrl-C or SIGTERM, with what it did: the command line says it
+    in its one line, terminal or not (cron mails it)."""
+
+    def __init__(self, report: SendReport) -> None:
+        super().__init__()
+        self.report = report
+
+    def summary(self) -> str:
+        r = self.report
+        parts = [f"{r.sent} delivered"]
+        if r.deferred:
+            parts.append(f"{r.deferred} deferred")
+        if r.failed:
+            parts.append(f"{r.failed} failed")
+        return f"edition {r.edition_id}: {', '.join(parts)} before the stop"
 
 
 class StopRequest:

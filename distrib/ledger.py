@@ -336,6 +336,21 @@ class Ledger:
         self._lock_fd, self._lock_kind = fd, fcntl.LOCK_EX
         self.kv_put("run:holder", f"pid {os.getpid()}, started {_iso(now())}")
 
+    def lock_holder(self) -> str | None:
+        """Who holds the run lock now ("pid 123, started ..."), or None when no run does."""
+        if not self._file_backed() or self._lock_fd is not None:
+            return None  # in memory, or this process holds it
+        fd = _take_fd(self.path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return self.kv_get("run:holder") or "unknown process"
+        except OSError:
+            return None
+        finally:
+            _give_back_fd(fd)
+        return None
+
     def unlock(self) -> None:
         if self._lock_fd is not None:
             _give_back_fd(self._lock_fd)
@@ -489,6 +504,21 @@ class Ledger:
                 (newsletter,),
             )
         }
+
+    @wrap_errors
+    def post_seq(self) -> int:
+        """A number that grows with every post first seen (the posts table's rowid)."""
+        return self.db.execute("SELECT coalesce(max(rowid), 0) FROM posts").fetchone()[0]
+
+    @wrap_errors
+    def posts_seen_by(self, seq: int | None = None, *, before: datetime | None = None) -> set[str]:
+        """Keys of posts first seen up to :meth:`post_seq` ``seq``, or (for ledgers that
+        did not note one) first seen strictly before ``before``."""
+        if seq is not None:
+            rows = self.db.execute("SELECT key FROM posts WHERE rowid <= ?", (seq,))
+        else:
+            rows = self.db.execute("SELECT key FROM posts WHERE first_seen < ?", (_iso(before),))
+        return {r[0] for r in rows}
 
     @wrap_errors
     def get_post(self, key: str) -> Post | None:

@@ -148,6 +148,9 @@ class RenderedEdition:
     template: str = "digest"
     #: where ``html`` and ``text`` leave the per-recipient gaps
     markers: Markers = Markers()
+    #: how many of the last ``overflow_keys`` did not fit even as title links and are
+    #: counted in one "N more stories" line instead.
+    more: int = 0
 
 
 @dataclass(frozen=True, slots=True)

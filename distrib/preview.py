@@ -274,7 +274,9 @@ def _page(state: PreviewState) -> str:
         s = summary(r, budget_kb=state.budget_kb)
         pct = min(100, round(100 * s["size_kb"] / max(1, s["budget_kb"])))
         over = (
-            f' · <b>{s["overflow"]} posts listed as links only</b> (over the size budget)' if s["overflow"] else ""
+            f' · <b>{s["overflow"]} posts listed as title links</b> (beyond max_posts or the size budget)'
+            if s["overflow"]
+            else ""
         )
         facts = (
             f'<dl><dt>Subject</dt><dd>{esc(s["subject"])}</dd>'

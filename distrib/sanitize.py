@@ -208,23 +208,23 @@ def _unescape_all(text: str, rounds: int = 3) -> str:
     return text
 
 
-def one_line(text: str | None) -> str:
-    """Plain one-line text for titles, authors and tags: no tags, entities decoded, no CR/LF."""
+def one_line(text: str | None, *, markup: bool = True) -> str:
+    """Plain one-line text for titles, authors and tags: no tags, entities decoded, no CR/LF.
+
+    ``markup``: the value may hold HTML (an RSS/WordPress title), whose own tags are
+    dropped; what the entities then decode to is text and stays text: a title
+    "Why &lt;script&gt; tags are dangerous" keeps its "<script>" (it is escaped again
+    wherever it is shown, never interpreted).  ``markup=False``: the value is already
+    text (feedparser's text/plain titles), and nothing in it is taken for a tag.
+    """
     if not text:
         return ""
     # Controls go first (raw and once decoded): dropping one later could join the
     # pieces of a tag ("<\x1f?>" -> "<?>") after the tags were removed.
-    text = _TAG_RE.sub(" ", _strip_controls(str(text)))
+    text = _strip_controls(str(text))
+    if markup:
+        text = _TAG_RE.sub(" ", text)
     text = _strip_controls(_unescape_all(text))
-    # A title that was escaped markup ("&lt;b&gt;News&lt;/b&gt;") is markup once decoded;
-    # removing one tag can join the pieces of another ("<b<i>>"), so repeat until none.
-    for _ in range(10):
-        stripped = _TAG_RE.sub(" ", text)
-        if stripped == text:
-            break
-        text = stripped
-    else:
-        text = text.replace("<", "‹")
     return _WS_RE.sub(" ", text).strip()
 
 

@@ -43,12 +43,20 @@ def select_posts(
     baseline: datetime | None = None,
     first_seen: Mapping[str, datetime] | None = None,
     first_run: bool = False,
+    since: datetime | None = None,
+    old: set[str] | None = None,
 ) -> list[Post]:
-    """The posts the next edition takes, newest first (at most ``max_posts``).
+    """Every post the next edition takes, newest first.
 
     ``already``: keys in an earlier edition of this newsletter (an edited post keeps its
     key, so it is not new).  ``baseline``: posts first seen at or before it are skipped.
-    On the ``first_run``, ``backfill = N`` keeps only the newest N.
+    ``since``: when the previous edition of this newsletter was made, and ``old``: the
+    keys of the posts distrib had seen by then; a post that was already there (seen,
+    and published by then) and not taken is not new: an edition never forms out of
+    older news left behind.  On the ``first_run``,
+    ``backfill = N`` keeps only the newest N.  ``max_posts`` is not applied here: the
+    posts beyond it go into the same edition as title links (or are skipped), see
+    :func:`split`.
     """
     first_seen = first_seen or {}
     start = now - opts["window"]
@@ -59,6 +67,8 @@ def select_posts(
         seen = first_seen.get(post.key)
         if baseline is not None and seen is not None and seen <= baseline:
             continue
+        if old and post.key in old and since is not None and (post.published is None or post.published <= since):
+            continue
         when = post.published or seen
         if when is None or when < start or when > now:
             continue
@@ -66,7 +76,17 @@ def select_posts(
             continue
         chosen.append(post)
     chosen.sort(key=lambda p: (p.published or first_seen.get(p.key) or now), reverse=True)
-    limit = opts["max_posts"]
     if first_run and opts.get("backfill") is not None:
-        limit = min(limit, opts["backfill"])
-    return chosen[:limit]
+        return chosen[: opts["backfill"]]
+    return chosen
+
+
+def split(posts: list[Post], opts: Mapping[str, Any]) -> tuple[list[Post], list[Post]]:
+    """An edition's posts as (shown, skipped): with ``overflow = "list"`` (the default)
+    every post is shown, the first ``max_posts`` in full and the rest as title links;
+    with ``overflow = "skip"`` the posts beyond ``max_posts`` are left out of the email
+    but still belong to the edition (they never form the next one)."""
+    if (opts.get("overflow") or "list") == "skip":
+        limit = opts["max_posts"]
+        return posts[:limit], posts[limit:]
+    return posts, []

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .model import Recipient
@@ -183,13 +183,43 @@ def _delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
-def read_rows(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> Iterator[Row]:
+#: Columns an export writes that an import reads past on purpose.
+_HEADER_KNOWN_OTHER = ("created", "updated")
+
+
+class NotUtf8(ValueError):
+    """The CSV file is not UTF-8; the message names the encoding it looks like."""
+
+
+def _guess_encoding(path_or_file: Any) -> str:
+    """What a non-UTF-8 subscriber file most likely is, for the message that says so."""
+    if not isinstance(path_or_file, (str, os.PathLike)):
+        return ""
+    try:
+        with open(path_or_file, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return ""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return ""
+    return "Windows-1252 (Latin-1)"
+
+
+def read_rows(
+    path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes], header_info: dict[str, Any] | None = None
+) -> Iterator[Row]:
     """Stream the data rows of a subscriber CSV file.
 
     Accepts a header row naming an ``email`` column (and optionally ``name``), or a file
     without a header whose first column is the address and second, if any, the name.
     UTF-8 with or without a BOM; ``,`` ``;`` or tab delimited.  Blank lines are skipped.
-    Raises ValueError (with the line) when the file is not UTF-8 or not CSV.
+    Raises ValueError (with the line) when the file is not UTF-8 (:class:`NotUtf8`) or
+    not CSV.  ``header_info``, when given, receives ``ignored``: the header's columns
+    that are read past (not email, name, status, reason, nor an export's dates).
     """
     stream, done = _open_text(path_or_file)
     try:
@@ -240,13 +270,26 @@ def read_rows(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> Ite
                         name_col = next((i for i, c in enumerate(lowered) if c in _HEADER_NAME), -1)
                         status_col = next((i for i, c in enumerate(lowered) if c in _HEADER_STATUS), -1)
                         reason_col = next((i for i, c in enumerate(lowered) if c in _HEADER_REASON), -1)
+                        if header_info is not None:
+                            used = {email_col, name_col, status_col, reason_col}
+                            header_info["ignored"] = [
+                                cells[i].strip()
+                                for i, c in enumerate(lowered)
+                                if c and i not in used and c not in _HEADER_KNOWN_OTHER
+                            ]
                         continue
                 email, name = _split_display(_cell(cells, email_col), _cell(cells, name_col))
                 yield Row(line, email, name, _cell(cells, status_col).lower(), _cell(cells, reason_col))
         except csv.Error as e:
             raise ValueError(f"line {lines_before + reader.line_num}: not valid CSV ({e})") from None
     except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text; save the file as CSV UTF-8") from None
+        guess = _guess_encoding(path_or_file)
+        looks = f" (it looks like {guess})" if guess else ""
+        name = os.fspath(path_or_file) if isinstance(path_or_file, (str, os.PathLike)) else "FILE"
+        convert = f" or convert it: iconv -f {guess.split()[0].upper()} -t UTF-8 {name} > utf8.csv" if guess else ""
+        raise NotUtf8(
+            f"not UTF-8 text{looks}; nothing was imported: save it as \"CSV UTF-8\"{convert}"
+        ) from None
     finally:
         if done == "close":
             stream.close()
@@ -268,6 +311,8 @@ class ImportReport:
     bad: list[tuple[int, str, str]] = field(default_factory=list)
     bad_count: int = 0
     dry_run: bool = False
+    rows: int = 0  # data rows read (good and bad)
+    ignored_columns: list[str] = field(default_factory=list)  # header columns read past
 
     def _bad(self, line: int, text: str, reason: str) -> None:
         self.bad_count += 1
@@ -295,8 +340,10 @@ def import_csv(
     db = ledger.db
     in_batch = 0
     db.execute("BEGIN IMMEDIATE")
+    header: dict[str, Any] = {}
     try:
-        for row in read_rows(path_or_file):
+        for row in read_rows(path_or_file, header):
+            report.rows += 1
             try:
                 address = normalise_address(row.email)
             except ValueError as e:
@@ -332,6 +379,7 @@ def import_csv(
         db.execute("ROLLBACK")
         raise
     db.execute("ROLLBACK" if dry_run else "COMMIT")
+    report.ignored_columns = list(header.get("ignored") or [])
     return report
 
 

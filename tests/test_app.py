@@ -73,8 +73,14 @@ def test_backfill_takes_the_newest_n_on_the_first_run_only(make_config, feed, cl
     first = run(path)
     assert first.editions[0].edition.post_keys == ("https://site.example/3",)
     clock[0] = FIXED_NOW + timedelta(minutes=5)
-    second = run(path)  # no longer the first run: the rest of the window goes out
-    assert set(second.editions[0].edition.post_keys) == {"https://site.example/1", "https://site.example/2"}
+    # The older posts the backfill left out were there at the first edition: they never
+    # form an edition of older news by themselves (they used to, in the next run).
+    second = run(path)
+    assert not second.editions and "nothing new" in second.skipped[0]
+    clock[0] = FIXED_NOW + timedelta(hours=2)
+    write_feed(feed, [(1, 5, "news"), (2, 3, "sport"), (3, 1, "news"), (4, -1, "news")])
+    third = run(path)
+    assert [e.edition.post_keys for e in third.editions] == [("https://site.example/4",)]
 
 
 def test_edited_post_is_not_new(make_config, feed, clock):
@@ -119,7 +125,12 @@ def test_per_post_cadence_sends_one_edition_per_post_oldest_first(make_config, f
 def test_weekly_cadence_waits_for_its_day_and_force_sends_now(make_config, feed, clock):
     # FIXED_NOW is Friday 2026-11-20 09:30 UTC
     path = feed_config(make_config, '[digest]\ncadence = "weekly"\nday = "friday"\ntime = "08:00"\n')
-    assert len(run(path).editions) == 1  # the first edition is owed at once
+    # The first edition waits for the first slot (it used to go at once, before any slot).
+    first = run(path)
+    assert not first.editions and "first weekly slot" in first.skipped[0]
+    assert "2026-11-27 08:00 +0000" in first.skipped[0]
+    with make_app(path) as app:
+        assert len(app.send(force=True).editions) == 1
     clock[0] = FIXED_NOW + timedelta(days=1)
     write_feed(feed, [(5, 2, "news")])  # new post, but Saturday: not due
     write_feed(feed, [(5, -20, "news")])
@@ -229,7 +240,14 @@ def test_deferred_recipient_finishes_the_edition_in_a_later_run(make_config, fee
         handler.defer.clear()
         clock[0] = FIXED_NOW + timedelta(hours=1)
         third = run(path)
-        assert [(r.edition.id, r.resumed, r.report.sent) for r in third.editions] == [(1, True, 1), (2, False, 2)]
+        # Finishing the resumed edition is this run's email: the new post waits for the
+        # next run (it used to go out as edition 2 in the same minute).
+        assert [(r.edition.id, r.resumed, r.report.sent) for r in third.editions] == [(1, True, 1)]
+        assert len(third.editions[0].edition.post_keys) == 3  # max_posts 2 in full, one listed
+        clock[0] = FIXED_NOW + timedelta(hours=1, minutes=15)
+        fourth = run(path)
+        assert [(r.edition.id, r.resumed, r.report.sent) for r in fourth.editions] == [(2, False, 2)]
+        assert fourth.editions[0].edition.post_keys == ("https://site.example/4",)
         assert sorted(handler.delivered) == sorted(["now@example.com", "later@example.com", "now@example.com", "later@example.com"])
     finally:
         controller.stop()

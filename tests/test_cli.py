@@ -161,7 +161,9 @@ def test_a_dry_run_says_to_whom_and_where_the_digest_would_go(make_config, tmp_p
     path = make_config()
     proc = run_distrib("send", "--dry-run", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert f"(10 posts) for 2 recipients, to the folder {tmp_path / 'outbox'} [dry run]" in proc.stdout
+    # Every new post: 10 (max_posts) in full and the 11th listed, not left for a later edition.
+    assert f"(11 posts) for 2 recipients, to the folder {tmp_path / 'outbox'} [dry run]" in proc.stdout
+    assert "11 posts: 10 in full, 1 listed" in proc.stdout
     assert run_distrib("send", "--dry-run", "-q", "--config", str(path)).stdout == ""
 
 
@@ -189,7 +191,7 @@ def test_init_writes_a_config_that_runs(tmp_path: Path):
 
 
 def test_an_edition_of_one_post_says_post_not_posts(make_config, tmp_path: Path):
-    path = make_config('[digest]\nwindow = "3650d"\nmax_posts = 1\n')
+    path = make_config('[digest]\nwindow = "3650d"\nbackfill = 1\n')  # max_posts no longer limits the edition
     dry = run_distrib("send", "--dry-run", "--config", str(path))
     assert dry.returncode == 0, dry.stderr
     assert "(1 post) for 2 recipients" in dry.stdout

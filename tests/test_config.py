@@ -261,6 +261,8 @@ def test_a_misspelt_table_of_the_configured_mailer_is_an_error_not_a_send_with_d
     [
         ("javascript:alert(1)", "email.unsubscribe_url: expected an https URL such as"),
         ("https://test.example/unsubscribe", "email.unsubscribe_url: has no {token} (or {email})"),
+        # RFC 8058: without https the List-Unsubscribe-Post header was silently dropped
+        ("http://test.example/u?t={token}", "email.unsubscribe_url: 'http://test.example/u?t={token}' is http; one-click"),
     ],
 )
 def test_an_unsubscribe_url_that_cannot_unsubscribe_anyone_is_refused(make_config, url: str, problem: str):
@@ -276,3 +278,23 @@ def test_an_unsubscribe_url_that_cannot_unsubscribe_anyone_is_refused(make_confi
         load_config(path)
     [line] = info.value.problems
     assert line.startswith(problem)
+
+
+def test_an_http_unsubscribe_url_is_refused_by_check_and_run_unless_allowed(make_config, tmp_path):
+    from .conftest import run_distrib
+
+    email = """
+        [email]
+        from = "n@test.example"
+        recipients = ["a@example.com"]
+        unsubscribe_url = "http://127.0.0.1:8080/u?t={{token}}"
+        {extra}
+        """
+    path = make_config(email=email.format(extra=""))
+    for command in ("check", "run"):
+        proc = run_distrib(command, "--config", str(path))
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "allow_insecure_unsubscribe = true" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "outbox").exists()
+    path = make_config(email=email.format(extra="allow_insecure_unsubscribe = true"))
+    assert run_distrib("check", "--config", str(path)).returncode == 0

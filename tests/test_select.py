@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from distrib.model import Post
-from distrib.select import select_posts
+from distrib.select import select_posts, split
 
 from .conftest import FIXED_NOW
 
@@ -31,7 +31,24 @@ OPTS = {
 def test_newest_first_within_window_and_max():
     posts = [post(1, 5), post(2, 1), post(3, 200), post(4, 30), post(5, 2), post(6, -5)]
     chosen = select_posts(posts, OPTS, now=FIXED_NOW, already=set())
-    assert [p.key for p in chosen] == ["k2", "k5", "k1"]  # k3 too old, k6 in the future
+    # Everything new: max_posts no longer leaves posts behind for the next edition.
+    assert [p.key for p in chosen] == ["k2", "k5", "k1", "k4"]  # k3 too old, k6 in the future
+    # max_posts shapes the edition: listed beyond it by default, or skipped.
+    assert split(chosen, OPTS) == (chosen, [])
+    assert split(chosen, OPTS | {"overflow": "skip"}) == (chosen[:3], chosen[3:])
+
+
+def test_posts_already_there_at_the_previous_edition_are_not_new():
+    since = FIXED_NOW - timedelta(hours=3)
+    posts = [post(1, 5), post(2, 1), post(3, 4), post(7, -1)]
+    # k1 was there at the last edition and not taken: old news.  k3 was published
+    # before it but first seen after (feed lag): new.  k7 was seen before, scheduled
+    # for later: new once it is due.
+    old = {"k1", "k7"}
+    chosen = select_posts(posts, OPTS, now=FIXED_NOW, already=set(), since=since, old=old)
+    assert [p.key for p in chosen] == ["k2", "k3"]
+    later = select_posts(posts, OPTS, now=FIXED_NOW + timedelta(hours=2), already=set(), since=since, old=old)
+    assert [p.key for p in later] == ["k7", "k2", "k3"]
 
 
 def test_already_sent_and_baseline_are_skipped():

@@ -86,7 +86,8 @@ def test_posts_all_marks_undated_posts(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     undated = next(line for line in proc.stdout.splitlines() if "Undated" in line)
     dated = next(line for line in proc.stdout.splitlines() if "  Dated" in line or " Dated" in line)
-    assert undated[16] == "*" and dated[16] == " "
+    # after the site time and its offset ("2026-12-01 09:30 +0000*")
+    assert undated[22] == "*" and dated[22] == " "
     assert "dated by when distrib first saw it" in proc.stdout
     rows = json.loads(run_distrib("posts", "--all", "--json", "--config", str(path)).stdout)
     assert {r["title"]: r["undated"] for r in rows} == {"Dated": False, "Undated": True}

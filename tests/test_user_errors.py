@@ -119,7 +119,7 @@ def test_an_smtp_server_that_refuses_the_connection_says_not_sent_and_the_next_r
 
     again = run_distrib("run", "--config", str(config(smtp_server.port)), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert "edition 1 (10 posts) resumed: 2 delivered" in again.stdout
+    assert "edition 1 (11 posts) resumed: 2 delivered" in again.stdout
     assert sorted(smtp_server.by_recipient()) == ["a@example.com", "b@example.com"]
 
 

@@ -66,37 +66,73 @@ class PostView:
     categories: tuple[str, ...]
     source: str
 
+    #: "ltr" or "rtl": the post's own direction (its title's first strong character),
+    #: whatever the site's; an English post in an Arabic edition reads left to right.
+    dir: str = "ltr"
+
+    @property
+    def meta_parts(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.author, self.date, self.reading_time) if p)
+
     @property
     def meta(self) -> str:
         """'Author · 28 Nov 2026 · 3 min read', the parts that exist."""
-        return " · ".join(p for p in (self.author, self.date, self.reading_time) if p)
+        return " · ".join(self.meta_parts)
+
+
+def text_direction_of(text: str, default: str = "ltr") -> str:
+    """The direction of ``text`` by its first strong character (as dir="auto" does)."""
+    import unicodedata as ud
+
+    for ch in text:
+        kind = ud.bidirectional(ch)
+        if kind == "L":
+            return "ltr"
+        if kind in ("R", "AL"):
+            return "rtl"
+    return default
+
+
+#: Reading time is shown only for a text of at least this many minutes: below it the
+#: "text" is most often a feed's summary (the full post was never given), and
+#: "1 min read" on every summary-only post is noise, not information.
+MIN_READING_MINUTES = 2
 
 
 def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
     body = html_to_text(post.content)
     summary = " ".join((post.summary or "").split())
     text_for_excerpt = summary or body
-    minutes = reading_minutes(body or summary)
-    title = one_line(post.title) or post.url
+    # Only the full text has a reading time: not a summary, nor a body that is one.
+    full_text = body if body and " ".join(body.split()) != summary else ""
+    minutes = reading_minutes(full_text) if full_text else 0
+    title = one_line(post.title, markup=False) or post.url
+    categories = tuple(c for c in (one_line(c, markup=False) for c in post.categories) if c)
+    # The category shown as the post's label (or its group's heading) is not a chip too.
+    label = categories[0].casefold() if categories else None
+    tags = tuple(t for t in (one_line(t, markup=False) for t in post.tags) if t and t.casefold() != label)
     image_url = absolute_http_url(post.image.url) if post.image else None
     return PostView(
         key=post.key,
         url=absolute_http_url(post.url) or site_url,
         title=title,
-        author=one_line(post.author),
+        author=one_line(post.author, markup=False),
         date=theme.format_date(post.published),
         published=post.published,
         minutes=minutes,
-        reading_time=theme.t("minute_read", n=theme.format_number(minutes)),
+        reading_time=(
+            theme.t("minute_read", n=theme.format_number(minutes)) if minutes >= MIN_READING_MINUTES else ""
+        ),
         excerpt=excerpt(text_for_excerpt, theme.excerpt_chars),
         long_excerpt=paragraphs_excerpt(body or summary, theme.excerpt_chars * SINGLE_EXCERPT_FACTOR),
         image_url=image_url if theme.images else None,
         # Every image gets an alt text (screen readers, images-off clients): the
         # post's own, else its title.
-        image_alt=(one_line(post.image.alt) if post.image else "") or title,
-        tags=tuple(t for t in (one_line(t) for t in post.tags) if t)[:MAX_CHIPS],
-        categories=tuple(c for c in (one_line(c) for c in post.categories) if c),
+        image_alt=(one_line(post.image.alt, markup=False) if post.image else "") or title,
+        tags=tags[:MAX_CHIPS],
+        categories=categories,
         source=post.source,
+        dir=text_direction_of(f"{title} {summary or body}", theme.direction),
     )
 
 
@@ -231,9 +267,15 @@ def render_edition(
     name: str,
     now: datetime,
     web_url: str | None = None,
+    max_full: int | None = None,
     markers: Markers | None = None,
 ) -> RenderedEdition:
     """Render one edition of ``newsletter`` (its validated table) for ``posts``, newest first.
+
+    At most ``max_full`` posts are shown in full (None: as many as fit), the rest as
+    title links under "More in this edition"; when the size budget does not hold even
+    those, the last are counted in one "N more stories" line.  An edition that cannot
+    fit at all is a TemplateError: never sent clipped.
 
     The per-recipient gaps are ``markers``, by default a fresh random pair that no post
     can know (see :class:`~distrib.model.Markers`)."""
@@ -287,31 +329,66 @@ def render_edition(
         "count": len(views),
     }
     budget = int(newsletter.get("size_budget_kb") or 90) * 1024
+    # The "N more stories" line points readers at the rest: the archive, else the site.
+    more_url = absolute_http_url(theme.archive_url or "") or site_url
 
-    def html_for(n_full: int) -> tuple[str, dict[str, Any]]:
-        full, rest = views[:n_full], views[n_full:]
+    def html_for(n_full: int, n_links: int) -> tuple[str, dict[str, Any]]:
+        full, links = views[:n_full], views[n_full : n_full + n_links]
         lead = full[0] if (theme.lead_story and full and len(views) > 1) else None
         body = full[1:] if lead else full
-        c = ctx | {"lead": lead, "groups": group_posts(body, theme), "full": full, "overflow": rest}
+        c = ctx | {
+            "lead": lead,
+            "groups": group_posts(body, theme),
+            "full": full,
+            "overflow": links,
+            "more": len(views) - n_full - n_links,
+            "more_url": more_url,
+        }
         source = render(env, html_name, **c)
         return compile_mjml(source, html_name, theme.fonts), c
 
-    n_full = len(views)
-    html, c = html_for(n_full)
-    if size_as_sent(html, site_url, markers) > budget:
-        # Sizes grow with the number of full posts, so the largest count that fits is
-        # found by bisection; mrml compiles a 90 KB edition in about a millisecond.
-        lo, hi = 0, n_full - 1
-        best: tuple[str, dict[str, Any]] | None = None
+    def fits(html: str) -> bool:
+        return size_as_sent(html, site_url, markers) <= budget
+
+    def largest(lo: int, hi: int, build: Any) -> tuple[int, tuple[str, dict[str, Any]]] | None:
+        """The largest n in [lo, hi] whose build(n) fits (sizes grow with n), by
+        bisection: mrml compiles a 90 KB edition in about a millisecond."""
+        best = None
         while lo <= hi:
             mid = (lo + hi) // 2
-            h, cc = html_for(mid)
-            if size_as_sent(h, site_url, markers) <= budget:
-                best, lo = (h, cc), mid + 1
+            built = build(mid)
+            if fits(built[0]):
+                best, lo = (mid, built), mid + 1
             else:
                 hi = mid - 1
-        html, c = best if best is not None else html_for(0)
-        n_full = len(c["full"])
+        return best
+
+    total = len(views)
+    cap = total if max_full is None else max(0, min(max_full, total))
+    html, c = html_for(cap, total - cap)
+    if not fits(html):
+        # 1. Fewer posts in full, every other one still a title link.
+        found = largest(1, cap - 1, lambda n: html_for(n, total - n))
+        if found is None:
+            # 2. Even the title links do not fit: as many posts in full as fit, then as
+            # many links as fit; the rest are counted in one "N more stories" line.
+            step = largest(0, cap, lambda n: html_for(n, 0))
+            if step is None:
+                smallest = size_as_sent(html_for(0, 0)[0], site_url, markers)
+                raise TemplateError(
+                    f"{_where(name) if not getattr(newsletter, 'where', '') else newsletter.where}: "
+                    f"this edition cannot fit size_budget_kb = {budget // 1024} even with every post "
+                    f"in one line ({smallest / 1024:.0f} KB as sent); it is not sent clipped: raise "
+                    "size_budget_kb (Gmail clips at ~102) or slim the template"
+                )
+            n_full = step[0]
+            found_links = largest(0, total - n_full, lambda k: html_for(n_full, k))
+            assert found_links is not None  # k = 0 is step's own fit
+            html, c = found_links[1]
+        else:
+            html, c = found[1]
+    n_full = len(c["full"])
+    n_shown = n_full + len(c["overflow"])
 
     text = render(env, text_name, **c)
     return RenderedEdition(
@@ -323,6 +400,7 @@ def render_edition(
         overflow_keys=tuple(v.key for v in views[n_full:]),
         template=template,
         markers=markers,
+        more=total - n_shown,
     )
 
 

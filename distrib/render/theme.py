@@ -30,24 +30,24 @@ from ..config import (
     register_section,
     validate_table,
 )
+from . import css
 
 if TYPE_CHECKING:
     from ..config import Settings
 
-_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
-
-
 def k_color(v: Any, ctx: Ctx) -> str:
-    if not isinstance(v, str) or not _COLOR_RE.match(v):
-        raise Invalid("a CSS hex colour such as '#1a56db'")
-    return v.lower()
+    try:
+        return css.color(v) if isinstance(v, str) else css.color("")
+    except ValueError:
+        raise Invalid("a CSS colour: hex such as '#1a56db' or a name such as 'navy'") from None
 
 
 def k_font_stack(v: Any, ctx: Ctx) -> str:
-    # The value lands in a style attribute: keep it to what a font-family list contains.
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9 ,'\"_-]+", v):
-        raise Invalid("a CSS font-family list such as 'Georgia, serif'")
-    return v.replace('"', "'")
+    # Family names only, so the value is CSS in a style attribute and a style block alike.
+    try:
+        return css.font_stack(v) if isinstance(v, str) else css.font_stack("")
+    except ValueError:
+        raise Invalid("a CSS font-family list such as \"Georgia, 'Times New Roman', serif\"") from None
 
 
 SOCIAL = Table(
@@ -103,6 +103,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "view_in_browser": "View in browser",
         "by": "by {author}",
         "more_stories": "More in this edition",
+        "n_more_stories": "{n} more stories on the site",
         "other": "More stories",
         "sent_to": "This email was sent to {email}.",
         "why": "You are receiving it because you subscribed to {site}.",
@@ -118,6 +119,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "view_in_browser": "Відкрити в браузері",
         "by": "{author}",
         "more_stories": "Також у цьому випуску",
+        "n_more_stories": "Ще {n} матеріалів на сайті",
         "other": "Інші матеріали",
         "sent_to": "Цей лист надіслано на {email}.",
         "why": "Ви отримали його, бо підписалися на {site}.",
@@ -133,6 +135,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "view_in_browser": "اعرض في المتصفح",
         "by": "بقلم {author}",
         "more_stories": "المزيد في هذا العدد",
+        "n_more_stories": "{n} مقالات أخرى على الموقع",
         "other": "مقالات أخرى",
         "sent_to": "أُرسلت هذه الرسالة إلى {email}.",
         "why": "تصلك لأنك مشترك في {site}.",
@@ -148,6 +151,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "view_in_browser": "Ver en el navegador",
         "by": "por {author}",
         "more_stories": "Más en este número",
+        "n_more_stories": "{n} artículos más en el sitio",
         "other": "Más artículos",
         "sent_to": "Este correo se envió a {email}.",
         "why": "Lo recibes porque te suscribiste a {site}.",
@@ -163,6 +167,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "view_in_browser": "ブラウザで表示",
         "by": "{author}",
         "more_stories": "今号のその他の記事",
+        "n_more_stories": "サイトにほか{n}件の記事",
         "other": "その他の記事",
         "sent_to": "このメールは {email} 宛に送信されました。",
         "why": "{site} のニュースレターに登録いただいているため、お届けしています。",
@@ -178,6 +183,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "view_in_browser": "Im Browser ansehen",
         "by": "von {author}",
         "more_stories": "Außerdem in dieser Ausgabe",
+        "n_more_stories": "{n} weitere Beiträge auf der Website",
         "other": "Weitere Beiträge",
         "sent_to": "Diese E-Mail wurde an {email} gesendet.",
         "why": "Sie erhalten sie, weil Sie {site} abonniert haben.",
@@ -193,6 +199,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "view_in_browser": "Voir dans le navigateur",
         "by": "par {author}",
         "more_stories": "Aussi dans ce numéro",
+        "n_more_stories": "{n} autres articles sur le site",
         "other": "Autres articles",
         "sent_to": "Cet e-mail a été envoyé à {email}.",
         "why": "Vous le recevez car vous êtes abonné·e à {site}.",

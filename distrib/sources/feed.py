@@ -341,7 +341,10 @@ def _xml_entry(
     content = clean_html(content_html, link)
     summary = derive_summary(summary_html if summary_html != content_html else "", content)
 
-    title = one_line(entry.get("title"))
+    # feedparser says whether a title is text or HTML; text stays text ("<script>" in
+    # a title about tags), HTML loses only its own tags.
+    title_type = (entry.get("title_detail") or {}).get("type") or "text/html"
+    title = one_line(entry.get("title"), markup=title_type != "text/plain")
     if not title:
         title = derive_title(html_to_text(content) or summary)
 
@@ -619,7 +622,7 @@ def _json_item(
     summary = " ".join(one_line(_str(item.get("summary"))).split()) or (
         excerpt(html_to_text(content), SUMMARY_CHARS) if content else ""
     )
-    title = one_line(_str(item.get("title"))) or derive_title(html_to_text(content) or summary)
+    title = one_line(_str(item.get("title")), markup=False) or derive_title(html_to_text(content) or summary)
     tags = _unique(one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t))
     image = None
     for key in ("image", "banner_image"):

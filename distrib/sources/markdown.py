@@ -595,7 +595,7 @@ class MarkdownSource(Source):
             summary = " ".join(html_to_text(clean_html(render_markdown(body[: more.start()]), url)).split())
         else:
             summary = excerpt(html_to_text(content), SUMMARY_CHARS)
-        title = one_line(_text(fm.get("title"))) or _first_heading(body) or derive_title(html_to_text(content))
+        title = one_line(_text(fm.get("title")), markup=False) or _first_heading(body) or derive_title(html_to_text(content))
         updated = meta.updated
         return Post(
             key=canonical_url(url),

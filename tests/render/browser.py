@@ -125,3 +125,38 @@ def screenshot(html_path: Path, out: Path, width: int, height: int = 2000) -> No
             capture_output=True,
             timeout=60,
         )
+
+
+def evaluate(html: str, expression: str, *, width: int, workdir: Path, height: int = 1200) -> Any:
+    """Load ``html`` at ``width`` px and return the JSON value of the JavaScript
+    ``expression``, evaluated in the email's document once it has loaded."""
+    import html as html_lib
+
+    script = (
+        "<script>window.addEventListener('load', function () {"
+        f"  var out = ({expression});"
+        "  var pre = window.parent.document.createElement('pre');"
+        "  pre.id = 'distrib-eval'; pre.textContent = JSON.stringify(out);"
+        "  window.parent.document.body.appendChild(pre);"
+        "});</script>"
+    )
+    inner = html_lib.escape(html.replace("</body>", script + "</body>", 1), quote=True)
+    page = workdir / f"evaluate-{width}.html"
+    page.write_text(
+        "<!doctype html><html><head><style>body{margin:0}iframe{border:0;display:block}</style></head>"
+        f'<body><iframe width="{width}" height="{height}" style="width:{width}px;height:{height}px" '
+        f'srcdoc="{inner}"></iframe></body></html>',
+        encoding="utf-8",
+    )
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={profile}", f"--window-size={max(width, 500) + 20},{height}",
+            "--hide-scrollbars", "--dump-dom", page.as_uri(),
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    m = re.search(r'<pre id="distrib-eval">(.*?)</pre>', proc.stdout, re.S)
+    if not m:
+        raise AssertionError(f"chromium printed no value (exit {proc.returncode}): {proc.stderr[-500:]}")
+    return json.loads(html_lib.unescape(m.group(1)))

@@ -124,3 +124,72 @@ def test_long_unbroken_words_do_not_widen_a_phone(make_settings, tmp_path):
     html = local_images(rendered(make_settings('[theme]\nlayout = "by-category"\n'), odd), tmp_path)
     m = browser.measure(html, 375, workdir=tmp_path)
     assert m["scrollWidth"] <= m["innerWidth"], m["wide"]
+
+
+# --- mixed scripts and the phone layout ---------------------------------------------------
+
+EN_TITLE, EN_SUMMARY, EN_AUTHOR = "Police close the bridge", "Police have closed the bridge.", "Maria Kovalenko"
+AR_TITLE, AR_SUMMARY, AR_AUTHOR = "الشرطة تغلق الجسر", "أغلقت الشرطة الجسر بعد العاصفة.", "مريم حداد"
+
+# The computed direction of the innermost title, meta line and summary of each post.
+_DIRECTIONS = """(function () {
+  var want = %s, out = {};
+  document.querySelectorAll('p, h2, h3').forEach(function (el) {
+    var text = el.textContent.trim();
+    Object.keys(want).forEach(function (name) {
+      if (text.indexOf(want[name]) !== -1) out[name] = getComputedStyle(el).direction;
+    });
+  });
+  return out;
+})()"""
+
+
+def _post(key: str, title: str, summary: str, author: str):
+    import dataclasses
+
+    [base] = make_posts(1)
+    return dataclasses.replace(
+        base, key=key, url=f"https://news.harbour.example/{key}/", title=title, summary=summary, author=author, image=None
+    )
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_each_post_has_its_own_direction_in_a_mixed_script_edition(make_settings, tmp_path, language):
+    """An English post in an Arabic edition read ".Police have closed the bridge" and
+    "01 · 2026/12/Maria Kovalenko"; an Arabic post in an English edition the reverse."""
+    import json
+
+    posts = [_post("en", EN_TITLE, EN_SUMMARY, EN_AUTHOR), _post("ar", AR_TITLE, AR_SUMMARY, AR_AUTHOR)]
+    settings = make_settings(site=f'language = "{language}"' if language != "en" else "")
+    for order in (posts, posts[::-1]):  # each as the lead story and as a list item
+        html = rendered(settings, order)
+        want = {
+            "en-title": EN_TITLE, "en-summary": EN_SUMMARY, "en-meta": EN_AUTHOR,
+            "ar-title": AR_TITLE, "ar-summary": AR_SUMMARY, "ar-meta": AR_AUTHOR,
+        }  # fmt: skip
+        dirs = browser.evaluate(html, _DIRECTIONS % json.dumps(want), width=600, workdir=tmp_path)
+        assert dirs == {
+            "en-title": "ltr", "en-summary": "ltr", "en-meta": "ltr",
+            "ar-title": "rtl", "ar-summary": "rtl", "ar-meta": "rtl",
+        }, (language, dirs)  # fmt: skip
+        # names and dates isolated, so they keep their own order inside the line
+        assert f"<bdi>{EN_AUTHOR}</bdi>" in html and f"<bdi>{AR_AUTHOR}</bdi>" in html
+        assert f'<html lang="{language}" dir="{"rtl" if language == "ar" else "ltr"}"' in html
+
+
+def test_the_thumbnail_stacks_above_the_text_on_a_phone(make_settings, tmp_path):
+    """At 375 px the thumbnail stayed beside the title, which wrapped to 3-4 lines in
+    200 px: below 480 px the image goes above the text, full width."""
+    html = local_images(rendered(make_settings(), make_posts(4)), tmp_path)
+    probe = """(function () {
+      var img = document.querySelector('img.d-thumb');
+      var h3 = img.closest('div').querySelector('h3');
+      var i = img.getBoundingClientRect(), h = h3.getBoundingClientRect();
+      return {imgBottom: i.bottom, imgWidth: i.width, titleTop: h.top, titleWidth: h.width};
+    })()"""
+    phone = browser.evaluate(html, probe, width=375, workdir=tmp_path)
+    assert phone["imgBottom"] <= phone["titleTop"] + 0.5, phone  # above, not beside
+    assert phone["titleWidth"] > 300, phone  # the title has the whole width
+    assert phone["imgWidth"] > 300, phone
+    desktop = browser.evaluate(html, probe, width=640, workdir=tmp_path)
+    assert desktop["imgBottom"] > desktop["titleTop"], desktop  # beside it on a wide screen

@@ -21,9 +21,11 @@ def html_escape(text: str) -> str:
     return str(_escape(text))
 
 
-def render(settings, posts, *, web_url=WEB_URL, name="digest", **overrides):
+def render(settings, posts, *, web_url=WEB_URL, name="digest", max_full=None, **overrides):
     newsletter = dict(settings.data["digest"]) | overrides
-    return render_edition(settings, posts, newsletter=newsletter, name=name, now=FIXED_NOW, web_url=web_url)
+    return render_edition(
+        settings, posts, newsletter=newsletter, name=name, now=FIXED_NOW, web_url=web_url, max_full=max_full
+    )
 
 
 class _Images(HTMLParser):
@@ -65,7 +67,9 @@ def test_digest_has_every_part(make_settings):
     assert 'href="https://mastodon.example/@harbour"' in html
     assert f'href="{WEB_URL}"' in html and WEB_URL in r.text
     # Each post's author, localised date and reading time; tag chips.
-    assert "Maya Okafor · Nov 28, 2026 · 2 min read" in html
+    # (names and dates isolated with <bdi>, so a name in another script keeps its order)
+    assert "<bdi>Maya Okafor</bdi> · <bdi>Nov 28, 2026</bdi> · <bdi>2 min read</bdi>" in html
+    assert "Maya Okafor · Nov 28, 2026 · 2 min read" in r.text
     assert 'class="d-chip"' in html
     assert "#harbour #council" in r.text
     # Every image has a non-empty alt (the post's, else its title).
@@ -149,7 +153,7 @@ def test_theme_colours_and_dark_mode(make_settings):
 
 def test_bad_theme_values_are_config_errors(tmp_path, make_settings):
     with pytest.raises(ConfigError) as e:
-        make_settings('[theme]\nbrand_color = "blue"\nlayout = "grid"\nfont_family = "x;}"\n')
+        make_settings('[theme]\nbrand_color = "bleu"\nlayout = "grid"\nfont_family = "x;}"\n')
     text = str(e.value)
     assert "theme.brand_color" in text and "theme.layout" in text and "theme.font_family" in text
 
@@ -165,9 +169,14 @@ def test_arabic_edition_is_right_to_left(make_settings):
 
 
 def test_japanese_edition_renders(make_settings):
-    r = render(make_settings(site='language = "ja"\ntimezone = "Asia/Tokyo"'), make_posts(4, lang="ja"))
+    import dataclasses
+
+    posts = make_posts(4, lang="ja")
+    # A long full text (the fixture's is under a minute, which shows no reading time).
+    posts[0] = dataclasses.replace(posts[0], content=posts[0].content * 3)
+    r = render(make_settings(site='language = "ja"\ntimezone = "Asia/Tokyo"'), posts)
     assert '<html lang="ja" dir="ltr"' in r.html
-    assert "港の防波堤延長を承認" in r.html and "分で読めます" in r.html
+    assert "港の防波堤延長を承認" in r.html and "<bdi>3分で読めます</bdi>" in r.html
     assert "2026年11月28日" in r.html  # Babel's long date in Japanese
     assert "配信停止" in r.text
 
@@ -292,7 +301,7 @@ def test_web_font_and_date_pattern_from_theme(make_settings):
     )
     assert "https://fonts.googleapis.com/css?family=Merriweather" in r.html
     assert "font-family:Merriweather, Georgia, serif" in r.html
-    assert "Maya Okafor · 28 Nov 2026 · 2 min read" in r.html
+    assert "<bdi>Maya Okafor</bdi> · <bdi>28 Nov 2026</bdi> · <bdi>2 min read</bdi>" in r.html
 
 
 def test_reading_time_counts_words_and_cjk_characters():
@@ -323,3 +332,54 @@ def test_config_section_names_itself_in_errors(make_settings):
     section = Section(dict(settings.data["digest"]) | {"preheader": "{{ nope }}"}, "newsletters[1] (weekly)")
     with pytest.raises(TemplateError, match=r"^newsletters\[1\] \(weekly\)\.preheader: .*nope"):
         render_edition(settings, make_posts(2), newsletter=section, name="weekly", now=FIXED_NOW)
+
+
+@pytest.mark.parametrize("n", [20, 100, 500, 2000])
+def test_the_size_budget_holds_at_any_number_of_posts(make_settings, n):
+    """A 500-post edition came out at 154 KB against the 90 KB budget (Gmail clips it,
+    hiding the unsubscribe footer): even the title links must be bounded."""
+    settings = make_settings('[theme]\narchive_url = "https://news.harbour.example/letters/"\n')
+    posts = make_posts(n)
+    r = render(settings, posts, max_full=10)
+    assert size_as_sent(r.html, "https://news.harbour.example/", r.markers) <= 90 * 1024
+    assert f'href="{r.markers.url}"' in r.html  # the footer is there, unclipped
+    assert r.full_keys + r.overflow_keys == tuple(p.key for p in posts)  # every post accounted for
+    assert len(r.full_keys) == 10
+    listed = len(r.overflow_keys) - r.more
+    for p in posts[10 : 10 + listed]:
+        assert html_escape(p.title) in r.html and p.title in r.text
+    if n >= 500:
+        assert r.more > 0 and listed > 50
+        line = f"{r.more:,} more stories on the site"
+        assert line in r.html and line in r.text
+        assert 'href="https://news.harbour.example/letters/"' in r.html
+        assert html_escape(posts[-1].title) not in r.html
+    else:
+        assert r.more == 0 and "more stories on the site" not in r.html
+
+
+def test_an_edition_that_cannot_fit_is_refused_not_clipped(make_settings):
+    with pytest.raises(TemplateError, match="cannot fit size_budget_kb = 5.*not sent clipped"):
+        render(make_settings(), make_posts(30), size_budget_kb=5, max_full=10)
+
+
+def test_reading_time_only_when_the_full_text_is_known(make_settings):
+    """"1 min read" was on every summary-only post."""
+    import dataclasses
+
+    full, summary_only, same = make_posts(3)
+    summary_only = dataclasses.replace(summary_only, summary="A short summary of the story.", content="")
+    same = dataclasses.replace(same, summary="The summary is all the feed gave.", content="<p>The summary is all the feed gave.</p>")
+    r = render(make_settings(), [full, summary_only, same])
+    assert r.html.count("min read") == 1 and "2 min read" in r.html
+    assert r.text.count("min read") == 1
+
+
+def test_the_category_label_is_not_repeated_as_a_chip(make_settings):
+    import dataclasses
+
+    [post] = make_posts(1)
+    post = dataclasses.replace(post, categories=("Business",), tags=("business", "bakeries"))
+    r = render(make_settings(), [post])
+    assert r.html.count(">Business<") == 1  # the label, not also a chip
+    assert 'class="d-chip"' in r.html and ">bakeries</span>" in r.html

@@ -107,18 +107,26 @@ def test_html_to_text() -> None:
         ("Council &amp;amp; harbour", "Council & harbour"),
         ("It&amp;#8217;s here", "It’s here"),
         ("<b>Bold</b> move", "Bold move"),
-        ("&lt;script&gt;alert(1)&lt;/script&gt;Title", "alert(1) Title"),
+        # Escaped markup is text once decoded: kept (and escaped again wherever it is
+        # shown), never stripped: a title about <script> tags keeps them.
+        ("&lt;script&gt;alert(1)&lt;/script&gt;Title", "<script>alert(1)</script>Title"),
+        ("Why &lt;script&gt; tags are dangerous", "Why <script> tags are dangerous"),
         ("Line one\r\nBcc: victim@example.org", "Line one Bcc: victim@example.org"),
         ("  spaced\t\x00out\x1b ", "spaced out"),
         ("Family 👨‍👩‍👧 day", "Family 👨‍👩‍👧 day"),
-        ("<b<script>x</script>&lt;script&gt;]]>", ""),
+        ("<b<script>x</script>&lt;script&gt;]]>", "<b x <script>]]>"),
         ("<\x1f?>", ""),  # a control inside a tag must not survive as the tag's glue
-        ("&lt;&#x1f;b&gt;Tag", "Tag"),
+        ("&lt;&#x1f;b&gt;Tag", "<b>Tag"),
         ("", ""),
     ],
 )
 def test_one_line(raw: str, expected: str) -> None:
     assert one_line(raw) == expected
+
+
+def test_one_line_of_text_takes_nothing_for_a_tag() -> None:
+    assert one_line("Why <script> tags are dangerous", markup=False) == "Why <script> tags are dangerous"
+    assert one_line("Parsing <with>\r\nnew tools", markup=False) == "Parsing <with> new tools"
 
 
 def test_excerpt_prefers_sentence_then_word() -> None:
@@ -186,6 +194,9 @@ def test_property_clean_html_never_active(raw: str) -> None:
 def test_property_one_line_is_plain(raw: str) -> None:
     out = one_line(raw)
     assert "\r" not in out and "\n" not in out and "\x00" not in out
-    assert "<script" not in out.lower()
+    # Text, not markup: escaped, it holds no tag at all.
+    from markupsafe import escape
+
+    assert "<" not in str(escape(out))
     html_to_text(raw)
     excerpt(raw, 40)
