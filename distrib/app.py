@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import registry
 from .adapters import Channel, Context, Mailer, Source
@@ -23,6 +23,11 @@ from .errors import EXIT_OK, ConfigError, DistribError, SourceError, TemplateErr
 from .ledger import Ledger, open_ledger
 from .model import Edition, Post, Recipient, RenderedEdition
 from .select import split
+
+if TYPE_CHECKING:
+    from .deliver import Progress, SendReport
+    from .model import Outcome
+    from .share import ShareReport
 
 log = logging.getLogger("distrib")
 
@@ -85,7 +90,7 @@ def layout_of(rendered: RenderedEdition, skipped: list[Post]) -> dict[str, int]:
 class EditionResult:
     newsletter: str
     edition: Edition
-    report: Any  # deliver.SendReport
+    report: SendReport
     resumed: bool
     target: str = ""  # where the mailer put it, for the summary line
     layout: dict[str, int] | None = None  # see layout_of
@@ -97,7 +102,7 @@ class RunResult:
     editions: list[EditionResult] = field(default_factory=list)
     planned: list[EditionPlan] = field(default_factory=list)  # dry runs: what would be sent
     skipped: list[str] = field(default_factory=list)  # one line per newsletter not due
-    shares: Any = None  # share.ShareReport
+    shares: ShareReport | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -350,17 +355,19 @@ class App:
 
         return when.astimezone(ZoneInfo(self.settings.site.timezone)).strftime("%Y-%m-%d %H:%M %z")
 
-    def has_recipients(self) -> bool:
+    def has_recipients(self, newsletter: str | None = None) -> bool:
         """Whether an edition would reach anyone (a hand-off platform always counts)."""
         cls = registry.load("distrib.mailers", self.settings.email.mailer)
         if getattr(cls, "handoff", False):
             return True
-        return next(self.recipients(), None) is not None
+        return next(self.recipients(newsletter), None) is not None
 
-    def recipients(self) -> Iterator[Recipient]:
+    def recipients(self, newsletter: str | None = None) -> Iterator[Recipient]:
+        """The recipients of an edition of ``newsletter`` (None: of any newsletter,
+        leaving out only the suppressed)."""
         from .subscribers import recipients
 
-        return recipients(self.settings, self.ledger)
+        return recipients(self.settings, self.ledger, newsletter)
 
     def prepare(self, edition: Edition) -> Any:
         from .render.message import prepare_message
@@ -428,7 +435,7 @@ class App:
                 batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
                 if reason:
                     result.skipped.append(reason)
-                if batches and not self.has_recipients():
+                if batches and not self.has_recipients(letter.name):
                     # The same words as a real run: a dry run says what the run would do.
                     result.skipped.append(self._no_recipients(letter))
                     continue
@@ -450,7 +457,7 @@ class App:
             batches, reason = self.plan(letter, fetched, force=force)
             if reason:
                 result.skipped.append(reason)
-            if batches and not self.has_recipients():
+            if batches and not self.has_recipients(letter.name):
                 # An edition with nobody to send it to would use the posts up for nothing.
                 result.skipped.append(self._no_recipients(letter))
                 continue
@@ -494,9 +501,9 @@ class App:
 
             recipients: Any = iter([handoff_recipient(self.settings.email.mailer)])
         else:
-            recipients = self.recipients()
+            recipients = self.recipients(edition.newsletter)
         if progress is not None and progress.enabled and not mailer.handoff:
-            progress.total = sum(1 for _ in self.recipients())  # only when the line is shown
+            progress.total = sum(1 for _ in self.recipients(edition.newsletter))  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
         layout = self.ledger.kv_get(f"edition:{edition.id}:layout")
         return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe(), layout)
@@ -514,7 +521,7 @@ class App:
         in_doubt = bool(self.settings.email.get("resend_in_doubt"))
         return self.ledger.requeue_failed(edition_id, in_doubt=in_doubt)
 
-    def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Any]:
+    def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Outcome]:
         """Send the next (or unfinished) edition to one address; records nothing."""
         from email.utils import parseaddr
 
@@ -528,14 +535,7 @@ class App:
         except ValueError as e:
             raise UsageError(f"--to {address!r} is not an email address ({e})") from None
         letter = self.newsletter(newsletter)
-        try:
-            edition = self.next_edition(letter)
-        except NothingNew:
-            # Nothing new yet: the last edition still shows how the digest looks.
-            last = self.ledger.last_edition(letter.name)
-            if last is None:
-                raise
-            edition = last
+        edition, _nothing_new = self.edition_to_show(letter)
         message = self.prepare(edition)
         outcomes: list[Outcome] = []
         with self.mailer() as mailer:
@@ -544,6 +544,18 @@ class App:
         if outcome.status is not DeliveryStatus.SENT:
             raise DistribError(f"test send to {address} {outcome.status.value}: {outcome.error}")
         return edition, outcome
+
+    def edition_to_show(self, letter: Newsletter, *, edition_id: int | None = None) -> tuple[Edition, str | None]:
+        """The edition a preview or a test send shows: :meth:`next_edition`, or when there
+        is nothing new yet the last edition, which still shows how the digest looks.  The
+        second item is the NothingNew message when the last edition stands in."""
+        try:
+            return self.next_edition(letter, edition_id=edition_id), None
+        except NothingNew as e:
+            last = self.ledger.last_edition(letter.name)
+            if last is None:
+                raise
+            return last, str(e)
 
     def next_edition(self, letter: Newsletter, *, edition_id: int | None = None) -> Edition:
         """An edition object for previews and test sends: a past one, the unfinished one,
@@ -600,8 +612,9 @@ class App:
         result.shares = run_shares(self.ctx, self.channels, fetched.posts, dry_run=dry_run)
         return result
 
-    def run(self, *, dry_run: bool = False, progress: Any = None) -> RunResult:
-        """The cron job: fetch once, send what is due, post the shares."""
+    def run(self, *, force: bool = False, dry_run: bool = False, progress: Progress | None = None) -> RunResult:
+        """The cron job: fetch once, send what is due (``force``: an edition now, whatever
+        the cadence says), post the shares."""
         result = RunResult()
         problems = self.compliance_problems()
         if problems:
@@ -610,7 +623,7 @@ class App:
         fetched = self.fetch(record=not dry_run)
         result.fetch = fetched
         try:
-            self.send(dry_run=dry_run, fetched=fetched, progress=progress, result=result)
+            self.send(force=force, dry_run=dry_run, fetched=fetched, progress=progress, result=result)
         except DistribError as e:
             # A digest that cannot go out must not stop the shares.
             if e.exit_code != 1:
@@ -640,7 +653,7 @@ class App:
             }
             if edition.status == "sending":
                 if total is None:
-                    total = sum(1 for _ in self.recipients())
+                    total = sum(1 for _ in self.recipients(edition.newsletter))
                 row["pending"] = max(total - done, 0)
                 row["eta"] = self._eta(row["pending"] + counts["deferred"] + counts["claimed"])
             rows.append(row)

@@ -23,6 +23,8 @@ from .safetext import terminal_safe
 
 if TYPE_CHECKING:
     from .app import App, RunResult
+    from .model import Edition, RenderedEdition
+    from .share import ShareReport
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -209,27 +211,28 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         f = result.fetch
         n_sources = len(app.settings.sources)
         say(f"fetched {len(f.posts)} posts from {n_sources - len(f.errors)} of {n_sources} sources")
-        for error in f.errors:
-            click.echo(f"distrib: {error}", err=True)
-    whom = ""
-    if result.planned and not quiet:
-        # Say to whom and where, as a real run would: the point of a dry run.
-        mailer = app.mailer()
-        if mailer.handoff:
-            whom = f"for the {app.settings.email.mailer} platform's list"
-        else:
-            n = sum(1 for _ in app.recipients())
-            whom = f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
-    for plan in result.planned:
-        say(
-            f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
-            f"({_n_posts(len(plan.posts))}) {whom} [dry run]"
-        )
-        from .app import layout_of
+        for source_error in f.errors:
+            click.echo(f"distrib: {source_error}", err=True)
 
-        layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
-        if layout:
-            say(f"  {layout}")
+    def whom(newsletter: str) -> str:
+        # Say to whom and where, as a real run would: the point of a dry run.
+        if mailer.handoff:
+            return f"for the {app.settings.email.mailer} platform's list"
+        n = sum(1 for _ in app.recipients(newsletter))  # less those who left this one
+        return f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
+
+    if result.planned and not quiet:
+        mailer = app.mailer()
+        for plan in result.planned:
+            say(
+                f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
+                f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)} [dry run]"
+            )
+            from .app import layout_of
+
+            layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
+            if layout:
+                say(f"  {layout}")
     for r in result.editions:
         rep = r.report
         verb = "resumed" if r.resumed else "sent"
@@ -265,7 +268,7 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         _echo_shares(result.shares, say, dry_run=dry_run)
 
 
-def _echo_shares(report: Any, say: Callable[..., None], *, dry_run: bool) -> None:
+def _echo_shares(report: ShareReport, say: Callable[..., None], *, dry_run: bool) -> None:
     for line in report.summary_lines(dry_run=dry_run):
         say(line)
     for error in report.errors:
@@ -375,12 +378,7 @@ def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
     from .deliver import Progress
 
     progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
-    if force:
-        result = app.send(force=True, dry_run=dry_run, progress=progress)
-        if app.settings.channels:
-            app.share(dry_run=dry_run, fetched=result.fetch, result=result)
-    else:
-        result = app.run(dry_run=dry_run, progress=progress)
+    result = app.run(force=force, dry_run=dry_run, progress=progress)
     _echo_run(app, result, quiet=quiet, dry_run=dry_run)
     _exit(result)
 
@@ -452,19 +450,13 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
       distrib preview --config config.example.toml --out preview --open
     """
     from . import preview as pv
-    from .app import NothingNew
 
     letter = app.newsletter(newsletter)
 
-    def build() -> tuple[Any, bytes]:
-        try:
-            edition = app.next_edition(letter, edition_id=edition_id)
-        except NothingNew as e:
-            last = app.ledger.last_edition(letter.name)
-            if last is None:
-                raise
-            click.echo(f"{e}; showing the last edition ({last.id}) instead", err=True)
-            edition = last
+    def build() -> tuple[RenderedEdition, bytes]:
+        edition, nothing_new = app.edition_to_show(letter, edition_id=edition_id)
+        if nothing_new:
+            click.echo(f"{nothing_new}; showing the last edition ({edition.id}) instead", err=True)
         rendered = _rendered_of(app, edition)
         return rendered, app.prepare(edition).preview_bytes()
 
@@ -473,7 +465,7 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         if app.settings.templates.dir:
             watch.append(app.settings.templates.dir)
 
-        def rebuild() -> tuple[Any, bytes]:
+        def rebuild() -> tuple[RenderedEdition, bytes]:
             # Re-read the config on every change, so edits to it show too.
             from .app import make_app
 
@@ -509,7 +501,7 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         webbrowser.open((out_dir / "digest.html").resolve().as_uri())
 
 
-def _rendered_of(app: App, edition: Any) -> Any:
+def _rendered_of(app: App, edition: Edition) -> RenderedEdition:
     from .model import RenderedEdition
 
     return RenderedEdition(
@@ -572,7 +564,7 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
 
 
 def _send_report(result: RunResult) -> dict[str, Any]:
-    eds = [
+    eds: list[dict[str, Any]] = [
         {
             "newsletter": r.newsletter,
             "edition": r.edition.id,
@@ -622,10 +614,12 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
         app.lock()
     result = app.share(dry_run=dry_run)
     if as_json and dry_run:
-        for error in result.fetch.errors if result.fetch else []:
-            click.echo(f"distrib: {error}", err=True)
-        click.echo(json.dumps([s.to_json() for s in result.shares.planned], ensure_ascii=False, indent=2))
-        for error in result.shares.errors:
+        for source_error in result.fetch.errors if result.fetch else []:
+            click.echo(f"distrib: {source_error}", err=True)
+        shares = result.shares
+        assert shares is not None  # App.share always reports
+        click.echo(json.dumps([s.to_json() for s in shares.planned], ensure_ascii=False, indent=2))
+        for error in shares.errors:
             click.echo(f"distrib: {error}", err=True)
     else:
         _echo_run(app, result, quiet=quiet, dry_run=dry_run)
@@ -912,21 +906,35 @@ def _address_call(fn: Callable[..., bool], *args: Any) -> bool:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=Port(), default=8080, show_default=True, help="Port to listen on.")
+@click.option(
+    "--max-connections",
+    type=click.IntRange(16, 100_000),
+    default=2000,
+    show_default=True,
+    help="Open connections at most; at the cap the slowest unfinished ones are closed.",
+)
 @common()
-def serve(app: App, *, quiet: bool, host: str, port: int) -> None:
+def serve(app: App, *, quiet: bool, host: str, port: int, max_connections: int) -> None:
     """Serve the one-click unsubscribe endpoint (put it behind your reverse proxy).
 
+    It runs on waitress with limits for a public endpoint: a request's headers within
+    10 s, its body within 10 s and at most 64 KiB, idle connections closed after 15 s,
+    ambiguous framing refused with 400.
+
     \b
-    Example:
+    Examples:
       distrib serve --host 127.0.0.1 --port 8080
+      distrib serve --port 8080 --max-connections 5000
     """
     from .serve import serve as run_server
+    from .web import Limits
 
     def ready(url: str) -> None:
         if not quiet:
             click.echo(f"unsubscribe endpoint on {url}/ for {app.settings.email.unsubscribe_url}")
 
-    run_server(app.settings, app.ledger_path, host, port, on_ready=ready)
+    limits = Limits(max_connections=max_connections)
+    run_server(app.settings, app.ledger_path, host, port, on_ready=ready, limits=limits)
 
 
 def main() -> None:
