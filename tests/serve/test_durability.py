@@ -97,11 +97,11 @@ def test_cli_suppressions_and_removals_are_synced(tmp_path: Path) -> None:
         subs.add(led, "a@example.org")
         subs.add(led, "b@example.org")
         seen: list[str] = []
-        led.db.set_trace_callback(seen.append)
+        led.db.raw.set_trace_callback(seen.append)
         subs.remove(led, "a@example.org")
         subs.unsubscribe(led, "c@example.org", "fbl", "complained")
         led.opt_out("b@example.org", "weekly", "one-click")
-        led.db.set_trace_callback(None)
+        led.db.raw.set_trace_callback(None)
         text = "\n".join(seen)
         writes = [s for s in seen if s.lstrip().upper().startswith(("UPDATE SUBSCRIBERS", "INSERT INTO SUBSCRIBERS", "INSERT INTO NEWSLETTER_OPTOUTS"))]
         assert len(writes) == 3, text
@@ -119,9 +119,9 @@ def test_an_imported_suppression_list_is_synced(tmp_path: Path) -> None:
     csv.write_text("email,status\nkeep@example.org,active\ngone@example.org,unsubscribed\n", encoding="utf-8")
     with open_ledger(tmp_path / "distrib.sqlite") as led:
         seen: list[str] = []
-        led.db.set_trace_callback(seen.append)
+        led.db.raw.set_trace_callback(seen.append)
         subs.import_csv(led, csv)
-        led.db.set_trace_callback(None)
+        led.db.raw.set_trace_callback(None)
         commits = [i for i, s in enumerate(seen) if s.strip().upper() == "COMMIT"]
         assert commits
         for i in commits:
