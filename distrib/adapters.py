@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from .model import Outcome, Post, Recipient, Snippet
@@ -142,6 +142,11 @@ class Channel:
     def close(self) -> None:
         """Release what the channel holds (an HTTP client); called once after the run."""
         return None
+
+    def check_warnings(self, today: date) -> tuple[list[str], list[str]]:
+        """(problems, warnings) `distrib check` adds for this channel on ``today`` (such
+        as an API version near its sunset).  Default: none."""
+        return [], []
 
     def compose(self, post: Post) -> Snippet:
         """The snippet for ``post``, fitted to this network's length rule."""

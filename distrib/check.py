@@ -90,6 +90,11 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
             problems.append(f"channel {channel_opts.name}: {e}")
         else:
             notes.append(f"channel {channel_opts.name}: {channel_opts.type}, templates {', '.join(names) or 'built in'}")
+            # Warnings that need today's date (the real clock; tests set it): a
+            # LinkedIn version near its sunset.
+            bad, warnings = channel.check_warnings(app.ctx.now.date())
+            problems += bad
+            notes += [f"warning: {w}" for w in warnings]
     return problems, notes
 
 
