@@ -158,3 +158,8 @@ def run_distrib(*args: str, cwd: Path | None = None, env: dict[str, str] | None 
         text=True,
         timeout=timeout,
     )
+
+
+# A throwaway PostgreSQL cluster (session) and a fresh database per test, for the
+# ledger's PostgreSQL backend; they skip, saying what to install, where it is absent.
+from tests.pgcluster import pg_cluster, pg_url  # noqa: E402, F401

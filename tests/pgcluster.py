@@ -7,7 +7,7 @@ the session.  ``initdb`` refuses to run as root, so as root the cluster belongs 
 database of its own.  Without PostgreSQL's server programs or psycopg the tests that use
 them skip, saying what to install.
 
-Use it from a test module with ``from tests.pgcluster import pg_cluster, pg_url  # noqa: F401``.
+The fixtures are made available to every test module by tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def _bindir() -> Path | None:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).resolve().parent
-    for cand in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True):
+    for cand in sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True
+    ):
         if Path(cand, "initdb").exists() and Path(cand, "pg_ctl").exists():
             return Path(cand)
     return None
@@ -57,7 +59,9 @@ class Cluster:
     password: str
     datadir: Path
 
-    def url(self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None) -> str:
+    def url(
+        self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None
+    ) -> str:
         return f"postgresql://{user or self.user}:{password or self.password}@{self.host}:{self.port}/{dbname}"
 
 
@@ -83,7 +87,9 @@ def pg_cluster() -> Iterator[Cluster]:
                 owner = pwd.getpwnam(name)
                 break
         if owner is None or not shutil.which("setpriv"):
-            pytest.skip("running as root without a postgres/nobody user or setpriv to run initdb as")
+            pytest.skip(
+                "running as root without a postgres/nobody user or setpriv to run initdb as"
+            )
     top = Path(tempfile.mkdtemp(prefix="distrib-pg-"))
     datadir, pwfile, log = top / "data", top / "pw", top / "log"
     pwfile.write_text(PASSWORD + "\n")
@@ -105,8 +111,26 @@ def pg_cluster() -> Iterator[Cluster]:
         # fsync off: a test cluster need not survive a power cut.
         opts = f"-h 127.0.0.1 -p {port} -k {top} -F -c max_connections=200"
         subprocess.run(
-            _as_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"], owner),
-            check=True, capture_output=True, env=env, timeout=90,
+            _as_owner(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(datadir),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                owner,
+            ),
+            check=True,
+            capture_output=True,
+            env=env,
+            timeout=90,
         )
         started = True
         yield Cluster("127.0.0.1", port, USER, PASSWORD, datadir)
@@ -117,8 +141,13 @@ def pg_cluster() -> Iterator[Cluster]:
     finally:
         if started:
             subprocess.run(
-                _as_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"], owner),
-                capture_output=True, env=env, timeout=60,
+                _as_owner(
+                    [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"],
+                    owner,
+                ),
+                capture_output=True,
+                env=env,
+                timeout=60,
             )
         shutil.rmtree(top, ignore_errors=True)
 
