@@ -54,8 +54,8 @@ def test_a_ledger_path_that_cannot_be_a_file_names_the_culprit(tmp_path: Path):
         open_ledger(tmp_path)
 
 
-def test_claims_never_twice(tmp_path: Path, clock):
-    with open_ledger(tmp_path / "l.sqlite") as ledger:
+def test_claims_never_twice(open_any_ledger, clock):
+    with open_any_ledger() as ledger:
         ed = ledger.create_edition("digest", ["k1"], "s", "p", "<html/>", "t")
         assert ledger.claim_email(ed.id, "A@Example.com")
         # still claimed (a run died in flight): claimable again, the only duplicate window
@@ -74,11 +74,11 @@ def test_claims_never_twice(tmp_path: Path, clock):
         assert ledger.email_counts(ed.id) == {"claimed": 0, "sent": 1, "failed": 1, "deferred": 0}
 
 
-def test_posts_keep_first_seen(tmp_path: Path, clock):
+def test_posts_keep_first_seen(open_any_ledger, clock):
     from datetime import timedelta
 
     post = Post(key="k", url="https://x.example/1", title="T", source="s")
-    with open_ledger(tmp_path / "l.sqlite") as ledger:
+    with open_any_ledger() as ledger:
         first = ledger.record_posts([post])["k"]
         clock[0] = clock[0] + timedelta(days=1)
         again = ledger.record_posts([post])["k"]
