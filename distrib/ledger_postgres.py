@@ -469,3 +469,59 @@ def open_postgres(url: str) -> PostgresLedger:
     conn = connect(url)
     migrate(conn, url)
     return PostgresLedger(url, conn)
+
+
+# --- moving a ledger between backends -------------------------------------------------
+
+
+def _tables() -> list[tuple[str, list[str], bool]]:
+    """Every table of the current schema in creation order (parents first): its name,
+    its columns, and whether its SQLite rowid is copied too (a table with a rowid that
+    is not an INTEGER PRIMARY KEY: ``posts``' rowid is the order posts were first seen)."""
+    with _ledger.open_ledger(Path(":memory:")) as mem:
+        out = []
+        for name, sql in mem.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY rowid"):
+            if name.startswith("sqlite_"):
+                continue
+            cols = [r["name"] for r in mem.db.execute(f"PRAGMA table_info({name})")]
+            has_rowid = "WITHOUT ROWID" not in sql and name not in ROWID_ALIASES
+            out.append((name, cols, has_rowid))
+        return out
+
+
+def ledger_counts(led: _ledger.Ledger) -> dict[str, int]:
+    """Rows per table."""
+    return {name: int(led.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]) for name, _, _ in _tables()}
+
+
+def copy_ledger(src: _ledger.Ledger, dst: _ledger.Ledger, *, where: str, batch: int = 1000) -> dict[str, int]:
+    """Copy every row of ``src`` into the empty ledger ``dst`` (SQLite or PostgreSQL, either
+    way) in one transaction; returns rows per table.  A non-empty ``dst`` is refused."""
+    tables = _tables()
+    with dst.transaction():
+        used = {name: n for name, n in ledger_counts(dst).items() if n}
+        if used:
+            listed = ", ".join(f"{n} in {name}" for name, n in used.items())
+            raise LedgerError(
+                f"the ledger {where} is not empty ({listed}); copy only into a new, empty database or file"
+            )
+        copied: dict[str, int] = {}
+        for name, cols, has_rowid in tables:
+            names = (["rowid"] if has_rowid else []) + cols
+            select = f"SELECT {', '.join(names)} FROM {name} ORDER BY {names[0] if has_rowid else '1'}"
+            insert = f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+            rows = [tuple(r) for r in src.db.execute(select)]
+            for i in range(0, len(rows), batch):
+                dst.db.executemany(insert, rows[i : i + batch])
+            copied[name] = len(rows)
+            if has_rowid and isinstance(dst, PostgresLedger) and rows:
+                # the identity goes on after the highest rowid copied
+                dst.db.execute(f"SELECT setval(pg_get_serial_sequence('{name}', 'rowid'), ?)", (max(r[0] for r in rows),))
+    return copied
+
+
+def open_target(target: str) -> tuple[_ledger.Ledger, str]:
+    """The ledger ``distrib ledger copy --to`` names: a PostgreSQL URL or an SQLite file."""
+    if is_postgres_url(target):
+        return open_postgres(target), redact(target)
+    return _ledger.open_ledger(Path(target)), target
