@@ -963,7 +963,7 @@ def serve(app: App, *, quiet: bool, host: str, port: int) -> None:
         if not quiet:
             click.echo(f"unsubscribe endpoint on {url}/ for {app.settings.email.unsubscribe_url}")
 
-    run_server(app.settings, app.ledger_path, host, port, on_ready=ready)
+    run_server(app.settings, app.ledger_url or app.ledger_path, host, port, on_ready=ready)
 
 
 def main() -> None:

@@ -1006,6 +1006,17 @@ class Ledger:
             (key, json.dumps(value, ensure_ascii=False), _iso(now())),
         )
 
+    @wrap_errors
+    def kv_put_new(self, key: str, value: Any) -> Any:
+        """Store ``value`` under ``key`` unless a value is there already; return the one
+        kept.  Two processes making a value at once (two ``distrib serve`` replicas making
+        the signing key) both end up with the first one stored."""
+        self.db.execute(
+            "INSERT INTO kv (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, json.dumps(value, ensure_ascii=False), _iso(now())),
+        )
+        return self.kv_get(key)
+
     # --- helpers -----------------------------------------------------------------
 
     def transaction(self) -> _Transaction:

@@ -284,6 +284,7 @@ def make_server(
     settings: Settings, ledger_path: str | Path, host: str = "127.0.0.1", port: int = 8025
 ) -> UnsubscribeServer:
     """The endpoint, bound and ready for ``serve_forever()`` (port 0: any free port).
+    ``ledger_path``: the SQLite file, or the PostgreSQL URL of ``[ledger] url``.
 
     Raises ConfigError when ``email.unsubscribe_url`` is unset or has no ``{token}``.
     """
@@ -293,7 +294,14 @@ def make_server(
             "such as 'https://news.example.org/unsubscribe?token={token}'"
         )
     _Route(settings.email.unsubscribe_url)  # refuse a bad URL before opening anything
-    ledger = open_ledger(Path(ledger_path))
+    ledger: Ledger
+    if str(ledger_path).startswith(("postgresql://", "postgres://")):
+        # [ledger] url: replicas behind a load balancer share the one database
+        from .ledger_postgres import open_postgres
+
+        ledger = open_postgres(str(ledger_path))
+    else:
+        ledger = open_ledger(Path(ledger_path))
     try:
         return UnsubscribeServer((host, port), settings, ledger)
     except OSError as e:

@@ -114,3 +114,13 @@ def test_second_process_is_locked_out(tmp_path: Path):
         finally:
             a.close()
             b.close()
+
+
+def test_kv_put_new_keeps_the_first_value(open_any_ledger):
+    """Two processes making a value at once (two serve replicas making the signing key)
+    end up with the same one: the first stored."""
+    a, b = open_any_ledger(), open_any_ledger()
+    with a, b:
+        assert a.kv_put_new("k", "first") == "first"
+        assert b.kv_put_new("k", "second") == "first"
+        assert a.kv_get("k") == b.kv_get("k") == "first"

@@ -130,3 +130,53 @@ def test_config_errors_are_one_line(make_config, tmp_path: Path, pg_cluster) -> 
     proc = run_distrib("send", "--config", str(env_cfg), env={"DISTRIB_LEDGER_URL": "/tmp/ledger.sqlite"})
     assert proc.returncode == 2 and "does not hold a PostgreSQL URL" in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_two_serve_replicas_share_the_database(make_config, tmp_path: Path, pg_url: str) -> None:
+    """Two `distrib serve` processes on one database, started at once (both may make the
+    signing key): a link signed for a reader works on either, and an unsubscribe through
+    one is the suppression the other (and every send) sees."""
+    import os
+
+    import httpx
+
+    from distrib.config import load_config
+    from distrib.ledger_postgres import open_postgres
+    from distrib.unsubscribe import make_token, signing_key
+    from tests.conftest import free_port
+
+    config = make_config('[ledger]\nurl_env = "DISTRIB_LEDGER_URL"\n')
+    env = {"DISTRIB_LEDGER_URL": pg_url}
+    for address in ("reader@example.org", "other@example.org"):
+        assert run_distrib("subscribers", "add", address, "--config", str(config), env=env).returncode == 0
+    ports = [free_port(), free_port()]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "distrib", "serve", "--port", str(port), "--config", str(config)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+        )  # fmt: skip
+        for port in ports
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert "unsubscribe endpoint on" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        with open_postgres(pg_url) as led:
+            key = signing_key(load_config(config), led)
+        for port, address in zip(ports, ("reader@example.org", "other@example.org"), strict=True):
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/unsubscribe", params={"token": make_token(key, address)},
+                content=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )  # fmt: skip
+            assert r.status_code == 200, r.text
+        # the reader's link, retried by the provider on the other replica: verified there too
+        r = httpx.post(f"http://127.0.0.1:{ports[1]}/unsubscribe", params={"token": make_token(key, "reader@example.org")}, content=b"List-Unsubscribe=One-Click")
+        assert r.status_code == 200
+        with psycopg.connect(pg_url) as db:
+            rows = dict(db.execute("SELECT address, status FROM subscribers").fetchall())
+        assert rows == {"reader@example.org": "unsubscribed", "other@example.org": "unsubscribed"}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
