@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import socket
@@ -71,6 +72,7 @@ def redact(url: str) -> str:
     return f"{u.scheme}://{user}{host}:{port}{u.path}"
 
 
+@functools.lru_cache(maxsize=512)
 def translate(sql: str, *, params: bool = True) -> str:
     """A statement of the SQLite schema, a migration or a query in PostgreSQL's dialect.
 

@@ -71,15 +71,23 @@ def _as_owner(cmd: list[str], owner: pwd.struct_passwd | None) -> list[str]:
     return ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}", "--clear-groups", *cmd]
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Cluster]:
+class Unavailable(Exception):
+    """PostgreSQL's server programs or psycopg are missing here; the message says what to install."""
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster in a temporary folder on 127.0.0.1, stopped and removed on exit.
+    Raises :class:`Unavailable` when it cannot be made here (the benchmarks use it too)."""
     bindir = _bindir()
     if bindir is None:
-        pytest.skip(f"PostgreSQL's server programs (initdb, pg_ctl) are not installed: {INSTALL}")
+        raise Unavailable(
+            f"PostgreSQL's server programs (initdb, pg_ctl) are not installed: {INSTALL}"
+        )
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip(f"psycopg is not installed: {INSTALL}")
+        raise Unavailable(f"psycopg is not installed: {INSTALL}") from None
     owner: pwd.struct_passwd | None = None
     if os.geteuid() == 0:
         for name in ("postgres", "nobody"):
@@ -87,7 +95,7 @@ def pg_cluster() -> Iterator[Cluster]:
                 owner = pwd.getpwnam(name)
                 break
         if owner is None or not shutil.which("setpriv"):
-            pytest.skip(
+            raise Unavailable(
                 "running as root without a postgres/nobody user or setpriv to run initdb as"
             )
     top = Path(tempfile.mkdtemp(prefix="distrib-pg-"))
@@ -100,44 +108,29 @@ def pg_cluster() -> Iterator[Cluster]:
     env = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
     started = False
     try:
-        subprocess.run(
-            _as_owner(
-                [str(bindir / "initdb"), "-D", str(datadir), "-U", USER, f"--pwfile={pwfile}",
-                 "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"],
-                owner,
-            ),
-            check=True, capture_output=True, env=env, timeout=120,
-        )  # fmt: skip
-        # fsync off: a test cluster need not survive a power cut.
-        opts = f"-h 127.0.0.1 -p {port} -k {top} -F -c max_connections=200"
-        subprocess.run(
-            _as_owner(
-                [
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(datadir),
-                    "-o",
-                    opts,
-                    "-l",
-                    str(log),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-                owner,
-            ),
-            check=True,
-            capture_output=True,
-            env=env,
-            timeout=90,
-        )
+        try:
+            subprocess.run(
+                _as_owner(
+                    [str(bindir / "initdb"), "-D", str(datadir), "-U", USER, f"--pwfile={pwfile}",
+                     "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"],
+                    owner,
+                ),
+                check=True, capture_output=True, env=env, timeout=120,
+            )  # fmt: skip
+            # fsync off: a test cluster need not survive a power cut.
+            opts = f"-h 127.0.0.1 -p {port} -k {top} -F -c max_connections=200"
+            subprocess.run(
+                _as_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"], owner),
+                check=True, capture_output=True, env=env, timeout=90,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as e:
+            detail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
+            logtail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+            raise RuntimeError(
+                f"could not start a throwaway PostgreSQL: {detail[0]} {logtail}"
+            ) from None
         started = True
         yield Cluster("127.0.0.1", port, USER, PASSWORD, datadir)
-    except subprocess.CalledProcessError as e:
-        detail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
-        logtail = log.read_text(errors="replace")[-500:] if log.exists() else ""
-        pytest.fail(f"could not start a throwaway PostgreSQL: {detail[0]} {logtail}")
     finally:
         if started:
             subprocess.run(
@@ -150,6 +143,19 @@ def pg_cluster() -> Iterator[Cluster]:
                 timeout=60,
             )
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    try:
+        cm = throwaway_cluster()
+        cluster = cm.__enter__()
+    except Unavailable as e:
+        pytest.skip(str(e))
+    try:
+        yield cluster
+    finally:
+        cm.__exit__(None, None, None)
 
 
 @pytest.fixture
