@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 from .model import Edition, Markers
+from .render.css import css_value
 from .render.theme import theme_for
 
 if TYPE_CHECKING:
@@ -103,18 +104,18 @@ def _index_html(settings: Settings, editions: list[Edition], feed_href: str) -> 
 <title>{esc(title)}</title>
 <link rel="alternate" type="application/atom+xml" title="{esc(title)}" href="{esc(feed_href)}">
 <style>
-body {{ margin: 0; background: {theme.background_color}; color: {theme.text_color};
-  font: 17px/1.6 {theme.font_family}; }}
-header {{ background: {theme.brand_color}; color: #fff; padding: 28px 20px; }}
+body {{ margin: 0; background: {css_value(theme.background_color)}; color: {css_value(theme.text_color)};
+  font: 17px/1.6 {css_value(theme.font_family)}; }}
+header {{ background: {css_value(theme.brand_color)}; color: #fff; padding: 28px 20px; }}
 header a {{ color: #fff; text-decoration: none; }}
 h1 {{ margin: 0 auto; max-width: 640px; font-size: 28px; }}
 main {{ max-width: 640px; margin: 0 auto; padding: 12px 20px 40px; }}
 ul {{ list-style: none; margin: 0; padding: 0; }}
 li {{ background: #fff; border-radius: 8px; padding: 16px 18px; margin: 14px 0; }}
-li a {{ color: {theme.brand_color}; font-weight: 700; font-size: 19px; text-decoration: none; }}
+li a {{ color: {css_value(theme.brand_color)}; font-weight: 700; font-size: 19px; text-decoration: none; }}
 .date {{ display: block; color: #616e7c; font-size: 14px; }}
 li p {{ margin: 6px 0 0; }}
-footer {{ color: #616e7c; font-size: 14px; }} footer a {{ color: {theme.brand_color}; }}
+footer {{ color: #616e7c; font-size: 14px; }} footer a {{ color: {css_value(theme.brand_color)}; }}
 @media (prefers-color-scheme: dark) {{
   body {{ background: #0f1419; color: #e4e7eb; }} li {{ background: #1a2027; }} li a {{ color: #8fb8ff; }}
 }}

@@ -21,6 +21,7 @@ import jinja2
 
 from .. import paths
 from ..errors import TemplateError
+from .css import css_value
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -112,6 +113,7 @@ def make_env(settings: Settings | None) -> jinja2.Environment:
     )
     env.filters["wrap"] = wrap_text
     env.filters["tagify"] = tagify
+    env.filters["css"] = css_value
     return env
 
 

@@ -30,24 +30,24 @@ from ..config import (
     register_section,
     validate_table,
 )
+from . import css
 
 if TYPE_CHECKING:
     from ..config import Settings
 
-_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
-
-
 def k_color(v: Any, ctx: Ctx) -> str:
-    if not isinstance(v, str) or not _COLOR_RE.match(v):
-        raise Invalid("a CSS hex colour such as '#1a56db'")
-    return v.lower()
+    try:
+        return css.color(v) if isinstance(v, str) else css.color("")
+    except ValueError:
+        raise Invalid("a CSS colour: hex such as '#1a56db' or a name such as 'navy'") from None
 
 
 def k_font_stack(v: Any, ctx: Ctx) -> str:
-    # The value lands in a style attribute: keep it to what a font-family list contains.
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9 ,'\"_-]+", v):
-        raise Invalid("a CSS font-family list such as 'Georgia, serif'")
-    return v.replace('"', "'")
+    # Family names only, so the value is CSS in a style attribute and a style block alike.
+    try:
+        return css.font_stack(v) if isinstance(v, str) else css.font_stack("")
+    except ValueError:
+        raise Invalid("a CSS font-family list such as \"Georgia, 'Times New Roman', serif\"") from None
 
 
 SOCIAL = Table(

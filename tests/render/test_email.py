@@ -153,7 +153,7 @@ def test_theme_colours_and_dark_mode(make_settings):
 
 def test_bad_theme_values_are_config_errors(tmp_path, make_settings):
     with pytest.raises(ConfigError) as e:
-        make_settings('[theme]\nbrand_color = "blue"\nlayout = "grid"\nfont_family = "x;}"\n')
+        make_settings('[theme]\nbrand_color = "bleu"\nlayout = "grid"\nfont_family = "x;}"\n')
     text = str(e.value)
     assert "theme.brand_color" in text and "theme.layout" in text and "theme.font_family" in text
 
