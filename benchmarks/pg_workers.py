@@ -69,7 +69,7 @@ def main() -> None:
         f"{count:,} messages of {size:,} B to smtp-sink on 127.0.0.1, {connections} SMTP connection(s); "
         f"{os.cpu_count()} CPUs; {rounds} interleaved round(s), medians"
     )
-    from distrib.ledger_postgres import open_postgres
+    from distrib.ledger.postgres import open_postgres
 
     port = free_port()
     sink = start_sink(port)

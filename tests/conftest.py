@@ -178,7 +178,7 @@ def open_any_ledger(ledger_backend: str, request: pytest.FixtureRequest, tmp_pat
     """Open this test's ledger on the backend of ``ledger_backend`` (each call opens it
     again: a second process's view): an SQLite file in tmp_path, or the test's database."""
     if ledger_backend == "postgresql":
-        from distrib.ledger_postgres import open_postgres
+        from distrib.ledger.postgres import open_postgres
 
         url = request.getfixturevalue("pg_url")
         return lambda: open_postgres(url)

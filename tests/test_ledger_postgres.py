@@ -19,7 +19,7 @@ from distrib import ledger
 from distrib.errors import EXIT_USAGE, LedgerError, LockedError
 from tests.pgcluster import Cluster, _free_port
 
-pg = pytest.importorskip("distrib.ledger_postgres")
+pg = pytest.importorskip("distrib.ledger.postgres")
 psycopg = pytest.importorskip("psycopg")
 
 
@@ -232,7 +232,7 @@ def test_a_newer_schema_is_refused(pg_url: str) -> None:
 HOLDER = textwrap.dedent(
     """
     import sys
-    from distrib.ledger_postgres import open_postgres
+    from distrib.ledger.postgres import open_postgres
     led = open_postgres(sys.argv[1])
     getattr(led, sys.argv[2])()
     print("held", flush=True)

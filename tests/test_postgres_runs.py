@@ -141,7 +141,7 @@ def test_two_serve_replicas_share_the_database(make_config, tmp_path: Path, pg_u
     import httpx
 
     from distrib.config import load_config
-    from distrib.ledger_postgres import open_postgres
+    from distrib.ledger.postgres import open_postgres
     from distrib.unsubscribe import make_token, signing_key
     from tests.conftest import free_port
 
@@ -166,12 +166,12 @@ def test_two_serve_replicas_share_the_database(make_config, tmp_path: Path, pg_u
             key = signing_key(load_config(config), led)
         for port, address in zip(ports, ("reader@example.org", "other@example.org"), strict=True):
             r = httpx.post(
-                f"http://127.0.0.1:{port}/unsubscribe", params={"token": make_token(key, address)},
+                f"http://127.0.0.1:{port}/unsubscribe", params={"token": make_token(key, address, "digest")},
                 content=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"},
             )  # fmt: skip
             assert r.status_code == 200, r.text
         # the reader's link, retried by the provider on the other replica: verified there too
-        r = httpx.post(f"http://127.0.0.1:{ports[1]}/unsubscribe", params={"token": make_token(key, "reader@example.org")}, content=b"List-Unsubscribe=One-Click")
+        r = httpx.post(f"http://127.0.0.1:{ports[1]}/unsubscribe", params={"token": make_token(key, "reader@example.org", "digest")}, content=b"List-Unsubscribe=One-Click")
         assert r.status_code == 200
         with psycopg.connect(pg_url) as db:
             rows = dict(db.execute("SELECT address, status FROM subscribers").fetchall())

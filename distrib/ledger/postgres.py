@@ -40,8 +40,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import ledger as _ledger
-from .errors import LedgerError, LockedError
+from .. import ledger as _ledger
+from ..errors import LedgerError, LockedError
+from .common import iso
 
 if TYPE_CHECKING:
     import psycopg
@@ -263,6 +264,10 @@ def migrate(conn: psycopg.Connection[Any], url: str, upto: int | None = None) ->
     return version
 
 
+class _NeverRaised(Exception):
+    pass
+
+
 class Row(tuple[Any, ...]):
     """A result row read by position or by column name, as ``sqlite3.Row``."""
 
@@ -312,6 +317,9 @@ class Connection:
     ``COMMIT`` are the ledger's own, as on SQLite.  A database error is one line."""
 
     dialect = "postgresql"
+    #: what :func:`distrib.ledger.common.wrap_errors` catches: nothing, since this
+    #: connection already turns psycopg's errors into one-line LedgerErrors
+    Error = _NeverRaised
 
     def __init__(self, conn: psycopg.Connection[Any], where: str):
         self.conn = conn
@@ -368,6 +376,40 @@ class Connection:
 
     def close(self) -> None:
         self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """BEGIN ... COMMIT (ROLLBACK on error), as the SQLite connection's."""
+        self.execute("BEGIN")
+        try:
+            yield self
+        except BaseException:
+            if not self.conn.closed:
+                self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def batches(self, *, dry_run: bool = False, durable: bool = False) -> Iterator[Callable[[], None]]:
+        """One transaction committed in pieces (see the SQLite connection's).  Every
+        PostgreSQL commit is durable (``synchronous_commit`` on), so ``durable`` changes nothing."""
+
+        def commit_so_far() -> None:
+            self.execute("COMMIT")
+            self.execute("BEGIN")
+
+        self.execute("BEGIN")
+        try:
+            yield commit_so_far
+        except BaseException:
+            if not self.conn.closed:
+                self.execute("ROLLBACK")
+            raise
+        self.execute("ROLLBACK" if dry_run else "COMMIT")
+
+    def execute_durably(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """A write committed durably: every PostgreSQL commit is."""
+        return self.execute(sql, params)
 
 
 class PostgresLedger(_ledger.Ledger):
@@ -427,7 +469,7 @@ class PostgresLedger(_ledger.Ledger):
                 "this run does nothing. Wait for it to finish"
             )
         self._lock_kind = fcntl.LOCK_EX
-        self.kv_put("run:holder", f"pid {os.getpid()} on {socket.gethostname()}, started {_ledger._iso(_ledger.now())}")
+        self.kv_put("run:holder", f"pid {os.getpid()} on {socket.gethostname()}, started {iso(_ledger.now())}")
 
     def lock_holder(self) -> str | None:
         """Who holds the run lock now, or None when no run does (or this process does)."""

@@ -1,0 +1,173 @@
+"""Opening a ledger file: creating it whole, refusing what is not ours, read-only mode."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import time
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import LedgerError
+from ..paths import make_private_dir
+from .common import readonly_message
+from .schema import APPLICATION_ID, VERSION, migrate
+from .sqlite import Connection
+
+if TYPE_CHECKING:
+    from . import Ledger
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _create(path: Path) -> None:
+    """Make a new ledger at ``path`` whole or not at all: built (mode 0600) under a
+    temporary name and linked into place, so a file at ``path`` is always a complete
+    ledger and an empty or foreign one can be refused instead of started over."""
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            migrate(db, path, 0)
+            db.execute("PRAGMA journal_mode = WAL")
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)  # never replaces: another process may have made it meanwhile
+        except FileExistsError:
+            pass
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{tmp}{suffix}")
+
+
+def _being_created(path: Path) -> bool:
+    """Whether ``path``'s second link is the temporary name of :func:`_create`."""
+    st = os.stat(path)
+    for tmp in path.parent.glob(f".{path.name}.new-*"):
+        with contextlib.suppress(OSError):
+            got = os.stat(tmp)
+            if (got.st_dev, got.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
+
+
+def _check_file(path: Path) -> None:
+    """Refuse an existing file that is not a distrib ledger, saying how to get one back."""
+    with open(path, "rb") as f:
+        head = f.read(100)
+    fix = (
+        f"restore it from a backup (cp BACKUP {path}), or to start over move it away "
+        f"(mv {path} {path}.old) and run again"
+    )
+    if not head:
+        raise LedgerError(
+            f"the ledger {path} is empty (0 bytes), so its history, subscribers and signing key "
+            f"are gone; {fix}"
+        )
+    links = os.stat(path).st_nlink
+    for _ in range(40):
+        if links == 1 or not _being_created(path):
+            break
+        time.sleep(0.05)  # another process is linking a new ledger into place
+        links = os.stat(path).st_nlink
+    if links > 1:
+        # SQLite names the -wal and -shm after the path: through two names, two processes
+        # would each keep their own journal of one file (https://sqlite.org/howtocorrupt.html).
+        raise LedgerError(
+            f"the ledger {path} has {links} hard links, and SQLite keeps its journal by name, so "
+            "two names would corrupt it; remove the other links (find / -samefile "
+            f"{path}) and use a symlink if you need a second name"
+        )
+    other = (
+        f"set [ledger] path to the ledger, or if this was it, restore it from a backup "
+        f"(cp BACKUP {path}) or move it away (mv {path} {path}.old) to start over"
+    )
+    if not head.startswith(SQLITE_HEADER):
+        raise LedgerError(f"{path} is not a distrib ledger (not an SQLite file); {other}")
+    if len(head) >= 72 and int.from_bytes(head[68:72], "big") != APPLICATION_ID:
+        raise LedgerError(f"{path} is not a distrib ledger; {other}")
+
+
+def open_ledger(path: Path) -> Ledger:
+    """Open (creating or migrating) the ledger at ``path``.
+
+    Only a missing file is created.  A file or folder this process cannot write is
+    opened read-only (``Ledger.readonly``): reading commands work, writing ones say so.
+    """
+    from . import Ledger
+
+    path = Path(path)
+    fix = "set [ledger] path to a file in a folder distrib can write"
+    memory = str(path) == ":memory:"
+    try:
+        if not memory and not path.exists() and not path.is_symlink():
+            make_private_dir(path.parent)
+            _create(path)
+        if not memory and not path.is_dir():
+            _check_file(path)
+        # SQLite writes its -wal and -shm beside the file a symlink points at.
+        real = path.resolve() if not memory else path
+        readonly = not memory and not (os.access(real, os.W_OK) and os.access(real.parent, os.W_OK))
+        if readonly:
+            db = _open_readonly(path)
+        else:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    except OSError as e:
+        # mkdir says "File exists" when a part of the path is a file: name that part.
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker:
+            reason = f"{blocker} is a file, not a folder"
+        elif path.is_dir():
+            reason = "that is a folder"
+        else:
+            reason = e.strerror or str(e)
+        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
+    except sqlite3.Error as e:
+        reason = "that is a folder" if path.is_dir() else str(e)
+        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
+    try:
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise LedgerError(f"{path} is not a distrib ledger ({e}); set [ledger] path to another file") from None
+    if not memory and app_id != APPLICATION_ID:
+        db.close()
+        raise LedgerError(f"{path} is not a distrib ledger; set [ledger] path to another file")
+    if version > VERSION:
+        db.close()
+        raise LedgerError(
+            f"the ledger {path} was written by a newer distrib (schema {version}, this one knows "
+            f"{VERSION}); upgrade distrib"
+        )
+    if readonly:
+        if version < VERSION:
+            db.close()
+            raise LedgerError(readonly_message(path, f"upgrading it to schema {VERSION}"))
+        return Ledger(path, Connection(db), readonly=True)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+    db.execute("PRAGMA foreign_keys = ON")
+    migrate(db, path, version)
+    return Ledger(path, Connection(db))
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection.  ``mode=ro`` reads a WAL database while its -shm can be
+    used; in a folder nobody can write (so nobody is writing the ledger now) and without
+    a -shm, only ``immutable=1`` opens it (https://sqlite.org/uri.html)."""
+    uri = "file:" + urllib.parse.quote(str(path.absolute()))
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)

@@ -1,0 +1,198 @@
+"""The ledger's schema (SQLite) and its migrations.
+
+The schema is the one DDL string below; migrations are numbered functions keyed in
+MIGRATIONS (each takes a raw ``sqlite3`` connection inside the migration's
+transaction); the version lives in ``PRAGMA user_version`` and ``PRAGMA application_id``
+marks the file as ours.  A ledger newer than this code is refused (:mod:`.files`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import LedgerError
+
+APPLICATION_ID = 0x64737462  # "dstb"
+
+SCHEMA_V1 = """
+-- Every post any source has given us, as last seen.
+CREATE TABLE posts (
+    key          TEXT PRIMARY KEY,      -- Post.key: guid / Atom id, else canonical URL
+    source       TEXT NOT NULL,         -- the [[sources]] name that gave it
+    url          TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    content_hash TEXT NOT NULL,         -- tells an edit from a new post; never the key
+    published    TEXT,                  -- ISO 8601 UTC; NULL: the source gave no usable date
+    first_seen   TEXT NOT NULL,         -- when distrib first saw it; stands in for a NULL published
+    data         TEXT NOT NULL          -- the Post as JSON, for rebuilding editions
+);
+
+-- One digest issue.  Its rendered HTML and text are stored once: a resumed send sends
+-- these bytes, not a fresh render.
+CREATE TABLE editions (
+    id         INTEGER PRIMARY KEY,
+    newsletter TEXT NOT NULL,           -- "digest" or a [[newsletters]] name
+    subject    TEXT NOT NULL,
+    preheader  TEXT NOT NULL,
+    created    TEXT NOT NULL,           -- ISO 8601 UTC
+    html       TEXT NOT NULL,           -- with the per-recipient markers (model.Markers)
+    text       TEXT NOT NULL,
+    status     TEXT NOT NULL DEFAULT 'sending'  -- sending: deliveries unfinished; done
+);
+-- serves: "is an edition of this newsletter unfinished?" and "the last edition"
+CREATE INDEX editions_by_newsletter ON editions (newsletter, status, created);
+
+CREATE TABLE edition_posts (
+    edition_id INTEGER NOT NULL REFERENCES editions (id),
+    post_key   TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    PRIMARY KEY (edition_id, post_key)
+);
+-- serves: "posts already in an edition of this newsletter"
+CREATE INDEX edition_posts_by_post ON edition_posts (post_key);
+
+-- One row per (edition, recipient): claimed -> sent | failed | deferred.
+CREATE TABLE email_deliveries (
+    edition_id INTEGER NOT NULL REFERENCES editions (id),
+    address    TEXT NOT NULL,           -- lower-cased recipient address
+    status     TEXT NOT NULL,           -- claimed | sent | failed | deferred
+    attempts   INTEGER NOT NULL DEFAULT 1,
+    remote_id  TEXT,                    -- the Message-ID or the provider's id; NULL until sent
+    error      TEXT,                    -- the last failure; NULL when none
+    not_before TEXT,                    -- deferred: not retried before this time; NULL: at once
+    updated    TEXT NOT NULL,
+    PRIMARY KEY (edition_id, address)
+) WITHOUT ROWID;
+
+-- One row per (post, channel): the share post's state.
+CREATE TABLE share_deliveries (
+    post_key   TEXT NOT NULL,
+    channel    TEXT NOT NULL,           -- the [[channels]] name (one account)
+    status     TEXT NOT NULL,           -- claimed | sent | failed | deferred
+    attempts   INTEGER NOT NULL DEFAULT 1,
+    remote_id  TEXT,                    -- status id / post uri; NULL until sent
+    text       TEXT,                    -- what was (to be) posted
+    error      TEXT,
+    not_before TEXT,
+    updated    TEXT NOT NULL,
+    PRIMARY KEY (post_key, channel)
+) WITHOUT ROWID;
+-- serves: per-channel limits (posts in the last hour/day, the minimum gap)
+CREATE INDEX share_deliveries_by_channel ON share_deliveries (channel, status, updated);
+
+-- Subscribers kept by distrib itself, and the suppression list every send consults.
+CREATE TABLE subscribers (
+    address TEXT PRIMARY KEY,           -- lower-cased
+    name    TEXT NOT NULL DEFAULT '',
+    status  TEXT NOT NULL DEFAULT 'active',  -- active | unsubscribed | bounced | complained
+    reason  TEXT,                       -- why suppressed; NULL when active
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Conditional GET: the validators of the last answer of each URL.
+CREATE TABLE http_cache (
+    url           TEXT PRIMARY KEY,
+    etag          TEXT,                 -- NULL: the server sent none
+    last_modified TEXT,
+    body          BLOB,                 -- the last 200 body, reused on a 304
+    fetched       TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Small values adapters keep between runs (a Mastodon instance's limits, a Bluesky
+-- session).  Keys are namespaced by the adapter: "mastodon:x-main:limits".
+CREATE TABLE kv (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,              -- JSON
+    updated TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def _update_from_0_to_1(db: sqlite3.Connection) -> None:
+    # executescript() would COMMIT the migration's transaction; run statement by statement.
+    buf = ""
+    for line in SCHEMA_V1.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            db.execute(buf)
+            buf = ""
+
+
+def _update_from_1_to_2(db: sqlite3.Connection) -> None:
+    # The random nonce of the edition's per-recipient markers (model.Markers); '' for the
+    # editions recorded before it, whose HTML and text carry the fixed markers.
+    db.execute("ALTER TABLE editions ADD COLUMN markers TEXT NOT NULL DEFAULT ''")
+
+
+def _update_from_2_to_3(db: sqlite3.Connection) -> None:
+    # Which run claimed a row: a row claimed by a run that is still going is never
+    # claimed again by another (see Ledger.claim_email).  NULL: claimed before schema 3.
+    db.execute("ALTER TABLE email_deliveries ADD COLUMN run TEXT")
+    db.execute("ALTER TABLE share_deliveries ADD COLUMN run TEXT")
+
+
+SCHEMA_V4 = """
+-- A reader who left one newsletter of several (its unsubscribe link names it); the
+-- subscribers row stays active for the others.  Leaving all is the subscribers status.
+CREATE TABLE newsletter_optouts (
+    address    TEXT NOT NULL,           -- lower-cased
+    newsletter TEXT NOT NULL,           -- "digest" or a [[newsletters]] name
+    reason     TEXT,
+    created    TEXT NOT NULL,
+    PRIMARY KEY (newsletter, address)
+) WITHOUT ROWID;
+"""
+
+
+def _update_from_3_to_4(db: sqlite3.Connection) -> None:
+    db.execute(SCHEMA_V4)
+
+
+def _update_from_4_to_5(db: sqlite3.Connection) -> None:
+    # The editor's hand.  Pins and skips for the next edition of a newsletter, used up
+    # by the edition that goes out.  An edition waiting for approval has status
+    # 'awaiting' (then 'sending' once approved, or 'rejected'); its "editor" column keeps
+    # the fingerprint of the note, picks and sponsor it was rendered with and the posts
+    # selection took before the picks, as JSON ('' for editions without approval).
+    db.execute(
+        """CREATE TABLE editor_picks (
+            newsletter TEXT NOT NULL,
+            post_key   TEXT NOT NULL,
+            action     TEXT NOT NULL,        -- pin | skip
+            position   INTEGER NOT NULL,     -- pins: the order given
+            created    TEXT NOT NULL,
+            PRIMARY KEY (newsletter, post_key)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("ALTER TABLE editions ADD COLUMN editor TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _update_from_0_to_1,
+    1: _update_from_1_to_2,
+    2: _update_from_2_to_3,
+    3: _update_from_3_to_4,
+    4: _update_from_4_to_5,
+}
+VERSION = len(MIGRATIONS)
+
+def migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
+    """Bring the schema from ``version`` to :data:`VERSION`, one transaction per step."""
+    while version < VERSION:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            MIGRATIONS[version](db)
+            if db.execute("PRAGMA foreign_key_check").fetchall():
+                raise sqlite3.IntegrityError("foreign key check failed after migration")
+            db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.close()
+            raise LedgerError(f"cannot migrate the ledger {path} to schema {version + 1}: {e}") from None
+        version += 1
