@@ -130,9 +130,30 @@ class App:
         return self.settings.ledger.path or (self.settings.base_dir / "distrib.sqlite")
 
     @property
+    def ledger_url(self) -> str | None:
+        """The PostgreSQL database of ``[ledger] url`` or ``url_env``; None: the SQLite file."""
+        section = self.settings.ledger
+        if section.get("url_env"):
+            url = self.settings.secret(section, "url_env", where="ledger")
+            if url and not url.startswith(("postgresql://", "postgres://")):
+                raise ConfigError(
+                    f"ledger.url_env: the variable {section['url_env']} does not hold a PostgreSQL URL "
+                    "(postgresql://user:password@host/db)"
+                )
+            return url
+        url = section.get("url")
+        return str(url) if url else None
+
+    @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = open_ledger(self.ledger_path)
+            url = self.ledger_url
+            if url:
+                from .ledger.postgres import open_postgres
+
+                self._ledger = open_postgres(url)
+            else:
+                self._ledger = open_ledger(self.ledger_path)
         return self._ledger
 
     @property

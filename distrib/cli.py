@@ -904,6 +904,43 @@ def archive(app: App, *, quiet: bool, out_dir: Path) -> None:
         click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
+@cli.group("ledger")
+def ledger_group() -> None:
+    """Move the ledger between SQLite and PostgreSQL.
+
+    \b
+    Examples:
+      distrib ledger copy --to "$DISTRIB_LEDGER_URL"
+      distrib ledger copy --to backup.sqlite
+    """
+
+
+@ledger_group.command("copy")
+@click.option(
+    "--to", "target", required=True, metavar="URL|FILE",
+    help="A PostgreSQL URL (postgresql://user:pw@host/db) or a new SQLite file; it must be empty.",
+)  # fmt: skip
+@common(lock=True, needs_email=False)
+def ledger_copy(app: App, *, quiet: bool, target: str) -> None:
+    """Copy this config's ledger (subscribers, suppressions, editions, deliveries, shares,
+    keys) into an empty PostgreSQL database or a new SQLite file, under the run lock.
+    Then point [ledger] at the copy (url_env, url or path).
+
+    \b
+    Examples:
+      distrib ledger copy --to "$DISTRIB_LEDGER_URL"
+      distrib ledger copy --to distrib-copy.sqlite
+    """
+    from .ledger.postgres import copy_ledger, open_target
+
+    dst, where = open_target(target)
+    with dst:
+        copied = copy_ledger(app.ledger, dst, where=where)
+    if not quiet:
+        rows = ", ".join(f"{n} {name}" for name, n in copied.items() if n) or "nothing (the ledger is empty)"
+        click.echo(f"copied to {terminal_safe(where)}: {rows}")
+
+
 @cli.group()
 def subscribers() -> None:
     """Manage the subscribers kept in the ledger (and the suppression list).
@@ -1103,7 +1140,7 @@ def serve(app: App, *, quiet: bool, host: str, port: int, max_connections: int) 
             click.echo(f"unsubscribe endpoint on {url}/ for {app.settings.email.unsubscribe_url}")
 
     limits = Limits(max_connections=max_connections)
-    run_server(app.settings, app.ledger_path, host, port, on_ready=ready, limits=limits)
+    run_server(app.settings, app.ledger_url or app.ledger_path, host, port, on_ready=ready, limits=limits)
 
 
 def main() -> None:

@@ -33,7 +33,12 @@ _MISSING: Any = object()
 
 
 class Invalid(ValueError):
-    """Raised by a kind's converter; the message is the "expected ..." part."""
+    """Raised by a kind's converter; the message is the "expected ..." part; ``got``,
+    when given, is shown instead of the value (which may hold a secret)."""
+
+    def __init__(self, message: str, got: str | None = None):
+        super().__init__(message)
+        self.got = got
 
 
 # --- kinds: each converts a TOML value or raises Invalid ----------------------------
@@ -307,7 +312,7 @@ def _validate_value(spec: Opt | Table | TableList, value: Any, path: str, ctx: C
     try:
         return spec.kind(value, ctx)
     except Invalid as e:
-        ctx.problems.append(f"{path}: expected {e}, got {_got(value)}")
+        ctx.problems.append(f"{path}: expected {e}, got {e.got or _got(value)}")
         return spec.default
 
 
@@ -606,7 +611,34 @@ CHANNEL = Table(
     adapter_group="distrib.channels",
 )
 
-LEDGER = Table({"path": Opt(k_path, None, "the SQLite ledger file; default distrib.sqlite beside the config")})
+def k_postgres_url(v: Any, ctx: Ctx) -> str:
+    """A PostgreSQL URL, without a password (a secret is never a value in the file)."""
+    if not isinstance(v, str) or not v.startswith(("postgresql://", "postgres://")):
+        raise Invalid("a PostgreSQL URL such as 'postgresql://distrib@db.example.org/distrib'")
+    try:
+        u = urlsplit(v)
+        u.port  # noqa: B018 - raises on a bad port
+    except ValueError as e:
+        raise Invalid(f"a PostgreSQL URL ({e})") from None
+    if u.password:
+        raise Invalid(
+            "a URL without a password: put the whole URL in an environment variable and name "
+            "it in url_env instead (or use a ~/.pgpass file)",
+            got=f"one with a password ({u.scheme}://{u.username}:…@{u.hostname}…)",
+        )
+    return v
+
+
+LEDGER = Table(
+    {
+        "path": Opt(k_path, None, "the SQLite ledger file; default distrib.sqlite beside the config"),
+        "url": Opt(
+            k_postgres_url, None,
+            "a PostgreSQL database instead of the SQLite file: postgresql://user@host/db (no password here)",
+        ),
+        "url_env": Opt(k_env_name, None, "environment variable holding the PostgreSQL URL, password and all"),
+    }
+)  # fmt: skip
 
 TEMPLATES = Table({"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")})
 
@@ -726,6 +758,13 @@ def load_config(
 def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     """Rules that span several keys."""
     from .cadence import check as check_cadence
+
+    ledger_keys = [k for k in ("path", "url", "url_env") if (data.get("ledger") or {}).get(k) is not None]
+    if len(ledger_keys) > 1:
+        ctx.problems.append(
+            f"ledger: {' and '.join(ledger_keys)} are both set; keep one (path: an SQLite file, "
+            "url or url_env: a PostgreSQL database)"
+        )
 
     letters = [("digest", out.get("digest") or {})] + [
         (f"newsletters[{i}]", n) for i, n in enumerate(out.get("newsletters") or [])

@@ -301,6 +301,7 @@ def make_server(
     limits: Limits | None = None,
 ) -> UnsubscribeServer:
     """The endpoint, bound and ready for ``serve_forever()`` (port 0: any free port).
+    ``ledger_path``: the SQLite file, or the PostgreSQL URL of ``[ledger] url``.
 
     Raises ConfigError when ``email.unsubscribe_url`` is unset or has no ``{token}``.
     """
@@ -310,7 +311,14 @@ def make_server(
             "such as 'https://news.example.org/unsubscribe?token={token}'"
         )
     _Route(settings.email.unsubscribe_url)  # refuse a bad URL before opening anything
-    ledger = open_ledger(Path(ledger_path))
+    ledger: Ledger
+    if str(ledger_path).startswith(("postgresql://", "postgres://")):
+        # [ledger] url: replicas behind a load balancer share the one database
+        from .ledger.postgres import open_postgres
+
+        ledger = open_postgres(str(ledger_path))
+    else:
+        ledger = open_ledger(Path(ledger_path))
     try:
         return UnsubscribeServer(host, port, settings, ledger, limits)
     except OSError as e:
