@@ -370,17 +370,19 @@ class App:
 
         return when.astimezone(ZoneInfo(self.settings.site.timezone)).strftime("%Y-%m-%d %H:%M %z")
 
-    def has_recipients(self) -> bool:
+    def has_recipients(self, newsletter: str | None = None) -> bool:
         """Whether an edition would reach anyone (a hand-off platform always counts)."""
         cls = registry.load("distrib.mailers", self.settings.email.mailer)
         if getattr(cls, "handoff", False):
             return True
-        return next(self.recipients(), None) is not None
+        return next(self.recipients(newsletter), None) is not None
 
-    def recipients(self) -> Iterator[Recipient]:
+    def recipients(self, newsletter: str | None = None) -> Iterator[Recipient]:
+        """The recipients of an edition of ``newsletter`` (None: of any newsletter,
+        leaving out only the suppressed)."""
         from .subscribers import recipients
 
-        return recipients(self.settings, self.ledger)
+        return recipients(self.settings, self.ledger, newsletter)
 
     def prepare(self, edition: Edition) -> Any:
         from .render.message import prepare_message
@@ -448,7 +450,7 @@ class App:
                 batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
                 if reason:
                     result.skipped.append(reason)
-                if batches and not self.has_recipients():
+                if batches and not self.has_recipients(letter.name):
                     # The same words as a real run: a dry run says what the run would do.
                     result.skipped.append(self._no_recipients(letter))
                     continue
@@ -470,7 +472,7 @@ class App:
             batches, reason = self.plan(letter, fetched, force=force)
             if reason:
                 result.skipped.append(reason)
-            if batches and not self.has_recipients():
+            if batches and not self.has_recipients(letter.name):
                 # An edition with nobody to send it to would use the posts up for nothing.
                 result.skipped.append(self._no_recipients(letter))
                 continue
@@ -514,9 +516,9 @@ class App:
 
             recipients: Any = iter([handoff_recipient(self.settings.email.mailer)])
         else:
-            recipients = self.recipients()
+            recipients = self.recipients(edition.newsletter)
         if progress is not None and progress.enabled and not mailer.handoff:
-            progress.total = sum(1 for _ in self.recipients())  # only when the line is shown
+            progress.total = sum(1 for _ in self.recipients(edition.newsletter))  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
         layout = self.ledger.kv_get(f"edition:{edition.id}:layout")
         return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe(), layout)
@@ -666,7 +668,7 @@ class App:
             }
             if edition.status == "sending":
                 if total is None:
-                    total = sum(1 for _ in self.recipients())
+                    total = sum(1 for _ in self.recipients(edition.newsletter))
                 row["pending"] = max(total - done, 0)
                 row["eta"] = self._eta(row["pending"] + counts["deferred"] + counts["claimed"])
             rows.append(row)

@@ -234,22 +234,22 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
 
 def _echo_planned(app: App, result: RunResult, say: Callable[[str], None], *, quiet: bool) -> None:
     """A dry run's editions: to whom and where, as a real run would say (its point)."""
-    if not result.planned:
+    if not result.planned or quiet:
         return
     from .app import layout_of
 
-    whom = ""
-    if not quiet:
-        mailer = app.mailer()
+    mailer = app.mailer()
+
+    def whom(newsletter: str) -> str:
         if mailer.handoff:
-            whom = f"for the {app.settings.email.mailer} platform's list"
-        else:
-            n = sum(1 for _ in app.recipients())
-            whom = f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
+            return f"for the {app.settings.email.mailer} platform's list"
+        n = sum(1 for _ in app.recipients(newsletter))  # less those who left this one
+        return f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
+
     for plan in result.planned:
         say(
             f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
-            f"({_n_posts(len(plan.posts))}) {whom} [dry run]"
+            f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)} [dry run]"
         )
         layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
         if layout:
@@ -919,21 +919,35 @@ def _address_call(fn: Callable[..., bool], *args: Any) -> bool:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=Port(), default=8080, show_default=True, help="Port to listen on.")
+@click.option(
+    "--max-connections",
+    type=click.IntRange(16, 100_000),
+    default=2000,
+    show_default=True,
+    help="Open connections at most; at the cap the slowest unfinished ones are closed.",
+)
 @common()
-def serve(app: App, *, quiet: bool, host: str, port: int) -> None:
+def serve(app: App, *, quiet: bool, host: str, port: int, max_connections: int) -> None:
     """Serve the one-click unsubscribe endpoint (put it behind your reverse proxy).
 
+    It runs on waitress with limits for a public endpoint: a request's headers within
+    10 s, its body within 10 s and at most 64 KiB, idle connections closed after 15 s,
+    ambiguous framing refused with 400.
+
     \b
-    Example:
+    Examples:
       distrib serve --host 127.0.0.1 --port 8080
+      distrib serve --port 8080 --max-connections 5000
     """
     from .serve import serve as run_server
+    from .web import Limits
 
     def ready(url: str) -> None:
         if not quiet:
             click.echo(f"unsubscribe endpoint on {url}/ for {app.settings.email.unsubscribe_url}")
 
-    run_server(app.settings, app.ledger_path, host, port, on_ready=ready)
+    limits = Limits(max_connections=max_connections)
+    run_server(app.settings, app.ledger_path, host, port, on_ready=ready, limits=limits)
 
 
 def main() -> None:

@@ -8,11 +8,16 @@ visible link in the footer: a GET shows a page with a button that POSTs, and nev
 unsubscribes by itself, because link scanners and previewers fetch every URL of a
 message (RFC 8058, section 1).
 
-The token in the URL is the HMAC-signed address (distrib.unsubscribe); the key is the
-one the send used (``email.secret_env`` or the ledger's own), so a forged or altered
-token is refused with a 400.  The public URL comes from ``email.unsubscribe_url``: its
-path is matched here, also when a reverse proxy strips a leading part of it (the
-public ``/news/unsubscribe`` served as ``/unsubscribe``).
+The token in the URL is the sealed address and newsletter (distrib.unsubscribe); the
+key is the one the send used (``email.secret_env`` or the ledger's own), so a forged or
+altered token is refused with a 400.  With several ``[[newsletters]]`` a token leaves
+its own newsletter only; the page's second button leaves them all.  Every unsubscribe
+is committed with a full sync before the answer.  The public URL comes from
+``email.unsubscribe_url``: its path is matched here, also when a reverse proxy strips a
+leading part of it (the public ``/news/unsubscribe`` served as ``/unsubscribe``).
+
+The HTTP side (limits, timeouts, strict framing) is distrib.web, on waitress; new
+routes are added to the server's router.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ import re
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError, ListenError
 from .ledger import Ledger, open_ledger
-from .unsubscribe import signing_key, verify_token
+from .unsubscribe import Token, Tokens, signing_key
+from .web import Limits, Request, Response, Router, Server, exact, text
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -38,13 +43,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("distrib.serve")
 
 HEALTH_PATH = "/healthz"
-#: A one-click POST body is one short form field; anything larger is not one.
-_MAX_BODY = 64 * 1024
 
 # --- pages ----------------------------------------------------------------------------------
 
 _TEXT: dict[str, dict[str, str]] = {
     "en": {
+        "confirm_one": "Stop sending {newsletter} from {site} to {address}?",
+        "button_all": "Unsubscribe from everything",
+        "done_one": "{address} will get no more {newsletter} from {site}.",
         "confirm_title": "Unsubscribe",
         "confirm": "Stop sending emails from {site} to {address}?",
         "button": "Unsubscribe",
@@ -54,6 +60,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "Use the link in the latest email, or reply to that email and ask to be removed.",
     },
     "de": {
+        "confirm_one": "{newsletter} von {site} nicht mehr an {address} senden?",
+        "button_all": "Von allem abmelden",
+        "done_one": "{address} erhält {newsletter} von {site} nicht mehr.",
         "confirm_title": "Abmelden",
         "confirm": "Keine E-Mails von {site} mehr an {address} senden?",
         "button": "Abmelden",
@@ -63,6 +72,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "Nutzen Sie den Link in der neuesten E-Mail oder antworten Sie darauf und bitten Sie um Abmeldung.",
     },
     "fr": {
+        "confirm_one": "Ne plus envoyer {newsletter} de {site} à {address} ?",
+        "button_all": "Se désabonner de tout",
+        "done_one": "{address} ne recevra plus {newsletter} de {site}.",
         "confirm_title": "Se désabonner",
         "confirm": "Ne plus envoyer les e-mails de {site} à {address} ?",
         "button": "Se désabonner",
@@ -72,6 +84,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "Utilisez le lien du dernier e-mail, ou répondez-y pour demander à être retiré de la liste.",
     },
     "es": {
+        "confirm_one": "¿Dejar de enviar {newsletter} de {site} a {address}?",
+        "button_all": "Darse de baja de todo",
+        "done_one": "{address} ya no recibirá {newsletter} de {site}.",
         "confirm_title": "Darse de baja",
         "confirm": "¿Dejar de enviar los correos de {site} a {address}?",
         "button": "Darse de baja",
@@ -81,6 +96,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "Use el enlace del último correo, o responda a ese correo y pida la baja.",
     },
     "uk": {
+        "confirm_one": "Більше не надсилати {newsletter} від {site} на {address}?",
+        "button_all": "Відписатися від усього",
+        "done_one": "{address} більше не отримуватиме {newsletter} від {site}.",
         "confirm_title": "Відписатися",
         "confirm": "Більше не надсилати листи {site} на {address}?",
         "button": "Відписатися",
@@ -105,6 +123,7 @@ button{{font:inherit;padding:.5em 1.2em;border:0;border-radius:4px;background:#2
 def _language(settings: Settings) -> str:
     lang = (settings.site.language or "en").split("-")[0].split("_")[0].lower()
     return lang if lang in _TEXT else "en"
+
 
 
 # --- routing ------------------------------------------------------------------------------
@@ -151,137 +170,135 @@ class _Route:
                 return values[0] if values else ""
         return None
 
+    def match(self, target: str) -> dict[str, str] | None:
+        token = self.token(target)
+        return None if token is None else {"token": token}
+
 
 # --- server ------------------------------------------------------------------------------
 
+#: Every answer: the URL carries the token, so keep it out of other sites' logs, caches
+#: and search engines; the pages load nothing and post only to themselves.
+_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Robots-Tag", "noindex"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+)
 
-class UnsubscribeServer(ThreadingHTTPServer):
-    """The HTTP server; one ledger connection shared by the request threads under a lock."""
 
-    daemon_threads = True
+class UnsubscribeServer(Server):
+    """The endpoint: its routes on the shared server; one ledger connection shared by
+    the handler threads under a lock."""
 
-    def __init__(self, address: tuple[str, int], settings: Settings, ledger: Ledger):
+    def __init__(
+        self, host: str, port: int, settings: Settings, ledger: Ledger, limits: Limits | None = None
+    ):
         self.settings = settings
         self.ledger = ledger
         self.lock = threading.Lock()
         self.key = signing_key(settings, ledger)
+        self.tokens = Tokens(self.key)
         self.route = _Route(settings.email.unsubscribe_url)
-        self.text = _TEXT[_language(settings)]
         self.lang = _language(settings)
-        super().__init__(address, _Handler)
+        self.text = _TEXT[self.lang]
+        listed = settings.data.get("newsletters") or []
+        names = [n["name"] for n in listed] or ["digest"]
+        #: with several newsletters a token leaves its own; with one it leaves everything
+        self.several = names if len(names) > 1 else []
+        router = Router(_HEADERS)
+        router.add({"GET"}, exact(HEALTH_PATH), lambda req, _: text(HTTPStatus.OK, "ok\n"))
+        router.add({"GET"}, self.route.match, self._confirm_page)
+        router.add({"POST"}, self.route.match, self._unsubscribe)
+        self.router = router
+        super().__init__(router, host, port, limits, on_close=self._close_ledger)
 
-    def server_close(self) -> None:
-        super().server_close()
+    def _close_ledger(self) -> None:
         with self.lock:
             self.ledger.close()
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+    # handlers ---------------------------------------------------------------------------
 
+    def _token(self, params: dict[str, str]) -> Token | None:
+        return self.tokens.read(params["token"]) if params["token"] else None
 
-class _Handler(BaseHTTPRequestHandler):
-    server: UnsubscribeServer
-    def version_string(self) -> str:
-        return "distrib"  # not the Python version: nothing for a scanner to fingerprint
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # seconds a client may stall; a thread per client, so bounded
+    def _bad(self) -> Response:
+        return text(HTTPStatus.BAD_REQUEST, self.text["bad"] + "\n")
 
-    def do_GET(self) -> None:
-        if urlsplit(self.path).path == HEALTH_PATH:
-            self._send(HTTPStatus.OK, "ok\n", "text/plain")
-            return
-        address = self._address()
-        if address is None:
-            return
-        t = self.server.text
-        body = (
-            f"<p>{_fmt(t['confirm'], address, self.server)}</p>"
-            # No action: the form posts to this very URL as the browser sees it, behind
-            # any proxy.  The field is the RFC 8058 body, so both POSTs are the same.
+    def _one_list(self, token: Token) -> str | None:
+        """The newsletter this token leaves alone, or None when it leaves everything
+        (one newsletter configured, a first-format token, a newsletter no longer
+        configured: the reader asked to stop, so nothing is sent)."""
+        return token.newsletter if token.newsletter in self.several else None
+
+    def _confirm_page(self, request: Request, params: dict[str, str]) -> Response:
+        # GET (and HEAD): a page with a button; never unsubscribes, because link scanners
+        # and previewers fetch every URL of a message (RFC 8058, section 1).
+        token = self._token(params)
+        if token is None:
+            return self._bad()
+        t = self.text
+        one = self._one_list(token)
+        # No action: the form posts to this very URL as the browser sees it, behind any
+        # proxy.  The field is the RFC 8058 body, so both POSTs are the same.
+        form = (
             '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            f'<button type="submit">{html.escape(t["button"])}</button></form>'
+            f'<button type="submit">{html.escape(t["button"])}</button>'
         )
-        self._page(t["confirm_title"], body)
+        if one is None:
+            question = _fmt(t["confirm"], token.address, self)
+        else:
+            question = _fmt(t["confirm_one"], token.address, self, one)
+            # Leaving every list is a separate, explicit choice: a second button.
+            form += (
+                f' <button type="submit" name="scope" value="all">{html.escape(t["button_all"])}</button>'
+            )
+        return self._page(t["confirm_title"], f"<p>{question}</p>{form}</form>")
 
-    # HEAD answers what GET would, without the body (_send skips it) and, like GET,
-    # never unsubscribes: link checkers and scanners send HEAD too (RFC 9110, 9.3.2).
-    do_HEAD = do_GET
-
-    def do_POST(self) -> None:
-        length = self.headers.get("Content-Length")
-        try:
-            n = int(length) if length else 0
-        except ValueError:
-            n = -1
-        if n < 0 or n > _MAX_BODY:
-            self._send(HTTPStatus.BAD_REQUEST, "bad request body\n", "text/plain")
-            return
-        self.rfile.read(n)
+    def _unsubscribe(self, request: Request, params: dict[str, str]) -> Response:
         # The body should be "List-Unsubscribe=One-Click" (form-urlencoded or multipart,
         # RFC 8058 section 3.1), but it is the POST and the signed token that make the
         # request genuine, so a provider that sends another body is not refused.
-        address = self._address()
-        if address is None:
-            return
-        with self.server.lock:
-            ledger = self.server.ledger
-            if not ledger.is_suppressed(address):
-                ledger.suppress(address, "unsubscribed", "one-click")
-                log.info("unsubscribed one address through the endpoint")
-        t = self.server.text
-        self._page(t["done_title"], f"<p>{_fmt(t['done'], address, self.server)}</p>")
-
-    def _address(self) -> str | None:
-        """The verified address of this request; None after answering 404 or 400."""
-        token = self.server.route.token(self.path)
+        token = self._token(params)
         if token is None:
-            self._send(HTTPStatus.NOT_FOUND, "not found\n", "text/plain")
-            return None
-        address = verify_token(self.server.key, token) if token else None
-        if address is None:
-            self._send(HTTPStatus.BAD_REQUEST, self.server.text["bad"] + "\n", "text/plain")
-        return address
+            return self._bad()
+        one = self._one_list(token)
+        if one is not None and request.form().get("scope") == ["all"]:
+            one = None
+        with self.lock:
+            ledger = self.ledger
+            if one is not None:
+                if ledger.opt_out(token.address, one, "one-click"):
+                    log.info("one address left one newsletter through the endpoint")
+            elif not ledger.is_suppressed(token.address):
+                ledger.suppress(token.address, "unsubscribed", "one-click")
+                log.info("unsubscribed one address through the endpoint")
+        # Both writes are committed with a full sync before this answer is sent.
+        t = self.text
+        done = _fmt(t["done"], token.address, self) if one is None else _fmt(t["done_one"], token.address, self, one)
+        return self._page(t["done_title"], f"<p>{done}</p>")
 
-    def _page(self, title: str, body: str) -> None:
-        site = html.escape(self.server.settings.site.name)
-        page = _PAGE.format(lang=self.server.lang, title=html.escape(title), site=site, body=body)
-        self._send(HTTPStatus.OK, page, "text/html")
-
-    def _send(self, status: HTTPStatus, text: str, ctype: str) -> None:
-        data = text.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", f"{ctype}; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        # the URL carries the token: keep it out of other sites' logs and search engines
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("X-Robots-Tag", "noindex")
-        self.send_header(
-            "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
-        )
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        # Never the path: it holds the token, which names the reader.
-        log.info("%s %s %s", self.client_address[0], self.command, code)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug("serve: " + format, *args)
+    def _page(self, title: str, body: str) -> Response:
+        site = html.escape(self.settings.site.name)
+        page = _PAGE.format(lang=self.lang, title=html.escape(title), site=site, body=body)
+        return Response(HTTPStatus.OK, page, "text/html")
 
 
-def _fmt(template: str, address: str, server: UnsubscribeServer) -> str:
+def _fmt(template: str, address: str, server: UnsubscribeServer, newsletter: str = "") -> str:
     return html.escape(template).format(
         site=f"<strong>{html.escape(server.settings.site.name)}</strong>",
         address=f"<strong>{html.escape(address)}</strong>",
+        newsletter=f"<strong>{html.escape(newsletter)}</strong>",
     )
 
 
 def make_server(
-    settings: Settings, ledger_path: str | Path, host: str = "127.0.0.1", port: int = 8025
+    settings: Settings,
+    ledger_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8025,
+    limits: Limits | None = None,
 ) -> UnsubscribeServer:
     """The endpoint, bound and ready for ``serve_forever()`` (port 0: any free port).
 
@@ -295,7 +312,7 @@ def make_server(
     _Route(settings.email.unsubscribe_url)  # refuse a bad URL before opening anything
     ledger = open_ledger(Path(ledger_path))
     try:
-        return UnsubscribeServer((host, port), settings, ledger)
+        return UnsubscribeServer(host, port, settings, ledger, limits)
     except OSError as e:
         ledger.close()
         raise ListenError(host, port, e) from None
@@ -311,12 +328,13 @@ def serve(
     port: int = 8025,
     *,
     on_ready: Callable[[str], None] | None = None,
+    limits: Limits | None = None,
 ) -> None:
     """Run the endpoint until interrupted (Ctrl-C, SIGTERM via the service manager).
 
     ``on_ready`` is called with the server's URL once it listens (so that a "serving on"
     line is never printed for a port that turns out to be taken)."""
-    server = make_server(settings, ledger_path, host, port)
+    server = make_server(settings, ledger_path, host, port, limits)
     if on_ready:
         on_ready(server.url)
     log.info("unsubscribe endpoint on %s (public URL %s)", server.url, settings.email.unsubscribe_url)

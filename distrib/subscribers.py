@@ -51,6 +51,8 @@ _HEADER_EMAIL = ("email", "e-mail", "email address", "e-mail address", "mail", "
 _HEADER_NAME = ("name", "full name", "fullname", "display name")
 _HEADER_STATUS = ("status",)
 _HEADER_REASON = ("reason",)
+#: The newsletters an address left alone (its unsubscribe link named one), "|"-separated.
+_HEADER_LEFT = ("left_newsletters",)
 
 
 def _cell(cells: list[str], i: int) -> str:
@@ -156,6 +158,8 @@ class Row:
     #: The file's ``status`` and ``reason`` cells (a file :func:`export_csv` wrote), or "".
     status: str = ""
     reason: str = ""
+    #: The file's ``left_newsletters`` cell, split: newsletters this address left.
+    left: tuple[str, ...] = ()
 
 
 def _open_text(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> tuple[IO[str], str]:
@@ -242,7 +246,7 @@ def read_rows(
             yield from stream
 
         reader = csv.reader(lines(), delimiter=delim)
-        email_col, name_col, status_col, reason_col = 0, 1, -1, -1
+        email_col, name_col, status_col, reason_col, left_col = 0, 1, -1, -1, -1
         start = lines_before  # physical line number where the next record starts
         header = True
         try:
@@ -255,10 +259,11 @@ def read_rows(
                     header = False
                     columns = _header_columns(cells, header_info)
                     if columns is not None:
-                        email_col, name_col, status_col, reason_col = columns
+                        email_col, name_col, status_col, reason_col, left_col = columns
                         continue
                 email, name = _split_display(_cell(cells, email_col), _cell(cells, name_col))
-                yield Row(line, email, name, _cell(cells, status_col).lower(), _cell(cells, reason_col))
+                left = tuple(n.strip() for n in _cell(cells, left_col).split("|") if n.strip())
+                yield Row(line, email, name, _cell(cells, status_col).lower(), _cell(cells, reason_col), left)
         except csv.Error as e:
             raise ValueError(f"line {lines_before + reader.line_num}: not valid CSV ({e})") from None
     except UnicodeDecodeError:
@@ -280,8 +285,8 @@ def _first_line(stream: IO[str]) -> tuple[str, int]:
     return "", n
 
 
-def _header_columns(cells: list[str], header_info: dict[str, Any] | None) -> tuple[int, int, int, int] | None:
-    """The (email, name, status, reason) columns a header row names, -1 for those it
+def _header_columns(cells: list[str], header_info: dict[str, Any] | None) -> tuple[int, int, int, int, int] | None:
+    """The (email, name, status, reason, left newsletters) columns a header row names, -1 for those it
     lacks; None when the row names no email column (it is data).  ``header_info`` gets
     the columns that are read past."""
     lowered = [c.strip().lower() for c in cells]
@@ -291,12 +296,13 @@ def _header_columns(cells: list[str], header_info: dict[str, Any] | None) -> tup
     name_col = next((i for i, c in enumerate(lowered) if c in _HEADER_NAME), -1)
     status_col = next((i for i, c in enumerate(lowered) if c in _HEADER_STATUS), -1)
     reason_col = next((i for i, c in enumerate(lowered) if c in _HEADER_REASON), -1)
+    left_col = next((i for i, c in enumerate(lowered) if c in _HEADER_LEFT), -1)
     if header_info is not None:
-        used = {found, name_col, status_col, reason_col}
+        used = {found, name_col, status_col, reason_col, left_col}
         header_info["ignored"] = [
             cells[i].strip() for i, c in enumerate(lowered) if c and i not in used and c not in _HEADER_KNOWN_OTHER
         ]
-    return found, name_col, status_col, reason_col
+    return found, name_col, status_col, reason_col, left_col
 
 
 def _not_utf8(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> NotUtf8:
@@ -378,6 +384,8 @@ def import_csv(
                 report.already += 1
                 if ledger.is_suppressed(address):
                     report.suppressed += 1
+            for newsletter in row.left:
+                ledger.opt_out(address, newsletter, "imported")
             in_batch += 1
             if not dry_run and in_batch >= _IMPORT_BATCH:
                 commit_so_far()
@@ -399,11 +407,13 @@ def export_csv(
     stream: IO[str] = open(out, "w", encoding="utf-8", newline="", opener=private_opener) if owned else out  # type: ignore[arg-type, assignment]
     try:
         writer = csv.writer(stream)
-        writer.writerow(["email", "name", "status", "reason", "created", "updated"])
+        writer.writerow(["email", "name", "status", "reason", "created", "updated", "left_newsletters"])
+        left = ledger.all_opt_outs()
         n = 0
         for sub in list_subscribers(ledger, status):
+            gone = "|".join(sorted(left.get(sub.email, ())))
             writer.writerow(
-                [guard_cell(v) for v in (sub.email, sub.name, sub.status, sub.reason, sub.created, sub.updated)]
+                [guard_cell(v) for v in (sub.email, sub.name, sub.status, sub.reason, sub.created, sub.updated, gone)]
             )
             n += 1
         return n
@@ -495,9 +505,10 @@ def _subscriber(row: object) -> Subscriber:
 # --- an edition's recipients -------------------------------------------------------------------
 
 
-def recipients(settings: Settings, ledger: Ledger) -> Iterator[Recipient]:
+def recipients(settings: Settings, ledger: Ledger, newsletter: str | None = None) -> Iterator[Recipient]:
     """The edition's recipients: ``email.recipients``, then ``email.recipients_file``,
-    then the ledger's active subscribers; each address once; suppressed ones left out.
+    then the ledger's active subscribers; each address once; suppressed ones left out,
+    and those who left ``newsletter`` alone (its unsubscribe link) when one is given.
 
     The config and file addresses are read (and checked) now, so a bad one raises
     :class:`ConfigError` naming the file and line before anything is sent; they are
@@ -505,13 +516,14 @@ def recipients(settings: Settings, ledger: Ledger) -> Iterator[Recipient]:
     of them never sit in memory at once.
     """
     fixed = list(_fixed_recipients(settings))
-    return _stream(fixed, ledger)
+    return _stream(fixed, ledger, newsletter)
 
 
-def _stream(fixed: list[Recipient], ledger: Ledger) -> Iterator[Recipient]:
-    seen = {r.email for r in fixed}
+def _stream(fixed: list[Recipient], ledger: Ledger, newsletter: str | None = None) -> Iterator[Recipient]:
+    left = ledger.opted_out(newsletter) if newsletter is not None else set()
+    seen = {r.email for r in fixed} | left
     for r in fixed:
-        if not ledger.is_suppressed(r.email):
+        if r.email.lower() not in left and not ledger.is_suppressed(r.email):
             yield r
     after = ""
     while True:

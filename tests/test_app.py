@@ -114,6 +114,28 @@ def test_two_newsletters_keep_their_own_history(make_config, feed, clock, tmp_pa
     assert not run(path).editions
 
 
+def test_a_reader_who_left_one_newsletter_still_gets_the_other(make_config, feed, clock, tmp_path):
+    # What a "sport" unsubscribe link does (tests/serve/test_tokens.py): an opt-out of
+    # that newsletter alone; the dry run counts each newsletter's own readers.
+    path = feed_config(make_config, '[[newsletters]]\nname = "sport"\ninclude_tags = ["sport"]\n\n[[newsletters]]\nname = "all"\n')
+    with make_app(path) as app:
+        app.ledger.opt_out("a@example.com", "sport", "one-click")
+        assert [r.email for r in app.recipients("sport")] == ["b@example.com"]
+        assert [r.email for r in app.recipients("all")] == ["a@example.com", "b@example.com"]
+    from click.testing import CliRunner
+
+    from distrib.cli import cli
+
+    dry = CliRunner().invoke(cli, ["send", "--dry-run", "--config", str(path)])
+    assert dry.exit_code == 0, dry.output
+    lines = {line.split(":", 1)[0]: line for line in dry.output.splitlines() if "would send" in line}
+    assert "for 1 recipient," in lines["sport"] and "for 2 recipients," in lines["all"]
+    result = run(path)
+    sent = {r.newsletter: r.report.sent for r in result.editions}
+    assert sent == {"sport": 1, "all": 2}
+    assert eml_count(tmp_path) == 3
+
+
 def test_per_post_cadence_sends_one_edition_per_post_oldest_first(make_config, feed, clock):
     path = feed_config(make_config, '[digest]\ncadence = "per-post"\n')
     result = run(path)

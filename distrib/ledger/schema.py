@@ -134,10 +134,28 @@ def _update_from_2_to_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE share_deliveries ADD COLUMN run TEXT")
 
 
+SCHEMA_V4 = """
+-- A reader who left one newsletter of several (its unsubscribe link names it); the
+-- subscribers row stays active for the others.  Leaving all is the subscribers status.
+CREATE TABLE newsletter_optouts (
+    address    TEXT NOT NULL,           -- lower-cased
+    newsletter TEXT NOT NULL,           -- "digest" or a [[newsletters]] name
+    reason     TEXT,
+    created    TEXT NOT NULL,
+    PRIMARY KEY (newsletter, address)
+) WITHOUT ROWID;
+"""
+
+
+def _update_from_3_to_4(db: sqlite3.Connection) -> None:
+    db.execute(SCHEMA_V4)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
     1: _update_from_1_to_2,
     2: _update_from_2_to_3,
+    3: _update_from_3_to_4,
 }
 VERSION = len(MIGRATIONS)
 

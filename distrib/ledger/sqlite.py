@@ -58,21 +58,42 @@ class Connection:
         self.raw.execute("COMMIT")
 
     @contextlib.contextmanager
-    def batches(self, *, dry_run: bool = False) -> Iterator[Callable[[], None]]:
+    def batches(self, *, dry_run: bool = False, durable: bool = False) -> Iterator[Callable[[], None]]:
         """One transaction committed in pieces: the function it gives commits the work
-        done so far and begins anew.  A dry run's work is rolled back at the end."""
+        done so far and begins anew.  A dry run's work is rolled back at the end.
+        ``durable``: every commit is fully synced (see :meth:`execute_durably`)."""
 
         def commit_so_far() -> None:
             self.raw.execute("COMMIT")
             self.raw.execute("BEGIN IMMEDIATE")
 
-        self.raw.execute("BEGIN IMMEDIATE")
+        if durable:
+            self.raw.execute("PRAGMA synchronous = FULL")
         try:
-            yield commit_so_far
-        except BaseException:
-            self.raw.execute("ROLLBACK")
-            raise
-        self.raw.execute("ROLLBACK" if dry_run else "COMMIT")
+            self.raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield commit_so_far
+            except BaseException:
+                self.raw.execute("ROLLBACK")
+                raise
+            self.raw.execute("ROLLBACK" if dry_run else "COMMIT")
+        finally:
+            if durable:
+                self.raw.execute("PRAGMA synchronous = NORMAL")
+
+    def execute_durably(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        """Run one write and commit it with a full sync (``synchronous = FULL``: the WAL
+        is on disk when this returns), for what the law requires to last: unsubscribes
+        and suppressions.  Everything else commits with ``NORMAL`` (durable at the next
+        checkpoint, never corrupt).  Inside a caller's transaction the write joins it and
+        that commit decides (the level cannot change inside a transaction)."""
+        if self.raw.in_transaction:
+            return self.raw.execute(sql, params)
+        self.raw.execute("PRAGMA synchronous = FULL")
+        try:
+            return self.raw.execute(sql, params)  # autocommit: its own transaction
+        finally:
+            self.raw.execute("PRAGMA synchronous = NORMAL")
 
     # --- the SQLite dialect --------------------------------------------------------
 

@@ -28,13 +28,49 @@ class Subscribers(Part):
     @wrap_errors
     def suppress(self, address: str, status: str, reason: str = "") -> None:
         ts = iso(now())
-        self.db.execute(
+        self.db.execute_durably(
             """INSERT INTO subscribers (address, status, reason, created, updated)
                VALUES (?, ?, ?, ?, ?)
                ON CONFLICT (address) DO UPDATE SET status = excluded.status,
                       reason = excluded.reason, updated = excluded.updated""",
             (address.lower(), status, reason or None, ts, ts),
         )
+
+    @wrap_errors
+    def opt_out(self, address: str, newsletter: str, reason: str = "") -> bool:
+        """Take ``address`` off one newsletter (fully synced); False if it was already off."""
+        cur = self.db.execute_durably(
+            """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
+               VALUES (?, ?, ?, ?) ON CONFLICT (newsletter, address) DO NOTHING""",
+            (address.lower(), newsletter, reason or None, iso(now())),
+        )
+        return cur.rowcount == 1
+
+    @wrap_errors
+    def is_opted_out(self, address: str, newsletter: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM newsletter_optouts WHERE newsletter = ? AND address = ?",
+            (newsletter, address.lower()),
+        ).fetchone()
+        return row is not None
+
+    @wrap_errors
+    def all_opt_outs(self) -> dict[str, list[str]]:
+        """Every address that left some newsletters alone, with those newsletters."""
+        out: dict[str, list[str]] = {}
+        for address, newsletter in self.db.execute("SELECT address, newsletter FROM newsletter_optouts"):
+            out.setdefault(address, []).append(newsletter)
+        return out
+
+    @wrap_errors
+    def opted_out(self, newsletter: str) -> set[str]:
+        """The addresses that left ``newsletter`` (and only it)."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT address FROM newsletter_optouts WHERE newsletter = ?", (newsletter,)
+            )
+        }
 
     @wrap_errors
     def add_subscriber(self, address: str, name: str = "") -> bool:
@@ -96,7 +132,7 @@ class Subscribers(Part):
     @wrap_errors
     def suppress_active(self, address: str, status: str, reason: str = "") -> bool:
         """Suppress a known *active* subscriber; False if unknown or already suppressed."""
-        cur = self.db.execute(
+        cur = self.db.execute_durably(
             """UPDATE subscribers SET status = ?, reason = ?, updated = ?
                WHERE address = ? AND status = 'active'""",
             (status, reason or None, iso(now()), address.lower()),
@@ -106,6 +142,8 @@ class Subscribers(Part):
     @contextlib.contextmanager
     def batches(self, *, dry_run: bool = False) -> Iterator[Callable[[], None]]:
         """One transaction for a long import, committed in pieces by the function it
-        gives; a dry run's work is rolled back at the end, so its counts are exact."""
-        with self.db.batches(dry_run=dry_run) as commit_so_far:
+        gives; a dry run's work is rolled back at the end, so its counts are exact.
+        Suppressions from a file's status column must last like any other: every batch
+        is committed with a full sync (a handful of syncs for a whole import)."""
+        with self.db.batches(dry_run=dry_run, durable=True) as commit_so_far:
             yield commit_so_far

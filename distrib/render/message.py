@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from ..model import Edition, Markers, Recipient
-from ..unsubscribe import make_token
+from ..unsubscribe import Tokens
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -276,6 +276,9 @@ class PreparedMessage:
         self.envelope_from = ascii_address(from_address)
         self.from_name = from_name
         self._key = key
+        # Tokens name this newsletter; made at the edition's creation time, so a resumed
+        # send writes the same bytes.
+        self._token = Tokens(key).maker(edition.newsletter, issued=int(edition.created.timestamp()))
         self._url_template = unsubscribe_url
         self._mailto = unsubscribe_mailto
         self._domain = self.envelope_from.rpartition("@")[2] or "localhost"
@@ -304,7 +307,7 @@ class PreparedMessage:
             address = clean_header(recipient.email).strip()
             url = self._url_template
             if "{token}" in url:
-                url = url.replace("{token}", make_token(self._key, address))
+                url = url.replace("{token}", self._token(address))
             if "{email}" in url:
                 url = url.replace("{email}", quote(address, safe="@"))
             return url

@@ -13,7 +13,11 @@ from distrib import subscribers as subs
 from distrib.errors import ConfigError
 from distrib.ledger import open_ledger
 from distrib.serve import make_server
-from distrib.unsubscribe import make_token, signing_key
+
+# The first token format, as in editions sent before tokens became opaque: still valid
+# (the opaque format's own tests are in tests/serve/).
+from distrib.unsubscribe import make_legacy_token as make_token
+from distrib.unsubscribe import signing_key
 
 SECRET = "s3cret-for-tests"
 

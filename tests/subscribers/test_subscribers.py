@@ -152,7 +152,7 @@ def test_export_reads_back(ledger: Ledger, tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     assert subs.export_csv(ledger, out) == 2
     lines = out.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "email,name,status,reason,created,updated"
+    assert lines[0] == "email,name,status,reason,created,updated,left_newsletters"
     assert lines[1].startswith('ada@example.org,"Ada, Countess",active,,')
     buf = io.StringIO()
     assert subs.export_csv(ledger, buf, status="active") == 1
