@@ -151,11 +151,31 @@ def _update_from_3_to_4(db: sqlite3.Connection) -> None:
     db.execute(SCHEMA_V4)
 
 
+def _update_from_4_to_5(db: sqlite3.Connection) -> None:
+    # The editor's hand.  Pins and skips for the next edition of a newsletter, used up
+    # by the edition that goes out.  An edition waiting for approval has status
+    # 'awaiting' (then 'sending' once approved, or 'rejected'); its "editor" column keeps
+    # the fingerprint of the note, picks and sponsor it was rendered with and the posts
+    # selection took before the picks, as JSON ('' for editions without approval).
+    db.execute(
+        """CREATE TABLE editor_picks (
+            newsletter TEXT NOT NULL,
+            post_key   TEXT NOT NULL,
+            action     TEXT NOT NULL,        -- pin | skip
+            position   INTEGER NOT NULL,     -- pins: the order given
+            created    TEXT NOT NULL,
+            PRIMARY KEY (newsletter, post_key)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("ALTER TABLE editions ADD COLUMN editor TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
     1: _update_from_1_to_2,
     2: _update_from_2_to_3,
     3: _update_from_3_to_4,
+    4: _update_from_4_to_5,
 }
 VERSION = len(MIGRATIONS)
 
