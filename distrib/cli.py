@@ -22,7 +22,7 @@ from .errors import EXIT_FAILED, EXIT_USAGE, DistribError, LockedError
 from .safetext import terminal_safe
 
 if TYPE_CHECKING:
-    from .app import App, RunResult
+    from .app import App, EditionResult, RunResult
     from .model import Edition, RenderedEdition
     from .share import ShareReport
 
@@ -206,61 +206,23 @@ def _layout_line(n: int, layout: dict[str, int] | None) -> str:
 
 def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False) -> None:
     # Lines quote titles, addresses and servers' replies: shown with controls escaped.
-    say = (lambda *a, **k: None) if quiet else (lambda text: click.echo(terminal_safe(text)))
+    def say(text: str) -> None:
+        if not quiet:
+            click.echo(terminal_safe(text))
+
     if result.fetch is not None:
         f = result.fetch
         n_sources = len(app.settings.sources)
         say(f"fetched {len(f.posts)} posts from {n_sources - len(f.errors)} of {n_sources} sources")
         for source_error in f.errors:
             click.echo(f"distrib: {source_error}", err=True)
-
-    def whom(newsletter: str) -> str:
-        # Say to whom and where, as a real run would: the point of a dry run.
-        if mailer.handoff:
-            return f"for the {app.settings.email.mailer} platform's list"
-        n = sum(1 for _ in app.recipients(newsletter))  # less those who left this one
-        return f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
-
-    if result.planned and not quiet:
-        mailer = app.mailer()
-        for plan in result.planned:
-            say(
-                f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
-                f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)}"
-                + (" once approved (a test copy to the editors first)" if plan.newsletter.opts.get("approval") else "")
-                + " [dry run]"
-            )
-            from .app import layout_of
-
-            layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
-            if layout:
-                say(f"  {layout}")
+    _echo_planned(app, result, say, quiet=quiet)
     for r in result.editions:
-        rep = r.report
-        verb = "resumed" if r.resumed else "sent"
-        if not rep.sent and rep.errors:
-            verb = "not sent"  # the mailer could not start (server down, folder not writable)
-        line = (
-            f"{r.newsletter}: edition {r.edition.id} ({_n_posts(len(r.edition.post_keys))}) {verb}: "
-            f"{rep.sent} delivered"
-        )
-        if rep.deferred:
-            line += f", {rep.deferred} deferred to the next run"
-        if rep.failed:
-            line += f", {rep.failed} failed"
-        if getattr(rep, "in_doubt", 0):
-            line += f", {rep.in_doubt} in doubt (no answer; not resent)"
-        if rep.skipped:
-            line += f", {rep.skipped} already done"
-        if r.target:
-            line += f", {r.target}"
-        if not rep.finished:
-            line += "; unfinished: the next run delivers the rest"
-        say(line)
+        say(_edition_line(r))
         layout = _layout_line(len(r.edition.post_keys), r.layout)
         if layout:
             say(f"  {layout}")
-        for error in rep.errors:  # may quote an address or a server's reply
+        for error in r.report.errors:  # may quote an address or a server's reply
             click.echo(f"distrib: {r.newsletter}: {terminal_safe(error)}", err=True)
     for line in result.skipped:
         say(line)
@@ -268,6 +230,57 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         click.echo(f"distrib: {terminal_safe(error)}", err=True)
     if result.shares is not None:
         _echo_shares(result.shares, say, dry_run=dry_run)
+
+
+def _echo_planned(app: App, result: RunResult, say: Callable[[str], None], *, quiet: bool) -> None:
+    """A dry run's editions: to whom and where, as a real run would say (its point)."""
+    if not result.planned or quiet:
+        return
+    from .app import layout_of
+
+    mailer = app.mailer()
+
+    def whom(newsletter: str) -> str:
+        if mailer.handoff:
+            return f"for the {app.settings.email.mailer} platform's list"
+        n = sum(1 for _ in app.recipients(newsletter))  # less those who left this one
+        return f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
+
+    for plan in result.planned:
+        say(
+            f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
+            f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)}"
+            + (" once approved (a test copy to the editors first)" if plan.newsletter.opts.get("approval") else "")
+            + " [dry run]"
+        )
+        layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
+        if layout:
+            say(f"  {layout}")
+
+
+def _edition_line(r: EditionResult) -> str:
+    """One edition's summary: sent or resumed, how many delivered, deferred, failed..."""
+    rep = r.report
+    verb = "resumed" if r.resumed else "sent"
+    if not rep.sent and rep.errors:
+        verb = "not sent"  # the mailer could not start (server down, folder not writable)
+    line = (
+        f"{r.newsletter}: edition {r.edition.id} ({_n_posts(len(r.edition.post_keys))}) {verb}: "
+        f"{rep.sent} delivered"
+    )
+    if rep.deferred:
+        line += f", {rep.deferred} deferred to the next run"
+    if rep.failed:
+        line += f", {rep.failed} failed"
+    if getattr(rep, "in_doubt", 0):
+        line += f", {rep.in_doubt} in doubt (no answer; not resent)"
+    if rep.skipped:
+        line += f", {rep.skipped} already done"
+    if r.target:
+        line += f", {r.target}"
+    if not rep.finished:
+        line += "; unfinished: the next run delivers the rest"
+    return line
 
 
 def _echo_shares(report: ShareReport, say: Callable[..., None], *, dry_run: bool) -> None:
