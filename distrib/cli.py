@@ -735,6 +735,27 @@ def archive(app: App, *, quiet: bool, out_dir: Path) -> None:
         click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
+@cli.command()
+@common()
+def form(app: App, *, quiet: bool) -> None:
+    """Print an accessible HTML signup form (label, input, button, honeypot) to paste
+    into the site; it posts to `distrib serve`'s /subscribe.
+
+    \b
+    Example:
+      distrib form > layouts/partials/signup.html
+    """
+    from .errors import ConfigError
+    from .signup import base_url, form_snippet
+
+    if not base_url(app.settings):
+        raise ConfigError(
+            "signup.base_url: missing; set it to the public URL of `distrib serve`, "
+            "such as 'https://news.example.org'"
+        )
+    click.echo(form_snippet(app.settings), nl=False)
+
+
 @cli.group()
 def subscribers() -> None:
     """Manage the subscribers kept in the ledger (and the suppression list).

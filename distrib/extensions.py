@@ -7,3 +7,4 @@ Each feature module that owns a root config section calls
 from __future__ import annotations
 
 from .render import theme  # noqa: F401  ([theme])
+from . import signup  # noqa: F401  ([signup])
