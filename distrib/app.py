@@ -120,6 +120,8 @@ class App:
         self.settings = settings
         self._ledger: Ledger | None = None
         self._ctx: Context | None = None
+        #: An editor's note for this command only (`send --note` with --dry-run or --to).
+        self.note_override: str | None = None
 
     # --- resources ---------------------------------------------------------------
 
@@ -222,7 +224,30 @@ class App:
         ]
         return FetchResult(posts, errors, first_seen, undated, seq)
 
-    def select(self, newsletter: Newsletter, fetched: FetchResult) -> list[Post]:
+    def select(self, newsletter: Newsletter, fetched: FetchResult, *, picks: bool = True) -> list[Post]:
+        """The posts the next edition takes; with ``picks``, the editor's pins first and
+        skips left out (``distrib posts --pin/--skip``)."""
+        selected = self._select(newsletter, fetched)
+        if not picks:
+            return selected
+        return self.apply_picks(newsletter, selected, fetched.posts)
+
+    def apply_picks(
+        self, newsletter: Newsletter, selected: list[Post], fetched: list[Post], *, own: tuple[str, ...] = ()
+    ) -> list[Post]:
+        """``selected`` with the editor's pins first and skips left out.  A pinned post
+        already in another edition of this newsletter (not ``own``) is never taken again."""
+        from .editor import apply_picks, picks
+
+        pinned_keys, skipped = picks(self.ledger, newsletter.name)
+        if not pinned_keys and not skipped:
+            return selected
+        already = self.ledger.posts_in_editions(newsletter.name) - set(own)
+        by_key = {p.key: p for p in fetched}
+        pinned = [by_key.get(k) or self.ledger.get_post(k) for k in pinned_keys if k not in already]
+        return apply_picks(selected, [p for p in pinned if p is not None], skipped)
+
+    def _select(self, newsletter: Newsletter, fetched: FetchResult) -> list[Post]:
         from .select import select_posts
 
         ledger = self.ledger
@@ -259,6 +284,8 @@ class App:
             from .archive import edition_url
 
             web_url = edition_url(self.settings, edition_id)
+        from .editor import note_of
+
         return render_edition(
             self.settings,
             posts,
@@ -267,7 +294,45 @@ class App:
             now=self.ctx.now,
             web_url=web_url,
             max_full=newsletter.opts.max_posts,
+            note=note_of(newsletter.opts, self._note(newsletter)),
         )
+
+    def _note(self, newsletter: Newsletter) -> str:
+        if self.note_override is not None:
+            return self.note_override
+        return self.ledger.editor_note(newsletter.name)
+
+    def find_post(self, text: str) -> Post:
+        """A post by its key or its URL, from the sources (or the ledger): for pins and skips."""
+        from .sources.common import canonical_url
+
+        fetched = self.fetch(record=False)
+        for error in fetched.errors:
+            log.warning("%s", error)
+        wanted = {text, text.rstrip("/")}
+        try:
+            wanted.add(canonical_url(text))
+        except Exception:  # not a URL: a guid
+            pass
+        for post in fetched.posts:
+            if post.key in wanted or post.url in wanted or post.url.rstrip("/") in wanted:
+                self.ledger.record_posts([post])  # so the edition can be rendered from the ledger
+                return post
+        known = self.ledger.get_post(text)
+        if known is not None:
+            return known
+        raise UsageError(
+            f"no post with the key or URL {text!r}; `distrib posts --all --json` lists the keys"
+        )
+
+    def editor_inputs(self, newsletter: Newsletter) -> str:
+        """The fingerprint of what the editor gave the next edition: note, picks, sponsor."""
+        from .editor import fingerprint, note_of, picks, sponsor_view
+
+        pinned, skipped = picks(self.ledger, newsletter.name)
+        note = note_of(newsletter.opts, self._note(newsletter))
+        sponsor = sponsor_view(newsletter.opts, self.settings.site.url, "")
+        return fingerprint(note, pinned, skipped, sponsor)
 
     def plan(
         self, newsletter: Newsletter, fetched: FetchResult, *, force: bool = False, dry_run: bool = False
@@ -383,6 +448,13 @@ class App:
             problems.append(
                 "site.postal_address: missing; bulk mail must show the sender's postal address"
             )
+        for letter in self.newsletters:
+            if letter.opts.get("approval") and not email.get("editors"):
+                where = "digest" if letter.name == "digest" else f"newsletters ({letter.name})"
+                problems.append(
+                    f"{where}.approval: true, but [email] editors is empty; name who gets the "
+                    "test copy of an edition waiting for approval"
+                )
         handoff = getattr(registry.load("distrib.mailers", email.mailer), "handoff", False)
         if not handoff and not (email.unsubscribe_url or email.unsubscribe_mailto):
             problems.append(
@@ -432,6 +504,13 @@ class App:
                         f"{letter.name}: edition {unfinished[0].id} is unfinished and would be resumed"
                     )
                     continue
+                waiting = self.ledger.awaiting_editions(letter.name) if letter.opts.get("approval") else []
+                if waiting:
+                    result.skipped.append(
+                        f"{letter.name}: edition {waiting[0].id} is waiting for approval; nothing new "
+                        f"would be made (`distrib approve {waiting[0].id}` sends it)"
+                    )
+                    continue
                 batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
                 if reason:
                     result.skipped.append(reason)
@@ -454,6 +533,18 @@ class App:
                 # Finishing an edition is this run's edition: what is new waits for the
                 # next run (and the cadence), never a second email in the same minute.
                 continue
+            if letter.opts.get("approval"):
+                waiting = self.ledger.awaiting_editions(letter.name)
+                if waiting:
+                    # Nothing new is planned while an edition waits for its editor.
+                    for edition in waiting:
+                        changed = self.refresh_awaiting(letter, edition, result)
+                        again = f" ({changed}; a new test copy went to the editors)" if changed else ""
+                        result.skipped.append(
+                            f"{letter.name}: edition {edition.id} is waiting for approval{again}; "
+                            f"`distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
+                        )
+                    continue
             batches, reason = self.plan(letter, fetched, force=force)
             if reason:
                 result.skipped.append(reason)
@@ -461,11 +552,23 @@ class App:
                 # An edition with nobody to send it to would use the posts up for nothing.
                 result.skipped.append(self._no_recipients(letter))
                 continue
+            approval = bool(letter.opts.get("approval"))
+            base = {p.key for p in self.select(letter, fetched, picks=False)} if approval else set()
             for posts in batches:
                 edition_id = self.ledger.next_edition_id()
                 shown, skipped = split(posts, letter.opts)
                 rendered = self.render(letter, shown, edition_id=edition_id)
                 self.check_template_compliance(rendered)
+                editor = None
+                if approval:
+                    # The posts selection took (before the editor's picks), so a change
+                    # of pins or skips can be rendered again from the same posts; and
+                    # what distrib had seen before, restored if the edition is rejected.
+                    editor = {
+                        "inputs": self.editor_inputs(letter),
+                        "base": [p.key for p in posts if p.key in base],
+                        "seen_before": self.ledger.kv_get(f"newsletter:{letter.name}:seen"),
+                    }
                 # Every post goes into the edition, listed or skipped: none is left to
                 # form the next edition on its own.
                 edition = self.ledger.create_edition(
@@ -477,11 +580,22 @@ class App:
                     rendered.text,
                     edition_id=edition_id,
                     markers=rendered.markers,
+                    status="awaiting" if approval else "sending",
+                    editor=editor,
                 )
                 layout = layout_of(rendered, skipped)
                 self.ledger.kv_put(f"edition:{edition.id}:layout", layout)
                 if fetched.seq is not None:
                     self.ledger.kv_put(f"newsletter:{letter.name}:seen", fetched.seq)
+                if approval:
+                    self.send_test_copies(edition, result)
+                    result.skipped.append(
+                        f"{letter.name}: edition {edition.id} ({len(posts)} post{'s' if len(posts) != 1 else ''}) "
+                        f"is waiting for approval; a test copy went to {', '.join(self.settings.email.editors)}; "
+                        f"`distrib approve {edition.id}` sends it"
+                    )
+                    continue
+                self.ledger.clear_editor_picks(letter.name)  # used up by this edition
                 result.editions.append(self._deliver(edition, False, deliver_edition, progress))
         return result
 
@@ -521,6 +635,154 @@ class App:
         in_doubt = bool(self.settings.email.get("resend_in_doubt"))
         return self.ledger.requeue_failed(edition_id, in_doubt=in_doubt)
 
+    # --- approval ------------------------------------------------------------------
+
+    def send_test_copies(self, edition: Edition, result: RunResult | None = None) -> list[str]:
+        """Mail ``edition`` to ``[email] editors``, subject marked; records no delivery.
+        Failures are errors of ``result`` (exit 1), not exceptions."""
+        from email.utils import parseaddr
+
+        from .model import DeliveryStatus
+
+        errors: list[str] = []
+        mailer = self.mailer()
+        if mailer.handoff:
+            self._copied(edition)
+            line = (
+                f"edition {edition.id}: no test copy (the {self.settings.email.mailer} mailer hands "
+                f"editions to its platform); look at it with `distrib preview --edition {edition.id}`"
+            )
+            (result.skipped if result else errors).append(line)
+            return []
+        marked = dataclasses.replace(edition, subject=f"[for approval: edition {edition.id}] {edition.subject}")
+        message = self.prepare(marked)
+        recipients = []
+        for text in self.settings.email.editors:
+            name, addr = parseaddr(text)
+            recipients.append(Recipient((addr or text).strip().lower(), name))
+        outcomes: list[tuple[Recipient, Outcome]] = []
+        try:
+            with mailer:
+                mailer.deliver(message, iter(recipients), lambda r, o: outcomes.append((r, o)))
+        except DistribError as e:  # the mail server is down: the next run tries again
+            errors.append(f"edition {edition.id}: the test copy to the editors was not sent ({e}); the next run tries again")
+        sent = [r.email for r, o in outcomes if o.status is DeliveryStatus.SENT]
+        for r, o in outcomes:
+            if o.status is not DeliveryStatus.SENT:
+                errors.append(f"edition {edition.id}: the test copy to {r.email} {o.status.value}: {o.error}")
+        if not errors:
+            self._copied(edition)
+        if result is not None:
+            result.errors.extend(errors)
+        elif errors:
+            raise DistribError("; ".join(errors))
+        return sent
+
+    def _copied(self, edition: Edition) -> None:
+        """Note that the editors have the test copy of what ``edition`` is now; a run
+        that finds an awaiting edition without it (a kill, the mail server down) sends it."""
+        editor = self.ledger.edition_editor(edition.id)
+        if editor:
+            self.ledger.set_edition_editor(edition.id, editor | {"copied": editor.get("inputs")})
+
+    def rerender_awaiting(self, letter: Newsletter, edition: Edition) -> Edition | None:
+        """Render an awaiting edition again with the current note, picks and sponsor, from
+        the posts it was made of; None when every post is skipped."""
+        editor = self.ledger.edition_editor(edition.id)
+        base_keys = editor.get("base") or list(edition.post_keys)
+        base = [p for p in (self.ledger.get_post(k) for k in base_keys) if p is not None]
+        posts = self.apply_picks(letter, base, [], own=edition.post_keys)
+        if not posts:
+            return None
+        shown, skipped = split(posts, letter.opts)
+        rendered = self.render(letter, shown, edition_id=edition.id)
+        self.check_template_compliance(rendered)
+        keys = [*rendered.full_keys, *rendered.overflow_keys, *(p.key for p in skipped)]
+        editor = editor | {"inputs": self.editor_inputs(letter), "base": base_keys}
+        editor.pop("copied", None)
+        if not self.ledger.rerender_edition(
+            edition.id, keys, rendered.subject, rendered.preheader, rendered.html, rendered.text,
+            rendered.markers, editor,
+        ):  # fmt: skip
+            return None
+        self.ledger.kv_put(f"edition:{edition.id}:layout", layout_of(rendered, skipped))
+        return self.ledger.get_edition(edition.id)
+
+    def refresh_awaiting(self, letter: Newsletter, edition: Edition, result: RunResult | None = None) -> str:
+        """Re-render an awaiting edition whose note, picks or sponsor changed and send the
+        editors a new test copy; what changed ("" when nothing did)."""
+        editor = self.ledger.edition_editor(edition.id)
+        if editor.get("inputs") == self.editor_inputs(letter):
+            if editor.get("copied") != editor.get("inputs"):
+                # Made, but its test copy never went out (killed between, or the mail
+                # server was down): send it now; nothing else changed.
+                self.send_test_copies(edition, result)
+                return "its test copy had not gone out"
+            return ""
+        fresh = self.rerender_awaiting(letter, edition)
+        if fresh is None:
+            line = f"{letter.name}: every post of edition {edition.id} is skipped; `distrib reject {edition.id}` drops it"
+            if result is not None:
+                result.errors.append(line)
+                return ""
+            raise DistribError(line)
+        self.send_test_copies(fresh, result)
+        return "rendered again: the note, the pins, the skips or the sponsor changed"
+
+    def approve(self, edition_id: int) -> Edition:
+        """Let an awaiting edition go: it becomes an unfinished edition that is delivered
+        now and by every later run until done.  If the editor's inputs changed since the
+        test copy, it is rendered again, a new test copy goes out, and nothing is approved."""
+        edition = self._awaiting(edition_id, "approve")
+        letter = self.newsletter(edition.newsletter)
+        changed = self.refresh_awaiting(letter, edition)
+        if changed:
+            why = (
+                "changed since its test copy (the note, pins, skips or sponsor): it was rendered again"
+                if changed.startswith("rendered again") else "had no test copy yet"
+            )  # fmt: skip
+            raise DistribError(
+                f"edition {edition_id} {why}, and a new test copy went to the editors; look at it, "
+                f"then `distrib approve {edition_id}` again"
+            )
+        if not self.ledger.set_edition_status(edition_id, "awaiting", "sending"):
+            raise UsageError(f"edition {edition_id} is no longer waiting for approval; see `distrib status`")
+        self.ledger.clear_editor_picks(letter.name)  # used up by this edition
+        return self.ledger.get_edition(edition_id) or edition
+
+    def reject(self, edition_id: int) -> Edition:
+        """Drop an awaiting edition: never sent; its posts go back to the next edition."""
+        edition = self._awaiting(edition_id, "reject")
+        editor = self.ledger.edition_editor(edition_id)
+        if not self.ledger.set_edition_status(edition_id, "awaiting", "rejected"):
+            raise UsageError(f"edition {edition_id} is no longer waiting for approval; see `distrib status`")
+        # Its posts are new again for the next edition: distrib's "seen" mark goes back
+        # to where it was before this edition was made.
+        if "seen_before" in editor:
+            self.ledger.kv_put(f"newsletter:{edition.newsletter}:seen", editor["seen_before"])
+        return edition
+
+    def _awaiting(self, edition_id: int, verb: str) -> Edition:
+        edition = self.ledger.get_edition(edition_id)
+        if edition is None:
+            raise UsageError(f"no edition {edition_id} in the ledger {self.ledger_path}; `distrib status` lists them")
+        if edition.status != "awaiting":
+            raise UsageError(
+                f"edition {edition_id} is {edition.status}, not waiting for approval; nothing to {verb}"
+            )
+        return edition
+
+    def refresh_after_edit(self, newsletter: Newsletter) -> list[str]:
+        """After `posts --pin/--skip` or `send --note`: re-render a waiting edition now."""
+        lines = []
+        for edition in self.ledger.awaiting_editions(newsletter.name):
+            if self.refresh_awaiting(newsletter, edition):
+                lines.append(
+                    f"edition {edition.id} rendered again; a new test copy went to "
+                    f"{', '.join(self.settings.email.editors)}; `distrib approve {edition.id}` sends it"
+                )
+        return lines
+
     def test_send(self, address: str, *, newsletter: str | None = None) -> tuple[Edition, Outcome]:
         """Send the next (or unfinished) edition to one address; records nothing."""
         from email.utils import parseaddr
@@ -545,17 +807,24 @@ class App:
             raise DistribError(f"test send to {address} {outcome.status.value}: {outcome.error}")
         return edition, outcome
 
-    def edition_to_show(self, letter: Newsletter, *, edition_id: int | None = None) -> tuple[Edition, str | None]:
+    def edition_to_show(
+        self, letter: Newsletter, *, edition_id: int | None = None, first_look: bool = False
+    ) -> tuple[Edition, str | None]:
         """The edition a preview or a test send shows: :meth:`next_edition`, or when there
         is nothing new yet the last edition, which still shows how the digest looks.  The
-        second item is the NothingNew message when the last edition stands in."""
+        second item says what stands in, when something does.  ``first_look`` (preview):
+        with no edition yet either, as just after `distrib init URL` on a site with
+        nothing in the window, the newest posts the sources give, as an edition would look."""
         try:
             return self.next_edition(letter, edition_id=edition_id), None
         except NothingNew as e:
             last = self.ledger.last_edition(letter.name)
-            if last is None:
+            if last is not None:
+                return last, f"{e}; showing the last edition ({last.id}) instead"
+            newest = self.posts(all_posts=True)[0][: letter.opts.max_posts] if first_look else []
+            if not newest:
                 raise
-            return last, str(e)
+            return self.edition_of(letter, newest), f"{e}; showing the newest {len(newest)} posts the sources give instead"
 
     def next_edition(self, letter: Newsletter, *, edition_id: int | None = None) -> Edition:
         """An edition object for previews and test sends: a past one, the unfinished one,
@@ -565,7 +834,7 @@ class App:
             if edition is None:
                 raise UsageError(f"no edition {edition_id} in the ledger {self.ledger_path}; see `distrib status`")
             return edition
-        unfinished = self.ledger.unfinished_editions(letter.name)
+        unfinished = self.ledger.unfinished_editions(letter.name) or self.ledger.awaiting_editions(letter.name)
         if unfinished:
             return unfinished[0]
         fetched = self.fetch(record=False)
@@ -576,6 +845,10 @@ class App:
             raise NothingNew(
                 f"{letter.name}: no new posts for the next edition; `distrib posts --all` lists what the sources give"
             )
+        return self.edition_of(letter, posts)
+
+    def edition_of(self, letter: Newsletter, posts: list[Post]) -> Edition:
+        """An unrecorded edition of ``posts`` (id 0), for previews and test sends."""
         shown, _skipped = split(posts, letter.opts)
         rendered = self.render(letter, shown)
         return Edition(
@@ -659,6 +932,8 @@ class App:
                 **counts,
                 "pending": 0,
             }
+            if edition.status == "awaiting":
+                row["eta"] = f"waiting for approval: `distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
             if edition.status == "sending":
                 if total is None:
                     total = sum(1 for _ in self.recipients(edition.newsletter))

@@ -59,6 +59,12 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
             registry.load("distrib.sources", opts.type)(opts.name, opts, app.ctx)
         except DistribError as e:
             problems.append(str(e))
+    for opts in settings.sources:
+        if opts.type == "feed" and opts.get("url") and "feed" not in missing:
+            # A home page as the url works: say which feed it leads to.
+            from .discover import describe_feed_source
+
+            notes.append(describe_feed_source(opts.name, opts["url"], app.ctx.http))
     if mails and settings.email.mailer not in missing:
         try:
             mailer = app.mailer()

@@ -226,7 +226,9 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         for plan in result.planned:
             say(
                 f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
-                f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)} [dry run]"
+                f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)}"
+                + (" once approved (a test copy to the editors first)" if plan.newsletter.opts.get("approval") else "")
+                + " [dry run]"
             )
             from .app import layout_of
 
@@ -276,6 +278,7 @@ def _echo_shares(report: ShareReport, say: Callable[..., None], *, dry_run: bool
 
 
 @cli.command()
+@click.argument("site_url", metavar="[URL]", required=False)
 @click.option(
     "--config",
     "path",
@@ -287,14 +290,18 @@ def _echo_shares(report: ShareReport, say: Callable[..., None], *, dry_run: bool
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
 @click.option("-v", "--verbose", count=True, help="Say more (no effect here; every command takes it).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-def init(path: Path, force: bool, verbose: int, quiet: bool) -> None:
-    """Write a commented starter config (the bundled example) to distrib.toml.
+def init(site_url: str | None, path: Path, force: bool, verbose: int, quiet: bool) -> None:
+    """Write a starter config to distrib.toml: for your site when given its URL.
 
-    It runs as it is on the bundled sample site; change [site], [[sources]] and [email]
-    for your own, then `distrib check`.
+    With a URL, distrib reads the page and finds its sources (a WordPress REST API,
+    preferred, or the feeds it declares, or a feed at a common path) and its identity
+    (name, language, logo, brand colour, time zone, postal address), and writes a
+    commented config with TODO only where you must decide.  Without one, it writes the
+    bundled example, which runs as it is on the sample site.
 
     \b
-    Example:
+    Examples:
+      distrib init https://blog.example.org && distrib preview --open
       distrib init && distrib run --dry-run
     """
     import shutil
@@ -303,6 +310,27 @@ def init(path: Path, force: bool, verbose: int, quiet: bool) -> None:
 
     if path.exists() and not force:
         raise UserError(f"{path} exists; keep it, or pass --force to replace it", EXIT_USAGE)
+    if site_url:
+        from .discover import discover, render_config
+        from .http import HttpClient
+
+        try:
+            with HttpClient(max_bytes=5_000_000, timeout=15) as http:
+                found = discover(site_url, http)
+        except DistribError as e:
+            raise UserError(str(e), e.exit_code) from None
+        text = render_config(found)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if not quiet:
+            click.echo(terminal_safe(found.why()))
+            for note in found.notes:
+                click.echo(terminal_safe(f"note: {note}"))
+            todo = sum(1 for line in text.splitlines() if "# TODO" in line)
+            click.echo(f"wrote {path} for {terminal_safe(found.name or found.url)} ({todo} TODO to decide before sending)")
+            where = "" if path == Path("distrib.toml") else f" --config {path}"
+            click.echo(f"next: distrib preview{where} --open")
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(example_config(), path)
     if not quiet:
@@ -387,14 +415,47 @@ def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
 @click.option("--all", "all_posts", is_flag=True, help="Every post the sources give, not just the next edition's.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects (key, url, title, author, published, ...).")
 @click.option("--newsletter", help="Which newsletter's next edition (default: the first).")
+@click.option("--pin", multiple=True, metavar="KEY", help="Put this post (key or URL) first in the next edition.")
+@click.option("--skip", multiple=True, metavar="KEY", help="Leave this post (key or URL) out of the next edition.")
+@click.option("--unpick", multiple=True, metavar="KEY", help="Undo a pin or skip of this post.")
+@click.option("--clear", is_flag=True, help="Forget every pin, skip and note for the next edition.")
 @common(needs_email=False)
-def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: str | None) -> None:
-    """List the posts the next edition would take.
+def posts(
+    app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: str | None,
+    pin: tuple[str, ...], skip: tuple[str, ...], unpick: tuple[str, ...], clear: bool,
+) -> None:
+    """List the posts the next edition would take; pin or skip posts for it.
+
+    Pins and skips (by post key or URL) hold for the next edition of the newsletter
+    only: pinned posts come first, in the order pinned; skipped ones are left out.  With
+    approval on, an edition waiting for it is rendered again and a new test copy goes
+    to the editors.
 
     \b
-    Example:
+    Examples:
       distrib posts --all --json | jq '.[].title'
+      distrib posts --pin https://example.org/2026/11/big-story/ --skip https://example.org/minor/
+      distrib posts --clear                 # forget the pins, skips and note
     """
+    if pin or skip or unpick or clear:
+        letter = app.newsletter(newsletter)
+        if clear:
+            app.ledger.clear_editor_picks(letter.name)
+            if not quiet:
+                click.echo(f"{letter.name}: the pins, skips and note for the next edition are forgotten")
+        for action, keys in (("pin", pin), ("skip", skip)):
+            for text in keys:
+                post = app.find_post(text)
+                app.ledger.set_editor_pick(letter.name, post.key, action)
+                if not quiet:
+                    verb = "pinned" if action == "pin" else "skipped"
+                    click.echo(terminal_safe(f"{letter.name}: {verb} {post.title!r} for the next edition"))
+        for text in unpick:
+            post = app.find_post(text)
+            if app.ledger.clear_editor_picks(letter.name, post.key) and not quiet:
+                click.echo(terminal_safe(f"{letter.name}: {post.title!r} is neither pinned nor skipped now"))
+        for line in app.refresh_after_edit(letter):
+            click.echo(line)
     items, errors, undated = app.posts(all_posts=all_posts, newsletter=newsletter)
     for error in errors:
         click.echo(f"distrib: {error}", err=True)
@@ -441,22 +502,33 @@ def posts(app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: 
 )
 @click.option("--edition", "edition_id", type=int, help="Preview a past edition by its number.")
 @click.option("--newsletter", help="Which newsletter (default: the first).")
+@click.option("--note", "note_file", type=click.Path(dir_okay=False, path_type=Path), help="Try an editor's note (Markdown file) above the posts; nothing is kept.")
+@click.option("--cards", is_flag=True, help="Also write cards.html: the digest beside each post's share card on each network.")
 @common()
-def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: bool, port: int, edition_id: int | None, newsletter: str | None) -> None:
+def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: bool, port: int, edition_id: int | None, newsletter: str | None, note_file: Path | None, cards: bool) -> None:
     """Render the next edition without sending or recording anything.
 
+    The editor's note (`send --note`, [digest] intro_file), pins, skips and the sponsor
+    block show as they will be sent.
+
     \b
-    Example:
+    Examples:
       distrib preview --config config.example.toml --out preview --open
+      distrib preview --note note.md --open
+      distrib preview --cards --open     # the digest beside the share cards of its posts
     """
     from . import preview as pv
 
     letter = app.newsletter(newsletter)
+    if note_file is not None:
+        from .editor import read_markdown
+
+        app.note_override = read_markdown(note_file, "--note")
 
     def build() -> tuple[RenderedEdition, bytes]:
-        edition, nothing_new = app.edition_to_show(letter, edition_id=edition_id)
-        if nothing_new:
-            click.echo(f"{nothing_new}; showing the last edition ({edition.id}) instead", err=True)
+        edition, stand_in = app.edition_to_show(letter, edition_id=edition_id, first_look=True)
+        if stand_in:
+            click.echo(stand_in, err=True)
         rendered = _rendered_of(app, edition)
         return rendered, app.prepare(edition).preview_bytes()
 
@@ -471,6 +543,7 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
 
             nonlocal app, letter
             fresh = make_app(app.settings.path)
+            fresh.note_override = app.note_override
             app.close()
             app, letter = fresh, fresh.newsletter(newsletter)
             return build()
@@ -495,10 +568,23 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
             if rendered.more:
                 line += f", {rendered.more} counted in one \"more stories\" line"
             click.echo(line)
+    page = "digest.html"
+    if cards:
+        from .cards import MAX_POSTS, cards_html, preflight
+
+        by_key = {p.key: p.url for p in app.posts(all_posts=True)[0]}
+        for key in rendered.full_keys:
+            if key not in by_key and (post := app.ledger.get_post(key)) is not None:
+                by_key[key] = post.url
+        urls = [by_key[k] for k in rendered.full_keys if k in by_key][:MAX_POSTS]
+        (out_dir / "cards.html").write_text(cards_html(preflight(urls)), encoding="utf-8")
+        page = "cards.html"
+        if not quiet:
+            click.echo(f"wrote {out_dir / 'cards.html'}: the digest beside the share cards of {len(urls)} posts")
     if open_browser:
         import webbrowser
 
-        webbrowser.open((out_dir / "digest.html").resolve().as_uri())
+        webbrowser.open((out_dir / page).resolve().as_uri())
 
 
 def _rendered_of(app: App, edition: Edition) -> RenderedEdition:
@@ -527,8 +613,14 @@ def _rendered_of(app: App, edition: Edition) -> RenderedEdition:
     metavar="EDITION",
     help="Re-queue the failed recipients of this edition (once per edition), then send.",
 )
+@click.option(
+    "--note",
+    "note_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An editor's note (a Markdown file) above the posts of the next edition.",
+)
 @common(needs_secrets=True, lock=True)
-def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None, retry_edition: int | None) -> None:
+def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None, retry_edition: int | None, note_file: Path | None) -> None:
     """Build and deliver the next edition now.
 
     \b
@@ -536,8 +628,23 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
       distrib send --to me@example.org      # a test send, recorded nowhere
       distrib send --force --report send.json
       distrib send --retry-failed 12        # after fixing what made edition 12 fail
+      distrib send --note note.md           # the note goes above the posts of the next edition
     """
     from .deliver import Progress
+
+    if note_file is not None:
+        from .editor import read_markdown
+
+        text = read_markdown(note_file, "--note")
+        if dry_run or to_address:
+            app.note_override = text  # this command only
+        else:
+            # Kept in the ledger for the next edition (a rerun, or a re-render before approval).
+            letters = app.newsletters if newsletter is None else [app.newsletter(newsletter)]
+            for letter in letters:
+                app.ledger.set_editor_note(letter.name, text)
+                for line in app.refresh_after_edit(letter):
+                    click.echo(line)
 
     if retry_edition is not None and not dry_run:
         n = app.retry_failed(retry_edition)
@@ -632,8 +739,9 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
     default=None,
     help="Check the sending domain's DNS (SPF, DKIM, DMARC, MX, rDNS) [default: when [email.dkim] is set].",
 )
+@click.option("--cards", is_flag=True, help="Fetch the recent posts' pages and report their share cards on X, Mastodon, Bluesky, LinkedIn and Slack.")
 @common(needs_secrets=False, needs_email=None, always_strict=True)
-def check(app: App, *, quiet: bool, domain: bool | None) -> None:
+def check(app: App, *, quiet: bool, domain: bool | None, cards: bool) -> None:
     """Validate the config, templates and credentials; send nothing.
 
     Unknown keys and contradictions (a misspelt [digets], min_posts above max_posts),
@@ -647,6 +755,7 @@ def check(app: App, *, quiet: bool, domain: bool | None) -> None:
     Examples:
       distrib check --config distrib.toml --strict
       distrib check --domain
+      distrib check --cards          # each recent post's card: image, description, title length
     """
     from .check import domain_wanted, ledger_file_warnings, run_checks
 
@@ -660,6 +769,14 @@ def check(app: App, *, quiet: bool, domain: bool | None) -> None:
         click.echo(f"distrib: {problem}", err=True)
     if problems:
         sys.exit(EXIT_USAGE)
+    if cards:
+        from .cards import MAX_POSTS, preflight, report_lines
+
+        items, errors, _ = app.posts(all_posts=True)
+        for error in errors:
+            click.echo(f"distrib: {error}", err=True)
+        for line in report_lines(preflight(p.url for p in items[:MAX_POSTS])):
+            click.echo(terminal_safe(line))
     if domain_wanted(app.settings, domain):
         from .preflight import preflight
 
@@ -681,6 +798,56 @@ def check(app: App, *, quiet: bool, domain: bool | None) -> None:
             )
     if not quiet:
         click.echo(f"{app.settings.path}: OK")
+
+
+@cli.command()
+@click.argument("edition_id", metavar="N", type=int)
+@click.option("--later", is_flag=True, help="Approve only; the next `distrib run` sends it.")
+@common(needs_secrets=True, lock=True)
+def approve(app: App, *, quiet: bool, edition_id: int, later: bool) -> None:
+    """Approve edition N, waiting since [digest] approval = true made it, and send it.
+
+    If the note, pins, skips or sponsor changed since its test copy, it is rendered
+    again, a new test copy goes to [email] editors, and nothing is approved (exit 1).
+
+    \b
+    Examples:
+      distrib status                 # edition 7 ... awaiting
+      distrib approve 7
+    """
+    from .app import RunResult
+    from .deliver import Progress, deliver_edition
+
+    edition = app.approve(edition_id)
+    if not quiet:
+        click.echo(terminal_safe(f"edition {edition.id} approved: {edition.subject!r}"))
+    if later:
+        if not quiet:
+            click.echo("the next `distrib run` (or `distrib send`) sends it")
+        return
+    progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
+    result = RunResult()
+    result.editions.append(app._deliver(edition, False, deliver_edition, progress))
+    _echo_run(app, result, quiet=quiet)
+    _exit(result)
+
+
+@cli.command()
+@click.argument("edition_id", metavar="N", type=int)
+@common(lock=True)
+def reject(app: App, *, quiet: bool, edition_id: int) -> None:
+    """Drop edition N, waiting for approval: it is never sent.
+
+    Its posts go back to the next edition (skip them with `distrib posts --skip`); the
+    pins, skips and note stay for it.
+
+    \b
+    Example:
+      distrib reject 7
+    """
+    edition = app.reject(edition_id)
+    if not quiet:
+        click.echo(terminal_safe(f"edition {edition.id} rejected: {edition.subject!r} will not be sent"))
 
 
 @cli.command()
@@ -730,7 +897,9 @@ def archive(app: App, *, quiet: bool, out_dir: Path) -> None:
     """
     from .archive import write_archive
 
-    written = write_archive(app.settings, app.ledger.editions(), out_dir)
+    # An edition waiting for approval, or rejected, was never sent: not public.
+    sent = [e for e in app.ledger.editions() if e.status not in ("awaiting", "rejected")]
+    written = write_archive(app.settings, sent, out_dir)
     if not quiet:
         click.echo(f"wrote {len(written)} files to {out_dir}")
 

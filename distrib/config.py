@@ -510,6 +510,23 @@ NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
     "exclude_authors": Opt(k_str_list, (), "never posts by one of these authors"),
     "sources": Opt(k_str_list, (), "only posts from these sources (by name); empty: all"),
     "backfill": Opt(k_count, None, "first run: take the newest N posts; unset: every post in the window"),
+    "intro_file": Opt(k_path, None, "a Markdown file shown above the posts (the editor's note) while it exists"),
+    "approval": Opt(
+        k_bool, False, "render and store a due edition, send a test copy to email.editors, and send "
+        "nothing until `distrib approve N`"
+    ),
+    "sponsor": Table(
+        {
+            "title": Opt(k_str, "", "the block's heading"),
+            "text": Opt(k_str, "", "its text, Markdown"),
+            "file": Opt(k_path, None, "a Markdown file with the text, instead of text"),
+            "url": Opt(k_url, None, "where the block links"),
+            "link_text": Opt(k_str, "", "the link's words under the text, such as 'Get tickets'"),
+            "image": Opt(k_url, None, "an image shown in the block"),
+            "label": Opt(k_str, "", "the mark above it; default 'Sponsored' in the site's language"),
+        },
+        doc="a sponsor or announcement block, after the lead story, counted in the size budget",
+    ),
 }
 
 DIGEST = Table(NEWSLETTER_OPTIONS, doc="what an edition takes and when it is due")
@@ -543,6 +560,7 @@ EMAIL = Table(
         "reply_to": Opt(k_email, None, "a Reply-To address"),
         "recipients": Opt(k_address_list, (), "addresses that receive the digest"),
         "recipients_file": Opt(k_path, None, "a CSV file of recipients: a column 'email', optional 'name'"),
+        "editors": Opt(k_str_list, (), "who gets the test copy of an edition waiting for approval"),
         "unsubscribe_url": Opt(
             k_str,
             None,
@@ -758,6 +776,10 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
                 "email.unsubscribe_url: has no {token} (or {email}), so every message would carry "
                 "the same link and no one could be unsubscribed by it; add ?token={token}"
             )
+    if email_out.get("editors"):
+        from .subscribers import recipient_problems as _problems
+
+        ctx.problems.extend(p.replace("email.recipients", "email.editors") for p in _problems(email_out["editors"]))
     if email_out.get("recipients"):
         # Checked here too (not only when sending) so that they come with the rest.
         from .subscribers import recipient_problems

@@ -165,7 +165,7 @@ class Edition:
     created: datetime
     html: str
     text: str
-    status: str = "sending"  # sending | done
+    status: str = "sending"  # sending | done | awaiting (approval) | rejected
     #: where ``html`` and ``text`` leave the per-recipient gaps (kept in the ledger)
     markers: Markers = Markers()
 

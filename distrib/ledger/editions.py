@@ -26,6 +26,8 @@ class Editions(RunLock, Subscribers, Part):
         *,
         edition_id: int | None = None,
         markers: Markers | None = None,
+        status: str = "sending",
+        editor: dict[str, Any] | None = None,
     ) -> Edition:
         """Record an edition; ``edition_id`` from :meth:`next_edition_id` when the
         rendered HTML already links to its own number (the archive's page); ``markers``
@@ -35,10 +37,14 @@ class Editions(RunLock, Subscribers, Part):
         keys = tuple(post_keys)
         with self.db.transaction():
             cur = self.db.execute(
-                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text, markers)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                (edition_id, newsletter, subject, preheader, iso(created), html, text, markers.nonce),
-            )
+                """INSERT INTO editions (id, newsletter, subject, preheader, created, html, text, markers,
+                                        status, editor)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    edition_id, newsletter, subject, preheader, iso(created), html, text, markers.nonce,
+                    status, json.dumps(editor) if editor else "",
+                ),
+            )  # fmt: skip
             edition_id = cur.lastrowid
             assert edition_id is not None
             self.db.executemany(
@@ -46,7 +52,7 @@ class Editions(RunLock, Subscribers, Part):
                 [(edition_id, k, i) for i, k in enumerate(keys)],
             )
         return Edition(
-            edition_id, newsletter, keys, subject, preheader, created, html, text, markers=markers
+            edition_id, newsletter, keys, subject, preheader, created, html, text, status=status, markers=markers
         )
 
     @wrap_errors
@@ -86,7 +92,9 @@ class Editions(RunLock, Subscribers, Part):
     @wrap_errors
     def last_edition(self, newsletter: str) -> Edition | None:
         row = self.db.execute(
-            "SELECT * FROM editions WHERE newsletter = ? ORDER BY id DESC LIMIT 1", (newsletter,)
+            # A rejected edition was never sent: the one before it is the last.
+            "SELECT * FROM editions WHERE newsletter = ? AND status != 'rejected' ORDER BY id DESC LIMIT 1",
+            (newsletter,),
         ).fetchone()
         return self._edition(row) if row else None
 
@@ -104,6 +112,102 @@ class Editions(RunLock, Subscribers, Part):
                 "SELECT * FROM editions WHERE newsletter = ? ORDER BY id", (newsletter,)
             ).fetchall()
         return [self._edition(r) for r in rows]
+
+    @wrap_errors
+    def awaiting_editions(self, newsletter: str | None = None) -> list[Edition]:
+        """Editions waiting for `distrib approve` (all newsletters when None)."""
+        rows = self.db.execute(
+            "SELECT * FROM editions WHERE status = 'awaiting' AND (? IS NULL OR newsletter = ?) ORDER BY id",
+            (newsletter, newsletter),
+        ).fetchall()
+        return [self._edition(r) for r in rows]
+
+    @wrap_errors
+    def edition_editor(self, edition_id: int) -> dict[str, Any]:
+        """What an awaiting edition was rendered with: {"inputs": fingerprint, "base": [keys]}."""
+        row = self.db.execute("SELECT editor FROM editions WHERE id = ?", (edition_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    @wrap_errors
+    def set_edition_editor(self, edition_id: int, editor: dict[str, Any]) -> None:
+        self.db.execute("UPDATE editions SET editor = ? WHERE id = ?", (json.dumps(editor), edition_id))
+
+    @wrap_errors
+    def rerender_edition(
+        self, edition_id: int, post_keys: Iterable[str], subject: str, preheader: str, html: str, text: str,
+        markers: Markers, editor: dict[str, Any],
+    ) -> bool:
+        """Replace an awaiting edition's content; False when it is no longer awaiting."""
+        keys = tuple(post_keys)
+        with self.db.transaction():
+            cur = self.db.execute(
+                """UPDATE editions SET subject = ?, preheader = ?, html = ?, text = ?, markers = ?, editor = ?
+                   WHERE id = ? AND status = 'awaiting'""",
+                (subject, preheader, html, text, markers.nonce, json.dumps(editor), edition_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            self.db.execute("DELETE FROM edition_posts WHERE edition_id = ?", (edition_id,))
+            self.db.executemany(
+                "INSERT INTO edition_posts (edition_id, post_key, position) VALUES (?, ?, ?)",
+                [(edition_id, k, i) for i, k in enumerate(keys)],
+            )
+        return True
+
+    @wrap_errors
+    def set_edition_status(self, edition_id: int, old: str, new: str) -> bool:
+        """Move an edition from ``old`` to ``new`` status; False if it was not ``old``."""
+        with self.db.transaction():
+            cur = self.db.execute(
+                "UPDATE editions SET status = ? WHERE id = ? AND status = ?", (new, edition_id, old)
+            )
+        return cur.rowcount == 1
+
+    # --- the editor's picks ------------------------------------------------------
+
+    @wrap_errors
+    def editor_picks(self, newsletter: str) -> list[tuple[str, str]]:
+        """(post key, "pin" | "skip") for the next edition, pins in the order given."""
+        return [
+            (r[0], r[1])
+            for r in self.db.execute(
+                "SELECT post_key, action FROM editor_picks WHERE newsletter = ? ORDER BY position, created",
+                (newsletter,),
+            )
+        ]
+
+    @wrap_errors
+    def set_editor_pick(self, newsletter: str, post_key: str, action: str) -> None:
+        with self.db.transaction():
+            (position,) = self.db.execute(
+                "SELECT coalesce(max(position), 0) + 1 FROM editor_picks WHERE newsletter = ?", (newsletter,)
+            ).fetchone()
+            self.db.execute(
+                """INSERT INTO editor_picks (newsletter, post_key, action, position, created) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (newsletter, post_key) DO UPDATE SET action = excluded.action,
+                       position = excluded.position, created = excluded.created""",
+                (newsletter, post_key, action, position, iso(now())),
+            )
+
+    @wrap_errors
+    def clear_editor_picks(self, newsletter: str, post_key: str | None = None) -> int:
+        """Forget the picks (and the note) for the next edition; one post's pick with ``post_key``."""
+        with self.db.transaction():
+            if post_key is None:
+                self.db.execute("DELETE FROM kv WHERE key = ?", (f"editor:{newsletter}:note",))
+                cur = self.db.execute("DELETE FROM editor_picks WHERE newsletter = ?", (newsletter,))
+            else:
+                cur = self.db.execute(
+                    "DELETE FROM editor_picks WHERE newsletter = ? AND post_key = ?", (newsletter, post_key)
+                )
+        return int(cur.rowcount)
+
+    def editor_note(self, newsletter: str) -> str:
+        """The note given with `send --note` for the next edition ("" when none)."""
+        return str(self.kv_get(f"editor:{newsletter}:note") or "")
+
+    def set_editor_note(self, newsletter: str, text: str) -> None:
+        self.kv_put(f"editor:{newsletter}:note", text)
 
     @wrap_errors
     def finish_edition(self, edition_id: int) -> None:

@@ -105,7 +105,8 @@ class Posts(Part):
             r[0]
             for r in self.db.execute(
                 """SELECT ep.post_key FROM edition_posts ep
-                   JOIN editions e ON e.id = ep.edition_id WHERE e.newsletter = ?""",
+                   JOIN editions e ON e.id = ep.edition_id
+                   WHERE e.newsletter = ? AND e.status != 'rejected'""",
                 (newsletter,),
             )
         }

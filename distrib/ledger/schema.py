@@ -151,7 +151,26 @@ def _update_from_3_to_4(db: sqlite3.Connection) -> None:
     db.execute(SCHEMA_V4)
 
 
-SCHEMA_V5 = """
+def _update_from_4_to_5(db: sqlite3.Connection) -> None:
+    # The editor's hand.  Pins and skips for the next edition of a newsletter, used up
+    # by the edition that goes out.  An edition waiting for approval has status
+    # 'awaiting' (then 'sending' once approved, or 'rejected'); its "editor" column keeps
+    # the fingerprint of the note, picks and sponsor it was rendered with and the posts
+    # selection took before the picks, as JSON ('' for editions without approval).
+    db.execute(
+        """CREATE TABLE editor_picks (
+            newsletter TEXT NOT NULL,
+            post_key   TEXT NOT NULL,
+            action     TEXT NOT NULL,        -- pin | skip
+            position   INTEGER NOT NULL,     -- pins: the order given
+            created    TEXT NOT NULL,
+            PRIMARY KEY (newsletter, post_key)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("ALTER TABLE editions ADD COLUMN editor TEXT NOT NULL DEFAULT ''")
+
+
+SCHEMA_V6 = """
 -- The consent record: how and when each address signed up, confirmed, left, bounced.
 -- Kept apart from subscribers so that a signup that is never confirmed adds no
 -- subscriber (an unconfirmed address never receives an edition).
@@ -185,9 +204,9 @@ CREATE INDEX mail_outbox_by_address ON mail_outbox (address, created);
 """
 
 
-def _update_from_4_to_5(db: sqlite3.Connection) -> None:
+def _update_from_5_to_6(db: sqlite3.Connection) -> None:
     buf = ""
-    for line in SCHEMA_V5.splitlines(keepends=True):
+    for line in SCHEMA_V6.splitlines(keepends=True):
         buf += line
         if sqlite3.complete_statement(buf):
             db.execute(buf)
@@ -200,6 +219,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _update_from_2_to_3,
     3: _update_from_3_to_4,
     4: _update_from_4_to_5,
+    5: _update_from_5_to_6,
 }
 VERSION = len(MIGRATIONS)
 

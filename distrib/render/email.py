@@ -269,6 +269,7 @@ def render_edition(
     web_url: str | None = None,
     max_full: int | None = None,
     markers: Markers | None = None,
+    note: str = "",
 ) -> RenderedEdition:
     """Render one edition of ``newsletter`` (its validated table) for ``posts``, newest first.
 
@@ -278,7 +279,9 @@ def render_edition(
     fit at all is a TemplateError: never sent clipped.
 
     The per-recipient gaps are ``markers``, by default a fresh random pair that no post
-    can know (see :class:`~distrib.model.Markers`)."""
+    can know (see :class:`~distrib.model.Markers`).  ``note`` is the editor's note
+    (Markdown) shown above the posts; the newsletter's ``sponsor`` table, a block after
+    the lead story.  Both count against the size budget like the posts."""
     if not posts:
         raise ValueError("render_edition needs at least one post")
     markers = markers or Markers.new()
@@ -307,6 +310,19 @@ def render_edition(
         "now": now,
         "posts": views,
         "web_url": web_url,
+    }
+    from markupsafe import Markup
+
+    from ..editor import markdown_html, markdown_text, sponsor_view
+
+    intro_html = markdown_html(note, site_url) if note.strip() else ""
+    sponsor = sponsor_view(newsletter, site_url, theme.t("sponsored"))
+    if sponsor is not None:
+        sponsor["html"] = Markup(sponsor["html"])  # sanitised by sponsor_view
+    base_ctx |= {
+        "intro_html": Markup(intro_html),  # sanitised: the allowlist of post HTML
+        "intro_text": markdown_text(intro_html) if intro_html else "",
+        "sponsor": sponsor,
     }
     where = getattr(newsletter, "where", "") or _where(name)  # a config Section knows its path
     subject = _single_line(

@@ -38,8 +38,9 @@ from urllib.parse import urlsplit
 
 from ..adapters import Context, Source
 from ..config import Opt, choice, k_path, k_url
+from ..discover import feed_in_page, looks_like_html
 from ..errors import ConfigError, SourceError
-from ..http import FetchError
+from ..http import FetchError, HttpResponse
 from ..model import Image, Post
 from ..paths import SAMPLE_DIR
 from ..sanitize import absolute_http_url, clean_html, excerpt, html_to_text, one_line
@@ -706,6 +707,9 @@ class FeedSource(Source):
             )  # fmt: skip
         try:
             resp = self.ctx.http.get(url, headers={"Accept": ACCEPT})
+            if looks_like_html(resp.body, resp.content_type):
+                # A home page: read the feed it declares (or one at a common path).
+                resp = self._feed_of_page(resp)
         except FetchError as e:
             raise SourceError(self.name, str(e)) from None
         return parse_feed(
@@ -714,6 +718,19 @@ class FeedSource(Source):
             categories_as=self.opts.get("categories_as") or "both",
             link_fallback=self.opts.get("link_fallback") or "skip",
         )  # fmt: skip
+
+    def _feed_of_page(self, page: HttpResponse) -> HttpResponse:
+        feed, _api = feed_in_page(page.body, page.headers, page.url, self.ctx.http)
+        if feed is None:
+            return page  # parse_feed says "not a feed" with the page's own hint
+        try:
+            return self.ctx.http.get(feed.url, headers={"Accept": ACCEPT})
+        except FetchError as e:
+            raise SourceError(
+                self.name,
+                f"not a feed (got {page.content_type or 'an HTML page'}); the page names a feed at "
+                f"{e.url}, which answered {e.reason}; check the url",
+            ) from None
 
     def _read(self, path: Path) -> bytes:
         try:

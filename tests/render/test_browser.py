@@ -126,6 +126,21 @@ def test_long_unbroken_words_do_not_widen_a_phone(make_settings, tmp_path):
     assert m["scrollWidth"] <= m["innerWidth"], m["wide"]
 
 
+def test_note_and_sponsor_fit_a_phone_and_keep_the_rules(make_settings, tmp_path):
+    sponsor = (
+        '[digest.sponsor]\ntitle = "Port Avery Regatta, the whole weekend on the water"\n'
+        'text = "Tickets at https://regatta.example/' + "a-very-long-path-segment" * 6 + ' and **more**."\n'
+        'url = "https://regatta.example/t"\nlink_text = "Get tickets"\nimage = "https://news.harbour.example/media/1.jpg"\n'
+    )
+    settings = make_settings(sponsor)
+    r = render_edition(
+        settings, make_posts(4), newsletter=settings.data["digest"], name="digest", now=FIXED_NOW,
+        web_url=WEB_URL, note="**From the editor.** A note with a [link](https://example.org/" + "x" * 80 + ").",
+    )
+    assert "Port Avery Regatta" in r.html and "From the editor." in r.html
+    html = local_images(r.html, tmp_path)
+    for width, m in browser.measure_widths(html, (375, 1280), workdir=tmp_path).items():
+        check("note+sponsor", "en", width, m)
 # --- mixed scripts and the phone layout ---------------------------------------------------
 
 EN_TITLE, EN_SUMMARY, EN_AUTHOR = "Police close the bridge", "Police have closed the bridge.", "Maria Kovalenko"

@@ -1,0 +1,596 @@
+"""From a site's address to its sources and identity: what `distrib init URL` writes.
+
+One page is fetched through the one HTTP client (its size cap, timeouts and redirect
+limit) and read for what the site itself declares:
+
+- feeds: ``<link rel="alternate">`` of type RSS, Atom or JSON Feed (comment feeds last);
+- the WordPress REST API: ``<link rel="https://api.w.org/">`` or the same in the
+  ``Link`` header; its root (``/wp-json/``) gives the name, time zone and site icon;
+- when nothing is declared, the common feed paths (``/feed``, ``/rss.xml``,
+  ``/atom.xml``, ``/index.xml``, ``/feed.json``, ``/feed.xml``), each accepted only
+  when it parses as a feed;
+- identity: ``og:site_name`` / ``<title>``, ``<html lang>``, a logo (WordPress site
+  icon, ``apple-touch-icon``, ``icon``, ``og:image``), ``<meta name="theme-color">``,
+  and a postal address from schema.org markup (JSON-LD or microdata).
+
+The WordPress API is preferred when present: it gives authors, categories, tags and
+featured images that a feed leaves out.  :func:`render_config` writes the commented
+``distrib.toml``.  Nothing here sends anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from .errors import DistribError, UsageError
+from .http import FetchError, HttpClient, HttpResponse
+from .sanitize import absolute_http_url
+
+#: Paths tried, in order, when a page declares no feed.
+COMMON_FEED_PATHS = ("/feed", "/rss.xml", "/atom.xml", "/index.xml", "/feed.json", "/feed.xml")
+#: The largest home page read; a bigger one is refused by the HTTP client's cap.
+PAGE_MAX_BYTES = 5_000_000
+WP_REL = "https://api.w.org/"
+
+_FEED_TYPES = {
+    "application/rss+xml": "RSS",
+    "application/atom+xml": "Atom",
+    "application/feed+json": "JSON Feed",
+    "application/json": "JSON Feed",
+    "application/rdf+xml": "RSS",
+}
+_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
+_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_LANG_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+_ADDRESS_PROPS = ("streetAddress", "postOfficeBoxNumber", "addressLocality", "addressRegion", "postalCode", "addressCountry")
+
+
+class DiscoveryError(DistribError):
+    """Nothing usable was found at the address (exit 1: nothing was written)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class FeedLink:
+    url: str
+    kind: str  # RSS, Atom, JSON Feed
+    title: str = ""
+    how: str = "declared"  # declared (<link rel=alternate>) | probed (a common path)
+
+    @property
+    def is_comments(self) -> bool:
+        return "comment" in self.title.lower() or "/comments/" in self.url.lower()
+
+
+@dataclass
+class PageInfo:
+    """What one HTML page declares about itself."""
+
+    title: str = ""
+    lang: str = ""
+    meta: dict[str, str] = field(default_factory=dict)  # name/property (lower-case) -> content
+    links: list[dict[str, str]] = field(default_factory=list)  # each <link>'s attributes
+    json_ld: list[Any] = field(default_factory=list)
+    microdata_address: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Discovery:
+    """What `distrib init URL` found, and which source it chose."""
+
+    url: str  # the page's final URL, after redirects
+    feeds: list[FeedLink] = field(default_factory=list)
+    wordpress_api: str | None = None  # the API root, when the site offers one
+    wordpress_site: str | None = None  # the site URL the wordpress source takes
+    name: str = ""
+    description: str = ""
+    language: str = ""
+    logo: str | None = None
+    logo_from: str = ""
+    brand_color: str | None = None
+    timezone: str | None = None
+    postal_address: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> str:
+        """"wordpress" or "feed" (or "" when nothing was found)."""
+        if self.wordpress_site:
+            return "wordpress"
+        return "feed" if self.feeds else ""
+
+    @property
+    def feed(self) -> FeedLink | None:
+        for link in self.feeds:
+            if not link.is_comments:
+                return link
+        return self.feeds[0] if self.feeds else None
+
+    def why(self) -> str:
+        """One line: which source was chosen and why."""
+        if self.chosen == "wordpress":
+            also = f" (a feed is there too: {self.feed.url})" if self.feed else ""
+            return (
+                f"chose the WordPress REST API at {self.wordpress_api}: it gives authors, "
+                f"categories, tags and featured images that a feed leaves out{also}"
+            )
+        feed = self.feed
+        if feed is None:
+            return "found no feed"
+        how = "declared by the page's <link rel=\"alternate\">" if feed.how == "declared" else "found at a common feed path (the page declares none)"
+        others = len(self.feeds) - 1
+        more = f"; {others} other feed{'s' if others != 1 else ''} listed in the config as comments" if others else ""
+        return f"chose the {feed.kind} feed {feed.url}, {how}{more}"
+
+
+# --- reading a page --------------------------------------------------------------------
+
+
+class _PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.info = PageInfo()
+        self._in_title = False
+        self._title: list[str] = []
+        self._script_ld = False
+        self._script: list[str] = []
+        self._address_depth = 0  # inside an itemtype=PostalAddress element
+        self._prop: str | None = None
+        self._prop_text: list[str] = []
+        self._stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "html" and a.get("lang") and not self.info.lang:
+            self.info.lang = a["lang"].strip()
+        elif tag == "title" and not self.info.title:
+            self._in_title = True
+        elif tag == "meta":
+            key = (a.get("property") or a.get("name") or "").strip().lower()
+            if key and "content" in a and key not in self.info.meta:
+                self.info.meta[key] = a["content"].strip()
+            if self._address_depth and a.get("itemprop") in _ADDRESS_PROPS and a.get("content"):
+                self.info.microdata_address.setdefault(a["itemprop"], a["content"].strip())
+        elif tag == "link":
+            if len(self.info.links) < 500:
+                self.info.links.append(a)
+        elif tag == "script" and a.get("type", "").lower().strip() == "application/ld+json":
+            self._script_ld = True
+            self._script = []
+        if tag in ("meta", "link", "img", "br", "hr", "input", "source", "area", "base", "col", "embed", "wbr"):
+            return
+        self._stack.append(tag)
+        if self._address_depth:
+            self._address_depth += 1
+        elif "postaladdress" in a.get("itemtype", "").lower():
+            self._address_depth = 1
+        if self._address_depth and a.get("itemprop") in _ADDRESS_PROPS:
+            self._prop = a["itemprop"]
+            self._prop_text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title" and self._in_title:
+            self._in_title = False
+            self.info.title = " ".join("".join(self._title).split())
+        elif tag == "script" and self._script_ld:
+            self._script_ld = False
+            try:
+                self.info.json_ld.append(json.loads("".join(self._script)))
+            except ValueError:
+                pass
+        if self._stack and self._stack[-1] == tag:
+            self._stack.pop()
+            if self._prop and self._address_depth:
+                text = " ".join("".join(self._prop_text).split())
+                if text:
+                    self.info.microdata_address.setdefault(self._prop, text)
+                self._prop = None
+            if self._address_depth:
+                self._address_depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self._title.append(data)
+        elif self._script_ld:
+            self._script.append(data)
+        elif self._prop is not None:
+            self._prop_text.append(data)
+
+
+def parse_page(html: str) -> PageInfo:
+    """The page's title, language, meta tags, links and schema.org data."""
+    parser = _PageParser()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # html.parser is lenient; a pathological page keeps what was read
+        pass
+    return parser.info
+
+
+def looks_like_html(body: bytes, content_type: str = "") -> bool:
+    return content_type in ("text/html", "application/xhtml+xml") or bool(_HTML_START.match(body[:4096]))
+
+
+def _rels(link: dict[str, str]) -> list[str]:
+    return link.get("rel", "").lower().split()
+
+
+def declared_feeds(info: PageInfo, base: str) -> list[FeedLink]:
+    """The page's ``<link rel="alternate">`` feeds, in page order, comment feeds last."""
+    out: list[FeedLink] = []
+    for link in info.links:
+        kind = _FEED_TYPES.get(link.get("type", "").split(";")[0].strip().lower())
+        if not kind or "alternate" not in _rels(link):
+            continue
+        if kind == "JSON Feed" and link.get("type", "").startswith("application/json") and "oembed" in link.get("href", "").lower():
+            continue  # WordPress's oEmbed links are application/json alternates too
+        url = absolute_http_url(link.get("href", ""), base)
+        if url and all(f.url != url for f in out):
+            out.append(FeedLink(url, kind, " ".join(link.get("title", "").split())))
+    return sorted(out, key=lambda f: f.is_comments)
+
+
+def wordpress_api_link(info: PageInfo | None, headers: dict[str, str], base: str) -> str | None:
+    """The WordPress REST API root from ``<link rel="https://api.w.org/">`` or the Link header."""
+    for part in _split_link_header(headers.get("link", "")):
+        m = re.match(r"\s*<([^>]*)>(.*)$", part, re.S)
+        if m and re.search(r"""rel\s*=\s*["']?https://api\.w\.org/["']?""", m.group(2), re.I):
+            url = absolute_http_url(m.group(1), base)
+            if url:
+                return url
+    for link in info.links if info else []:
+        if WP_REL in _rels(link):
+            url = absolute_http_url(link.get("href", ""), base)
+            if url:
+                return url
+    return None
+
+
+def _split_link_header(value: str) -> Iterator[str]:
+    depth = False
+    start = 0
+    for i, ch in enumerate(value):
+        if ch == "<":
+            depth = True
+        elif ch == ">":
+            depth = False
+        elif ch == "," and not depth:
+            yield value[start:i]
+            start = i + 1
+    if value[start:].strip():
+        yield value[start:]
+
+
+def wordpress_site_url(api_root: str) -> str:
+    """The address a wordpress source takes, from the API root it advertises."""
+    parts = urlsplit(api_root)
+    path = parts.path
+    if "/wp-json" in path:
+        path = path[: path.index("/wp-json")]
+    return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/") or "", "", "")) or api_root
+
+
+# --- identity ------------------------------------------------------------------------
+
+
+def _logo(info: PageInfo, base: str) -> tuple[str | None, str]:
+    def size(link: dict[str, str]) -> int:
+        m = re.match(r"(\d+)x(\d+)", link.get("sizes", "").strip().lower())
+        return int(m.group(1)) if m else 0
+
+    def usable(url: str | None) -> bool:
+        # An email client shows neither SVG nor ICO reliably.
+        return bool(url) and not urlsplit(url or "").path.lower().endswith((".svg", ".ico"))
+
+    for rel, label in (("apple-touch-icon", "apple-touch-icon"), ("icon", "icon")):
+        links = [link for link in info.links if rel in _rels(link) and "image/svg" not in link.get("type", "")]
+        for link in sorted(links, key=size, reverse=True):
+            url = absolute_http_url(link.get("href", ""), base)
+            if usable(url):
+                return url, f'<link rel="{label}">'
+    og = absolute_http_url(info.meta.get("og:image", ""), base)
+    if usable(og):
+        return og, "og:image"
+    return None, ""
+
+
+def _address_from_ld(data: Any, depth: int = 0) -> str:
+    if depth > 8:
+        return ""
+    if isinstance(data, list):
+        for item in data:
+            found = _address_from_ld(item, depth + 1)
+            if found:
+                return found
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    address = data.get("address")
+    if isinstance(address, str) and address.strip():
+        return " ".join(address.split())
+    if isinstance(address, list) and address:
+        address = address[0]
+    if isinstance(address, dict):
+        text = _join_address(address)
+        if text:
+            return text
+    for key in ("@graph", "publisher", "author", "location", "organization", "sourceOrganization"):
+        if key in data:
+            found = _address_from_ld(data[key], depth + 1)
+            if found:
+                return found
+    return ""
+
+
+def _join_address(parts: dict[str, Any]) -> str:
+    values = []
+    for prop in _ADDRESS_PROPS:
+        value = parts.get(prop)
+        if isinstance(value, dict):  # addressCountry may be a Country object
+            value = value.get("name")
+        if isinstance(value, str) and value.strip():
+            values.append(" ".join(value.split()))
+    return ", ".join(values)
+
+
+def _language(info: PageInfo) -> str:
+    lang = info.lang or info.meta.get("og:locale", "").replace("_", "-")
+    return lang if _LANG_RE.match(lang) else ""
+
+
+def _timezone(api: dict[str, Any]) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = api.get("timezone_string")
+    if isinstance(name, str) and name:
+        try:
+            ZoneInfo(name)
+            return name
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+    offset = api.get("gmt_offset")
+    try:
+        hours = float(offset)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if hours == 0:
+        return "UTC"
+    if hours.is_integer() and -14 <= hours <= 12:
+        return f"Etc/GMT{-int(hours):+d}"  # the Etc zones count the other way
+    return None
+
+
+# --- the whole discovery -------------------------------------------------------------
+
+
+def _http_url(url: str) -> str:
+    url = url.strip()
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{url!r} is not a web address; give one such as https://example.org/")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
+
+
+def _feed_kind(resp: HttpResponse) -> str | None:
+    """"RSS", "Atom" or "JSON Feed" when the answer parses as a feed with items or a title."""
+    from .sources.feed import parse_feed
+
+    if looks_like_html(resp.body, resp.content_type):
+        return None
+    try:
+        parse_feed(resp.body, source="discover", url=resp.url, content_type=resp.content_type, charset=resp.charset)
+    except DistribError:
+        return None
+    head = resp.body[:2048].lstrip()
+    if head.startswith(b"{"):
+        return "JSON Feed"
+    return "Atom" if b"<feed" in resp.body[:4096] else "RSS"
+
+
+def discover(url: str, http: HttpClient) -> Discovery:
+    """Fetch ``url`` and find its sources and identity; DiscoveryError if no source."""
+    url = _http_url(url)
+    try:
+        resp = http.get(url, headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"}, conditional=False)
+    except FetchError as e:
+        raise DiscoveryError(f"cannot read the site: {e}") from None
+    found = Discovery(url=resp.url)
+    if not looks_like_html(resp.body, resp.content_type):
+        kind = _feed_kind(resp)
+        if kind is None:
+            raise DiscoveryError(
+                f"{resp.url} is neither a web page nor a feed (got {resp.content_type or 'no content type'}); "
+                "give the site's home page or its feed's address"
+            )
+        found.feeds.append(FeedLink(resp.url, kind, how="given"))
+        found.notes.append(f"{resp.url} is a {kind} feed itself; the site's name and logo come from the feed's home page when set")
+        return found
+    info = parse_page(resp.text())
+    base = resp.url
+    found.feeds = declared_feeds(info, base)
+    api = wordpress_api_link(info, resp.headers, base)
+    api_data: dict[str, Any] = {}
+    if api:
+        found.wordpress_api = api
+        found.wordpress_site = wordpress_site_url(api)
+        try:
+            root = http.get(api, headers={"Accept": "application/json"}, conditional=False)
+            data = json.loads(root.body.decode("utf-8", "replace"))
+            api_data = data if isinstance(data, dict) else {}
+        except (FetchError, ValueError) as e:
+            found.notes.append(f"the WordPress API root did not answer usably ({e}); its name and time zone were not read")
+        if api_data.get("home") and absolute_http_url(str(api_data["home"]), base):
+            found.wordpress_site = str(api_data["home"]).rstrip("/")
+    if not found.feeds and not api:
+        found.feeds = probe_common_paths(base, http)
+    if not found.chosen:
+        tried = ", ".join(COMMON_FEED_PATHS)
+        raise DiscoveryError(
+            f"found no feed at {base}: the page declares none (<link rel=\"alternate\">), offers no "
+            f"WordPress API, and none of {tried} answered a feed; run `distrib init FEED-URL` with the feed's address"
+        )
+    # identity
+    found.name = (
+        info.meta.get("og:site_name")
+        or (str(api_data.get("name") or "") if api_data else "")
+        or info.meta.get("application-name", "")
+        or info.title
+    ).strip()
+    found.description = (str(api_data.get("description") or "") or info.meta.get("description", "")).strip()
+    found.language = _language(info)
+    icon = api_data.get("site_icon_url") if api_data else None
+    if isinstance(icon, str) and absolute_http_url(icon, base):
+        found.logo, found.logo_from = absolute_http_url(icon, base), "the WordPress site icon"
+    else:
+        found.logo, found.logo_from = _logo(info, base)
+    color = info.meta.get("theme-color", "")
+    found.brand_color = color if _COLOR_RE.match(color) else None
+    if api_data:
+        found.timezone = _timezone(api_data)
+    found.postal_address = _address_from_ld(info.json_ld) or _join_address(info.microdata_address)
+    return found
+
+
+def probe_common_paths(base: str, http: HttpClient) -> list[FeedLink]:
+    """The first common feed path that answers a feed (each probe bounded by the client)."""
+    for path in COMMON_FEED_PATHS:
+        candidate = urljoin(base, path)
+        try:
+            resp = http.get(candidate, conditional=False)
+        except FetchError:
+            continue
+        kind = _feed_kind(resp)
+        if kind:
+            return [FeedLink(resp.url, kind, how="probed")]
+    return []
+
+
+def feed_in_page(body: bytes, headers: dict[str, str], page_url: str, http: HttpClient) -> tuple[FeedLink | None, str | None]:
+    """For a feed source given a home page: (the feed to read, the WordPress API root if any)."""
+    text = body.decode("utf-8", "replace")
+    info = parse_page(text)
+    feeds = declared_feeds(info, page_url)
+    api = wordpress_api_link(info, headers, page_url)
+    if not feeds:
+        feeds = probe_common_paths(page_url, http)
+    feed = next((f for f in feeds if not f.is_comments), feeds[0] if feeds else None)
+    return feed, api
+
+
+def describe_feed_source(name: str, url: str, http: HttpClient) -> str:
+    """For `distrib check`: one line on what a feed source's url turned out to be."""
+    try:
+        resp = http.get(url, headers={"Accept": "application/rss+xml, application/atom+xml, application/feed+json, */*;q=0.5"})
+    except FetchError as e:
+        return f"source {name}: cannot read it now ({e})"
+    if not looks_like_html(resp.body, resp.content_type):
+        return f"source {name}: {url} answers a feed"
+    feed, api = feed_in_page(resp.body, resp.headers, resp.url, http)
+    if feed is None:
+        return f"source {name}: {url} is a web page that names no feed and none was found at {', '.join(COMMON_FEED_PATHS)}"
+    how = "it declares" if feed.how == "declared" else "found at a common path"
+    line = f"source {name}: {url} is a web page; reading its {feed.kind} feed {feed.url} ({how})"
+    if api:
+        line += f"; the site offers the WordPress REST API ({api}): type = \"wordpress\" with url = \"{wordpress_site_url(api)}\" also gives authors, terms and images"
+    return line
+
+
+# --- the config file -------------------------------------------------------------------
+
+
+def _c(text: str) -> str:
+    """Text for a TOML comment: one line, no control characters."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _q(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_config(found: Discovery) -> str:
+    """A commented distrib.toml for the site; TODO marks what a person must decide."""
+    host = urlsplit(found.url).hostname or "example.org"
+    domain = host[4:] if host.startswith("www.") else host
+    if "." not in domain or domain.replace(".", "").isdigit() or ":" in domain:
+        domain = "example.org"  # an address or a bare host name: no mail domain to guess
+    site_url = found.wordpress_site or found.url
+    lines = [
+        f"# distrib's config for {found.name or host}, written by `distrib init {found.url}`.",
+        "# What the site declares was filled in; a TODO marks what only you can decide.",
+        "# `distrib check` validates it; `distrib preview --open` shows the next digest.",
+        "",
+        "[site]",
+        f"name = {_q(found.name or host)}" + ("" if found.name else "  # TODO: the page gave no name (og:site_name or <title>)"),
+        f"url = {_q(site_url if site_url.endswith('/') else site_url + '/')}",
+    ]
+    if found.description:
+        lines.append(f"description = {_q(found.description)}")
+    if found.language:
+        lines.append(f"language = {_q(found.language)}                   # from <html lang>")
+    else:
+        lines.append('language = "en"  # TODO: the page declares no <html lang>; set the BCP 47 tag ("de", "uk" ...)')
+    if found.timezone:
+        lines.append(f"timezone = {_q(found.timezone)}  # from the WordPress settings")
+    else:
+        lines.append('timezone = "UTC"  # the site does not say; set yours ("Europe/Dublin") for dates and the cadence')
+    if found.postal_address:
+        lines.append(f"postal_address = {_q(found.postal_address)}  # from the site's schema.org markup")
+    else:
+        lines.append('postal_address = ""  # TODO: required to send (CAN-SPAM): the postal address printed in every email')
+    if found.logo:
+        lines.append(f"logo = {_q(found.logo)}  # {found.logo_from}")
+    lines += ["", f"# {_c(found.why())}"]
+    lines += ["[[sources]]"]
+    if found.chosen == "wordpress":
+        lines += [
+            'name = "site"',
+            'type = "wordpress"',
+            f"url = {_q(found.wordpress_site or site_url)}",
+        ]
+        if found.feed:
+            lines += ["", "# The feed, if you prefer it (only one of the two: the same posts):",
+                      "# [[sources]]", '# name = "feed"', '# type = "feed"', f"# url = {_q(found.feed.url)}"]
+    else:
+        feed = found.feed
+        assert feed is not None
+        lines += ['name = "site"', 'type = "feed"', f"url = {_q(feed.url)}  # {feed.kind}"]
+        for other in found.feeds:
+            if other is feed:
+                continue
+            label = f" ({other.title})" if other.title else ""
+            lines += ["", f"# Another feed the site declares{_c(label)}:", "# [[sources]]",
+                      f"# name = {_q('other')}", '# type = "feed"', f"# url = {_q(other.url)}  # {other.kind}"]
+    lines += [
+        "",
+        "[digest]",
+        'window = "7d"             # how far back posts are taken',
+        "max_posts = 10",
+        'cadence = "weekly"        # per-run | per-post | daily | weekly | monthly',
+        'day = "monday"',
+        'time = "08:00"            # local time in site.timezone',
+        "",
+        "[email]",
+        'mailer = "outbox"         # TODO: outbox writes .eml files; for real sending choose smtp, postmark, mailgun, ses ... ([email.smtp] etc., see the README)',
+        f"from = {_q((found.name or host).replace(chr(34), '') + f' <news@{domain}>')}  # TODO: an address of your domain that may send",
+        "recipients = []          # TODO: who receives the digest (or recipients_file, or `distrib subscribers import`)",
+        f'unsubscribe_url = "https://{domain}/unsubscribe?token={{token}}"  # TODO: where `distrib serve` answers, behind your proxy',
+        "",
+        "[email.outbox]",
+        'dir = "outbox"',
+    ]
+    if found.brand_color:
+        lines += ["", "[theme]", f"brand_color = {_q(found.brand_color)}  # from <meta name=\"theme-color\">"]
+    for note in found.notes:
+        lines.insert(3, f"# note: {_c(note)}")
+    return "\n".join(lines) + "\n"
