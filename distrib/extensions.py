@@ -8,3 +8,4 @@ from __future__ import annotations
 
 from .render import theme  # noqa: F401  ([theme])
 from . import signup  # noqa: F401  ([signup])
+from . import hooks  # noqa: F401  ([webhooks])

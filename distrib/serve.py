@@ -220,6 +220,11 @@ class UnsubscribeServer(Server):
         router.add({"POST"}, exact("/subscribe"), signup.subscribe)
         router.add({"GET"}, exact("/confirm"), signup.confirm_page)
         router.add({"POST"}, exact("/confirm"), signup.confirm)
+        from .hooks import HookRoutes
+
+        hooks = HookRoutes(settings, ledger, self.lock)
+        router.add({"POST"}, exact("/hooks/postmark"), hooks.postmark)
+        router.add({"POST"}, exact("/hooks/mailgun"), hooks.mailgun)
         self.router = router
         super().__init__(router, host, port, limits, on_close=self._close_ledger)
         self.sender = threading.Thread(target=self._send_queued, name="distrib-outbox", daemon=True)

@@ -130,3 +130,49 @@ class Signups(Part):
         finally:
             self.db.execute("PRAGMA synchronous = NORMAL")
         return True
+
+    @wrap_errors
+    def provider_event(
+        self, address: str, event: str, how: str, reason: str = "", soft_limit: int = 3
+    ) -> str | None:
+        """Record a provider's report on ``address`` and suppress it when it should be:
+        at once for a hard bounce (``bounced``) or a complaint (``complained``), after
+        ``soft_limit`` soft bounces in a row (``soft_bounce``; a ``delivered`` event
+        breaks the row).  One transaction committed with a full sync, so the suppression
+        is on disk before the webhook is answered.  The status set, or None."""
+        address = address.lower()
+        ts = iso(now())
+        status: str | None = None
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.db.transaction():
+                self.db.execute(
+                    "INSERT INTO consent_events (address, event, how, detail, at) VALUES (?, ?, ?, ?, ?)",
+                    (address, event, how, reason[:500] or None, ts),
+                )
+                if event in ("bounced", "complained"):
+                    status = event
+                elif event == "soft_bounce":
+                    recent = [
+                        r[0]
+                        for r in self.db.execute(
+                            """SELECT event FROM consent_events WHERE address = ?
+                               AND event IN ('soft_bounce', 'delivered', 'confirmed')
+                               ORDER BY id DESC LIMIT ?""",
+                            (address, soft_limit),
+                        )
+                    ]
+                    if len(recent) >= soft_limit and all(e == "soft_bounce" for e in recent):
+                        status = "bounced"
+                        reason = f"{soft_limit} soft bounces in a row: {reason}"
+                if status is not None:
+                    self.db.execute(
+                        """INSERT INTO subscribers (address, status, reason, created, updated)
+                           VALUES (?, ?, ?, ?, ?)
+                           ON CONFLICT (address) DO UPDATE SET status = excluded.status,
+                                  reason = excluded.reason, updated = excluded.updated""",
+                        (address, status, f"{how}: {reason}"[:500], ts, ts),
+                    )
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        return status
