@@ -23,12 +23,13 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from .config import Opt, Table, k_env_name, k_int, register_section
+from .config import Opt, Table, k_bool, k_env_name, k_int, k_str, register_section
 from .ledger import Ledger
 from .web import Request, Response, text
 
@@ -50,6 +51,11 @@ register_section(
             ),
             "mailgun_key_env": Opt(k_env_name, None, "the environment variable holding Mailgun's webhook signing key"),
             "soft_bounces": Opt(k_int, 3, "soft bounces in a row that suppress an address"),
+            "ses": Opt(k_bool, False, "accept Amazon SES notifications through SNS at POST /hooks/ses"),
+            "ses_topic_arn": Opt(k_str, None, "accept SNS messages of this topic only, such as "
+                                 "'arn:aws:sns:eu-west-1:123456789012:ses-bounces'; default: any topic"),
+            "sns_cert_url_prefix": Opt(k_str, None, "where signing certificates may come from instead of "
+                                       "https://sns.<region>.amazonaws.com/ (for tests only)"),
         },
         doc="bounce and complaint webhooks of `distrib serve` (POST /hooks/postmark, /hooks/mailgun)",
     ),
@@ -62,7 +68,9 @@ _POSTMARK_SOFT = {"SoftBounce", "Transient", "DnsError"}
 
 def _options(settings: Settings) -> dict[str, Any]:
     raw = dict(settings.data.get("webhooks") or {})
-    return {"postmark_auth_env": None, "mailgun_key_env": None, "soft_bounces": 3} | {
+    defaults = {"postmark_auth_env": None, "mailgun_key_env": None, "soft_bounces": 3, "ses": False,
+                "ses_topic_arn": None, "sns_cert_url_prefix": None}
+    return defaults | {
         k: v for k, v in raw.items() if v is not None
     }
 
@@ -82,6 +90,10 @@ class HookRoutes:
         self.mailgun_key = _secret(opts["mailgun_key_env"])
         self.soft = max(1, int(opts["soft_bounces"]))
         self.seen: dict[str, float] = {}
+        self.ses = bool(opts["ses"])
+        self.topic = opts["ses_topic_arn"]
+        self.cert_prefix = opts["sns_cert_url_prefix"]
+        self.certs: dict[str, Any] = {}
 
     def _record(self, address: str, event: str, how: str, reason: str) -> None:
         from .subscribers import normalise_address
@@ -175,3 +187,110 @@ class HookRoutes:
         elif event == "delivered":
             self._record(address, "delivered", "mailgun", "")
         return text(HTTPStatus.OK, "ok\n")
+
+    # --- Amazon SES through SNS -------------------------------------------------------
+
+    def _sns_url_ok(self, url: str) -> bool:
+        if self.cert_prefix:
+            return url.startswith(self.cert_prefix)
+        return _SNS_URL.match(url) is not None
+
+    def _certificate(self, url: str) -> Any:
+        """The signing certificate at ``url`` (an SNS host only), fetched once."""
+        from cryptography import x509
+
+        if url not in self.certs:
+            import httpx
+
+            r = httpx.get(url, timeout=10, follow_redirects=False)
+            r.raise_for_status()
+            if len(self.certs) > 100:
+                self.certs.clear()
+            self.certs[url] = x509.load_pem_x509_certificate(r.content)
+        return self.certs[url]
+
+    def _sns_verified(self, msg: dict[str, Any]) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        kind = msg.get("Type")
+        version = str(msg.get("SignatureVersion", ""))
+        url = str(msg.get("SigningCertURL") or msg.get("SigningCertUrl") or "")
+        if kind not in _SNS_FIELDS or version not in ("1", "2") or not self._sns_url_ok(url):
+            return False
+        if self.topic and msg.get("TopicArn") != self.topic:
+            return False
+        fields = [f for f in _SNS_FIELDS[kind] if f in msg or f not in ("Subject",)]
+        if any(not isinstance(msg.get(f), str) for f in fields):
+            return False
+        signed = "".join(f"{f}\n{msg[f]}\n" for f in fields).encode("utf-8")
+        try:
+            signature = base64.b64decode(str(msg.get("Signature", "")), validate=True)
+            key = self._certificate(url).public_key()
+            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA1() if version == "1" else hashes.SHA256())
+        except (InvalidSignature, binascii.Error, ValueError, TypeError, AttributeError):
+            return False
+        except Exception as e:  # the certificate could not be fetched: not verified
+            log.warning("webhook ses: no signing certificate (%s)", type(e).__name__)
+            return False
+        return True
+
+    def ses_hook(self, request: Request, params: dict[str, str]) -> Response:
+        if not self.ses:
+            return text(HTTPStatus.NOT_FOUND, "not found\n")
+        try:
+            msg = json.loads(request.body)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict) or not self._sns_verified(msg):
+            return text(HTTPStatus.FORBIDDEN, "forbidden: not an SNS message with a valid signature\n")
+        with self.lock:
+            mid = str(msg.get("MessageId", ""))
+            if mid in self.seen:
+                return text(HTTPStatus.OK, "ok (already handled)\n")
+            self.seen[mid] = time.time()
+        if msg["Type"] == "SubscriptionConfirmation":
+            url = str(msg.get("SubscribeURL", ""))
+            if not self._sns_url_ok(url):
+                return text(HTTPStatus.FORBIDDEN, "forbidden: SubscribeURL is not an SNS URL\n")
+            import httpx
+
+            try:
+                httpx.get(url, timeout=10, follow_redirects=False).raise_for_status()
+            except httpx.HTTPError as e:
+                with self.lock:
+                    self.seen.pop(mid, None)
+                return text(HTTPStatus.BAD_GATEWAY, f"could not confirm the subscription ({type(e).__name__})\n")
+            log.info("webhook ses: SNS subscription confirmed")
+            return text(HTTPStatus.OK, "subscribed\n")
+        if msg["Type"] != "Notification":
+            return text(HTTPStatus.OK, "ok\n")
+        try:
+            note = json.loads(msg["Message"])
+        except ValueError:
+            return text(HTTPStatus.OK, "ok (not an SES notification)\n")
+        kind = note.get("notificationType") or note.get("eventType") if isinstance(note, dict) else None
+        if kind == "Bounce":
+            bounce = note.get("bounce") or {}
+            event = "bounced" if bounce.get("bounceType") == "Permanent" else "soft_bounce"
+            for r in bounce.get("bouncedRecipients") or []:
+                reason = f"{bounce.get('bounceType')}/{bounce.get('bounceSubType')}: {r.get('diagnosticCode', '')}"
+                self._record(str(r.get("emailAddress", "")), event, "ses", reason)
+        elif kind == "Complaint":
+            complaint = note.get("complaint") or {}
+            for r in complaint.get("complainedRecipients") or []:
+                self._record(str(r.get("emailAddress", "")), "complained", "ses",
+                             str(complaint.get("complaintFeedbackType") or "complaint"))
+        return text(HTTPStatus.OK, "ok\n")
+
+
+#: The only place signing certificates and subscription URLs may come from.
+_SNS_URL = re.compile(r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]*(\?[^#]*)?$")
+
+#: The fields signed, in order, per message type (Subject only when present).
+_SNS_FIELDS = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+    "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+}

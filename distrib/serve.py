@@ -225,6 +225,7 @@ class UnsubscribeServer(Server):
         hooks = HookRoutes(settings, ledger, self.lock)
         router.add({"POST"}, exact("/hooks/postmark"), hooks.postmark)
         router.add({"POST"}, exact("/hooks/mailgun"), hooks.mailgun)
+        router.add({"POST"}, exact("/hooks/ses"), hooks.ses_hook)
         self.router = router
         super().__init__(router, host, port, limits, on_close=self._close_ledger)
         self.sender = threading.Thread(target=self._send_queued, name="distrib-outbox", daemon=True)
