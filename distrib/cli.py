@@ -971,6 +971,31 @@ def subscribers_remove(app: App, *, quiet: bool, address: str) -> None:
     click.echo(f"removed {address}" if removed else f"{address} is not an active subscriber")
 
 
+@subscribers.command("forget")
+@click.argument("address")
+@common()
+def subscribers_forget(app: App, *, quiet: bool, address: str) -> None:
+    """Erase a person's data (the right to erasure): their subscriber row, consent
+    record and queued mail go; only a keyed hash stays on the suppression list, so a
+    later import or `subscribers add` cannot re-add them (their own confirmation of a
+    new signup can).
+
+    \b
+    Example:
+      distrib subscribers forget ana@example.com
+    """
+    from .subscribers import normalise_address
+
+    try:
+        normalised = normalise_address(address)
+    except ValueError as e:
+        raise click.UsageError(f"{terminal_safe(address)} is not an email address ({e})") from None
+    known = app.ledger.forget(normalised)
+    if not quiet:
+        what = "erased" if known else "was not in the ledger; kept"
+        click.echo(f"{terminal_safe(normalised)} {what} (a keyed hash stays on the suppression list)")
+
+
 @subscribers.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check the file and count; add nothing.")

@@ -201,6 +201,13 @@ CREATE TABLE mail_outbox (
 );
 CREATE INDEX mail_outbox_by_status ON mail_outbox (status, id);
 CREATE INDEX mail_outbox_by_address ON mail_outbox (address, created);
+
+-- People erased at their request (`distrib subscribers forget`): only a keyed hash of
+-- the address stays, so that a later import or `subscribers add` cannot re-add them.
+CREATE TABLE forgotten (
+    hash    TEXT PRIMARY KEY,           -- HMAC-SHA256 of the address, key in kv "forget:key"
+    created TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 

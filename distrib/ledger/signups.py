@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from datetime import datetime
 
 from .common import Part, Row, iso, now, wrap_errors
 
 
 class Signups(Part):
+    _forget_key: bytes | None = None
+
+    def forgotten_hash(self, address: str) -> str:
+        """The keyed hash that stands for an erased address (the key is the ledger's own)."""
+        if self._forget_key is None:
+            stored = self.kv_get("forget:key")  # type: ignore[attr-defined]
+            if not stored:
+                stored = secrets.token_hex(32)
+                self.kv_put("forget:key", stored)  # type: ignore[attr-defined]
+            self._forget_key = bytes.fromhex(stored)
+        return hmac.new(self._forget_key, address.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()
+
+    @wrap_errors
+    def is_forgotten(self, address: str) -> bool:
+        if self.db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is None:
+            return False  # nobody erased: no key to make
+        row = self.db.execute("SELECT 1 FROM forgotten WHERE hash = ?", (self.forgotten_hash(address),)).fetchone()
+        return row is not None
+
+    @wrap_errors
+    def forget(self, address: str) -> bool:
+        """Erase everything the ledger holds on ``address`` (its subscriber row, consent
+        record, opt-outs, queued mail; its deliveries keep only the hash) and keep its
+        keyed hash on the suppression list.  Committed with a full sync.  False if the
+        ledger knew nothing of it (the hash is kept anyway)."""
+        address = address.strip().lower()
+        digest = self.forgotten_hash(address)
+        known = 0
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.db.transaction():
+                for table in ("subscribers", "newsletter_optouts", "consent_events", "mail_outbox"):
+                    known += self.db.execute(f"DELETE FROM {table} WHERE address = ?", (address,)).rowcount
+                known += self.db.execute(
+                    "UPDATE email_deliveries SET address = ? WHERE address = ?", (f"forgotten:{digest[:32]}", address)
+                ).rowcount
+                self.db.execute(
+                    "INSERT INTO forgotten (hash, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (digest, iso(now())),
+                )
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        return known > 0
     @wrap_errors
     def record_consent(self, address: str, event: str, how: str, detail: str = "") -> None:
         self.db.execute_durably(
@@ -89,6 +135,7 @@ class Signups(Part):
         address = address.lower()
         ts = iso(now())
         wanted = [n for n in newsletters if n in every] or list(every)
+        forgotten = self.forgotten_hash(address)
         self.db.execute("PRAGMA synchronous = FULL")
         try:
             with self.db.transaction():
@@ -122,6 +169,8 @@ class Signups(Part):
                            VALUES (?, ?, 'not chosen at signup', ?) ON CONFLICT DO NOTHING""",
                         [(address, n, ts) for n in every if n not in wanted],
                     )
+                # The person's own confirmation is new consent, also after an erasure.
+                self.db.execute("DELETE FROM forgotten WHERE hash = ?", (forgotten,))
                 self.db.execute(
                     """INSERT INTO consent_events (address, event, how, detail, at)
                        VALUES (?, 'confirmed', 'form', ?, ?)""",
