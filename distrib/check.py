@@ -90,6 +90,13 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
             problems.append(f"channel {opts.name}: {e}")
         else:
             notes.append(f"channel {opts.name}: {opts.type}, templates {', '.join(names) or 'built in'}")
+            # Warnings that need today's date (the real clock; tests set it): a
+            # LinkedIn version near its sunset.
+            warn = getattr(channel, "check_warnings", None)
+            if callable(warn):
+                bad, warnings = warn(app.ctx.now.date())
+                problems += bad
+                notes += [f"warning: {w}" for w in warnings]
     return problems, notes
 
 

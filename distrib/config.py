@@ -597,8 +597,11 @@ CHANNEL = Table(
         "per_day": Opt(k_positive, None, "the most posts shared on this account in any 24 hours"),
         "min_gap": Opt(k_duration, None, "the least time between two share posts, such as '30m'"),
         "baseline": Opt(
-            k_bool, False, "first run on this account: share nothing that exists now, only later posts"
+            k_bool,
+            True,
+            "first run on this account: share nothing that exists now, only later posts (false: share every post within max_age)",
         ),
+        "backfill": Opt(k_count, 0, "first run on this account: share the newest N posts that exist now anyway"),
     },
     adapter_group="distrib.channels",
 )

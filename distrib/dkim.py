@@ -96,14 +96,9 @@ class DkimKey:
 
 def load_key(pem: bytes, selector: str, where: str) -> DkimKey:
     """A :class:`DkimKey` from PEM text (PKCS#8 or PKCS#1 RSA, PKCS#8 Ed25519)."""
-    try:
-        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-    except ImportError:
-        raise ConfigError(
-            f"{where}: DKIM signing needs the 'cryptography' library; "
-            "pip install 'distrib[dkim]'"
-        ) from None
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     try:
         key = load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as e:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from .deliver import StopRequest
 
 log = logging.getLogger("distrib.share")
+
+#: ``min_gap`` is measured from the start of the run, less this much (at most a tenth of it).
+GAP_SLACK = timedelta(minutes=1)
 
 
 def share_key(post_key: str, channel: str) -> str:
@@ -63,6 +66,9 @@ class ShareReport:
     #: due but left for a later run (limits, a deferred channel, a snippet that
     #: cannot be composed).
     skipped: list[ShareItem] = field(default_factory=list)
+    #: not due and why (the first-run baseline, max_age, a deferral not yet over):
+    #: what ``share --dry-run`` says is held back.
+    held: list[ShareItem] = field(default_factory=list)
     #: dry run: the snippets that would be posted.
     planned: list[Snippet] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -78,13 +84,21 @@ class ShareReport:
         for snippet in self.planned:
             if snippet.channel not in names:
                 names.append(snippet.channel)
+        if dry_run:
+            for item in self.held:
+                if item.channel not in names:
+                    names.append(item.channel)
         lines = []
         for name in names:
             target = self.targets.get(name, "")
             target = f" {target}" if target else ""
             if dry_run:
                 n = sum(1 for s in self.planned if s.channel == name)
-                lines.append(f"shares: {name}: would post {n}{target}")
+                line = f"shares: {name}: would post {n}{target}"
+                held = _reasons([*self.skipped, *self.held], name)
+                if held:
+                    line += "; held back: " + "; ".join(held)
+                lines.append(line)
                 continue
             parts = [f"{_count(self.sent, name)} posted{target}"]
             for label, items in (("deferred", self.deferred), ("failed", self.failed), ("waiting", self.skipped)):
@@ -102,6 +116,16 @@ class ShareReport:
         if not lines:
             lines.append("shares: nothing new to post")
         return lines
+
+
+def _reasons(items: Iterable[ShareItem], channel: str) -> list[str]:
+    """'3 there before the channel's first run', one per reason, in order of appearance."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if item.channel == channel:
+            why = item.error.removeprefix(f"channel {channel}: ")
+            counts[why] = counts.get(why, 0) + 1
+    return [f"{n} {why}" for why, n in counts.items()]
 
 
 def _count(items: Iterable[ShareItem], channel: str) -> int:
@@ -130,63 +154,86 @@ def _plan(
 ) -> list[_Due]:
     ledger = ctx.ledger
     now = ctx.now
+    dry = dry_run or ctx.dry_run
     seen = ledger.first_seen(p.key for p in posts) if ledger is not None else {}
     by_key = {p.key: p for p in posts}
 
     def when(post: Post) -> datetime:
         return post.published or seen.get(post.key) or now
 
-    oldest_first = sorted(posts, key=when)
+    # Newest first: today's story must not wait behind a backlog of older ones.
+    newest_first = sorted(posts, key=when, reverse=True)
     due: list[_Due] = []
     for channel in channels:
-        report.targets[channel.name] = channel.describe()
+        name = channel.name
+        report.targets[name] = channel.describe()
         max_age = _opt(channel, "max_age", timedelta(days=3))
         assert isinstance(max_age, timedelta)
         rows: dict[str, ShareRow | None] = {}
         resume: list[Post] = []
+        owed: list[Post] = []
         fresh: list[Post] = []
+        baseline: datetime | None = None
+        backfilled: set[str] = set()
         if ledger is not None:
             # In-flight shares of a dead run come first, whatever their age: they
             # must be settled (reconciled, or re-posted with the same key).
-            for key in ledger.claimed_shares(channel.name):
+            for key in ledger.claimed_shares(name):
                 post = by_key.get(key) or ledger.get_post(key)
                 if post is not None:
-                    rows[key] = ledger.share_row(key, channel.name)
+                    rows[key] = ledger.share_row(key, name)
                     resume.append(post)
-            baseline = ledger.baseline(f"channel:{channel.name}")
-            if baseline is None and _opt(channel, "baseline", False) and not (dry_run or ctx.dry_run):
-                if not ledger.shared_keys(channel.name):
-                    ledger.set_baseline(f"channel:{channel.name}", now)
-                    baseline = now
-        else:
-            baseline = None
-        for post in oldest_first:
+            baseline, backfilled = _baseline(ctx, channel, newest_first, when, max_age, seen, dry=dry)
+
+        def hold(post: Post, why: str, name: str = name) -> None:
+            report.held.append(ShareItem(name, post.key, error=why))
+
+        for post in newest_first:
             if post.key in rows:
                 continue
-            row = ledger.share_row(post.key, channel.name) if ledger is not None else None
+            row = ledger.share_row(post.key, name) if ledger is not None else None
             if row is not None:
                 if row.status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CLAIMED):
                     continue
                 if row.not_before is not None and row.not_before > now:
+                    hold(post, f"deferred until {row.not_before.astimezone(now.tzinfo):%Y-%m-%d %H:%M}")
                     continue  # deferred: not yet
             elif now - when(post) > max_age:
+                hold(post, f"older than max_age ({_span(max_age)})")
                 continue  # too old to share; a deferred one is still owed its post
             elif when(post) > now + timedelta(minutes=5):
+                hold(post, "dated in the future")
                 continue  # dated in the future (scheduled): shared once its time comes
-            if baseline is not None and row is None and seen.get(post.key, now) <= baseline:
+            if (
+                baseline is not None
+                and row is None
+                and post.key not in backfilled
+                and seen.get(post.key, now) <= baseline
+            ):
+                hold(post, "there before the channel's first run (set backfill = N to share the newest N)")
                 continue
             rows[post.key] = row
-            fresh.append(post)
-        allowed = _allowance(ctx, channel, len(resume) + len(fresh))
+            # A share already tried (deferred) is owed before new ones.
+            (owed if row is not None else fresh).append(post)
+        owed.reverse()  # the oldest debt first
+        allowed = _allowance(ctx, channel, len(resume) + len(owed) + len(fresh))
+        why_waiting = _limit_reason(channel)
         broken_template = ""
-        for i, post in enumerate(resume + fresh):
+        for i, post in enumerate(resume + owed + fresh):
             if i >= allowed and post not in resume:
-                report.skipped.append(ShareItem(channel.name, post.key, error="waiting for the channel's limits"))
+                report.skipped.append(ShareItem(name, post.key, error=why_waiting))
                 continue
             row = rows.get(post.key)
-            in_flight = row is not None and row.status == DeliveryStatus.CLAIMED and bool(row.text)
+            # A share tried before (in flight at a kill, or deferred after an answer
+            # that may have posted) is re-posted exactly as it was first composed: X's
+            # duplicate check compares the text, and an edited post must not go out twice.
+            in_flight = (
+                row is not None
+                and row.status in (DeliveryStatus.CLAIMED, DeliveryStatus.DEFERRED)
+                and bool(row.text)
+            )
             if broken_template and not in_flight:
-                report.skipped.append(ShareItem(channel.name, post.key, error=broken_template))
+                report.skipped.append(ShareItem(name, post.key, error=broken_template))
                 continue
             try:
                 snippet = channel.compose(post)
@@ -195,18 +242,74 @@ def _plan(
                     # The template, not this post, is at fault: say it once per channel.
                     broken_template = str(e)
                 if not in_flight:
-                    report.failed.append(ShareItem(channel.name, post.key, error=str(e)))
+                    report.failed.append(ShareItem(name, post.key, error=str(e)))
                     report.errors.append(str(e))
                     continue
                 # The template changed since: what was in flight is still what to settle.
-                snippet = Snippet(channel.name, post.key, "", post.url, 0, 0, image=post.image)
+                snippet = Snippet(name, post.key, "", post.url, 0, 0, image=post.image)
             if in_flight:
-                # Re-post exactly what was in flight: the network's duplicate check
-                # (X) compares the text, and the ledger keeps what was sent.
                 assert row is not None and row.text is not None
                 snippet = dataclasses.replace(snippet, text=row.text)
             due.append(_Due(channel, post, snippet, row))
     return due
+
+
+def _span(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _limit_reason(channel: Channel) -> str:
+    parts = [f"max_per_run {_opt(channel, 'max_per_run', 5)}"]
+    for key in ("per_hour", "per_day"):
+        if _opt(channel, key):
+            parts.append(f"{key} {_opt(channel, key)}")
+    gap = _opt(channel, "min_gap")
+    if isinstance(gap, timedelta) and gap:
+        parts.append(f"min_gap {_span(gap)}")
+    return "waiting for the channel's limits (" + ", ".join(parts) + ")"
+
+
+def _baseline(
+    ctx: Context,
+    channel: Channel,
+    newest_first: list[Post],
+    when: Callable[[Post], datetime],
+    max_age: timedelta,
+    seen: dict[str, datetime],
+    *,
+    dry: bool,
+) -> tuple[datetime | None, set[str]]:
+    """The channel's first-run baseline and the posts ``backfill`` exempts from it.
+
+    On the first run on an account (no baseline yet, nothing shared there), everything
+    that exists counts as seen: only later posts are shared, except the newest
+    ``backfill`` ones.  ``baseline = false`` turns this off (every post within
+    ``max_age`` is shared).  A dry run decides the same way and records nothing.
+    """
+    ledger = ctx.ledger
+    assert ledger is not None
+    scope = f"channel:{channel.name}"
+    baseline = ledger.baseline(scope)
+    if baseline is not None:
+        saved = ledger.kv_get(f"backfill:{scope}") or []
+        return baseline, set(saved)
+    if not _opt(channel, "baseline", True) or ledger.shared_keys(channel.name):
+        return None, set()
+    now = ctx.now
+    count = int(_opt(channel, "backfill", 0))  # type: ignore[call-overload]
+    recent = [p for p in newest_first if now - when(p) <= max_age and when(p) <= now + timedelta(minutes=5)]
+    backfilled = [p.key for p in recent[:count]]
+    # Everything this run fetched is "there now", though the ledger may have recorded it
+    # a second after the run started.
+    taken = max([now, *seen.values()])
+    if not dry:
+        ledger.kv_put(f"backfill:{scope}", backfilled)
+        ledger.set_baseline(scope, taken)
+    return taken, set(backfilled)
 
 
 def _allowance(ctx: Context, channel: Channel, wanted: int) -> int:
@@ -226,7 +329,10 @@ def _allowance(ctx: Context, channel: Channel, wanted: int) -> int:
     if isinstance(min_gap, timedelta) and min_gap:
         # One post per run at most, and none if the last one is too recent: cron runs
         # space them out; nothing sleeps in here.
-        recent = ledger.shares_since(channel.name, now - min_gap)
+        # Measured from this run's start, with a minute of slack: the last share was
+        # recorded a moment after its own run started, so "30m" with a cron every 10
+        # minutes must post at 09:00, 09:30, 10:00 (not 09:40, 10:20).
+        recent = ledger.shares_since(channel.name, now - min_gap + min(GAP_SLACK, min_gap / 10))
         allowed = min(allowed, 0 if recent else 1)
     return allowed
 
@@ -258,8 +364,12 @@ def _publish(channel: Channel, snippet: Snippet, post: Post, key: str) -> tuple[
 
 
 def _reconcile(channel: Channel, snippet: Snippet, post: Post, key: str) -> Outcome | None:
+    """The network's word on a share tried before; None when unknown.  A refused
+    credential (ChannelUnavailable) is raised: the channel stops, as a post would."""
     try:
         return channel.reconcile(snippet, post, key)
+    except ChannelUnavailable:
+        raise
     except DistribError as e:
         log.warning("channel %s: could not check %s (%s); posting it again with the same key", channel.name, post.key, e)
     except Exception:
@@ -303,8 +413,20 @@ def _post_due(ledger: Ledger, due: list[_Due], report: ShareReport, stopped: dic
             report.skipped.append(ShareItem(name, item.post.key, error=stopped[name]))
             continue
         key = share_key(item.post.key, name)
-        if item.row is not None and item.row.status == DeliveryStatus.CLAIMED:
-            outcome = _reconcile(item.channel, item.snippet, item.post, key)
+        if item.row is not None and item.row.status in (DeliveryStatus.CLAIMED, DeliveryStatus.DEFERRED):
+            # In flight at a kill, or deferred after an answer that may have posted
+            # (a 5xx, a dropped connection): look on the network before posting again.
+            try:
+                outcome = _reconcile(item.channel, item.snippet, item.post, key)
+            except ChannelUnavailable as e:
+                # Credentials refused while looking: the share stays owed (still to be
+                # looked up next run) and the channel stops, as a refused post would.
+                outcome = Outcome.deferred(str(e), retry_after=1)
+                ledger.mark_share(item.post.key, name, outcome)
+                _record(report, item, outcome)
+                report.errors.append(str(e))
+                stopped[name] = f"channel {name} deferred for this run"
+                continue
             if outcome is not None:
                 ledger.mark_share(item.post.key, name, outcome)
                 _record(report, item, outcome)

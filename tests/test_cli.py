@@ -48,7 +48,8 @@ def test_help_imports_nothing_heavy():
 
 
 def test_dry_run_sends_and_records_nothing(make_config, tmp_path: Path):
-    path = make_config('[[channels]]\nname = "out"\ntype = "outbox"\n')
+    # backfill: the first run shares what exists (the default first run takes a baseline).
+    path = make_config('[[channels]]\nname = "out"\ntype = "outbox"\nbackfill = 5\n')
     proc = run_distrib("run", "--dry-run", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "would send" in proc.stdout and "would post" in proc.stdout

@@ -32,6 +32,7 @@ CHANNEL = """
 name = "files"
 type = "outbox"
 dir = "private/shares"
+backfill = 5
 """
 
 

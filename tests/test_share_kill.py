@@ -104,6 +104,7 @@ def mastodon_config(make_config, mastodon: FakeMastodon) -> Path:
         instance = "{mastodon.url}"
         token_env = "TEST_MASTODON_TOKEN"
         max_per_run = 20
+        backfill = 20
         """
     )
 

@@ -23,6 +23,7 @@ type = "sample"
 [[channels]]
 name = "o"
 type = "outbox"
+backfill = 5  # the first run shares what exists (by default it takes a baseline)
 """
 
 

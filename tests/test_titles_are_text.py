@@ -45,7 +45,8 @@ def test_escaped_angle_brackets_in_titles_survive_in_email_and_shares(make_confi
         ]
     )
     path = make_config(
-        '[[channels]]\nname = "share"\ntype = "outbox"\ndir = "outbox/shares"\n',
+        # backfill: the first run shares what exists (by default it takes a baseline).
+        '[[channels]]\nname = "share"\ntype = "outbox"\ndir = "outbox/shares"\nbackfill = 5\n',
         sources=f"""
         [[sources]]
         name = "rss"

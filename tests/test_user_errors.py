@@ -40,7 +40,7 @@ def _share_override(tmp_path: Path, text: str) -> str:
     folder = tmp_path / "my-templates" / "share"
     folder.mkdir(parents=True)
     (folder / "default.j2").write_text(text, encoding="utf-8")
-    return '[templates]\ndir = "my-templates"\n[[channels]]\nname = "o"\ntype = "outbox"\n'
+    return '[templates]\ndir = "my-templates"\n[[channels]]\nname = "o"\ntype = "outbox"\nbackfill = 5\n'
 
 
 @pytest.mark.parametrize("command", [("run",), ("share",), ("share", "--dry-run", "--json")])

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ..adapters import Channel
 from ..config import Opt, k_bool, k_path
-from ..errors import Deferred, DeliveryError
+from ..errors import ChannelUnavailable, Deferred, DeliveryError
 from ..model import Post, Snippet
 
 if TYPE_CHECKING:
@@ -34,6 +34,29 @@ USER_AGENT = "distrib (+https://github.com/distrib/distrib)"
 #: by default; a channel can lower it.
 RETRIES = 2
 BACKOFF = 0.25  # seconds, times the attempt number: short, cron must not hang
+#: How long a share waits after a 5xx or an unreachable host when the network did not
+#: say (the ledger's default for a deferral without a time).
+DEFAULT_WAIT = 900
+
+
+class RateLimited(Deferred):
+    """A 429: the network asked us to wait; nothing was posted."""
+
+
+class AuthFailed(ChannelUnavailable):
+    """A 401/403: the credentials were refused.  The channel stops for this run, its
+    posts stay owed (deferred, not failed), and the message names the secret to renew;
+    the next run resumes once it is fixed."""
+
+
+def later(wait: float | None) -> str:
+    """How a deferral's message says when the share is tried again."""
+    seconds = DEFAULT_WAIT if wait is None else max(0.0, wait)
+    if seconds < 90:
+        return "retried by the next run"
+    minutes = round(seconds / 60)
+    span = f"{minutes} minutes" if minutes < 120 else f"{round(minutes / 60)} hours"
+    return f"deferred for {span}: the first run after that retries it"
 
 
 #: Options of the channels that attach images.
@@ -158,28 +181,39 @@ class ShareChannel(Channel):
                     time.sleep(BACKOFF * attempt)
                     continue
                 raise Deferred(
-                    f"channel {self.name}: {host} unreachable ({type(e).__name__}); "
-                    f"retried on the next run"
+                    f"channel {self.name}: {host} unreachable ({type(e).__name__}); {later(DEFAULT_WAIT)}",
+                    retry_after=DEFAULT_WAIT,
                 ) from None
             if response.status_code == 429:
                 wait = retry_after(response.headers)
                 if wait is None:
                     wait = _body_retry_after(response)
-                raise Deferred(
-                    f"channel {self.name}: rate limited by {host} (429); retried on a later run",
+                raise RateLimited(
+                    f"channel {self.name}: rate limited by {host} (429); {later(wait)}",
                     retry_after=wait,
                 )
             if response.status_code >= 500:
                 if attempt < tries:
                     time.sleep(BACKOFF * attempt)
                     continue
+                wait = retry_after(response.headers)
+                wait = DEFAULT_WAIT if wait is None else wait
                 raise Deferred(
                     f"channel {self.name}: {host} answered {response.status_code} "
-                    f"{tries} time{'s' if tries != 1 else ''}; retried on the next run",
-                    retry_after=retry_after(response.headers),
+                    f"{tries} time{'s' if tries != 1 else ''}; {later(wait)}",
+                    retry_after=wait,
                 )
             return response
         raise AssertionError("unreachable")
+
+    def auth_failed(self, status: int, renew: str, detail: str = "") -> AuthFailed:
+        """A refused credential: stop this channel for the run, say what to renew."""
+        detail = " ".join(detail.split())[:80]
+        return AuthFailed(
+            f"channel {self.name}: the credentials were refused ({status}{' ' + detail if detail else ''}); {renew}. "
+            f"Its posts wait for the next run",
+            retry_after=1,
+        )
 
     def fail(self, response: httpx.Response, what: str) -> DeliveryError:
         """A one-line DeliveryError for an unexpected answer (no secrets, short body)."""
@@ -253,6 +287,16 @@ class ShareChannel(Channel):
         except httpx.HTTPError as e:
             log.warning("channel %s: image %s unreachable (%s); posting without it", self.name, url, type(e).__name__)
             return None
+
+
+def contains_link(text: str, link: str) -> bool:
+    """Whether ``text`` holds ``link`` as a whole URL: ".../posts/1" is not found in
+    ".../posts/10" (a record or status of another post must not pass for this one)."""
+    if not link:
+        return False
+    import re
+
+    return re.search(re.escape(link) + r"(?![A-Za-z0-9\-._~%/?#\[\]@!$&'()*+,;=])", text) is not None
 
 
 def retry_after(headers: Any, now: datetime | None = None) -> float | None:

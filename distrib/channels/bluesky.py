@@ -4,10 +4,17 @@
   refreshJwt, did) is kept in the ledger and reused across runs, refreshed with
   ``com.atproto.server.refreshSession`` when the access token expires: logins with a
   password are rate limited per day (https://docs.bsky.app/docs/advanced-guides/rate-limits).
-* Record key: each share gets a TID (the ``app.bsky.feed.post`` lexicon's key type)
-  built from the share key and the time of the first attempt, stored in the ledger
-  before the call; a retry re-uses it, so ``com.atproto.repo.createRecord`` cannot make a
-  second post: the PDS refuses a record key that exists, and we then read it back.
+* Record key: each share gets a TID (the ``app.bsky.feed.post`` lexicon's key type),
+  stored in the ledger before the call; a retry re-uses it, so
+  ``com.atproto.repo.createRecord`` cannot make a second post.  Keys are unique per
+  account by construction: the time part is the run's time, raised past the last key
+  this account handed out, so fifty posts of one run get fifty keys.
+* A taken key: the reference PDS answers a generic 500 ("There is already a value at
+  key"), others a 400.  After any such answer, a 5xx or a dropped connection, the record
+  at the key is read back (``getRecord``): if its text or link is this post's, the post
+  is sent; if another post is there, the share takes the next key.  The same check
+  settles a share a dead run left in flight or a 5xx left deferred.
+* A refused password or session (401/403) stops the channel for the run.
 * Text: at most 300 graphemes and 3000 UTF-8 bytes; links, hashtags, cashtags and
   mentions as facets with UTF-8 byte offsets, found as ``@atproto/api``'s
   ``RichText.detectFacets`` finds them
@@ -24,20 +31,33 @@ import dataclasses
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from ..config import Ctx, Invalid, Opt, k_bool, k_env_name, k_str, k_url
-from ..errors import DeliveryError
+from ..errors import ChannelUnavailable, Deferred, DeliveryError
 from ..model import Facet, Outcome, Post, Snippet
 from ..render.length import BLUESKY_BYTES, BLUESKY_GRAPHEMES, bluesky_length
 from ..render.snippets import facets_for
-from .base import CARD_OPTIONS, ShareChannel
+from .base import (
+    BACKOFF,
+    CARD_OPTIONS,
+    DEFAULT_WAIT,
+    RateLimited,
+    ShareChannel,
+    contains_link,
+    later,
+)
 
 log = logging.getLogger("distrib.channels.bluesky")
 
 COLLECTION = "app.bsky.feed.post"
+#: Keys tried for one share before giving up (each taken by another post).
+MAX_KEYS = 5
+#: What ``_at_key`` says when another post holds the key.
+THEIRS: Literal["theirs"] = "theirs"
 MAX_BLOB = 1_000_000
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable
 
@@ -142,9 +162,10 @@ class BlueskyChannel(ShareChannel):
             json={"identifier": self.opt("handle"), "password": password},
         )
         if r.status_code != 200:
-            raise DeliveryError(
-                f"channel {self.name}: login as {self.opt('handle')} refused ({r.status_code}); "
-                f"check the handle and the app password in {self.opts.get('password_env')}"
+            raise self.auth_failed(
+                r.status_code,
+                f"login as {self.opt('handle')} was refused: check the handle and the app password in "
+                f"{self.opts.get('password_env')}",
             )
         return self._save(r.json())
 
@@ -176,17 +197,35 @@ class BlueskyChannel(ShareChannel):
     def record_key(self, key: str) -> str:
         """The TID of this share: fixed at the first attempt, stored before the call."""
         ledger = self.ctx.ledger
-        kv = f"bluesky:{self.name}:rkey:{key}"
         if ledger is not None:
-            saved = ledger.kv_get(kv)
+            saved = ledger.kv_get(self._kv_rkey(key))
             if saved:
                 return str(saved)
-        clock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:2], "big") & 0x3FF
+        return self.next_record_key(key)
+
+    def next_record_key(self, key: str) -> str:
+        """A new TID for this share, after every key this account handed out.
+
+        The time part is the run's time in microseconds, or one more than the last key's
+        if that is later; the clock id is the channel's.  Unique per account by
+        construction, and stored in the ledger before the call: every retry of the share
+        uses the same key.
+        """
+        ledger = self.ctx.ledger
         micros = int(self.ctx.now.timestamp() * 1_000_000)
-        tid = make_tid(micros, clock_id)
+        clock_id = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:2], "big") & 0x3FF
         if ledger is not None:
-            ledger.kv_put(kv, tid)
+            last = ledger.kv_get(f"bluesky:{self.name}:rkey-last")
+            if isinstance(last, int) and last >= micros:
+                micros = last + 1
+        tid = make_tid(micros, clock_id)
+        if ledger is not None and not self.ctx.dry_run:
+            ledger.kv_put(f"bluesky:{self.name}:rkey-last", micros)
+            ledger.kv_put(self._kv_rkey(key), tid)
         return tid
+
+    def _kv_rkey(self, key: str) -> str:
+        return f"bluesky:{self.name}:rkey:{key}"
 
     def publish(self, snippet: Snippet, post: Post, key: str) -> Outcome:
         graphemes, size = bluesky_length(snippet.text)
@@ -210,19 +249,15 @@ class BlueskyChannel(ShareChannel):
             record["langs"] = [str(language)]
         if self.opt("card", True):
             record["embed"] = self._card(snippet, post)
-        r = self.call(
-            "POST",
-            "com.atproto.repo.createRecord",
-            json={"repo": session["did"], "collection": COLLECTION, "rkey": rkey, "record": record},
+        for _ in range(MAX_KEYS):
+            outcome = self._create(session["did"], rkey, record, snippet)
+            if outcome is not None:
+                return outcome
+            log.info("channel %s: record key %s holds another post; %s takes the next key", self.name, rkey, post.key)
+            rkey = self.next_record_key(key)
+        raise DeliveryError(
+            f"channel {self.name}: {MAX_KEYS} record keys in a row held other posts; post {post.key} not sent"
         )
-        if r.status_code == 200:
-            return Outcome.sent(remote_id=str(r.json().get("uri", "")))
-        if r.status_code == 400 and "exist" in _error_text(r).lower():
-            # The record key is taken: a dead run's post went through.
-            found = self._existing(session["did"], rkey)
-            if found is not None:
-                return found
-        raise self.fail(r, "posting")
 
     def resolve_mentions(self, facets: tuple[Facet, ...]) -> list[Facet]:
         """Mention facets with the handle replaced by its DID; an unresolvable handle
@@ -254,17 +289,80 @@ class BlueskyChannel(ShareChannel):
             cache[handle] = did
         return cache[handle]
 
-    def _existing(self, did: str, rkey: str) -> Outcome | None:
+    def _create(self, did: str, rkey: str, record: dict[str, Any], snippet: Snippet) -> Outcome | None:
+        """Create the record at ``rkey``: its outcome, or None when another post holds the key."""
+        tries = self.retries + 1
+        for attempt in range(1, tries + 1):
+            try:
+                r = self.call(
+                    "POST",
+                    "com.atproto.repo.createRecord",
+                    retries=0,
+                    json={"repo": did, "collection": COLLECTION, "rkey": rkey, "record": record},
+                )
+            except (RateLimited, ChannelUnavailable):
+                raise  # nothing was written: a 429, or credentials refused
+            except Deferred as e:
+                # The connection dropped: the write may have landed.
+                found = self._at_key(did, rkey, snippet)
+                if found == THEIRS:
+                    return None
+                if isinstance(found, Outcome):
+                    return found
+                if attempt < tries:
+                    time.sleep(BACKOFF * attempt)
+                    continue
+                raise e
+            if r.status_code == 200:
+                return Outcome.sent(remote_id=str(r.json().get("uri", "")))
+            taken = r.status_code == 400 and "exist" in _error_text(r).lower()
+            if r.status_code >= 500 or taken:
+                # A taken key (the reference PDS says 500, others 400), or a 5xx that may
+                # have written: what is at the key decides.
+                found = self._at_key(did, rkey, snippet)
+                if found == THEIRS:
+                    return None
+                if isinstance(found, Outcome):
+                    return found
+                if r.status_code >= 500 and attempt < tries:
+                    time.sleep(BACKOFF * attempt)
+                    continue
+                if r.status_code >= 500:
+                    raise Deferred(
+                        f"channel {self.name}: {self.base.split('/')[2]} answered {r.status_code} {tries} times; "
+                        f"{later(DEFAULT_WAIT)}",
+                        retry_after=DEFAULT_WAIT,
+                    )
+            if r.status_code in (401, 403):
+                raise self.auth_failed(
+                    r.status_code, f"check the handle and the app password in {self.opts.get('password_env')}"
+                )
+            raise self.fail(r, "posting")
+        raise AssertionError("unreachable")
+
+    def _at_key(self, did: str, rkey: str, snippet: Snippet) -> Outcome | Literal["theirs"] | None:
+        """What is at ``rkey``: this post (its text or its link) as a sent outcome,
+        ``THEIRS`` (another post), or None (nothing)."""
         r = self.call(
             "GET", "com.atproto.repo.getRecord", params={"repo": did, "collection": COLLECTION, "rkey": rkey}
         )
-        if r.status_code == 200:
-            return Outcome.sent(remote_id=str(r.json().get("uri", "")))
-        return None
+        if r.status_code != 200:
+            if r.status_code in (400, 404) and _error_name(r) in ("RecordNotFound", "InvalidRequest", ""):
+                return None
+            raise self.fail(r, "reading a record back")
+        data = r.json()
+        value = data.get("value") or {}
+        if _is_this_post(value, snippet):
+            return Outcome.sent(remote_id=str(data.get("uri", "")))
+        return THEIRS
 
     def reconcile(self, snippet: Snippet, post: Post, key: str) -> Outcome | None:
         session = self.session()
-        return self._existing(session["did"], self.record_key(key))
+        found = self._at_key(session["did"], self.record_key(key), snippet)
+        if found == THEIRS:
+            self.next_record_key(key)  # the re-post must not land on another post's key
+            return None
+        return found if isinstance(found, Outcome) else None
 
     def _card(self, snippet: Snippet, post: Post) -> dict[str, Any]:
         external: dict[str, Any] = {
@@ -332,3 +430,25 @@ def _error_text(r: Any) -> str:
         return f"{data.get('error', '')} {data.get('message', '')}"
     except ValueError:
         return r.text
+
+
+def _is_this_post(value: Any, snippet: Snippet) -> bool:
+    """Whether a record read back is this share: the same text, or this post's link (in
+    the text, a link facet or the link card)."""
+    if not isinstance(value, dict):
+        return False
+    if value.get("text") == snippet.text:
+        return True
+    link = snippet.link
+    if not link:
+        return False
+    if contains_link(str(value.get("text", "")), link):
+        return True
+    embed = value.get("embed") or {}
+    if isinstance(embed, dict) and (embed.get("external") or {}).get("uri") == link:
+        return True
+    for facet in value.get("facets") or ():
+        for feature in (facet or {}).get("features") or ():
+            if isinstance(feature, dict) and feature.get("uri") == link:
+                return True
+    return False

@@ -7,7 +7,11 @@
   (https://docs.joinmastodon.org/methods/media/#v2).
 * Length: the instance's own limit, ``configuration.statuses.max_characters`` and
   ``characters_reserved_per_url`` from ``GET /api/v2/instance``
-  (https://docs.joinmastodon.org/methods/instance/#v2), kept in the ledger for a day.
+  (https://docs.joinmastodon.org/methods/instance/#v2), kept in the ledger for a day per
+  instance (two accounts on one server share it).  A 422 saying the text is too long
+  means the instance lowered its limit: the limits are fetched again, the post is
+  recomposed, and sent once more.
+* A 401/403 stops the channel for the run (its posts wait) and names the token to renew.
 * Rate limits: a 429 defers the channel to a later run with the ``X-RateLimit-Reset``
   time (https://docs.joinmastodon.org/api/rate-limits/); nothing sleeps.
 """
@@ -19,13 +23,15 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import Opt, choice, k_bool, k_env_name, k_positive, k_str, k_url
-from ..errors import DeliveryError
 from ..model import Outcome, Post, Snippet
 from ..render.length import mastodon_length
-from .base import CARD_OPTIONS, ShareChannel
+from .base import CARD_OPTIONS, ShareChannel, contains_link
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("distrib.channels.mastodon")
 
@@ -58,14 +64,18 @@ class MastodonChannel(ShareChannel):
 
     # --- length -----------------------------------------------------------------------
 
-    def instance_limits(self) -> tuple[int, int]:
-        """(max_characters, characters_reserved_per_url) of the instance, cached a day."""
+    def instance_limits(self, *, fresh: bool = False) -> tuple[int, int]:
+        """(max_characters, characters_reserved_per_url) of the instance, cached a day.
+
+        The cache is the instance's (its URL), not the channel's: an instance that
+        changes its limit changes it for every account there.
+        """
         cached = getattr(self, "_limits", None)
-        if cached:
+        if cached and not fresh:
             return cached
-        key = f"mastodon:{self.name}:limits"
+        key = f"mastodon:{self.base.lower()}:limits"
         ledger = self.ctx.ledger
-        value = ledger.kv_get(key, max_age=LIMITS_MAX_AGE) if ledger is not None else None
+        value = ledger.kv_get(key, max_age=LIMITS_MAX_AGE) if ledger is not None and not fresh else None
         if not value:
             value = self._fetch_limits()
             if value and ledger is not None and not self.ctx.dry_run:
@@ -124,22 +134,43 @@ class MastodonChannel(ShareChannel):
             media_id = self._upload(image, headers) if image is not None else None
             if media_id:
                 body["media_ids"] = [media_id]
-        r = self.request(
+        r = self._post_status(body, headers, key)
+        if r.status_code == 422 and _too_long(r):
+            # The instance lowered its limit since we cached it: ask again, recompose
+            # with the new limit, and try once more (a 422 posted nothing).
+            before = self.instance_limits()
+            after = self.instance_limits(fresh=True)
+            if after != before and not self.opt("limit"):
+                shorter = self.compose(post)
+                log.warning(
+                    "channel %s: %s now allows %d characters (was %d); post %s recomposed",
+                    self.name, self.base, after[0], before[0], post.key,
+                )
+                self.set_text(post, shorter.text)
+                r = self._post_status(body | {"status": shorter.text}, headers, key)
+        if r.status_code == 200:
+            data = r.json()
+            return Outcome.sent(remote_id=str(data.get("url") or data.get("uri") or data.get("id")))
+        if r.status_code in (401, 403):
+            raise self.auth_failed(
+                r.status_code,
+                f"create a token on {self.base} with write:statuses and write:media and export it in "
+                f"{self.opts.get('token_env')}",
+            )
+        raise self.fail(r, "posting")
+
+    def _post_status(self, body: dict[str, Any], headers: dict[str, str], key: str) -> httpx.Response:
+        return self.request(
             "POST",
             f"{self.base}/api/v1/statuses",
             json=body,
             headers=headers | {"Idempotency-Key": self.idempotency_key(key)},
         )
-        if r.status_code == 200:
-            data = r.json()
-            return Outcome.sent(remote_id=str(data.get("url") or data.get("uri") or data.get("id")))
-        if r.status_code in (401, 403):
-            raise DeliveryError(
-                f"channel {self.name}: {self.base} refused the token ({r.status_code}); "
-                f"create a token with write:statuses and write:media and export it in "
-                f"{self.opts.get('token_env')}"
-            )
-        raise self.fail(r, "posting")
+
+    def set_text(self, post: Post, text: str) -> None:
+        """Record a recomposed text as the share's text (what a retry re-sends)."""
+        if self.ctx.ledger is not None:
+            self.ctx.ledger.set_share_text(post.key, self.name, text)
 
     def idempotency_key(self, key: str) -> str:
         # The share key already names (post, channel); the account's name keeps two
@@ -190,9 +221,18 @@ class MastodonChannel(ShareChannel):
             return None
         for status in r.json():
             content = html.unescape(str(status.get("content", "")))
-            if snippet.link in content:
+            if contains_link(content, snippet.link):
                 return Outcome.sent(remote_id=str(status.get("url") or status.get("id")))
         return None
 
     def describe(self) -> str:
         return f"on {self.base}"
+
+
+def _too_long(r: httpx.Response) -> bool:
+    """Mastodon's 422 for a status over the limit: "Validation failed: Text character
+    limit of 500 exceeded" (StatusLengthValidator)."""
+    from .base import api_error_text
+
+    text = api_error_text(r, 400).lower()
+    return "character limit" in text or "too long" in text

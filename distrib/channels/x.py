@@ -7,14 +7,22 @@
   small OAuth1-signed helper over tweepy's own session and signer.
 * A 403 "duplicate content" means the same text is already on the account: a dead
   run's post went out.  It is recorded as sent (remote id unknown).
-* A 429 defers the channel with ``x-rate-limit-reset``; 5xx is retried a bounded number
-  of times, then deferred.  Nothing sleeps for long.
+* A 429 defers the channel until the limit that was hit resets: the 15-minute window
+  (``x-rate-limit-reset``) or the 24-hour caps (``x-user-limit-24hour-reset``,
+  ``x-app-limit-24hour-reset``, https://docs.x.com/x-api/fundamentals/rate-limits);
+  5xx is retried a bounded number of times, then deferred.  Nothing sleeps for long,
+  and every request has a timeout (tweepy sets none of its own).
+* A 401/403 (other than a duplicate) stops the channel for the run; its posts wait.
+* X returns tweet text HTML-escaped (``&amp;``): a dead run's tweet is looked for in
+  the unescaped text.  A GIF is not attached (it needs X's chunked upload): a warning
+  says so.
 * ``api_url`` (default https://api.x.com) replaces tweepy's built-in host, so a local
   server can stand in for X in tests.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable
@@ -24,12 +32,14 @@ from ..config import Opt, k_bool, k_env_name, k_url
 from ..errors import Deferred, DeliveryError
 from ..model import Outcome, Post, Snippet
 from ..render.length import X_LIMIT, x_length
-from .base import BACKOFF, CARD_OPTIONS, ShareChannel, retry_after
+from .base import BACKOFF, CARD_OPTIONS, DEFAULT_WAIT, RateLimited, ShareChannel, later, retry_after
 
 log = logging.getLogger("distrib.channels.x")
 
 TWEEPY_HOST = "https://api.twitter.com"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # X's limit for images
+#: (connect, read) seconds for every request to X: a cron run must never hang.
+TIMEOUT = (10.0, 30.0)
 
 
 def make_client(api_url: str, consumer_key: str, consumer_secret: str, access_token: str, access_secret: str) -> Any:
@@ -48,6 +58,8 @@ def make_client(api_url: str, consumer_key: str, consumer_secret: str, access_to
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
             if isinstance(url, str) and url.startswith(TWEEPY_HOST):
                 url = base + url[len(TWEEPY_HOST) :]
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = TIMEOUT
             return super().request(method, url, *args, **kwargs)
 
     client = tweepy.Client(
@@ -117,19 +129,25 @@ class XChannel(ShareChannel):
             try:
                 response = self.tweepy.create_tweet(text=snippet.text, media_ids=media_ids)
             except tweepy.TooManyRequests as e:
-                raise Deferred(
-                    f"channel {self.name}: rate limited by X (429); retried on a later run",
-                    retry_after=retry_after(e.response.headers),
+                wait = x_retry_after(e.response.headers)
+                raise RateLimited(
+                    f"channel {self.name}: rate limited by X (429); {later(wait)}", retry_after=wait
                 ) from None
             except tweepy.Forbidden as e:
                 if _is_duplicate(e):
                     log.info("channel %s: X says %s is already posted", self.name, post.key)
                     return Outcome.sent(remote_id=self._find(snippet) or "")
-                raise DeliveryError(f"channel {self.name}: X refused the post (403: {_x_error(e)})") from None
+                raise self.auth_failed(
+                    403,
+                    f"X refused the post ({_x_error(e) or 'forbidden'}); give the app read and write "
+                    f"access, then regenerate the access token and secret in "
+                    f"{self.opts.get('access_token_env')} and {self.opts.get('access_token_secret_env')}",
+                ) from None
             except tweepy.Unauthorized:
-                raise DeliveryError(
-                    f"channel {self.name}: X refused the credentials (401); check the four *_env "
-                    f"variables of this channel and that the app has read and write access"
+                raise self.auth_failed(
+                    401,
+                    f"renew the keys in {self.opts.get('consumer_key_env')}, {self.opts.get('consumer_secret_env')}, "
+                    f"{self.opts.get('access_token_env')} and {self.opts.get('access_token_secret_env')}",
                 ) from None
             except (tweepy.TwitterServerError, requests.RequestException) as e:
                 # A 5xx or a dropped connection: worth another try within the run.
@@ -140,7 +158,7 @@ class XChannel(ShareChannel):
                     why = f"X answered {e.response.status_code} {tries} times"
                 else:
                     why = f"X unreachable ({type(e).__name__})"
-                raise Deferred(f"channel {self.name}: {why}; retried on the next run") from None
+                raise Deferred(f"channel {self.name}: {why}; {later(DEFAULT_WAIT)}", retry_after=DEFAULT_WAIT) from None
             except tweepy.HTTPException as e:
                 raise DeliveryError(
                     f"channel {self.name}: X refused the post ({e.response.status_code}: {_x_error(e)})"
@@ -165,8 +183,9 @@ class XChannel(ShareChannel):
         except (tweepy.TweepyException, requests.RequestException, KeyError, TypeError):
             return None
         for tweet in tweets.data or ():
-            # X returns links as t.co: compare the text before the first link.
-            if str(tweet["text"]).startswith(first_line):
+            # X returns links as t.co, and the text HTML-escaped ("&amp;", "&lt;"):
+            # compare the unescaped text before the first link.
+            if html.unescape(str(tweet["text"])).startswith(first_line):
                 return str(tweet["id"])
         return None
 
@@ -187,14 +206,20 @@ class XChannel(ShareChannel):
             log.warning("channel %s: media upload failed (%s); posting without the image", self.name, type(e).__name__)
             return None
         if r.status_code == 429:
-            raise Deferred(
-                f"channel {self.name}: rate limited by X's media upload (429); retried on a later run",
-                retry_after=retry_after(r.headers),
+            wait = x_retry_after(r.headers)
+            raise RateLimited(
+                f"channel {self.name}: rate limited by X's media upload (429); {later(wait)}",
+                retry_after=wait,
             )
         return r
 
     def _upload(self, image: tuple[bytes, str, str]) -> str | None:
         data, mime, alt = image
+        if mime == "image/gif":
+            # X takes a GIF only through its chunked upload (media_category tweet_gif),
+            # which distrib does not do: say so rather than drop it silently.
+            log.warning("channel %s: X needs a chunked upload for a GIF; posting without the image", self.name)
+            return None
         r = self._signed(
             "POST",
             "/2/media/upload",
@@ -243,3 +268,30 @@ def _is_duplicate(e: Any) -> bool:
     if 187 in (getattr(e, "api_codes", None) or []):
         return True
     return "duplicate" in _x_error(e).lower()
+
+
+def x_retry_after(headers: Any, now: float | None = None) -> float | None:
+    """Seconds until the X limit that was hit resets.
+
+    X answers a 429 with the 15-minute window's ``x-rate-limit-reset`` and, when a
+    24-hour cap is the one exhausted, ``x-user-limit-24hour-reset`` or
+    ``x-app-limit-24hour-reset`` (epoch seconds, with their ``-remaining``).  The
+    latest reset of an exhausted limit wins: retrying at the 15-minute reset while
+    the daily cap is spent would only be refused again.
+    """
+    now = time.time() if now is None else now
+    waits: list[float] = []
+    for prefix in ("x-user-limit-24hour", "x-app-limit-24hour", "x-rate-limit"):
+        reset = headers.get(f"{prefix}-reset")
+        if not reset:
+            continue
+        remaining = str(headers.get(f"{prefix}-remaining", "0")).strip()
+        if remaining not in ("0", ""):
+            continue  # this limit is not the one that was hit
+        try:
+            waits.append(max(0.0, float(reset) - now))
+        except ValueError:
+            continue
+    if waits:
+        return max(waits)
+    return retry_after(headers)

@@ -66,6 +66,15 @@ class Shares(RunLock, Part):
         )
 
     @wrap_errors
+    def set_share_text(self, post_key: str, channel: str, text: str) -> None:
+        """A share recomposed while in flight (the network refused the first text
+        without posting it): its retries send this text."""
+        self.db.execute(
+            "UPDATE share_deliveries SET text = ? WHERE post_key = ? AND channel = ?",
+            (text, post_key, channel),
+        )
+
+    @wrap_errors
     def share_row(self, post_key: str, channel: str) -> ShareRow | None:
         row = self.db.execute(
             "SELECT * FROM share_deliveries WHERE post_key = ? AND channel = ?",

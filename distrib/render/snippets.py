@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote
 
 import jinja2
 import regex
@@ -30,6 +30,9 @@ ELLIPSIS = "…"
 #: A trimmed summary shorter than this many graphemes is not worth showing: the
 #: composer moves on to the next (shorter) variant instead.
 MIN_SUMMARY = 20
+#: A title cut between graphemes (it has no word boundary to cut at) keeps at least this
+#: many, or the post is reported as not fitting.
+MIN_TITLE = 10
 
 #: Variant suffixes, rich to short: NAME.j2, NAME.short.j2, NAME.title.j2.
 VARIANT_SUFFIXES = ("", ".short", ".title")
@@ -152,14 +155,32 @@ def hashtags_for(post: Post, text: str = "") -> list[str]:
 
 
 def add_utm(url: str, source: str, medium: str, campaign: str) -> str:
-    """``url`` with utm_source/utm_medium/utm_campaign set (existing ones kept)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    have = {k for k, _ in query}
-    for key, value in (("utm_source", source), ("utm_medium", medium), ("utm_campaign", campaign)):
-        if value and key not in have:
-            query.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(query, safe="/:@!$'()*,;")))
+    """``url`` with utm_source/utm_medium/utm_campaign appended to its query.
+
+    Nothing else changes, byte for byte: the query is not parsed and re-encoded (that
+    turned ``ref=a%20b`` into ``ref=a+b``, ``path=a%2Fb`` into ``path=a/b``, ``?flag``
+    into ``flag=``).  A ``utm_*`` parameter the link already has keeps its own value;
+    only the missing ones are appended.
+    """
+    base, hash_, fragment = url.partition("#")
+    path, question, query = base.partition("?")
+    names = {
+        unquote(field.split("=", 1)[0]).strip().lower() for field in regex.split("[&;]", query) if field
+    }
+    added = "&".join(
+        f"{key}={quote(value, safe='')}"
+        for key, value in (("utm_source", source), ("utm_medium", medium), ("utm_campaign", campaign))
+        if value and key not in names
+    )
+    if not added:
+        return url
+    if not question:
+        query = added
+    elif not query or query.endswith(("&", ";")):
+        query += added
+    else:
+        query += "&" + added
+    return f"{path}?{query}{hash_}{fragment}"
 
 
 # --- Bluesky facets ------------------------------------------------------------------
@@ -272,20 +293,23 @@ def compose(
                 return _snippet(channel, post, text, link, counter(text), limit, [])
     # Last resort: a title longer than the network allows (150 CJK characters weigh 300
     # on X) is cut at a word boundary in the shortest variant, rather than the post never
-    # being shared.  A title that is one huge word still cannot fit.
+    # being shared; a title that is one long word, or only emoji, is cut between two
+    # graphemes (never inside a ZWJ sequence or a flag).  The link is never cut.
     name = template_names[-1]
-    pieces = _pieces(title)
-    if len(pieces) > 1 and render(name, "", [], "") != render(name, "", []):
-        lo, hi, best = 1, len(pieces) - 1, None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            if counter(render(name, "", [], _trimmed(pieces, mid))) <= limit:
-                best, lo = mid, mid + 1
-            else:
-                hi = mid - 1
-        if best is not None and len(graphemes(_trimmed(pieces, best))) > MIN_SUMMARY:
-            text = render(name, "", [], _trimmed(pieces, best))
-            return _snippet(channel, post, text, link, counter(text), limit, [])
+    if render(name, "", [], "") != render(name, "", []):
+        for pieces, least in ((_pieces(title), MIN_SUMMARY + 1), (graphemes(title), MIN_TITLE)):
+            if len(pieces) < 2:
+                continue
+            lo, hi, best = 1, len(pieces) - 1, None
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                if counter(render(name, "", [], _trimmed(pieces, mid))) <= limit:
+                    best, lo = mid, mid + 1
+                else:
+                    hi = mid - 1
+            if best is not None and len(graphemes(_trimmed(pieces, best))) > least:
+                text = render(name, "", [], _trimmed(pieces, best))
+                return _snippet(channel, post, text, link, counter(text), limit, [])
     raise SnippetError(
         f"post {post.key} cannot fit channel {channel} ({shortest} > {limit}): "
         f"shorten the title or use a shorter template"

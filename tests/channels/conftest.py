@@ -56,11 +56,16 @@ class Env:
         self.tmp_path = tmp_path
         self.ledger = ledger
         self.channels_raw: list[dict[str, Any]] = []
+        #: The tests written before the first-run baseline became the default share the
+        #: posts they make on a fresh ledger: they set ``baseline = false`` unless a
+        #: test says otherwise (tests/test_share_order.py tests the default).
+        self.baseline: bool | None = False
 
     def settings(self, channels: list[dict[str, Any]] | None = None) -> Settings:
         cctx = Ctx(base_dir=self.tmp_path)
+        extra = {} if self.baseline is None else {"baseline": self.baseline}
         validated = [
-            validate_table(CHANNEL, raw, f"channels[{i}]", cctx)
+            validate_table(CHANNEL, extra | raw, f"channels[{i}]", cctx)
             for i, raw in enumerate(channels if channels is not None else self.channels_raw)
         ]
         assert not cctx.problems, cctx.problems

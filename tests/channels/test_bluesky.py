@@ -135,11 +135,13 @@ def test_killed_between_call_and_mark_finds_the_record_and_posts_nothing(env, bl
     ctx, [channel] = bluesky(card=False)
     key = share_key(post.key, "sky")
     rkey = channel.record_key(key)  # fixed before the dead run's call
-    env.ledger.claim_share(post.key, "sky", channel.compose(post).text)
+    text = channel.compose(post).text
+    env.ledger.claim_share(post.key, "sky", text)
+    # The record at the key is this post (its text): issue 10 wants that checked.
     httpserver.expect_request(
         "/xrpc/com.atproto.repo.getRecord",
         query_string={"repo": DID, "collection": "app.bsky.feed.post", "rkey": rkey},
-    ).respond_with_json({"uri": f"at://{DID}/app.bsky.feed.post/{rkey}", "cid": "bafy", "value": {}})
+    ).respond_with_json({"uri": f"at://{DID}/app.bsky.feed.post/{rkey}", "cid": "bafy", "value": {"text": text}})
     report = run_shares(ctx, [channel], [post], dry_run=False)
     assert [i.remote_id for i in report.sent] == [f"at://{DID}/app.bsky.feed.post/{rkey}"]
     assert _requests(httpserver, "com.atproto.repo.createRecord") == []
@@ -150,7 +152,8 @@ def test_a_retry_reuses_the_record_key_and_an_existing_record_counts_as_sent(env
     post = make_post(1)
     ctx, [channel] = bluesky(card=False)
     rkey = channel.record_key(share_key(post.key, "sky"))
-    env.ledger.claim_share(post.key, "sky", channel.compose(post).text)
+    text = channel.compose(post).text
+    env.ledger.claim_share(post.key, "sky", text)
     # The reconcile does not find it yet (the dead run's write was still landing) ...
     httpserver.expect_oneshot_request("/xrpc/com.atproto.repo.getRecord").respond_with_json(
         {"error": "RecordNotFound", "message": "Could not locate record"}, status=400
@@ -160,7 +163,7 @@ def test_a_retry_reuses_the_record_key_and_an_existing_record_counts_as_sent(env
         {"error": "InvalidRequest", "message": "Record already exists"}, status=400
     )
     uri = f"at://{DID}/app.bsky.feed.post/{rkey}"
-    httpserver.expect_request("/xrpc/com.atproto.repo.getRecord").respond_with_json({"uri": uri, "cid": "bafy", "value": {}})
+    httpserver.expect_request("/xrpc/com.atproto.repo.getRecord").respond_with_json({"uri": uri, "cid": "bafy", "value": {"text": text}})
     report = run_shares(ctx, [channel], [post], dry_run=False)
     [create] = _requests(httpserver, "com.atproto.repo.createRecord")
     assert json.loads(create.data)["rkey"] == rkey
@@ -202,6 +205,156 @@ def test_a_thumbnail_over_a_megabyte_is_shrunk_below_the_blob_limit(env, bluesky
     assert len(upload.data) <= 1_000_000 and upload.headers["Content-Type"] == "image/jpeg"
 
 
+# --- record keys (issue 10): a fake PDS that keeps its records and answers like the
+# reference one (a createRecord on a taken key is a generic 500, "There is already a value
+# at key" in its log; a missing record is 400 RecordNotFound).
+
+
+class FakePDS:
+    def __init__(self, httpserver, *, taken_status: int = 500):
+        self.records: dict[str, dict] = {}
+        self.creates = 0
+        self.taken_status = taken_status
+        #: answers to give instead of the normal ones, in order ("write-then-500": commit, then fail).
+        self.script: list[str] = []
+        httpserver.expect_request("/xrpc/com.atproto.server.createSession").respond_with_json(session())
+        httpserver.expect_request("/xrpc/com.atproto.repo.createRecord", method="POST").respond_with_handler(self.create)
+        httpserver.expect_request("/xrpc/com.atproto.repo.getRecord").respond_with_handler(self.get)
+
+    def _json(self, body, status=200):
+        from werkzeug import Response
+
+        return Response(json.dumps(body), status=status, content_type="application/json")
+
+    def create(self, request):
+        self.creates += 1
+        body = json.loads(request.data)
+        rkey = body["rkey"]
+        step = self.script.pop(0) if self.script else ""
+        if step == "500":
+            return self._json({"error": "InternalServerError", "message": "Internal Server Error"}, 500)
+        if rkey in self.records:
+            if self.taken_status == 500:
+                return self._json({"error": "InternalServerError", "message": "Internal Server Error"}, 500)
+            return self._json({"error": "InvalidRequest", "message": "Record already exists"}, 400)
+        self.records[rkey] = body["record"]
+        if step == "write-then-500":
+            return self._json({"error": "InternalServerError", "message": "Internal Server Error"}, 500)
+        return self._json(created(rkey))
+
+    def get(self, request):
+        if self.script and self.script[0] == "get-503":
+            self.script.pop(0)
+            return self._json({"error": "InternalServerError", "message": "Upstream Failure"}, 503)
+        rkey = request.args["rkey"]
+        if rkey not in self.records:
+            return self._json({"error": "RecordNotFound", "message": f"Could not locate record: at://{DID}/app.bsky.feed.post/{rkey}"}, 400)
+        return self._json({"uri": f"at://{DID}/app.bsky.feed.post/{rkey}", "cid": "bafyrei", "value": self.records[rkey]})
+
+    def texts(self) -> list[str]:
+        return [r["text"] for r in self.records.values()]
+
+
+def test_fifty_posts_of_one_run_get_fifty_record_keys_and_are_each_published_once(env, bluesky, httpserver):
+    """Old keys: one timestamp per run + a 10-bit hash, so 50 posts of one run clash (the
+    reference PDS answers 500 and the post was deferred for ever)."""
+    pds = FakePDS(httpserver)
+    posts = [make_post(n) for n in range(1, 51)]
+    ctx, channels = bluesky(card=False, max_per_run=50)
+    report = run_shares(ctx, channels, posts, dry_run=False)
+    assert len(report.sent) == 50 and report.deferred == [] and report.failed == []
+    assert len(pds.records) == 50 and pds.creates == 50
+    assert sorted(pds.texts()) == sorted(i.text for i in report.sent)
+    assert len({i.remote_id for i in report.sent}) == 50
+
+
+@pytest.mark.parametrize("taken_status", [500, 400])
+def test_a_key_holding_another_post_is_not_taken_for_this_one(env, bluesky, httpserver, taken_status):
+    """The record at the key is someone else's post: never "sent with the first post's
+    URI"; the share takes the next key and is published."""
+    pds = FakePDS(httpserver, taken_status=taken_status)
+    post = make_post(1)
+    ctx, [channel] = bluesky(card=False)
+    rkey = channel.record_key(share_key(post.key, "sky"))
+    pds.records[rkey] = {"$type": "app.bsky.feed.post", "text": "An older post https://news.example/posts/0", "createdAt": "2026-11-20T09:00:00.000Z"}
+    report = run_shares(ctx, [channel], [post], dry_run=False)
+    [sent] = report.sent
+    assert sent.remote_id != f"at://{DID}/app.bsky.feed.post/{rkey}"
+    assert len(pds.records) == 2 and sent.text in pds.texts()
+    assert pds.records[rkey]["text"] == "An older post https://news.example/posts/0"
+
+
+def test_a_5xx_after_the_write_is_settled_by_reading_the_key_back(env, bluesky, httpserver):
+    pds = FakePDS(httpserver)
+    pds.script = ["write-then-500"]
+    post = make_post(1)
+    ctx, channels = bluesky(card=False)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert len(report.sent) == 1 and len(pds.records) == 1 and pds.creates == 1
+
+
+def test_a_deferred_share_is_reconciled_by_key_on_the_next_run_and_keeps_its_text(env, bluesky, httpserver, clock):
+    """A 5xx that did commit, and the read-back failing too: deferred.  The next run
+    finds the record is ours and marks it sent: no second post, even if the post was
+    edited meanwhile."""
+    from datetime import timedelta
+
+    pds = FakePDS(httpserver)
+    pds.script = ["write-then-500", "get-503", "get-503", "get-503"]
+    post = make_post(1)
+    ctx, channels = bluesky(card=False)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert len(report.deferred) == 1 and len(pds.records) == 1
+    assert "15 minutes" in report.deferred[0].error
+    first_text = env.ledger.share_row(post.key, "sky").text
+
+    clock[0] += timedelta(minutes=20)
+    edited = make_post(1, title="Harbour council votes on the new ferry line (updated)")
+    ctx, channels = bluesky(card=False)
+    ctx.now = clock[0]
+    report = run_shares(ctx, channels, [edited], dry_run=False)
+    assert [i.text for i in report.sent] == [first_text]
+    assert len(pds.records) == 1 and pds.creates == 1
+    assert env.ledger.share_row(post.key, "sky").status == DeliveryStatus.SENT
+
+
+def test_a_refused_app_password_stops_the_channel(env, bluesky, httpserver):
+    httpserver.expect_request("/xrpc/com.atproto.server.createSession").respond_with_json(
+        {"error": "AuthenticationRequired", "message": "Invalid identifier or password"}, status=401
+    )
+    ctx, channels = bluesky(card=False)
+    report = run_shares(ctx, channels, [make_post(1), make_post(2)], dry_run=False)
+    assert report.failed == [] and len(report.deferred) == 1 and len(report.skipped) == 1
+    assert "BSKY_PASSWORD" in report.errors[0]
+    assert len(_requests(httpserver, "com.atproto.server.createSession")) == 1
+
+
+def test_a_refused_login_while_settling_a_dead_runs_share_stops_the_channel_once(env, bluesky, httpserver):
+    httpserver.expect_request("/xrpc/com.atproto.server.createSession").respond_with_json(
+        {"error": "AuthenticationRequired", "message": "Invalid identifier or password"}, status=401
+    )
+    post = make_post(1)
+    ctx, channels = bluesky(card=False)
+    env.ledger.claim_share(post.key, "sky", channels[0].compose(post).text)  # a dead run's claim
+    report = run_shares(ctx, channels, [post, make_post(2)], dry_run=False)
+    assert report.failed == [] and len(report.deferred) == 1 and len(report.skipped) == 1
+    assert len(_requests(httpserver, "com.atproto.server.createSession")) == 1  # not once per attempt
+    assert _requests(httpserver, "com.atproto.repo.createRecord") == []
+    assert env.ledger.share_row(post.key, "sky").status == DeliveryStatus.DEFERRED
+
+
+def test_another_post_whose_link_starts_like_ours_is_not_taken_for_ours(env, bluesky, httpserver):
+    """Without UTM, post 1's link is a prefix of post 10's: the record of post 10 at our
+    key is someone else's."""
+    pds = FakePDS(httpserver)
+    post = make_post(1)
+    ctx, [channel] = bluesky(card=False, utm=False)
+    rkey = channel.record_key(share_key(post.key, "sky"))
+    pds.records[rkey] = {"$type": "app.bsky.feed.post", "text": "Part 10 https://news.example/posts/10", "createdAt": "2026-11-20T09:00:00.000Z"}
+    report = run_shares(ctx, [channel], [post], dry_run=False)
+    assert len(report.sent) == 1 and len(pds.records) == 2
+
+
 def test_mentions_are_resolved_to_dids_and_an_unknown_handle_stays_text(env, bluesky, httpserver):
     """@handle facets as @atproto/api's detectFacets makes them: the handle resolved with
     com.atproto.identity.resolveHandle on the configured PDS; one that does not resolve
@@ -228,3 +381,5 @@ def test_mentions_are_resolved_to_dids_and_an_unknown_handle_stays_text(env, blu
     [m] = mentions
     assert raw[m["index"]["byteStart"] : m["index"]["byteEnd"]] == b"@news.harbourlight.org"
     assert len(_requests(httpserver, "com.atproto.identity.resolveHandle")) == 2
+
+

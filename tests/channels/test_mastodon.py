@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 
 import pytest
 from werkzeug import Response
@@ -82,7 +84,100 @@ def test_instance_limits_are_read_once_and_cached_in_the_ledger(env, mastodon, h
     _, [again] = mastodon()
     assert again.limit() == 1000
     assert sum(1 for r, _ in httpserver.log if r.path == "/api/v2/instance") == 1
-    assert env.ledger.kv_get("mastodon:masto:limits") == {"max_characters": 1000, "characters_reserved_per_url": 23}
+    # Keyed by the instance, not the channel name (issue 10).
+    key = f"mastodon:{httpserver.url_for('/').rstrip('/').lower()}:limits"
+    assert env.ledger.kv_get(key) == {"max_characters": 1000, "characters_reserved_per_url": 23}
+
+
+def test_the_limit_cache_is_the_instances_not_the_channel_names(env, httpserver, monkeypatch):
+    """A channel moved to another instance (same name) must not keep the old server's limit."""
+    from pytest_httpserver import HTTPServer
+
+    monkeypatch.setenv("MASTODON_TOKEN", "token-abc")
+    httpserver.expect_request("/api/v2/instance").respond_with_json(INSTANCE)  # 1000
+    small = json.loads(json.dumps(INSTANCE))
+    small["configuration"]["statuses"]["max_characters"] = 200
+    other = HTTPServer(host="127.0.0.1")
+    other.start()
+    try:
+        other.expect_request("/api/v2/instance").respond_with_json(small)
+        _, [first] = env.channels({"name": "masto", "type": "mastodon", "instance": httpserver.url_for("/"), "token_env": "MASTODON_TOKEN"})
+        assert first.limit() == 1000
+        _, [moved] = env.channels({"name": "masto", "type": "mastodon", "instance": other.url_for("/"), "token_env": "MASTODON_TOKEN"})
+        assert moved.limit() == 200
+        # Two accounts on one instance share what it said.
+        _, [a, b] = env.channels(
+            {"name": "one", "type": "mastodon", "instance": other.url_for("/"), "token_env": "MASTODON_TOKEN"},
+            {"name": "two", "type": "mastodon", "instance": other.url_for("/"), "token_env": "MASTODON_TOKEN"},
+        )
+        assert a.limit() == b.limit() == 200
+        assert sum(1 for r, _ in other.log if r.path == "/api/v2/instance") == 1
+    finally:
+        other.clear()
+        other.stop()
+
+
+def test_a_422_too_long_refetches_the_limit_recomposes_and_retries_once(env, httpserver, monkeypatch):
+    """The instance lowered its limit from 1000 to 200 after we cached it: the post is
+    recomposed to fit and sent, not recorded as a permanent failure."""
+    monkeypatch.setenv("MASTODON_TOKEN", "token-abc")
+    small = json.loads(json.dumps(INSTANCE))
+    small["configuration"]["statuses"]["max_characters"] = 200
+    httpserver.expect_oneshot_request("/api/v2/instance").respond_with_json(INSTANCE)
+    httpserver.expect_request("/api/v2/instance").respond_with_json(small)
+    posted: list[str] = []
+
+    def statuses(request):
+        text = json.loads(request.data)["status"]
+        # Counted as Mastodon counts: every URL is 23 characters.
+        if len(re.sub(r"https?://\S+", "x" * 23, text)) > 200:
+            return Response(json.dumps({"error": "Validation failed: Text character limit of 200 exceeded"}),
+                            status=422, content_type="application/json")
+        posted.append(text)
+        return Response(json.dumps(status(1, text)), content_type="application/json")
+
+    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_handler(statuses)
+    ctx, channels = env.channels(
+        {"name": "masto", "type": "mastodon", "instance": httpserver.url_for("/"), "token_env": "MASTODON_TOKEN", "images": False}
+    )
+    post = make_post(1, summary="A long summary of the council meeting. " * 12)
+    assert len(channels[0].compose(post).text) > 200  # composed for the cached 1000
+
+    report = run_shares(ctx, channels, [post], dry_run=False)
+
+    assert len(report.sent) == 1 and report.failed == []
+    assert len(posted) == 1 and len(re.sub(r"https?://\S+", "x" * 23, posted[0])) <= 200
+    row = env.ledger.share_row(post.key, "masto")
+    assert row.status == DeliveryStatus.SENT and row.text == posted[0]
+    assert sum(1 for r, _ in httpserver.log if r.path == "/api/v1/statuses") == 2  # retried once
+
+
+def test_a_refused_token_stops_the_channel_and_keeps_its_posts_owed(env, mastodon, httpserver, clock):
+    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(
+        {"error": "The access token is invalid"}, status=401
+    )
+    ctx, channels = mastodon(images=False)
+    posts = [make_post(1), make_post(2), make_post(3)]
+    report = run_shares(ctx, channels, posts, dry_run=False)
+    assert report.failed == []
+    assert sum(1 for r, _ in httpserver.log if r.path == "/api/v1/statuses") == 1  # the channel stopped
+    assert len(report.deferred) == 1 and len(report.skipped) == 2
+    [error] = report.errors
+    assert "MASTODON_TOKEN" in error and "refused" in error and "next run" in error
+    statuses = {env.ledger.share_row(p.key, "masto").status for p in posts if env.ledger.share_row(p.key, "masto")}
+    assert statuses == {DeliveryStatus.DEFERRED}
+
+    # Renewed: the next run posts all three.
+    httpserver.clear()
+    httpserver.expect_request("/api/v2/instance").respond_with_json(INSTANCE)
+    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(status(1))
+    httpserver.expect_request("/api/v1/accounts/verify_credentials").respond_with_json({"id": "1"})
+    httpserver.expect_request("/api/v1/accounts/1/statuses").respond_with_json([])
+    ctx, channels = mastodon(images=False)
+    ctx.now += timedelta(minutes=10)  # the next cron run
+    clock[0] = ctx.now
+    report = run_shares(ctx, channels, posts, dry_run=False)
+    assert len(report.sent) == 3
 
 
 def test_an_unreachable_instance_is_named_once_in_the_limit_warning(env, monkeypatch, caplog):
@@ -135,13 +230,14 @@ def test_5xx_is_retried_a_bounded_number_of_times_then_deferred(env, mastodon, h
     assert sum(1 for r, _ in httpserver.log if r.path == "/api/v1/statuses") == 3
 
 
-def test_rejected_token_fails_with_one_line_naming_the_variable(env, mastodon, httpserver):
+def test_rejected_token_defers_with_one_line_naming_the_variable(env, mastodon, httpserver):
+    # Not failed for good (issue 10): the share waits for the renewed token.
     httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(
         {"error": "The access token is invalid"}, status=401
     )
     ctx, channels = mastodon(images=False)
     report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
-    assert len(report.failed) == 1
+    assert len(report.deferred) == 1 and report.failed == []
     assert "MASTODON_TOKEN" in report.errors[0] and "token-abc" not in report.errors[0]
     assert "\n" not in report.errors[0]
 

@@ -23,7 +23,7 @@ def test_outbox_writes_one_json_file_per_post_and_nothing_on_the_second_run(env,
 
     folder = tmp_path / "outbox" / "shares"
     files = _files(folder)
-    assert [i.post_key for i in report.sent] == [posts[0].key, posts[1].key]  # oldest first
+    assert [i.post_key for i in report.sent] == [posts[1].key, posts[0].key]  # newest first
     assert len(files) == 2
     record = json.loads(files[0].read_text(encoding="utf-8"))
     assert record["channel"] == "preview"
@@ -85,7 +85,7 @@ def test_limits_old_posts_and_order(env, tmp_path):
     old = make_post(9, age=timedelta(days=4))
     ctx, channels = env.channels({"name": "preview", "type": "outbox", "max_per_run": 2})
     report = run_shares(ctx, channels, [*reversed(posts), old], dry_run=False)
-    assert [i.post_key for i in report.sent] == [posts[0].key, posts[1].key]
+    assert [i.post_key for i in report.sent] == [posts[4].key, posts[3].key]  # newest first
     assert len(report.skipped) == 3
     assert old.key not in {i.post_key for i in report.sent + report.skipped}
 
@@ -173,11 +173,15 @@ def test_deferred_share_waits_for_its_time(env, clock):
 
 
 def test_dry_run_does_not_take_the_channel_baseline(env):
-    ctx, channels = env.channels({"name": "preview", "type": "outbox", "baseline": True})
+    # The dry run decides as the first real run will (the post is held back by the
+    # baseline) and says so, but records no baseline.
+    ctx, channels = env.channels({"name": "preview", "type": "outbox", "baseline": True}, dry_run=True)
     post = make_post(1)
     env.ledger.record_posts([post])
     report = run_shares(ctx, channels, [post], dry_run=True)
-    assert [s.post_key for s in report.planned] == [post.key]
+    assert report.planned == []
+    assert [i.post_key for i in report.held] == [post.key]
+    assert "held back: 1 there before the channel's first run" in report.summary_lines(dry_run=True)[0]
     assert env.ledger.baseline("channel:preview") is None
 
 

@@ -116,13 +116,16 @@ def test_falls_back_to_title_and_link():
 
 
 def test_cannot_fit_names_post_and_channel():
+    # A title of one 300-letter word is now cut between graphemes (issue 10); what still
+    # cannot fit is a limit with no room for ten of them beside the link.
     post = make_post(1, title="A" * 300, url=LINK)
     with pytest.raises(DistribError) as e:
-        _compose(post)
+        _compose(post, limit=30)
     assert str(e.value) == (
-        "post https://news.example/posts/1 cannot fit channel test (325 > 280): "
+        "post https://news.example/posts/1 cannot fit channel test (325 > 30): "
         "shorten the title or use a shorter template"
     )
+    assert _compose(post).text.startswith("A" * 200)
 
 
 def test_a_title_over_the_limit_is_cut_between_words_not_left_unshared():

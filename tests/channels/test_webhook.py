@@ -26,7 +26,7 @@ def test_slack_section_block_with_escaped_text(env, httpserver, monkeypatch):
     [body] = _bodies(httpserver, "/services/T000/B000/XXXX")
     text = body["text"]
     assert text.startswith("Fares &lt;up&gt; &amp; ferries")
-    assert body["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    assert body["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
     assert body["blocks"][1] == {"type": "image", "image_url": "https://news.example/i.jpg", "alt_text": "A ferry"}
     assert len(text) <= 3000
 
@@ -82,7 +82,7 @@ def test_a_deferred_channel_says_why_in_its_summary_line(env, httpserver, monkey
     tries = len(httpserver.log)
     assert report.summary_lines() == [
         f"shares: team: 0 posted to Slack, 1 deferred ({host} answered 503 {tries} time{'s' if tries != 1 else ''}; "
-        "retried on the next run), 1 waiting"
+        "deferred for 15 minutes: the first run after that retries it), 1 waiting"
     ]
 
 
@@ -108,7 +108,8 @@ def test_telegram_send_message(env, httpserver, monkeypatch):
     [
         (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7", "parameters": {"retry_after": 7}}, "deferred"),
         (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, "failed"),
-        (401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, "failed"),
+        # A refused token stops the channel and the share waits (issue 10; was "failed").
+        (401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, "deferred"),
     ],
 )
 def test_telegram_errors(env, httpserver, monkeypatch, status, answer, outcome):
@@ -123,3 +124,99 @@ def test_telegram_errors(env, httpserver, monkeypatch, status, answer, outcome):
         assert "SECRET" not in error
     if status == 400:
         assert "chat not found" in report.errors[0]
+
+
+# --- issue 10 ----------------------------------------------------------------------------
+
+
+def test_slack_retries_without_an_image_it_cannot_fetch(env, httpserver, monkeypatch):
+    """Slack refuses the whole message when it cannot fetch an image block (400
+    invalid_blocks); the share goes out without the image instead of failing for good."""
+    monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T0/B0/x"))
+
+    def hook(request):
+        body = json.loads(request.data)
+        if any(b["type"] == "image" for b in body["blocks"]):
+            return Response("invalid_blocks", status=400, content_type="text/plain")
+        return Response("ok", content_type="text/plain")
+
+    httpserver.expect_request("/services/T0/B0/x", method="POST").respond_with_handler(hook)
+    post = make_post(1, image=Image("https://news.example/private/i.jpg", "A ferry"))
+    ctx, channels = env.channels({"name": "team", "type": "slack", "url_env": "SLACK_URL"})
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert len(report.sent) == 1 and report.failed == []
+    first, second = _bodies(httpserver, "/services/T0/B0/x")
+    assert [b["type"] for b in first["blocks"]] == ["section", "image"]
+    assert [b["type"] for b in second["blocks"]] == ["section"]
+
+
+def test_slack_text_is_verbatim_so_a_title_mentions_nobody(env, httpserver, monkeypatch):
+    monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T0/B0/x"))
+    httpserver.expect_request("/services/T0/B0/x").respond_with_data("ok")
+    ctx, channels = env.channels({"name": "team", "type": "slack", "url_env": "SLACK_URL"})
+    run_shares(ctx, channels, [make_post(1, title="@channel #general vote tonight")], dry_run=False)
+    [body] = _bodies(httpserver, "/services/T0/B0/x")
+    assert body["blocks"][0]["text"]["verbatim"] is True
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "answer", "variable"),
+    [
+        ("slack", 403, "invalid_token", "SLACK_URL"),
+        ("slack", 404, "no_service", "SLACK_URL"),
+        ("discord", 404, {"message": "Unknown Webhook", "code": 10015}, "HOOK_URL"),
+        ("discord", 401, {"message": "401: Unauthorized", "code": 0}, "HOOK_URL"),
+        ("telegram", 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was kicked from the channel chat"}, "TG_TOKEN"),
+    ],
+)
+def test_a_refused_webhook_or_token_stops_the_channel_and_keeps_its_posts(env, httpserver, monkeypatch, kind, status, answer, variable):
+    monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T0/B0/SECRET"))
+    monkeypatch.setenv("HOOK_URL", httpserver.url_for("/api/webhooks/1/SECRET"))
+    monkeypatch.setenv("TG_TOKEN", "999:SECRET")
+    path = {"slack": "/services/T0/B0/SECRET", "discord": "/api/webhooks/1/SECRET", "telegram": "/bot999:SECRET/sendMessage"}[kind]
+    if isinstance(answer, str):
+        httpserver.expect_request(path).respond_with_data(answer, status=status)
+    else:
+        httpserver.expect_request(path).respond_with_json(answer, status=status)
+    raw = {
+        "slack": {"name": "c", "type": "slack", "url_env": "SLACK_URL"},
+        "discord": {"name": "c", "type": "discord", "url_env": "HOOK_URL"},
+        "telegram": {"name": "c", "type": "telegram", "token_env": "TG_TOKEN", "chat_id": "-1001",
+                     "api_url": httpserver.url_for("/").rstrip("/")},
+    }[kind]
+    ctx, channels = env.channels(raw)
+    posts = [make_post(1), make_post(2)]
+    report = run_shares(ctx, channels, posts, dry_run=False)
+    assert report.failed == [] and len(report.deferred) == 1 and len(report.skipped) == 1
+    assert len(httpserver.log) == 1  # the second post was not tried
+    [error] = report.errors
+    assert variable in error and "SECRET" not in error and f"({status}" in error
+    assert env.ledger.share_row(posts[0].key, "c").status == DeliveryStatus.DEFERRED
+
+
+def test_discord_forum_channel_gets_a_thread_name(env, httpserver, monkeypatch):
+    monkeypatch.setenv("HOOK_URL", httpserver.url_for("/api/webhooks/1/tok"))
+    httpserver.expect_request("/api/webhooks/1/tok", method="POST").respond_with_json({"id": "1", "channel_id": "2"})
+    ctx, channels = env.channels({"name": "forum", "type": "discord", "url_env": "HOOK_URL", "thread_name": "📰 {title}"})
+    post = make_post(1, title="Ferry " + "line " * 40)
+    run_shares(ctx, channels, [post], dry_run=False)
+    [body] = _bodies(httpserver, "/api/webhooks/1/tok")
+    assert body["thread_name"].startswith("📰 Ferry line line") and len(body["thread_name"]) <= 100
+
+
+def test_three_5xx_say_when_the_share_is_really_retried(env, httpserver, monkeypatch, clock):
+    """Deferred for 900 s: the message must not say "retried on the next run" (a run 10
+    minutes later does not retry it)."""
+    from datetime import timedelta
+
+    monkeypatch.setenv("TG_TOKEN", "1:x")
+    httpserver.expect_request("/bot1:x/sendMessage").respond_with_json({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502)
+    ctx, channels = env.channels(
+        {"name": "tg", "type": "telegram", "token_env": "TG_TOKEN", "chat_id": "-1001", "api_url": httpserver.url_for("/").rstrip("/")}
+    )
+    post = make_post(1)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    [item] = report.deferred
+    assert "next run" not in item.error and "deferred for 15 minutes" in item.error
+    row = env.ledger.share_row(post.key, "tg")
+    assert row.not_before - clock[0] == timedelta(seconds=900)

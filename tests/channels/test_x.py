@@ -184,3 +184,138 @@ def test_reading_not_allowed_falls_back_to_the_duplicate_check(env, x, httpserve
     report = run_shares(ctx, channels, [post], dry_run=False)
     assert [i.remote_id for i in report.sent] == [""]
     assert len(_tweets(httpserver)) == 1
+
+
+# --- issue 10 ----------------------------------------------------------------------------
+
+
+def test_a_hanging_x_times_out_instead_of_holding_the_cron_run(env, x, httpserver, monkeypatch):
+    """tweepy's session had no timeout: a server that never answers held the run for
+    ever.  (The timeout is shortened here so the test is quick.)"""
+    import threading
+
+    import distrib.channels.x as xmod
+
+    monkeypatch.setattr(xmod, "TIMEOUT", (2.0, 0.3))
+    release = threading.Event()
+
+    def hang(request):
+        release.wait(5)
+        return Response(json.dumps(CREATED), status=201, content_type="application/json")
+
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_handler(hang)
+    ctx, channels = x(images=False)
+    try:
+        report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
+    finally:
+        release.set()
+    assert len(report.deferred) == 1 and report.sent == []
+    assert "unreachable (ReadTimeout)" in report.deferred[0].error
+
+
+def test_429_honours_the_24_hour_cap_reset(env, x, httpserver, clock):
+    """The daily cap is spent: waiting for the 15-minute window would only be refused
+    again.  The share waits for x-user-limit-24hour-reset."""
+    import time
+
+    now = time.time()
+    window, day = int(now) + 600, int(now) + 20 * 3600
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_response(
+        Response(
+            json.dumps({"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}),
+            status=429,
+            headers={
+                "x-rate-limit-limit": "100", "x-rate-limit-remaining": "99", "x-rate-limit-reset": str(window),
+                "x-user-limit-24hour-limit": "17", "x-user-limit-24hour-remaining": "0",
+                "x-user-limit-24hour-reset": str(day),
+                "x-app-limit-24hour-limit": "1667", "x-app-limit-24hour-remaining": "1500",
+                "x-app-limit-24hour-reset": str(day + 3600),
+            },
+            content_type="application/json",
+        )
+    )
+    ctx, channels = x(images=False)
+    post = make_post(1)
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert len(report.deferred) == 1
+    row = env.ledger.share_row(post.key, "x-main")
+    waited = (row.not_before - clock[0]).total_seconds()
+    assert 20 * 3600 - 120 <= waited <= 20 * 3600 + 5
+    assert "20 hours" in report.deferred[0].error
+
+
+def test_x_retry_after_picks_the_exhausted_limit():
+    from distrib.channels.x import x_retry_after
+
+    now = 1_800_000_000.0
+    assert x_retry_after({"x-rate-limit-reset": str(int(now) + 300), "x-rate-limit-remaining": "0"}, now) == 300
+    app_cap = {
+        "x-rate-limit-reset": str(int(now) + 300), "x-rate-limit-remaining": "0",
+        "x-app-limit-24hour-reset": str(int(now) + 7200), "x-app-limit-24hour-remaining": "0",
+    }
+    assert x_retry_after(app_cap, now) == 7200
+
+
+def test_reconcile_compares_with_the_html_unescaped_tweet_text(env, x, httpserver):
+    ctx, channels = x(images=False)
+    post = make_post(1, title="Fares & ferries <2027> \"final\"")
+    text = channels[0].compose(post).text
+    env.ledger.claim_share(post.key, "x-main", text)
+    httpserver.expect_request("/2/users/me").respond_with_json(ME)
+    escaped = "Fares &amp; ferries &lt;2027&gt; \"final\""
+    httpserver.expect_request("/2/users/2244994945/tweets", query_string="max_results=10").respond_with_json(
+        {"data": [{"id": "1861000000000000007", "text": escaped + "\n\nThe council met… https://t.co/xyz",
+                   "edit_history_tweet_ids": ["1861000000000000007"]}],
+         "meta": {"result_count": 1}}
+    )
+    report = run_shares(ctx, channels, [post], dry_run=False)
+    assert [i.remote_id for i in report.sent] == ["1861000000000000007"]
+    assert _tweets(httpserver) == []
+
+
+def test_a_gif_is_not_dropped_silently(env, x, httpserver, caplog):
+    gif = b"GIF89a" + b"\0" * 40
+    httpserver.expect_request("/img/a.gif").respond_with_data(gif, content_type="image/gif")
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(CREATED, status=201)
+    post = make_post(1, image=Image(httpserver.url_for("/img/a.gif"), "Animated ferry"))
+    ctx, channels = x()
+    with caplog.at_level("WARNING"):
+        report = run_shares(ctx, channels, [post], dry_run=False)
+    assert len(report.sent) == 1
+    assert [r for r, _ in httpserver.log if r.path == "/2/media/upload"] == []
+    assert any("GIF" in r.getMessage() and "without the image" in r.getMessage() for r in caplog.records)
+
+
+def test_refused_credentials_stop_the_channel_and_keep_the_posts(env, x, httpserver):
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(
+        {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, status=401
+    )
+    ctx, channels = x(images=False)
+    report = run_shares(ctx, channels, [make_post(1), make_post(2)], dry_run=False)
+    assert report.failed == [] and len(report.deferred) == 1 and len(report.skipped) == 1
+    assert len(_tweets(httpserver)) == 1
+    assert "X_CK" in report.errors[0] and "X_ATS" in report.errors[0]
+
+
+def test_a_deferred_share_is_sent_again_with_its_first_text_even_if_the_post_was_edited(env, x, httpserver, clock):
+    """A 5xx may have posted: X's duplicate check compares the exact text, so the retry
+    must send the text first composed, not a recomposition of the edited post."""
+    from datetime import timedelta
+
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json({"title": "Service Unavailable"}, status=503)
+    ctx, channels = x(images=False)
+    post = make_post(1)
+    first = channels[0].compose(post).text
+    assert len(run_shares(ctx, channels, [post], dry_run=False).deferred) == 1
+
+    httpserver.clear()
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(DUPLICATE, status=403)
+    clock[0] += timedelta(minutes=20)
+    edited = make_post(1, title="Harbour council votes on the new ferry line, part 1 (corrected)")
+    ctx, channels = x(images=False)
+    ctx.now = clock[0]
+    assert channels[0].compose(edited).text != first
+    report = run_shares(ctx, channels, [edited], dry_run=False)
+    [tweet] = _tweets(httpserver)
+    assert json.loads(tweet.data)["text"] == first
+    assert len(report.sent) == 1
