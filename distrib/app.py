@@ -940,6 +940,14 @@ class App:
             result.errors.append(str(e))
         if self.settings.channels:
             self.share(dry_run=dry_run, fetched=fetched, result=result)
+        if not dry_run and self.ledger.outbox_pending():
+            # Confirmation emails `distrib serve` queued but could not send (it is down).
+            from .signup import drain_outbox
+
+            try:
+                drain_outbox(self.settings, self.ledger)
+            except DistribError as e:
+                result.errors.append(f"confirmation emails: {e}")
         return result
 
     def status(self) -> list[dict[str, Any]]:

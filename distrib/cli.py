@@ -954,6 +954,27 @@ def ledger_copy(app: App, *, quiet: bool, target: str) -> None:
         click.echo(f"copied to {terminal_safe(where)}: {rows}")
 
 
+@cli.command()
+@common()
+def form(app: App, *, quiet: bool) -> None:
+    """Print an accessible HTML signup form (label, input, button, honeypot) to paste
+    into the site; it posts to `distrib serve`'s /subscribe.
+
+    \b
+    Example:
+      distrib form > layouts/partials/signup.html
+    """
+    from .errors import ConfigError
+    from .signup import base_url, form_snippet
+
+    if not base_url(app.settings):
+        raise ConfigError(
+            "signup.base_url: missing; set it to the public URL of `distrib serve`, "
+            "such as 'https://news.example.org'"
+        )
+    click.echo(form_snippet(app.settings), nl=False)
+
+
 @cli.group()
 def subscribers() -> None:
     """Manage the subscribers kept in the ledger (and the suppression list).
@@ -998,6 +1019,31 @@ def subscribers_remove(app: App, *, quiet: bool, address: str) -> None:
     removed = _address_call(subs.remove, app.ledger, address)
     address = terminal_safe(address)
     click.echo(f"removed {address}" if removed else f"{address} is not an active subscriber")
+
+
+@subscribers.command("forget")
+@click.argument("address")
+@common()
+def subscribers_forget(app: App, *, quiet: bool, address: str) -> None:
+    """Erase a person's data (the right to erasure): their subscriber row, consent
+    record and queued mail go; only a keyed hash stays on the suppression list, so a
+    later import or `subscribers add` cannot re-add them (their own confirmation of a
+    new signup can).
+
+    \b
+    Example:
+      distrib subscribers forget ana@example.com
+    """
+    from .subscribers import normalise_address
+
+    try:
+        normalised = normalise_address(address)
+    except ValueError as e:
+        raise click.UsageError(f"{terminal_safe(address)} is not an email address ({e})") from None
+    known = app.ledger.forget(normalised)
+    if not quiet:
+        what = "erased" if known else "was not in the ledger; kept"
+        click.echo(f"{terminal_safe(normalised)} {what} (a keyed hash stays on the suppression list)")
 
 
 @subscribers.command("import")

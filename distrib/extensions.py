@@ -6,4 +6,8 @@ Each feature module that owns a root config section calls
 
 from __future__ import annotations
 
+from . import (
+    hooks,  # noqa: F401  ([webhooks])
+    signup,  # noqa: F401  ([signup])
+)
 from .render import theme  # noqa: F401  ([theme])
