@@ -321,3 +321,21 @@ def test_unlock_and_close_release_the_lock(pg_url: str) -> None:
         b.unlock()
         with pg.open_postgres(pg_url) as c:
             c.lock()
+
+
+def test_every_integer_primary_key_table_is_a_rowid_alias(tmp_path) -> None:
+    """A table whose INTEGER PRIMARY KEY is SQLite's rowid must be named in
+    ROWID_ALIASES, or PostgreSQL gives it a second rowid and `ledger copy` fails."""
+    import re
+
+    from distrib.ledger import open_ledger
+    from distrib.ledger.postgres import ROWID_ALIASES
+
+    with open_ledger(tmp_path / "distrib.sqlite") as led:
+        rows = led.db.raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+    found = {}
+    for name, sql in rows:
+        m = re.search(r"\b(\w+)\s+INTEGER PRIMARY KEY\b", sql)
+        if m and "WITHOUT ROWID" not in sql:
+            found[name] = m.group(1)
+    assert found == ROWID_ALIASES

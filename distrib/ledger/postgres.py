@@ -132,7 +132,7 @@ def _placeholders(sql: str) -> str:
 
 #: Tables whose INTEGER PRIMARY KEY is SQLite's rowid: table -> column.  An INSERT into
 #: one returns the column, as ``cursor.lastrowid``.
-ROWID_ALIASES: dict[str, str] = {"editions": "id"}
+ROWID_ALIASES: dict[str, str] = {"editions": "id", "consent_events": "id", "mail_outbox": "id"}
 
 
 class MigrationDB:
