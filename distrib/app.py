@@ -130,9 +130,30 @@ class App:
         return self.settings.ledger.path or (self.settings.base_dir / "distrib.sqlite")
 
     @property
+    def ledger_url(self) -> str | None:
+        """The PostgreSQL database of ``[ledger] url`` or ``url_env``; None: the SQLite file."""
+        section = self.settings.ledger
+        if section.get("url_env"):
+            url = self.settings.secret(section, "url_env", where="ledger")
+            if url and not url.startswith(("postgresql://", "postgres://")):
+                raise ConfigError(
+                    f"ledger.url_env: the variable {section['url_env']} does not hold a PostgreSQL URL "
+                    "(postgresql://user:password@host/db)"
+                )
+            return url
+        url = section.get("url")
+        return str(url) if url else None
+
+    @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = open_ledger(self.ledger_path)
+            url = self.ledger_url
+            if url:
+                from .ledger.postgres import open_postgres
+
+                self._ledger = open_postgres(url)
+            else:
+                self._ledger = open_ledger(self.ledger_path)
         return self._ledger
 
     @property
@@ -351,13 +372,10 @@ class App:
 
         opts = newsletter.opts
         last = self.ledger.last_edition(newsletter.name)
-        scope = f"newsletter:{newsletter.name}"
-        if last is None and opts.backfill == 0 and not force and self.ledger.baseline(scope) is None:
-            if dry_run:
-                return [], f"{newsletter.name}: first run in baseline mode; nothing would be sent"
-            # First run in baseline mode: everything there now counts as seen.
-            self.ledger.set_baseline(scope, self.ctx.now)
-            return [], f"{newsletter.name}: first run, baseline taken; from now on new posts are sent"
+        if last is None and not force:
+            baseline = self._first_run_baseline(newsletter, dry_run=dry_run)
+            if baseline:
+                return [], baseline
         now = self.ctx.now
         tz = self.settings.site.timezone
         scheduled = opts.cadence not in ALWAYS
@@ -395,20 +413,38 @@ class App:
             return [], reason
         look()
         if opts.cadence == "per-post":
-            from datetime import timedelta
+            return self._per_post(newsletter, posts, force=force)
+        return [posts], ""
 
-            day_ago = now - timedelta(days=1)
-            sent_today = sum(1 for e in self.ledger.editions(newsletter.name) if e.created > day_ago)
-            allowed = opts.max_per_day - sent_today
-            if allowed <= 0 and not force:
-                return [], (
-                    f"{newsletter.name}: {sent_today} editions in the last 24 hours "
-                    f"(max_per_day {opts.max_per_day}); the {_n(len(posts), 'new post')} wait"
-                )
-            if len(posts) <= allowed:
-                return [[p] for p in reversed(posts)], ""
-            # A burst: one digest rather than a reader's inbox full of us.
-            return [posts], ""
+    def _first_run_baseline(self, newsletter: Newsletter, *, dry_run: bool) -> str:
+        """With ``backfill = 0``, a newsletter's first run takes a baseline (everything
+        there now counts as seen) and sends nothing: the reason why, or "" when a
+        baseline was taken before or backfill is on."""
+        scope = f"newsletter:{newsletter.name}"
+        if newsletter.opts.backfill != 0 or self.ledger.baseline(scope) is not None:
+            return ""
+        if dry_run:
+            return f"{newsletter.name}: first run in baseline mode; nothing would be sent"
+        self.ledger.set_baseline(scope, self.ctx.now)
+        return f"{newsletter.name}: first run, baseline taken; from now on new posts are sent"
+
+    def _per_post(self, newsletter: Newsletter, posts: list[Post], *, force: bool) -> tuple[list[list[Post]], str]:
+        """per-post: one edition per new post, at most ``max_per_day`` in 24 hours; a
+        bigger burst is one digest."""
+        from datetime import timedelta
+
+        opts = newsletter.opts
+        day_ago = self.ctx.now - timedelta(days=1)
+        sent_today = sum(1 for e in self.ledger.editions(newsletter.name) if e.created > day_ago)
+        allowed = opts.max_per_day - sent_today
+        if allowed <= 0 and not force:
+            return [], (
+                f"{newsletter.name}: {sent_today} editions in the last 24 hours "
+                f"(max_per_day {opts.max_per_day}); the {_n(len(posts), 'new post')} wait"
+            )
+        if len(posts) <= allowed:
+            return [[p] for p in reversed(posts)], ""
+        # A burst: one digest rather than a reader's inbox full of us.
         return [posts], ""
 
     def site_time(self, when: datetime) -> str:
@@ -898,6 +934,14 @@ class App:
             result.errors.append(str(e))
         if self.settings.channels:
             self.share(dry_run=dry_run, fetched=fetched, result=result)
+        if not dry_run and self.ledger.outbox_pending():
+            # Confirmation emails `distrib serve` queued but could not send (it is down).
+            from .signup import drain_outbox
+
+            try:
+                drain_outbox(self.settings, self.ledger)
+            except DistribError as e:
+                result.errors.append(f"confirmation emails: {e}")
         return result
 
     def status(self) -> list[dict[str, Any]]:

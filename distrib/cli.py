@@ -22,7 +22,7 @@ from .errors import EXIT_FAILED, EXIT_USAGE, DistribError, LockedError
 from .safetext import terminal_safe
 
 if TYPE_CHECKING:
-    from .app import App, RunResult
+    from .app import App, EditionResult, RunResult
     from .model import Edition, RenderedEdition
     from .share import ShareReport
 
@@ -216,54 +216,13 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         say(f"fetched {len(f.posts)} posts from {n_sources - len(f.errors)} of {n_sources} sources")
         for source_error in f.errors:
             click.echo(f"distrib: {source_error}", err=True)
-
-    def whom(newsletter: str) -> str:
-        # Say to whom and where, as a real run would: the point of a dry run.
-        if mailer.handoff:
-            return f"for the {app.settings.email.mailer} platform's list"
-        n = sum(1 for _ in app.recipients(newsletter))  # less those who left this one
-        return f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
-
-    if result.planned and not quiet:
-        mailer = app.mailer()
-        for plan in result.planned:
-            say(
-                f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
-                f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)}"
-                + (" once approved (a test copy to the editors first)" if plan.newsletter.opts.get("approval") else "")
-                + " [dry run]"
-            )
-            from .app import layout_of
-
-            layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
-            if layout:
-                say(f"  {layout}")
+    _echo_planned(app, result, say, quiet=quiet)
     for r in result.editions:
-        rep = r.report
-        verb = "resumed" if r.resumed else "sent"
-        if not rep.sent and rep.errors:
-            verb = "not sent"  # the mailer could not start (server down, folder not writable)
-        line = (
-            f"{r.newsletter}: edition {r.edition.id} ({_n_posts(len(r.edition.post_keys))}) {verb}: "
-            f"{rep.sent} delivered"
-        )
-        if rep.deferred:
-            line += f", {rep.deferred} deferred to the next run"
-        if rep.failed:
-            line += f", {rep.failed} failed"
-        if getattr(rep, "in_doubt", 0):
-            line += f", {rep.in_doubt} in doubt (no answer; not resent)"
-        if rep.skipped:
-            line += f", {rep.skipped} already done"
-        if r.target:
-            line += f", {r.target}"
-        if not rep.finished:
-            line += "; unfinished: the next run delivers the rest"
-        say(line)
+        say(_edition_line(r))
         layout = _layout_line(len(r.edition.post_keys), r.layout)
         if layout:
             say(f"  {layout}")
-        for error in rep.errors:  # may quote an address or a server's reply
+        for error in r.report.errors:  # may quote an address or a server's reply
             click.echo(f"distrib: {r.newsletter}: {terminal_safe(error)}", err=True)
     for line in result.skipped:
         say(line)
@@ -271,6 +230,57 @@ def _echo_run(app: App, result: RunResult, *, quiet: bool, dry_run: bool = False
         click.echo(f"distrib: {terminal_safe(error)}", err=True)
     if result.shares is not None:
         _echo_shares(result.shares, say, dry_run=dry_run)
+
+
+def _echo_planned(app: App, result: RunResult, say: Callable[[str], None], *, quiet: bool) -> None:
+    """A dry run's editions: to whom and where, as a real run would say (its point)."""
+    if not result.planned or quiet:
+        return
+    from .app import layout_of
+
+    mailer = app.mailer()
+
+    def whom(newsletter: str) -> str:
+        if mailer.handoff:
+            return f"for the {app.settings.email.mailer} platform's list"
+        n = sum(1 for _ in app.recipients(newsletter))  # less those who left this one
+        return f"for {n} recipient{'s' if n != 1 else ''}, {mailer.describe()}"
+
+    for plan in result.planned:
+        say(
+            f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
+            f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)}"
+            + (" once approved (a test copy to the editors first)" if plan.newsletter.opts.get("approval") else "")
+            + " [dry run]"
+        )
+        layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
+        if layout:
+            say(f"  {layout}")
+
+
+def _edition_line(r: EditionResult) -> str:
+    """One edition's summary: sent or resumed, how many delivered, deferred, failed..."""
+    rep = r.report
+    verb = "resumed" if r.resumed else "sent"
+    if not rep.sent and rep.errors:
+        verb = "not sent"  # the mailer could not start (server down, folder not writable)
+    line = (
+        f"{r.newsletter}: edition {r.edition.id} ({_n_posts(len(r.edition.post_keys))}) {verb}: "
+        f"{rep.sent} delivered"
+    )
+    if rep.deferred:
+        line += f", {rep.deferred} deferred to the next run"
+    if rep.failed:
+        line += f", {rep.failed} failed"
+    if getattr(rep, "in_doubt", 0):
+        line += f", {rep.in_doubt} in doubt (no answer; not resent)"
+    if rep.skipped:
+        line += f", {rep.skipped} already done"
+    if r.target:
+        line += f", {r.target}"
+    if not rep.finished:
+        line += "; unfinished: the next run delivers the rest"
+    return line
 
 
 def _echo_shares(report: ShareReport, say: Callable[..., None], *, dry_run: bool) -> None:
@@ -907,6 +917,64 @@ def archive(app: App, *, quiet: bool, out_dir: Path) -> None:
         click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
+@cli.group("ledger")
+def ledger_group() -> None:
+    """Move the ledger between SQLite and PostgreSQL.
+
+    \b
+    Examples:
+      distrib ledger copy --to "$DISTRIB_LEDGER_URL"
+      distrib ledger copy --to backup.sqlite
+    """
+
+
+@ledger_group.command("copy")
+@click.option(
+    "--to", "target", required=True, metavar="URL|FILE",
+    help="A PostgreSQL URL (postgresql://user:pw@host/db) or a new SQLite file; it must be empty.",
+)  # fmt: skip
+@common(lock=True, needs_email=False)
+def ledger_copy(app: App, *, quiet: bool, target: str) -> None:
+    """Copy this config's ledger (subscribers, suppressions, editions, deliveries, shares,
+    keys) into an empty PostgreSQL database or a new SQLite file, under the run lock.
+    Then point [ledger] at the copy (url_env, url or path).
+
+    \b
+    Examples:
+      distrib ledger copy --to "$DISTRIB_LEDGER_URL"
+      distrib ledger copy --to distrib-copy.sqlite
+    """
+    from .ledger.postgres import copy_ledger, open_target
+
+    dst, where = open_target(target)
+    with dst:
+        copied = copy_ledger(app.ledger, dst, where=where)
+    if not quiet:
+        rows = ", ".join(f"{n} {name}" for name, n in copied.items() if n) or "nothing (the ledger is empty)"
+        click.echo(f"copied to {terminal_safe(where)}: {rows}")
+
+
+@cli.command()
+@common()
+def form(app: App, *, quiet: bool) -> None:
+    """Print an accessible HTML signup form (label, input, button, honeypot) to paste
+    into the site; it posts to `distrib serve`'s /subscribe.
+
+    \b
+    Example:
+      distrib form > layouts/partials/signup.html
+    """
+    from .errors import ConfigError
+    from .signup import base_url, form_snippet
+
+    if not base_url(app.settings):
+        raise ConfigError(
+            "signup.base_url: missing; set it to the public URL of `distrib serve`, "
+            "such as 'https://news.example.org'"
+        )
+    click.echo(form_snippet(app.settings), nl=False)
+
+
 @cli.group()
 def subscribers() -> None:
     """Manage the subscribers kept in the ledger (and the suppression list).
@@ -951,6 +1019,31 @@ def subscribers_remove(app: App, *, quiet: bool, address: str) -> None:
     removed = _address_call(subs.remove, app.ledger, address)
     address = terminal_safe(address)
     click.echo(f"removed {address}" if removed else f"{address} is not an active subscriber")
+
+
+@subscribers.command("forget")
+@click.argument("address")
+@common()
+def subscribers_forget(app: App, *, quiet: bool, address: str) -> None:
+    """Erase a person's data (the right to erasure): their subscriber row, consent
+    record and queued mail go; only a keyed hash stays on the suppression list, so a
+    later import or `subscribers add` cannot re-add them (their own confirmation of a
+    new signup can).
+
+    \b
+    Example:
+      distrib subscribers forget ana@example.com
+    """
+    from .addresses import normalise_address
+
+    try:
+        normalised = normalise_address(address)
+    except ValueError as e:
+        raise click.UsageError(f"{terminal_safe(address)} is not an email address ({e})") from None
+    known = app.ledger.forget(normalised)
+    if not quiet:
+        what = "erased" if known else "was not in the ledger; kept"
+        click.echo(f"{terminal_safe(normalised)} {what} (a keyed hash stays on the suppression list)")
 
 
 @subscribers.command("import")
@@ -1106,7 +1199,7 @@ def serve(app: App, *, quiet: bool, host: str, port: int, max_connections: int) 
             click.echo(f"unsubscribe endpoint on {url}/ for {app.settings.email.unsubscribe_url}")
 
     limits = Limits(max_connections=max_connections)
-    run_server(app.settings, app.ledger_path, host, port, on_ready=ready, limits=limits)
+    run_server(app.settings, app.ledger_url or app.ledger_path, host, port, on_ready=ready, limits=limits)
 
 
 def main() -> None:

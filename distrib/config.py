@@ -341,7 +341,67 @@ CHANNEL = Table(
     adapter_group="distrib.channels",
 )
 
-LEDGER = Table({"path": Opt(k_path, None, "the SQLite ledger file; default distrib.sqlite beside the config")})
+def k_postgres_url(v: Any, ctx: _SchemaCtx) -> str:
+    """A PostgreSQL URL, without a password (a secret is never a value in the file)."""
+    if not isinstance(v, str) or not v.startswith(("postgresql://", "postgres://")):
+        raise Invalid("a PostgreSQL URL such as 'postgresql://distrib@db.example.org/distrib'")
+    try:
+        u = urlsplit(v)
+        u.port  # noqa: B018 - raises on a bad port
+    except ValueError as e:
+        raise Invalid(f"a PostgreSQL URL ({e})") from None
+    if u.password:
+        raise Invalid(
+            "a URL without a password: put the whole URL in an environment variable and name "
+            "it in url_env instead (or use a ~/.pgpass file)",
+            got=f"one with a password ({u.scheme}://{u.username}:…@{u.hostname}…)",
+        )
+    return v
+
+
+LEDGER = Table(
+    {
+        "path": Opt(k_path, None, "the SQLite ledger file; default distrib.sqlite beside the config"),
+        "url": Opt(
+            k_postgres_url, None,
+            "a PostgreSQL database instead of the SQLite file: postgresql://user@host/db (no password here)",
+        ),
+        "url_env": Opt(k_env_name, None, "environment variable holding the PostgreSQL URL, password and all"),
+    }
+)  # fmt: skip
+
+# [webhooks]: used by distrib.hooks.
+WEBHOOKS = Table(
+    {
+        "postmark_auth_env": Opt(
+            k_env_name, None,
+            "the environment variable holding 'user:password' of the Postmark webhook's basic auth",
+        ),
+        "mailgun_key_env": Opt(k_env_name, None, "the environment variable holding Mailgun's webhook signing key"),
+        "soft_bounces": Opt(k_int, 3, "soft bounces in a row that suppress an address"),
+        "ses": Opt(k_bool, False, "accept Amazon SES notifications through SNS at POST /hooks/ses"),
+        "ses_topic_arn": Opt(k_str, None, "accept SNS messages of this topic only, such as "
+                             "'arn:aws:sns:eu-west-1:123456789012:ses-bounces'; default: any topic"),
+        "sns_cert_url_prefix": Opt(k_str, None, "where signing certificates may come from instead of "
+                                   "https://sns.<region>.amazonaws.com/ (for tests only)"),
+    },
+    doc="bounce and complaint webhooks of `distrib serve` (POST /hooks/postmark, /hooks/mailgun)",
+)
+
+# [signup]: used by distrib.signup.
+SIGNUP = Table(
+    {
+        "base_url": Opt(
+            k_str, None,
+            "the public URL `distrib serve` answers under, such as 'https://news.example.org'; "
+            "default: the scheme and host of email.unsubscribe_url",
+        ),
+        "confirm_ttl": Opt(k_duration, timedelta(days=7), "how long a confirmation link works, such as '7d'"),
+        "per_ip": Opt(k_int, 10, "signups one client IP may make in an hour (then 429)"),
+        "per_address": Opt(k_int, 3, "confirmation emails one address gets in a day at most"),
+    },
+    doc="the signup form (POST /subscribe) and its confirmation emails",
+)
 
 TEMPLATES = Table({"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")})
 
@@ -426,6 +486,8 @@ ROOT = Table(
         "templates": TEMPLATES,
         "check": CHECK,
         "theme": THEME,
+        "webhooks": WEBHOOKS,
+        "signup": SIGNUP,
     }
 )
 
@@ -551,6 +613,26 @@ class ChannelSection(Section):
 class LedgerSection(Section):
     __slots__ = ()
     path: Path | None
+    url: str | None
+    url_env: str | None
+
+
+class WebhooksSection(Section):
+    __slots__ = ()
+    postmark_auth_env: str | None
+    mailgun_key_env: str | None
+    soft_bounces: int
+    ses: bool
+    ses_topic_arn: str | None
+    sns_cert_url_prefix: str | None
+
+
+class SignupSection(Section):
+    __slots__ = ()
+    base_url: str | None
+    confirm_ttl: timedelta
+    per_ip: int
+    per_address: int
 
 
 class TemplatesSection(Section):
@@ -606,6 +688,8 @@ VIEWS: dict[str, tuple[Table, type[Section]]] = {
     "templates": (TEMPLATES, TemplatesSection),
     "check": (CHECK, CheckSection),
     "theme": (THEME, ThemeSection),
+    "webhooks": (WEBHOOKS, WebhooksSection),
+    "signup": (SIGNUP, SignupSection),
 }
 
 
@@ -685,6 +769,13 @@ def load_config(
 def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     """Rules that span several keys."""
     from .cadence import check as check_cadence
+
+    ledger_keys = [k for k in ("path", "url", "url_env") if (data.get("ledger") or {}).get(k) is not None]
+    if len(ledger_keys) > 1:
+        ctx.problems.append(
+            f"ledger: {' and '.join(ledger_keys)} are both set; keep one (path: an SQLite file, "
+            "url or url_env: a PostgreSQL database)"
+        )
 
     letters = [("digest", out.get("digest") or {})] + [
         (f"newsletters[{i}]", n) for i, n in enumerate(out.get("newsletters") or [])

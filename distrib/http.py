@@ -198,53 +198,12 @@ class HttpClient:
                         r.status_code,
                         _read_some(r, ERROR_BODY_BYTES),
                     )
-                declared = resp_headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise self._too_big(url)
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in decoded_chunks(r):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise self._too_big(url)
-                    # httpx times each read; a server that drips bytes forever is
-                    # stopped by this overall deadline instead.
-                    if time.monotonic() - started > self.timeout * 3:
-                        raise FetchError(
-                            url, f"the answer took over {self.timeout * 3:g} s", "try again later"
-                        )
-                    chunks.append(chunk)
-                body = b"".join(chunks)
+                body = self._read_body(url, r, resp_headers, started)
                 status = r.status_code
         except FetchError:
             raise
-        except httpx.TooManyRedirects:
-            raise FetchError(
-                url, f"more than {MAX_REDIRECTS} redirects", "use the final URL in the config"
-            ) from None
-        except httpx.TimeoutException:
-            raise FetchError(
-                url, f"no answer within {self.timeout:g} s", "check the url or try again later"
-            ) from None
-        except httpx.ConnectError as e:
-            raise FetchError(
-                url, f"cannot connect ({_short(e)})", "check the host name and your network"
-            ) from None
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-            # The config only takes http(s) URLs, so this is a redirect elsewhere
-            # (file:, ftp:, a malformed Location): "not a valid URL from <url>" misled.
-            reason = "a redirect to a URL that is not http(s)" if url.startswith(("http://", "https://")) else "not a valid http(s) URL"
-            raise FetchError(url, reason, "check the source's url") from None
-        except EncodingRefused as e:
-            raise FetchError(
-                url,
-                f"an answer in Content-Encoding {e.codings[:60]!r}, which distrib did not ask for",
-                f"the server must honour Accept-Encoding: {ACCEPT_ENCODING}",
-            ) from None
-        except httpx.DecodingError:
-            raise FetchError(url, "a body that cannot be decompressed", "check the server") from None
-        except httpx.HTTPError as e:
-            raise FetchError(url, f"a network error ({_short(e)})", "try again later") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
+            raise _fetch_error(url, e, self.timeout) from None
         if use_cache and 200 <= status < 300:
             etag = resp_headers.get("etag")
             last_modified = resp_headers.get("last-modified")
@@ -252,6 +211,24 @@ class HttpClient:
                 if etag or last_modified:
                     self.ledger.http_cache_put(url, etag, last_modified, body)  # type: ignore[union-attr]
         return HttpResponse(final, status, resp_headers, body)
+
+    def _read_body(self, url: str, r: httpx.Response, resp_headers: dict[str, str], started: float) -> bytes:
+        """The decoded body, within ``max_bytes`` and the overall deadline."""
+        declared = resp_headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise self._too_big(url)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in decoded_chunks(r):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise self._too_big(url)
+            # httpx times each read; a server that drips bytes forever is
+            # stopped by this overall deadline instead.
+            if time.monotonic() - started > self.timeout * 3:
+                raise FetchError(url, f"the answer took over {self.timeout * 3:g} s", "try again later")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _too_big(self, url: str) -> FetchError:
         return FetchError(
@@ -370,3 +347,27 @@ def _read_some(r: httpx.Response, limit: int) -> bytes:
 def _short(e: Exception) -> str:
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     return text[:120]
+
+
+def _fetch_error(url: str, e: httpx.HTTPError | httpx.InvalidURL, timeout: float) -> FetchError:
+    """The one-line FetchError of a failed GET."""
+    if isinstance(e, httpx.TooManyRedirects):
+        return FetchError(url, f"more than {MAX_REDIRECTS} redirects", "use the final URL in the config")
+    if isinstance(e, httpx.TimeoutException):
+        return FetchError(url, f"no answer within {timeout:g} s", "check the url or try again later")
+    if isinstance(e, httpx.ConnectError):
+        return FetchError(url, f"cannot connect ({_short(e)})", "check the host name and your network")
+    if isinstance(e, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        # The config only takes http(s) URLs, so this is a redirect elsewhere
+        # (file:, ftp:, a malformed Location): "not a valid URL from <url>" misled.
+        reason = "a redirect to a URL that is not http(s)" if url.startswith(("http://", "https://")) else "not a valid http(s) URL"
+        return FetchError(url, reason, "check the source's url")
+    if isinstance(e, EncodingRefused):
+        return FetchError(
+            url,
+            f"an answer in Content-Encoding {e.codings[:60]!r}, which distrib did not ask for",
+            f"the server must honour Accept-Encoding: {ACCEPT_ENCODING}",
+        )
+    if isinstance(e, httpx.DecodingError):
+        return FetchError(url, "a body that cannot be decompressed", "check the server")
+    return FetchError(url, f"a network error ({_short(e)})", "try again later")

@@ -202,24 +202,7 @@ class _Spf:
                 continue
             if name == "all":
                 break
-            hit: bool | None = False
-            if name == "include":
-                self._count()
-                if arg.lower() in includes:
-                    hit = True
-                else:
-                    hit = self.covers(arg, ips, includes)
-            elif name in ("a", "mx"):
-                self._count()
-                target = arg.split("/")[0] or domain
-                hosts = [target] if name == "a" else [h for _, h in self.dns.mx(target)]
-                addrs = [a for h in hosts for a in self.dns.addresses(h)]
-                hit = any(_in_net(ip, a, term) for ip in ips for a in addrs)
-            elif name in ("ip4", "ip6"):
-                hit = any(_in_net(ip, arg, arg) for ip in ips)
-            elif name in ("ptr", "exists"):
-                self._count()
-                hit = None  # depends on the connecting IP's names: not evaluated here
+            hit = self._mechanism(domain, name, arg, term, ips, includes)
             if hit is None:
                 unknown = True
             elif hit and qualifier == "+":
@@ -228,6 +211,28 @@ class _Spf:
             self._count()
             return self.covers(redirect, ips, includes)
         return None if unknown else False
+
+    def _mechanism(
+        self, domain: str, name: str, arg: str, term: str, ips: list[str], includes: list[str]
+    ) -> bool | None:
+        """Whether one mechanism of ``domain``'s record matches; None when not evaluated."""
+        if name == "include":
+            self._count()
+            if arg.lower() in includes:
+                return True
+            return self.covers(arg, ips, includes)
+        if name in ("a", "mx"):
+            self._count()
+            target = arg.split("/")[0] or domain
+            hosts = [target] if name == "a" else [h for _, h in self.dns.mx(target)]
+            addrs = [a for h in hosts for a in self.dns.addresses(h)]
+            return any(_in_net(ip, a, term) for ip in ips for a in addrs)
+        if name in ("ip4", "ip6"):
+            return any(_in_net(ip, arg, arg) for ip in ips)
+        if name in ("ptr", "exists"):
+            self._count()
+            return None  # depends on the connecting IP's names: not evaluated here
+        return False
 
 
 class _SpfError(Exception):
@@ -425,15 +430,8 @@ def _dmarc(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[
     if policy not in ("none", "quarantine", "reject"):
         return [Finding("DMARC", FAIL, f"{where}: p= is {policy or 'missing'}; expected none, quarantine or reject", suggestion)]
     adkim, aspf = tags.get("adkim", "r").lower(), tags.get("aspf", "r").lower()
-    # DMARC passes when a mechanism that passes is also aligned with From (RFC 7489 4.2).
-    ways = []
+    ways = _aligned_ways(sender, done, adkim, aspf)
     signer = sender.signer
-    if signer is not None and _passed(done, "DKIM") and aligned(signer.domain, domain, adkim):
-        ways.append(f"DKIM d={signer.domain}")
-    elif signer is None and sender.mailer in ESP_SPF_INCLUDES:
-        ways.append(f"DKIM by {sender.mailer} once {domain} is verified there")
-    if sender.mailer not in ESP_SPF_INCLUDES and _passed(done, "SPF") and aligned(sender.envelope_domain, domain, aspf):
-        ways.append(f"SPF {sender.envelope_domain}")
     mode = f"adkim={adkim}, aspf={aspf}"
     if not ways:
         d = signer.domain if signer else "(none)"
@@ -446,6 +444,20 @@ def _dmarc(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[
             )
         ]
     return [Finding("DMARC", PASS, f"{where}: p={policy}; aligned with From: {' and '.join(ways)} ({mode})")]
+
+
+def _aligned_ways(sender: Sender, done: list[Finding], adkim: str, aspf: str) -> list[str]:
+    """The passing mechanisms aligned with From: DMARC passes when there is one (RFC 7489 4.2)."""
+    domain = sender.from_domain
+    ways = []
+    signer = sender.signer
+    if signer is not None and _passed(done, "DKIM") and aligned(signer.domain, domain, adkim):
+        ways.append(f"DKIM d={signer.domain}")
+    elif signer is None and sender.mailer in ESP_SPF_INCLUDES:
+        ways.append(f"DKIM by {sender.mailer} once {domain} is verified there")
+    if sender.mailer not in ESP_SPF_INCLUDES and _passed(done, "SPF") and aligned(sender.envelope_domain, domain, aspf):
+        ways.append(f"SPF {sender.envelope_domain}")
+    return ways
 
 
 def _mx(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]) -> list[Finding]:

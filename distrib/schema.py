@@ -27,7 +27,12 @@ from .errors import AdapterUnavailable, ConfigError
 
 
 class Invalid(ValueError):
-    """Raised by a kind's converter; the message is the "expected ..." part."""
+    """Raised by a kind's converter; the message is the "expected ..." part; ``got``,
+    when given, is shown instead of the value (which may hold a secret)."""
+
+    def __init__(self, message: str, got: str | None = None):
+        super().__init__(message)
+        self.got = got
 
 
 # --- kinds: each converts a TOML value or raises Invalid ----------------------------
@@ -298,7 +303,7 @@ def _validate_value(spec: Opt | Table | TableList, value: Any, path: str, ctx: C
     try:
         return spec.kind(value, ctx)
     except Invalid as e:
-        ctx.problems.append(f"{path}: expected {e}, got {_got(value)}")
+        ctx.problems.append(f"{path}: expected {e}, got {e.got or _got(value)}")
         return spec.default
 
 

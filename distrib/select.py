@@ -62,14 +62,9 @@ def select_posts(
     start = now - opts["window"]
     chosen = []
     for post in posts:
-        if post.key in already:
+        if post.key in already or _left_behind(post, first_seen.get(post.key), baseline, since, old):
             continue
-        seen = first_seen.get(post.key)
-        if baseline is not None and seen is not None and seen <= baseline:
-            continue
-        if old and post.key in old and since is not None and (post.published is None or post.published <= since):
-            continue
-        when = post.published or seen
+        when = post.published or first_seen.get(post.key)
         if when is None or when < start or when > now:
             continue
         if not passes_filters(post, opts):
@@ -79,6 +74,18 @@ def select_posts(
     if first_run and opts.get("backfill") is not None:
         return chosen[: opts["backfill"]]
     return chosen
+
+
+def _left_behind(
+    post: Post, seen: datetime | None, baseline: datetime | None, since: datetime | None, old: set[str] | None
+) -> bool:
+    """Seen by the baseline, or there (seen and published) when the previous edition was
+    made and not taken by it: not new."""
+    if baseline is not None and seen is not None and seen <= baseline:
+        return True
+    if not old or post.key not in old or since is None:
+        return False
+    return post.published is None or post.published <= since
 
 
 def split(posts: list[Post], opts: Mapping[str, Any]) -> tuple[list[Post], list[Post]]:

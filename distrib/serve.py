@@ -211,10 +211,46 @@ class UnsubscribeServer(Server):
         router.add({"GET"}, exact(HEALTH_PATH), lambda req, _: text(HTTPStatus.OK, "ok\n"))
         router.add({"GET"}, self.route.match, self._confirm_page)
         router.add({"POST"}, self.route.match, self._unsubscribe)
+        # Signup with double opt-in (distrib.signup); its emails go out from a thread.
+        from .signup import SignupRoutes
+
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        signup = SignupRoutes(settings, ledger, self.lock, self.tokens, self._status_page, self.wake)
+        router.add({"POST"}, exact("/subscribe"), signup.subscribe)
+        router.add({"GET"}, exact("/confirm"), signup.confirm_page)
+        router.add({"POST"}, exact("/confirm"), signup.confirm)
+        from .hooks import HookRoutes
+
+        hooks = HookRoutes(settings, ledger, self.lock)
+        router.add({"POST"}, exact("/hooks/postmark"), hooks.postmark)
+        router.add({"POST"}, exact("/hooks/mailgun"), hooks.mailgun)
+        router.add({"POST"}, exact("/hooks/ses"), hooks.ses_hook)
         self.router = router
         super().__init__(router, host, port, limits, on_close=self._close_ledger)
+        self.sender = threading.Thread(target=self._send_queued, name="distrib-outbox", daemon=True)
+        self.sender.start()
+
+    def _send_queued(self) -> None:
+        """Send the queued confirmation emails within seconds of their signup."""
+        from .signup import drain_outbox
+
+        self.wake.set()  # what a stopped server left queued goes out at start
+        while not self.stopping.is_set():
+            self.wake.wait(5.0)
+            self.wake.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                drain_outbox(self.settings, self.ledger, self.lock)
+            except Exception as e:  # keep serving; the next wake-up tries again
+                log.error("serve: sending confirmation emails failed: %s", e)
 
     def _close_ledger(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.sender.is_alive() and self.sender is not threading.current_thread():
+            self.sender.join(30)
         with self.lock:
             self.ledger.close()
 
@@ -279,6 +315,11 @@ class UnsubscribeServer(Server):
         done = _fmt(t["done"], token.address, self) if one is None else _fmt(t["done_one"], token.address, self, one)
         return self._page(t["done_title"], f"<p>{done}</p>")
 
+    def _status_page(self, status: int, title: str, body: str) -> Response:
+        page = self._page(title, body)
+        page.status = status
+        return page
+
     def _page(self, title: str, body: str) -> Response:
         site = html.escape(self.settings.site.name)
         page = _PAGE.format(lang=self.lang, title=html.escape(title), site=site, body=body)
@@ -301,6 +342,7 @@ def make_server(
     limits: Limits | None = None,
 ) -> UnsubscribeServer:
     """The endpoint, bound and ready for ``serve_forever()`` (port 0: any free port).
+    ``ledger_path``: the SQLite file, or the PostgreSQL URL of ``[ledger] url``.
 
     Raises ConfigError when ``email.unsubscribe_url`` is unset or has no ``{token}``.
     """
@@ -310,7 +352,14 @@ def make_server(
             "such as 'https://news.example.org/unsubscribe?token={token}'"
         )
     _Route(settings.email.unsubscribe_url)  # refuse a bad URL before opening anything
-    ledger = open_ledger(Path(ledger_path))
+    ledger: Ledger
+    if str(ledger_path).startswith(("postgresql://", "postgres://")):
+        # [ledger] url: replicas behind a load balancer share the one database
+        from .ledger.postgres import open_postgres
+
+        ledger = open_postgres(str(ledger_path))
+    else:
+        ledger = open_ledger(Path(ledger_path))
     try:
         return UnsubscribeServer(host, port, settings, ledger, limits)
     except OSError as e:

@@ -162,25 +162,15 @@ def read_rows(
     """
     stream, done = _open_text(path_or_file)
     try:
-        first = ""
-        lines_before = 0
         # Find the first non-blank line to choose the delimiter; keep it for the reader.
-        for raw in stream:
-            lines_before += 1
-            if raw.strip():
-                first = raw
-                break
+        first, lines_before = _first_line(stream)
         if not first:
             return
         if first.lower().startswith("sep=") and len(first.strip()) == 5:
             # Excel's hint line ("sep=;"): it names the delimiter and is not data.
             delim = first.strip()[4]
-            first = ""
-            for raw in stream:
-                lines_before += 1
-                if raw.strip():
-                    first = raw
-                    break
+            first, more = _first_line(stream)
+            lines_before += more
             if not first:
                 return
         else:
@@ -202,21 +192,9 @@ def read_rows(
                     continue
                 if header:
                     header = False
-                    lowered = [c.strip().lower() for c in cells]
-                    found = next((i for i, c in enumerate(lowered) if c in _HEADER_EMAIL), None)
-                    if found is not None:
-                        email_col = found
-                        name_col = next((i for i, c in enumerate(lowered) if c in _HEADER_NAME), -1)
-                        status_col = next((i for i, c in enumerate(lowered) if c in _HEADER_STATUS), -1)
-                        reason_col = next((i for i, c in enumerate(lowered) if c in _HEADER_REASON), -1)
-                        left_col = next((i for i, c in enumerate(lowered) if c in _HEADER_LEFT), -1)
-                        if header_info is not None:
-                            used = {email_col, name_col, status_col, reason_col, left_col}
-                            header_info["ignored"] = [
-                                cells[i].strip()
-                                for i, c in enumerate(lowered)
-                                if c and i not in used and c not in _HEADER_KNOWN_OTHER
-                            ]
+                    columns = _header_columns(cells, header_info)
+                    if columns is not None:
+                        email_col, name_col, status_col, reason_col, left_col = columns
                         continue
                 email, name = _split_display(_cell(cells, email_col), _cell(cells, name_col))
                 left = tuple(n.strip() for n in _cell(cells, left_col).split("|") if n.strip())
@@ -224,18 +202,50 @@ def read_rows(
         except csv.Error as e:
             raise ValueError(f"line {lines_before + reader.line_num}: not valid CSV ({e})") from None
     except UnicodeDecodeError:
-        guess = _guess_encoding(path_or_file)
-        looks = f" (it looks like {guess})" if guess else ""
-        name = os.fspath(path_or_file) if isinstance(path_or_file, (str, os.PathLike)) else "FILE"
-        convert = f" or convert it: iconv -f {guess.split()[0].upper()} -t UTF-8 {name} > utf8.csv" if guess else ""
-        raise NotUtf8(
-            f"not UTF-8 text{looks}; nothing was imported: save it as \"CSV UTF-8\"{convert}"
-        ) from None
+        raise _not_utf8(path_or_file) from None
     finally:
         if done == "close":
             stream.close()
         elif done == "detach":
             stream.detach()  # type: ignore[attr-defined]
+
+
+def _first_line(stream: IO[str]) -> tuple[str, int]:
+    """The next non-blank line ("" at the end) and how many lines were read to find it."""
+    n = 0
+    for raw in stream:
+        n += 1
+        if raw.strip():
+            return raw, n
+    return "", n
+
+
+def _header_columns(cells: list[str], header_info: dict[str, Any] | None) -> tuple[int, int, int, int, int] | None:
+    """The (email, name, status, reason, left newsletters) columns a header row names, -1 for those it
+    lacks; None when the row names no email column (it is data).  ``header_info`` gets
+    the columns that are read past."""
+    lowered = [c.strip().lower() for c in cells]
+    found = next((i for i, c in enumerate(lowered) if c in _HEADER_EMAIL), None)
+    if found is None:
+        return None
+    name_col = next((i for i, c in enumerate(lowered) if c in _HEADER_NAME), -1)
+    status_col = next((i for i, c in enumerate(lowered) if c in _HEADER_STATUS), -1)
+    reason_col = next((i for i, c in enumerate(lowered) if c in _HEADER_REASON), -1)
+    left_col = next((i for i, c in enumerate(lowered) if c in _HEADER_LEFT), -1)
+    if header_info is not None:
+        used = {found, name_col, status_col, reason_col, left_col}
+        header_info["ignored"] = [
+            cells[i].strip() for i, c in enumerate(lowered) if c and i not in used and c not in _HEADER_KNOWN_OTHER
+        ]
+    return found, name_col, status_col, reason_col, left_col
+
+
+def _not_utf8(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> NotUtf8:
+    guess = _guess_encoding(path_or_file)
+    looks = f" (it looks like {guess})" if guess else ""
+    name = os.fspath(path_or_file) if isinstance(path_or_file, (str, os.PathLike)) else "FILE"
+    convert = f" or convert it: iconv -f {guess.split()[0].upper()} -t UTF-8 {name} > utf8.csv" if guess else ""
+    return NotUtf8(f"not UTF-8 text{looks}; nothing was imported: save it as \"CSV UTF-8\"{convert}")
 
 
 @dataclass

@@ -197,6 +197,6 @@ def signing_key(settings: Settings, ledger: Ledger | None) -> bytes:
         return b"distrib-preview-key"
     stored = ledger.kv_get(_KV_KEY)
     if not stored:
-        stored = secrets.token_hex(32)
-        ledger.kv_put(_KV_KEY, stored)
+        # made once: a process making it at the same time (another replica) keeps the first
+        stored = ledger.kv_put_new(_KV_KEY, secrets.token_hex(32))
     return bytes.fromhex(stored)

@@ -158,3 +158,30 @@ def run_distrib(*args: str, cwd: Path | None = None, env: dict[str, str] | None 
         text=True,
         timeout=timeout,
     )
+
+
+# A throwaway PostgreSQL cluster (session) and a fresh database per test, for the
+# ledger's PostgreSQL backend; they skip, saying what to install, where it is absent.
+from tests.pgcluster import pg_cluster, pg_url  # noqa: E402, F401
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    """Run the test once per ledger backend; the PostgreSQL run skips where it is absent."""
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_url")
+    return str(request.param)
+
+
+@pytest.fixture
+def open_any_ledger(ledger_backend: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """Open this test's ledger on the backend of ``ledger_backend`` (each call opens it
+    again: a second process's view): an SQLite file in tmp_path, or the test's database."""
+    if ledger_backend == "postgresql":
+        from distrib.ledger.postgres import open_postgres
+
+        url = request.getfixturevalue("pg_url")
+        return lambda: open_postgres(url)
+    from distrib.ledger import open_ledger
+
+    return lambda: open_ledger(tmp_path / "l.sqlite")

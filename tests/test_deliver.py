@@ -56,8 +56,8 @@ def people(n: int) -> list[Recipient]:
     return [Recipient(f"p{i}@example.com") for i in range(n)]
 
 
-def test_every_recipient_once_and_the_edition_finishes(tmp_path: Path, clock, message_for):
-    with open_ledger(tmp_path / "l.sqlite") as ledger:
+def test_every_recipient_once_and_the_edition_finishes(open_any_ledger, clock, message_for):
+    with open_any_ledger() as ledger:
         message = message_for(ledger)
         stream = io.StringIO()
         progress = Progress(50, stream, enabled=True)
@@ -69,8 +69,8 @@ def test_every_recipient_once_and_the_edition_finishes(tmp_path: Path, clock, me
         assert (again.sent, again.skipped) == (0, 50)
 
 
-def test_a_mailer_error_leaves_the_rest_for_the_next_run(tmp_path: Path, clock, message_for):
-    with open_ledger(tmp_path / "l.sqlite") as ledger:
+def test_a_mailer_error_leaves_the_rest_for_the_next_run(open_any_ledger, clock, message_for):
+    with open_any_ledger() as ledger:
         message = message_for(ledger)
         first = deliver_edition(ledger, _DiesAfter(10), message, people(30))  # type: ignore[arg-type]
         assert first.sent == 10 and not first.finished

@@ -54,8 +54,8 @@ def test_a_ledger_path_that_cannot_be_a_file_names_the_culprit(tmp_path: Path):
         open_ledger(tmp_path)
 
 
-def test_claims_never_twice(tmp_path: Path, clock):
-    with open_ledger(tmp_path / "l.sqlite") as ledger:
+def test_claims_never_twice(open_any_ledger, clock):
+    with open_any_ledger() as ledger:
         ed = ledger.create_edition("digest", ["k1"], "s", "p", "<html/>", "t")
         assert ledger.claim_email(ed.id, "A@Example.com")
         # still claimed (a run died in flight): claimable again, the only duplicate window
@@ -74,11 +74,11 @@ def test_claims_never_twice(tmp_path: Path, clock):
         assert ledger.email_counts(ed.id) == {"claimed": 0, "sent": 1, "failed": 1, "deferred": 0}
 
 
-def test_posts_keep_first_seen(tmp_path: Path, clock):
+def test_posts_keep_first_seen(open_any_ledger, clock):
     from datetime import timedelta
 
     post = Post(key="k", url="https://x.example/1", title="T", source="s")
-    with open_ledger(tmp_path / "l.sqlite") as ledger:
+    with open_any_ledger() as ledger:
         first = ledger.record_posts([post])["k"]
         clock[0] = clock[0] + timedelta(days=1)
         again = ledger.record_posts([post])["k"]
@@ -114,3 +114,13 @@ def test_second_process_is_locked_out(tmp_path: Path):
         finally:
             a.close()
             b.close()
+
+
+def test_kv_put_new_keeps_the_first_value(open_any_ledger):
+    """Two processes making a value at once (two serve replicas making the signing key)
+    end up with the same one: the first stored."""
+    a, b = open_any_ledger(), open_any_ledger()
+    with a, b:
+        assert a.kv_put_new("k", "first") == "first"
+        assert b.kv_put_new("k", "second") == "first"
+        assert a.kv_get("k") == b.kv_get("k") == "first"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from distrib.ledger import open_ledger
 from distrib.model import Outcome
 
 
@@ -12,8 +9,8 @@ def edition(led):
     return led.create_edition("digest", ["p"], "S", "P", "<p>x</p>", "x")
 
 
-def test_release_puts_a_first_claim_back_as_untouched(tmp_path: Path) -> None:
-    with open_ledger(tmp_path / "l.sqlite") as led:
+def test_release_puts_a_first_claim_back_as_untouched(open_any_ledger) -> None:
+    with open_any_ledger() as led:
         ed = edition(led)
         assert led.claim_email(ed.id, "a@example.org")
         led.mark_email(ed.id, "a@example.org", Outcome.released("postmark: account may not send"))
@@ -23,8 +20,8 @@ def test_release_puts_a_first_claim_back_as_untouched(tmp_path: Path) -> None:
         assert row[0] == 1
 
 
-def test_release_keeps_an_earlier_deferral_due_at_once_without_counting(tmp_path: Path) -> None:
-    with open_ledger(tmp_path / "l.sqlite") as led:
+def test_release_keeps_an_earlier_deferral_due_at_once_without_counting(open_any_ledger) -> None:
+    with open_any_ledger() as led:
         ed = edition(led)
         led.claim_email(ed.id, "a@example.org")
         led.mark_email(ed.id, "a@example.org", Outcome.deferred("throttled", retry_after=0))
@@ -37,8 +34,8 @@ def test_release_keeps_an_earlier_deferral_due_at_once_without_counting(tmp_path
         assert led.claim_email(ed.id, "a@example.org")
 
 
-def test_in_doubt_is_not_claimed_again_and_is_counted(tmp_path: Path) -> None:
-    with open_ledger(tmp_path / "l.sqlite") as led:
+def test_in_doubt_is_not_claimed_again_and_is_counted(open_any_ledger) -> None:
+    with open_any_ledger() as led:
         ed = edition(led)
         led.claim_email(ed.id, "a@example.org")
         led.mark_email(ed.id, "a@example.org", Outcome.in_doubt("no answer"))
@@ -47,8 +44,8 @@ def test_in_doubt_is_not_claimed_again_and_is_counted(tmp_path: Path) -> None:
         assert "in_doubt" not in led.email_counts(ed.id + 1)
 
 
-def test_requeue_failed_skips_suppressed_and_records_itself(tmp_path: Path) -> None:
-    with open_ledger(tmp_path / "l.sqlite") as led:
+def test_requeue_failed_skips_suppressed_and_records_itself(open_any_ledger) -> None:
+    with open_any_ledger() as led:
         ed = edition(led)
         for address, outcome in (("a@example.org", Outcome.failed("hard bounce", bounce=True)),
                                  ("b@example.org", Outcome.failed("invalid")),

@@ -15,6 +15,7 @@ One module per concern, joined here in the :class:`Ledger` facade:
 - :mod:`.editions`: editions and their email deliveries;
 - :mod:`.shares`: share deliveries;
 - :mod:`.subscribers`: subscribers and suppression;
+- :mod:`.signups`: the consent record and the outbox of confirmation emails;
 - :mod:`.kv`: the key-value store (and the first-run baselines).
 
 Every query goes through one :class:`.sqlite.Connection` (``Ledger.db``); nothing
@@ -37,6 +38,7 @@ from .posts import Posts, post_from_row, post_to_row
 from .runs import RunLock
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_V1, VERSION
 from .shares import ShareRow, Shares
+from .signups import Signups
 from .sqlite import Connection
 from .subscribers import Subscribers
 
@@ -64,7 +66,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger(Editions, Shares, RunLock, KeyValue, Subscribers, Posts):
+class Ledger(Editions, Shares, RunLock, KeyValue, Subscribers, Signups, Posts):
     """One ledger.  Open with :func:`open_ledger`; use as a context manager."""
 
     def __init__(self, path: Path, db: Connection, *, readonly: bool = False):

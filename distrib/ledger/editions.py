@@ -230,13 +230,13 @@ class Editions(RunLock, Subscribers, Part):
         ts = iso(now())
         cur = self.db.execute(
             """
-            INSERT INTO email_deliveries (edition_id, address, status, attempts, updated, run)
+            INSERT INTO email_deliveries AS d (edition_id, address, status, attempts, updated, run)
             VALUES (?, ?, 'claimed', 1, ?, ?)
             ON CONFLICT (edition_id, address) DO UPDATE SET
-                status = 'claimed', attempts = attempts + 1, updated = excluded.updated,
+                status = 'claimed', attempts = d.attempts + 1, updated = excluded.updated,
                 run = excluded.run
-            WHERE (status = 'claimed' AND (run IS excluded.run OR ?))
-               OR (status = 'deferred' AND (not_before IS NULL OR not_before <= excluded.updated))
+            WHERE (d.status = 'claimed' AND (d.run IS excluded.run OR ?))
+               OR (d.status = 'deferred' AND (d.not_before IS NULL OR d.not_before <= excluded.updated))
             """,
             (edition_id, address.lower(), ts, self.run, exclusive),
         )

@@ -91,6 +91,9 @@ def _check_file(path: Path) -> None:
         raise LedgerError(f"{path} is not a distrib ledger; {other}")
 
 
+_FIX = "set [ledger] path to a file in a folder distrib can write"
+
+
 def connect(path: Path) -> tuple[Connection, bool]:
     """The connection :func:`distrib.ledger.open_ledger` wraps, and whether it is read-only.
 
@@ -98,7 +101,23 @@ def connect(path: Path) -> tuple[Connection, bool]:
     opened read-only (``Ledger.readonly``): reading commands work, writing ones say so.
     """
     path = Path(path)
-    fix = "set [ledger] path to a file in a folder distrib can write"
+    db, readonly = _connect(path)
+    version = _check_version(db, path)
+    if readonly:
+        if version < VERSION:
+            db.close()
+            raise LedgerError(readonly_message(path, f"upgrading it to schema {VERSION}"))
+        return Connection(db), True
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+    db.execute("PRAGMA foreign_keys = ON")
+    migrate(db, path, version)
+    return Connection(db), False
+
+
+def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """A connection to the ledger at ``path`` (created if missing, checked if not), and
+    whether it is read-only."""
     memory = str(path) == ":memory:"
     try:
         if not memory and not path.exists() and not path.is_symlink():
@@ -110,29 +129,34 @@ def connect(path: Path) -> tuple[Connection, bool]:
         real = path.resolve() if not memory else path
         readonly = not memory and not (os.access(real, os.W_OK) and os.access(real.parent, os.W_OK))
         if readonly:
-            db = _open_readonly(path)
-        else:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            return _open_readonly(path), True
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30), False
     except OSError as e:
-        # mkdir says "File exists" when a part of the path is a file: name that part.
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-        if blocker:
-            reason = f"{blocker} is a file, not a folder"
-        elif path.is_dir():
-            reason = "that is a folder"
-        else:
-            reason = e.strerror or str(e)
-        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
+        raise LedgerError(f"cannot open the ledger {path}: {_why_not(path, e)}; {_FIX}") from None
     except sqlite3.Error as e:
         reason = "that is a folder" if path.is_dir() else str(e)
-        raise LedgerError(f"cannot open the ledger {path}: {reason}; {fix}") from None
+        raise LedgerError(f"cannot open the ledger {path}: {reason}; {_FIX}") from None
+
+
+def _why_not(path: Path, e: OSError) -> str:
+    # mkdir says "File exists" when a part of the path is a file: name that part.
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker:
+        return f"{blocker} is a file, not a folder"
+    if path.is_dir():
+        return "that is a folder"
+    return e.strerror or str(e)
+
+
+def _check_version(db: sqlite3.Connection, path: Path) -> int:
+    """The schema version of an open ledger; a foreign or newer one is closed and refused."""
     try:
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         db.close()
         raise LedgerError(f"{path} is not a distrib ledger ({e}); set [ledger] path to another file") from None
-    if not memory and app_id != APPLICATION_ID:
+    if str(path) != ":memory:" and app_id != APPLICATION_ID:
         db.close()
         raise LedgerError(f"{path} is not a distrib ledger; set [ledger] path to another file")
     if version > VERSION:
@@ -141,16 +165,7 @@ def connect(path: Path) -> tuple[Connection, bool]:
             f"the ledger {path} was written by a newer distrib (schema {version}, this one knows "
             f"{VERSION}); upgrade distrib"
         )
-    if readonly:
-        if version < VERSION:
-            db.close()
-            raise LedgerError(readonly_message(path, f"upgrading it to schema {VERSION}"))
-        return Connection(db), True
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
-    db.execute("PRAGMA foreign_keys = ON")
-    migrate(db, path, version)
-    return Connection(db), False
+    return version
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:

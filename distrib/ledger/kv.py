@@ -27,6 +27,17 @@ class KeyValue(Part):
             (key, json.dumps(value, ensure_ascii=False), iso(now())),
         )
 
+    @wrap_errors
+    def kv_put_new(self, key: str, value: Any) -> Any:
+        """Store ``value`` under ``key`` unless a value is there already; return the one
+        kept.  Two processes making a value at once (two ``distrib serve`` replicas making
+        the signing key) both end up with the first one stored."""
+        self.db.execute(
+            "INSERT INTO kv (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, json.dumps(value, ensure_ascii=False), iso(now())),
+        )
+        return self.kv_get(key)
+
     def baseline(self, scope: str) -> datetime | None:
         """When a first-run baseline was taken for ``scope`` ("newsletter:digest",
         "channel:x-main"): posts first seen at or before it are never sent there."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,16 @@ def _take_fd(path: Path) -> int:
             if (got.st_dev, got.st_ino) == key and got.st_nlink > 0:
                 return fd
     return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _cannot_lock(path: Path, e: OSError) -> LedgerError:
@@ -80,9 +92,8 @@ class RunLock(KeyValue, Part):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             _give_back_fd(fd)
-            holder = self.kv_get("run:holder") or "unknown process"
             raise LockedError(
-                f"another distrib run ({holder}) is using the ledger "
+                f"another distrib run ({self._holder()}) is using the ledger "
                 f"{self.path}; this run does nothing. Wait for it to finish"
             ) from None
         except OSError as e:
@@ -90,6 +101,20 @@ class RunLock(KeyValue, Part):
             raise _cannot_lock(self.path, e) from None
         self._lock_fd, self._lock_kind = fd, fcntl.LOCK_EX
         self.kv_put("run:holder", f"pid {os.getpid()}, started {iso(now())}")
+
+    def _holder(self, wait: float = 2.0) -> str:
+        """Who holds the run lock, as its holder wrote it ("pid 123, started ...").  The
+        holder writes it just after taking the lock, so a run refused in that instant
+        waits a moment for it; a record left by a run that is gone is not believed."""
+        deadline = time.monotonic() + wait
+        while True:
+            text = str(self.kv_get("run:holder") or "")
+            m = re.match(r"pid (\d+)", text)
+            if m and _alive(int(m.group(1))):
+                return text
+            if time.monotonic() >= deadline:
+                return "unknown process"
+            time.sleep(0.05)
 
     def lock_holder(self) -> str | None:
         """Who holds the run lock now ("pid 123, started ..."), or None when no run does."""
@@ -99,7 +124,7 @@ class RunLock(KeyValue, Part):
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return self.kv_get("run:holder") or "unknown process"
+            return self._holder()
         except OSError:
             return None
         finally:
@@ -126,7 +151,7 @@ class RunLock(KeyValue, Part):
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 _give_back_fd(fd)
-                holder = self.kv_get("run:holder") or "unknown process"
+                holder = self._holder()
                 raise LockedError(
                     f"another distrib run ({holder}) is using the ledger {self.path}; "
                     "nothing is claimed beside it. Wait for it to finish"

@@ -170,12 +170,63 @@ def _update_from_4_to_5(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE editions ADD COLUMN editor TEXT NOT NULL DEFAULT ''")
 
 
+SCHEMA_V6 = """
+-- The consent record: how and when each address signed up, confirmed, left, bounced.
+-- Kept apart from subscribers so that a signup that is never confirmed adds no
+-- subscriber (an unconfirmed address never receives an edition).
+CREATE TABLE consent_events (
+    id      INTEGER PRIMARY KEY,
+    address TEXT NOT NULL,              -- lower-cased
+    event   TEXT NOT NULL,              -- signup | confirmed | unsubscribed | bounced | complained
+    how     TEXT NOT NULL,              -- form | import | cli | one-click | a provider's name
+    detail  TEXT,                       -- the newsletters chosen, the provider's reason
+    at      TEXT NOT NULL
+);
+CREATE INDEX consent_events_by_address ON consent_events (address, at);
+
+-- Transactional mail (signup confirmations) queued by `distrib serve`'s handlers and
+-- sent by its sender thread, or by the next `distrib run`: never inside an HTTP answer.
+-- queued -> claimed -> sent | failed, one row per message.
+CREATE TABLE mail_outbox (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,          -- confirm
+    address     TEXT NOT NULL,          -- lower-cased
+    name        TEXT NOT NULL DEFAULT '',
+    newsletters TEXT NOT NULL,          -- the chosen newsletters, comma-separated
+    status      TEXT NOT NULL DEFAULT 'queued',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    created     TEXT NOT NULL,
+    updated     TEXT NOT NULL
+);
+CREATE INDEX mail_outbox_by_status ON mail_outbox (status, id);
+CREATE INDEX mail_outbox_by_address ON mail_outbox (address, created);
+
+-- People erased at their request (`distrib subscribers forget`): only a keyed hash of
+-- the address stays, so that a later import or `subscribers add` cannot re-add them.
+CREATE TABLE forgotten (
+    hash    TEXT PRIMARY KEY,           -- HMAC-SHA256 of the address, key in kv "forget:key"
+    created TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def _update_from_5_to_6(db: sqlite3.Connection) -> None:
+    buf = ""
+    for line in SCHEMA_V6.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            db.execute(buf)
+            buf = ""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
     1: _update_from_1_to_2,
     2: _update_from_2_to_3,
     3: _update_from_3_to_4,
     4: _update_from_4_to_5,
+    5: _update_from_5_to_6,
 }
 VERSION = len(MIGRATIONS)
 

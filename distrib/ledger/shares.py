@@ -33,13 +33,13 @@ class Shares(RunLock, Part):
         ts = iso(now())
         cur = self.db.execute(
             """
-            INSERT INTO share_deliveries (post_key, channel, status, attempts, text, updated, run)
+            INSERT INTO share_deliveries AS d (post_key, channel, status, attempts, text, updated, run)
             VALUES (?, ?, 'claimed', 1, ?, ?, ?)
             ON CONFLICT (post_key, channel) DO UPDATE SET
-                status = 'claimed', attempts = attempts + 1, text = excluded.text,
+                status = 'claimed', attempts = d.attempts + 1, text = excluded.text,
                 updated = excluded.updated, run = excluded.run
-            WHERE (status = 'claimed' AND (run IS excluded.run OR ?))
-               OR (status = 'deferred' AND (not_before IS NULL OR not_before <= excluded.updated))
+            WHERE (d.status = 'claimed' AND (d.run IS excluded.run OR ?))
+               OR (d.status = 'deferred' AND (d.not_before IS NULL OR d.not_before <= excluded.updated))
             """,
             (post_key, channel, text, ts, self.run, exclusive),
         )

@@ -23,7 +23,7 @@ class Subscribers(Part):
             "SELECT 1 FROM subscribers WHERE address = ? AND status != 'active'",
             (address.lower(),),
         ).fetchone()
-        return row is not None
+        return row is not None or self.is_forgotten(address)  # type: ignore[attr-defined]
 
     @wrap_errors
     def suppress(self, address: str, status: str, reason: str = "") -> None:
@@ -74,7 +74,10 @@ class Subscribers(Part):
 
     @wrap_errors
     def add_subscriber(self, address: str, name: str = "") -> bool:
-        """Add an active subscriber; False if the address is already known (any status)."""
+        """Add an active subscriber; False if the address is already known (any status)
+        or was erased (``forget``)."""
+        if self.is_forgotten(address):  # type: ignore[attr-defined]
+            return False
         ts = iso(now())
         cur = self.db.execute(
             """INSERT INTO subscribers (address, name, status, created, updated)

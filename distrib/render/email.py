@@ -99,18 +99,29 @@ def text_direction_of(text: str, default: str = "ltr") -> str:
 MIN_READING_MINUTES = 2
 
 
-def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
+def _texts(post: Post) -> tuple[str, str, int]:
+    """The post's body as text, its summary on one line, and the body's reading minutes."""
     body = html_to_text(post.content)
     summary = " ".join((post.summary or "").split())
-    text_for_excerpt = summary or body
     # Only the full text has a reading time: not a summary, nor a body that is one.
     full_text = body if body and " ".join(body.split()) != summary else ""
-    minutes = reading_minutes(full_text) if full_text else 0
-    title = one_line(post.title, markup=False) or post.url
+    return body, summary, reading_minutes(full_text) if full_text else 0
+
+
+def _terms(post: Post) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The post's categories and its tags, one line each, empty ones dropped."""
     categories = tuple(c for c in (one_line(c, markup=False) for c in post.categories) if c)
     # The category shown as the post's label (or its group's heading) is not a chip too.
     label = categories[0].casefold() if categories else None
     tags = tuple(t for t in (one_line(t, markup=False) for t in post.tags) if t and t.casefold() != label)
+    return categories, tags
+
+
+def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
+    body, summary, minutes = _texts(post)
+    text_for_excerpt = summary or body
+    title = one_line(post.title, markup=False) or post.url
+    categories, tags = _terms(post)
     image_url = absolute_http_url(post.image.url) if post.image else None
     return PostView(
         key=post.key,

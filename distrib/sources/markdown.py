@@ -621,19 +621,62 @@ class MarkdownSource(Source):
         published_flag = _go_bool(fm.get("published")) if not isinstance(fm.get("published"), (date, datetime)) else None
         if (_go_bool(fm.get("draft")) or published_flag is False) and not self._hugo_flag("builddrafts"):
             raise Skip("a draft")
-        name = rel.name
-        stem = name[: -len(rel.suffix)] if rel.suffix else name
-        lang = ""
-        languages = self._hugo_languages()
-        m = re.fullmatch(r"(.+)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)", stem)
-        if m and m.group(2).lower() in languages:
-            stem, lang = m.group(1), m.group(2).lower()
+        stem, lang = self._hugo_stem(rel)
         parts = list(rel.parts[:-1])
         bundle = stem == "index"
+        self._hugo_skip_kept_out(fm, file, len(parts), bundle)
+        when_date, when_pub, updated = self._hugo_dates(fm, file)
+        filename = parts[-1] if bundle and parts else stem
+        slug = self._hugo_slug(fm, filename)
+        dir_parts = parts[:-1] if bundle else parts
+        section = dir_parts[0] if dir_parts else ""
+        lower = not _go_bool(self.site.config.get("disablepathtolower"))
+        explicit = fm.get("url")
+        if isinstance(explicit, str) and explicit.strip():
+            return _Meta(self._hugo_url(explicit.strip(), lang), _utc(when_pub), _utc(updated))
+        if self.opts.get("permalink"):
+            url = self._pattern_url(when_pub, hugo_sanitize(slug or filename, lower), section)
+            return _Meta(url, _utc(when_pub), _utc(updated))
+        path = self._hugo_path(fm, when_date, dir_parts, slug, filename, lower)
+        if self._hugo_flag("uglyurls") and path.endswith("/") and path != "/":
+            path = path[:-1] + ".html"  # "URL management" > ugly URLs
+        return _Meta(self._join(_url_path(self._hugo_lang_prefix(lang) + path)), _utc(when_pub), _utc(updated))
+
+    def _hugo_dates(self, fm: dict[str, Any], file: Path) -> tuple[datetime | None, datetime | None, datetime | None]:
+        """(date, publish date, last modified); Skip for an expired page."""
+        # "Front matter" > dates: publishDate (aliases pubDate, published) first, else
+        # date; expiryDate (alias unpublishdate); lastmod (alias modified).
+        when_date = self._hugo_date(fm, file, "date")
+        when_pub = self._hugo_date(fm, file, "publishdate") or when_date
+        when_date = when_date or when_pub
+        expiry = self._hugo_date(fm, file, "expirydate")
+        if expiry is not None and expiry <= self.ctx.now and not self._hugo_flag("buildexpired"):
+            raise Skip("expired")  # buildExpired is false by default
+        return when_date, when_pub, self._hugo_date(fm, file, "lastmod")
+
+    def _hugo_slug(self, fm: dict[str, Any], filename: str) -> str:
+        slug = _text(fm.get("slug")).strip()
+        if not slug and self._hugo_filename_dates():
+            pm = _DATE_PREFIX.match(filename)
+            if pm:
+                slug = pm.group(4)  # ":filename": the rest of the name is the slug
+        return slug
+
+    def _hugo_stem(self, rel: Path) -> tuple[str, str]:
+        """The file name without its extension and language ("post.fr.md"), and the language."""
+        name = rel.name
+        stem = name[: -len(rel.suffix)] if rel.suffix else name
+        m = re.fullmatch(r"(.+)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)", stem)
+        if m and m.group(2).lower() in self._hugo_languages():
+            return m.group(1), m.group(2).lower()
+        return stem, ""
+
+    def _hugo_skip_kept_out(self, fm: dict[str, Any], file: Path, depth: int, bundle: bool) -> None:
+        """Raise Skip for a bundle's resource, a headless bundle, a page its build options keep out."""
         # "Page bundles": a folder with an index.md is a leaf bundle; the other Markdown
         # files in it (and below it) are its resources, not pages.
         folder = file.parent
-        for level in range(len(parts)):
+        for level in range(depth):
             if not (level == 0 and bundle) and self._has_index(folder):
                 raise Skip("a resource of a leaf bundle, not a page")
             folder = folder.parent
@@ -645,48 +688,25 @@ class MarkdownSource(Source):
             render, listed = build.get("render"), build.get("list")
             if render in ("never", False, "false") or listed in ("never", False, "false"):
                 raise Skip("build options keep it out")
-        # "Front matter" > dates: publishDate (aliases pubDate, published) first, else
-        # date; expiryDate (alias unpublishdate); lastmod (alias modified).
-        when_date = self._hugo_date(fm, file, "date")
-        when_pub = self._hugo_date(fm, file, "publishdate") or when_date
-        when_date = when_date or when_pub
-        expiry = self._hugo_date(fm, file, "expirydate")
-        if expiry is not None and expiry <= self.ctx.now and not self._hugo_flag("buildexpired"):
-            raise Skip("expired")  # buildExpired is false by default
-        updated = self._hugo_date(fm, file, "lastmod")
-        slug = _text(fm.get("slug")).strip()
-        filename = parts[-1] if bundle and parts else stem
-        if self._hugo_filename_dates():
-            pm = _DATE_PREFIX.match(filename)
-            if pm and not slug:
-                slug = pm.group(4)  # ":filename": the rest of the name is the slug
-        dir_parts = parts[:-1] if bundle else parts
+
+    def _hugo_path(
+        self, fm: dict[str, Any], when_date: datetime | None, dir_parts: list[str], slug: str, filename: str, lower: bool
+    ) -> str:
+        """The page's path: its section's permalink pattern, else its folders and slug."""
         section = dir_parts[0] if dir_parts else ""
-        lower = not _go_bool(self.site.config.get("disablepathtolower"))
-        explicit = fm.get("url")
-        if isinstance(explicit, str) and explicit.strip():
-            return _Meta(self._hugo_url(explicit.strip(), lang), _utc(when_pub), _utc(updated))
-        if self.opts.get("permalink"):
-            url = self._pattern_url(when_pub, hugo_sanitize(slug or filename, lower), section)
-            return _Meta(url, _utc(when_pub), _utc(updated))
         pattern = self._hugo_permalink(section)
-        if pattern:
-            local = when_date or datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time for an undated page
-            title = _text(fm.get("title"))
-            values = {
-                "year": str(local.year), "month": f"{local.month:02d}", "monthname": local.strftime("%B"),
-                "day": f"{local.day:02d}", "weekday": str(local.isoweekday() % 7), "weekdayname": local.strftime("%A"),
-                "yearday": str(local.timetuple().tm_yday), "section": section, "sections": "/".join(dir_parts),
-                "title": hugo_sanitize(title), "slug": slug or hugo_sanitize(title), "filename": filename,
-                "slugorfilename": slug or filename,
-            }  # fmt: skip
-            path = hugo_sanitize(hugo_expand(pattern, values), lower)
-        else:
-            path = "/" + "/".join([*dir_parts, slug or filename]) + "/"
-            path = hugo_sanitize(path, lower)
-        if self._hugo_flag("uglyurls") and path.endswith("/") and path != "/":
-            path = path[:-1] + ".html"  # "URL management" > ugly URLs
-        return _Meta(self._join(_url_path(self._hugo_lang_prefix(lang) + path)), _utc(when_pub), _utc(updated))
+        if not pattern:
+            return hugo_sanitize("/" + "/".join([*dir_parts, slug or filename]) + "/", lower)
+        local = when_date or datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time for an undated page
+        title = _text(fm.get("title"))
+        values = {
+            "year": str(local.year), "month": f"{local.month:02d}", "monthname": local.strftime("%B"),
+            "day": f"{local.day:02d}", "weekday": str(local.isoweekday() % 7), "weekdayname": local.strftime("%A"),
+            "yearday": str(local.timetuple().tm_yday), "section": section, "sections": "/".join(dir_parts),
+            "title": hugo_sanitize(title), "slug": slug or hugo_sanitize(title), "filename": filename,
+            "slugorfilename": slug or filename,
+        }  # fmt: skip
+        return hugo_sanitize(hugo_expand(pattern, values), lower)
 
     def _has_index(self, folder: Path) -> bool:
         if folder not in self._indexes:

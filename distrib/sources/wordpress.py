@@ -164,21 +164,28 @@ class WordPressSource(Source):
                 raise self._error(e) from None
             items = self._items(resp)
             posts.extend(p for p in (self._post(item) for item in items) if p is not None)
-            total_pages = resp.headers.get("x-wp-totalpages", "")
-            if len(items) < (self.opts.get("per_page") or 20):
-                break
-            if total_pages.isdigit() and page >= int(total_pages):
+            if self._last_page(page, len(items), resp):
                 break
             page += 1
             if page > max_pages:
                 self._say_left(max_pages, resp)
+        self._say_protected()
+        return posts
+
+    def _last_page(self, page: int, n_items: int, resp: HttpResponse) -> bool:
+        """Whether ``page`` was the last: a short page, or the count the API gave."""
+        total_pages = resp.headers.get("x-wp-totalpages", "")
+        if n_items < (self.opts.get("per_page") or 20):
+            return True
+        return total_pages.isdigit() and page >= int(total_pages)
+
+    def _say_protected(self) -> None:
         if self._protected:
             log.warning(
                 "source %r: skipped %d password-protected post%s; set include_protected = true "
                 "to take their title and link",
                 self.name, self._protected, "" if self._protected == 1 else "s",
             )  # fmt: skip
-        return posts
 
     def _say_left(self, max_pages: int, resp: HttpResponse) -> None:
         """Stopping at max_pages while the site has more: one line with what is left."""

@@ -1,0 +1,275 @@
+"""Bounce and complaint webhooks of `distrib serve`: ``POST /hooks/postmark`` and
+``POST /hooks/mailgun``.
+
+Each call is authenticated before its body is read for anything else: Postmark's with
+HTTP basic auth (the URL set in Postmark's webhook carries ``user:password``, the value
+of the environment variable ``[webhooks] postmark_auth_env`` names), Mailgun's with the
+HMAC-SHA256 of ``timestamp + token`` under the webhook signing key
+(``[webhooks] mailgun_key_env``), refusing a timestamp more than 5 minutes away and a
+token already seen (a replay).  An unsigned, forged or replayed call is answered 403 and
+changes nothing; a route whose secret is not configured answers 404.
+
+A hard bounce or a complaint suppresses the address at once; a soft bounce after
+``[webhooks] soft_bounces`` in a row.  The suppression and its consent-record event are
+committed with a full sync *before* the 200, so a kill right after the answer loses
+nothing (the provider would retry a call that got no answer).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+import time
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from .ledger import Ledger
+from .web import Request, Response, text
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+log = logging.getLogger("distrib.serve")
+
+#: Mailgun's signatures older (or newer) than this are refused as replays.
+MAILGUN_WINDOW = 300.0
+
+#: Postmark's bounce types (https://postmarkapp.com/developer/api/bounce-api#bounce-types)
+_POSTMARK_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated", "Blocked"}
+_POSTMARK_SOFT = {"SoftBounce", "Transient", "DnsError"}
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    raw = dict(settings.data.get("webhooks") or {})
+    defaults = {"postmark_auth_env": None, "mailgun_key_env": None, "soft_bounces": 3, "ses": False,
+                "ses_topic_arn": None, "sns_cert_url_prefix": None}
+    return defaults | {
+        k: v for k, v in raw.items() if v is not None
+    }
+
+
+def _secret(name: str | None) -> str | None:
+    import os
+
+    return (os.environ.get(name) or None) if name else None
+
+
+class HookRoutes:
+    def __init__(self, settings: Settings, ledger: Ledger, lock: threading.Lock):
+        opts = _options(settings)
+        self.ledger = ledger
+        self.lock = lock
+        self.postmark_auth = _secret(opts["postmark_auth_env"])
+        self.mailgun_key = _secret(opts["mailgun_key_env"])
+        self.soft = max(1, int(opts["soft_bounces"]))
+        self.seen: dict[str, float] = {}
+        self.ses = bool(opts["ses"])
+        self.topic = opts["ses_topic_arn"]
+        self.cert_prefix = opts["sns_cert_url_prefix"]
+        self.certs: dict[str, Any] = {}
+
+    def _record(self, address: str, event: str, how: str, reason: str) -> None:
+        from .addresses import normalise_address
+
+        try:
+            address = normalise_address(address)
+        except ValueError:
+            return
+        with self.lock:
+            status = self.ledger.provider_event(address, event, how, reason, self.soft)
+        if status:
+            log.info("webhook %s: one address suppressed (%s)", how, status)
+
+    # --- Postmark ---------------------------------------------------------------------
+
+    def postmark(self, request: Request, params: dict[str, str]) -> Response:
+        if self.postmark_auth is None:
+            return text(HTTPStatus.NOT_FOUND, "not found\n")
+        given = request.headers.get("authorization", "")
+        try:
+            scheme, _, value = given.partition(" ")
+            ok = scheme.lower() == "basic" and hmac.compare_digest(
+                base64.b64decode(value.strip(), validate=True), self.postmark_auth.encode("utf-8")
+            )
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            return Response(HTTPStatus.FORBIDDEN, "forbidden: wrong or missing basic auth\n",
+                            headers=[("WWW-Authenticate", 'Basic realm="distrib"')])
+        try:
+            body = json.loads(request.body)
+            record = str(body.get("RecordType", ""))
+            kind = str(body.get("Type", ""))
+            address = str(body["Email"])
+        except (ValueError, KeyError, AttributeError, TypeError):
+            return text(HTTPStatus.BAD_REQUEST, "not a Postmark bounce or spam complaint (JSON with RecordType, Type, Email)\n")
+        reason = str(body.get("Description") or body.get("Details") or kind)
+        if record == "SpamComplaint" or kind == "SpamComplaint":
+            self._record(address, "complained", "postmark", reason)
+        elif record == "Bounce" and kind in _POSTMARK_HARD:
+            self._record(address, "bounced", "postmark", f"{kind}: {reason}")
+        elif record == "Bounce" and kind in _POSTMARK_SOFT:
+            self._record(address, "soft_bounce", "postmark", f"{kind}: {reason}")
+        elif record == "Delivery":
+            self._record(address, "delivered", "postmark", "")
+        return text(HTTPStatus.OK, "ok\n")
+
+    # --- Mailgun ----------------------------------------------------------------------
+
+    def _mailgun_signed(self, sig: Any) -> bool:
+        if self.mailgun_key is None or not isinstance(sig, dict):
+            return False
+        timestamp, token, signature = (str(sig.get(k, "")) for k in ("timestamp", "token", "signature"))
+        if not (timestamp.isdigit() and token and signature):
+            return False
+        expected = hmac.new(self.mailgun_key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature.lower()):
+            return False
+        t = time.time()
+        if abs(t - int(timestamp)) > MAILGUN_WINDOW:
+            return False
+        with self.lock:
+            for old in [k for k, at in self.seen.items() if t - at > 2 * MAILGUN_WINDOW]:
+                del self.seen[old]
+            if token in self.seen:
+                return False
+            self.seen[token] = t
+        return True
+
+    def mailgun(self, request: Request, params: dict[str, str]) -> Response:
+        if self.mailgun_key is None:
+            return text(HTTPStatus.NOT_FOUND, "not found\n")
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not self._mailgun_signed(body.get("signature")):
+            return text(HTTPStatus.FORBIDDEN, "forbidden: missing, wrong, old or replayed signature\n")
+        data = body.get("event-data")
+        if not isinstance(data, dict) or not data.get("recipient"):
+            return text(HTTPStatus.BAD_REQUEST, "not a Mailgun event (event-data with event and recipient)\n")
+        event, address = str(data.get("event", "")), str(data["recipient"])
+        status: dict[str, Any] = data["delivery-status"] if isinstance(data.get("delivery-status"), dict) else {}
+        reason = str(data.get("reason") or status.get("description") or status.get("message") or event)
+        if event == "complained":
+            self._record(address, "complained", "mailgun", reason)
+        elif event == "failed" and data.get("severity") == "permanent":
+            self._record(address, "bounced", "mailgun", reason)
+        elif event == "failed":
+            self._record(address, "soft_bounce", "mailgun", reason)
+        elif event == "delivered":
+            self._record(address, "delivered", "mailgun", "")
+        return text(HTTPStatus.OK, "ok\n")
+
+    # --- Amazon SES through SNS -------------------------------------------------------
+
+    def _sns_url_ok(self, url: str) -> bool:
+        if self.cert_prefix:
+            return url.startswith(self.cert_prefix)
+        return _SNS_URL.match(url) is not None
+
+    def _certificate(self, url: str) -> Any:
+        """The signing certificate at ``url`` (an SNS host only), fetched once."""
+        from cryptography import x509
+
+        if url not in self.certs:
+            import httpx
+
+            r = httpx.get(url, timeout=10, follow_redirects=False)
+            r.raise_for_status()
+            if len(self.certs) > 100:
+                self.certs.clear()
+            self.certs[url] = x509.load_pem_x509_certificate(r.content)
+        return self.certs[url]
+
+    def _sns_verified(self, msg: dict[str, Any]) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        kind = msg.get("Type")
+        version = str(msg.get("SignatureVersion", ""))
+        url = str(msg.get("SigningCertURL") or msg.get("SigningCertUrl") or "")
+        if kind not in _SNS_FIELDS or version not in ("1", "2") or not self._sns_url_ok(url):
+            return False
+        if self.topic and msg.get("TopicArn") != self.topic:
+            return False
+        fields = [f for f in _SNS_FIELDS[kind] if f in msg or f not in ("Subject",)]
+        if any(not isinstance(msg.get(f), str) for f in fields):
+            return False
+        signed = "".join(f"{f}\n{msg[f]}\n" for f in fields).encode("utf-8")
+        try:
+            signature = base64.b64decode(str(msg.get("Signature", "")), validate=True)
+            key = self._certificate(url).public_key()
+            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA1() if version == "1" else hashes.SHA256())
+        except (InvalidSignature, binascii.Error, ValueError, TypeError, AttributeError):
+            return False
+        except Exception as e:  # the certificate could not be fetched: not verified
+            log.warning("webhook ses: no signing certificate (%s)", type(e).__name__)
+            return False
+        return True
+
+    def ses_hook(self, request: Request, params: dict[str, str]) -> Response:
+        if not self.ses:
+            return text(HTTPStatus.NOT_FOUND, "not found\n")
+        try:
+            msg = json.loads(request.body)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict) or not self._sns_verified(msg):
+            return text(HTTPStatus.FORBIDDEN, "forbidden: not an SNS message with a valid signature\n")
+        with self.lock:
+            mid = str(msg.get("MessageId", ""))
+            if mid in self.seen:
+                return text(HTTPStatus.OK, "ok (already handled)\n")
+            self.seen[mid] = time.time()
+        if msg["Type"] == "SubscriptionConfirmation":
+            url = str(msg.get("SubscribeURL", ""))
+            if not self._sns_url_ok(url):
+                return text(HTTPStatus.FORBIDDEN, "forbidden: SubscribeURL is not an SNS URL\n")
+            import httpx
+
+            try:
+                httpx.get(url, timeout=10, follow_redirects=False).raise_for_status()
+            except httpx.HTTPError as e:
+                with self.lock:
+                    self.seen.pop(mid, None)
+                return text(HTTPStatus.BAD_GATEWAY, f"could not confirm the subscription ({type(e).__name__})\n")
+            log.info("webhook ses: SNS subscription confirmed")
+            return text(HTTPStatus.OK, "subscribed\n")
+        if msg["Type"] != "Notification":
+            return text(HTTPStatus.OK, "ok\n")
+        try:
+            note = json.loads(msg["Message"])
+        except ValueError:
+            return text(HTTPStatus.OK, "ok (not an SES notification)\n")
+        kind = note.get("notificationType") or note.get("eventType") if isinstance(note, dict) else None
+        if kind == "Bounce":
+            bounce = note.get("bounce") or {}
+            event = "bounced" if bounce.get("bounceType") == "Permanent" else "soft_bounce"
+            for r in bounce.get("bouncedRecipients") or []:
+                reason = f"{bounce.get('bounceType')}/{bounce.get('bounceSubType')}: {r.get('diagnosticCode', '')}"
+                self._record(str(r.get("emailAddress", "")), event, "ses", reason)
+        elif kind == "Complaint":
+            complaint = note.get("complaint") or {}
+            for r in complaint.get("complainedRecipients") or []:
+                self._record(str(r.get("emailAddress", "")), "complained", "ses",
+                             str(complaint.get("complaintFeedbackType") or "complaint"))
+        return text(HTTPStatus.OK, "ok\n")
+
+
+#: The only place signing certificates and subscription URLs may come from.
+_SNS_URL = re.compile(r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]*(\?[^#]*)?$")
+
+#: The fields signed, in order, per message type (Subject only when present).
+_SNS_FIELDS = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+    "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+}

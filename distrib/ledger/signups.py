@@ -1,0 +1,227 @@
+"""Signups: the consent record and the outbox of confirmation emails."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+
+from .common import Part, Row, iso, now, wrap_errors
+
+
+class Signups(Part):
+    _forget_key: bytes | None = None
+
+    def forgotten_hash(self, address: str) -> str:
+        """The keyed hash that stands for an erased address (the key is the ledger's own)."""
+        if self._forget_key is None:
+            stored = self.kv_get("forget:key")  # type: ignore[attr-defined]
+            if not stored:
+                stored = secrets.token_hex(32)
+                self.kv_put("forget:key", stored)  # type: ignore[attr-defined]
+            self._forget_key = bytes.fromhex(stored)
+        return hmac.new(self._forget_key, address.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()
+
+    @wrap_errors
+    def is_forgotten(self, address: str) -> bool:
+        if self.db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is None:
+            return False  # nobody erased: no key to make
+        row = self.db.execute("SELECT 1 FROM forgotten WHERE hash = ?", (self.forgotten_hash(address),)).fetchone()
+        return row is not None
+
+    @wrap_errors
+    def forget(self, address: str) -> bool:
+        """Erase everything the ledger holds on ``address`` (its subscriber row, consent
+        record, opt-outs, queued mail; its deliveries keep only the hash) and keep its
+        keyed hash on the suppression list.  Committed with a full sync.  False if the
+        ledger knew nothing of it (the hash is kept anyway)."""
+        address = address.strip().lower()
+        digest = self.forgotten_hash(address)
+        known = 0
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.db.transaction():
+                for table in ("subscribers", "newsletter_optouts", "consent_events", "mail_outbox"):
+                    known += self.db.execute(f"DELETE FROM {table} WHERE address = ?", (address,)).rowcount
+                known += self.db.execute(
+                    "UPDATE email_deliveries SET address = ? WHERE address = ?", (f"forgotten:{digest[:32]}", address)
+                ).rowcount
+                self.db.execute(
+                    "INSERT INTO forgotten (hash, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (digest, iso(now())),
+                )
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        return known > 0
+    @wrap_errors
+    def record_consent(self, address: str, event: str, how: str, detail: str = "") -> None:
+        self.db.execute_durably(
+            "INSERT INTO consent_events (address, event, how, detail, at) VALUES (?, ?, ?, ?, ?)",
+            (address.lower(), event, how, detail or None, iso(now())),
+        )
+
+    @wrap_errors
+    def consent_record(self, address: str) -> list[Row]:
+        """The events of ``address``, oldest first."""
+        return self.db.execute(
+            "SELECT event, how, detail, at FROM consent_events WHERE address = ? ORDER BY id",
+            (address.lower(),),
+        ).fetchall()
+
+    @wrap_errors
+    def queue_signup(self, address: str, name: str, newsletters: list[str], how: str = "form") -> int:
+        """Record the signup and queue its confirmation email, in one transaction."""
+        ts = iso(now())
+        chosen = ",".join(newsletters)
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO consent_events (address, event, how, detail, at) VALUES (?, 'signup', ?, ?, ?)",
+                (address.lower(), how, chosen or None, ts),
+            )
+            cur = self.db.execute(
+                """INSERT INTO mail_outbox (kind, address, name, newsletters, created, updated)
+                   VALUES ('confirm', ?, ?, ?, ?, ?)""",
+                (address.lower(), name, chosen, ts, ts),
+            )
+        return int(cur.lastrowid or 0)
+
+    @wrap_errors
+    def signups_since(self, address: str, since: datetime) -> int:
+        """Confirmation emails queued for ``address`` since ``since``."""
+        row = self.db.execute(
+            "SELECT count(*) FROM mail_outbox WHERE address = ? AND created >= ?",
+            (address.lower(), iso(since)),
+        ).fetchone()
+        return int(row[0])
+
+    @wrap_errors
+    def claim_outbox(self, limit: int = 50) -> list[Row]:
+        """Take queued messages (and ones a dead sender left claimed) for sending."""
+        with self.db.transaction():
+            rows = self.db.execute(
+                "SELECT * FROM mail_outbox WHERE status IN ('queued', 'claimed') ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            self.db.executemany(
+                "UPDATE mail_outbox SET status = 'claimed', attempts = attempts + 1, updated = ? WHERE id = ?",
+                [(iso(now()), r["id"]) for r in rows],
+            )
+        return rows
+
+    @wrap_errors
+    def mark_outbox(self, message_id: int, status: str, error: str = "") -> None:
+        """``sent``, ``failed`` (for good) or ``queued`` (tried again later)."""
+        self.db.execute(
+            "UPDATE mail_outbox SET status = ?, error = ?, updated = ? WHERE id = ?",
+            (status, error or None, iso(now()), message_id),
+        )
+
+    @wrap_errors
+    def outbox_pending(self) -> int:
+        row = self.db.execute(
+            "SELECT count(*) FROM mail_outbox WHERE status IN ('queued', 'claimed')"
+        ).fetchone()
+        return int(row[0])
+
+    @wrap_errors
+    def confirm_subscriber(
+        self, address: str, name: str, newsletters: list[str], every: list[str]
+    ) -> bool:
+        """Make ``address`` an active subscriber of ``newsletters`` (all of ``every`` when
+        empty); a suppressed address comes back only through here.  Committed with a
+        full sync.  False when it was already active with nothing to change (confirming
+        twice is harmless)."""
+        address = address.lower()
+        ts = iso(now())
+        wanted = [n for n in newsletters if n in every] or list(every)
+        forgotten = self.forgotten_hash(address)
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.db.transaction():
+                row = self.db.execute(
+                    "SELECT status FROM subscribers WHERE address = ?", (address,)
+                ).fetchone()
+                out = {
+                    r[0]
+                    for r in self.db.execute(
+                        "SELECT newsletter FROM newsletter_optouts WHERE address = ?", (address,)
+                    )
+                }
+                if row is not None and row[0] == "active" and not (out & set(wanted)):
+                    return False
+                self.db.execute(
+                    """INSERT INTO subscribers (address, name, status, created, updated)
+                       VALUES (?, ?, 'active', ?, ?)
+                       ON CONFLICT (address) DO UPDATE SET status = 'active', reason = NULL,
+                              name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,
+                              updated = excluded.updated""",
+                    (address, name, ts, ts),
+                )
+                self.db.executemany(
+                    "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
+                    [(address, n) for n in wanted],
+                )
+                if row is None and len(every) > 1:
+                    # A new reader gets only what they chose.
+                    self.db.executemany(
+                        """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
+                           VALUES (?, ?, 'not chosen at signup', ?) ON CONFLICT DO NOTHING""",
+                        [(address, n, ts) for n in every if n not in wanted],
+                    )
+                # The person's own confirmation is new consent, also after an erasure.
+                self.db.execute("DELETE FROM forgotten WHERE hash = ?", (forgotten,))
+                self.db.execute(
+                    """INSERT INTO consent_events (address, event, how, detail, at)
+                       VALUES (?, 'confirmed', 'form', ?, ?)""",
+                    (address, ",".join(wanted), ts),
+                )
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        return True
+
+    @wrap_errors
+    def provider_event(
+        self, address: str, event: str, how: str, reason: str = "", soft_limit: int = 3
+    ) -> str | None:
+        """Record a provider's report on ``address`` and suppress it when it should be:
+        at once for a hard bounce (``bounced``) or a complaint (``complained``), after
+        ``soft_limit`` soft bounces in a row (``soft_bounce``; a ``delivered`` event
+        breaks the row).  One transaction committed with a full sync, so the suppression
+        is on disk before the webhook is answered.  The status set, or None."""
+        address = address.lower()
+        ts = iso(now())
+        status: str | None = None
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.db.transaction():
+                self.db.execute(
+                    "INSERT INTO consent_events (address, event, how, detail, at) VALUES (?, ?, ?, ?, ?)",
+                    (address, event, how, reason[:500] or None, ts),
+                )
+                if event in ("bounced", "complained"):
+                    status = event
+                elif event == "soft_bounce":
+                    recent = [
+                        r[0]
+                        for r in self.db.execute(
+                            """SELECT event FROM consent_events WHERE address = ?
+                               AND event IN ('soft_bounce', 'delivered', 'confirmed')
+                               ORDER BY id DESC LIMIT ?""",
+                            (address, soft_limit),
+                        )
+                    ]
+                    if len(recent) >= soft_limit and all(e == "soft_bounce" for e in recent):
+                        status = "bounced"
+                        reason = f"{soft_limit} soft bounces in a row: {reason}"
+                if status is not None:
+                    self.db.execute(
+                        """INSERT INTO subscribers (address, status, reason, created, updated)
+                           VALUES (?, ?, ?, ?, ?)
+                           ON CONFLICT (address) DO UPDATE SET status = excluded.status,
+                                  reason = excluded.reason, updated = excluded.updated""",
+                        (address, status, f"{how}: {reason}"[:500], ts, ts),
+                    )
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        return status

@@ -1,0 +1,351 @@
+"""Signup with double opt-in: ``POST /subscribe``, ``GET``/``POST /confirm``, and the
+outbox that sends the confirmation emails.
+
+``POST /subscribe`` (form-encoded ``email``, optional ``name``, ``newsletter``
+repeatable, and the honeypot ``website`` that people leave empty) answers the same page
+(``{"status": "pending"}`` with ``Accept: application/json``) whatever the address's
+state, so the form tells no one who is subscribed.  For an address that is not an
+active subscriber it records the signup in the consent record and queues a
+confirmation email in the ledger, in one transaction; the HTTP answer never waits for
+a mail server.  `distrib serve`'s sender thread sends the queue within seconds through
+the configured mailer, and `distrib run` sends what is left when `serve` is down.
+
+The email's link carries an opaque token (:mod:`distrib.unsubscribe`) for the purpose
+``confirm``, naming the address and the chosen newsletters; it expires after
+``[signup] confirm_ttl`` (7 days).  ``GET /confirm`` shows a button and changes nothing
+(mail scanners fetch every link); ``POST /confirm`` makes the address an active
+subscriber, also one that was suppressed: a confirmation from the mailbox itself is
+the only way back.  No subscriber row exists before that, so an unconfirmed address
+never receives an edition.
+
+A script cannot mail-bomb someone through the form: each client IP may sign up
+``[signup] per_ip`` times an hour (then 429), and each address gets at most
+``[signup] per_address`` confirmation emails a day (more signups are answered the same
+and send nothing).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+
+from .ledger import Ledger
+from .ledger import now as ledger_now
+from .model import Edition, Recipient
+from .schema import k_duration
+from .unsubscribe import Tokens
+from .web import Request, Response
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+log = logging.getLogger("distrib.serve")
+
+HONEYPOT = "website"
+
+def _options(settings: Settings) -> dict[str, Any]:
+    raw = settings.data.get("signup") or {}
+    out: dict[str, Any] = {"base_url": None, "confirm_ttl": timedelta(days=7), "per_ip": 10, "per_address": 3}
+    out.update({k: v for k, v in dict(raw).items() if v is not None})
+    if isinstance(out["confirm_ttl"], str):
+        out["confirm_ttl"] = k_duration(out["confirm_ttl"], None)  # type: ignore[arg-type]
+    return out
+
+
+def base_url(settings: Settings) -> str:
+    """The public URL the routes are under (no trailing slash)."""
+    configured = _options(settings)["base_url"]
+    if configured:
+        return str(configured).rstrip("/")
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.email.unsubscribe_url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+
+
+def newsletter_names(settings: Settings) -> list[str]:
+    listed = settings.data.get("newsletters") or []
+    return [n["name"] for n in listed] or ["digest"]
+
+
+# --- the confirmation email -------------------------------------------------------------------
+
+_CONFIRM_HTML = """<!doctype html>
+<html><body style="font:16px/1.5 sans-serif;color:#222">
+<p>Please confirm that you want {{ newsletters }} from {{ site }} at {{ address }}.</p>
+<p><a href="{{ confirm_url }}" style="display:inline-block;padding:.5em 1.2em;background:#222;color:#fff;text-decoration:none;border-radius:4px">Confirm my subscription</a></p>
+<p>The link works for {{ days }} days. If you did not ask for this, ignore this email: nothing will be sent to you.</p>
+</body></html>
+"""
+
+_CONFIRM_TEXT = """Please confirm that you want {{ newsletters }} from {{ site }} at {{ address }}:
+
+{{ confirm_url }}
+
+The link works for {{ days }} days. If you did not ask for this, ignore this email: nothing will be sent to you.
+"""
+
+
+def _environment(settings: Settings) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    templates = settings.data.get("templates") or {}
+    folder = templates.get("dir") if hasattr(templates, "get") else None
+    if folder:
+        loaders.append(jinja2.FileSystemLoader(str(folder)))
+    loaders.append(
+        jinja2.DictLoader({"email/confirm.html.j2": _CONFIRM_HTML, "email/confirm.txt.j2": _CONFIRM_TEXT})
+    )
+    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=jinja2.select_autoescape(["html.j2"]))
+
+
+def confirm_url(settings: Settings, tokens: Tokens, address: str, newsletters: list[str]) -> str:
+    token = tokens.make(address, ",".join(newsletters), "confirm")
+    return f"{base_url(settings)}/confirm?{urlencode({'token': token})}"
+
+
+def confirmation_edition(settings: Settings, row: Any, tokens: Tokens) -> Edition:
+    """The confirmation email of one outbox row, in the shape the mailers send."""
+    chosen = [n for n in str(row["newsletters"]).split(",") if n]
+    url = confirm_url(settings, tokens, row["address"], chosen)
+    env = _environment(settings)
+    values = {
+        "site": settings.site.name,
+        "address": row["address"],
+        "name": row["name"],
+        "newsletters": ", ".join(chosen) or "the newsletter",
+        "confirm_url": url,
+        "days": max(1, _options(settings)["confirm_ttl"].days),
+    }
+    body_html = env.get_template("email/confirm.html.j2").render(values)
+    body_text = env.get_template("email/confirm.txt.j2").render(values)
+    return Edition(
+        id=int(row["id"]),
+        newsletter=chosen[0] if chosen else newsletter_names(settings)[0],
+        post_keys=(),
+        subject=f"Confirm your subscription to {settings.site.name}",
+        preheader="",
+        created=datetime.now(UTC),
+        html=body_html,
+        text=body_text,
+    )
+
+
+def drain_outbox(settings: Settings, ledger: Ledger, lock: threading.Lock | None = None) -> int:
+    """Send the queued confirmation emails through the configured mailer; the number sent.
+
+    Each row is claimed (committed) before the mailer is called and marked after, like
+    an edition's deliveries; a transient failure puts it back in the queue."""
+    from .adapters import Context, load_mailer
+    from .config import mailer_settings
+    from .model import DeliveryStatus, Outcome
+    from .render.message import prepare_message
+    from .unsubscribe import signing_key
+
+    guard = lock or threading.Lock()
+    with guard:
+        rows = ledger.claim_outbox()
+        key = signing_key(settings, ledger) if rows else b""
+    if not rows:
+        return 0
+    cls = load_mailer(settings.email.mailer)
+    if cls.handoff:
+        with guard:
+            for row in rows:
+                ledger.mark_outbox(row["id"], "failed", f"the {settings.email.mailer} mailer cannot send one email")
+        log.error("signup: the %s mailer hands editions off and cannot send confirmation emails", settings.email.mailer)
+        return 0
+    tokens = Tokens(key)
+    ctx = Context(settings=settings, now=datetime.now(UTC), ledger=None)
+    sent = 0
+    try:
+        outcomes: list[Outcome] = []
+        with cls(mailer_settings(settings), ctx) as mailer:
+            for row in rows:
+                message = prepare_message(settings, confirmation_edition(settings, row, tokens), key=key)
+                outcomes.clear()
+                try:
+                    mailer.deliver(message, iter([Recipient(row["address"], row["name"])]), lambda r, o: outcomes.append(o))
+                except Exception as e:  # a mailer that cannot start: try again later
+                    outcomes[:] = [Outcome.deferred(str(e))]
+                outcome = outcomes[0] if outcomes else Outcome.deferred("the mailer reported nothing")
+                with guard:
+                    if outcome.status is DeliveryStatus.SENT:
+                        ledger.mark_outbox(row["id"], "sent")
+                        sent += 1
+                    elif outcome.status is DeliveryStatus.FAILED or row["attempts"] >= 5:
+                        ledger.mark_outbox(row["id"], "failed", outcome.error)
+                    else:
+                        ledger.mark_outbox(row["id"], "queued", outcome.error)
+    finally:
+        ctx.close()
+    return sent
+
+
+# --- the HTTP side ----------------------------------------------------------------------------
+
+
+class _RateLimit:
+    """At most ``limit`` events per key in ``window`` seconds (in memory)."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit = limit
+        self.window = window
+        self.seen: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        t = time.monotonic()
+        with self.lock:
+            if len(self.seen) > 100_000:
+                self.seen.clear()
+            q = self.seen.setdefault(key, deque())
+            while q and t - q[0] > self.window:
+                q.popleft()
+            if len(q) >= self.limit:
+                return False
+            q.append(t)
+            return True
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+class SignupRoutes:
+    """The handlers of /subscribe and /confirm, on the server's ledger and lock."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, lock: threading.Lock, tokens: Tokens,
+                 page: Any, wake: threading.Event):
+        self.settings = settings
+        self.ledger = ledger
+        self.lock = lock
+        self.tokens = tokens
+        self.page = page
+        self.wake = wake
+        opts = _options(settings)
+        self.ttl: timedelta = opts["confirm_ttl"]
+        self.per_address = int(opts["per_address"])
+        self.per_ip = _RateLimit(int(opts["per_ip"]), 3600.0)
+        self.every = newsletter_names(settings)
+
+    def _answer(self, request: Request, status: int, key: str, message: str) -> Response:
+        if _wants_json(request):
+            return Response(status, json.dumps({"status": key, "message": message}) + "\n", "application/json")
+        page: Response = self.page(status, "Subscribe", f"<p>{html.escape(message)}</p>")
+        return page
+
+    def subscribe(self, request: Request, params: dict[str, str]) -> Response:
+        from .addresses import normalise_address
+
+        form = request.form()
+        pending = "Almost done: check your inbox for an email with a link to confirm your subscription."
+        if not form:
+            return self._answer(request, HTTPStatus.BAD_REQUEST, "invalid",
+                                "Send the form's fields (email, and name if you like) form-encoded.")
+        if any(v.strip() for v in form.get(HONEYPOT, [])):
+            return self._answer(request, HTTPStatus.OK, "pending", pending)  # a bot: the same answer, nothing done
+        raw = (form.get("email") or [""])[0]
+        try:
+            if len(raw) > 254:
+                raise ValueError("longer than 254 characters")
+            address = normalise_address(raw)
+        except ValueError as e:
+            return self._answer(request, HTTPStatus.BAD_REQUEST, "invalid",
+                                f"That is not an email address ({e}); check it and try again.")
+        name = " ".join((form.get("name") or [""])[0].split())[:100]
+        chosen = [n for n in self.every if n in form.get("newsletter", [])]
+        if form.get("newsletter") and not chosen:
+            return self._answer(request, HTTPStatus.BAD_REQUEST, "invalid",
+                                "None of the chosen newsletters exists here; choose one of: " + ", ".join(self.every) + ".")
+        if not self.per_ip.allow(request.remote):
+            return self._answer(request, HTTPStatus.TOO_MANY_REQUESTS, "rate_limited",
+                                "Too many signups from your network; try again in an hour.")
+        with self.lock:
+            row = self.ledger.get_subscriber(address)
+            already = row is not None and row["status"] == "active" and not any(
+                self.ledger.is_opted_out(address, n) for n in (chosen or self.every)
+            )
+            since = ledger_now() - timedelta(days=1)
+            if not already and self.ledger.signups_since(address, since) < self.per_address:
+                self.ledger.queue_signup(address, name, chosen)
+                self.wake.set()
+        return self._answer(request, HTTPStatus.OK, "pending", pending)
+
+    def _confirm_token(self, request: Request) -> tuple[Any, str] | None:
+        values = parse_qs(request.query).get("token") or request.form().get("token") or []
+        token = self.tokens.read(values[0], "confirm") if values else None
+        if token is None:
+            return None
+        expired = token.issued is not None and ledger_now().timestamp() - token.issued > self.ttl.total_seconds()
+        return token, ("expired" if expired else "ok")
+
+    def _bad_confirm(self, request: Request, found: tuple[Any, str] | None) -> Response:
+        if found is not None:
+            return self._answer(request, HTTPStatus.GONE, "expired",
+                                "This confirmation link has expired; sign up again to get a new one.")
+        return self._answer(request, HTTPStatus.BAD_REQUEST, "invalid",
+                            "This confirmation link is not valid: it may have been cut short or changed. "
+                            "Use the link in the latest email, or sign up again.")
+
+    def confirm_page(self, request: Request, params: dict[str, str]) -> Response:
+        found = self._confirm_token(request)
+        if found is None or found[1] != "ok":
+            return self._bad_confirm(request, found)
+        token = found[0]
+        form = (
+            '<form method="post"><input type="hidden" name="token" value="'
+            + html.escape(parse_qs(request.query)["token"][0])
+            + '"><button type="submit">Confirm my subscription</button></form>'
+        )
+        question = (
+            f"Send {html.escape(self.settings.site.name)}'s emails to "
+            f"<strong>{html.escape(token.address)}</strong>?"
+        )
+        page: Response = self.page(HTTPStatus.OK, "Confirm your subscription", f"<p>{question}</p>{form}")
+        return page
+
+    def confirm(self, request: Request, params: dict[str, str]) -> Response:
+        found = self._confirm_token(request)
+        if found is None or found[1] != "ok":
+            return self._bad_confirm(request, found)
+        token = found[0]
+        chosen = [n for n in (token.newsletter or "").split(",") if n]
+        with self.lock:
+            self.ledger.confirm_subscriber(token.address, "", chosen, self.every)
+        return self._answer(request, HTTPStatus.OK, "confirmed",
+                            f"Thank you: {token.address} is subscribed.")
+
+
+def form_snippet(settings: Settings) -> str:
+    """An accessible HTML signup form to paste into a site."""
+    action = html.escape(base_url(settings) + "/subscribe")
+    every = newsletter_names(settings)
+    choices = ""
+    if len(every) > 1:
+        boxes = "".join(
+            f'\n    <label><input type="checkbox" name="newsletter" value="{html.escape(n)}" checked> {html.escape(n)}</label>'
+            for n in every
+        )
+        choices = f"\n  <fieldset>\n    <legend>Newsletters</legend>{boxes}\n  </fieldset>"
+    return f"""<form class="distrib-signup" method="post" action="{action}">
+  <label for="distrib-email">Email address</label>
+  <input id="distrib-email" type="email" name="email" autocomplete="email" required>
+  <label for="distrib-name">Name (optional)</label>
+  <input id="distrib-name" type="text" name="name" autocomplete="name">{choices}
+  <div aria-hidden="true" style="position:absolute;left:-5000px">
+    <label for="distrib-{HONEYPOT}">Leave this empty</label>
+    <input id="distrib-{HONEYPOT}" type="text" name="{HONEYPOT}" tabindex="-1" autocomplete="off">
+  </div>
+  <button type="submit">Subscribe</button>
+</form>
+"""
