@@ -96,10 +96,16 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name, (body, encoding) in cases.items():
-                for kind, code, ctype in (("feed", FEED, "application/rss+xml"), ("image", IMAGE, "image/png")):
+                for kind, code, ctype in (
+                    ("feed", FEED, "application/rss+xml"),
+                    ("image", IMAGE, "image/png"),
+                ):
                     current["answer"] = (body, encoding, ctype)
                     out = subprocess.run(
-                        [sys.executable, "-c", code, url, tmp], capture_output=True, text=True, cwd=REPO
+                        [sys.executable, "-c", code, url, tmp],
+                        capture_output=True,
+                        text=True,
+                        cwd=REPO,
                     )
                     line = out.stdout.strip() or out.stderr.strip().splitlines()[-1]
                     print(f"{kind:5}  {name:10} {len(body):>9,} B -> {size // MiB} MiB: {line}")

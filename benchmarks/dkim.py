@@ -35,12 +35,17 @@ from distrib.render.message import prepare_message
 SIGNERS = {
     "unsigned": None,
     "rsa-2048": DkimSigner("harbourlight.example", [load_key(generate_key(), "rsa", "bench")]),
-    "ed25519": DkimSigner("harbourlight.example", [load_key(generate_key("ed25519-sha256"), "ed", "bench")]),
+    "ed25519": DkimSigner(
+        "harbourlight.example", [load_key(generate_key("ed25519-sha256"), "ed", "bench")]
+    ),
 }
 
 
 def people(count: int):
-    return (Recipient(f"subscriber.{i}@mail{i % 97}.example.com", f"Subscriber {i}") for i in range(count))
+    return (
+        Recipient(f"subscriber.{i}@mail{i % 97}.example.com", f"Subscriber {i}")
+        for i in range(count)
+    )
 
 
 def per_message(app, edition, count: int) -> dict[str, float]:
@@ -59,7 +64,9 @@ def over_smtp(port: int, count: int, connections: int, app, template, signer) ->
     with tempfile.TemporaryDirectory() as tmp:
         ledger = open_ledger(Path(tmp) / "ledger.sqlite")
         e = template
-        edition = ledger.create_edition(e.newsletter, e.post_keys, e.subject, e.preheader, e.html, e.text)
+        edition = ledger.create_edition(
+            e.newsletter, e.post_keys, e.subject, e.preheader, e.html, e.text
+        )
         prepared = prepare_message(app.settings, edition, key=KEY)
         prepared.signer = signer
         ctx = Context(settings=app.settings, now=datetime.now(UTC), ledger=ledger)

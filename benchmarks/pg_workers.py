@@ -37,15 +37,22 @@ from distrib.render.message import prepare_message  # noqa: E402
 from tests.pgcluster import throwaway_cluster  # noqa: E402
 
 
-def send_once(open_: Callable[[], Ledger], port: int, count: int, connections: int, app: Any, e: Any) -> float:
+def send_once(
+    open_: Callable[[], Ledger], port: int, count: int, connections: int, app: Any, e: Any
+) -> float:
     ledger = open_()
     try:
-        edition = ledger.create_edition(e.newsletter, e.post_keys, e.subject, e.preheader, e.html, e.text)
+        edition = ledger.create_edition(
+            e.newsletter, e.post_keys, e.subject, e.preheader, e.html, e.text
+        )
         prepared = prepare_message(app.settings, edition, key=KEY)
         ctx = Context(settings=app.settings, now=datetime.now(UTC), ledger=ledger)
         opts = {"host": "127.0.0.1", "port": port, "security": "none", "connections": connections}
         mailer = SmtpMailer(Section(opts, "email.smtp"), ctx)
-        people = (Recipient(f"subscriber.{i}@mail{i % 97}.example.com", f"Subscriber {i}") for i in range(count))
+        people = (
+            Recipient(f"subscriber.{i}@mail{i % 97}.example.com", f"Subscriber {i}")
+            for i in range(count)
+        )
         t0 = time.perf_counter()
         report = deliver_edition(ledger, mailer, prepared, people)
         seconds = time.perf_counter() - t0
@@ -82,16 +89,30 @@ def main() -> None:
                 db = f"bench_{r}"
                 with psycopg.connect(cluster.url(), autocommit=True) as admin:
                     admin.execute(f"CREATE DATABASE {db}")
-                rates["smtp-source"].append(count / smtp_source(port, count, size, connections, reuse=True))
+                rates["smtp-source"].append(
+                    count / smtp_source(port, count, size, connections, reuse=True)
+                )
                 path = Path(tmp) / f"l{r}.sqlite"
-                rates["SQLite"].append(count / send_once(lambda p=path: open_ledger(p), port, count, connections, app, edition))
+                rates["SQLite"].append(
+                    count
+                    / send_once(
+                        lambda p=path: open_ledger(p), port, count, connections, app, edition
+                    )
+                )
                 url = cluster.url(db)
-                rates["PostgreSQL"].append(count / send_once(lambda u=url: open_postgres(u), port, count, connections, app, edition))
+                rates["PostgreSQL"].append(
+                    count
+                    / send_once(
+                        lambda u=url: open_postgres(u), port, count, connections, app, edition
+                    )
+                )
             src = median(rates["smtp-source"])
             for name, xs in rates.items():
                 rate = median(xs)
                 print(f"  {name:<28} {rate:8,.0f} msgs/s  ratio to smtp-source {rate / src:.2f}")
-            print(f"  PostgreSQL / SQLite: {median(rates['PostgreSQL']) / median(rates['SQLite']):.2f}")
+            print(
+                f"  PostgreSQL / SQLite: {median(rates['PostgreSQL']) / median(rates['SQLite']):.2f}"
+            )
     finally:
         sink.terminate()
         sink.wait()

@@ -19,7 +19,10 @@ MIXED = (
     "voted to start a ferry line by next spring.\n\n#Ferries #LocalPolitics\n\n"
     "https://news.example.org/posts/ferry-line?utm_source=x&utm_medium=social&utm_campaign=share"
 )
-ASCII = "A" * (len(MIXED) - 89) + " https://news.example.org/posts/ferry-line?utm_source=x&utm_medium=social&utm_campaign=s"
+ASCII = (
+    "A" * (len(MIXED) - 89)
+    + " https://news.example.org/posts/ferry-line?utm_source=x&utm_medium=social&utm_campaign=s"
+)
 
 
 def per_call_ms(fn: object, text: str, number: int = 2000) -> float:

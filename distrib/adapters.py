@@ -109,7 +109,9 @@ class Mailer:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def deliver(self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report) -> None:
+    def deliver(
+        self, message: PreparedMessage, recipients: Iterator[Recipient], report: Report
+    ) -> None:
         raise NotImplementedError
 
     def describe(self) -> str:

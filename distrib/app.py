@@ -242,7 +242,9 @@ class App:
         ]
         return FetchResult(posts, errors, first_seen, undated, seq)
 
-    def select(self, newsletter: Newsletter, fetched: FetchResult, *, picks: bool = True) -> list[Post]:
+    def select(
+        self, newsletter: Newsletter, fetched: FetchResult, *, picks: bool = True
+    ) -> list[Post]:
         """The posts the next edition takes; with ``picks``, the editor's pins first and
         skips left out (``distrib posts --pin/--skip``)."""
         selected = self._select(newsletter, fetched)
@@ -251,7 +253,12 @@ class App:
         return self.apply_picks(newsletter, selected, fetched.posts)
 
     def apply_picks(
-        self, newsletter: Newsletter, selected: list[Post], fetched: list[Post], *, own: tuple[str, ...] = ()
+        self,
+        newsletter: Newsletter,
+        selected: list[Post],
+        fetched: list[Post],
+        *,
+        own: tuple[str, ...] = (),
     ) -> list[Post]:
         """``selected`` with the editor's pins first and skips left out.  A pinned post
         already in another edition of this newsletter (not ``own``) is never taken again."""
@@ -353,7 +360,12 @@ class App:
         return fingerprint(note, pinned, skipped, sponsor)
 
     def plan(
-        self, newsletter: Newsletter, fetched: FetchResult, *, force: bool = False, dry_run: bool = False
+        self,
+        newsletter: Newsletter,
+        fetched: FetchResult,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
     ) -> tuple[list[list[Post]], str]:
         """The editions due now for ``newsletter`` (lists of posts), or a reason for none.
 
@@ -428,7 +440,9 @@ class App:
         self.ledger.set_baseline(scope, self.ctx.now)
         return f"{newsletter.name}: first run, baseline taken; from now on new posts are sent"
 
-    def _per_post(self, newsletter: Newsletter, posts: list[Post], *, force: bool) -> tuple[list[list[Post]], str]:
+    def _per_post(
+        self, newsletter: Newsletter, posts: list[Post], *, force: bool
+    ) -> tuple[list[list[Post]], str]:
         """per-post: one edition per new post, at most ``max_per_day`` in 24 hours; a
         bigger burst is one digest."""
         from datetime import timedelta
@@ -536,7 +550,11 @@ class App:
                         f"{letter.name}: edition {unfinished[0].id} is unfinished and would be resumed"
                     )
                     continue
-                waiting = self.ledger.awaiting_editions(letter.name) if letter.opts.get("approval") else []
+                waiting = (
+                    self.ledger.awaiting_editions(letter.name)
+                    if letter.opts.get("approval")
+                    else []
+                )
                 if waiting:
                     result.skipped.append(
                         f"{letter.name}: edition {waiting[0].id} is waiting for approval; nothing new "
@@ -552,7 +570,9 @@ class App:
                     continue
                 for posts in batches:
                     shown, skipped = split(posts, letter.opts)
-                    result.planned.append(EditionPlan(letter, posts, self.render(letter, shown), skipped))
+                    result.planned.append(
+                        EditionPlan(letter, posts, self.render(letter, shown), skipped)
+                    )
                 continue
             for edition in unfinished:
                 result.editions.append(self._deliver(edition, True, deliver_edition, progress))
@@ -571,7 +591,9 @@ class App:
                     # Nothing new is planned while an edition waits for its editor.
                     for edition in waiting:
                         changed = self.refresh_awaiting(letter, edition, result)
-                        again = f" ({changed}; a new test copy went to the editors)" if changed else ""
+                        again = (
+                            f" ({changed}; a new test copy went to the editors)" if changed else ""
+                        )
                         result.skipped.append(
                             f"{letter.name}: edition {edition.id} is waiting for approval{again}; "
                             f"`distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
@@ -638,7 +660,9 @@ class App:
             "sent, the posts wait: add recipients, a recipients_file or subscribers"
         )
 
-    def _deliver(self, edition: Edition, resumed: bool, deliver_edition: Any, progress: Any) -> EditionResult:
+    def _deliver(
+        self, edition: Edition, resumed: bool, deliver_edition: Any, progress: Any
+    ) -> EditionResult:
         message = self.prepare(edition)
         mailer = self.mailer()
         if mailer.handoff:
@@ -649,15 +673,21 @@ class App:
         else:
             recipients = self.recipients(edition.newsletter)
         if progress is not None and progress.enabled and not mailer.handoff:
-            progress.total = sum(1 for _ in self.recipients(edition.newsletter))  # only when the line is shown
+            progress.total = sum(
+                1 for _ in self.recipients(edition.newsletter)
+            )  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
         layout = self.ledger.kv_get(f"edition:{edition.id}:layout")
-        return EditionResult(edition.newsletter, edition, report, resumed, mailer.describe(), layout)
+        return EditionResult(
+            edition.newsletter, edition, report, resumed, mailer.describe(), layout
+        )
 
     def retry_failed(self, edition_id: int) -> int:
         """Re-queue the failed recipients of an edition, once (``send --retry-failed``)."""
         if self.ledger.get_edition(edition_id) is None:
-            raise UsageError(f"--retry-failed {edition_id}: no such edition; `distrib status` lists them")
+            raise UsageError(
+                f"--retry-failed {edition_id}: no such edition; `distrib status` lists them"
+            )
         earlier = self.ledger.failed_requeued(edition_id)
         if earlier:
             raise UsageError(
@@ -686,7 +716,9 @@ class App:
             )
             (result.skipped if result else errors).append(line)
             return []
-        marked = dataclasses.replace(edition, subject=f"[for approval: edition {edition.id}] {edition.subject}")
+        marked = dataclasses.replace(
+            edition, subject=f"[for approval: edition {edition.id}] {edition.subject}"
+        )
         message = self.prepare(marked)
         recipients = []
         for text in self.settings.email.editors:
@@ -697,11 +729,15 @@ class App:
             with mailer:
                 mailer.deliver(message, iter(recipients), lambda r, o: outcomes.append((r, o)))
         except DistribError as e:  # the mail server is down: the next run tries again
-            errors.append(f"edition {edition.id}: the test copy to the editors was not sent ({e}); the next run tries again")
+            errors.append(
+                f"edition {edition.id}: the test copy to the editors was not sent ({e}); the next run tries again"
+            )
         sent = [r.email for r, o in outcomes if o.status is DeliveryStatus.SENT]
         for r, o in outcomes:
             if o.status is not DeliveryStatus.SENT:
-                errors.append(f"edition {edition.id}: the test copy to {r.email} {o.status.value}: {o.error}")
+                errors.append(
+                    f"edition {edition.id}: the test copy to {r.email} {o.status.value}: {o.error}"
+                )
         if not errors:
             self._copied(edition)
         if result is not None:
@@ -740,7 +776,9 @@ class App:
         self.ledger.kv_put(f"edition:{edition.id}:layout", layout_of(rendered, skipped))
         return self.ledger.get_edition(edition.id)
 
-    def refresh_awaiting(self, letter: Newsletter, edition: Edition, result: RunResult | None = None) -> str:
+    def refresh_awaiting(
+        self, letter: Newsletter, edition: Edition, result: RunResult | None = None
+    ) -> str:
         """Re-render an awaiting edition whose note, picks or sponsor changed and send the
         editors a new test copy; what changed ("" when nothing did)."""
         editor = self.ledger.edition_editor(edition.id)
@@ -778,7 +816,9 @@ class App:
                 f"then `distrib approve {edition_id}` again"
             )
         if not self.ledger.set_edition_status(edition_id, "awaiting", "sending"):
-            raise UsageError(f"edition {edition_id} is no longer waiting for approval; see `distrib status`")
+            raise UsageError(
+                f"edition {edition_id} is no longer waiting for approval; see `distrib status`"
+            )
         self.ledger.clear_editor_picks(letter.name)  # used up by this edition
         return self.ledger.get_edition(edition_id) or edition
 
@@ -787,7 +827,9 @@ class App:
         edition = self._awaiting(edition_id, "reject")
         editor = self.ledger.edition_editor(edition_id)
         if not self.ledger.set_edition_status(edition_id, "awaiting", "rejected"):
-            raise UsageError(f"edition {edition_id} is no longer waiting for approval; see `distrib status`")
+            raise UsageError(
+                f"edition {edition_id} is no longer waiting for approval; see `distrib status`"
+            )
         # Its posts are new again for the next edition: distrib's "seen" mark goes back
         # to where it was before this edition was made.
         if "seen_before" in editor:
@@ -797,7 +839,9 @@ class App:
     def _awaiting(self, edition_id: int, verb: str) -> Edition:
         edition = self.ledger.get_edition(edition_id)
         if edition is None:
-            raise UsageError(f"no edition {edition_id} in the ledger {self.ledger_path}; `distrib status` lists them")
+            raise UsageError(
+                f"no edition {edition_id} in the ledger {self.ledger_path}; `distrib status` lists them"
+            )
         if edition.status != "awaiting":
             raise UsageError(
                 f"edition {edition_id} is {edition.status}, not waiting for approval; nothing to {verb}"
@@ -833,7 +877,9 @@ class App:
         message = self.prepare(edition)
         outcomes: list[Outcome] = []
         with self.mailer() as mailer:
-            mailer.deliver(message, iter([Recipient(address, name)]), lambda r, o: outcomes.append(o))
+            mailer.deliver(
+                message, iter([Recipient(address, name)]), lambda r, o: outcomes.append(o)
+            )
         outcome = outcomes[0] if outcomes else Outcome.failed("the mailer reported nothing")
         if outcome.status is not DeliveryStatus.SENT:
             raise DistribError(f"test send to {address} {outcome.status.value}: {outcome.error}")
@@ -856,7 +902,9 @@ class App:
             newest = self.posts(all_posts=True)[0][: letter.opts.max_posts] if first_look else []
             if not newest:
                 raise
-            return self.edition_of(letter, newest), f"{e}; showing the newest {len(newest)} posts the sources give instead"
+            return self.edition_of(
+                letter, newest
+            ), f"{e}; showing the newest {len(newest)} posts the sources give instead"
 
     def next_edition(self, letter: Newsletter, *, edition_id: int | None = None) -> Edition:
         """An edition object for previews and test sends: a past one, the unfinished one,
@@ -864,9 +912,13 @@ class App:
         if edition_id is not None:
             edition = self.ledger.get_edition(edition_id)
             if edition is None:
-                raise UsageError(f"no edition {edition_id} in the ledger {self.ledger_path}; see `distrib status`")
+                raise UsageError(
+                    f"no edition {edition_id} in the ledger {self.ledger_path}; see `distrib status`"
+                )
             return edition
-        unfinished = self.ledger.unfinished_editions(letter.name) or self.ledger.awaiting_editions(letter.name)
+        unfinished = self.ledger.unfinished_editions(letter.name) or self.ledger.awaiting_editions(
+            letter.name
+        )
         if unfinished:
             return unfinished[0]
         fetched = self.fetch(record=False)
@@ -904,7 +956,13 @@ class App:
             except TemplateError as e:
                 raise TemplateError(f"channel {channel.name}: {e}") from None
 
-    def share(self, *, dry_run: bool = False, fetched: FetchResult | None = None, result: RunResult | None = None) -> RunResult:
+    def share(
+        self,
+        *,
+        dry_run: bool = False,
+        fetched: FetchResult | None = None,
+        result: RunResult | None = None,
+    ) -> RunResult:
         from .share import run_shares
 
         result = result or RunResult()
@@ -915,7 +973,9 @@ class App:
         result.shares = run_shares(self.ctx, self.channels, fetched.posts, dry_run=dry_run)
         return result
 
-    def run(self, *, force: bool = False, dry_run: bool = False, progress: Progress | None = None) -> RunResult:
+    def run(
+        self, *, force: bool = False, dry_run: bool = False, progress: Progress | None = None
+    ) -> RunResult:
         """The cron job: fetch once, send what is due (``force``: an edition now, whatever
         the cadence says), post the shares."""
         result = RunResult()
@@ -926,7 +986,9 @@ class App:
         fetched = self.fetch(record=not dry_run)
         result.fetch = fetched
         try:
-            self.send(force=force, dry_run=dry_run, fetched=fetched, progress=progress, result=result)
+            self.send(
+                force=force, dry_run=dry_run, fetched=fetched, progress=progress, result=result
+            )
         except DistribError as e:
             # A digest that cannot go out must not stop the shares.
             if e.exit_code != 1:
@@ -963,7 +1025,9 @@ class App:
                 "pending": 0,
             }
             if edition.status == "awaiting":
-                row["eta"] = f"waiting for approval: `distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
+                row["eta"] = (
+                    f"waiting for approval: `distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
+                )
             if edition.status == "sending":
                 if total is None:
                     total = sum(1 for _ in self.recipients(edition.newsletter))
@@ -1001,4 +1065,8 @@ def make_app(
     require_secrets: bool = False,
     require_email: bool | None = True,
 ) -> App:
-    return App(load_config(config, strict=strict, require_secrets=require_secrets, require_email=require_email))
+    return App(
+        load_config(
+            config, strict=strict, require_secrets=require_secrets, require_email=require_email
+        )
+    )

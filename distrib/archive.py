@@ -36,7 +36,9 @@ _RECIPIENT_RE = re.compile(r'<span class="d-recipient">.*?</span>\s*', re.S)
 def archive_base(settings: Settings) -> str:
     """``[theme] archive_url``, else ``<site url>/newsletter/``; always ends in '/'."""
     theme = settings.data.get("theme") or {}
-    base: str = theme.get("archive_url") or settings.data["site"]["url"].rstrip("/") + "/newsletter/"
+    base: str = (
+        theme.get("archive_url") or settings.data["site"]["url"].rstrip("/") + "/newsletter/"
+    )
     return base if base.endswith("/") else base + "/"
 
 
@@ -122,7 +124,7 @@ footer {{ color: #616e7c; font-size: 14px; }} footer a {{ color: {css_value(them
 </style>
 </head>
 <body>
-<header><h1><a href="{esc(site['url'])}">{esc(site['name'])}</a> · {esc(theme.t('archive'))}</h1></header>
+<header><h1><a href="{esc(site["url"])}">{esc(site["name"])}</a> · {esc(theme.t("archive"))}</h1></header>
 <main>
 <ul>
 {items}
@@ -146,7 +148,9 @@ def _atom(settings: Settings, editions: list[Edition], feed_href: str) -> bytes:
             node.text = text
         return node
 
-    feed = ET.Element(f"{{{ATOM_NS}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": theme.language})
+    feed = ET.Element(
+        f"{{{ATOM_NS}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": theme.language}
+    )
     el(feed, "id", archive_base(settings))
     el(feed, "title", f"{site['name']} · {theme.t('archive')}")
     updated = max((_utc(e.created) for e in editions), default=datetime(1970, 1, 1, tzinfo=UTC))

@@ -38,7 +38,9 @@ def _at(newsletter: Mapping[str, Any]) -> time:
     value = str(newsletter.get("time") or "08:00").strip()
     m = _TIME_RE.match(value)
     if not m:
-        raise ConfigError(f"{_where(newsletter, 'time')}: expected a local time HH:MM such as '08:00', got {value!r}")
+        raise ConfigError(
+            f"{_where(newsletter, 'time')}: expected a local time HH:MM such as '08:00', got {value!r}"
+        )
     return time(int(m.group(1)), int(m.group(2)))
 
 

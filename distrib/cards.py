@@ -38,9 +38,29 @@ class Network:
 
 NETWORKS: tuple[Network, ...] = (
     Network("X", 70, 200, 300, 157, 5_000_000, True, "summary_large_image; 4096x4096 at most"),
-    Network("Mastodon", 100, 200, 200, 100, 2_000_000, False, "each server fetches the card itself"),
-    Network("Bluesky", 100, 300, 200, 100, 1_000_000, False, "distrib makes the card; a heavier image is re-encoded with Pillow, else dropped"),
-    Network("LinkedIn", 70, 100, 401, 210, 5_000_000, False, "a narrower image is a small thumbnail; 1200x627 fills the card"),
+    Network(
+        "Mastodon", 100, 200, 200, 100, 2_000_000, False, "each server fetches the card itself"
+    ),
+    Network(
+        "Bluesky",
+        100,
+        300,
+        200,
+        100,
+        1_000_000,
+        False,
+        "distrib makes the card; a heavier image is re-encoded with Pillow, else dropped",
+    ),
+    Network(
+        "LinkedIn",
+        70,
+        100,
+        401,
+        210,
+        5_000_000,
+        False,
+        "a narrower image is a small thumbnail; 1200x627 fills the card",
+    ),
     Network("Slack", 150, 300, 200, 100, 5_000_000, True, ""),
 )
 
@@ -139,7 +159,9 @@ def read_card(url: str, http: HttpClient, images: HttpClient) -> Card:
     card.image = absolute_http_url(meta.get("og:image") or meta.get("og:image:url") or "", base)
     card.twitter_title = one_line(meta.get("twitter:title") or "")
     card.twitter_description = one_line(meta.get("twitter:description") or "")
-    card.twitter_image = absolute_http_url(meta.get("twitter:image") or meta.get("twitter:image:src") or "", base)
+    card.twitter_image = absolute_http_url(
+        meta.get("twitter:image") or meta.get("twitter:image:src") or "", base
+    )
     image = card.twitter_image or card.image
     if image:
         try:
@@ -165,11 +187,15 @@ def judge(card: Card) -> None:
         if not title:
             problems.append("no og:title: the network falls back to the page's <title> or the URL")
         elif len(title) > net.title_chars:
-            problems.append(f"title cut at {net.title_chars} characters (it has {len(title)}): {_cut(title, net.title_chars)!r}")
+            problems.append(
+                f"title cut at {net.title_chars} characters (it has {len(title)}): {_cut(title, net.title_chars)!r}"
+            )
         if not desc:
             problems.append("no description (og:description)")
         elif len(desc) > net.description_chars:
-            problems.append(f"description cut at {net.description_chars} characters (it has {len(desc)})")
+            problems.append(
+                f"description cut at {net.description_chars} characters (it has {len(desc)})"
+            )
         if not image:
             problems.append("no image (og:image): a card without a picture")
         elif card.image_error and not card.image_bytes:
@@ -177,7 +203,9 @@ def judge(card: Card) -> None:
         else:
             if card.image_bytes is not None and card.image_bytes > net.max_bytes:
                 mb = net.max_bytes / 1_000_000
-                problems.append(f"image too large: {card.image_bytes / 1_000_000:.1f} MB, over {mb:g} MB")
+                problems.append(
+                    f"image too large: {card.image_bytes / 1_000_000:.1f} MB, over {mb:g} MB"
+                )
             w, h = card.image_width, card.image_height
             if w and h and (w < net.min_width or h < net.min_height):
                 problems.append(f"image too small: {w}x{h}, under {net.min_width}x{net.min_height}")
@@ -187,7 +215,10 @@ def judge(card: Card) -> None:
 def preflight(urls: Iterable[str]) -> list[Card]:
     """The cards of up to MAX_POSTS post pages, each judged for every network."""
     out: list[Card] = []
-    with HttpClient(max_bytes=PAGE_MAX_BYTES, timeout=10) as http, HttpClient(max_bytes=IMAGE_MAX_BYTES, timeout=10) as images:
+    with (
+        HttpClient(max_bytes=PAGE_MAX_BYTES, timeout=10) as http,
+        HttpClient(max_bytes=IMAGE_MAX_BYTES, timeout=10) as images,
+    ):
         for url in list(urls)[:MAX_POSTS]:
             out.append(read_card(url, http, images))
     return out
@@ -216,12 +247,14 @@ def cards_html(cards: list[Card], digest: str = "digest.html") -> str:
     def one(card: Card, net: Network) -> str:
         title, desc = card.shown(net)
         _, _, image = card.for_network(net)
-        img = f'<img src="{escape(image)}" alt="">' if image else '<div class="noimg">no image</div>'
+        img = (
+            f'<img src="{escape(image)}" alt="">' if image else '<div class="noimg">no image</div>'
+        )
         problems = "".join(f"<li>{escape(p)}</li>" for p in card.findings.get(net.name, []))
         return (
             f'<div class="card"><div class="net">{escape(net.name)}</div>{img}'
             f'<div class="t">{escape(title or card.url)}</div><div class="d">{escape(desc)}</div>'
-            f'{"<ul>" + problems + "</ul>" if problems else ""}</div>'
+            f"{'<ul>' + problems + '</ul>' if problems else ''}</div>"
         )
 
     rows: list[str] = []
@@ -229,7 +262,11 @@ def cards_html(cards: list[Card], digest: str = "digest.html") -> str:
         if card.error:
             rows.append(f'<h3>{escape(card.url)}</h3><p class="err">{escape(card.error)}</p>')
             continue
-        rows.append(f'<h3>{escape(card.url)}</h3><div class="row">' + "".join(one(card, n) for n in NETWORKS) + "</div>")
+        rows.append(
+            f'<h3>{escape(card.url)}</h3><div class="row">'
+            + "".join(one(card, n) for n in NETWORKS)
+            + "</div>"
+        )
     style = (
         "body{margin:0;font:14px system-ui,sans-serif;display:flex}"
         "iframe{width:640px;height:100vh;border:0;border-right:1px solid #ddd;flex:none}"
@@ -242,5 +279,6 @@ def cards_html(cards: list[Card], digest: str = "digest.html") -> str:
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>Share cards</title><style>{style}</style></head>'
         f'<body><iframe src="{escape(digest)}" title="the digest"></iframe><div class="cards"><h2>Share cards</h2>'
-        + "".join(rows) + "</div></body></html>"
+        + "".join(rows)
+        + "</div></body></html>"
     )

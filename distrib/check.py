@@ -34,12 +34,16 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
     if mails:
         problems += app.compliance_problems()
         letters = app.newsletters
-        template_problems = check_templates(settings, [(n.name, n.opts) for n in letters], app.ctx.now)
+        template_problems = check_templates(
+            settings, [(n.name, n.opts) for n in letters], app.ctx.now
+        )
         problems += template_problems
         if not template_problems:
             notes += [f"newsletter {n.name}: templates render ({n.opts.cadence})" for n in letters]
     else:
-        notes.append("no [email] table: this config shares only (commands that mail need email.from)")
+        notes.append(
+            "no [email] table: this config shares only (commands that mail need email.from)"
+        )
     groups = (
         ("distrib.sources", [s.type for s in settings.sources]),
         ("distrib.mailers", [settings.email.mailer] if mails else []),
@@ -81,7 +85,10 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
         problems.append(str(e))
     else:
         if signer is not None:
-            notes += [f"email: signed with DKIM, {k.algorithm} under {k.selector}._domainkey.{signer.domain}" for k in signer.keys]
+            notes += [
+                f"email: signed with DKIM, {k.algorithm} under {k.selector}._domainkey.{signer.domain}"
+                for k in signer.keys
+            ]
     for channel_opts in settings.channels:
         try:
             channel = load_channel(channel_opts.type)(channel_opts.name, channel_opts, app.ctx)
@@ -89,7 +96,9 @@ def run_checks(app: App) -> tuple[list[str], list[str]]:
         except DistribError as e:
             problems.append(f"channel {channel_opts.name}: {e}")
         else:
-            notes.append(f"channel {channel_opts.name}: {channel_opts.type}, templates {', '.join(names) or 'built in'}")
+            notes.append(
+                f"channel {channel_opts.name}: {channel_opts.type}, templates {', '.join(names) or 'built in'}"
+            )
             # Warnings that need today's date (the real clock; tests set it): a
             # LinkedIn version near its sunset.
             bad, warnings = channel.check_warnings(app.ctx.now.date())

@@ -78,10 +78,14 @@ class Port(click.IntRange):
     def __init__(self) -> None:
         super().__init__(1, 65535)
 
-    def fail(self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None) -> Any:
+    def fail(
+        self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None
+    ) -> Any:
         option = param.opts[0] if param is not None and param.opts else "--port"
         value = message.split(" is not", 1)[0].strip("'") if " is not" in message else message
-        raise UserError(f"{option} {value}: expected a port from 1 to 65535, such as 8080", EXIT_USAGE)
+        raise UserError(
+            f"{option} {value}: expected a port from 1 to 65535, such as 8080", EXIT_USAGE
+        )
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -92,7 +96,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         level = logging.DEBUG
     elif verbose == 1:
         level = logging.INFO
-    logging.basicConfig(level=level, format="distrib: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="distrib: %(levelname)s: %(message)s", stream=sys.stderr
+    )
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
             handler.setFormatter(_SafeFormatter("distrib: %(levelname)s: %(message)s"))
@@ -130,7 +136,9 @@ def common(
         @click.option("-q", "--quiet", is_flag=True, help="Only errors (for cron).")
         @click.option("--strict", is_flag=True, help="Treat unknown config keys as errors.")
         @functools.wraps(fn)
-        def wrapper(config_path: Path | None, verbose: int, quiet: bool, strict: bool, **kwargs: Any) -> Any:
+        def wrapper(
+            config_path: Path | None, verbose: int, quiet: bool, strict: bool, **kwargs: Any
+        ) -> Any:
             from .app import make_app
 
             _setup_logging(verbose, quiet)
@@ -160,10 +168,14 @@ def common(
                 if e.filename is None:
                     raise
                 # A file or folder the user named went away or turned read-only meanwhile.
-                raise UserError(f"{e.filename}: {e.strerror}; check the path and its permissions", EXIT_FAILED) from None
+                raise UserError(
+                    f"{e.filename}: {e.strerror}; check the path and its permissions", EXIT_FAILED
+                ) from None
             except KeyboardInterrupt as e:
                 done = "; " + e.summary() if hasattr(e, "summary") else ""
-                raise UserError(f"interrupted; run again to finish (nothing is sent twice){done}", EXIT_FAILED) from None
+                raise UserError(
+                    f"interrupted; run again to finish (nothing is sent twice){done}", EXIT_FAILED
+                ) from None
 
         return wrapper
 
@@ -192,15 +204,17 @@ def _n_posts(n: int) -> str:
 
 def _layout_line(n: int, layout: dict[str, int] | None) -> str:
     """'20 posts: 5 in full, 15 listed': how an edition showed what it took."""
-    if not layout or (not layout.get("listed") and not layout.get("more") and not layout.get("skipped")):
+    if not layout or (
+        not layout.get("listed") and not layout.get("more") and not layout.get("skipped")
+    ):
         return ""
     parts = [f"{layout.get('full', 0)} in full"]
     if layout.get("listed"):
         parts.append(f"{layout['listed']} listed")
     if layout.get("more"):
-        parts.append(f"{layout['more']} counted in the \"more stories\" line")
+        parts.append(f'{layout["more"]} counted in the "more stories" line')
     if layout.get("skipped"):
-        parts.append(f"{layout['skipped']} skipped (overflow = \"skip\")")
+        parts.append(f'{layout["skipped"]} skipped (overflow = "skip")')
     return f"{_n_posts(n)}: " + ", ".join(parts)
 
 
@@ -250,7 +264,11 @@ def _echo_planned(app: App, result: RunResult, say: Callable[[str], None], *, qu
         say(
             f"{plan.newsletter.name}: would send {plan.rendered.subject!r} "
             f"({_n_posts(len(plan.posts))}) {whom(plan.newsletter.name)}"
-            + (" once approved (a test copy to the editors first)" if plan.newsletter.opts.get("approval") else "")
+            + (
+                " once approved (a test copy to the editors first)"
+                if plan.newsletter.opts.get("approval")
+                else ""
+            )
             + " [dry run]"
         )
         layout = _layout_line(len(plan.posts), layout_of(plan.rendered, plan.skipped))
@@ -301,7 +319,9 @@ def _echo_shares(report: ShareReport, say: Callable[..., None], *, dry_run: bool
     help="Where to write the config.",
 )
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
-@click.option("-v", "--verbose", count=True, help="Say more (no effect here; every command takes it).")
+@click.option(
+    "-v", "--verbose", count=True, help="Say more (no effect here; every command takes it)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def init(site_url: str | None, path: Path, force: bool, verbose: int, quiet: bool) -> None:
     """Write a starter config to distrib.toml: for your site when given its URL.
@@ -340,7 +360,9 @@ def init(site_url: str | None, path: Path, force: bool, verbose: int, quiet: boo
             for note in found.notes:
                 click.echo(terminal_safe(f"note: {note}"))
             todo = sum(1 for line in text.splitlines() if "# TODO" in line)
-            click.echo(f"wrote {path} for {terminal_safe(found.name or found.url)} ({todo} TODO to decide before sending)")
+            click.echo(
+                f"wrote {path} for {terminal_safe(found.name or found.url)} ({todo} TODO to decide before sending)"
+            )
             where = "" if path == Path("distrib.toml") else f" --config {path}"
             click.echo(f"next: distrib preview{where} --open")
         return
@@ -351,17 +373,44 @@ def init(site_url: str | None, path: Path, force: bool, verbose: int, quiet: boo
 
 
 @cli.command("dkim-keygen")
-@click.option("--out", "path", type=OutputPath(folder=False), required=True, help="Where to write the private key (PEM, mode 0600).")
+@click.option(
+    "--out",
+    "path",
+    type=OutputPath(folder=False),
+    required=True,
+    help="Where to write the private key (PEM, mode 0600).",
+)
 @click.option("--ed25519", is_flag=True, help="An Ed25519 key (RFC 8463) instead of RSA 2048.")
-@click.option("--selector", default=None, help="The selector the record is shown under [default: [email.dkim] selector, else distrib].")
-@click.option("--domain", default=None, help="The signing domain [default: [email.dkim] domain, else the domain of email.from].")
+@click.option(
+    "--selector",
+    default=None,
+    help="The selector the record is shown under [default: [email.dkim] selector, else distrib].",
+)
+@click.option(
+    "--domain",
+    default=None,
+    help="The signing domain [default: [email.dkim] domain, else the domain of email.from].",
+)
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="The config whose domain and selector to use [default: ./distrib.toml if there].")
-@click.option("-v", "--verbose", count=True, help="Say more (no effect here; every command takes it).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The config whose domain and selector to use [default: ./distrib.toml if there].",
+)
+@click.option(
+    "-v", "--verbose", count=True, help="Say more (no effect here; every command takes it)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the DNS record.")
 def dkim_keygen(
-    path: Path, ed25519: bool, selector: str | None, domain: str | None, force: bool,
-    config_path: Path | None, verbose: int, quiet: bool,
+    path: Path,
+    ed25519: bool,
+    selector: str | None,
+    domain: str | None,
+    force: bool,
+    config_path: Path | None,
+    verbose: int,
+    quiet: bool,
 ) -> None:
     """Make a DKIM private key and print the DNS record to publish for it.
 
@@ -389,7 +438,12 @@ def dkim_keygen(
             raise UserError(str(e), e.exit_code) from None
         dkim = email.get("dkim") or {}
         selector = selector or dkim.get("ed25519_selector" if ed25519 else "selector") or None
-        domain = domain or dkim.get("domain") or parseaddr(email.get("from") or "")[1].rpartition("@")[2] or None
+        domain = (
+            domain
+            or dkim.get("domain")
+            or parseaddr(email.get("from") or "")[1].rpartition("@")[2]
+            or None
+        )
     selector = selector or "distrib"
     domain = domain or "example.org"
     algorithm = "ed25519-sha256" if ed25519 else "rsa-sha256"
@@ -407,7 +461,9 @@ def dkim_keygen(
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Fetch, select and render; send and record nothing.")
-@click.option("--force", is_flag=True, help="Send an edition now even if the cadence says it is not due.")
+@click.option(
+    "--force", is_flag=True, help="Send an edition now even if the cadence says it is not due."
+)
 @common(needs_secrets=True, lock=True)
 def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
     """The cron job: fetch, send the digest when due, post the shares.
@@ -425,17 +481,45 @@ def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
 
 
 @cli.command()
-@click.option("--all", "all_posts", is_flag=True, help="Every post the sources give, not just the next edition's.")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects (key, url, title, author, published, ...).")
+@click.option(
+    "--all",
+    "all_posts",
+    is_flag=True,
+    help="Every post the sources give, not just the next edition's.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="A JSON list of objects (key, url, title, author, published, ...).",
+)
 @click.option("--newsletter", help="Which newsletter's next edition (default: the first).")
-@click.option("--pin", multiple=True, metavar="KEY", help="Put this post (key or URL) first in the next edition.")
-@click.option("--skip", multiple=True, metavar="KEY", help="Leave this post (key or URL) out of the next edition.")
+@click.option(
+    "--pin",
+    multiple=True,
+    metavar="KEY",
+    help="Put this post (key or URL) first in the next edition.",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    metavar="KEY",
+    help="Leave this post (key or URL) out of the next edition.",
+)
 @click.option("--unpick", multiple=True, metavar="KEY", help="Undo a pin or skip of this post.")
 @click.option("--clear", is_flag=True, help="Forget every pin, skip and note for the next edition.")
 @common(needs_email=False)
 def posts(
-    app: App, *, quiet: bool, all_posts: bool, as_json: bool, newsletter: str | None,
-    pin: tuple[str, ...], skip: tuple[str, ...], unpick: tuple[str, ...], clear: bool,
+    app: App,
+    *,
+    quiet: bool,
+    all_posts: bool,
+    as_json: bool,
+    newsletter: str | None,
+    pin: tuple[str, ...],
+    skip: tuple[str, ...],
+    unpick: tuple[str, ...],
+    clear: bool,
 ) -> None:
     """List the posts the next edition would take; pin or skip posts for it.
 
@@ -455,18 +539,26 @@ def posts(
         if clear:
             app.ledger.clear_editor_picks(letter.name)
             if not quiet:
-                click.echo(f"{letter.name}: the pins, skips and note for the next edition are forgotten")
+                click.echo(
+                    f"{letter.name}: the pins, skips and note for the next edition are forgotten"
+                )
         for action, keys in (("pin", pin), ("skip", skip)):
             for text in keys:
                 post = app.find_post(text)
                 app.ledger.set_editor_pick(letter.name, post.key, action)
                 if not quiet:
                     verb = "pinned" if action == "pin" else "skipped"
-                    click.echo(terminal_safe(f"{letter.name}: {verb} {post.title!r} for the next edition"))
+                    click.echo(
+                        terminal_safe(f"{letter.name}: {verb} {post.title!r} for the next edition")
+                    )
         for text in unpick:
             post = app.find_post(text)
             if app.ledger.clear_editor_picks(letter.name, post.key) and not quiet:
-                click.echo(terminal_safe(f"{letter.name}: {post.title!r} is neither pinned nor skipped now"))
+                click.echo(
+                    terminal_safe(
+                        f"{letter.name}: {post.title!r} is neither pinned nor skipped now"
+                    )
+                )
         for line in app.refresh_after_edit(letter):
             click.echo(line)
     items, errors, undated = app.posts(all_posts=all_posts, newsletter=newsletter)
@@ -482,7 +574,9 @@ def posts(
     if as_json:
         # "undated": the post has no date of its own; "published" is when distrib first saw it.
         rows = [
-            p.to_json() | {"undated": p.key in undated} | ({"edition": places[p.key]} if places else {})
+            p.to_json()
+            | {"undated": p.key in undated}
+            | ({"edition": places[p.key]} if places else {})
             for p in items
         ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -497,13 +591,22 @@ def posts(
             place = f"  [{places[p.key]}]" if places.get(p.key, "full") != "full" else ""
             click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}{place}"))
         if any(p.key in undated for p in items):
-            click.echo('* no date of its own: dated by when distrib first saw it (undated = "first-seen")')
+            click.echo(
+                '* no date of its own: dated by when distrib first saw it (undated = "first-seen")'
+            )
     if errors:
         sys.exit(EXIT_FAILED)
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=OutputPath(folder=True), default=Path("preview"), show_default=True, help="Folder for digest.html, digest.txt and digest.eml.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=OutputPath(folder=True),
+    default=Path("preview"),
+    show_default=True,
+    help="Folder for digest.html, digest.txt and digest.eml.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @click.option("--serve", is_flag=True, help="Serve the preview on 127.0.0.1 and reload on changes.")
 @click.option(
@@ -515,10 +618,31 @@ def posts(
 )
 @click.option("--edition", "edition_id", type=int, help="Preview a past edition by its number.")
 @click.option("--newsletter", help="Which newsletter (default: the first).")
-@click.option("--note", "note_file", type=click.Path(dir_okay=False, path_type=Path), help="Try an editor's note (Markdown file) above the posts; nothing is kept.")
-@click.option("--cards", is_flag=True, help="Also write cards.html: the digest beside each post's share card on each network.")
+@click.option(
+    "--note",
+    "note_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Try an editor's note (Markdown file) above the posts; nothing is kept.",
+)
+@click.option(
+    "--cards",
+    is_flag=True,
+    help="Also write cards.html: the digest beside each post's share card on each network.",
+)
 @common()
-def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: bool, port: int, edition_id: int | None, newsletter: str | None, note_file: Path | None, cards: bool) -> None:
+def preview(
+    app: App,
+    *,
+    quiet: bool,
+    out_dir: Path,
+    open_browser: bool,
+    serve: bool,
+    port: int,
+    edition_id: int | None,
+    newsletter: str | None,
+    note_file: Path | None,
+    cards: bool,
+) -> None:
     """Render the next edition without sending or recording anything.
 
     The editor's note (`send --note`, [digest] intro_file), pins, skips and the sponsor
@@ -574,12 +698,14 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
     summary = pv.write_preview(out_dir, rendered, eml, budget_kb=letter.opts.size_budget_kb)
     if not quiet:
         click.echo(f"subject: {rendered.subject}")
-        click.echo(f"wrote {out_dir / 'digest.html'}, digest.txt and digest.eml ({summary.get('size_kb', 0):.1f} KB of {letter.opts.size_budget_kb} KB)")
+        click.echo(
+            f"wrote {out_dir / 'digest.html'}, digest.txt and digest.eml ({summary.get('size_kb', 0):.1f} KB of {letter.opts.size_budget_kb} KB)"
+        )
         if rendered.overflow_keys:
             listed = len(rendered.overflow_keys) - rendered.more
             line = f"{listed} posts listed as title links (beyond max_posts or the size budget)"
             if rendered.more:
-                line += f", {rendered.more} counted in one \"more stories\" line"
+                line += f', {rendered.more} counted in one "more stories" line'
             click.echo(line)
     page = "digest.html"
     if cards:
@@ -593,7 +719,9 @@ def preview(app: App, *, quiet: bool, out_dir: Path, open_browser: bool, serve: 
         (out_dir / "cards.html").write_text(cards_html(preflight(urls)), encoding="utf-8")
         page = "cards.html"
         if not quiet:
-            click.echo(f"wrote {out_dir / 'cards.html'}: the digest beside the share cards of {len(urls)} posts")
+            click.echo(
+                f"wrote {out_dir / 'cards.html'}: the digest beside the share cards of {len(urls)} posts"
+            )
     if open_browser:
         import webbrowser
 
@@ -614,11 +742,18 @@ def _rendered_of(app: App, edition: Edition) -> RenderedEdition:
 
 
 @cli.command()
-@click.option("--to", "to_address", metavar="ADDRESS", help="A test send to this one address; records nothing.")
+@click.option(
+    "--to",
+    "to_address",
+    metavar="ADDRESS",
+    help="A test send to this one address; records nothing.",
+)
 @click.option("--force", is_flag=True, help="Send now even if the cadence says it is not due.")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
 @click.option("--newsletter", help="Only this newsletter.")
-@click.option("--report", "report_file", type=OutputPath(folder=False), help="Write a JSON summary here.")
+@click.option(
+    "--report", "report_file", type=OutputPath(folder=False), help="Write a JSON summary here."
+)
 @click.option(
     "--retry-failed",
     "retry_edition",
@@ -633,7 +768,18 @@ def _rendered_of(app: App, edition: Edition) -> RenderedEdition:
     help="An editor's note (a Markdown file) above the posts of the next edition.",
 )
 @common(needs_secrets=True, lock=True)
-def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run: bool, newsletter: str | None, report_file: Path | None, retry_edition: int | None, note_file: Path | None) -> None:
+def send(
+    app: App,
+    *,
+    quiet: bool,
+    to_address: str | None,
+    force: bool,
+    dry_run: bool,
+    newsletter: str | None,
+    report_file: Path | None,
+    retry_edition: int | None,
+    note_file: Path | None,
+) -> None:
     """Build and deliver the next edition now.
 
     \b
@@ -662,13 +808,17 @@ def send(app: App, *, quiet: bool, to_address: str | None, force: bool, dry_run:
     if retry_edition is not None and not dry_run:
         n = app.retry_failed(retry_edition)
         if not quiet:
-            click.echo(f"edition {retry_edition}: {n} failed recipient{'s' if n != 1 else ''} re-queued")
+            click.echo(
+                f"edition {retry_edition}: {n} failed recipient{'s' if n != 1 else ''} re-queued"
+            )
 
     if to_address:
         edition, outcome = app.test_send(to_address, newsletter=newsletter)
         if not quiet:
             which = f"edition {edition.id}" if edition.id else "the next edition"
-            click.echo(f"sent {edition.subject!r} to {to_address} ({which}; a test send, nothing recorded)")
+            click.echo(
+                f"sent {edition.subject!r} to {to_address} ({which}; a test send, nothing recorded)"
+            )
         return
     progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
     result = app.send(newsletter=newsletter, force=force, dry_run=dry_run, progress=progress)
@@ -752,7 +902,11 @@ def share(app: App, *, quiet: bool, dry_run: bool, as_json: bool) -> None:
     default=None,
     help="Check the sending domain's DNS (SPF, DKIM, DMARC, MX, rDNS) [default: when [email.dkim] is set].",
 )
-@click.option("--cards", is_flag=True, help="Fetch the recent posts' pages and report their share cards on X, Mastodon, Bluesky, LinkedIn and Slack.")
+@click.option(
+    "--cards",
+    is_flag=True,
+    help="Fetch the recent posts' pages and report their share cards on X, Mastodon, Bluesky, LinkedIn and Slack.",
+)
 @common(needs_secrets=False, needs_email=None, always_strict=True)
 def check(app: App, *, quiet: bool, domain: bool | None, cards: bool) -> None:
     """Validate the config, templates and credentials; send nothing.
@@ -794,7 +948,9 @@ def check(app: App, *, quiet: bool, domain: bool | None, cards: bool) -> None:
         from .preflight import preflight as domain_preflight
 
         if not (app.settings.data.get("email") or {}).get("from"):
-            raise UserError("check --domain needs [email] from: the domain it checks is its", EXIT_USAGE)
+            raise UserError(
+                "check --domain needs [email] from: the domain it checks is its", EXIT_USAGE
+            )
 
         findings = domain_preflight(app.settings)
         for finding in findings:
@@ -860,7 +1016,9 @@ def reject(app: App, *, quiet: bool, edition_id: int) -> None:
     """
     edition = app.reject(edition_id)
     if not quiet:
-        click.echo(terminal_safe(f"edition {edition.id} rejected: {edition.subject!r} will not be sent"))
+        click.echo(
+            terminal_safe(f"edition {edition.id} rejected: {edition.subject!r} will not be sent")
+        )
 
 
 @cli.command()
@@ -879,7 +1037,9 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
         return
     holder = app.ledger.lock_holder()
     if holder:
-        click.echo(f"a run is sending now ({holder}); `distrib run -q` ticks meanwhile exit 0 quietly")
+        click.echo(
+            f"a run is sending now ({holder}); `distrib run -q` ticks meanwhile exit 0 quietly"
+        )
     if not rows:
         click.echo("no editions yet; `distrib run` makes the first")
     for r in rows:
@@ -889,7 +1049,9 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
             f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
         )
         if r.get("in_doubt"):
-            line += f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
+            line += (
+                f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
+            )
         click.echo(line)
         layout = _layout_line(r["posts"], r.get("layout"))
         if layout:
@@ -899,7 +1061,13 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=OutputPath(folder=True), required=True, help="Folder for the archive pages and feed.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=OutputPath(folder=True),
+    required=True,
+    help="Folder for the archive pages and feed.",
+)
 @common()
 def archive(app: App, *, quiet: bool, out_dir: Path) -> None:
     """Write every sent edition as a web page, an index page and an Atom feed.
@@ -950,7 +1118,10 @@ def ledger_copy(app: App, *, quiet: bool, target: str) -> None:
     with dst:
         copied = copy_ledger(app.ledger, dst, where=where)
     if not quiet:
-        rows = ", ".join(f"{n} {name}" for name, n in copied.items() if n) or "nothing (the ledger is empty)"
+        rows = (
+            ", ".join(f"{n} {name}" for name, n in copied.items() if n)
+            or "nothing (the ledger is empty)"
+        )
         click.echo(f"copied to {terminal_safe(where)}: {rows}")
 
 
@@ -1043,7 +1214,9 @@ def subscribers_forget(app: App, *, quiet: bool, address: str) -> None:
     known = app.ledger.forget(normalised)
     if not quiet:
         what = "erased" if known else "was not in the ledger; kept"
-        click.echo(f"{terminal_safe(normalised)} {what} (a keyed hash stays on the suppression list)")
+        click.echo(
+            f"{terminal_safe(normalised)} {what} (a keyed hash stays on the suppression list)"
+        )
 
 
 @subscribers.command("import")
@@ -1067,7 +1240,9 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
     if not report.rows:
         blank = not csv_file.read_bytes().strip()
         what = "the file is empty" if blank else "the file has a header but no rows"
-        raise UserError(f"{csv_file}: {what}; nothing imported: give a CSV with an email column", EXIT_USAGE)
+        raise UserError(
+            f"{csv_file}: {what}; nothing imported: give a CSV with an email column", EXIT_USAGE
+        )
     if report.ignored_columns:
         click.echo(
             f"distrib: {csv_file}: ignored columns {', '.join(repr(c) for c in report.ignored_columns)} "
@@ -1088,7 +1263,11 @@ def subscribers_import(app: App, *, quiet: bool, csv_file: Path, dry_run: bool) 
 
 @subscribers.command("export")
 @click.argument("csv_file", type=OutputPath(folder=False), required=False)
-@click.option("--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained"]), help="Only these.")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "unsubscribed", "bounced", "complained"]),
+    help="Only these.",
+)
 @common()
 def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: str | None) -> None:
     """Export subscribers as CSV (to a file, or standard output).
@@ -1113,7 +1292,11 @@ def subscribers_export(app: App, *, quiet: bool, csv_file: Path | None, status: 
 
 
 @subscribers.command("list")
-@click.option("--status", type=click.Choice(["active", "unsubscribed", "bounced", "complained"]), help="Only these.")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "unsubscribed", "bounced", "complained"]),
+    help="Only these.",
+)
 @common()
 def subscribers_list(app: App, *, quiet: bool, status: str | None) -> None:
     """List subscribers and their status.
@@ -1199,7 +1382,9 @@ def serve(app: App, *, quiet: bool, host: str, port: int, max_connections: int) 
             click.echo(f"unsubscribe endpoint on {url}/ for {app.settings.email.unsubscribe_url}")
 
     limits = Limits(max_connections=max_connections)
-    run_server(app.settings, app.ledger_url or app.ledger_path, host, port, on_ready=ready, limits=limits)
+    run_server(
+        app.settings, app.ledger_url or app.ledger_path, host, port, on_ready=ready, limits=limits
+    )
 
 
 def main() -> None:

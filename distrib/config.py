@@ -69,7 +69,9 @@ class Ctx(_SchemaCtx):
     """A validation of distrib's config: adapters are found through the registry, and a
     misplaced key is looked for in every root section."""
 
-    adapter_options: Callable[[str, str], Mapping[str, Opt | Table | TableList]] | None = registry.options
+    adapter_options: Callable[[str, str], Mapping[str, Opt | Table | TableList]] | None = (
+        registry.options
+    )
     root: Table | None = field(default_factory=lambda: _root())
 
 
@@ -185,11 +187,19 @@ class Settings:
 SITE = Table(
     {
         "name": Opt(k_str, required=True, doc="the site's name, shown in the digest's header"),
-        "url": Opt(k_url, required=True, doc="the site's home page, such as 'https://example.org/'"),
+        "url": Opt(
+            k_url, required=True, doc="the site's home page, such as 'https://example.org/'"
+        ),
         "language": Opt(k_str, "en", "BCP 47 language tag of the site, such as 'en', 'uk', 'ar'"),
-        "direction": Opt(choice("auto", "ltr", "rtl"), "auto", "text direction; auto from language"),
-        "timezone": Opt(k_timezone, "UTC", "the zone for dates and the cadence, such as 'Europe/Kyiv'"),
-        "postal_address": Opt(k_str, "", "the sender's postal address, printed in every email footer"),
+        "direction": Opt(
+            choice("auto", "ltr", "rtl"), "auto", "text direction; auto from language"
+        ),
+        "timezone": Opt(
+            k_timezone, "UTC", "the zone for dates and the cadence, such as 'Europe/Kyiv'"
+        ),
+        "postal_address": Opt(
+            k_str, "", "the sender's postal address, printed in every email footer"
+        ),
         "logo": Opt(k_url, None, "URL of the logo shown in the header"),
         "description": Opt(k_str, "", "one line about the site"),
     },
@@ -207,7 +217,9 @@ SOURCE = Table(
 NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
     "window": Opt(k_span, parse_duration("7d"), "how far back posts are taken, such as '7d'"),
     "max_posts": Opt(
-        k_positive, 10, "the most posts one edition shows in full; the rest of what is new goes below as title links"
+        k_positive,
+        10,
+        "the most posts one edition shows in full; the rest of what is new goes below as title links",
     ),
     "overflow": Opt(
         choice("list", "skip"),
@@ -215,7 +227,9 @@ NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
         "new posts beyond max_posts: list (title links in the same edition) or skip (left out, counted)",
     ),
     "max_per_day": Opt(
-        k_positive, 3, "per-post: the most emails a reader gets in 24 hours; a bigger burst is one digest"
+        k_positive,
+        3,
+        "per-post: the most emails a reader gets in 24 hours; a bigger burst is one digest",
     ),
     "min_posts": Opt(k_count, 1, "below this many new posts nothing is sent"),
     "cadence": Opt(
@@ -236,7 +250,9 @@ NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
         "Jinja2 template of the preview text shown after the subject",
     ),
     "template": Opt(k_str, "digest", "the email template (templates/email/NAME.mjml.j2)"),
-    "size_budget_kb": Opt(k_positive, 90, "the most KB of HTML one message may have (Gmail clips at ~102)"),
+    "size_budget_kb": Opt(
+        k_positive, 90, "the most KB of HTML one message may have (Gmail clips at ~102)"
+    ),
     "include_tags": Opt(k_str_list, (), "only posts with one of these tags"),
     "exclude_tags": Opt(k_str_list, (), "never posts with one of these tags"),
     "include_categories": Opt(k_str_list, (), "only posts in one of these categories"),
@@ -244,11 +260,17 @@ NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
     "include_authors": Opt(k_str_list, (), "only posts by one of these authors"),
     "exclude_authors": Opt(k_str_list, (), "never posts by one of these authors"),
     "sources": Opt(k_str_list, (), "only posts from these sources (by name); empty: all"),
-    "backfill": Opt(k_count, None, "first run: take the newest N posts; unset: every post in the window"),
-    "intro_file": Opt(k_path, None, "a Markdown file shown above the posts (the editor's note) while it exists"),
+    "backfill": Opt(
+        k_count, None, "first run: take the newest N posts; unset: every post in the window"
+    ),
+    "intro_file": Opt(
+        k_path, None, "a Markdown file shown above the posts (the editor's note) while it exists"
+    ),
     "approval": Opt(
-        k_bool, False, "render and store a due edition, send a test copy to email.editors, and send "
-        "nothing until `distrib approve N`"
+        k_bool,
+        False,
+        "render and store a due edition, send a test copy to email.editors, and send "
+        "nothing until `distrib approve N`",
     ),
     "sponsor": Table(
         {
@@ -258,7 +280,9 @@ NEWSLETTER_OPTIONS: dict[str, Opt | Table | TableList] = {
             "url": Opt(k_url, None, "where the block links"),
             "link_text": Opt(k_str, "", "the link's words under the text, such as 'Get tickets'"),
             "image": Opt(k_url, None, "an image shown in the block"),
-            "label": Opt(k_str, "", "the mark above it; default 'Sponsored' in the site's language"),
+            "label": Opt(
+                k_str, "", "the mark above it; default 'Sponsored' in the site's language"
+            ),
         },
         doc="a sponsor or announcement block, after the lead story, counted in the size budget",
     ),
@@ -275,13 +299,27 @@ DKIM = Table(
     {
         "domain": Opt(k_str, "", "the signing domain (d=); default: the domain of email.from"),
         "selector": Opt(
-            k_str, "", "the selector of the key: its public key is at <selector>._domainkey.<domain>"
+            k_str,
+            "",
+            "the selector of the key: its public key is at <selector>._domainkey.<domain>",
         ),
-        "key_file": Opt(k_path, None, "PEM file of the private key (RSA or Ed25519); `distrib dkim-keygen` makes one"),
-        "key_env": Opt(k_env_name, None, "environment variable holding the PEM private key, instead of key_file"),
-        "ed25519_selector": Opt(k_str, "", "a second, Ed25519 signature (RFC 8463) under this selector"),
+        "key_file": Opt(
+            k_path,
+            None,
+            "PEM file of the private key (RSA or Ed25519); `distrib dkim-keygen` makes one",
+        ),
+        "key_env": Opt(
+            k_env_name,
+            None,
+            "environment variable holding the PEM private key, instead of key_file",
+        ),
+        "ed25519_selector": Opt(
+            k_str, "", "a second, Ed25519 signature (RFC 8463) under this selector"
+        ),
         "ed25519_key_file": Opt(k_path, None, "PEM file of the Ed25519 private key"),
-        "ed25519_key_env": Opt(k_env_name, None, "environment variable holding the Ed25519 PEM key"),
+        "ed25519_key_env": Opt(
+            k_env_name, None, "environment variable holding the Ed25519 PEM key"
+        ),
     },
     doc="DKIM signatures on every message distrib builds (smtp, outbox, mailgun, ses raw)",
 )
@@ -294,7 +332,9 @@ EMAIL = Table(
         "from": Opt(k_email, None, "the From address, such as 'News <news@example.org>'"),
         "reply_to": Opt(k_email, None, "a Reply-To address"),
         "recipients": Opt(k_address_list, (), "addresses that receive the digest"),
-        "recipients_file": Opt(k_path, None, "a CSV file of recipients: a column 'email', optional 'name'"),
+        "recipients_file": Opt(
+            k_path, None, "a CSV file of recipients: a column 'email', optional 'name'"
+        ),
         "editors": Opt(k_str_list, (), "who gets the test copy of an edition waiting for approval"),
         "unsubscribe_url": Opt(
             k_str,
@@ -307,7 +347,9 @@ EMAIL = Table(
             "accept an http:// unsubscribe_url (a local test only: one-click unsubscribe, RFC 8058, needs https)",
         ),
         "unsubscribe_mailto": Opt(k_email, None, "an address that unsubscribes whoever mails it"),
-        "secret_env": Opt(k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"),
+        "secret_env": Opt(
+            k_env_name, None, "environment variable holding the key that signs unsubscribe tokens"
+        ),
         "resend_in_doubt": Opt(
             k_bool,
             False,
@@ -322,11 +364,15 @@ EMAIL = Table(
 CHANNEL = Table(
     {
         "name": Opt(k_str, required=True, doc="a short name for this account, such as 'x-main'"),
-        "type": Opt(k_str, required=True, doc="outbox, x, mastodon, bluesky or a registered channel"),
+        "type": Opt(
+            k_str, required=True, doc="outbox, x, mastodon, bluesky or a registered channel"
+        ),
         "max_age": Opt(k_span, parse_duration("3d"), "posts older than this are never shared"),
         "max_per_run": Opt(k_positive, 5, "the most posts shared on this account in one run"),
         "hashtags": Opt(k_count, 3, "the most hashtags in one share post"),
-        "template": Opt(k_str, None, "the share template (templates/share/NAME.j2); default: by type"),
+        "template": Opt(
+            k_str, None, "the share template (templates/share/NAME.j2); default: by type"
+        ),
         "utm": Opt(k_bool, True, "add utm_source/utm_medium/utm_campaign to links"),
         "per_hour": Opt(k_positive, None, "the most posts shared on this account in any hour"),
         "per_day": Opt(k_positive, None, "the most posts shared on this account in any 24 hours"),
@@ -336,10 +382,13 @@ CHANNEL = Table(
             True,
             "first run on this account: share nothing that exists now, only later posts (false: share every post within max_age)",
         ),
-        "backfill": Opt(k_count, 0, "first run on this account: share the newest N posts that exist now anyway"),
+        "backfill": Opt(
+            k_count, 0, "first run on this account: share the newest N posts that exist now anyway"
+        ),
     },
     adapter_group="distrib.channels",
 )
+
 
 def k_postgres_url(v: Any, ctx: _SchemaCtx) -> str:
     """A PostgreSQL URL, without a password (a secret is never a value in the file)."""
@@ -374,16 +423,27 @@ LEDGER = Table(
 WEBHOOKS = Table(
     {
         "postmark_auth_env": Opt(
-            k_env_name, None,
+            k_env_name,
+            None,
             "the environment variable holding 'user:password' of the Postmark webhook's basic auth",
         ),
-        "mailgun_key_env": Opt(k_env_name, None, "the environment variable holding Mailgun's webhook signing key"),
+        "mailgun_key_env": Opt(
+            k_env_name, None, "the environment variable holding Mailgun's webhook signing key"
+        ),
         "soft_bounces": Opt(k_int, 3, "soft bounces in a row that suppress an address"),
         "ses": Opt(k_bool, False, "accept Amazon SES notifications through SNS at POST /hooks/ses"),
-        "ses_topic_arn": Opt(k_str, None, "accept SNS messages of this topic only, such as "
-                             "'arn:aws:sns:eu-west-1:123456789012:ses-bounces'; default: any topic"),
-        "sns_cert_url_prefix": Opt(k_str, None, "where signing certificates may come from instead of "
-                                   "https://sns.<region>.amazonaws.com/ (for tests only)"),
+        "ses_topic_arn": Opt(
+            k_str,
+            None,
+            "accept SNS messages of this topic only, such as "
+            "'arn:aws:sns:eu-west-1:123456789012:ses-bounces'; default: any topic",
+        ),
+        "sns_cert_url_prefix": Opt(
+            k_str,
+            None,
+            "where signing certificates may come from instead of "
+            "https://sns.<region>.amazonaws.com/ (for tests only)",
+        ),
     },
     doc="bounce and complaint webhooks of `distrib serve` (POST /hooks/postmark, /hooks/mailgun)",
 )
@@ -392,28 +452,37 @@ WEBHOOKS = Table(
 SIGNUP = Table(
     {
         "base_url": Opt(
-            k_str, None,
+            k_str,
+            None,
             "the public URL `distrib serve` answers under, such as 'https://news.example.org'; "
             "default: the scheme and host of email.unsubscribe_url",
         ),
-        "confirm_ttl": Opt(k_duration, timedelta(days=7), "how long a confirmation link works, such as '7d'"),
+        "confirm_ttl": Opt(
+            k_duration, timedelta(days=7), "how long a confirmation link works, such as '7d'"
+        ),
         "per_ip": Opt(k_int, 10, "signups one client IP may make in an hour (then 429)"),
         "per_address": Opt(k_int, 3, "confirmation emails one address gets in a day at most"),
     },
     doc="the signup form (POST /subscribe) and its confirmation emails",
 )
 
-TEMPLATES = Table({"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")})
+TEMPLATES = Table(
+    {"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")}
+)
 
 CHECK = Table(
     {
         "domain": Opt(
-            k_bool, None, "check the sending domain's DNS (SPF, DKIM, DMARC, MX) in `distrib check`; "
-            "default: when [email.dkim] is set"
+            k_bool,
+            None,
+            "check the sending domain's DNS (SPF, DKIM, DMARC, MX) in `distrib check`; "
+            "default: when [email.dkim] is set",
         ),
         "nameservers": Opt(
-            k_str_list, (), "DNS servers for those look-ups, such as ['9.9.9.9'] or ['127.0.0.1:5353']; "
-            "default: the system's"
+            k_str_list,
+            (),
+            "DNS servers for those look-ups, such as ['9.9.9.9'] or ['127.0.0.1:5353']; "
+            "default: the system's",
         ),
         "dns_timeout": Opt(k_number, 5.0, "seconds to wait for each DNS answer"),
     },
@@ -421,6 +490,7 @@ CHECK = Table(
 )
 
 # [theme]: how the email digest looks (used by distrib.render.theme).
+
 
 def k_color(v: Any, ctx: _SchemaCtx) -> str:
     try:
@@ -434,7 +504,9 @@ def k_font_stack(v: Any, ctx: _SchemaCtx) -> str:
     try:
         return css.font_stack(v) if isinstance(v, str) else css.font_stack("")
     except ValueError:
-        raise Invalid("a CSS font-family list such as \"Georgia, 'Times New Roman', serif\"") from None
+        raise Invalid(
+            "a CSS font-family list such as \"Georgia, 'Times New Roman', serif\""
+        ) from None
 
 
 SOCIAL = Table(
@@ -457,19 +529,29 @@ THEME = Table(
             "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
             "the CSS font stack of the email",
         ),
-        "heading_font_family": Opt(k_font_stack, None, "the font stack of headings; default font_family"),
-        "web_font_name": Opt(k_str, None, "a web font to load, such as 'Merriweather' (add it to font_family)"),
+        "heading_font_family": Opt(
+            k_font_stack, None, "the font stack of headings; default font_family"
+        ),
+        "web_font_name": Opt(
+            k_str, None, "a web font to load, such as 'Merriweather' (add it to font_family)"
+        ),
         "web_font_url": Opt(k_url, None, "the CSS URL of that web font (Google Fonts or your own)"),
         "dark_mode": Opt(k_bool, True, "adapt colours when the reader's client is in dark mode"),
-        "layout": Opt(choice("by-date", "by-category"), "by-date", "group posts by date or by category"),
+        "layout": Opt(
+            choice("by-date", "by-category"), "by-date", "group posts by date or by category"
+        ),
         "lead_story": Opt(k_bool, True, "show the first post as a lead story with a large image"),
         "images": Opt(k_bool, True, "show each post's image"),
         "excerpt_chars": Opt(k_positive, 260, "the longest excerpt, in characters"),
         "date_format": Opt(
-            k_str, "medium", "Babel date format: short, medium, long, full or a pattern such as 'd MMM y'"
+            k_str,
+            "medium",
+            "Babel date format: short, medium, long, full or a pattern such as 'd MMM y'",
         ),
         "social": TableList(SOCIAL, doc="links shown in the footer: [[theme.social]] name, url"),
-        "archive_url": Opt(k_url, None, "where `distrib archive` output is published; enables 'view in browser'"),
+        "archive_url": Opt(
+            k_url, None, "where `distrib archive` output is published; enables 'view in browser'"
+        ),
     },
     doc="how the email digest looks",
 )
@@ -750,7 +832,11 @@ def load_config(
     _check_cross(out, data, ctx)
     shares_only = "email" not in data and bool(out.get("channels"))
     if require_email or (require_email is None and not shares_only):
-        if isinstance(out.get("email"), dict) and out["email"].get("from") is None and "from" not in (data.get("email") or {}):
+        if (
+            isinstance(out.get("email"), dict)
+            and out["email"].get("from") is None
+            and "from" not in (data.get("email") or {})
+        ):
             ctx.problems.append(f"email.from: missing; {EMAIL.options['from'].doc}")
     if strict:
         ctx.problems.extend(ctx.warnings)
@@ -770,7 +856,9 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     """Rules that span several keys."""
     from .cadence import check as check_cadence
 
-    ledger_keys = [k for k in ("path", "url", "url_env") if (data.get("ledger") or {}).get(k) is not None]
+    ledger_keys = [
+        k for k in ("path", "url", "url_env") if (data.get("ledger") or {}).get(k) is not None
+    ]
     if len(ledger_keys) > 1:
         ctx.problems.append(
             f"ledger: {' and '.join(ledger_keys)} are both set; keep one (path: an SQLite file, "
@@ -796,7 +884,9 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
         for i, item in enumerate(out.get(group) or []):
             name = item.get("name")
             if name in seen:
-                ctx.problems.append(f"{group}[{i}].name: {name!r} is used twice; names must be unique")
+                ctx.problems.append(
+                    f"{group}[{i}].name: {name!r} is used twice; names must be unique"
+                )
             seen.add(name)
     if "digest" in data and data.get("newsletters"):
         # Each [[newsletters]] table stands alone; a [digest] beside them would be
@@ -831,7 +921,8 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             )
     if email_out.get("editors"):
         ctx.problems.extend(
-            p.replace("email.recipients", "email.editors") for p in recipient_problems(email_out["editors"])
+            p.replace("email.recipients", "email.editors")
+            for p in recipient_problems(email_out["editors"])
         )
     if email_out.get("recipients"):
         # Checked here too (not only when sending) so that they come with the rest.
@@ -839,7 +930,9 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     if "sources" in data and not out.get("sources"):
         ctx.problems.append("sources: expected at least one [[sources]] table, got none")
     elif "sources" not in data:
-        ctx.problems.append("sources: missing; add a [[sources]] table with name, type and url or path")
+        ctx.problems.append(
+            "sources: missing; add a [[sources]] table with name, type and url or path"
+        )
     email: dict[str, Any] = data["email"] if isinstance(data.get("email"), dict) else {}
     mailer = email.get("mailer", "outbox")
     if isinstance(mailer, str):
@@ -871,7 +964,9 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             except AdapterUnavailable as e:
                 ctx.problems.append(f"email.mailer: {e}")
             else:
-                out["email"][mailer] = validate_table(Table(cls.options), {}, f"email.{mailer}", ctx)
+                out["email"][mailer] = validate_table(
+                    Table(cls.options), {}, f"email.{mailer}", ctx
+                )
 
 
 def mailer_settings(settings: Settings) -> Section:

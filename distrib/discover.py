@@ -45,10 +45,19 @@ _FEED_TYPES = {
     "application/json": "JSON Feed",
     "application/rdf+xml": "RSS",
 }
-_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
+_HTML_START = re.compile(
+    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S
+)
 _COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
-_ADDRESS_PROPS = ("streetAddress", "postOfficeBoxNumber", "addressLocality", "addressRegion", "postalCode", "addressCountry")
+_ADDRESS_PROPS = (
+    "streetAddress",
+    "postOfficeBoxNumber",
+    "addressLocality",
+    "addressRegion",
+    "postalCode",
+    "addressCountry",
+)
 
 
 class DiscoveryError(DistribError):
@@ -101,7 +110,7 @@ class Discovery:
 
     @property
     def chosen(self) -> str:
-        """"wordpress" or "feed" (or "" when nothing was found)."""
+        """ "wordpress" or "feed" (or "" when nothing was found)."""
         if self.wordpress_site:
             return "wordpress"
         return "feed" if self.feeds else ""
@@ -124,9 +133,17 @@ class Discovery:
         feed = self.feed
         if feed is None:
             return "found no feed"
-        how = "declared by the page's <link rel=\"alternate\">" if feed.how == "declared" else "found at a common feed path (the page declares none)"
+        how = (
+            'declared by the page\'s <link rel="alternate">'
+            if feed.how == "declared"
+            else "found at a common feed path (the page declares none)"
+        )
         others = len(self.feeds) - 1
-        more = f"; {others} other feed{'s' if others != 1 else ''} listed in the config as comments" if others else ""
+        more = (
+            f"; {others} other feed{'s' if others != 1 else ''} listed in the config as comments"
+            if others
+            else ""
+        )
         return f"chose the {feed.kind} feed {feed.url}, {how}{more}"
 
 
@@ -164,7 +181,20 @@ class _PageParser(HTMLParser):
         elif tag == "script" and a.get("type", "").lower().strip() == "application/ld+json":
             self._script_ld = True
             self._script = []
-        if tag in ("meta", "link", "img", "br", "hr", "input", "source", "area", "base", "col", "embed", "wbr"):
+        if tag in (
+            "meta",
+            "link",
+            "img",
+            "br",
+            "hr",
+            "input",
+            "source",
+            "area",
+            "base",
+            "col",
+            "embed",
+            "wbr",
+        ):
             return
         self._stack.append(tag)
         if self._address_depth:
@@ -216,7 +246,9 @@ def parse_page(html: str) -> PageInfo:
 
 
 def looks_like_html(body: bytes, content_type: str = "") -> bool:
-    return content_type in ("text/html", "application/xhtml+xml") or bool(_HTML_START.match(body[:4096]))
+    return content_type in ("text/html", "application/xhtml+xml") or bool(
+        _HTML_START.match(body[:4096])
+    )
 
 
 def _rels(link: dict[str, str]) -> list[str]:
@@ -230,7 +262,11 @@ def declared_feeds(info: PageInfo, base: str) -> list[FeedLink]:
         kind = _FEED_TYPES.get(link.get("type", "").split(";")[0].strip().lower())
         if not kind or "alternate" not in _rels(link):
             continue
-        if kind == "JSON Feed" and link.get("type", "").startswith("application/json") and "oembed" in link.get("href", "").lower():
+        if (
+            kind == "JSON Feed"
+            and link.get("type", "").startswith("application/json")
+            and "oembed" in link.get("href", "").lower()
+        ):
             continue  # WordPress's oEmbed links are application/json alternates too
         url = absolute_http_url(link.get("href", ""), base)
         if url and all(f.url != url for f in out):
@@ -291,7 +327,11 @@ def _logo(info: PageInfo, base: str) -> tuple[str | None, str]:
         return bool(url) and not urlsplit(url or "").path.lower().endswith((".svg", ".ico"))
 
     for rel, label in (("apple-touch-icon", "apple-touch-icon"), ("icon", "icon")):
-        links = [link for link in info.links if rel in _rels(link) and "image/svg" not in link.get("type", "")]
+        links = [
+            link
+            for link in info.links
+            if rel in _rels(link) and "image/svg" not in link.get("type", "")
+        ]
         for link in sorted(links, key=size, reverse=True):
             url = absolute_http_url(link.get("href", ""), base)
             if usable(url):
@@ -382,13 +422,19 @@ def _http_url(url: str) -> str:
 
 
 def _feed_kind(resp: HttpResponse) -> str | None:
-    """"RSS", "Atom" or "JSON Feed" when the answer parses as a feed with items or a title."""
+    """ "RSS", "Atom" or "JSON Feed" when the answer parses as a feed with items or a title."""
     from .sources.feed import parse_feed
 
     if looks_like_html(resp.body, resp.content_type):
         return None
     try:
-        parse_feed(resp.body, source="discover", url=resp.url, content_type=resp.content_type, charset=resp.charset)
+        parse_feed(
+            resp.body,
+            source="discover",
+            url=resp.url,
+            content_type=resp.content_type,
+            charset=resp.charset,
+        )
     except DistribError:
         return None
     head = resp.body[:2048].lstrip()
@@ -401,7 +447,11 @@ def discover(url: str, http: HttpClient) -> Discovery:
     """Fetch ``url`` and find its sources and identity; DiscoveryError if no source."""
     url = _http_url(url)
     try:
-        resp = http.get(url, headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"}, conditional=False)
+        resp = http.get(
+            url,
+            headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
+            conditional=False,
+        )
     except FetchError as e:
         raise DiscoveryError(f"cannot read the site: {e}") from None
     found = Discovery(url=resp.url)
@@ -413,7 +463,9 @@ def discover(url: str, http: HttpClient) -> Discovery:
                 "give the site's home page or its feed's address"
             )
         found.feeds.append(FeedLink(resp.url, kind, how="given"))
-        found.notes.append(f"{resp.url} is a {kind} feed itself; the site's name and logo come from the feed's home page when set")
+        found.notes.append(
+            f"{resp.url} is a {kind} feed itself; the site's name and logo come from the feed's home page when set"
+        )
         return found
     info = parse_page(resp.text())
     base = resp.url
@@ -428,7 +480,9 @@ def discover(url: str, http: HttpClient) -> Discovery:
             data = json.loads(root.body.decode("utf-8", "replace"))
             api_data = data if isinstance(data, dict) else {}
         except (FetchError, ValueError) as e:
-            found.notes.append(f"the WordPress API root did not answer usably ({e}); its name and time zone were not read")
+            found.notes.append(
+                f"the WordPress API root did not answer usably ({e}); its name and time zone were not read"
+            )
         if api_data.get("home") and absolute_http_url(str(api_data["home"]), base):
             found.wordpress_site = str(api_data["home"]).rstrip("/")
     if not found.feeds and not api:
@@ -436,7 +490,7 @@ def discover(url: str, http: HttpClient) -> Discovery:
     if not found.chosen:
         tried = ", ".join(COMMON_FEED_PATHS)
         raise DiscoveryError(
-            f"found no feed at {base}: the page declares none (<link rel=\"alternate\">), offers no "
+            f'found no feed at {base}: the page declares none (<link rel="alternate">), offers no '
             f"WordPress API, and none of {tried} answered a feed; run `distrib init FEED-URL` with the feed's address"
         )
     # identity
@@ -446,7 +500,9 @@ def discover(url: str, http: HttpClient) -> Discovery:
         or info.meta.get("application-name", "")
         or info.title
     ).strip()
-    found.description = (str(api_data.get("description") or "") or info.meta.get("description", "")).strip()
+    found.description = (
+        str(api_data.get("description") or "") or info.meta.get("description", "")
+    ).strip()
     found.language = _language(info)
     icon = api_data.get("site_icon_url") if api_data else None
     if isinstance(icon, str) and absolute_http_url(icon, base):
@@ -475,7 +531,9 @@ def probe_common_paths(base: str, http: HttpClient) -> list[FeedLink]:
     return []
 
 
-def feed_in_page(body: bytes, headers: dict[str, str], page_url: str, http: HttpClient) -> tuple[FeedLink | None, str | None]:
+def feed_in_page(
+    body: bytes, headers: dict[str, str], page_url: str, http: HttpClient
+) -> tuple[FeedLink | None, str | None]:
     """For a feed source given a home page: (the feed to read, the WordPress API root if any)."""
     text = body.decode("utf-8", "replace")
     info = parse_page(text)
@@ -490,7 +548,12 @@ def feed_in_page(body: bytes, headers: dict[str, str], page_url: str, http: Http
 def describe_feed_source(name: str, url: str, http: HttpClient) -> str:
     """For `distrib check`: one line on what a feed source's url turned out to be."""
     try:
-        resp = http.get(url, headers={"Accept": "application/rss+xml, application/atom+xml, application/feed+json, */*;q=0.5"})
+        resp = http.get(
+            url,
+            headers={
+                "Accept": "application/rss+xml, application/atom+xml, application/feed+json, */*;q=0.5"
+            },
+        )
     except FetchError as e:
         return f"source {name}: cannot read it now ({e})"
     if not looks_like_html(resp.body, resp.content_type):
@@ -501,7 +564,7 @@ def describe_feed_source(name: str, url: str, http: HttpClient) -> str:
     how = "it declares" if feed.how == "declared" else "found at a common path"
     line = f"source {name}: {url} is a web page; reading its {feed.kind} feed {feed.url} ({how})"
     if api:
-        line += f"; the site offers the WordPress REST API ({api}): type = \"wordpress\" with url = \"{wordpress_site_url(api)}\" also gives authors, terms and images"
+        line += f'; the site offers the WordPress REST API ({api}): type = "wordpress" with url = "{wordpress_site_url(api)}" also gives authors, terms and images'
     return line
 
 
@@ -531,7 +594,8 @@ def render_config(found: Discovery) -> str:
         "# `distrib check` validates it; `distrib preview --open` shows the next digest.",
         "",
         "[site]",
-        f"name = {_q(found.name or host)}" + ("" if found.name else "  # TODO: the page gave no name (og:site_name or <title>)"),
+        f"name = {_q(found.name or host)}"
+        + ("" if found.name else "  # TODO: the page gave no name (og:site_name or <title>)"),
         f"url = {_q(site_url if site_url.endswith('/') else site_url + '/')}",
     ]
     if found.description:
@@ -539,15 +603,23 @@ def render_config(found: Discovery) -> str:
     if found.language:
         lines.append(f"language = {_q(found.language)}                   # from <html lang>")
     else:
-        lines.append('language = "en"  # TODO: the page declares no <html lang>; set the BCP 47 tag ("de", "uk" ...)')
+        lines.append(
+            'language = "en"  # TODO: the page declares no <html lang>; set the BCP 47 tag ("de", "uk" ...)'
+        )
     if found.timezone:
         lines.append(f"timezone = {_q(found.timezone)}  # from the WordPress settings")
     else:
-        lines.append('timezone = "UTC"  # the site does not say; set yours ("Europe/Dublin") for dates and the cadence')
+        lines.append(
+            'timezone = "UTC"  # the site does not say; set yours ("Europe/Dublin") for dates and the cadence'
+        )
     if found.postal_address:
-        lines.append(f"postal_address = {_q(found.postal_address)}  # from the site's schema.org markup")
+        lines.append(
+            f"postal_address = {_q(found.postal_address)}  # from the site's schema.org markup"
+        )
     else:
-        lines.append('postal_address = ""  # TODO: required to send (CAN-SPAM): the postal address printed in every email')
+        lines.append(
+            'postal_address = ""  # TODO: required to send (CAN-SPAM): the postal address printed in every email'
+        )
     if found.logo:
         lines.append(f"logo = {_q(found.logo)}  # {found.logo_from}")
     lines += ["", f"# {_c(found.why())}"]
@@ -559,8 +631,14 @@ def render_config(found: Discovery) -> str:
             f"url = {_q(found.wordpress_site or site_url)}",
         ]
         if found.feed:
-            lines += ["", "# The feed, if you prefer it (only one of the two: the same posts):",
-                      "# [[sources]]", '# name = "feed"', '# type = "feed"', f"# url = {_q(found.feed.url)}"]
+            lines += [
+                "",
+                "# The feed, if you prefer it (only one of the two: the same posts):",
+                "# [[sources]]",
+                '# name = "feed"',
+                '# type = "feed"',
+                f"# url = {_q(found.feed.url)}",
+            ]
     else:
         feed = found.feed
         assert feed is not None
@@ -569,8 +647,14 @@ def render_config(found: Discovery) -> str:
             if other is feed:
                 continue
             label = f" ({other.title})" if other.title else ""
-            lines += ["", f"# Another feed the site declares{_c(label)}:", "# [[sources]]",
-                      f"# name = {_q('other')}", '# type = "feed"', f"# url = {_q(other.url)}  # {other.kind}"]
+            lines += [
+                "",
+                f"# Another feed the site declares{_c(label)}:",
+                "# [[sources]]",
+                f"# name = {_q('other')}",
+                '# type = "feed"',
+                f"# url = {_q(other.url)}  # {other.kind}",
+            ]
     lines += [
         "",
         "[digest]",
@@ -590,7 +674,11 @@ def render_config(found: Discovery) -> str:
         'dir = "outbox"',
     ]
     if found.brand_color:
-        lines += ["", "[theme]", f"brand_color = {_q(found.brand_color)}  # from <meta name=\"theme-color\">"]
+        lines += [
+            "",
+            "[theme]",
+            f'brand_color = {_q(found.brand_color)}  # from <meta name="theme-color">',
+        ]
     for note in found.notes:
         lines.insert(3, f"# note: {_c(note)}")
     return "\n".join(lines) + "\n"

@@ -237,7 +237,9 @@ class DkimSigner:
         return hit
 
 
-def signer_from_settings(dkim: dict[str, object], base_dir: Path, where: str = "email.dkim") -> DkimSigner | None:
+def signer_from_settings(
+    dkim: dict[str, object], base_dir: Path, where: str = "email.dkim"
+) -> DkimSigner | None:
     """The signer ``[email.dkim]`` describes, or None when it names no selector."""
     domain = str(dkim.get("domain") or "")
     keys: list[DkimKey] = []
@@ -273,11 +275,13 @@ def _key_text(dkim: dict[str, object], prefix: str, base_dir: Path, where: str) 
         if not value:
             raise ConfigError(
                 f"{where}.{prefix}key_env: the environment variable {env} is not set; "
-                f"export {env}=\"$(cat dkim.pem)\""
+                f'export {env}="$(cat dkim.pem)"'
             )
         # A PEM squeezed onto one line by a secrets store keeps its breaks as "\n".
         return value.replace("\\n", "\n").encode("ascii", "replace")
-    raise ConfigError(f"{where}: {prefix}selector is set but neither {prefix}key_file nor {prefix}key_env")
+    raise ConfigError(
+        f"{where}: {prefix}selector is set but neither {prefix}key_file nor {prefix}key_env"
+    )
 
 
 def generate_key(algorithm: str = "rsa-sha256") -> bytes:

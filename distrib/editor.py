@@ -78,7 +78,9 @@ def read_markdown(path: Path, what: str) -> str:
     except OSError as e:
         raise ConfigError(f"{what}: cannot read {path} ({e.strerror}); check the path") from None
     if len(data) > MAX_NOTE_BYTES:
-        raise ConfigError(f"{what}: {path} is over {MAX_NOTE_BYTES // 1000} KB; a note is a few paragraphs")
+        raise ConfigError(
+            f"{what}: {path} is over {MAX_NOTE_BYTES // 1000} KB; a note is a few paragraphs"
+        )
     return data.decode("utf-8", errors="replace")
 
 
@@ -135,7 +137,9 @@ def apply_picks(selected: list[Post], pinned: list[Post], skipped: set[str]) -> 
     return [p for p in pinned if p.key not in skipped] + rest
 
 
-def fingerprint(note: str, pinned: list[str], skipped: set[str], sponsor: Mapping[str, Any] | None) -> str:
+def fingerprint(
+    note: str, pinned: list[str], skipped: set[str], sponsor: Mapping[str, Any] | None
+) -> str:
     """A digest of the editor's inputs: a change means the edition must be rendered again."""
     blob = json.dumps(
         {"note": note, "pins": pinned, "skips": sorted(skipped), "sponsor": sponsor},

@@ -47,11 +47,15 @@ _POSTMARK_SOFT = {"SoftBounce", "Transient", "DnsError"}
 
 def _options(settings: Settings) -> dict[str, Any]:
     raw = dict(settings.data.get("webhooks") or {})
-    defaults = {"postmark_auth_env": None, "mailgun_key_env": None, "soft_bounces": 3, "ses": False,
-                "ses_topic_arn": None, "sns_cert_url_prefix": None}
-    return defaults | {
-        k: v for k, v in raw.items() if v is not None
+    defaults = {
+        "postmark_auth_env": None,
+        "mailgun_key_env": None,
+        "soft_bounces": 3,
+        "ses": False,
+        "ses_topic_arn": None,
+        "sns_cert_url_prefix": None,
     }
+    return defaults | {k: v for k, v in raw.items() if v is not None}
 
 
 def _secret(name: str | None) -> str | None:
@@ -100,15 +104,21 @@ class HookRoutes:
         except (binascii.Error, ValueError):
             ok = False
         if not ok:
-            return Response(HTTPStatus.FORBIDDEN, "forbidden: wrong or missing basic auth\n",
-                            headers=[("WWW-Authenticate", 'Basic realm="distrib"')])
+            return Response(
+                HTTPStatus.FORBIDDEN,
+                "forbidden: wrong or missing basic auth\n",
+                headers=[("WWW-Authenticate", 'Basic realm="distrib"')],
+            )
         try:
             body = json.loads(request.body)
             record = str(body.get("RecordType", ""))
             kind = str(body.get("Type", ""))
             address = str(body["Email"])
         except (ValueError, KeyError, AttributeError, TypeError):
-            return text(HTTPStatus.BAD_REQUEST, "not a Postmark bounce or spam complaint (JSON with RecordType, Type, Email)\n")
+            return text(
+                HTTPStatus.BAD_REQUEST,
+                "not a Postmark bounce or spam complaint (JSON with RecordType, Type, Email)\n",
+            )
         reason = str(body.get("Description") or body.get("Details") or kind)
         if record == "SpamComplaint" or kind == "SpamComplaint":
             self._record(address, "complained", "postmark", reason)
@@ -125,10 +135,14 @@ class HookRoutes:
     def _mailgun_signed(self, sig: Any) -> bool:
         if self.mailgun_key is None or not isinstance(sig, dict):
             return False
-        timestamp, token, signature = (str(sig.get(k, "")) for k in ("timestamp", "token", "signature"))
+        timestamp, token, signature = (
+            str(sig.get(k, "")) for k in ("timestamp", "token", "signature")
+        )
         if not (timestamp.isdigit() and token and signature):
             return False
-        expected = hmac.new(self.mailgun_key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256).hexdigest()
+        expected = hmac.new(
+            self.mailgun_key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256
+        ).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             return False
         t = time.time()
@@ -150,13 +164,22 @@ class HookRoutes:
         except ValueError:
             body = None
         if not isinstance(body, dict) or not self._mailgun_signed(body.get("signature")):
-            return text(HTTPStatus.FORBIDDEN, "forbidden: missing, wrong, old or replayed signature\n")
+            return text(
+                HTTPStatus.FORBIDDEN, "forbidden: missing, wrong, old or replayed signature\n"
+            )
         data = body.get("event-data")
         if not isinstance(data, dict) or not data.get("recipient"):
-            return text(HTTPStatus.BAD_REQUEST, "not a Mailgun event (event-data with event and recipient)\n")
+            return text(
+                HTTPStatus.BAD_REQUEST,
+                "not a Mailgun event (event-data with event and recipient)\n",
+            )
         event, address = str(data.get("event", "")), str(data["recipient"])
-        status: dict[str, Any] = data["delivery-status"] if isinstance(data.get("delivery-status"), dict) else {}
-        reason = str(data.get("reason") or status.get("description") or status.get("message") or event)
+        status: dict[str, Any] = (
+            data["delivery-status"] if isinstance(data.get("delivery-status"), dict) else {}
+        )
+        reason = str(
+            data.get("reason") or status.get("description") or status.get("message") or event
+        )
         if event == "complained":
             self._record(address, "complained", "mailgun", reason)
         elif event == "failed" and data.get("severity") == "permanent":
@@ -207,7 +230,12 @@ class HookRoutes:
         try:
             signature = base64.b64decode(str(msg.get("Signature", "")), validate=True)
             key = self._certificate(url).public_key()
-            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA1() if version == "1" else hashes.SHA256())
+            key.verify(
+                signature,
+                signed,
+                padding.PKCS1v15(),
+                hashes.SHA1() if version == "1" else hashes.SHA256(),
+            )
         except (InvalidSignature, binascii.Error, ValueError, TypeError, AttributeError):
             return False
         except Exception as e:  # the certificate could not be fetched: not verified
@@ -223,7 +251,9 @@ class HookRoutes:
         except ValueError:
             msg = None
         if not isinstance(msg, dict) or not self._sns_verified(msg):
-            return text(HTTPStatus.FORBIDDEN, "forbidden: not an SNS message with a valid signature\n")
+            return text(
+                HTTPStatus.FORBIDDEN, "forbidden: not an SNS message with a valid signature\n"
+            )
         with self.lock:
             mid = str(msg.get("MessageId", ""))
             if mid in self.seen:
@@ -240,7 +270,10 @@ class HookRoutes:
             except httpx.HTTPError as e:
                 with self.lock:
                     self.seen.pop(mid, None)
-                return text(HTTPStatus.BAD_GATEWAY, f"could not confirm the subscription ({type(e).__name__})\n")
+                return text(
+                    HTTPStatus.BAD_GATEWAY,
+                    f"could not confirm the subscription ({type(e).__name__})\n",
+                )
             log.info("webhook ses: SNS subscription confirmed")
             return text(HTTPStatus.OK, "subscribed\n")
         if msg["Type"] != "Notification":
@@ -249,7 +282,11 @@ class HookRoutes:
             note = json.loads(msg["Message"])
         except ValueError:
             return text(HTTPStatus.OK, "ok (not an SES notification)\n")
-        kind = note.get("notificationType") or note.get("eventType") if isinstance(note, dict) else None
+        kind = (
+            note.get("notificationType") or note.get("eventType")
+            if isinstance(note, dict)
+            else None
+        )
         if kind == "Bounce":
             bounce = note.get("bounce") or {}
             event = "bounced" if bounce.get("bounceType") == "Permanent" else "soft_bounce"
@@ -259,8 +296,12 @@ class HookRoutes:
         elif kind == "Complaint":
             complaint = note.get("complaint") or {}
             for r in complaint.get("complainedRecipients") or []:
-                self._record(str(r.get("emailAddress", "")), "complained", "ses",
-                             str(complaint.get("complaintFeedbackType") or "complaint"))
+                self._record(
+                    str(r.get("emailAddress", "")),
+                    "complained",
+                    "ses",
+                    str(complaint.get("complaintFeedbackType") or "complaint"),
+                )
         return text(HTTPStatus.OK, "ok\n")
 
 
@@ -270,6 +311,22 @@ _SNS_URL = re.compile(r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]*(\
 #: The fields signed, in order, per message type (Subject only when present).
 _SNS_FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
-    "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+    "SubscriptionConfirmation": (
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
+    ),
+    "UnsubscribeConfirmation": (
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
+    ),
 }

@@ -36,7 +36,17 @@ MAX_REDIRECTS = 5
 ERROR_BODY_BYTES = 65_536
 
 #: Query parameters whose values never appear in a message or a log line.
-_SECRET_PARAMS = ("key", "token", "secret", "password", "passwd", "pass", "auth", "signature", "sig")
+_SECRET_PARAMS = (
+    "key",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pass",
+    "auth",
+    "signature",
+    "sig",
+)
 
 
 class FetchError(DistribError):
@@ -97,7 +107,10 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(any(s in k.lower() for s in _SECRET_PARAMS) for k, _ in pairs):
             query = urlencode(
-                [(k, "***" if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs],
+                [
+                    (k, "***" if any(s in k.lower() for s in _SECRET_PARAMS) else v)
+                    for k, v in pairs
+                ],
                 safe="*/:",
             )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
@@ -187,7 +200,10 @@ class HttpClient:
                 if r.status_code == 304:
                     if cached is None:
                         raise FetchError(
-                            url, "HTTP 304 to a request that was not conditional", "report this server bug", 304
+                            url,
+                            "HTTP 304 to a request that was not conditional",
+                            "report this server bug",
+                            304,
                         )
                     return HttpResponse(final, 304, resp_headers, cached, not_modified=True)
                 if r.status_code >= 400:
@@ -212,7 +228,9 @@ class HttpClient:
                     self.ledger.http_cache_put(url, etag, last_modified, body)  # type: ignore[union-attr]
         return HttpResponse(final, status, resp_headers, body)
 
-    def _read_body(self, url: str, r: httpx.Response, resp_headers: dict[str, str], started: float) -> bytes:
+    def _read_body(
+        self, url: str, r: httpx.Response, resp_headers: dict[str, str], started: float
+    ) -> bytes:
         """The decoded body, within ``max_bytes`` and the overall deadline."""
         declared = resp_headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
@@ -226,7 +244,9 @@ class HttpClient:
             # httpx times each read; a server that drips bytes forever is
             # stopped by this overall deadline instead.
             if time.monotonic() - started > self.timeout * 3:
-                raise FetchError(url, f"the answer took over {self.timeout * 3:g} s", "try again later")
+                raise FetchError(
+                    url, f"the answer took over {self.timeout * 3:g} s", "try again later"
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -352,15 +372,25 @@ def _short(e: Exception) -> str:
 def _fetch_error(url: str, e: httpx.HTTPError | httpx.InvalidURL, timeout: float) -> FetchError:
     """The one-line FetchError of a failed GET."""
     if isinstance(e, httpx.TooManyRedirects):
-        return FetchError(url, f"more than {MAX_REDIRECTS} redirects", "use the final URL in the config")
+        return FetchError(
+            url, f"more than {MAX_REDIRECTS} redirects", "use the final URL in the config"
+        )
     if isinstance(e, httpx.TimeoutException):
-        return FetchError(url, f"no answer within {timeout:g} s", "check the url or try again later")
+        return FetchError(
+            url, f"no answer within {timeout:g} s", "check the url or try again later"
+        )
     if isinstance(e, httpx.ConnectError):
-        return FetchError(url, f"cannot connect ({_short(e)})", "check the host name and your network")
+        return FetchError(
+            url, f"cannot connect ({_short(e)})", "check the host name and your network"
+        )
     if isinstance(e, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
         # The config only takes http(s) URLs, so this is a redirect elsewhere
         # (file:, ftp:, a malformed Location): "not a valid URL from <url>" misled.
-        reason = "a redirect to a URL that is not http(s)" if url.startswith(("http://", "https://")) else "not a valid http(s) URL"
+        reason = (
+            "a redirect to a URL that is not http(s)"
+            if url.startswith(("http://", "https://"))
+            else "not a valid http(s) URL"
+        )
         return FetchError(url, reason, "check the source's url")
     if isinstance(e, EncodingRefused):
         return FetchError(

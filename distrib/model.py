@@ -120,9 +120,7 @@ class Post:
             "tags": list(self.tags),
             "categories": list(self.categories),
             "summary": self.summary,
-            "image": (
-                {"url": self.image.url, "alt": self.image.alt} if self.image else None
-            ),
+            "image": ({"url": self.image.url, "alt": self.image.alt} if self.image else None),
             "source": self.source,
         }
 

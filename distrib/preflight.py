@@ -42,7 +42,21 @@ ESP_SPF_INCLUDES = {
 #: Second-level labels under which registrations happen (co.uk, com.au ...): the
 #: organizational domain is then three labels.  An approximation of the Public Suffix
 #: List, good for the domains publishers use; said so in the README.
-_SECOND_LEVEL = {"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "me", "or", "ne", "go"}
+_SECOND_LEVEL = {
+    "co",
+    "com",
+    "org",
+    "net",
+    "ac",
+    "gov",
+    "edu",
+    "ltd",
+    "plc",
+    "me",
+    "or",
+    "ne",
+    "go",
+}
 _MAX_LOOKUPS = 10  # RFC 7208 4.6.4
 
 
@@ -84,7 +98,9 @@ class Dns:
             try:
                 self.resolver = dns.resolver.Resolver()
             except dns.resolver.NoResolverConfiguration as e:
-                raise LookupFailed(f"no DNS resolver configured ({e}); set [check] nameservers") from None
+                raise LookupFailed(
+                    f"no DNS resolver configured ({e}); set [check] nameservers"
+                ) from None
         self.resolver.timeout = timeout
         self.resolver.lifetime = timeout
         self.queries = 0
@@ -112,12 +128,17 @@ class Dns:
         return [r.address for t in ("A", "AAAA") for r in self._query(name, t)]
 
     def mx(self, name: str) -> list[tuple[int, str]]:
-        return sorted((r.preference, r.exchange.to_text().rstrip(".")) for r in self._query(name, "MX"))
+        return sorted(
+            (r.preference, r.exchange.to_text().rstrip(".")) for r in self._query(name, "MX")
+        )
 
     def ptr(self, address: str) -> list[str]:
         import dns.reversename
 
-        return [r.target.to_text().rstrip(".") for r in self._query(dns.reversename.from_address(address).to_text(), "PTR")]
+        return [
+            r.target.to_text().rstrip(".")
+            for r in self._query(dns.reversename.from_address(address).to_text(), "PTR")
+        ]
 
 
 def _nameserver(text: str, cls: Any) -> Any:
@@ -155,7 +176,9 @@ def _tags(record: str) -> dict[str, str]:
     for part in record.split(";"):
         key, eq, value = part.partition("=")
         if eq:
-            out[key.strip().lower()] = re.sub(r"\s+", "", value) if key.strip().lower() == "p" else value.strip()
+            out[key.strip().lower()] = (
+                re.sub(r"\s+", "", value) if key.strip().lower() == "p" else value.strip()
+            )
     return out
 
 
@@ -168,9 +191,15 @@ class _Spf:
     lookups: int = 0
 
     def record(self, domain: str) -> str | None:
-        records = [t for t in self.dns.txt(domain) if t.lower().startswith("v=spf1") and (len(t) == 6 or t[6] == " ")]
+        records = [
+            t
+            for t in self.dns.txt(domain)
+            if t.lower().startswith("v=spf1") and (len(t) == 6 or t[6] == " ")
+        ]
         if len(records) > 1:
-            raise _SpfError(f"{domain} has {len(records)} SPF records; receivers treat that as an error (keep one)")
+            raise _SpfError(
+                f"{domain} has {len(records)} SPF records; receivers treat that as an error (keep one)"
+            )
         return records[0] if records else None
 
     def _count(self) -> None:
@@ -300,7 +329,13 @@ def preflight(settings: Settings, dns: Dns | None = None) -> list[Finding]:
     host_note = ""
     if sender.smtp_host:
         ips, host_note = _host_addresses(dns, sender.smtp_host)
-    for name, rule in (("SPF", _spf), ("DKIM", _dkim), ("DMARC", _dmarc), ("MX", _mx), ("rDNS", _rdns)):
+    for name, rule in (
+        ("SPF", _spf),
+        ("DKIM", _dkim),
+        ("DMARC", _dmarc),
+        ("MX", _mx),
+        ("rDNS", _rdns),
+    ):
         try:
             findings.extend(rule(dns, sender, ips, host_note, findings))
         except LookupFailed as e:
@@ -337,8 +372,18 @@ def _host_addresses(dns: Dns, host: str) -> tuple[list[str], str]:
 #: link-local.  (Documentation ranges count as public, so tests can use them.)
 _LOCAL_NETS = [
     ipaddress.ip_network(n)
-    for n in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
-              "0.0.0.0/8", "::1/128", "fc00::/7", "fe80::/10", "::/128")
+    for n in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "0.0.0.0/8",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+        "::/128",
+    )
 ]
 
 
@@ -347,7 +392,9 @@ def _local(ip: str) -> bool:
     return any(addr in net for net in _LOCAL_NETS if net.version == addr.version)
 
 
-def _spf(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]) -> list[Finding]:
+def _spf(
+    dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]
+) -> list[Finding]:
     domain = sender.envelope_domain
     spf = _Spf(dns)
     include = ESP_SPF_INCLUDES.get(sender.mailer)
@@ -356,34 +403,81 @@ def _spf(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Fi
     except _SpfError as e:
         return [Finding("SPF", FAIL, str(e))]
     if record is None:
-        mech = f"include:{include}" if include else (f"ip4:{ips[0]}" if ips and ":" not in ips[0] else "a mx")
-        return [Finding("SPF", FAIL, f"{domain} has no SPF record", f'{domain} TXT "v=spf1 {mech} ~all"')]
+        mech = (
+            f"include:{include}"
+            if include
+            else (f"ip4:{ips[0]}" if ips and ":" not in ips[0] else "a mx")
+        )
+        return [
+            Finding(
+                "SPF", FAIL, f"{domain} has no SPF record", f'{domain} TXT "v=spf1 {mech} ~all"'
+            )
+        ]
     if include is None and not ips:
         try:
             spf.covers(domain, [], [])
         except _SpfError as e:
             return [Finding("SPF", FAIL, f"{record!r}: {e}")]
         why = host_note or f"the {sender.mailer} mailer sends nothing itself"
-        return [Finding("SPF", INFO, f"{domain} publishes {record!r}; whether it covers the sender is not known here: {why}")]
+        return [
+            Finding(
+                "SPF",
+                INFO,
+                f"{domain} publishes {record!r}; whether it covers the sender is not known here: {why}",
+            )
+        ]
     try:
         covered = spf.covers(domain, ips, [include] if include else [])
     except _SpfError as e:
         return [Finding("SPF", FAIL, f"{record!r}: {e}")]
-    who = f"{sender.mailer} ({include})" if include else f"the SMTP host {sender.smtp_host} ({', '.join(ips)})"
+    who = (
+        f"{sender.mailer} ({include})"
+        if include
+        else f"the SMTP host {sender.smtp_host} ({', '.join(ips)})"
+    )
     if covered:
-        return [Finding("SPF", PASS, f"{domain} authorises {who} ({spf.lookups} of {_MAX_LOOKUPS} look-ups)")]
+        return [
+            Finding(
+                "SPF", PASS, f"{domain} authorises {who} ({spf.lookups} of {_MAX_LOOKUPS} look-ups)"
+            )
+        ]
     if covered is None:
-        return [Finding("SPF", INFO, f"{domain}'s record {record!r} depends on ptr/exists terms; {who} may or may not pass")]
-    add = f"include:{include}" if include else (f"ip4:{ips[0]}" if ":" not in ips[0] else f"ip6:{ips[0]}")
+        return [
+            Finding(
+                "SPF",
+                INFO,
+                f"{domain}'s record {record!r} depends on ptr/exists terms; {who} may or may not pass",
+            )
+        ]
+    add = (
+        f"include:{include}"
+        if include
+        else (f"ip4:{ips[0]}" if ":" not in ips[0] else f"ip6:{ips[0]}")
+    )
     fixed = record.replace("v=spf1", f"v=spf1 {add}", 1)
-    return [Finding("SPF", FAIL, f"{domain}'s record {record!r} does not authorise {who}", f'{domain} TXT "{fixed}"')]
+    return [
+        Finding(
+            "SPF",
+            FAIL,
+            f"{domain}'s record {record!r} does not authorise {who}",
+            f'{domain} TXT "{fixed}"',
+        )
+    ]
 
 
-def _dkim(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]) -> list[Finding]:
+def _dkim(
+    dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]
+) -> list[Finding]:
     signer = sender.signer
     if signer is None:
         if sender.mailer in ESP_SPF_INCLUDES:
-            return [Finding("DKIM", INFO, f"{sender.mailer} signs the messages: verify {sender.from_domain} in its dashboard")]
+            return [
+                Finding(
+                    "DKIM",
+                    INFO,
+                    f"{sender.mailer} signs the messages: verify {sender.from_domain} in its dashboard",
+                )
+            ]
         return [
             Finding(
                 "DKIM",
@@ -398,21 +492,44 @@ def _dkim(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[F
         want = key.public_key_b64()
         records = [t for t in dns.txt(name) if "p=" in t]
         if not records:
-            out.append(Finding("DKIM", FAIL, f"no key published at {name}", f"{name} TXT {quoted_txt(key.record())}"))
+            out.append(
+                Finding(
+                    "DKIM",
+                    FAIL,
+                    f"no key published at {name}",
+                    f"{name} TXT {quoted_txt(key.record())}",
+                )
+            )
             continue
         tags = _tags(records[0])
         if not tags.get("p"):
-            out.append(Finding("DKIM", FAIL, f"the key at {name} is revoked (empty p=)", f"{name} TXT {quoted_txt(key.record())}"))
+            out.append(
+                Finding(
+                    "DKIM",
+                    FAIL,
+                    f"the key at {name} is revoked (empty p=)",
+                    f"{name} TXT {quoted_txt(key.record())}",
+                )
+            )
         elif tags["p"] != want:
             out.append(
-                Finding("DKIM", FAIL, f"the key at {name} does not match the configured private key", f"{name} TXT {quoted_txt(key.record())}")
+                Finding(
+                    "DKIM",
+                    FAIL,
+                    f"the key at {name} does not match the configured private key",
+                    f"{name} TXT {quoted_txt(key.record())}",
+                )
             )
         else:
-            out.append(Finding("DKIM", PASS, f"{name} publishes the key that signs ({key.algorithm})"))
+            out.append(
+                Finding("DKIM", PASS, f"{name} publishes the key that signs ({key.algorithm})")
+            )
     return out
 
 
-def _dmarc(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]) -> list[Finding]:
+def _dmarc(
+    dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]
+) -> list[Finding]:
     domain = sender.from_domain
     org = organizational_domain(domain)
     where = f"_dmarc.{domain}"
@@ -422,13 +539,30 @@ def _dmarc(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[
         records = [t for t in dns.txt(where) if t.lower().startswith("v=dmarc1")]
     suggestion = f'_dmarc.{domain} TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}"'
     if not records:
-        return [Finding("DMARC", FAIL, f"{domain} has no DMARC record; bulk senders need one", suggestion)]
+        return [
+            Finding(
+                "DMARC", FAIL, f"{domain} has no DMARC record; bulk senders need one", suggestion
+            )
+        ]
     if len(records) > 1:
-        return [Finding("DMARC", FAIL, f"{where} has {len(records)} DMARC records; receivers ignore them all (keep one)")]
+        return [
+            Finding(
+                "DMARC",
+                FAIL,
+                f"{where} has {len(records)} DMARC records; receivers ignore them all (keep one)",
+            )
+        ]
     tags = _tags(records[0])
     policy = tags.get("p", "").lower()
     if policy not in ("none", "quarantine", "reject"):
-        return [Finding("DMARC", FAIL, f"{where}: p= is {policy or 'missing'}; expected none, quarantine or reject", suggestion)]
+        return [
+            Finding(
+                "DMARC",
+                FAIL,
+                f"{where}: p= is {policy or 'missing'}; expected none, quarantine or reject",
+                suggestion,
+            )
+        ]
     adkim, aspf = tags.get("adkim", "r").lower(), tags.get("aspf", "r").lower()
     ways = _aligned_ways(sender, done, adkim, aspf)
     signer = sender.signer
@@ -443,7 +577,11 @@ def _dmarc(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[
                 "fix the SPF and DKIM lines above",
             )
         ]
-    return [Finding("DMARC", PASS, f"{where}: p={policy}; aligned with From: {' and '.join(ways)} ({mode})")]
+    return [
+        Finding(
+            "DMARC", PASS, f"{where}: p={policy}; aligned with From: {' and '.join(ways)} ({mode})"
+        )
+    ]
 
 
 def _aligned_ways(sender: Sender, done: list[Finding], adkim: str, aspf: str) -> list[str]:
@@ -455,22 +593,43 @@ def _aligned_ways(sender: Sender, done: list[Finding], adkim: str, aspf: str) ->
         ways.append(f"DKIM d={signer.domain}")
     elif signer is None and sender.mailer in ESP_SPF_INCLUDES:
         ways.append(f"DKIM by {sender.mailer} once {domain} is verified there")
-    if sender.mailer not in ESP_SPF_INCLUDES and _passed(done, "SPF") and aligned(sender.envelope_domain, domain, aspf):
+    if (
+        sender.mailer not in ESP_SPF_INCLUDES
+        and _passed(done, "SPF")
+        and aligned(sender.envelope_domain, domain, aspf)
+    ):
         ways.append(f"SPF {sender.envelope_domain}")
     return ways
 
 
-def _mx(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]) -> list[Finding]:
+def _mx(
+    dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]
+) -> list[Finding]:
     domain = sender.envelope_domain
     mx = dns.mx(domain)
     if not mx:
-        return [Finding("MX", FAIL, f"{domain} has no MX: bounces to the envelope sender cannot be delivered", f"{domain} MX 10 mail.{domain}")]
+        return [
+            Finding(
+                "MX",
+                FAIL,
+                f"{domain} has no MX: bounces to the envelope sender cannot be delivered",
+                f"{domain} MX 10 mail.{domain}",
+            )
+        ]
     if mx == [(0, "")] or any(h in ("", ".") for _, h in mx):
-        return [Finding("MX", FAIL, f"{domain} has a null MX (RFC 7505): it accepts no mail, so every bounce is lost")]
+        return [
+            Finding(
+                "MX",
+                FAIL,
+                f"{domain} has a null MX (RFC 7505): it accepts no mail, so every bounce is lost",
+            )
+        ]
     return [Finding("MX", PASS, f"{domain} receives bounces at {', '.join(h for _, h in mx)}")]
 
 
-def _rdns(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]) -> list[Finding]:
+def _rdns(
+    dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[Finding]
+) -> list[Finding]:
     if not sender.smtp_host:
         return []
     if not ips:
@@ -479,11 +638,23 @@ def _rdns(dns: Dns, sender: Sender, ips: list[str], host_note: str, done: list[F
     for ip in ips:
         names = dns.ptr(ip)
         if not names:
-            out.append(Finding("rDNS", FAIL, f"{ip} has no reverse DNS name; ask its provider to set one (receivers distrust mail without it)"))
+            out.append(
+                Finding(
+                    "rDNS",
+                    FAIL,
+                    f"{ip} has no reverse DNS name; ask its provider to set one (receivers distrust mail without it)",
+                )
+            )
             continue
         confirmed = [n for n in names if ip in dns.addresses(n)]
         if confirmed:
             out.append(Finding("rDNS", PASS, f"{ip} is {confirmed[0]}, which resolves back to it"))
         else:
-            out.append(Finding("rDNS", FAIL, f"{ip} is named {names[0]}, but {names[0]} does not resolve back to {ip}"))
+            out.append(
+                Finding(
+                    "rDNS",
+                    FAIL,
+                    f"{ip} is named {names[0]}, but {names[0]} does not resolve back to {ip}",
+                )
+            )
     return out

@@ -60,7 +60,9 @@ def summary(rendered: RenderedEdition, *, budget_kb: int) -> dict[str, Any]:
     }
 
 
-def write_preview(out_dir: Path, rendered: RenderedEdition, eml: bytes, *, budget_kb: int) -> dict[str, Any]:
+def write_preview(
+    out_dir: Path, rendered: RenderedEdition, eml: bytes, *, budget_kb: int
+) -> dict[str, Any]:
     """Write digest.html, digest.txt and digest.eml into ``out_dir``; return the summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,9 @@ def _snapshot(watch: list[Path]) -> dict[str, float]:
 class PreviewState:
     """The current build (or its error) and a version number bumped by every rebuild."""
 
-    def __init__(self, build: Callable[[], tuple[RenderedEdition, bytes]], watch: list[Path], budget_kb: int):
+    def __init__(
+        self, build: Callable[[], tuple[RenderedEdition, bytes]], watch: list[Path], budget_kb: int
+    ):
         self.build = build
         # The built-in templates too: editing a default template reloads the page.
         from .paths import templates_dir
@@ -197,7 +201,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
         log.debug("preview: " + format, *args)
 
-    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -211,7 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802 (stdlib's name)
         # What GET answers, without the body (_send skips it): link checkers use HEAD.
         if urlsplit(self.path).path == "/version":
-            self._send(200, str(self.server.state.check()).encode("ascii"), "text/plain; charset=utf-8")
+            self._send(
+                200, str(self.server.state.check()).encode("ascii"), "text/plain; charset=utf-8"
+            )
             return
         self.do_GET()
 
@@ -227,15 +235,26 @@ class _Handler(BaseHTTPRequestHandler):
         if route == "/":
             self._send(200, _page(state).encode("utf-8"), "text/html; charset=utf-8")
         elif route == "/email.html" and r is not None:
-            self._send(200, personalised(r.html, r.markers).encode("utf-8"), "text/html; charset=utf-8")
+            self._send(
+                200, personalised(r.html, r.markers).encode("utf-8"), "text/html; charset=utf-8"
+            )
         elif route == "/email.txt" and r is not None:
-            self._send(200, personalised(r.text, r.markers).encode("utf-8"), "text/plain; charset=utf-8")
+            self._send(
+                200, personalised(r.text, r.markers).encode("utf-8"), "text/plain; charset=utf-8"
+            )
         elif route == "/digest.eml" and r is not None:
-            self._send(200, state.eml, "message/rfc822", {"Content-Disposition": 'attachment; filename="digest.eml"'})
+            self._send(
+                200,
+                state.eml,
+                "message/rfc822",
+                {"Content-Disposition": 'attachment; filename="digest.eml"'},
+            )
         elif route == "/summary.json":
             body = summary(r, budget_kb=state.budget_kb) if r is not None else {}
             body |= {"error": state.error, "version": state.version}
-            self._send(200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json")
+            self._send(
+                200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json"
+            )
         else:
             self._send(404, b"not found\n", "text/plain; charset=utf-8")
 
@@ -274,23 +293,23 @@ def _page(state: PreviewState) -> str:
         s = summary(r, budget_kb=state.budget_kb)
         pct = min(100, round(100 * s["size_kb"] / max(1, s["budget_kb"])))
         over = (
-            f' · <b>{s["overflow"]} posts listed as title links</b> (beyond max_posts or the size budget)'
+            f" · <b>{s['overflow']} posts listed as title links</b> (beyond max_posts or the size budget)"
             if s["overflow"]
             else ""
         )
         facts = (
-            f'<dl><dt>Subject</dt><dd>{esc(s["subject"])}</dd>'
-            f'<dt>Preheader</dt><dd>{esc(s["preheader"])}</dd>'
+            f"<dl><dt>Subject</dt><dd>{esc(s['subject'])}</dd>"
+            f"<dt>Preheader</dt><dd>{esc(s['preheader'])}</dd>"
             f'<dt>Size</dt><dd><meter min="0" max="{s["budget_kb"]}" high="{s["budget_kb"] * 0.9}" '
             f'value="{s["size_kb"]}"></meter> {s["size_kb"]} KB of {s["budget_kb"]} KB ({pct}%)'
-            f' · template {esc(s["template"])} · {s["full"]} posts in full{over}</dd></dl>'
+            f" · template {esc(s['template'])} · {s['full']} posts in full{over}</dd></dl>"
         )
         body = (
             '<div class="frames"><section><h2>Desktop</h2>'
             '<iframe class="desktop" src="/email.html" title="The email at desktop width"></iframe></section>'
             '<section><h2>Phone (375 px)</h2><div class="phone">'
             '<iframe src="/email.html" title="The email at phone width"></iframe></div></section></div>'
-            f'<section><h2>Text part</h2><pre>{esc(personalised(r.text, r.markers))}</pre></section>'
+            f"<section><h2>Text part</h2><pre>{esc(personalised(r.text, r.markers))}</pre></section>"
             '<p><a href="/digest.eml">Download digest.eml</a></p>'
         )
     return f"""<!doctype html>

@@ -60,7 +60,11 @@ class Adapter(Protocol):
 
 
 #: The base class (in distrib.adapters) of each group's adapters, for messages.
-BASE_NAMES = {"distrib.sources": "Source", "distrib.mailers": "Mailer", "distrib.channels": "Channel"}
+BASE_NAMES = {
+    "distrib.sources": "Source",
+    "distrib.mailers": "Mailer",
+    "distrib.channels": "Channel",
+}
 
 
 A = TypeVar("A", bound=Adapter)

@@ -9,7 +9,9 @@ import unicodedata
 
 #: Characters that reorder the text around them (Unicode bidi embeddings, overrides,
 #: isolates and marks): "gnp.exe" can show as "exe.png".
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def terminal_safe(text: str) -> str:

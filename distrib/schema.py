@@ -375,7 +375,9 @@ class Section(Mapping[str, Any]):
         return self._path
 
 
-def with_defaults(options: Mapping[str, Opt | Table | TableList], data: Mapping[str, Any] | None) -> dict[str, Any]:
+def with_defaults(
+    options: Mapping[str, Opt | Table | TableList], data: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """``data`` with every option it lacks set to that option's declared default: an
     adapter given a partial table (built by hand, not validated) reads the same defaults
     as a validated one, declared once, in its :class:`Opt`."""

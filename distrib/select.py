@@ -62,7 +62,9 @@ def select_posts(
     start = now - opts["window"]
     chosen = []
     for post in posts:
-        if post.key in already or _left_behind(post, first_seen.get(post.key), baseline, since, old):
+        if post.key in already or _left_behind(
+            post, first_seen.get(post.key), baseline, since, old
+        ):
             continue
         when = post.published or first_seen.get(post.key)
         if when is None or when < start or when > now:
@@ -70,14 +72,18 @@ def select_posts(
         if not passes_filters(post, opts):
             continue
         chosen.append(post)
-    chosen.sort(key=lambda p: (p.published or first_seen.get(p.key) or now), reverse=True)
+    chosen.sort(key=lambda p: p.published or first_seen.get(p.key) or now, reverse=True)
     if first_run and opts.get("backfill") is not None:
         return chosen[: opts["backfill"]]
     return chosen
 
 
 def _left_behind(
-    post: Post, seen: datetime | None, baseline: datetime | None, since: datetime | None, old: set[str] | None
+    post: Post,
+    seen: datetime | None,
+    baseline: datetime | None,
+    since: datetime | None,
+    old: set[str] | None,
 ) -> bool:
     """Seen by the baseline, or there (seen and published) when the previous edition was
     made and not taken by it: not new."""

@@ -125,7 +125,6 @@ def _language(settings: Settings) -> str:
     return lang if lang in _TEXT else "en"
 
 
-
 # --- routing ------------------------------------------------------------------------------
 
 
@@ -184,7 +183,10 @@ _HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("X-Robots-Tag", "noindex"),
     ("X-Content-Type-Options", "nosniff"),
-    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    ),
 )
 
 
@@ -216,7 +218,9 @@ class UnsubscribeServer(Server):
 
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        signup = SignupRoutes(settings, ledger, self.lock, self.tokens, self._status_page, self.wake)
+        signup = SignupRoutes(
+            settings, ledger, self.lock, self.tokens, self._status_page, self.wake
+        )
         router.add({"POST"}, exact("/subscribe"), signup.subscribe)
         router.add({"GET"}, exact("/confirm"), signup.confirm_page)
         router.add({"POST"}, exact("/confirm"), signup.confirm)
@@ -287,9 +291,7 @@ class UnsubscribeServer(Server):
         else:
             question = _fmt(t["confirm_one"], token.address, self, one)
             # Leaving every list is a separate, explicit choice: a second button.
-            form += (
-                f' <button type="submit" name="scope" value="all">{html.escape(t["button_all"])}</button>'
-            )
+            form += f' <button type="submit" name="scope" value="all">{html.escape(t["button_all"])}</button>'
         return self._page(t["confirm_title"], f"<p>{question}</p>{form}</form>")
 
     def _unsubscribe(self, request: Request, params: dict[str, str]) -> Response:
@@ -312,7 +314,11 @@ class UnsubscribeServer(Server):
                 log.info("unsubscribed one address through the endpoint")
         # Both writes are committed with a full sync before this answer is sent.
         t = self.text
-        done = _fmt(t["done"], token.address, self) if one is None else _fmt(t["done_one"], token.address, self, one)
+        done = (
+            _fmt(t["done"], token.address, self)
+            if one is None
+            else _fmt(t["done_one"], token.address, self, one)
+        )
         return self._page(t["done_title"], f"<p>{done}</p>")
 
     def _status_page(self, status: int, title: str, body: str) -> Response:
@@ -386,7 +392,9 @@ def serve(
     server = make_server(settings, ledger_path, host, port, limits)
     if on_ready:
         on_ready(server.url)
-    log.info("unsubscribe endpoint on %s (public URL %s)", server.url, settings.email.unsubscribe_url)
+    log.info(
+        "unsubscribe endpoint on %s (public URL %s)", server.url, settings.email.unsubscribe_url
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

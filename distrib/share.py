@@ -101,7 +101,11 @@ class ShareReport:
                 lines.append(line)
                 continue
             parts = [f"{_count(self.sent, name)} posted{target}"]
-            for label, items in (("deferred", self.deferred), ("failed", self.failed), ("waiting", self.skipped)):
+            for label, items in (
+                ("deferred", self.deferred),
+                ("failed", self.failed),
+                ("waiting", self.skipped),
+            ):
                 n = _count(items, name)
                 if n:
                     parts.append(f"{n} {label}")
@@ -150,7 +154,12 @@ def _opt(channel: Channel, key: str, default: Any = None) -> Any:
 
 
 def _plan(
-    ctx: Context, channels: list[Channel], posts: list[Post], report: ShareReport, *, dry_run: bool = False
+    ctx: Context,
+    channels: list[Channel],
+    posts: list[Post],
+    report: ShareReport,
+    *,
+    dry_run: bool = False,
 ) -> list[_Due]:
     ledger = ctx.ledger
     now = ctx.now
@@ -183,7 +192,9 @@ def _plan(
                 if post is not None:
                     rows[key] = ledger.share_row(key, name)
                     resume.append(post)
-            baseline, backfilled = _baseline(ctx, channel, newest_first, when, max_age, seen, dry=dry)
+            baseline, backfilled = _baseline(
+                ctx, channel, newest_first, when, max_age, seen, dry=dry
+            )
 
         def hold(post: Post, why: str, name: str = name) -> None:
             report.held.append(ShareItem(name, post.key, error=why))
@@ -193,10 +204,17 @@ def _plan(
                 continue
             row = ledger.share_row(post.key, name) if ledger is not None else None
             if row is not None:
-                if row.status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CLAIMED):
+                if row.status in (
+                    DeliveryStatus.SENT,
+                    DeliveryStatus.FAILED,
+                    DeliveryStatus.CLAIMED,
+                ):
                     continue
                 if row.not_before is not None and row.not_before > now:
-                    hold(post, f"deferred until {row.not_before.astimezone(now.tzinfo):%Y-%m-%d %H:%M}")
+                    hold(
+                        post,
+                        f"deferred until {row.not_before.astimezone(now.tzinfo):%Y-%m-%d %H:%M}",
+                    )
                     continue  # deferred: not yet
             elif now - when(post) > max_age:
                 hold(post, f"older than max_age ({_span(max_age)})")
@@ -210,7 +228,10 @@ def _plan(
                 and post.key not in backfilled
                 and seen.get(post.key, now) <= baseline
             ):
-                hold(post, "there before the channel's first run (set backfill = N to share the newest N)")
+                hold(
+                    post,
+                    "there before the channel's first run (set backfill = N to share the newest N)",
+                )
                 continue
             rows[post.key] = row
             # A share already tried (deferred) is owed before new ones.
@@ -301,7 +322,11 @@ def _baseline(
         return None, set()
     now = ctx.now
     count = int(_opt(channel, "backfill", 0))
-    recent = [p for p in newest_first if now - when(p) <= max_age and when(p) <= now + timedelta(minutes=5)]
+    recent = [
+        p
+        for p in newest_first
+        if now - when(p) <= max_age and when(p) <= now + timedelta(minutes=5)
+    ]
     backfilled = [p.key for p in recent[:count]]
     # Everything this run fetched is "there now", though the ledger may have recorded it
     # a second after the run started.
@@ -321,10 +346,18 @@ def _allowance(ctx: Context, channel: Channel, wanted: int) -> int:
     now = ctx.now
     per_hour = _opt(channel, "per_hour")
     if per_hour:
-        allowed = min(allowed, max(0, int(per_hour) - len(ledger.shares_since(channel.name, now - timedelta(hours=1)))))
+        allowed = min(
+            allowed,
+            max(
+                0, int(per_hour) - len(ledger.shares_since(channel.name, now - timedelta(hours=1)))
+            ),
+        )
     per_day = _opt(channel, "per_day")
     if per_day:
-        allowed = min(allowed, max(0, int(per_day) - len(ledger.shares_since(channel.name, now - timedelta(days=1)))))
+        allowed = min(
+            allowed,
+            max(0, int(per_day) - len(ledger.shares_since(channel.name, now - timedelta(days=1)))),
+        )
     min_gap = _opt(channel, "min_gap")
     if isinstance(min_gap, timedelta) and min_gap:
         # One post per run at most, and none if the last one is too recent: cron runs
@@ -337,7 +370,9 @@ def _allowance(ctx: Context, channel: Channel, wanted: int) -> int:
     return allowed
 
 
-def plan_shares(ctx: Context, channels: list[Channel], posts: list[Post]) -> list[tuple[Channel, Post, Snippet]]:
+def plan_shares(
+    ctx: Context, channels: list[Channel], posts: list[Post]
+) -> list[tuple[Channel, Post, Snippet]]:
     """What is due now, per channel, oldest first, within the channels' limits."""
     return [(d.channel, d.post, d.snippet) for d in _plan(ctx, channels, posts, ShareReport())]
 
@@ -371,13 +406,20 @@ def _reconcile(channel: Channel, snippet: Snippet, post: Post, key: str) -> Outc
     except ChannelUnavailable:
         raise
     except DistribError as e:
-        log.warning("channel %s: could not check %s (%s); posting it again with the same key", channel.name, post.key, e)
+        log.warning(
+            "channel %s: could not check %s (%s); posting it again with the same key",
+            channel.name,
+            post.key,
+            e,
+        )
     except Exception:
         log.exception("channel %s: reconciling %s", channel.name, post.key)
     return None
 
 
-def run_shares(ctx: Context, channels: list[Channel], posts: list[Post], *, dry_run: bool) -> ShareReport:
+def run_shares(
+    ctx: Context, channels: list[Channel], posts: list[Post], *, dry_run: bool
+) -> ShareReport:
     """Post every share that is due: claim, publish, mark, one at a time."""
     from .deliver import StopRequest
 
@@ -401,7 +443,9 @@ def run_shares(ctx: Context, channels: list[Channel], posts: list[Post], *, dry_
             channel.close()
 
 
-def _post_due(ledger: Ledger, due: list[_Due], report: ShareReport, stopped: dict[str, str], stop: StopRequest) -> None:
+def _post_due(
+    ledger: Ledger, due: list[_Due], report: ShareReport, stopped: dict[str, str], stop: StopRequest
+) -> None:
     """Claim, publish, mark each due share; stop between two when asked (Ctrl-C)."""
     for item in due:
         if stop.requested:
@@ -411,7 +455,10 @@ def _post_due(ledger: Ledger, due: list[_Due], report: ShareReport, stopped: dic
             report.skipped.append(ShareItem(name, item.post.key, error=stopped[name]))
             continue
         key = share_key(item.post.key, name)
-        if item.row is not None and item.row.status in (DeliveryStatus.CLAIMED, DeliveryStatus.DEFERRED):
+        if item.row is not None and item.row.status in (
+            DeliveryStatus.CLAIMED,
+            DeliveryStatus.DEFERRED,
+        ):
             # In flight at a kill, or deferred after an answer that may have posted
             # (a 5xx, a dropped connection): look on the network before posting again.
             try:
@@ -441,7 +488,9 @@ def _post_due(ledger: Ledger, due: list[_Due], report: ShareReport, stopped: dic
 
 
 def _record(report: ShareReport, item: _Due, outcome: Outcome) -> None:
-    entry = ShareItem(item.channel.name, item.post.key, item.snippet.text, outcome.remote_id, outcome.error)
+    entry = ShareItem(
+        item.channel.name, item.post.key, item.snippet.text, outcome.remote_id, outcome.error
+    )
     if outcome.status is DeliveryStatus.SENT:
         report.sent.append(entry)
     elif outcome.status is DeliveryStatus.DEFERRED:

@@ -53,9 +53,15 @@ log = logging.getLogger("distrib.serve")
 
 HONEYPOT = "website"
 
+
 def _options(settings: Settings) -> dict[str, Any]:
     raw = settings.data.get("signup") or {}
-    out: dict[str, Any] = {"base_url": None, "confirm_ttl": timedelta(days=7), "per_ip": 10, "per_address": 3}
+    out: dict[str, Any] = {
+        "base_url": None,
+        "confirm_ttl": timedelta(days=7),
+        "per_ip": 10,
+        "per_address": 3,
+    }
     out.update({k: v for k, v in dict(raw).items() if v is not None})
     if isinstance(out["confirm_ttl"], str):
         out["confirm_ttl"] = k_duration(out["confirm_ttl"], None)  # type: ignore[arg-type]
@@ -103,9 +109,13 @@ def _environment(settings: Settings) -> jinja2.Environment:
     if folder:
         loaders.append(jinja2.FileSystemLoader(str(folder)))
     loaders.append(
-        jinja2.DictLoader({"email/confirm.html.j2": _CONFIRM_HTML, "email/confirm.txt.j2": _CONFIRM_TEXT})
+        jinja2.DictLoader(
+            {"email/confirm.html.j2": _CONFIRM_HTML, "email/confirm.txt.j2": _CONFIRM_TEXT}
+        )
     )
-    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=jinja2.select_autoescape(["html.j2"]))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders), autoescape=jinja2.select_autoescape(["html.j2"])
+    )
 
 
 def confirm_url(settings: Settings, tokens: Tokens, address: str, newsletters: list[str]) -> str:
@@ -161,8 +171,13 @@ def drain_outbox(settings: Settings, ledger: Ledger, lock: threading.Lock | None
     if cls.handoff:
         with guard:
             for row in rows:
-                ledger.mark_outbox(row["id"], "failed", f"the {settings.email.mailer} mailer cannot send one email")
-        log.error("signup: the %s mailer hands editions off and cannot send confirmation emails", settings.email.mailer)
+                ledger.mark_outbox(
+                    row["id"], "failed", f"the {settings.email.mailer} mailer cannot send one email"
+                )
+        log.error(
+            "signup: the %s mailer hands editions off and cannot send confirmation emails",
+            settings.email.mailer,
+        )
         return 0
     tokens = Tokens(key)
     ctx = Context(settings=settings, now=datetime.now(UTC), ledger=None)
@@ -171,13 +186,21 @@ def drain_outbox(settings: Settings, ledger: Ledger, lock: threading.Lock | None
         outcomes: list[Outcome] = []
         with cls(mailer_settings(settings), ctx) as mailer:
             for row in rows:
-                message = prepare_message(settings, confirmation_edition(settings, row, tokens), key=key)
+                message = prepare_message(
+                    settings, confirmation_edition(settings, row, tokens), key=key
+                )
                 outcomes.clear()
                 try:
-                    mailer.deliver(message, iter([Recipient(row["address"], row["name"])]), lambda r, o: outcomes.append(o))
+                    mailer.deliver(
+                        message,
+                        iter([Recipient(row["address"], row["name"])]),
+                        lambda r, o: outcomes.append(o),
+                    )
                 except Exception as e:  # a mailer that cannot start: try again later
                     outcomes[:] = [Outcome.deferred(str(e))]
-                outcome = outcomes[0] if outcomes else Outcome.deferred("the mailer reported nothing")
+                outcome = (
+                    outcomes[0] if outcomes else Outcome.deferred("the mailer reported nothing")
+                )
                 with guard:
                     if outcome.status is DeliveryStatus.SENT:
                         ledger.mark_outbox(row["id"], "sent")
@@ -224,8 +247,15 @@ def _wants_json(request: Request) -> bool:
 class SignupRoutes:
     """The handlers of /subscribe and /confirm, on the server's ledger and lock."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, lock: threading.Lock, tokens: Tokens,
-                 page: Any, wake: threading.Event):
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        lock: threading.Lock,
+        tokens: Tokens,
+        page: Any,
+        wake: threading.Event,
+    ):
         self.settings = settings
         self.ledger = ledger
         self.lock = lock
@@ -240,7 +270,9 @@ class SignupRoutes:
 
     def _answer(self, request: Request, status: int, key: str, message: str) -> Response:
         if _wants_json(request):
-            return Response(status, json.dumps({"status": key, "message": message}) + "\n", "application/json")
+            return Response(
+                status, json.dumps({"status": key, "message": message}) + "\n", "application/json"
+            )
         page: Response = self.page(status, "Subscribe", f"<p>{html.escape(message)}</p>")
         return page
 
@@ -248,32 +280,56 @@ class SignupRoutes:
         from .addresses import normalise_address
 
         form = request.form()
-        pending = "Almost done: check your inbox for an email with a link to confirm your subscription."
+        pending = (
+            "Almost done: check your inbox for an email with a link to confirm your subscription."
+        )
         if not form:
-            return self._answer(request, HTTPStatus.BAD_REQUEST, "invalid",
-                                "Send the form's fields (email, and name if you like) form-encoded.")
+            return self._answer(
+                request,
+                HTTPStatus.BAD_REQUEST,
+                "invalid",
+                "Send the form's fields (email, and name if you like) form-encoded.",
+            )
         if any(v.strip() for v in form.get(HONEYPOT, [])):
-            return self._answer(request, HTTPStatus.OK, "pending", pending)  # a bot: the same answer, nothing done
+            return self._answer(
+                request, HTTPStatus.OK, "pending", pending
+            )  # a bot: the same answer, nothing done
         raw = (form.get("email") or [""])[0]
         try:
             if len(raw) > 254:
                 raise ValueError("longer than 254 characters")
             address = normalise_address(raw)
         except ValueError as e:
-            return self._answer(request, HTTPStatus.BAD_REQUEST, "invalid",
-                                f"That is not an email address ({e}); check it and try again.")
+            return self._answer(
+                request,
+                HTTPStatus.BAD_REQUEST,
+                "invalid",
+                f"That is not an email address ({e}); check it and try again.",
+            )
         name = " ".join((form.get("name") or [""])[0].split())[:100]
         chosen = [n for n in self.every if n in form.get("newsletter", [])]
         if form.get("newsletter") and not chosen:
-            return self._answer(request, HTTPStatus.BAD_REQUEST, "invalid",
-                                "None of the chosen newsletters exists here; choose one of: " + ", ".join(self.every) + ".")
+            return self._answer(
+                request,
+                HTTPStatus.BAD_REQUEST,
+                "invalid",
+                "None of the chosen newsletters exists here; choose one of: "
+                + ", ".join(self.every)
+                + ".",
+            )
         if not self.per_ip.allow(request.remote):
-            return self._answer(request, HTTPStatus.TOO_MANY_REQUESTS, "rate_limited",
-                                "Too many signups from your network; try again in an hour.")
+            return self._answer(
+                request,
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many signups from your network; try again in an hour.",
+            )
         with self.lock:
             row = self.ledger.get_subscriber(address)
-            already = row is not None and row["status"] == "active" and not any(
-                self.ledger.is_opted_out(address, n) for n in (chosen or self.every)
+            already = (
+                row is not None
+                and row["status"] == "active"
+                and not any(self.ledger.is_opted_out(address, n) for n in (chosen or self.every))
             )
             since = ledger_now() - timedelta(days=1)
             if not already and self.ledger.signups_since(address, since) < self.per_address:
@@ -286,16 +342,27 @@ class SignupRoutes:
         token = self.tokens.read(values[0], "confirm") if values else None
         if token is None:
             return None
-        expired = token.issued is not None and ledger_now().timestamp() - token.issued > self.ttl.total_seconds()
+        expired = (
+            token.issued is not None
+            and ledger_now().timestamp() - token.issued > self.ttl.total_seconds()
+        )
         return token, ("expired" if expired else "ok")
 
     def _bad_confirm(self, request: Request, found: tuple[Any, str] | None) -> Response:
         if found is not None:
-            return self._answer(request, HTTPStatus.GONE, "expired",
-                                "This confirmation link has expired; sign up again to get a new one.")
-        return self._answer(request, HTTPStatus.BAD_REQUEST, "invalid",
-                            "This confirmation link is not valid: it may have been cut short or changed. "
-                            "Use the link in the latest email, or sign up again.")
+            return self._answer(
+                request,
+                HTTPStatus.GONE,
+                "expired",
+                "This confirmation link has expired; sign up again to get a new one.",
+            )
+        return self._answer(
+            request,
+            HTTPStatus.BAD_REQUEST,
+            "invalid",
+            "This confirmation link is not valid: it may have been cut short or changed. "
+            "Use the link in the latest email, or sign up again.",
+        )
 
     def confirm_page(self, request: Request, params: dict[str, str]) -> Response:
         found = self._confirm_token(request)
@@ -311,7 +378,9 @@ class SignupRoutes:
             f"Send {html.escape(self.settings.site.name)}'s emails to "
             f"<strong>{html.escape(token.address)}</strong>?"
         )
-        page: Response = self.page(HTTPStatus.OK, "Confirm your subscription", f"<p>{question}</p>{form}")
+        page: Response = self.page(
+            HTTPStatus.OK, "Confirm your subscription", f"<p>{question}</p>{form}"
+        )
         return page
 
     def confirm(self, request: Request, params: dict[str, str]) -> Response:
@@ -322,8 +391,9 @@ class SignupRoutes:
         chosen = [n for n in (token.newsletter or "").split(",") if n]
         with self.lock:
             self.ledger.confirm_subscriber(token.address, "", chosen, self.every)
-        return self._answer(request, HTTPStatus.OK, "confirmed",
-                            f"Thank you: {token.address} is subscribed.")
+        return self._answer(
+            request, HTTPStatus.OK, "confirmed", f"Thank you: {token.address} is subscribed."
+        )
 
 
 def form_snippet(settings: Settings) -> str:

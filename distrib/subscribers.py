@@ -149,7 +149,8 @@ def _guess_encoding(path_or_file: Any) -> str:
 
 
 def read_rows(
-    path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes], header_info: dict[str, Any] | None = None
+    path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes],
+    header_info: dict[str, Any] | None = None,
 ) -> Iterator[Row]:
     """Stream the data rows of a subscriber CSV file.
 
@@ -198,9 +199,18 @@ def read_rows(
                         continue
                 email, name = _split_display(_cell(cells, email_col), _cell(cells, name_col))
                 left = tuple(n.strip() for n in _cell(cells, left_col).split("|") if n.strip())
-                yield Row(line, email, name, _cell(cells, status_col).lower(), _cell(cells, reason_col), left)
+                yield Row(
+                    line,
+                    email,
+                    name,
+                    _cell(cells, status_col).lower(),
+                    _cell(cells, reason_col),
+                    left,
+                )
         except csv.Error as e:
-            raise ValueError(f"line {lines_before + reader.line_num}: not valid CSV ({e})") from None
+            raise ValueError(
+                f"line {lines_before + reader.line_num}: not valid CSV ({e})"
+            ) from None
     except UnicodeDecodeError:
         raise _not_utf8(path_or_file) from None
     finally:
@@ -220,7 +230,9 @@ def _first_line(stream: IO[str]) -> tuple[str, int]:
     return "", n
 
 
-def _header_columns(cells: list[str], header_info: dict[str, Any] | None) -> tuple[int, int, int, int, int] | None:
+def _header_columns(
+    cells: list[str], header_info: dict[str, Any] | None
+) -> tuple[int, int, int, int, int] | None:
     """The (email, name, status, reason, left newsletters) columns a header row names, -1 for those it
     lacks; None when the row names no email column (it is data).  ``header_info`` gets
     the columns that are read past."""
@@ -235,7 +247,9 @@ def _header_columns(cells: list[str], header_info: dict[str, Any] | None) -> tup
     if header_info is not None:
         used = {found, name_col, status_col, reason_col, left_col}
         header_info["ignored"] = [
-            cells[i].strip() for i, c in enumerate(lowered) if c and i not in used and c not in _HEADER_KNOWN_OTHER
+            cells[i].strip()
+            for i, c in enumerate(lowered)
+            if c and i not in used and c not in _HEADER_KNOWN_OTHER
         ]
     return found, name_col, status_col, reason_col, left_col
 
@@ -244,8 +258,12 @@ def _not_utf8(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> Not
     guess = _guess_encoding(path_or_file)
     looks = f" (it looks like {guess})" if guess else ""
     name = os.fspath(path_or_file) if isinstance(path_or_file, (str, os.PathLike)) else "FILE"
-    convert = f" or convert it: iconv -f {guess.split()[0].upper()} -t UTF-8 {name} > utf8.csv" if guess else ""
-    return NotUtf8(f"not UTF-8 text{looks}; nothing was imported: save it as \"CSV UTF-8\"{convert}")
+    convert = (
+        f" or convert it: iconv -f {guess.split()[0].upper()} -t UTF-8 {name} > utf8.csv"
+        if guess
+        else ""
+    )
+    return NotUtf8(f'not UTF-8 text{looks}; nothing was imported: save it as "CSV UTF-8"{convert}')
 
 
 @dataclass
@@ -299,7 +317,11 @@ def import_csv(
                 report._bad(row.line, row.email, str(e))
                 continue
             if row.status not in ("", "active") and row.status not in STATUSES:
-                report._bad(row.line, row.email, f"unknown status {row.status!r}: expected one of {', '.join(STATUSES)}")
+                report._bad(
+                    row.line,
+                    row.email,
+                    f"unknown status {row.status!r}: expected one of {', '.join(STATUSES)}",
+                )
                 continue
             if row.status not in ("", "active"):
                 if not ledger.is_suppressed(address):
@@ -337,18 +359,35 @@ def export_csv(
     "+", "-", "@") gets a leading "'" (see :func:`guard_cell`), which import drops."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUSES)}")
-    owned = isinstance(out, (str, os.PathLike))
     # A file is created 0600: it is the subscriber list.
-    stream: IO[str] = open(out, "w", encoding="utf-8", newline="", opener=private_opener) if owned else out  # type: ignore[arg-type, assignment]
+    owned = isinstance(out, (str, os.PathLike))
+    stream: IO[str]
+    if isinstance(out, (str, os.PathLike)):
+        stream = open(out, "w", encoding="utf-8", newline="", opener=private_opener)
+    else:
+        stream = out
     try:
         writer = csv.writer(stream)
-        writer.writerow(["email", "name", "status", "reason", "created", "updated", "left_newsletters"])
+        writer.writerow(
+            ["email", "name", "status", "reason", "created", "updated", "left_newsletters"]
+        )
         left = ledger.all_opt_outs()
         n = 0
         for sub in list_subscribers(ledger, status):
             gone = "|".join(sorted(left.get(sub.email, ())))
             writer.writerow(
-                [guard_cell(v) for v in (sub.email, sub.name, sub.status, sub.reason, sub.created, sub.updated, gone)]
+                [
+                    guard_cell(v)
+                    for v in (
+                        sub.email,
+                        sub.name,
+                        sub.status,
+                        sub.reason,
+                        sub.created,
+                        sub.updated,
+                        gone,
+                    )
+                ]
             )
             n += 1
         return n
@@ -394,7 +433,9 @@ def unsubscribe(
     ``email.recipients`` too), as ``status`` (unsubscribed, bounced, complained: what
     an ESP's bounce or complaint report says).  False if it was already suppressed."""
     if status not in STATUSES or status == "active":
-        raise ValueError(f"unknown suppression {status!r}: expected unsubscribed, bounced or complained")
+        raise ValueError(
+            f"unknown suppression {status!r}: expected unsubscribed, bounced or complained"
+        )
     address = normalise_address(_split_display(address, "")[0])
     if ledger.is_suppressed(address):
         return False
@@ -440,7 +481,9 @@ def _subscriber(row: object) -> Subscriber:
 # --- an edition's recipients -------------------------------------------------------------------
 
 
-def recipients(settings: Settings, ledger: Ledger, newsletter: str | None = None) -> Iterator[Recipient]:
+def recipients(
+    settings: Settings, ledger: Ledger, newsletter: str | None = None
+) -> Iterator[Recipient]:
     """The edition's recipients: ``email.recipients``, then ``email.recipients_file``,
     then the ledger's active subscribers; each address once; suppressed ones left out,
     and those who left ``newsletter`` alone (its unsubscribe link) when one is given.
@@ -454,7 +497,9 @@ def recipients(settings: Settings, ledger: Ledger, newsletter: str | None = None
     return _stream(fixed, ledger, newsletter)
 
 
-def _stream(fixed: list[Recipient], ledger: Ledger, newsletter: str | None = None) -> Iterator[Recipient]:
+def _stream(
+    fixed: list[Recipient], ledger: Ledger, newsletter: str | None = None
+) -> Iterator[Recipient]:
     left = ledger.opted_out(newsletter) if newsletter is not None else set()
     seen = {r.email for r in fixed} | left
     for r in fixed:
@@ -499,7 +544,9 @@ def _fixed_recipients(settings: Settings) -> Iterable[Recipient]:
                     continue
                 out.setdefault(address, Recipient(address, row.name))
         except FileNotFoundError:
-            problems.append(f"email.recipients_file: no file at {path}; fix the path or remove the key")
+            problems.append(
+                f"email.recipients_file: no file at {path}; fix the path or remove the key"
+            )
         except OSError as e:
             problems.append(f"email.recipients_file: cannot read {path}: {e.strerror}")
         except ValueError as e:

@@ -95,7 +95,11 @@ class Tokens:
         name = newsletter.encode("utf-8")
         if len(name) > 255:
             raise ValueError(f"newsletter name too long for a token: {newsletter[:40]!r}…")
-        head = (int(time.time()) if issued is None else issued).to_bytes(4, "big") + bytes([len(name)]) + name
+        head = (
+            (int(time.time()) if issued is None else issued).to_bytes(4, "big")
+            + bytes([len(name)])
+            + name
+        )
         ad = [bytes([_VERSION, PURPOSES[purpose]])]
         seal = self._siv.encrypt
         prefix = bytes([_VERSION])

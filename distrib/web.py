@@ -102,7 +102,9 @@ class Request:
             return {}
         try:
             pairs = parse_qsl(
-                self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                self.body.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=False,
                 max_num_fields=max_fields,
             )
         except (UnicodeDecodeError, ValueError):
@@ -197,7 +199,8 @@ class Router:
             if "GET" in allowed:
                 allowed.add("HEAD")
             return Response(
-                HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed\n",
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method not allowed\n",
                 headers=[("Allow", ", ".join(sorted(allowed)))],
             )
         return text(HTTPStatus.NOT_FOUND, "not found\n")
@@ -207,7 +210,11 @@ class Router:
             request = _request(environ)
             response = self.respond(request)
         except Exception as e:  # a bug must not show a traceback to the client or the path in logs
-            log.error("serve: %s while answering a %s request", type(e).__name__, environ.get("REQUEST_METHOD"))
+            log.error(
+                "serve: %s while answering a %s request",
+                type(e).__name__,
+                environ.get("REQUEST_METHOD"),
+            )
             log.debug("serve: handler error", exc_info=True)
             response = text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
         body = response.body.encode("utf-8") if isinstance(response.body, str) else response.body
@@ -219,7 +226,9 @@ class Router:
             *response.headers,
         ]
         start_response(f"{status.value} {status.phrase}", headers)
-        log.info("%s %s %s", environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD"), status.value)
+        log.info(
+            "%s %s %s", environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD"), status.value
+        )
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
@@ -338,7 +347,9 @@ class _TcpServer(TcpWSGIServer):  # type: ignore[misc]
                 # between requests (or none yet): the idle limit, or the header limit
                 # for a connection that has not sent its first request
                 first = channel.last_activity == channel.creation_time
-                late = now - channel.last_activity > (lim.header_timeout if first else lim.idle_timeout)
+                late = now - channel.last_activity > (
+                    lim.header_timeout if first else lim.idle_timeout
+                )
             elif req.headers_at is None:
                 late = now - req.started > lim.header_timeout
             else:
@@ -355,7 +366,11 @@ class Server:
     """
 
     def __init__(
-        self, app: Router, host: str, port: int, limits: Limits | None = None,
+        self,
+        app: Router,
+        host: str,
+        port: int,
+        limits: Limits | None = None,
         on_close: Callable[[], None] | None = None,
     ):
         self.limits = limits or Limits()
@@ -446,4 +461,6 @@ def _raise_descriptor_limit(wanted: int) -> None:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
-            log.warning("serve: cannot raise the open-file limit to %d; fewer connections fit", target)
+            log.warning(
+                "serve: cannot raise the open-file limit to %d; fewer connections fit", target
+            )

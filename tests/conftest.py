@@ -49,7 +49,13 @@ def write_config(path: Path, body: str) -> Path:
 def make_config(tmp_path: Path):
     """Write a config: the minimal valid one plus ``extra`` TOML appended."""
 
-    def make(extra: str = "", *, sources: str | None = None, email: str | None = None, name: str = "distrib.toml") -> Path:
+    def make(
+        extra: str = "",
+        *,
+        sources: str | None = None,
+        email: str | None = None,
+        name: str = "distrib.toml",
+    ) -> Path:
         if sources is None:
             sources = '[[sources]]\nname = "newsroom"\ntype = "sample"\n'
         if email is None:
@@ -62,14 +68,22 @@ def make_config(tmp_path: Path):
                 unsubscribe_url = "https://test.example/unsubscribe?token={token}"
                 """
             )
-        text = textwrap.dedent(
-            """
+        text = (
+            textwrap.dedent(
+                """
             [site]
             name = "Test News"
             url = "https://test.example/"
             postal_address = "1 Test Street, Testville"
             """
-        ) + "\n" + sources + "\n" + email + "\n" + textwrap.dedent(extra)
+            )
+            + "\n"
+            + sources
+            + "\n"
+            + email
+            + "\n"
+            + textwrap.dedent(extra)
+        )
         return write_config(tmp_path / name, text)
 
     return make
@@ -116,7 +130,11 @@ class _Handler:
             await asyncio.sleep(self.delay)
         with self.lock:
             self.server.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.original_content or envelope.content),
+                )
             )
         return "250 2.0.0 OK queued"
 
@@ -146,7 +164,9 @@ def smtp_server() -> Iterator[SmtpServer]:
 # --- the CLI as a user runs it -------------------------------------------------------
 
 
-def run_distrib(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_distrib(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """`python -m distrib ARGS` in a subprocess, as cron would run it."""
     full_env = {k: v for k, v in os.environ.items() if k != "DISTRIB_CONFIG"}
     full_env.update(env or {})

@@ -47,7 +47,10 @@ def dns_server(records: dict[tuple[str, str], list[str]]) -> Iterator[str]:
 
     port = free_port()
     server = DNSServer(
-        ZoneResolver(records), port=port, address="127.0.0.1", logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data")
+        ZoneResolver(records),
+        port=port,
+        address="127.0.0.1",
+        logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"),
     )
     server.start_thread()
     try:

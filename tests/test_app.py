@@ -41,11 +41,15 @@ def feed(tmp_path: Path) -> Path:
 @pytest.fixture
 def live_feed(tmp_path: Path) -> Path:
     """For tests that run distrib in a subprocess, on the real clock."""
-    return write_feed(tmp_path / "feed.xml", [(1, 5, "news"), (2, 3, "sport")], now=datetime.now(UTC))
+    return write_feed(
+        tmp_path / "feed.xml", [(1, 5, "news"), (2, 3, "sport")], now=datetime.now(UTC)
+    )
 
 
 def feed_config(make_config, extra: str = "") -> Path:
-    return make_config(extra, sources='[[sources]]\nname = "blog"\ntype = "feed"\npath = "feed.xml"\n')
+    return make_config(
+        extra, sources='[[sources]]\nname = "blog"\ntype = "feed"\npath = "feed.xml"\n'
+    )
 
 
 def run(path: Path, **kw):
@@ -117,7 +121,10 @@ def test_two_newsletters_keep_their_own_history(make_config, feed, clock, tmp_pa
 def test_a_reader_who_left_one_newsletter_still_gets_the_other(make_config, feed, clock, tmp_path):
     # What a "sport" unsubscribe link does (tests/serve/test_tokens.py): an opt-out of
     # that newsletter alone; the dry run counts each newsletter's own readers.
-    path = feed_config(make_config, '[[newsletters]]\nname = "sport"\ninclude_tags = ["sport"]\n\n[[newsletters]]\nname = "all"\n')
+    path = feed_config(
+        make_config,
+        '[[newsletters]]\nname = "sport"\ninclude_tags = ["sport"]\n\n[[newsletters]]\nname = "all"\n',
+    )
     with make_app(path) as app:
         app.ledger.opt_out("a@example.com", "sport", "one-click")
         assert [r.email for r in app.recipients("sport")] == ["b@example.com"]
@@ -128,7 +135,9 @@ def test_a_reader_who_left_one_newsletter_still_gets_the_other(make_config, feed
 
     dry = CliRunner().invoke(cli, ["send", "--dry-run", "--config", str(path)])
     assert dry.exit_code == 0, dry.output
-    lines = {line.split(":", 1)[0]: line for line in dry.output.splitlines() if "would send" in line}
+    lines = {
+        line.split(":", 1)[0]: line for line in dry.output.splitlines() if "would send" in line
+    }
     assert "for 1 recipient," in lines["sport"] and "for 2 recipients," in lines["all"]
     result = run(path)
     sent = {r.newsletter: r.report.sent for r in result.editions}
@@ -140,13 +149,17 @@ def test_per_post_cadence_sends_one_edition_per_post_oldest_first(make_config, f
     path = feed_config(make_config, '[digest]\ncadence = "per-post"\n')
     result = run(path)
     assert [r.edition.post_keys for r in result.editions] == [
-        ("https://site.example/1",), ("https://site.example/2",), ("https://site.example/3",)
+        ("https://site.example/1",),
+        ("https://site.example/2",),
+        ("https://site.example/3",),
     ]
 
 
 def test_weekly_cadence_waits_for_its_day_and_force_sends_now(make_config, feed, clock):
     # FIXED_NOW is Friday 2026-11-20 09:30 UTC
-    path = feed_config(make_config, '[digest]\ncadence = "weekly"\nday = "friday"\ntime = "08:00"\n')
+    path = feed_config(
+        make_config, '[digest]\ncadence = "weekly"\nday = "friday"\ntime = "08:00"\n'
+    )
     # The first edition waits for the first slot (it used to go at once, before any slot).
     first = run(path)
     assert not first.editions and "first weekly slot" in first.skipped[0]
@@ -175,7 +188,11 @@ def test_send_refuses_without_postal_address_or_unsubscribe(make_config, live_fe
         app.send()
     assert len(info.value.problems) == 2
     proc = run_distrib("send", "--config", str(path))
-    assert proc.returncode == 2 and "postal_address" in proc.stderr and "unsubscribe_url" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "postal_address" in proc.stderr
+        and "unsubscribe_url" in proc.stderr
+    )
     assert eml_count(tmp_path) == 0
 
 
@@ -268,9 +285,13 @@ def test_deferred_recipient_finishes_the_edition_in_a_later_run(make_config, fee
         assert len(third.editions[0].edition.post_keys) == 3  # max_posts 2 in full, one listed
         clock[0] = FIXED_NOW + timedelta(hours=1, minutes=15)
         fourth = run(path)
-        assert [(r.edition.id, r.resumed, r.report.sent) for r in fourth.editions] == [(2, False, 2)]
+        assert [(r.edition.id, r.resumed, r.report.sent) for r in fourth.editions] == [
+            (2, False, 2)
+        ]
         assert fourth.editions[0].edition.post_keys == ("https://site.example/4",)
-        assert sorted(handler.delivered) == sorted(["now@example.com", "later@example.com", "now@example.com", "later@example.com"])
+        assert sorted(handler.delivered) == sorted(
+            ["now@example.com", "later@example.com", "now@example.com", "later@example.com"]
+        )
     finally:
         controller.stop()
 
@@ -299,11 +320,15 @@ def test_a_post_without_a_date_gets_its_first_seen_time(make_config, tmp_path, c
 def test_preview_of_a_past_edition_and_the_archive(make_config, live_feed, tmp_path):
     path = feed_config(make_config, '[theme]\narchive_url = "https://site.example/letters/"\n')
     assert run_distrib("run", "--config", str(path)).returncode == 0
-    proc = run_distrib("preview", "--edition", "1", "--out", str(tmp_path / "pv"), "--config", str(path))
+    proc = run_distrib(
+        "preview", "--edition", "1", "--out", str(tmp_path / "pv"), "--config", str(path)
+    )
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "pv" / "digest.html").read_text(encoding="utf-8")
     assert "https://site.example/letters/1/" in html  # "view in browser"
-    assert run_distrib("preview", "--edition", "9", "--config", str(path)).returncode == 2  # usage: no such edition
+    assert (
+        run_distrib("preview", "--edition", "9", "--config", str(path)).returncode == 2
+    )  # usage: no such edition
     proc = run_distrib("archive", "--out", str(tmp_path / "site"), "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "site" / "1" / "index.html").read_text(encoding="utf-8")

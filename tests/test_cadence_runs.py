@@ -65,7 +65,9 @@ def daily_posts(upto: datetime) -> list[tuple[str, datetime]]:
     return out
 
 
-def test_daily_weekly_monthly_over_16_days_across_the_end_of_summer_time(make_config, clock, tmp_path):
+def test_daily_weekly_monthly_over_16_days_across_the_end_of_summer_time(
+    make_config, clock, tmp_path
+):
     path = make_config(
         """
         [[newsletters]]
@@ -90,7 +92,7 @@ def test_daily_weekly_monthly_over_16_days_across_the_end_of_summer_time(make_co
         email='[email]\nmailer = "outbox"\nfrom = "n@test.example"\nrecipients = ["a@example.com"]\n'
         'unsubscribe_url = "https://test.example/u?t={token}"\n',
     )
-    text = path.read_text().replace('[site]\n', '[site]\ntimezone = "Europe/Dublin"\n')
+    text = path.read_text().replace("[site]\n", '[site]\ntimezone = "Europe/Dublin"\n')
     path.write_text(text)
     feed = tmp_path / "feed.xml"
     for hour in range(HOURS + 1):  # an hourly cron
@@ -122,7 +124,11 @@ def test_daily_weekly_monthly_over_16_days_across_the_end_of_summer_time(make_co
         datetime(2026, 10, 26, 8, 0, tzinfo=UTC),
         datetime(2026, 11, 2, 8, 0, tzinfo=UTC),
     ]
-    assert [len(k) for _, k in sent["weekly"]] == [3, 7, 6]  # every post once: 17-19, 20-26, 27-02 less the 28th
+    assert [len(k) for _, k in sent["weekly"]] == [
+        3,
+        7,
+        6,
+    ]  # every post once: 17-19, 20-26, 27-02 less the 28th
     # monthly: the 1st at 08:00 local (GMT by then), with the month's posts
     assert [c for c, _ in sent["monthly"]] == [datetime(2026, 11, 1, 8, 0, tzinfo=UTC)]
     assert len(sent["monthly"][0][1]) == 15
@@ -136,7 +142,10 @@ def test_force_sends_the_first_scheduled_edition_now(make_config, clock, tmp_pat
     clock[0] = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
     write_feed(tmp_path / "feed.xml", [("a", clock[0] - timedelta(hours=1))])
     out = cli_run(path)
-    assert "the first edition goes at the first daily slot; the next slot is 2026-11-21 08:00 +0000" in out
+    assert (
+        "the first edition goes at the first daily slot; the next slot is 2026-11-21 08:00 +0000"
+        in out
+    )
     assert "edition 1" in cli_run(path, "--force")
 
 
@@ -167,7 +176,9 @@ def live_posts(n: int, prefix: str = "p") -> list[tuple[str, datetime]]:
 
 
 @pytest.mark.parametrize("command", ["run", "send"])
-def test_twenty_posts_max_five_six_runs_then_three_more(make_config, smtp_server: SmtpServer, tmp_path, command):
+def test_twenty_posts_max_five_six_runs_then_three_more(
+    make_config, smtp_server: SmtpServer, tmp_path, command
+):
     path = smtp_config(make_config, smtp_server, "[digest]\nmax_posts = 5\n")
     old = live_posts(20)
     write_feed(tmp_path / "feed.xml", old)
@@ -191,7 +202,7 @@ def test_twenty_posts_max_five_six_runs_then_three_more(make_config, smtp_server
     assert all(len(msgs) == 2 for msgs in by.values())
     second = by["ana@example.com"][1].message.get_body(("html",)).get_content()
     assert all(f"https://site.example/{k}" in second for k, _ in new)
-    assert not any(f"https://site.example/{k}\"" in second for k, _ in old)
+    assert not any(f'https://site.example/{k}"' in second for k, _ in old)
 
 
 def test_overflow_skip_counts_what_it_leaves_out(make_config, smtp_server: SmtpServer, tmp_path):
@@ -200,20 +211,22 @@ def test_overflow_skip_counts_what_it_leaves_out(make_config, smtp_server: SmtpS
     write_feed(tmp_path / "feed.xml", old)
     proc = run_distrib("run", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert "15 skipped (overflow = \"skip\")" in proc.stdout
+    assert '15 skipped (overflow = "skip")' in proc.stdout
     assert run_distrib("run", "--config", str(path)).returncode == 0
     by = smtp_server.by_recipient()
     assert all(len(msgs) == 1 for msgs in by.values())
     html = by["ana@example.com"][0].message.get_body(("html",)).get_content()
     assert "More in this edition" not in html
-    assert sum(f"https://site.example/{k}\"" in html for k, _ in old) == 5
+    assert sum(f'https://site.example/{k}"' in html for k, _ in old) == 5
     assert "20 posts: 5 in full, 15 skipped" in run_distrib("status", "--config", str(path)).stdout
 
 
 # --- per-post: a burst is one digest ----------------------------------------------------
 
 
-def test_per_post_burst_is_one_digest_and_max_per_day_caps_singles(make_config, smtp_server: SmtpServer, tmp_path):
+def test_per_post_burst_is_one_digest_and_max_per_day_caps_singles(
+    make_config, smtp_server: SmtpServer, tmp_path
+):
     path = smtp_config(make_config, smtp_server, '[digest]\ncadence = "per-post"\nmax_posts = 5\n')
     old = live_posts(20)
     write_feed(tmp_path / "feed.xml", old)

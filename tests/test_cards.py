@@ -13,7 +13,9 @@ from distrib.cards import image_size
 
 from .conftest import run_distrib
 
-PIL = pytest.importorskip("PIL.Image", reason="pip install 'distrib[card]' (Pillow) to make the test images")
+PIL = pytest.importorskip(
+    "PIL.Image", reason="pip install 'distrib[card]' (Pillow) to make the test images"
+)
 
 
 def _image(w: int, h: int, fmt: str = "PNG") -> bytes:
@@ -36,15 +38,21 @@ def serve_site(httpserver: HTTPServer) -> str:
     }
     items = ""
     for i, (slug, head) in enumerate(pages.items()):
-        httpserver.expect_request(f"/{slug}/").respond_with_data(f"<html><head>{head}</head><body>x</body></html>", content_type="text/html")
+        httpserver.expect_request(f"/{slug}/").respond_with_data(
+            f"<html><head>{head}</head><body>x</body></html>", content_type="text/html"
+        )
         date = (now - timedelta(hours=i + 1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
         items += f"<item><title>{slug}</title><link>{base}/{slug}/</link><guid>{base}/{slug}/</guid><pubDate>{date}</pubDate></item>"
     httpserver.expect_request("/feed.xml").respond_with_data(
         f'<?xml version="1.0"?><rss version="2.0"><channel><title>S</title><link>{base}/</link><description>d</description>{items}</channel></rss>',
         content_type="application/rss+xml",
     )
-    httpserver.expect_request("/img/wide.png").respond_with_data(_image(1200, 630), content_type="image/png")
-    httpserver.expect_request("/img/small.jpg").respond_with_data(_image(120, 80, "JPEG"), content_type="image/jpeg")
+    httpserver.expect_request("/img/wide.png").respond_with_data(
+        _image(1200, 630), content_type="image/png"
+    )
+    httpserver.expect_request("/img/small.jpg").respond_with_data(
+        _image(120, 80, "JPEG"), content_type="image/jpeg"
+    )
     heavy = _image(1200, 630) + b"\0" * 6_000_000  # a 6 MB file (the pixels say 1200x630)
     httpserver.expect_request("/img/heavy.png").respond_with_data(heavy, content_type="image/png")
     return base
@@ -52,7 +60,9 @@ def serve_site(httpserver: HTTPServer) -> str:
 
 def test_check_cards_reports_per_network(httpserver: HTTPServer, make_config) -> None:
     base = serve_site(httpserver)
-    path = make_config(sources=f'[[sources]]\nname = "blog"\ntype = "feed"\nurl = "{base}/feed.xml"\n')
+    path = make_config(
+        sources=f'[[sources]]\nname = "blog"\ntype = "feed"\nurl = "{base}/feed.xml"\n'
+    )
     proc = run_distrib("check", "--cards", "--no-domain", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -73,9 +83,13 @@ def test_check_cards_reports_per_network(httpserver: HTTPServer, make_config) ->
     assert "Traceback" not in proc.stderr
 
 
-def test_preview_cards_shows_them_beside_the_digest(httpserver: HTTPServer, make_config, tmp_path: Path) -> None:
+def test_preview_cards_shows_them_beside_the_digest(
+    httpserver: HTTPServer, make_config, tmp_path: Path
+) -> None:
     base = serve_site(httpserver)
-    path = make_config(sources=f'[[sources]]\nname = "blog"\ntype = "feed"\nurl = "{base}/feed.xml"\n')
+    path = make_config(
+        sources=f'[[sources]]\nname = "blog"\ntype = "feed"\nurl = "{base}/feed.xml"\n'
+    )
     proc = run_distrib("preview", "--cards", "--out", "pv", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "pv" / "cards.html").read_text(encoding="utf-8")

@@ -66,7 +66,10 @@ def test_check_treats_unknown_keys_and_contradictions_as_errors_run_warns(make_c
         assert expected in check.stderr, check.stderr
     run = run_distrib("run", "--dry-run", "--config", str(path))
     assert run.returncode == 0, run.stderr
-    assert "warning: digets: unknown key" in run.stderr and "warning: digest.min_posts: 20" in run.stderr
+    assert (
+        "warning: digets: unknown key" in run.stderr
+        and "warning: digest.min_posts: 20" in run.stderr
+    )
     strict = run_distrib("run", "--dry-run", "--strict", "--config", str(path))
     assert strict.returncode == 2 and "digest.min_posts: 20" in strict.stderr
 
@@ -82,14 +85,20 @@ def test_a_dry_run_and_a_real_run_say_the_same_about_no_recipients(make_config, 
     dry = run_distrib("run", "--dry-run", "--config", str(path))
     real = run_distrib("run", "--config", str(path))
     assert dry.returncode == real.returncode == 0, dry.stderr + real.stderr
-    line = "digest: no recipients (all suppressed, or none configured); nothing sent, the posts wait"
+    line = (
+        "digest: no recipients (all suppressed, or none configured); nothing sent, the posts wait"
+    )
     assert line in dry.stdout and line in real.stdout
     assert "0 recipients" not in dry.stdout
 
 
 @pytest.mark.parametrize(
     "args",
-    [("serve", "--port", "80000"), ("serve", "--port", "-1"), ("preview", "--serve", "--port", "80000")],
+    [
+        ("serve", "--port", "80000"),
+        ("serve", "--port", "-1"),
+        ("preview", "--serve", "--port", "80000"),
+    ],
 )
 def test_a_port_out_of_range_is_one_line_and_exit_2(make_config, args):
     proc = run_distrib(*args, "--config", str(make_config()), timeout=30)
@@ -114,22 +123,33 @@ def test_help_and_the_missing_config_error_point_at_distrib_init(tmp_path):
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("email,name\njérôme@example.com,Jérôme\n".encode("cp1252"), "not UTF-8 text (it looks like Windows-1252"),
+        (
+            "email,name\njérôme@example.com,Jérôme\n".encode("cp1252"),
+            "not UTF-8 text (it looks like Windows-1252",
+        ),
         (b"", "the file is empty"),
         (b"email,name\n", "the file has a header but no rows"),
     ],
 )
-def test_a_csv_that_cannot_be_imported_says_why_with_exit_2(make_config, tmp_path, content: bytes, expected: str):
+def test_a_csv_that_cannot_be_imported_says_why_with_exit_2(
+    make_config, tmp_path, content: bytes, expected: str
+):
     (tmp_path / "readers.csv").write_bytes(content)
-    proc = run_distrib("subscribers", "import", "readers.csv", "--config", str(make_config()), cwd=tmp_path)
+    proc = run_distrib(
+        "subscribers", "import", "readers.csv", "--config", str(make_config()), cwd=tmp_path
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert expected in one_line(proc.stderr)
     assert "added 0" not in proc.stdout
 
 
 def test_csv_columns_that_are_not_read_are_named(make_config, tmp_path):
-    (tmp_path / "readers.csv").write_text("email,name,phone,City\nana@example.com,Ana,123,Lisbon\n", encoding="utf-8")
-    proc = run_distrib("subscribers", "import", "readers.csv", "--config", str(make_config()), cwd=tmp_path)
+    (tmp_path / "readers.csv").write_text(
+        "email,name,phone,City\nana@example.com,Ana,123,Lisbon\n", encoding="utf-8"
+    )
+    proc = run_distrib(
+        "subscribers", "import", "readers.csv", "--config", str(make_config()), cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ignored columns 'phone', 'City'" in proc.stderr and "added 1" in proc.stdout
 
@@ -157,8 +177,12 @@ def _slow_server(delay: float):
     return controller, server
 
 
-def _long_send(make_config, tmp_path: Path, server: SmtpServer) -> tuple[Path, subprocess.Popen[str]]:
-    (tmp_path / "subs.csv").write_text("email\n" + "".join(f"r{i}@example.com\n" for i in range(300)))
+def _long_send(
+    make_config, tmp_path: Path, server: SmtpServer
+) -> tuple[Path, subprocess.Popen[str]]:
+    (tmp_path / "subs.csv").write_text(
+        "email\n" + "".join(f"r{i}@example.com\n" for i in range(300))
+    )
     path = make_config(
         email=f"""
         [email]
@@ -183,7 +207,9 @@ def _long_send(make_config, tmp_path: Path, server: SmtpServer) -> tuple[Path, s
     return path, first
 
 
-def test_a_quiet_tick_while_a_send_holds_the_lock_is_silent_and_status_shows_the_send(make_config, tmp_path):
+def test_a_quiet_tick_while_a_send_holds_the_lock_is_silent_and_status_shows_the_send(
+    make_config, tmp_path
+):
     controller, server = _slow_server(delay=0.05)
     try:
         path, first = _long_send(make_config, tmp_path, server)

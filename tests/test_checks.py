@@ -1,5 +1,6 @@
 """The static checks, run by the README's one test command (`pytest`) so CI runs them too:
-`ruff check` and `mypy --strict distrib` (configured in pyproject.toml) must be clean.
+`ruff check`, `ruff format --check` and `mypy --strict distrib` (configured in
+pyproject.toml) must be clean.
 
 Without ruff or mypy installed (`pip install -e '.[test]'` installs both) these skip with
 that hint, except under CI=true, where a missing checker fails.
@@ -28,8 +29,21 @@ def _tool(module: str) -> list[str]:
 
 def test_ruff_check_is_clean() -> None:
     proc = subprocess.run(
-        [*_tool("ruff"), "check", "--no-cache", "."], cwd=REPO, capture_output=True, text=True, timeout=300
+        [*_tool("ruff"), "check", "--no-cache", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+
+
+def test_ruff_format_is_clean() -> None:
+    """The tree is as `ruff format` writes it: run `ruff format .` before committing."""
+    proc = subprocess.run(
+        [*_tool("ruff"), "format", "--check", "--no-cache", "."],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
 
 

@@ -25,7 +25,9 @@ def all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.
     return out
 
 
-@pytest.mark.parametrize("name,cmd", all_commands(cli), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "name,cmd", all_commands(cli), ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_every_command_has_an_example_and_documented_options(name: str, cmd: click.Command):
     result = CliRunner().invoke(cli, [*name.split(), "--help"])
     assert result.exit_code == 0
@@ -43,7 +45,9 @@ def test_help_imports_nothing_heavy():
         "CliRunner().invoke(distrib.cli.cli, ['--help']); "
         "print(','.join(m for m in ('tweepy','atproto','boto3','mjml','feedparser','httpx','jinja2','nh3','babel','PIL') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    ).stdout.strip()
     assert out == ""
 
 
@@ -75,7 +79,18 @@ def test_posts_json_contract(make_config):
     posts = json.loads(proc.stdout)
     assert len(posts) >= 12
     for p in posts:
-        assert {"key", "url", "title", "author", "published", "tags", "categories", "summary", "image", "source"} <= set(p)
+        assert {
+            "key",
+            "url",
+            "title",
+            "author",
+            "published",
+            "tags",
+            "categories",
+            "summary",
+            "image",
+            "source",
+        } <= set(p)
         assert p["source"] == "newsroom"
         assert p["published"] is None or "T" in p["published"]
     table = run_distrib("posts", "--config", str(path))
@@ -89,7 +104,9 @@ def test_preview_writes_the_three_files(make_config, tmp_path: Path):
     html = (tmp_path / "pv" / "digest.html").read_text(encoding="utf-8")
     assert "<mj-" not in html and "Test News" in html
     assert (tmp_path / "pv" / "digest.txt").read_text(encoding="utf-8").strip()
-    assert (tmp_path / "pv" / "digest.eml").read_bytes().startswith(b"From:") or b"\r\nFrom:" in (tmp_path / "pv" / "digest.eml").read_bytes()
+    assert (tmp_path / "pv" / "digest.eml").read_bytes().startswith(b"From:") or b"\r\nFrom:" in (
+        tmp_path / "pv" / "digest.eml"
+    ).read_bytes()
     assert not (tmp_path / "outbox").exists()
 
 
@@ -108,7 +125,10 @@ def test_check_reports_problems_and_exits_2(make_config, monkeypatch):
 def test_subscribers_commands(make_config, tmp_path: Path):
     path = make_config()
     csv_file = tmp_path / "readers.csv"
-    csv_file.write_text("email,name\nana@example.com,Ana\nnot-an-address,X\nana@example.com,Ana again\n", encoding="utf-8")
+    csv_file.write_text(
+        "email,name\nana@example.com,Ana\nnot-an-address,X\nana@example.com,Ana again\n",
+        encoding="utf-8",
+    )
     proc = run_distrib("subscribers", "import", str(csv_file), "--config", str(path))
     assert proc.returncode == 1  # a bad row was reported
     assert "line 3" in proc.stderr and "added 1" in proc.stdout
@@ -121,8 +141,12 @@ def test_subscribers_commands(make_config, tmp_path: Path):
 
 def test_subscribers_export_then_import_elsewhere_keeps_the_suppressed(make_config, tmp_path: Path):
     path = make_config()
-    for args in (("subscribers", "add", "Ana <ana@example.com>"), ("subscribers", "add", "bo@example.com"),
-                 ("unsubscribe", "bo@example.com", "--as", "bounced"), ("subscribers", "export", str(tmp_path / "all.csv"))):
+    for args in (
+        ("subscribers", "add", "Ana <ana@example.com>"),
+        ("subscribers", "add", "bo@example.com"),
+        ("unsubscribe", "bo@example.com", "--as", "bounced"),
+        ("subscribers", "export", str(tmp_path / "all.csv")),
+    ):
         assert run_distrib(*args, "--config", str(path)).returncode == 0, args
     other = make_config(name="other.toml").read_text(encoding="utf-8")
     moved = tmp_path / "moved"
@@ -130,12 +154,17 @@ def test_subscribers_export_then_import_elsewhere_keeps_the_suppressed(make_conf
     (moved / "distrib.toml").write_text(other, encoding="utf-8")
     proc = run_distrib("subscribers", "import", str(tmp_path / "all.csv"), cwd=moved)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "added 2, already known 0, bad rows 0, 1 suppressed as the file's status column says\n"
+    assert (
+        proc.stdout
+        == "added 2, already known 0, bad rows 0, 1 suppressed as the file's status column says\n"
+    )
     listed = run_distrib("subscribers", "list", cwd=moved).stdout
     assert "ana@example.com\tAna\tactive" in listed and "bo@example.com\t\tbounced" in listed
 
 
-def test_broken_override_template_names_file_and_line_and_sends_nothing(make_config, tmp_path: Path):
+def test_broken_override_template_names_file_and_line_and_sends_nothing(
+    make_config, tmp_path: Path
+):
     (tmp_path / "mytemplates" / "email").mkdir(parents=True)
     (tmp_path / "mytemplates" / "email" / "digest.mjml.j2").write_text(
         '{% extends "!default/email/digest.mjml.j2" %}\n{% block nope %}\n{{ posts[0].title }\n{% endblock %}\n',
@@ -146,7 +175,9 @@ def test_broken_override_template_names_file_and_line_and_sends_nothing(make_con
     assert check.returncode == 2
     assert "digest.mjml.j2:3" in check.stderr, check.stderr
     run = run_distrib("run", "--config", str(path))
-    assert run.returncode == 2 and "digest.mjml.j2:3" in run.stderr and "Traceback" not in run.stderr
+    assert (
+        run.returncode == 2 and "digest.mjml.j2:3" in run.stderr and "Traceback" not in run.stderr
+    )
     assert not (tmp_path / "outbox").exists()
 
 
@@ -162,14 +193,25 @@ def test_a_dry_run_says_to_whom_and_where_the_digest_would_go(make_config, tmp_p
     proc = run_distrib("send", "--dry-run", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     # Every new post: 10 (max_posts) in full and the 11th listed, not left for a later edition.
-    assert f"(11 posts) for 2 recipients, to the folder {tmp_path / 'outbox'} [dry run]" in proc.stdout
+    assert (
+        f"(11 posts) for 2 recipients, to the folder {tmp_path / 'outbox'} [dry run]" in proc.stdout
+    )
     assert "11 posts: 10 in full, 1 listed" in proc.stdout
     assert run_distrib("send", "--dry-run", "-q", "--config", str(path)).stdout == ""
 
 
 def test_unsubscribe_records_why(make_config):
     path = make_config()
-    proc = run_distrib("unsubscribe", "a@example.com", "--as", "complained", "--reason", "ESP report", "--config", str(path))
+    proc = run_distrib(
+        "unsubscribe",
+        "a@example.com",
+        "--as",
+        "complained",
+        "--reason",
+        "ESP report",
+        "--config",
+        str(path),
+    )
     assert proc.returncode == 0 and "a@example.com: complained" in proc.stdout
     again = run_distrib("unsubscribe", "a@example.com", "--config", str(path))
     assert again.returncode == 0 and "already suppressed" in again.stdout
@@ -191,7 +233,9 @@ def test_init_writes_a_config_that_runs(tmp_path: Path):
 
 
 def test_an_edition_of_one_post_says_post_not_posts(make_config, tmp_path: Path):
-    path = make_config('[digest]\nwindow = "3650d"\nbackfill = 1\n')  # max_posts no longer limits the edition
+    path = make_config(
+        '[digest]\nwindow = "3650d"\nbackfill = 1\n'
+    )  # max_posts no longer limits the edition
     dry = run_distrib("send", "--dry-run", "--config", str(path))
     assert dry.returncode == 0, dry.stderr
     assert "(1 post) for 2 recipients" in dry.stdout

@@ -81,7 +81,9 @@ def test_cli_reports_all_mistakes_and_exits_2(tmp_path: Path):
 def test_unknown_key_warns_and_fails_under_strict(make_config):
     path = make_config("[digest]\nmax_post = 3\n")
     settings = load_config(path)
-    assert any("digest.max_post: unknown key (did you mean 'max_posts'?)" in w for w in settings.warnings)
+    assert any(
+        "digest.max_post: unknown key (did you mean 'max_posts'?)" in w for w in settings.warnings
+    )
     with pytest.raises(ConfigError, match="digest.max_post: unknown key"):
         load_config(path, strict=True)
 
@@ -104,7 +106,9 @@ def test_missing_secret_names_the_variable(make_config, monkeypatch):
     )
     with pytest.raises(ConfigError) as info:
         load_config(path, require_secrets=True)
-    assert "email.smtp.password_env: the environment variable TEST_SMTP_PASSWORD is not set" in str(info.value)
+    assert "email.smtp.password_env: the environment variable TEST_SMTP_PASSWORD is not set" in str(
+        info.value
+    )
     proc = run_distrib("send", "--config", str(path))
     assert proc.returncode == 2
     assert "TEST_SMTP_PASSWORD" in proc.stderr and "Traceback" not in proc.stderr
@@ -170,7 +174,9 @@ def test_a_misspelt_section_is_named_with_the_problems_it_causes(make_config, tm
     assert not (tmp_path / "outbox").exists()
 
 
-def test_zero_durations_a_missing_templates_dir_and_a_bad_recipient_are_reported_together(make_config, tmp_path: Path):
+def test_zero_durations_a_missing_templates_dir_and_a_bad_recipient_are_reported_together(
+    make_config, tmp_path: Path
+):
     (tmp_path / "a-file").write_text("not a folder")
     path = make_config(
         """
@@ -201,14 +207,22 @@ def test_zero_durations_a_missing_templates_dir_and_a_bad_recipient_are_reported
         "got a string 'my-templates'"
     )
     assert problems[4] == "email.recipients[1]: 'bogus' is not an email address (no @)"
-    path.write_text(path.read_text().replace('"0d"', '"7d"').replace('"0h"', '"3d"').replace(
-        '"my-templates"', '"a-file"'))
-    with pytest.raises(ConfigError, match="templates.dir: expected a folder that exists \\(a file at"):
+    path.write_text(
+        path.read_text()
+        .replace('"0d"', '"7d"')
+        .replace('"0h"', '"3d"')
+        .replace('"my-templates"', '"a-file"')
+    )
+    with pytest.raises(
+        ConfigError, match="templates.dir: expected a folder that exists \\(a file at"
+    ):
         load_config(path)
 
 
 def test_a_digest_table_beside_newsletters_is_refused_not_ignored(make_config):
-    path = make_config('[digest]\nmax_posts = 5\n[[newsletters]]\nname = "weekly"\ncadence = "weekly"\n')
+    path = make_config(
+        '[digest]\nmax_posts = 5\n[[newsletters]]\nname = "weekly"\ncadence = "weekly"\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.problems == [
@@ -219,14 +233,20 @@ def test_a_digest_table_beside_newsletters_is_refused_not_ignored(make_config):
 
 def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path):
     path = tmp_path / "windows.toml"
-    path.write_bytes(b"\xef\xbb\xbf" + (REPO / "config.example.toml").read_bytes().replace(b"\n", b"\r\n"))
+    path.write_bytes(
+        b"\xef\xbb\xbf" + (REPO / "config.example.toml").read_bytes().replace(b"\n", b"\r\n")
+    )
     assert load_config(path).site.name == load_config(REPO / "config.example.toml").site.name
 
 
 def test_an_empty_secret_variable_is_named_as_empty(make_config, monkeypatch):
     monkeypatch.setenv("TEST_EMPTY_TOKEN", "")
-    path = make_config('[[channels]]\nname = "m"\ntype = "mastodon"\ninstance = "https://m.example"\ntoken_env = "TEST_EMPTY_TOKEN"\n')
-    with pytest.raises(ConfigError, match=r"token_env: the environment variable TEST_EMPTY_TOKEN is empty; export"):
+    path = make_config(
+        '[[channels]]\nname = "m"\ntype = "mastodon"\ninstance = "https://m.example"\ntoken_env = "TEST_EMPTY_TOKEN"\n'
+    )
+    with pytest.raises(
+        ConfigError, match=r"token_env: the environment variable TEST_EMPTY_TOKEN is empty; export"
+    ):
         load_config(path, require_secrets=True)
 
 
@@ -239,7 +259,9 @@ def test_a_missing_file_named_by_the_environment_variable_says_so(monkeypatch, t
     )
 
 
-def test_a_misspelt_table_of_the_configured_mailer_is_an_error_not_a_send_with_defaults(make_config):
+def test_a_misspelt_table_of_the_configured_mailer_is_an_error_not_a_send_with_defaults(
+    make_config,
+):
     email = """
         [email]
         mailer = "{mailer}"
@@ -252,7 +274,9 @@ def test_a_misspelt_table_of_the_configured_mailer_is_an_error_not_a_send_with_d
     with pytest.raises(ConfigError) as info:
         load_config(make_config(email=email.format(mailer="smtp")))
     assert info.value.problems == ["email.smpt: unknown mailer table (did you mean 'smtp'?)"]
-    settings = load_config(make_config(email=email.format(mailer="outbox")))  # not the mailer used: a warning
+    settings = load_config(
+        make_config(email=email.format(mailer="outbox"))
+    )  # not the mailer used: a warning
     assert settings.warnings == ("email.smpt: unknown mailer table (did you mean 'smtp'?)",)
 
 
@@ -262,10 +286,15 @@ def test_a_misspelt_table_of_the_configured_mailer_is_an_error_not_a_send_with_d
         ("javascript:alert(1)", "email.unsubscribe_url: expected an https URL such as"),
         ("https://test.example/unsubscribe", "email.unsubscribe_url: has no {token} (or {email})"),
         # RFC 8058: without https the List-Unsubscribe-Post header was silently dropped
-        ("http://test.example/u?t={token}", "email.unsubscribe_url: 'http://test.example/u?t={token}' is http; one-click"),
+        (
+            "http://test.example/u?t={token}",
+            "email.unsubscribe_url: 'http://test.example/u?t={token}' is http; one-click",
+        ),
     ],
 )
-def test_an_unsubscribe_url_that_cannot_unsubscribe_anyone_is_refused(make_config, url: str, problem: str):
+def test_an_unsubscribe_url_that_cannot_unsubscribe_anyone_is_refused(
+    make_config, url: str, problem: str
+):
     path = make_config(
         email=f"""
         [email]

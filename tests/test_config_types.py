@@ -45,7 +45,9 @@ def test_defaults_have_the_declared_types(section: str, tmp_path: Path) -> None:
             continue
         expected = hints[key]
         origin = typing.get_origin(expected)
-        kinds = typing.get_args(expected) if origin in (typing.Union, types.UnionType) else (expected,)
+        kinds = (
+            typing.get_args(expected) if origin in (typing.Union, types.UnionType) else (expected,)
+        )
         kinds = tuple(typing.get_origin(k) or k for k in kinds)
         assert isinstance(spec.default, kinds), (section, key, spec.default, expected)
 
@@ -63,7 +65,9 @@ def test_a_loaded_config_reads_through_the_views(tmp_path: Path) -> None:
     settings = config.load_config(path)
     assert isinstance(settings.site, config.SiteSection) and settings.site.language == "en"
     assert isinstance(settings.email, config.EmailSection)
-    assert isinstance(settings.email.dkim, config.DkimSection) and settings.email.dkim.selector == ""
+    assert (
+        isinstance(settings.email.dkim, config.DkimSection) and settings.email.dkim.selector == ""
+    )
     assert settings.email["from"] == "News <news@news.example>"
     assert settings.email[settings.email.mailer]["connections"] == 4
     assert isinstance(settings.digest.window, timedelta)

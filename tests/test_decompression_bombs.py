@@ -56,7 +56,10 @@ def bombs() -> dict[str, tuple[bytes, str]]:
 
         cctx = zstandard.ZstdCompressor(level=19)
         chunker = cctx.compressobj()
-        out["zstd"] = (b"".join(chunker.compress(zeros) for _ in range(BOMB_SIZE // MiB)) + chunker.flush(), "zstd")
+        out["zstd"] = (
+            b"".join(chunker.compress(zeros) for _ in range(BOMB_SIZE // MiB)) + chunker.flush(),
+            "zstd",
+        )
     except ImportError:
         out["zstd"] = (b"\x28\xb5\x2f\xfd" + bytes(64), "zstd")  # refused before any decoding
     out["br"] = (b"\x1b\xff\xff\x7f" + bytes(64), "br")
@@ -119,7 +122,15 @@ def _run(code: str, *args: str) -> tuple[dict, str]:
     return json.loads(proc.stdout), proc.stderr
 
 
-def _serve(httpserver: HTTPServer, path: str, body: bytes, encoding: str, *, status: int = 200, ctype: str = "application/rss+xml") -> str:
+def _serve(
+    httpserver: HTTPServer,
+    path: str,
+    body: bytes,
+    encoding: str,
+    *,
+    status: int = 200,
+    ctype: str = "application/rss+xml",
+) -> str:
     httpserver.expect_request(path).respond_with_response(
         Response(body, status=status, headers={"Content-Type": ctype, "Content-Encoding": encoding})
     )
@@ -141,7 +152,7 @@ def test_a_bomb_feed_stops_at_the_cap_in_little_memory(httpserver: HTTPServer, b
         assert result["error"] == (
             f"an answer over 20 MB from {url}; point the source at a smaller feed (fewer items per page)"
         )
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert request.headers["Accept-Encoding"] == "gzip, deflate"
 
 
@@ -170,7 +181,9 @@ def test_honest_compressed_feeds_still_read(httpserver: HTTPServer):
 
 
 @pytest.mark.parametrize("name", ["gzip-gzip", "zstd"])
-def test_a_bomb_share_image_is_dropped_in_little_memory(httpserver: HTTPServer, bombs, tmp_path: Path, name: str):
+def test_a_bomb_share_image_is_dropped_in_little_memory(
+    httpserver: HTTPServer, bombs, tmp_path: Path, name: str
+):
     body, encoding = bombs[name]
     url = _serve(httpserver, "/pic.png", body, encoding, ctype="image/png")
     result, stderr = _run(IMAGE, url, str(tmp_path))
@@ -179,7 +192,10 @@ def test_a_bomb_share_image_is_dropped_in_little_memory(httpserver: HTTPServer, 
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
     if name == "zstd":
-        assert lines[0] == f"channel o: image {url} came in Content-Encoding 'zstd', not asked for; posting without it"
+        assert (
+            lines[0]
+            == f"channel o: image {url} came in Content-Encoding 'zstd', not asked for; posting without it"
+        )
     else:
         assert lines[0] == f"channel o: image {url} is over 5000000 bytes; posting without it"
 
@@ -196,20 +212,24 @@ def test_an_honest_gzipped_image_still_arrives(httpserver: HTTPServer, tmp_path:
 
 def test_deeply_nested_json_names_the_source(make_config, httpserver: HTTPServer, tmp_path: Path):
     deep = b"[" * 200_000 + b"]" * 200_000
-    httpserver.expect_request("/feed.json").respond_with_data(deep, content_type="application/feed+json")
+    httpserver.expect_request("/feed.json").respond_with_data(
+        deep, content_type="application/feed+json"
+    )
     deep_obj = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
-    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_data(deep_obj, content_type="application/json")
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_data(
+        deep_obj, content_type="application/json"
+    )
     cfg = make_config(
         sources=f"""
         [[sources]]
         name = "jsonfeed"
         type = "feed"
-        url = "{httpserver.url_for('/feed.json')}"
+        url = "{httpserver.url_for("/feed.json")}"
 
         [[sources]]
         name = "blog"
         type = "wordpress"
-        url = "{httpserver.url_for('/')}"
+        url = "{httpserver.url_for("/")}"
         """
     )
     proc = run_distrib("posts", "--config", str(cfg))

@@ -32,7 +32,9 @@ def message_for(make_config):
 
     def make(ledger):
         settings = load_config(make_config())
-        edition = ledger.create_edition("digest", ["k"], "s", "p", "<p>hi XDISTRIBUNSUBSCRIBEURLX</p>", "hi")
+        edition = ledger.create_edition(
+            "digest", ["k"], "s", "p", "<p>hi XDISTRIBUNSUBSCRIBEURLX</p>", "hi"
+        )
         return prepare_message(settings, edition, key=b"k")
 
     return make
@@ -61,7 +63,9 @@ def test_every_recipient_once_and_the_edition_finishes(open_any_ledger, clock, m
         message = message_for(ledger)
         stream = io.StringIO()
         progress = Progress(50, stream, enabled=True)
-        report = deliver_edition(ledger, NullMailer(None, None), message, people(50), progress=progress)  # type: ignore[arg-type]
+        report = deliver_edition(
+            ledger, NullMailer(None, None), message, people(50), progress=progress
+        )  # type: ignore[arg-type]
         assert (report.sent, report.skipped, report.finished) == (50, 0, True)
         assert ledger.get_edition(1).status == "done"
         assert "edition 1: 50/50 (100%)" in stream.getvalue() and "msg/s" in stream.getvalue()
@@ -84,12 +88,20 @@ def test_progress_is_silent_under_cron(tmp_path: Path, clock, message_for):
     with open_ledger(tmp_path / "l.sqlite") as ledger:
         message = message_for(ledger)
         stream = io.StringIO()
-        deliver_edition(ledger, NullMailer(None, None), message, people(5), progress=Progress(5, stream, enabled=False))  # type: ignore[arg-type]
+        deliver_edition(
+            ledger,
+            NullMailer(None, None),
+            message,
+            people(5),
+            progress=Progress(5, stream, enabled=False),
+        )  # type: ignore[arg-type]
         assert stream.getvalue() == ""
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_mid_send_finishes_the_messages_in_flight_and_the_rerun_sends_none_twice(make_config, tmp_path: Path, signum):
+def test_ctrl_c_mid_send_finishes_the_messages_in_flight_and_the_rerun_sends_none_twice(
+    make_config, tmp_path: Path, signum
+):
     controller, server = _slow_smtp_server(delay=0.02)
     try:
         addresses = [f"reader{i:03d}@example.com" for i in range(120)]
@@ -97,10 +109,15 @@ def test_ctrl_c_mid_send_finishes_the_messages_in_flight_and_the_rerun_sends_non
             w = csv.writer(f)
             w.writerow(["email"])
             w.writerows([a] for a in addresses)
-        path = smtp_config(make_config, server, 'recipients_file = "subscribers.csv"', "connections = 2")
+        path = smtp_config(
+            make_config, server, 'recipients_file = "subscribers.csv"', "connections = 2"
+        )
         proc = subprocess.Popen(
             [sys.executable, "-m", "distrib", "send", "--config", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
         )
         deadline = time.monotonic() + 60
         while len(server.received) < 10 and time.monotonic() < deadline and proc.poll() is None:
@@ -111,8 +128,12 @@ def test_ctrl_c_mid_send_finishes_the_messages_in_flight_and_the_rerun_sends_non
         assert proc.returncode == 1
         assert "interrupted; run again to finish" in err and "Traceback" not in err
         db = sqlite3.connect(tmp_path / "distrib.sqlite")
-        in_flight = db.execute("SELECT count(*) FROM email_deliveries WHERE status = 'claimed'").fetchone()[0]
-        sent = db.execute("SELECT count(*) FROM email_deliveries WHERE status = 'sent'").fetchone()[0]
+        in_flight = db.execute(
+            "SELECT count(*) FROM email_deliveries WHERE status = 'claimed'"
+        ).fetchone()[0]
+        sent = db.execute("SELECT count(*) FROM email_deliveries WHERE status = 'sent'").fetchone()[
+            0
+        ]
         db.close()
         assert in_flight == 0  # everything that went out was recorded
         assert sent == len(server.received) < 120

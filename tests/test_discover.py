@@ -41,12 +41,22 @@ def _wp_post(base: str, n: int) -> dict:
     day = datetime.now(UTC) - timedelta(hours=n + 1)
     stamp = day.strftime("%Y-%m-%dT%H:%M:%S")
     return {
-        "id": 100 + n, "date_gmt": stamp, "modified_gmt": stamp, "date": stamp, "modified": stamp,
-        "guid": {"rendered": f"{base}/?p={100 + n}"}, "link": f"{base}/2026/post-{n}/",
+        "id": 100 + n,
+        "date_gmt": stamp,
+        "modified_gmt": stamp,
+        "date": stamp,
+        "modified": stamp,
+        "guid": {"rendered": f"{base}/?p={100 + n}"},
+        "link": f"{base}/2026/post-{n}/",
         "title": {"rendered": f"Lighthouse story {n}"},
         "content": {"rendered": f"<p>Body {n}.</p>", "protected": False},
         "excerpt": {"rendered": f"<p>Excerpt {n}</p>", "protected": False},
-        "author": 1, "featured_media": 0, "categories": [], "tags": [], "status": "publish", "type": "post",
+        "author": 1,
+        "featured_media": 0,
+        "categories": [],
+        "tags": [],
+        "status": "publish",
+        "type": "post",
         "_embedded": {"author": [{"id": 1, "name": "Orla Byrne"}]},
     }
 
@@ -70,19 +80,32 @@ def serve_wordpress(httpserver: HTTPServer, *, header_only: bool = False) -> str
  "streetAddress":"12 Quay Street","addressLocality":"Port Avery","postalCode":"PA1 2BC","addressCountry":"IE"}}}}]}}</script>
 </head><body><h1>Harbour Light</h1></body></html>"""
     headers = {"Link": f'<{api}>; rel="https://api.w.org/"'}
-    httpserver.expect_request("/").respond_with_data(page, content_type="text/html; charset=UTF-8", headers=headers)
+    httpserver.expect_request("/").respond_with_data(
+        page, content_type="text/html; charset=UTF-8", headers=headers
+    )
     root = {
-        "name": "Harbour Light", "description": "News from the bay", "url": base, "home": base,
-        "gmt_offset": 1, "timezone_string": "Europe/Dublin",
-        "site_icon_url": f"{base}/wp-content/uploads/icon-512.png", "namespaces": ["wp/v2"],
+        "name": "Harbour Light",
+        "description": "News from the bay",
+        "url": base,
+        "home": base,
+        "gmt_offset": 1,
+        "timezone_string": "Europe/Dublin",
+        "site_icon_url": f"{base}/wp-content/uploads/icon-512.png",
+        "namespaces": ["wp/v2"],
     }
     httpserver.expect_request("/wp-json/").respond_with_json(root)
-    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([_wp_post(base, n) for n in range(3)])
-    httpserver.expect_request("/feed/").respond_with_data(_rss(base), content_type="application/rss+xml")
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json(
+        [_wp_post(base, n) for n in range(3)]
+    )
+    httpserver.expect_request("/feed/").respond_with_data(
+        _rss(base), content_type="application/rss+xml"
+    )
     return base
 
 
-def test_wordpress_site_is_found_by_its_api_link_and_preferred(httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_wordpress_site_is_found_by_its_api_link_and_preferred(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
     base = serve_wordpress(httpserver)
     proc = run_distrib("init", f"{base}/", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -121,12 +144,14 @@ def test_wordpress_api_found_by_the_link_header_alone(httpserver: HTTPServer) ->
 def test_hugo_site_with_only_index_xml(httpserver: HTTPServer, tmp_path: Path) -> None:
     base = httpserver.url_for("").rstrip("/")
     httpserver.expect_request("/").respond_with_data(
-        "<!doctype html><html lang=\"de\"><head><title>Hugo Notes</title>"
+        '<!doctype html><html lang="de"><head><title>Hugo Notes</title>'
         '<link rel="apple-touch-icon" sizes="180x180" href="/apple-touch-icon.png">'
         '<meta property="og:image" content="/cover.jpg"></head><body>hi</body></html>',
         content_type="text/html",
     )
-    httpserver.expect_request("/index.xml").respond_with_data(_rss(base), content_type="application/xml")
+    httpserver.expect_request("/index.xml").respond_with_data(
+        _rss(base), content_type="application/xml"
+    )
     # /feed, /rss.xml, /atom.xml are 500/404 here, as on a static host
     proc = run_distrib("init", base, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -139,10 +164,12 @@ def test_hugo_site_with_only_index_xml(httpserver: HTTPServer, tmp_path: Path) -
     assert "TODO: required to send" in (tmp_path / "distrib.toml").read_text(encoding="utf-8")
 
 
-def test_page_with_two_feeds_takes_the_first_and_lists_the_other(httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_page_with_two_feeds_takes_the_first_and_lists_the_other(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
     base = httpserver.url_for("").rstrip("/")
     httpserver.expect_request("/").respond_with_data(
-        '<html><head><title>Two</title>'
+        "<html><head><title>Two</title>"
         '<link rel="alternate" type="application/atom+xml" title="Posts (Atom)" href="/atom.xml">'
         '<link rel="alternate" type="application/feed+json" title="Posts (JSON)" href="/feed.json">'
         "</head></html>",
@@ -156,12 +183,20 @@ def test_page_with_two_feeds_takes_the_first_and_lists_the_other(httpserver: HTT
     assert f'# url = "{base}/feed.json"  # JSON Feed' in text
 
 
-def test_page_with_no_feed_says_so_and_writes_nothing(httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_page_with_no_feed_says_so_and_writes_nothing(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
     base = httpserver.url_for("").rstrip("/")
-    httpserver.expect_request("/").respond_with_data("<html><head><title>Plain</title></head></html>", content_type="text/html")
+    httpserver.expect_request("/").respond_with_data(
+        "<html><head><title>Plain</title></head></html>", content_type="text/html"
+    )
     proc = run_distrib("init", base, cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.count("\n") == 1 and "found no feed" in proc.stderr and "/index.xml" in proc.stderr
+    assert (
+        proc.stderr.count("\n") == 1
+        and "found no feed" in proc.stderr
+        and "/index.xml" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "distrib.toml").exists()
 
@@ -195,10 +230,15 @@ def test_redirect_loop_is_one_line(httpserver: HTTPServer, tmp_path: Path) -> No
 
 def test_a_feed_url_given_to_init_is_taken_as_it_is(httpserver: HTTPServer, tmp_path: Path) -> None:
     base = httpserver.url_for("").rstrip("/")
-    httpserver.expect_request("/feed.xml").respond_with_data(_rss(base), content_type="application/rss+xml")
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        _rss(base), content_type="application/rss+xml"
+    )
     proc = run_distrib("init", f"{base}/feed.xml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert tomllib.loads((tmp_path / "distrib.toml").read_text(encoding="utf-8"))["sources"][0]["url"] == f"{base}/feed.xml"
+    assert (
+        tomllib.loads((tmp_path / "distrib.toml").read_text(encoding="utf-8"))["sources"][0]["url"]
+        == f"{base}/feed.xml"
+    )
 
 
 def test_not_a_web_address_is_exit_2(tmp_path: Path) -> None:
@@ -210,12 +250,14 @@ def test_hostile_identity_cannot_break_the_toml(httpserver: HTTPServer, tmp_path
     base = httpserver.url_for("").rstrip("/")
     evil = 'Evil"\nname = "x" # \u202e'
     httpserver.expect_request("/").respond_with_data(
-        f'<html lang="en\"><head><meta property="og:site_name" content="{evil.replace(chr(34), "&quot;")}">'
+        f'<html lang="en"><head><meta property="og:site_name" content="{evil.replace(chr(34), "&quot;")}">'
         '<meta name="theme-color" content="red;background:url(x)">'
         '<link rel="alternate" type="application/rss+xml" title="a\nb" href="/index.xml"></head></html>',
         content_type="text/html",
     )
-    httpserver.expect_request("/index.xml").respond_with_data(_rss(base), content_type="application/rss+xml")
+    httpserver.expect_request("/index.xml").respond_with_data(
+        _rss(base), content_type="application/rss+xml"
+    )
     proc = run_distrib("init", base, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     config = tomllib.loads((tmp_path / "distrib.toml").read_text(encoding="utf-8"))
@@ -223,7 +265,9 @@ def test_hostile_identity_cannot_break_the_toml(httpserver: HTTPServer, tmp_path
     assert "theme" not in config  # not a colour: left out
 
 
-def test_feed_source_given_a_home_page_finds_its_feed(httpserver: HTTPServer, make_config, tmp_path: Path) -> None:
+def test_feed_source_given_a_home_page_finds_its_feed(
+    httpserver: HTTPServer, make_config, tmp_path: Path
+) -> None:
     base = serve_wordpress(httpserver)
     path = make_config(sources=f'[[sources]]\nname = "blog"\ntype = "feed"\nurl = "{base}/"\n')
     proc = run_distrib("posts", "--all", "--json", "--config", str(path))
@@ -241,24 +285,34 @@ def test_parse_page_reads_microdata_address() -> None:
         '<span itemprop="streetAddress">1 Main St</span> <span itemprop="addressLocality">Springfield</span>'
         '<meta itemprop="postalCode" content="12345"></div>'
     )
-    assert info.microdata_address == {"streetAddress": "1 Main St", "addressLocality": "Springfield", "postalCode": "12345"}
+    assert info.microdata_address == {
+        "streetAddress": "1 Main St",
+        "addressLocality": "Springfield",
+        "postalCode": "12345",
+    }
 
 
-@pytest.mark.parametrize("offset,zone", [(0, "UTC"), (2, "Etc/GMT-2"), (-5, "Etc/GMT+5"), (5.5, None)])
+@pytest.mark.parametrize(
+    "offset,zone", [(0, "UTC"), (2, "Etc/GMT-2"), (-5, "Etc/GMT+5"), (5.5, None)]
+)
 def test_wordpress_gmt_offset_becomes_a_zone(offset: float, zone: str | None) -> None:
     from distrib.discover import _timezone
 
     assert _timezone({"timezone_string": "", "gmt_offset": offset}) == zone
 
 
-def test_a_quiet_site_previews_its_newest_posts_after_init(httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_a_quiet_site_previews_its_newest_posts_after_init(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
     base = httpserver.url_for("").rstrip("/")
     httpserver.expect_request("/").respond_with_data(
         '<html lang="en"><head><title>Quiet</title><link rel="alternate" type="application/rss+xml" href="/index.xml"></head></html>',
         content_type="text/html",
     )
     # The newest post is a month old: nothing in the 7-day window.
-    httpserver.expect_request("/index.xml").respond_with_data(_rss(base, age=timedelta(days=30)), content_type="application/rss+xml")
+    httpserver.expect_request("/index.xml").respond_with_data(
+        _rss(base, age=timedelta(days=30)), content_type="application/rss+xml"
+    )
     assert run_distrib("init", base, cwd=tmp_path).returncode == 0
     preview = run_distrib("preview", "--out", "pv", cwd=tmp_path)
     assert preview.returncode == 0, preview.stderr

@@ -46,7 +46,15 @@ def good_domain(domain: str, ip: str = "192.0.2.10", key=KEY) -> dict[tuple[str,
     }
 
 
-def config(make_config, tmp_path: Path, nameserver: str, domain: str, *, host: str | None = None, dkim: bool = True) -> Path:
+def config(
+    make_config,
+    tmp_path: Path,
+    nameserver: str,
+    domain: str,
+    *,
+    host: str | None = None,
+    dkim: bool = True,
+) -> Path:
     (tmp_path / "dkim.pem").write_bytes(KEY_PEM)
     dkim_table = '[email.dkim]\nselector = "sel"\nkey_file = "dkim.pem"\n' if dkim else ""
     email = f"""
@@ -93,21 +101,58 @@ def test_a_domain_that_passes_every_rule(make_config, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rule", "change", "says", "publish"),
     [
-        ("SPF", {("x.test", "TXT"): []}, "has no SPF record", 'x.test TXT "v=spf1 ip4:192.0.2.10 ~all"'),
-        ("SPF", {("_spf.x.test", "TXT"): ['"v=spf1 ip4:198.51.100.0/24 -all"']}, "does not authorise the SMTP host", "include:_spf.x.test"),
+        (
+            "SPF",
+            {("x.test", "TXT"): []},
+            "has no SPF record",
+            'x.test TXT "v=spf1 ip4:192.0.2.10 ~all"',
+        ),
+        (
+            "SPF",
+            {("_spf.x.test", "TXT"): ['"v=spf1 ip4:198.51.100.0/24 -all"']},
+            "does not authorise the SMTP host",
+            "include:_spf.x.test",
+        ),
         ("SPF", {("x.test", "TXT"): ['"v=spf1 -all"', '"v=spf1 a -all"']}, "2 SPF records", ""),
-        ("DKIM", {("sel._domainkey.x.test", "TXT"): []}, "no key published at sel._domainkey.x.test", "v=DKIM1; k=rsa; p="),
-        ("DKIM", {("sel._domainkey.x.test", "TXT"): [_txt(OTHER.record())]}, "does not match the configured private key", KEY.public_key_b64()[:200]),
+        (
+            "DKIM",
+            {("sel._domainkey.x.test", "TXT"): []},
+            "no key published at sel._domainkey.x.test",
+            "v=DKIM1; k=rsa; p=",
+        ),
+        (
+            "DKIM",
+            {("sel._domainkey.x.test", "TXT"): [_txt(OTHER.record())]},
+            "does not match the configured private key",
+            KEY.public_key_b64()[:200],
+        ),
         ("DKIM", {("sel._domainkey.x.test", "TXT"): ['"v=DKIM1; k=rsa; p="']}, "revoked", ""),
-        ("DMARC", {("_dmarc.x.test", "TXT"): []}, "has no DMARC record", '_dmarc.x.test TXT "v=DMARC1; p=none'),
+        (
+            "DMARC",
+            {("_dmarc.x.test", "TXT"): []},
+            "has no DMARC record",
+            '_dmarc.x.test TXT "v=DMARC1; p=none',
+        ),
         ("DMARC", {("_dmarc.x.test", "TXT"): ['"v=DMARC1; p=maybe"']}, "p= is maybe", ""),
         ("MX", {("x.test", "MX"): []}, "has no MX", "x.test MX 10 mail.x.test"),
         ("MX", {("x.test", "MX"): ["0 ."]}, "null MX", ""),
-        ("rDNS", {("10.2.0.192.in-addr.arpa", "PTR"): []}, "192.0.2.10 has no reverse DNS name", ""),
-        ("rDNS", {("10.2.0.192.in-addr.arpa", "PTR"): ["elsewhere.test."]}, "does not resolve back", ""),
+        (
+            "rDNS",
+            {("10.2.0.192.in-addr.arpa", "PTR"): []},
+            "192.0.2.10 has no reverse DNS name",
+            "",
+        ),
+        (
+            "rDNS",
+            {("10.2.0.192.in-addr.arpa", "PTR"): ["elsewhere.test."]},
+            "does not resolve back",
+            "",
+        ),
     ],
 )
-def test_each_rule_fails_with_the_record_to_publish(make_config, tmp_path: Path, rule, change, says, publish) -> None:
+def test_each_rule_fails_with_the_record_to_publish(
+    make_config, tmp_path: Path, rule, change, says, publish
+) -> None:
     zone = good_domain("x.test")
     for key, value in change.items():
         if value:
@@ -147,7 +192,9 @@ def test_dmarc_fails_when_nothing_that_passes_is_aligned(make_config, tmp_path: 
     zone[("_spf.from.test", "TXT")] = ['"v=spf1 ip4:198.51.100.1 -all"']
     with dns_server(zone) as ns:
         path = config(make_config, tmp_path, ns, "from.test")
-        path.write_text(path.read_text().replace('selector = "sel"', 'selector = "sel"\ndomain = "signer.test"'))
+        path.write_text(
+            path.read_text().replace('selector = "sel"', 'selector = "sel"\ndomain = "signer.test"')
+        )
         proc = run_distrib("check", "--config", str(path))
     got = lines(proc)
     assert proc.returncode == 1
@@ -158,7 +205,9 @@ def test_dmarc_fails_when_nothing_that_passes_is_aligned(make_config, tmp_path: 
 @pytest.mark.parametrize("domain", ["timeout.test", "servfail.test"])
 def test_dns_failures_are_reported_not_raised(make_config, tmp_path: Path, domain: str) -> None:
     with dns_server({}) as ns:
-        proc = run_distrib("check", "--config", str(config(make_config, tmp_path, ns, domain)), timeout=120)
+        proc = run_distrib(
+            "check", "--config", str(config(make_config, tmp_path, ns, domain)), timeout=120
+        )
     assert proc.returncode == 1
     got = lines(proc)
     assert {"SPF", "DKIM", "DMARC", "MX"} <= set(got)
@@ -181,7 +230,11 @@ def test_check_without_dkim_runs_no_dns_unless_asked(make_config, tmp_path: Path
 
 def test_a_local_smtp_host_is_said_to_be_unknowable(make_config, tmp_path: Path) -> None:
     with dns_server(good_domain("local.test")) as ns:
-        proc = run_distrib("check", "--config", str(config(make_config, tmp_path, ns, "local.test", host="127.0.0.1")))
+        proc = run_distrib(
+            "check",
+            "--config",
+            str(config(make_config, tmp_path, ns, "local.test", host="127.0.0.1")),
+        )
     got = lines(proc)
     assert "SPF: info:" in got["SPF"] and "is local" in got["SPF"]
     assert "rDNS: info:" in got["rDNS"]

@@ -42,7 +42,9 @@ def _posts(path: Path, *args: str) -> list[dict]:
     return json.loads(proc.stdout)
 
 
-def test_send_note_is_rendered_sanitised_above_the_posts_in_both_parts(make_config, tmp_path: Path) -> None:
+def test_send_note_is_rendered_sanitised_above_the_posts_in_both_parts(
+    make_config, tmp_path: Path
+) -> None:
     path = make_config()
     (tmp_path / "note.md").write_text(NOTE, encoding="utf-8")
     proc = run_distrib("send", "--note", "note.md", "--config", str(path))
@@ -58,7 +60,9 @@ def test_send_note_is_rendered_sanitised_above_the_posts_in_both_parts(make_conf
     assert html.index("Hello readers") < html.index(first_post + "</a>")
     assert "Hello readers, a short note from the desk." in text
     flat = " ".join(text.split())  # the text part is wrapped at 72 columns
-    assert "Read our appeal (https://harbourlight.example/appeal/) and" in flat, flat[:400]  # links keep their address
+    assert "Read our appeal (https://harbourlight.example/appeal/) and" in flat, flat[
+        :400
+    ]  # links keep their address
     assert text.index("Hello readers") < text.index(first_post)
     # The note was for that edition only: it is gone from the ledger, and the next has none.
     import sqlite3
@@ -67,13 +71,17 @@ def test_send_note_is_rendered_sanitised_above_the_posts_in_both_parts(make_conf
         assert db.execute("SELECT count(*) FROM kv WHERE key LIKE 'editor:%'").fetchone() == (0,)
     preview = run_distrib("preview", "--edition", "1", "--out", "pv", "--config", str(path))
     assert preview.returncode == 0, preview.stderr
-    assert "Hello readers" in (tmp_path / "pv" / "digest.html").read_text(encoding="utf-8")  # kept in edition 1
+    assert "Hello readers" in (tmp_path / "pv" / "digest.html").read_text(
+        encoding="utf-8"
+    )  # kept in edition 1
 
 
 def _first_title(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     # header: name, date, rule; then the note's lines, then the lead title
-    idx = next(i for i, line in enumerate(lines) if line.startswith("https://harbourlight.example/20"))
+    idx = next(
+        i for i, line in enumerate(lines) if line.startswith("https://harbourlight.example/20")
+    )
     return lines[idx - 1]
 
 
@@ -82,8 +90,12 @@ def test_intro_file_is_shown_in_preview(make_config, tmp_path: Path) -> None:
     path = make_config('[digest]\nintro_file = "intro.md"\n')
     proc = run_distrib("preview", "--out", "pv", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert "From the editor: <em>the harbour issue</em>." in (tmp_path / "pv" / "digest.html").read_text(encoding="utf-8")
-    assert "From the editor: the harbour issue." in (tmp_path / "pv" / "digest.txt").read_text(encoding="utf-8")
+    assert "From the editor: <em>the harbour issue</em>." in (
+        tmp_path / "pv" / "digest.html"
+    ).read_text(encoding="utf-8")
+    assert "From the editor: the harbour issue." in (tmp_path / "pv" / "digest.txt").read_text(
+        encoding="utf-8"
+    )
 
 
 def test_a_missing_note_file_is_one_line_exit_2(make_config, tmp_path: Path) -> None:
@@ -91,7 +103,9 @@ def test_a_missing_note_file_is_one_line_exit_2(make_config, tmp_path: Path) -> 
     proc = run_distrib("send", "--note", "nope.md", "--config", str(path))
     assert proc.returncode == 2
     assert "--note: no file at" in proc.stderr and "Traceback" not in proc.stderr
-    assert not list((tmp_path / "outbox").rglob("*.eml")) if (tmp_path / "outbox").exists() else True
+    assert (
+        not list((tmp_path / "outbox").rglob("*.eml")) if (tmp_path / "outbox").exists() else True
+    )
 
 
 def test_pin_and_skip_hold_for_the_next_edition_only(make_config, tmp_path: Path) -> None:
@@ -147,19 +161,28 @@ def test_sponsor_block_after_the_lead_marked_and_in_the_budget(make_config, tmp_
     assert html.index(titles[0] + "</a>") < at < html.index(titles[1] + "</a>")
     assert ">Sponsored</p>" in html and 'href="https://regatta.example/tickets"' in html
     assert "<strong>regatta</strong>" in html
-    assert "[SPONSORED]" in text and text.index(titles[0]) < text.index("Port Avery Regatta") < text.index(titles[1])
+    assert "[SPONSORED]" in text and text.index(titles[0]) < text.index(
+        "Port Avery Regatta"
+    ) < text.index(titles[1])
+
     # It counts against the size budget: with a budget the posts just fit, the sponsor
     # pushes one out to the "more" links.
     def overflow(extra: str) -> bool:
         p = make_config(extra, name="b.toml")
         out = run_distrib("preview", "--out", "pv2", "--config", str(p))
         assert out.returncode == 0, out.stderr
-        return "More in this edition" in (tmp_path / "pv2" / "digest.html").read_text(encoding="utf-8")
+        return "More in this edition" in (tmp_path / "pv2" / "digest.html").read_text(
+            encoding="utf-8"
+        )
 
     plain_size = _size_kb(tmp_path, make_config, "[digest]\nmax_posts = 50\n")
     budget = int(plain_size) + 1
     assert not overflow(f"[digest]\nmax_posts = 50\nsize_budget_kb = {budget}\n")
-    big = '[digest.sponsor]\ntitle = "Port Avery Regatta"\nurl = "https://regatta.example/t"\ntext = "' + "Sail with us. " * 200 + '"\n'
+    big = (
+        '[digest.sponsor]\ntitle = "Port Avery Regatta"\nurl = "https://regatta.example/t"\ntext = "'
+        + "Sail with us. " * 200
+        + '"\n'
+    )
     assert overflow(f"[digest]\nmax_posts = 50\nsize_budget_kb = {budget}\n" + big)
 
 
@@ -189,7 +212,9 @@ def _approval_config(make_config, smtp: SmtpServer, extra: str = "") -> Path:
     return make_config("[digest]\napproval = true\n" + extra, email=email)
 
 
-def test_approval_holds_the_edition_until_approved(make_config, smtp_server: SmtpServer, tmp_path: Path) -> None:
+def test_approval_holds_the_edition_until_approved(
+    make_config, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     path = _approval_config(make_config, smtp_server)
     first = run_distrib("run", "--config", str(path))
     assert first.returncode == 0, first.stderr
@@ -204,9 +229,16 @@ def test_approval_holds_the_edition_until_approved(make_config, smtp_server: Smt
         assert "edition 1 is waiting for approval" in again.stdout
     assert len(smtp_server.received) == 1
     dry = run_distrib("run", "--dry-run", "--config", str(path))
-    assert dry.returncode == 0 and "edition 1 is waiting for approval; nothing new would be made" in dry.stdout
+    assert (
+        dry.returncode == 0
+        and "edition 1 is waiting for approval; nothing new would be made" in dry.stdout
+    )
     status = run_distrib("status", "--config", str(path))
-    assert "edition 1 [digest]" in status.stdout and "awaiting" in status.stdout and "distrib approve 1" in status.stdout
+    assert (
+        "edition 1 [digest]" in status.stdout
+        and "awaiting" in status.stdout
+        and "distrib approve 1" in status.stdout
+    )
     # A note given now re-renders it and sends the editors a new test copy.
     (tmp_path / "note.md").write_text("Thanks to **our volunteers**.\n", encoding="utf-8")
     noted = run_distrib("send", "--note", "note.md", "--config", str(path))
@@ -229,7 +261,9 @@ def test_approval_holds_the_edition_until_approved(make_config, smtp_server: Smt
     assert twice.returncode == 2 and "not waiting for approval" in twice.stderr
 
 
-def test_a_change_before_approve_renders_again_and_asks_once_more(make_config, smtp_server: SmtpServer, tmp_path: Path) -> None:
+def test_a_change_before_approve_renders_again_and_asks_once_more(
+    make_config, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     (tmp_path / "intro.md").write_text("First words.\n", encoding="utf-8")
     path = _approval_config(make_config, smtp_server, 'intro_file = "intro.md"\n')
     assert run_distrib("run", "--config", str(path)).returncode == 0
@@ -237,14 +271,19 @@ def test_a_change_before_approve_renders_again_and_asks_once_more(make_config, s
     (tmp_path / "intro.md").write_text("Better words.\n", encoding="utf-8")
     refused = run_distrib("approve", "1", "--config", str(path))
     assert refused.returncode == 1 and "changed since its test copy" in refused.stderr
-    assert len(smtp_server.received) == 2 and "Better words." in _parts(smtp_server.received[1].data)[1]
+    assert (
+        len(smtp_server.received) == 2
+        and "Better words." in _parts(smtp_server.received[1].data)[1]
+    )
     assert "a@example.com" not in smtp_server.by_recipient()
     ok = run_distrib("approve", "1", "--config", str(path))
     assert ok.returncode == 0, ok.stderr
     assert "Better words." in _parts(smtp_server.by_recipient()["a@example.com"][0].data)[1]
 
 
-def test_skip_while_waiting_rerenders_and_reject_gives_the_posts_back(make_config, smtp_server: SmtpServer, tmp_path: Path) -> None:
+def test_skip_while_waiting_rerenders_and_reject_gives_the_posts_back(
+    make_config, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     path = _approval_config(make_config, smtp_server)
     assert run_distrib("run", "--config", str(path)).returncode == 0
     lead = _parts(smtp_server.received[0].data)[1]
@@ -269,10 +308,15 @@ def test_skip_while_waiting_rerenders_and_reject_gives_the_posts_back(make_confi
 def test_approval_without_editors_is_a_config_problem(make_config) -> None:
     path = make_config("[digest]\napproval = true\n")
     proc = run_distrib("run", "--config", str(path))
-    assert proc.returncode == 2 and "digest.approval: true, but [email] editors is empty" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "digest.approval: true, but [email] editors is empty" in proc.stderr
+    )
 
 
-def test_a_test_copy_that_did_not_go_out_is_sent_by_the_next_run(make_config, smtp_server: SmtpServer, tmp_path: Path) -> None:
+def test_a_test_copy_that_did_not_go_out_is_sent_by_the_next_run(
+    make_config, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     from .conftest import free_port
 
     down = SmtpServer("127.0.0.1", free_port())  # nothing listens there
@@ -284,7 +328,12 @@ def test_a_test_copy_that_did_not_go_out_is_sent_by_the_next_run(make_config, sm
     status = json.loads(run_distrib("status", "--json", "--config", str(path)).stdout)
     assert status[0]["status"] == "awaiting"
     # The mail server is back: the next run sends the missing test copy, once.
-    path.write_text(path.read_text(encoding="utf-8").replace(f"port = {down.port}", f"port = {smtp_server.port}"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            f"port = {down.port}", f"port = {smtp_server.port}"
+        ),
+        encoding="utf-8",
+    )
     second = run_distrib("run", "--config", str(path))
     assert second.returncode == 0, second.stderr
     assert "its test copy had not gone out" in second.stdout
@@ -293,7 +342,9 @@ def test_a_test_copy_that_did_not_go_out_is_sent_by_the_next_run(make_config, sm
     assert third.returncode == 0 and len(smtp_server.received) == 1
 
 
-def test_the_archive_leaves_out_editions_not_sent(make_config, smtp_server: SmtpServer, tmp_path: Path) -> None:
+def test_the_archive_leaves_out_editions_not_sent(
+    make_config, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     path = _approval_config(make_config, smtp_server)
     assert run_distrib("run", "--config", str(path)).returncode == 0
     proc = run_distrib("archive", "--out", "arch", "--config", str(path))

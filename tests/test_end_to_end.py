@@ -29,7 +29,9 @@ def readme_commands() -> list[str]:
 
 
 def copy_project(dest: Path) -> Path:
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "outbox", "preview", "*.sqlite*", ".pytest_cache")
+    ignore = shutil.ignore_patterns(
+        "__pycache__", "*.egg-info", "outbox", "preview", "*.sqlite*", ".pytest_cache"
+    )
     dest.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md", "CHANGELOG.md", "config.example.toml"):
         shutil.copy2(REPO / name, dest / name)
@@ -55,12 +57,21 @@ def test_readme_first_command_on_a_fresh_checkout(tmp_path: Path):
     env.pop("DISTRIB_CONFIG", None)
     env.pop("PYTHONPATH", None)  # the installed wheel must be what runs, not a checkout
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    proc = subprocess.run(["bash", "-c", first], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["bash", "-c", first], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # the templates came from inside the installed wheel, not from the source folder
     where = subprocess.run(
-        [str(env_dir / "bin" / "python"), "-c", "import distrib.paths as p; print(p.templates_dir()); print(p.example_config())"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        [
+            str(env_dir / "bin" / "python"),
+            "-c",
+            "import distrib.paths as p; print(p.templates_dir()); print(p.example_config())",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     templates, example = Path(where[0]), Path(where[1])
     assert str(env_dir) in str(templates) and (templates / "email").is_dir()
@@ -70,7 +81,14 @@ def test_readme_first_command_on_a_fresh_checkout(tmp_path: Path):
     assert len(emails) == 3, proc.stdout
     assert len(shares) >= 5
     assert "outbox" in proc.stdout
-    again = subprocess.run(["bash", "-c", "distrib run --config config.example.toml"], cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        ["bash", "-c", "distrib run --config config.example.toml"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     assert "nothing new" in again.stdout
     assert sorted((project / "outbox").glob("*.eml")) == emails
@@ -92,7 +110,7 @@ def smtp_config(make_config, server: SmtpServer, recipients: str, extra_smtp: st
         port = {server.port}
         security = "none"
         {extra_smtp}
-        """
+        """,
     )
 
 
@@ -107,7 +125,22 @@ def test_smtp_delivery_of_the_digest(make_config, smtp_server: SmtpServer, tmp_p
     import json
 
     selected = json.loads(posts.stdout)
-    assert selected and all({"key", "url", "title", "author", "published", "tags", "categories", "summary", "image", "source"} <= set(p) for p in selected)
+    assert selected and all(
+        {
+            "key",
+            "url",
+            "title",
+            "author",
+            "published",
+            "tags",
+            "categories",
+            "summary",
+            "image",
+            "source",
+        }
+        <= set(p)
+        for p in selected
+    )
     proc = run_distrib("send", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     by_rcpt = smtp_server.by_recipient()
@@ -161,7 +194,9 @@ def _slow_smtp_server(delay: float) -> tuple[object, SmtpServer]:
 
 
 @pytest.mark.parametrize("connections", [1, 4])
-def test_kill_mid_send_then_rerun_delivers_everyone_once(make_config, tmp_path: Path, connections: int):
+def test_kill_mid_send_then_rerun_delivers_everyone_once(
+    make_config, tmp_path: Path, connections: int
+):
     """SIGKILL a real `distrib send` part-way; the rerun completes the edition and only the
     recipients in flight at the kill (still 'claimed' in the ledger) may get it twice."""
     controller, server = _slow_smtp_server(delay=0.01)
@@ -172,10 +207,17 @@ def test_kill_mid_send_then_rerun_delivers_everyone_once(make_config, tmp_path: 
             w.writerow(["email", "name"])
             for i, a in enumerate(addresses):
                 w.writerow([a, f"Reader {i}"])
-        path = smtp_config(make_config, server, 'recipients_file = "subscribers.csv"', f"connections = {connections}")
+        path = smtp_config(
+            make_config,
+            server,
+            'recipients_file = "subscribers.csv"',
+            f"connections = {connections}",
+        )
         proc = subprocess.Popen(
             [sys.executable, "-m", "distrib", "send", "--config", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
         )
         deadline = time.monotonic() + 60
         while len(server.received) < 100 and time.monotonic() < deadline and proc.poll() is None:
@@ -184,7 +226,10 @@ def test_kill_mid_send_then_rerun_delivers_everyone_once(make_config, tmp_path: 
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         db = sqlite3.connect(tmp_path / "distrib.sqlite")
-        in_flight = {r[0] for r in db.execute("SELECT address FROM email_deliveries WHERE status = 'claimed'")}
+        in_flight = {
+            r[0]
+            for r in db.execute("SELECT address FROM email_deliveries WHERE status = 'claimed'")
+        }
         db.close()
         got_before = len(server.received)
         assert 0 < got_before < 300
@@ -209,7 +254,11 @@ def test_second_concurrent_run_is_refused(make_config, tmp_path: Path):
         with open(tmp_path / "subs.csv", "w") as f:
             f.write("email\n" + "".join(f"r{i}@example.com\n" for i in range(200)))
         path = smtp_config(make_config, server, 'recipients_file = "subs.csv"')
-        first = subprocess.Popen([sys.executable, "-m", "distrib", "run", "--config", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = subprocess.Popen(
+            [sys.executable, "-m", "distrib", "run", "--config", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
         while not server.received and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -223,12 +272,18 @@ def test_second_concurrent_run_is_refused(make_config, tmp_path: Path):
         controller.stop()
 
 
-BROKEN_HTML = "<!doctype html><html><head><title>Oops</title></head><body><p>Not a feed</p></body></html>"
+BROKEN_HTML = (
+    "<!doctype html><html><head><title>Oops</title></head><body><p>Not a feed</p></body></html>"
+)
 BROKEN_XML = '<?xml version="1.0"?><rss version="2.0"><channel><title>x</title><item><title>half'
 
 
-@pytest.mark.parametrize("body,ctype", [(BROKEN_HTML, "text/html"), (BROKEN_XML, "application/rss+xml")])
-def test_broken_feed_names_the_source_and_others_still_go_out(make_config, httpserver, tmp_path: Path, body: str, ctype: str):
+@pytest.mark.parametrize(
+    "body,ctype", [(BROKEN_HTML, "text/html"), (BROKEN_XML, "application/rss+xml")]
+)
+def test_broken_feed_names_the_source_and_others_still_go_out(
+    make_config, httpserver, tmp_path: Path, body: str, ctype: str
+):
     httpserver.expect_request("/feed.xml").respond_with_data(body, content_type=ctype)
     path = make_config(
         sources=f"""
@@ -239,7 +294,7 @@ def test_broken_feed_names_the_source_and_others_still_go_out(make_config, https
         [[sources]]
         name = "wire"
         type = "feed"
-        url = "{httpserver.url_for('/feed.xml')}"
+        url = "{httpserver.url_for("/feed.xml")}"
         """
     )
     proc = run_distrib("run", "--config", str(path))
@@ -268,13 +323,15 @@ def test_hostile_post_reaches_the_output_inert(make_config, httpserver, tmp_path
     from email.utils import format_datetime
 
     date = format_datetime(datetime.now(UTC) - timedelta(hours=1))
-    httpserver.expect_request("/feed.xml").respond_with_data(HOSTILE_FEED.format(date=date), content_type="application/rss+xml")
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        HOSTILE_FEED.format(date=date), content_type="application/rss+xml"
+    )
     path = make_config(
         sources=f"""
         [[sources]]
         name = "wire"
         type = "feed"
-        url = "{httpserver.url_for('/feed.xml')}"
+        url = "{httpserver.url_for("/feed.xml")}"
         """
     )
     proc = run_distrib("run", "--config", str(path))

@@ -38,10 +38,12 @@ backfill = 5
 
 def test_send_report_eml_and_share_files_are_private(make_config, tmp_path: Path):
     path = make_config(CHANNEL + '\n[email.outbox]\ndir = "private/mail"\n')
-    proc = run_distrib("send", "--config", str(path), "--report", str(tmp_path / "reports" / "send.json"))
+    proc = run_distrib(
+        "send", "--config", str(path), "--report", str(tmp_path / "reports" / "send.json")
+    )
     assert proc.returncode == 0, proc.stderr
     report = tmp_path / "reports" / "send.json"
-    assert "\"sent\": 2" in report.read_text(encoding="utf-8")
+    assert '"sent": 2' in report.read_text(encoding="utf-8")
     assert mode(report) == 0o600 and mode(report.parent) == 0o700
     mail = tmp_path / "private" / "mail"
     emls = list(mail.glob("*.eml"))
@@ -62,12 +64,14 @@ def test_report_over_an_existing_readable_file_is_narrowed(make_config, tmp_path
     report.chmod(0o644)
     proc = run_distrib("send", "--config", str(path), "--report", str(report))
     assert proc.returncode == 0, proc.stderr
-    assert mode(report) == 0o600 and "\"sent\": 2" in report.read_text(encoding="utf-8")
+    assert mode(report) == 0o600 and '"sent": 2' in report.read_text(encoding="utf-8")
 
 
 def test_subscribers_export_is_private(make_config, tmp_path: Path):
     path = make_config()
-    assert run_distrib("subscribers", "add", "ana@example.com", "--config", str(path)).returncode == 0
+    assert (
+        run_distrib("subscribers", "add", "ana@example.com", "--config", str(path)).returncode == 0
+    )
     out = tmp_path / "exports" / "2026" / "subs.csv"
     proc = run_distrib("subscribers", "export", str(out), "--config", str(path))
     assert proc.returncode == 0, proc.stderr

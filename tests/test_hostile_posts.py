@@ -54,9 +54,13 @@ def hostile_feed(path: Path) -> Path:
     return path
 
 
-def test_markers_in_every_post_field_stay_inert_over_smtp(make_config, smtp_server: SmtpServer, tmp_path: Path):
+def test_markers_in_every_post_field_stay_inert_over_smtp(
+    make_config, smtp_server: SmtpServer, tmp_path: Path
+):
     feed = hostile_feed(tmp_path / "feed.xml")
-    path = smtp_config(make_config, smtp_server, "recipients = [" + ", ".join(f'"{r}"' for r in READERS) + "]")
+    path = smtp_config(
+        make_config, smtp_server, "recipients = [" + ", ".join(f'"{r}"' for r in READERS) + "]"
+    )
     text = path.read_text(encoding="utf-8").replace(
         'type = "sample"', f'type = "feed"\npath = "{feed.as_posix()}"'
     )
@@ -111,7 +115,9 @@ def test_listmonk_hand_off_keeps_template_tags_in_post_text_literal():
     html = f'<h2>{{{{ .Subscriber.Email }}}} {U}</h2><a href="{m.url}">x</a> {m.email}'
     out = fill_tags(html, m, TAGS, go_template_literal)
     assert out == (
-        '<h2>{{"{{"}} .Subscriber.Email }} ' + U + '</h2><a href="{{ UnsubscribeURL }}">x</a> {{ .Subscriber.Email }}'
+        '<h2>{{"{{"}} .Subscriber.Email }} '
+        + U
+        + '</h2><a href="{{ UnsubscribeURL }}">x</a> {{ .Subscriber.Email }}'
     )
 
 
@@ -129,8 +135,11 @@ def test_bidi_overrides_are_removed_from_the_subject_and_every_header(tmp_path: 
 
     settings = make_settings(
         tmp_path,
-        **{"from": "Bad\u202eNews <news@gazette.example.org>", "reply_to": "Re\u2066ply <r@gazette.example.org>",
-           "unsubscribe_mailto": "u@gazette.example.org"},
+        **{
+            "from": "Bad\u202eNews <news@gazette.example.org>",
+            "reply_to": "Re\u2066ply <r@gazette.example.org>",
+            "unsubscribe_mailto": "u@gazette.example.org",
+        },
     )
     settings.data["site"]["name"] = "Gaz\u202dette"
     edition = make_edition("Invoice \u202efdp.exe and " + BIDI + "more")
@@ -154,8 +163,16 @@ def test_a_post_title_with_bidi_overrides_renders_a_clean_subject(tmp_path: Path
     from .render.cases import FIXED_NOW, settings_from
 
     settings = settings_from(tmp_path, "")
-    post = Post(key="k", url="https://x.example/p", title="Invoice \u202efdp.exe", source="s", published=FIXED_NOW)
-    r = render_edition(settings, [post], newsletter=dict(settings.data["digest"]), name="digest", now=FIXED_NOW)
+    post = Post(
+        key="k",
+        url="https://x.example/p",
+        title="Invoice \u202efdp.exe",
+        source="s",
+        published=FIXED_NOW,
+    )
+    r = render_edition(
+        settings, [post], newsletter=dict(settings.data["digest"]), name="digest", now=FIXED_NOW
+    )
     assert not any(c in r.subject + r.preheader for c in BIDI)
     assert "Invoice fdp.exe" in r.subject
 
@@ -179,14 +196,24 @@ def test_an_edition_recorded_before_markers_had_a_nonce_still_resumes(tmp_path: 
     db.execute("PRAGMA application_id = 1685288034")
     db.execute(
         "INSERT INTO editions (id, newsletter, subject, preheader, created, html, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (1, "digest", "S", "P", "2026-11-20T09:30:00+00:00", f'<p>to {E}</p><a href="{U}">u</a>', f"to {E}\n{U}\n"),
+        (
+            1,
+            "digest",
+            "S",
+            "P",
+            "2026-11-20T09:30:00+00:00",
+            f'<p>to {E}</p><a href="{U}">u</a>',
+            f"to {E}\n{U}\n",
+        ),
     )
     db.execute("COMMIT")
     db.close()
     with open_ledger(path) as ledger:
         [edition] = ledger.unfinished_editions("digest")
         assert edition.markers == Markers()
-        fresh = ledger.create_edition("digest", ["k"], "S2", "P", "<p>x</p>", "x\n", markers=Markers.new())
+        fresh = ledger.create_edition(
+            "digest", ["k"], "S2", "P", "<p>x</p>", "x\n", markers=Markers.new()
+        )
         assert ledger.get_edition(fresh.id).markers == fresh.markers  # kept with the edition
     prepared = prepare_message(make_settings(tmp_path), edition, key=KEY)
     assert "to ana@example.com" in prepared.text_for(Recipient("ana@example.com"))

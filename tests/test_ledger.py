@@ -63,13 +63,17 @@ def test_claims_never_twice(open_any_ledger, clock):
         ledger.mark_email(ed.id, "a@example.com", Outcome.sent("<id@x>"))
         assert not ledger.claim_email(ed.id, "a@example.com")
         assert ledger.claim_email(ed.id, "b@example.com")
-        ledger.mark_email(ed.id, "b@example.com", Outcome.deferred("451 try later", retry_after=600))
+        ledger.mark_email(
+            ed.id, "b@example.com", Outcome.deferred("451 try later", retry_after=600)
+        )
         assert not ledger.claim_email(ed.id, "b@example.com")  # not before its time
         from datetime import timedelta
 
         clock[0] = clock[0] + timedelta(minutes=11)
         assert ledger.claim_email(ed.id, "b@example.com")
-        ledger.mark_email(ed.id, "b@example.com", Outcome.failed("550 5.1.1 no such user", bounce=True))
+        ledger.mark_email(
+            ed.id, "b@example.com", Outcome.failed("550 5.1.1 no such user", bounce=True)
+        )
         assert ledger.is_suppressed("b@example.com")
         assert ledger.email_counts(ed.id) == {"claimed": 0, "sent": 1, "failed": 1, "deferred": 0}
 

@@ -19,7 +19,9 @@ def _dump_sqlite(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     db = sqlite3.connect(path)
     try:
         out = {}
-        for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
+        for name, sql in db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ):
             rowid = "rowid, " if "WITHOUT ROWID" not in sql else ""
             out[name] = sorted(db.execute(f"SELECT {rowid}* FROM {name}").fetchall(), key=repr)
         return out
@@ -27,14 +29,34 @@ def _dump_sqlite(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         db.close()
 
 
-def test_round_trip_sqlite_postgresql_sqlite_is_equal(make_config, tmp_path: Path, pg_url: str) -> None:
+def test_round_trip_sqlite_postgresql_sqlite_is_equal(
+    make_config, tmp_path: Path, pg_url: str
+) -> None:
     original = make_config('[ledger]\npath = "original.sqlite"\n')
-    assert run_distrib("run", "--config", str(original)).returncode == 0  # editions, deliveries, posts
-    assert run_distrib("subscribers", "add", "ana@example.com", "--name", "Ana Ñ", "--config", str(original)).returncode == 0
-    assert run_distrib("subscribers", "add", "bo@example.com", "--config", str(original)).returncode == 0
-    assert run_distrib("subscribers", "remove", "bo@example.com", "--config", str(original)).returncode == 0
+    assert (
+        run_distrib("run", "--config", str(original)).returncode == 0
+    )  # editions, deliveries, posts
+    assert (
+        run_distrib(
+            "subscribers", "add", "ana@example.com", "--name", "Ana Ñ", "--config", str(original)
+        ).returncode
+        == 0
+    )
+    assert (
+        run_distrib("subscribers", "add", "bo@example.com", "--config", str(original)).returncode
+        == 0
+    )
+    assert (
+        run_distrib("subscribers", "remove", "bo@example.com", "--config", str(original)).returncode
+        == 0
+    )
     before = _dump_sqlite(tmp_path / "original.sqlite")
-    assert before["editions"] and before["email_deliveries"] and before["posts"] and before["subscribers"]
+    assert (
+        before["editions"]
+        and before["email_deliveries"]
+        and before["posts"]
+        and before["subscribers"]
+    )
 
     to_pg = run_distrib("ledger", "copy", "--to", pg_url, "--config", str(original))
     assert to_pg.returncode == 0, to_pg.stderr
@@ -43,7 +65,9 @@ def test_round_trip_sqlite_postgresql_sqlite_is_equal(make_config, tmp_path: Pat
 
     on_pg = make_config('[ledger]\nurl_env = "DISTRIB_LEDGER_URL"\n', name="pg.toml")
     env = {"DISTRIB_LEDGER_URL": pg_url}
-    back = run_distrib("ledger", "copy", "--to", str(tmp_path / "back.sqlite"), "--config", str(on_pg), env=env)
+    back = run_distrib(
+        "ledger", "copy", "--to", str(tmp_path / "back.sqlite"), "--config", str(on_pg), env=env
+    )
     assert back.returncode == 0, back.stderr
     after = _dump_sqlite(tmp_path / "back.sqlite")
     # the run lock's note of who held it names the process that copied: all else is equal
@@ -58,7 +82,9 @@ def test_round_trip_sqlite_postgresql_sqlite_is_equal(make_config, tmp_path: Pat
     assert sorted((tmp_path / "outbox").glob("*.eml")) == outbox
     # and the unsubscribed address stays suppressed there
     with psycopg.connect(pg_url) as db:
-        assert db.execute("SELECT status FROM subscribers WHERE address = 'bo@example.com'").fetchone() == ("unsubscribed",)
+        assert db.execute(
+            "SELECT status FROM subscribers WHERE address = 'bo@example.com'"
+        ).fetchone() == ("unsubscribed",)
 
 
 def test_a_non_empty_target_is_refused_untouched(make_config, tmp_path: Path, pg_url: str) -> None:
@@ -66,12 +92,25 @@ def test_a_non_empty_target_is_refused_untouched(make_config, tmp_path: Path, pg
     assert run_distrib("run", "--config", str(config)).returncode == 0
     assert run_distrib("ledger", "copy", "--to", pg_url, "--config", str(config)).returncode == 0
     with psycopg.connect(pg_url) as db:
-        counts = db.execute("SELECT (SELECT count(*) FROM editions), (SELECT count(*) FROM posts)").fetchone()
+        counts = db.execute(
+            "SELECT (SELECT count(*) FROM editions), (SELECT count(*) FROM posts)"
+        ).fetchone()
     again = run_distrib("ledger", "copy", "--to", pg_url, "--config", str(config))
     assert again.returncode == 2
-    assert again.stderr.count("\n") == 1 and "is not empty" in again.stderr and "in editions" in again.stderr
+    assert (
+        again.stderr.count("\n") == 1
+        and "is not empty" in again.stderr
+        and "in editions" in again.stderr
+    )
     with psycopg.connect(pg_url) as db:
-        assert db.execute("SELECT (SELECT count(*) FROM editions), (SELECT count(*) FROM posts)").fetchone() == counts
+        assert (
+            db.execute(
+                "SELECT (SELECT count(*) FROM editions), (SELECT count(*) FROM posts)"
+            ).fetchone()
+            == counts
+        )
     # an existing SQLite ledger (this one) as the target is refused the same way
-    self_copy = run_distrib("ledger", "copy", "--to", str(tmp_path / "distrib.sqlite"), "--config", str(config))
+    self_copy = run_distrib(
+        "ledger", "copy", "--to", str(tmp_path / "distrib.sqlite"), "--config", str(config)
+    )
     assert self_copy.returncode != 0 and "Traceback" not in self_copy.stderr

@@ -63,7 +63,10 @@ def test_foreign_files_are_refused_and_only_a_missing_one_is_created(tmp_path: P
     for path, match in (
         (empty_sqlite, "is not a distrib ledger"),
         (tmp_path / "zero.sqlite", "is empty"),
-        (tmp_path / "text.sqlite", r"not a distrib ledger \(not an SQLite file\); set \[ledger\] path to the ledger, or if this was it, restore"),
+        (
+            tmp_path / "text.sqlite",
+            r"not a distrib ledger \(not an SQLite file\); set \[ledger\] path to the ledger, or if this was it, restore",
+        ),
     ):
         if path.name == "zero.sqlite":
             path.touch()
@@ -90,18 +93,30 @@ def test_ledger_files_are_private_whatever_the_umask(make_config, tmp_path: Path
         "from distrib.ledger import open_ledger\n"
         f"l = open_ledger({str(data / 'distrib.sqlite')!r})\n"
         "l.lock(); l.add_subscriber('a@example.com')\n"
-        "d = %r\n" % str(data)
+        "d = %r\n"
+        % str(data)
         + "modes = {n: oct(os.stat(os.path.join(d, n)).st_mode & 0o777) for n in sorted(os.listdir(d))}\n"
         + "print(modes)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     modes = eval(out)  # noqa: S307 (our own repr)
-    assert modes == {"distrib.sqlite": "0o600", "distrib.sqlite-shm": "0o600", "distrib.sqlite-wal": "0o600"}
+    assert modes == {
+        "distrib.sqlite": "0o600",
+        "distrib.sqlite-shm": "0o600",
+        "distrib.sqlite-wal": "0o600",
+    }
     assert _mode(data) == 0o700 and _mode(data.parent) == 0o700
     # the CLI, under the umask cron often has
     proc = subprocess.run(
-        ["sh", "-c", f'umask 000; "{sys.executable}" -m distrib subscribers add b@example.com --config "{cfg}"'],
-        capture_output=True, text=True,
+        [
+            "sh",
+            "-c",
+            f'umask 000; "{sys.executable}" -m distrib subscribers add b@example.com --config "{cfg}"',
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert _mode(data / "distrib.sqlite") == 0o600
@@ -147,12 +162,19 @@ def _without_privileges() -> list[str]:
 def _run_as_user(prefix: list[str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DISTRIB_CONFIG"}
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "distrib", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+        [*prefix, sys.executable, "-m", "distrib", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
     )
 
 
 @pytest.mark.parametrize("what", ["folder", "file", "folder-with-wal"])
-def test_a_read_only_ledger_can_be_read_and_says_so_when_written(make_config, tmp_path: Path, what: str):
+def test_a_read_only_ledger_can_be_read_and_says_so_when_written(
+    make_config, tmp_path: Path, what: str
+):
     prefix = _without_privileges()
     data = tmp_path / "data"
     ledger = data / "distrib.sqlite"
@@ -172,7 +194,16 @@ def test_a_read_only_ledger_can_be_read_and_says_so_when_written(make_config, tm
             ledger.chmod(0o400)
         else:
             data.chmod(0o500)
-        check = subprocess.run([*prefix, sys.executable, "-c", f"import os; print(os.access({str(data)!r}, os.W_OK), os.access({str(ledger)!r}, os.W_OK))"], capture_output=True, text=True)
+        check = subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                "-c",
+                f"import os; print(os.access({str(data)!r}, os.W_OK), os.access({str(ledger)!r}, os.W_OK))",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if "True True" in check.stdout:
             pytest.skip("this user can write the ledger whatever its mode")
         status = _run_as_user(prefix, "status", "--config", str(cfg), cwd=tmp_path)
@@ -180,7 +211,9 @@ def test_a_read_only_ledger_can_be_read_and_says_so_when_written(make_config, tm
         assert "edition 1 [digest]" in status.stdout and "done: 2 sent" in status.stdout
         posts = _run_as_user(prefix, "posts", "--config", str(cfg), "--json", cwd=tmp_path)
         assert posts.returncode == 0, posts.stderr
-        preview = _run_as_user(prefix, "preview", "--config", str(cfg), "--out", str(out), cwd=tmp_path)
+        preview = _run_as_user(
+            prefix, "preview", "--config", str(cfg), "--out", str(out), cwd=tmp_path
+        )
         assert preview.returncode == 0, preview.stderr
         assert list(out.glob("*.html"))
         expected = (

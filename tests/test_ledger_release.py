@@ -29,7 +29,8 @@ def test_release_keeps_an_earlier_deferral_due_at_once_without_counting(open_any
         assert led.claim_email(ed.id, "a@example.org")  # attempt 2
         led.mark_email(ed.id, "a@example.org", Outcome.released("ses: sender not verified"))
         status, attempts, not_before = led.db.execute(
-            "SELECT status, attempts, not_before FROM email_deliveries").fetchone()
+            "SELECT status, attempts, not_before FROM email_deliveries"
+        ).fetchone()
         assert (status, attempts, not_before) == ("deferred", 1, None)
         assert led.claim_email(ed.id, "a@example.org")
 
@@ -47,10 +48,12 @@ def test_in_doubt_is_not_claimed_again_and_is_counted(open_any_ledger) -> None:
 def test_requeue_failed_skips_suppressed_and_records_itself(open_any_ledger) -> None:
     with open_any_ledger() as led:
         ed = edition(led)
-        for address, outcome in (("a@example.org", Outcome.failed("hard bounce", bounce=True)),
-                                 ("b@example.org", Outcome.failed("invalid")),
-                                 ("c@example.org", Outcome.in_doubt("no answer")),
-                                 ("d@example.org", Outcome.sent("id"))):
+        for address, outcome in (
+            ("a@example.org", Outcome.failed("hard bounce", bounce=True)),
+            ("b@example.org", Outcome.failed("invalid")),
+            ("c@example.org", Outcome.in_doubt("no answer")),
+            ("d@example.org", Outcome.sent("id")),
+        ):
             led.claim_email(ed.id, address)
             led.mark_email(ed.id, address, outcome)
         led.finish_edition(ed.id)

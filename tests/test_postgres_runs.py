@@ -52,12 +52,19 @@ def test_kill_mid_send_then_rerun_on_postgresql(make_config, tmp_path: Path, pg_
         deadline = time.monotonic() + 60
         while len(server.received) < 100 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.005)
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the send finished before it could be killed"
+        assert proc.poll() is None, (
+            proc.stderr.read() if proc.stderr else "the send finished before it could be killed"
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         with psycopg.connect(pg_url) as db:
-            in_flight = {r[0] for r in db.execute("SELECT address FROM email_deliveries WHERE status = 'claimed'")}
-            sent = db.execute("SELECT count(*) FROM email_deliveries WHERE status = 'sent'").fetchone()[0]
+            in_flight = {
+                r[0]
+                for r in db.execute("SELECT address FROM email_deliveries WHERE status = 'claimed'")
+            }
+            sent = db.execute(
+                "SELECT count(*) FROM email_deliveries WHERE status = 'sent'"
+            ).fetchone()[0]
         assert 0 < sent < 300
         assert not (tmp_path / "distrib.sqlite").exists()  # the state is in PostgreSQL only
         rerun = run_distrib("send", "--config", str(path), env=env)
@@ -79,8 +86,12 @@ def test_two_hosts_one_run_at_a_time(make_config, tmp_path: Path, pg_url: str) -
     env = {"DISTRIB_LEDGER_URL": pg_url}
     try:
         _write_subscribers(tmp_path / "subs.csv", 200)
-        host_a = _host_config(make_config, server, tmp_path / "a", f'recipients_file = "{tmp_path / "subs.csv"}"')
-        host_b = _host_config(make_config, server, tmp_path / "b", f'recipients_file = "{tmp_path / "subs.csv"}"')
+        host_a = _host_config(
+            make_config, server, tmp_path / "a", f'recipients_file = "{tmp_path / "subs.csv"}"'
+        )
+        host_b = _host_config(
+            make_config, server, tmp_path / "b", f'recipients_file = "{tmp_path / "subs.csv"}"'
+        )
         first = subprocess.Popen(
             [sys.executable, "-m", "distrib", "run", "--config", str(host_a)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**__import__("os").environ, **env},
@@ -96,10 +107,16 @@ def test_two_hosts_one_run_at_a_time(make_config, tmp_path: Path, pg_url: str) -
             first.kill()
             first.wait()
         assert second.returncode == 1, second.stderr
-        assert "another distrib run (pid" in second.stderr and "this run does nothing" in second.stderr
+        assert (
+            "another distrib run (pid" in second.stderr and "this run does nothing" in second.stderr
+        )
         assert second.stderr.count("\n") == 1, second.stderr  # one line
         assert pg_url.split("@")[0].split(":")[-1] not in second.stderr  # never the password
-        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")  # cron: quietly nothing
+        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (
+            0,
+            "",
+            "",
+        )  # cron: quietly nothing
         # the killed host's lock went with its connection: the other host finishes the edition
         done = run_distrib("run", "--config", str(host_b), env=env)
         assert done.returncode == 0, done.stderr
@@ -114,7 +131,9 @@ def test_config_errors_are_one_line(make_config, tmp_path: Path, pg_cluster) -> 
     assert proc.returncode == 2 and "ledger.url" in proc.stderr and "url_env" in proc.stderr
     assert "hunter2" not in proc.stderr
 
-    both = make_config('[ledger]\npath = "x.sqlite"\nurl = "postgresql://u@127.0.0.1/db"\n', name="both.toml")
+    both = make_config(
+        '[ledger]\npath = "x.sqlite"\nurl = "postgresql://u@127.0.0.1/db"\n', name="both.toml"
+    )
     proc = run_distrib("send", "--config", str(both))
     assert proc.returncode == 2 and "keep one" in proc.stderr, proc.stderr
 
@@ -123,11 +142,22 @@ def test_config_errors_are_one_line(make_config, tmp_path: Path, pg_cluster) -> 
     assert proc.returncode == 2 and "PostgreSQL URL" in proc.stderr, proc.stderr
 
     env_cfg = make_config('[ledger]\nurl_env = "DISTRIB_LEDGER_URL"\n', name="env.toml")
-    proc = run_distrib("send", "--config", str(env_cfg), env={"DISTRIB_LEDGER_URL": pg_cluster.url("postgres", password="wrong-pw")})
+    proc = run_distrib(
+        "send",
+        "--config",
+        str(env_cfg),
+        env={"DISTRIB_LEDGER_URL": pg_cluster.url("postgres", password="wrong-pw")},
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.count("\n") == 1 and "refused the credentials" in proc.stderr and "wrong-pw" not in proc.stderr
+    assert (
+        proc.stderr.count("\n") == 1
+        and "refused the credentials" in proc.stderr
+        and "wrong-pw" not in proc.stderr
+    )
 
-    proc = run_distrib("send", "--config", str(env_cfg), env={"DISTRIB_LEDGER_URL": "/tmp/ledger.sqlite"})
+    proc = run_distrib(
+        "send", "--config", str(env_cfg), env={"DISTRIB_LEDGER_URL": "/tmp/ledger.sqlite"}
+    )
     assert proc.returncode == 2 and "does not hold a PostgreSQL URL" in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1
 
@@ -148,12 +178,27 @@ def test_two_serve_replicas_share_the_database(make_config, tmp_path: Path, pg_u
     config = make_config('[ledger]\nurl_env = "DISTRIB_LEDGER_URL"\n')
     env = {"DISTRIB_LEDGER_URL": pg_url}
     for address in ("reader@example.org", "other@example.org"):
-        assert run_distrib("subscribers", "add", address, "--config", str(config), env=env).returncode == 0
+        assert (
+            run_distrib("subscribers", "add", address, "--config", str(config), env=env).returncode
+            == 0
+        )
     ports = [free_port(), free_port()]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "distrib", "serve", "--port", str(port), "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+            [
+                sys.executable,
+                "-m",
+                "distrib",
+                "serve",
+                "--port",
+                str(port),
+                "--config",
+                str(config),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
         )  # fmt: skip
         for port in ports
     ]
@@ -161,7 +206,10 @@ def test_two_serve_replicas_share_the_database(make_config, tmp_path: Path, pg_u
         for proc in procs:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            assert "unsubscribe endpoint on" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+            assert "unsubscribe endpoint on" in line, (
+                line,
+                proc.stderr.read() if proc.poll() is not None else "",
+            )
         with open_postgres(pg_url) as led:
             key = signing_key(load_config(config), led)
         for port, address in zip(ports, ("reader@example.org", "other@example.org"), strict=True):
@@ -171,7 +219,11 @@ def test_two_serve_replicas_share_the_database(make_config, tmp_path: Path, pg_u
             )  # fmt: skip
             assert r.status_code == 200, r.text
         # the reader's link, retried by the provider on the other replica: verified there too
-        r = httpx.post(f"http://127.0.0.1:{ports[1]}/unsubscribe", params={"token": make_token(key, "reader@example.org", "digest")}, content=b"List-Unsubscribe=One-Click")
+        r = httpx.post(
+            f"http://127.0.0.1:{ports[1]}/unsubscribe",
+            params={"token": make_token(key, "reader@example.org", "digest")},
+            content=b"List-Unsubscribe=One-Click",
+        )
         assert r.status_code == 200
         with psycopg.connect(pg_url) as db:
             rows = dict(db.execute("SELECT address, status FROM subscribers").fetchall())

@@ -36,7 +36,9 @@ def test_every_builtin_adapter_subclasses_its_base(group: str) -> None:
         assert isinstance(cls.options, dict) and isinstance(cls.requires, tuple)
 
 
-def test_a_registered_class_outside_the_contract_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_registered_class_outside_the_contract_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(registry._cache, "distrib.channels", {"odd": "distrib.model:Post"})
     with pytest.raises(AdapterUnavailable) as e:
         adapters.load_channel("odd")

@@ -18,7 +18,9 @@ def _broken_share_template(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("command", [("run",), ("run", "--force"), ("run", "--force", "--dry-run")])
-def test_a_broken_share_template_stops_run_force_before_anything_is_sent(make_config, tmp_path: Path, command):
+def test_a_broken_share_template_stops_run_force_before_anything_is_sent(
+    make_config, tmp_path: Path, command
+):
     config = make_config(_broken_share_template(tmp_path))
     proc = run_distrib(*command, "--config", str(config), cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
@@ -26,4 +28,3 @@ def test_a_broken_share_template_stops_run_force_before_anything_is_sent(make_co
     assert line.startswith("distrib: channel o: ") and line.endswith("fix the template syntax")
     assert proc.stdout == ""
     assert not (tmp_path / "outbox").exists()  # no digest, no share
-

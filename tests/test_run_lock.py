@@ -41,7 +41,9 @@ def _alias(kind: str, real: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["symlink", "dotdot"])
-def test_two_sends_through_aliases_of_one_ledger_send_each_recipient_once(make_config, tmp_path: Path, kind: str):
+def test_two_sends_through_aliases_of_one_ledger_send_each_recipient_once(
+    make_config, tmp_path: Path, kind: str
+):
     from aiosmtpd.controller import Controller
 
     from .conftest import _Handler
@@ -64,7 +66,9 @@ def test_two_sends_through_aliases_of_one_ledger_send_each_recipient_once(make_c
 
         first = subprocess.Popen(
             [sys.executable, "-m", "distrib", "send", "--config", str(first_cfg)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 60
         while len(server.received) < 10 and time.monotonic() < deadline and first.poll() is None:
@@ -98,14 +102,18 @@ def _can_bind_mount(tmp_path: Path) -> bool:
     src.write_text("x")
     dst.write_text("")
     probe = subprocess.run(
-        ["unshare", "-m", "sh", "-c", f'mount --bind "{src}" "{dst}" && cat "{dst}"'], capture_output=True, text=True
+        ["unshare", "-m", "sh", "-c", f'mount --bind "{src}" "{dst}" && cat "{dst}"'],
+        capture_output=True,
+        text=True,
     )
     src.unlink()
     dst.unlink()
     return probe.returncode == 0 and probe.stdout == "x"
 
 
-def test_two_sends_through_a_bind_mounted_ledger_send_each_recipient_once(make_config, tmp_path: Path):
+def test_two_sends_through_a_bind_mounted_ledger_send_each_recipient_once(
+    make_config, tmp_path: Path
+):
     """The ledger file bind-mounted at a second path (as a container volume is): the two
     names share no folder, so a lock file named after the path was two locks."""
     if not _can_bind_mount(tmp_path):
@@ -138,7 +146,13 @@ def test_two_sends_through_a_bind_mounted_ledger_send_each_recipient_once(make_c
             f'{send} "{second_cfg}" >second.out 2>second.err; echo "second=$?"\n'
             'wait $A; echo "first=$?"\n'
         )
-        proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        proc = subprocess.run(
+            ["unshare", "-m", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
         codes = dict(line.split("=") for line in proc.stdout.split())
         assert sorted(codes.values()) == ["0", "1"], (proc.stdout, proc.stderr)
         refused = "first" if codes["first"] == "1" else "second"
@@ -195,7 +209,9 @@ def test_processes_that_skip_the_lock_never_claim_a_row_twice(tmp_path: Path):
         procs = [
             subprocess.Popen(
                 [sys.executable, "-c", CLAIMER, str(p), str(edition.id), str(go)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for p in paths
         ]
@@ -239,8 +255,13 @@ def test_the_lock_is_released_by_kill_9_and_a_claimer_keeps_a_run_out(tmp_path: 
     path = tmp_path / "l.sqlite"
     open_ledger(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from distrib.ledger import open_ledger\nl = open_ledger({str(path)!r})\nl.lock()\nprint('locked', flush=True)\nimport time\ntime.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"from distrib.ledger import open_ledger\nl = open_ledger({str(path)!r})\nl.lock()\nprint('locked', flush=True)\nimport time\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     with open_ledger(path) as other:

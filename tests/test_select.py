@@ -47,15 +47,26 @@ def test_posts_already_there_at_the_previous_edition_are_not_new():
     old = {"k1", "k7"}
     chosen = select_posts(posts, OPTS, now=FIXED_NOW, already=set(), since=since, old=old)
     assert [p.key for p in chosen] == ["k2", "k3"]
-    later = select_posts(posts, OPTS, now=FIXED_NOW + timedelta(hours=2), already=set(), since=since, old=old)
+    later = select_posts(
+        posts, OPTS, now=FIXED_NOW + timedelta(hours=2), already=set(), since=since, old=old
+    )
     assert [p.key for p in later] == ["k7", "k2", "k3"]
 
 
 def test_already_sent_and_baseline_are_skipped():
     posts = [post(1, 5), post(2, 1), post(3, 2)]
-    seen = {"k1": FIXED_NOW - timedelta(days=1), "k2": FIXED_NOW, "k3": FIXED_NOW - timedelta(days=2)}
+    seen = {
+        "k1": FIXED_NOW - timedelta(days=1),
+        "k2": FIXED_NOW,
+        "k3": FIXED_NOW - timedelta(days=2),
+    }
     chosen = select_posts(
-        posts, OPTS, now=FIXED_NOW, already={"k2"}, baseline=FIXED_NOW - timedelta(hours=30), first_seen=seen
+        posts,
+        OPTS,
+        now=FIXED_NOW,
+        already={"k2"},
+        baseline=FIXED_NOW - timedelta(hours=30),
+        first_seen=seen,
     )
     assert [p.key for p in chosen] == ["k1"]
 
@@ -67,10 +78,28 @@ def test_filters_by_tag_category_author_source():
         post(3, 3, source="wire", author="Bo"),
     ]
     opts = OPTS | {"max_posts": 10}
-    assert [p.key for p in select_posts(posts, opts | {"include_tags": ("harbour",)}, now=FIXED_NOW, already=set())] == ["k1"]
-    assert [p.key for p in select_posts(posts, opts | {"exclude_categories": ("sport",)}, now=FIXED_NOW, already=set())] == ["k1", "k3"]
-    assert [p.key for p in select_posts(posts, opts | {"include_authors": ("bo",)}, now=FIXED_NOW, already=set())] == ["k3"]
-    assert [p.key for p in select_posts(posts, opts | {"sources": ("wire",)}, now=FIXED_NOW, already=set())] == ["k3"]
+    assert [
+        p.key
+        for p in select_posts(
+            posts, opts | {"include_tags": ("harbour",)}, now=FIXED_NOW, already=set()
+        )
+    ] == ["k1"]
+    assert [
+        p.key
+        for p in select_posts(
+            posts, opts | {"exclude_categories": ("sport",)}, now=FIXED_NOW, already=set()
+        )
+    ] == ["k1", "k3"]
+    assert [
+        p.key
+        for p in select_posts(
+            posts, opts | {"include_authors": ("bo",)}, now=FIXED_NOW, already=set()
+        )
+    ] == ["k3"]
+    assert [
+        p.key
+        for p in select_posts(posts, opts | {"sources": ("wire",)}, now=FIXED_NOW, already=set())
+    ] == ["k3"]
 
 
 def test_backfill_limits_the_first_run_only():

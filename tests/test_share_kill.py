@@ -49,7 +49,18 @@ class FakeMastodon:
             def do_GET(self):  # noqa: N802
                 path = urlsplit(self.path).path
                 if path == "/api/v2/instance":
-                    return self._json(200, {"domain": "social.test", "configuration": {"statuses": {"max_characters": 500, "characters_reserved_per_url": 23}}})
+                    return self._json(
+                        200,
+                        {
+                            "domain": "social.test",
+                            "configuration": {
+                                "statuses": {
+                                    "max_characters": 500,
+                                    "characters_reserved_per_url": 23,
+                                }
+                            },
+                        },
+                    )
                 if path == "/api/v1/accounts/verify_credentials":
                     return self._json(200, {"id": "1", "username": "news", "acct": "news"})
                 if path == "/api/v1/accounts/1/statuses":
@@ -74,7 +85,11 @@ class FakeMastodon:
                     if key and key in fake.by_key:
                         return self._json(200, fake.by_key[key])
                     n = len(fake.statuses) + 1
-                    status = {"id": str(n), "url": f"http://social.test/@news/{n}", "content": f"<p>{form.get('status', '')}</p>"}
+                    status = {
+                        "id": str(n),
+                        "url": f"http://social.test/@news/{n}",
+                        "content": f"<p>{form.get('status', '')}</p>",
+                    }
                     fake.statuses.append(status)
                     if key:
                         fake.by_key[key] = status
@@ -109,15 +124,21 @@ def mastodon_config(make_config, mastodon: FakeMastodon) -> Path:
     )
 
 
-def test_kill_mid_share_then_rerun_posts_each_once(make_config, mastodon: FakeMastodon, tmp_path: Path, monkeypatch):
+def test_kill_mid_share_then_rerun_posts_each_once(
+    make_config, mastodon: FakeMastodon, tmp_path: Path, monkeypatch
+):
     monkeypatch.setenv("TEST_MASTODON_TOKEN", "t0ken")
     path = mastodon_config(make_config, mastodon)
     env = {"TEST_MASTODON_TOKEN": "t0ken"}
-    planned = json.loads(run_distrib("share", "--dry-run", "--json", "--config", str(path), env=env).stdout)
+    planned = json.loads(
+        run_distrib("share", "--dry-run", "--json", "--config", str(path), env=env).stdout
+    )
     assert len(planned) >= 3
     proc = subprocess.Popen(
         [sys.executable, "-m", "distrib", "share", "--config", str(path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
         env={**__import__("os").environ, **env},
     )
     deadline = time.monotonic() + 60
@@ -143,7 +164,9 @@ def test_kill_mid_share_then_rerun_posts_each_once(make_config, mastodon: FakeMa
     assert third.returncode == 0 and mastodon.posts_received == before
 
 
-def test_ctrl_c_mid_share_finishes_the_post_in_flight_and_records_it(make_config, mastodon: FakeMastodon, tmp_path: Path):
+def test_ctrl_c_mid_share_finishes_the_post_in_flight_and_records_it(
+    make_config, mastodon: FakeMastodon, tmp_path: Path
+):
     """Ctrl-C while a post is in flight: it is finished and marked (no reconcile needed);
     nothing else is posted; the rerun posts the rest, each once."""
     import os
@@ -153,17 +176,27 @@ def test_ctrl_c_mid_share_finishes_the_post_in_flight_and_records_it(make_config
     path = mastodon_config(make_config, mastodon)
     proc = subprocess.Popen(
         [sys.executable, "-m", "distrib", "share", "--config", str(path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
     )
     deadline = time.monotonic() + 60
     while mastodon.posts_received < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)  # inside the first POST's delay
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1 and "interrupted; run again to finish" in err and "Traceback" not in err
+    assert (
+        proc.returncode == 1
+        and "interrupted; run again to finish" in err
+        and "Traceback" not in err
+    )
     assert mastodon.posts_received == 1 and len(mastodon.statuses) == 1
     db = sqlite3.connect(tmp_path / "distrib.sqlite")
-    rows = dict(db.execute("SELECT status, count(*) FROM share_deliveries GROUP BY status").fetchall())
+    rows = dict(
+        db.execute("SELECT status, count(*) FROM share_deliveries GROUP BY status").fetchall()
+    )
     db.close()
     assert rows == {"sent": 1}  # marked, not left claimed
 

@@ -75,7 +75,9 @@ def test_an_email_table_without_from_still_fails_check(tmp_path: Path) -> None:
 def test_posts_all_marks_undated_posts(tmp_path: Path) -> None:
     content = tmp_path / "content"
     content.mkdir()
-    (content / "dated.md").write_text("---\ntitle: Dated\ndate: 2025-10-01\n---\nx\n", encoding="utf-8")
+    (content / "dated.md").write_text(
+        "---\ntitle: Dated\ndate: 2025-10-01\n---\nx\n", encoding="utf-8"
+    )
     (content / "undated.md").write_text("---\ntitle: Undated\n---\nx\n", encoding="utf-8")
     text = SHARE_ONLY.replace(
         'name = "sample"\ntype = "sample"',
@@ -92,6 +94,11 @@ def test_posts_all_marks_undated_posts(tmp_path: Path) -> None:
     rows = json.loads(run_distrib("posts", "--all", "--json", "--config", str(path)).stdout)
     assert {r["title"]: r["undated"] for r in rows} == {"Dated": False, "Undated": True}
 
-    skipped = run_distrib("posts", "--all", "--config", str(config(tmp_path, text.replace('undated = "first-seen"', ""))))
+    skipped = run_distrib(
+        "posts",
+        "--all",
+        "--config",
+        str(config(tmp_path, text.replace('undated = "first-seen"', ""))),
+    )
     assert "Undated" not in skipped.stdout and "Dated" in skipped.stdout
     assert "skipped 1 post without a date (undated.md)" in skipped.stderr

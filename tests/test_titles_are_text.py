@@ -18,7 +18,9 @@ from pytest_httpserver import HTTPServer
 from .conftest import run_distrib
 
 
-def test_escaped_angle_brackets_in_titles_survive_in_email_and_shares(make_config, httpserver: HTTPServer, tmp_path: Path):
+def test_escaped_angle_brackets_in_titles_survive_in_email_and_shares(
+    make_config, httpserver: HTTPServer, tmp_path: Path
+):
     now = datetime.now(UTC)
     (tmp_path / "feed.xml").write_text(
         '<?xml version="1.0"?><rss version="2.0"><channel><title>S</title><link>https://site.example/</link>'
@@ -56,7 +58,7 @@ def test_escaped_angle_brackets_in_titles_survive_in_email_and_shares(make_confi
         [[sources]]
         name = "wp"
         type = "wordpress"
-        url = "{httpserver.url_for('/')}"
+        url = "{httpserver.url_for("/")}"
         """,
     )
     proc = run_distrib("run", "--config", str(path))
@@ -66,12 +68,19 @@ def test_escaped_angle_brackets_in_titles_survive_in_email_and_shares(make_confi
     html = msg.get_body(("html",)).get_content()
     text = msg.get_body(("plain",)).get_content()
     # (An RSS title of escaped HTML that feedparser reads as HTML keeps its text, not its tags.)
-    for title in ("Why <script> tags are dangerous", "Parsing <with> new tools", "Tom & Jerry & the bold cat"):
+    for title in (
+        "Why <script> tags are dangerous",
+        "Parsing <with> new tools",
+        "Tom & Jerry & the bold cat",
+    ):
         escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         assert escaped in html, title
         assert title in text, title
     assert "<script>" not in html and "<with>" not in html  # shown, never interpreted
     assert "Why <script> tags are dangerous" in str(msg["Subject"])
-    shares = [json.loads(p.read_text(encoding="utf-8")) for p in (tmp_path / "outbox" / "shares").glob("*.json")]
+    shares = [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in (tmp_path / "outbox" / "shares").glob("*.json")
+    ]
     texts = " ".join(s["text"] for s in shares)
     assert "Why <script> tags are dangerous" in texts and "Parsing <with> new tools" in texts

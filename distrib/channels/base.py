@@ -62,9 +62,13 @@ def later(wait: float | None) -> str:
 #: Options of the channels that attach images.
 CARD_OPTIONS: dict[str, Opt] = {
     "share_card": Opt(
-        k_bool, False, "when a post has no image, attach a generated 1200x630 card (needs distrib[card])"
+        k_bool,
+        False,
+        "when a post has no image, attach a generated 1200x630 card (needs distrib[card])",
     ),
-    "card_font": Opt(k_path, None, "a .ttf/.otf font for cards whose title the bundled DejaVu Sans cannot draw"),
+    "card_font": Opt(
+        k_path, None, "a .ttf/.otf font for cards whose title the bundled DejaVu Sans cannot draw"
+    ),
 }
 
 
@@ -152,7 +156,9 @@ class ShareChannel(Channel):
 
             # httpx logs every request line at INFO, and webhook URLs and Telegram's
             # API paths carry the secret itself: keep those lines out of -v output.
-            logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
+            logging.getLogger("httpx").setLevel(
+                max(logging.WARNING, logging.getLogger("httpx").level)
+            )
             self._client = httpx.Client(
                 timeout=httpx.Timeout(30.0, connect=10.0),
                 headers={"User-Agent": USER_AGENT},
@@ -224,7 +230,9 @@ class ShareChannel(Channel):
             + (f" ({detail})" if detail else "")
         )
 
-    def image_for(self, snippet: Snippet, post: Post, max_bytes: int) -> tuple[bytes, str, str] | None:
+    def image_for(
+        self, snippet: Snippet, post: Post, max_bytes: int
+    ) -> tuple[bytes, str, str] | None:
         """(bytes, media type, alt text) to attach: the post's image, else its share
         card when ``share_card`` is on, else None."""
         if snippet.image is not None:
@@ -262,11 +270,21 @@ class ShareChannel(Channel):
                 "GET", url, follow_redirects=True, headers={"Accept-Encoding": ACCEPT_ENCODING}
             ) as r:
                 if r.status_code != 200:
-                    log.warning("channel %s: image %s answered %s; posting without it", self.name, url, r.status_code)
+                    log.warning(
+                        "channel %s: image %s answered %s; posting without it",
+                        self.name,
+                        url,
+                        r.status_code,
+                    )
                     return None
                 mime = r.headers.get("content-type", "").split(";")[0].strip().lower()
                 if not mime.startswith("image/"):
-                    log.warning("channel %s: %s is not an image (%s); posting without it", self.name, url, mime)
+                    log.warning(
+                        "channel %s: %s is not an image (%s); posting without it",
+                        self.name,
+                        url,
+                        mime,
+                    )
                     return None
                 # Decoded a bounded piece at a time: a compressed "image" stops at the cap.
                 pieces: list[bytes] = []
@@ -275,17 +293,29 @@ class ShareChannel(Channel):
                     pieces.append(chunk)
                     size += len(chunk)
                     if size > max_bytes:
-                        log.warning("channel %s: image %s is over %d bytes; posting without it", self.name, url, max_bytes)
+                        log.warning(
+                            "channel %s: image %s is over %d bytes; posting without it",
+                            self.name,
+                            url,
+                            max_bytes,
+                        )
                         return None
                 return b"".join(pieces), mime
         except EncodingRefused as e:
             log.warning(
                 "channel %s: image %s came in Content-Encoding %r, not asked for; posting without it",
-                self.name, url, e.codings[:60],
+                self.name,
+                url,
+                e.codings[:60],
             )
             return None
         except httpx.HTTPError as e:
-            log.warning("channel %s: image %s unreachable (%s); posting without it", self.name, url, type(e).__name__)
+            log.warning(
+                "channel %s: image %s unreachable (%s); posting without it",
+                self.name,
+                url,
+                type(e).__name__,
+            )
             return None
 
 
@@ -296,7 +326,9 @@ def contains_link(text: str, link: str) -> bool:
         return False
     import re
 
-    return re.search(re.escape(link) + r"(?![A-Za-z0-9\-._~%/?#\[\]@!$&'()*+,;=])", text) is not None
+    return (
+        re.search(re.escape(link) + r"(?![A-Za-z0-9\-._~%/?#\[\]@!$&'()*+,;=])", text) is not None
+    )
 
 
 def retry_after(headers: Any, now: datetime | None = None) -> float | None:

@@ -96,7 +96,10 @@ def facet_json(facet: Facet) -> dict[str, Any]:
 def k_handle(v: Any, ctx: Ctx) -> str:
     """A handle (https://atproto.com/specs/handle) or a DID, without a leading '@'."""
     if isinstance(v, str) and (
-        v.startswith("did:") or re.fullmatch(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z][a-zA-Z0-9-]*", v)
+        v.startswith("did:")
+        or re.fullmatch(
+            r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z][a-zA-Z0-9-]*", v
+        )
     ):
         return v
     raise Invalid("a Bluesky handle such as 'news.example.org' (without '@') or a DID")
@@ -107,9 +110,14 @@ class BlueskyChannel(ShareChannel):
     #: the session of this run (see :meth:`session`)
     _session: dict[str, Any] | None = None
     options: ClassVar[dict[str, Opt]] = {
-        "handle": Opt(k_handle, None, "the account's handle, such as 'news.example.org'", required=True),
+        "handle": Opt(
+            k_handle, None, "the account's handle, such as 'news.example.org'", required=True
+        ),
         "password_env": Opt(
-            k_env_name, None, "environment variable holding an app password (Settings, App passwords)", required=True
+            k_env_name,
+            None,
+            "environment variable holding an app password (Settings, App passwords)",
+            required=True,
         ),
         "service": Opt(k_url, "https://bsky.social", "the account's PDS or entryway"),
         "language": Opt(k_str, None, "BCP 47 language of the posts; default: [site] language"),
@@ -139,7 +147,9 @@ class BlueskyChannel(ShareChannel):
         return f"bluesky:{self.name}:session"
 
     def _save(self, data: dict[str, Any]) -> dict[str, Any]:
-        session: dict[str, Any] = {k: data[k] for k in ("accessJwt", "refreshJwt", "did") if k in data}
+        session: dict[str, Any] = {
+            k: data[k] for k in ("accessJwt", "refreshJwt", "did") if k in data
+        }
         session["handle"] = data.get("handle", self.opt("handle"))
         if self.ctx.ledger is not None:
             self.ctx.ledger.kv_put(self._kv_session, session)
@@ -182,13 +192,19 @@ class BlueskyChannel(ShareChannel):
             return self._save(r.json())
         return self.session(fresh=True)
 
-    def call(self, method: str, nsid: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    def call(
+        self, method: str, nsid: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
         """An authenticated XRPC call; an expired access token is refreshed once."""
         for attempt in (0, 1):
             session = self.session()
             auth = dict(headers or {}) | {"Authorization": f"Bearer {session['accessJwt']}"}
             r = self.request(method, self.base + nsid, headers=auth, **kwargs)
-            if attempt == 0 and r.status_code in (400, 401) and _error_name(r) in ("ExpiredToken", "InvalidToken"):
+            if (
+                attempt == 0
+                and r.status_code in (400, 401)
+                and _error_name(r) in ("ExpiredToken", "InvalidToken")
+            ):
                 self._refresh()
                 continue
             return r
@@ -246,7 +262,9 @@ class BlueskyChannel(ShareChannel):
         facets = self.resolve_mentions(facets_for(snippet.text))
         if facets:
             record["facets"] = [facet_json(f) for f in facets]
-        language = self.opt("language") or (self.ctx.settings.data.get("site") or {}).get("language")
+        language = self.opt("language") or (self.ctx.settings.data.get("site") or {}).get(
+            "language"
+        )
         if language:
             record["langs"] = [str(language)]
         if self.opt("card", True):
@@ -255,7 +273,12 @@ class BlueskyChannel(ShareChannel):
             outcome = self._create(session["did"], rkey, record, snippet)
             if outcome is not None:
                 return outcome
-            log.info("channel %s: record key %s holds another post; %s takes the next key", self.name, rkey, post.key)
+            log.info(
+                "channel %s: record key %s holds another post; %s takes the next key",
+                self.name,
+                rkey,
+                post.key,
+            )
             rkey = self.next_record_key(key)
         raise DeliveryError(
             f"channel {self.name}: {MAX_KEYS} record keys in a row held other posts; post {post.key} not sent"
@@ -278,7 +301,9 @@ class BlueskyChannel(ShareChannel):
     def _did_of(self, handle: str) -> str | None:
         cache: dict[str, str | None] = self.__dict__.setdefault("_handles", {})
         if handle not in cache:
-            r = self.request("GET", self.base + "com.atproto.identity.resolveHandle", params={"handle": handle})
+            r = self.request(
+                "GET", self.base + "com.atproto.identity.resolveHandle", params={"handle": handle}
+            )
             did = None
             if r.status_code == 200:
                 try:
@@ -286,12 +311,18 @@ class BlueskyChannel(ShareChannel):
                 except ValueError:
                     did = None
             if not (isinstance(did, str) and did.startswith("did:")):
-                log.info("channel %s: @%s does not resolve to a DID; left as plain text", self.name, handle)
+                log.info(
+                    "channel %s: @%s does not resolve to a DID; left as plain text",
+                    self.name,
+                    handle,
+                )
                 did = None
             cache[handle] = did
         return cache[handle]
 
-    def _create(self, did: str, rkey: str, record: dict[str, Any], snippet: Snippet) -> Outcome | None:
+    def _create(
+        self, did: str, rkey: str, record: dict[str, Any], snippet: Snippet
+    ) -> Outcome | None:
         """Create the record at ``rkey``: its outcome, or None when another post holds the key."""
         tries = self.retries + 1
         for attempt in range(1, tries + 1):
@@ -337,7 +368,8 @@ class BlueskyChannel(ShareChannel):
                     )
             if r.status_code in (401, 403):
                 raise self.auth_failed(
-                    r.status_code, f"check the handle and the app password in {self.opts.get('password_env')}"
+                    r.status_code,
+                    f"check the handle and the app password in {self.opts.get('password_env')}",
                 )
             raise self.fail(r, "posting")
         raise AssertionError("unreachable")
@@ -346,10 +378,16 @@ class BlueskyChannel(ShareChannel):
         """What is at ``rkey``: this post (its text or its link) as a sent outcome,
         ``THEIRS`` (another post), or None (nothing)."""
         r = self.call(
-            "GET", "com.atproto.repo.getRecord", params={"repo": did, "collection": COLLECTION, "rkey": rkey}
+            "GET",
+            "com.atproto.repo.getRecord",
+            params={"repo": did, "collection": COLLECTION, "rkey": rkey},
         )
         if r.status_code != 200:
-            if r.status_code in (400, 404) and _error_name(r) in ("RecordNotFound", "InvalidRequest", ""):
+            if r.status_code in (400, 404) and _error_name(r) in (
+                "RecordNotFound",
+                "InvalidRequest",
+                "",
+            ):
                 return None
             raise self.fail(r, "reading a record back")
         data = r.json()
@@ -384,12 +422,20 @@ class BlueskyChannel(ShareChannel):
         if len(data) > MAX_BLOB:
             shrunk = shrink_image(data, MAX_BLOB)
             if shrunk is None:
-                log.warning("channel %s: image over 1,000,000 bytes; card without thumbnail", self.name)
+                log.warning(
+                    "channel %s: image over 1,000,000 bytes; card without thumbnail", self.name
+                )
                 return None
             data, mime = shrunk, "image/jpeg"
-        r = self.call("POST", "com.atproto.repo.uploadBlob", content=data, headers={"Content-Type": mime})
+        r = self.call(
+            "POST", "com.atproto.repo.uploadBlob", content=data, headers={"Content-Type": mime}
+        )
         if r.status_code != 200:
-            log.warning("channel %s: thumbnail upload answered %s; card without it", self.name, r.status_code)
+            log.warning(
+                "channel %s: thumbnail upload answered %s; card without it",
+                self.name,
+                r.status_code,
+            )
             return None
         return cast("dict[str, Any] | None", r.json().get("blob"))
 

@@ -71,14 +71,16 @@ def version_warning(version: str, today: date) -> str | None:
     if end <= today:
         return (
             f"LinkedIn stopped serving version {version} on {end:%d %B %Y}; every post would fail. "
-            f"Set version = \"{newest_version(today)}\""
+            f'Set version = "{newest_version(today)}"'
         )
     if end - today <= SUNSET_WARNING:
         return (
             f"LinkedIn stops serving version {version} on {end:%d %B %Y} ({(end - today).days} days); "
-            f"set version = \"{newest_version(today)}\" before then"
+            f'set version = "{newest_version(today)}" before then'
         )
     return None
+
+
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 
 
@@ -109,10 +111,16 @@ class LinkedInChannel(ShareChannel):
     network: ClassVar[str] = "linkedin"
     options: ClassVar[dict[str, Opt]] = {
         "token_env": Opt(
-            k_env_name, None, "environment variable holding an OAuth access token with w_member_social", required=True
+            k_env_name,
+            None,
+            "environment variable holding an OAuth access token with w_member_social",
+            required=True,
         ),
         "author": Opt(
-            k_author, None, "who posts: 'urn:li:person:ID' or 'urn:li:organization:ID'", required=True
+            k_author,
+            None,
+            "who posts: 'urn:li:person:ID' or 'urn:li:organization:ID'",
+            required=True,
         ),
         "api_url": Opt(k_url, "https://api.linkedin.com", "the API's base URL"),
         "version": Opt(
@@ -189,7 +197,7 @@ class LinkedInChannel(ShareChannel):
             today = self.ctx.now.date()
             raise AuthFailed(
                 f"channel {self.name}: LinkedIn no longer serves version {self.version} "
-                f"(426 {_error_code(r)}); set version = \"{newest_version(today)}\" in this channel. "
+                f'(426 {_error_code(r)}); set version = "{newest_version(today)}" in this channel. '
                 f"Its posts wait for the next run",
                 retry_after=1,
             )
@@ -215,4 +223,8 @@ def _error_code(r: Any) -> str:
         data = r.json()
     except ValueError:
         return "NONEXISTENT_VERSION"
-    return str((data or {}).get("code") or "NONEXISTENT_VERSION") if isinstance(data, dict) else "NONEXISTENT_VERSION"
+    return (
+        str((data or {}).get("code") or "NONEXISTENT_VERSION")
+        if isinstance(data, dict)
+        else "NONEXISTENT_VERSION"
+    )

@@ -46,17 +46,23 @@ class MastodonChannel(ShareChannel):
     #: (max_characters, characters_reserved_per_url), once read in this run
     _limits: tuple[int, int] | None = None
     options: ClassVar[dict[str, Opt]] = {
-        "instance": Opt(k_url, None, "the server's URL, such as 'https://mastodon.social'", required=True),
+        "instance": Opt(
+            k_url, None, "the server's URL, such as 'https://mastodon.social'", required=True
+        ),
         "token_env": Opt(
             k_env_name,
             None,
             "environment variable holding an access token with the write:statuses and write:media scopes",
             required=True,
         ),
-        "visibility": Opt(choice("public", "unlisted", "private", "direct"), "public", "who sees the posts"),
+        "visibility": Opt(
+            choice("public", "unlisted", "private", "direct"), "public", "who sees the posts"
+        ),
         "language": Opt(k_str, None, "ISO 639 language of the posts; default: [site] language"),
         "images": Opt(k_bool, True, "attach the post's image, with its alt text"),
-        "limit": Opt(k_positive, None, "characters per post; default: what the instance says (500)"),
+        "limit": Opt(
+            k_positive, None, "characters per post; default: what the instance says (500)"
+        ),
         **CARD_OPTIONS,
     }
 
@@ -77,7 +83,9 @@ class MastodonChannel(ShareChannel):
             return cached
         key = f"mastodon:{self.base.lower()}:limits"
         ledger = self.ctx.ledger
-        value = ledger.kv_get(key, max_age=LIMITS_MAX_AGE) if ledger is not None and not fresh else None
+        value = (
+            ledger.kv_get(key, max_age=LIMITS_MAX_AGE) if ledger is not None and not fresh else None
+        )
         if not value:
             value = self._fetch_limits()
             if value and ledger is not None and not self.ctx.dry_run:
@@ -99,8 +107,13 @@ class MastodonChannel(ShareChannel):
             log.warning("%s; assuming %d characters", e, DEFAULT_LIMIT)
             return None
         if r.status_code != 200:
-            log.warning("channel %s: %s/api/v2/instance answered %s; assuming %d characters",
-                        self.name, self.base, r.status_code, DEFAULT_LIMIT)
+            log.warning(
+                "channel %s: %s/api/v2/instance answered %s; assuming %d characters",
+                self.name,
+                self.base,
+                r.status_code,
+                DEFAULT_LIMIT,
+            )
             return None
         try:
             statuses = r.json()["configuration"]["statuses"]
@@ -109,7 +122,11 @@ class MastodonChannel(ShareChannel):
                 "characters_reserved_per_url": int(statuses["characters_reserved_per_url"]),
             }
         except (ValueError, KeyError, TypeError):
-            log.warning("channel %s: unexpected /api/v2/instance answer; assuming %d characters", self.name, DEFAULT_LIMIT)
+            log.warning(
+                "channel %s: unexpected /api/v2/instance answer; assuming %d characters",
+                self.name,
+                DEFAULT_LIMIT,
+            )
             return None
 
     def counter(self) -> Callable[[str], int]:
@@ -127,8 +144,13 @@ class MastodonChannel(ShareChannel):
 
     def publish(self, snippet: Snippet, post: Post, key: str) -> Outcome:
         headers = self._headers()
-        body: dict[str, Any] = {"status": snippet.text, "visibility": self.opt("visibility", "public")}
-        language = self.opt("language") or (self.ctx.settings.data.get("site") or {}).get("language")
+        body: dict[str, Any] = {
+            "status": snippet.text,
+            "visibility": self.opt("visibility", "public"),
+        }
+        language = self.opt("language") or (self.ctx.settings.data.get("site") or {}).get(
+            "language"
+        )
         if language:
             body["language"] = str(language).split("-")[0]
         if self.opt("images", True):
@@ -146,7 +168,11 @@ class MastodonChannel(ShareChannel):
                 shorter = self.compose(post)
                 log.warning(
                     "channel %s: %s now allows %d characters (was %d); post %s recomposed",
-                    self.name, self.base, after[0], before[0], post.key,
+                    self.name,
+                    self.base,
+                    after[0],
+                    before[0],
+                    post.key,
                 )
                 self.set_text(post, shorter.text)
                 r = self._post_status(body | {"status": shorter.text}, headers, key)
@@ -161,7 +187,9 @@ class MastodonChannel(ShareChannel):
             )
         raise self.fail(r, "posting")
 
-    def _post_status(self, body: dict[str, Any], headers: dict[str, str], key: str) -> httpx.Response:
+    def _post_status(
+        self, body: dict[str, Any], headers: dict[str, str], key: str
+    ) -> httpx.Response:
         return self.request(
             "POST",
             f"{self.base}/api/v1/statuses",
@@ -190,7 +218,9 @@ class MastodonChannel(ShareChannel):
             data={"description": alt[:1500]},
         )
         if r.status_code not in (200, 202):
-            log.warning("channel %s: image upload answered %s; posting without it", self.name, r.status_code)
+            log.warning(
+                "channel %s: image upload answered %s; posting without it", self.name, r.status_code
+            )
             return None
         media = r.json()
         media_id = str(media["id"])

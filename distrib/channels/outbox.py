@@ -30,8 +30,12 @@ class OutboxChannel(ShareChannel):
 
     network: ClassVar[str] = "outbox"
     options: ClassVar[dict[str, Opt]] = {
-        "dir": Opt(k_path, None, "the folder of the share files; default outbox/shares beside the config"),
-        "limit": Opt(k_positive, 500, "the most characters of one share post (counted as Mastodon does)"),
+        "dir": Opt(
+            k_path, None, "the folder of the share files; default outbox/shares beside the config"
+        ),
+        "limit": Opt(
+            k_positive, 500, "the most characters of one share post (counted as Mastodon does)"
+        ),
     }
 
     @property
@@ -67,7 +71,9 @@ class OutboxChannel(ShareChannel):
                 {"byteStart": f.byte_start, "byteEnd": f.byte_end, "type": f.kind, "value": f.value}
                 for f in facets_for(snippet.text)
             ],
-            "image": {"url": snippet.image.url, "alt": snippet.image.alt} if snippet.image else None,
+            "image": {"url": snippet.image.url, "alt": snippet.image.alt}
+            if snippet.image
+            else None,
         }
         try:
             make_private_dir(path.parent)

@@ -84,7 +84,9 @@ class _WebhookChannel(ShareChannel):
         what = "token_env" if "token_env" in self.options else "url_env"
         secret = "bot token" if what == "token_env" else "webhook URL"
         return self.auth_failed(
-            r.status_code, f"renew the {self.network} {secret} in {self.opts.get(what)}", api_error_text(r)
+            r.status_code,
+            f"renew the {self.network} {secret} in {self.opts.get(what)}",
+            api_error_text(r),
         )
 
 
@@ -92,7 +94,9 @@ class SlackChannel(_WebhookChannel):
     network: ClassVar[str] = "slack"
     default_limit: ClassVar[int] = 3000
     options: ClassVar[dict[str, Opt]] = {
-        "url_env": Opt(k_env_name, None, "environment variable holding the incoming webhook URL", required=True),
+        "url_env": Opt(
+            k_env_name, None, "environment variable holding the incoming webhook URL", required=True
+        ),
         "limit": Opt(k_positive, 3000, "characters per message (a section block holds 3000)"),
         "images": Opt(k_bool, True, "add the post's image as an image block"),
     }
@@ -105,9 +109,18 @@ class SlackChannel(_WebhookChannel):
         blocks: list[dict[str, Any]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
         ]
-        if image and self.opt("images", True) and snippet.image is not None and snippet.image.url.startswith("https://"):
+        if (
+            image
+            and self.opt("images", True)
+            and snippet.image is not None
+            and snippet.image.url.startswith("https://")
+        ):
             blocks.append(
-                {"type": "image", "image_url": snippet.image.url, "alt_text": (snippet.image.alt or "image")[:2000]}
+                {
+                    "type": "image",
+                    "image_url": snippet.image.url,
+                    "alt_text": (snippet.image.alt or "image")[:2000],
+                }
             )
         return {"text": text, "blocks": blocks, "unfurl_links": True}
 
@@ -118,7 +131,11 @@ class SlackChannel(_WebhookChannel):
         if r.status_code == 400 and "invalid_blocks" in r.text and len(payload["blocks"]) > 1:
             # Slack could not fetch the image (or refused it) and so refused the whole
             # message, posting nothing: send it again without the image.
-            log.warning("channel %s: Slack refused the image block (%s); posting without it", self.name, r.text[:60])
+            log.warning(
+                "channel %s: Slack refused the image block (%s); posting without it",
+                self.name,
+                r.text[:60],
+            )
             r = self.request("POST", url, json=self.payload(snippet, image=False))
         if r.status_code == 200:
             return Outcome.sent()
@@ -134,7 +151,9 @@ class DiscordChannel(_WebhookChannel):
     network: ClassVar[str] = "discord"
     default_limit: ClassVar[int] = 2000
     options: ClassVar[dict[str, Opt]] = {
-        "url_env": Opt(k_env_name, None, "environment variable holding the webhook URL", required=True),
+        "url_env": Opt(
+            k_env_name, None, "environment variable holding the webhook URL", required=True
+        ),
         "limit": Opt(k_positive, 2000, "characters per message (Discord allows 2000)"),
         "username": Opt(k_str, None, "the name the messages show; default: the webhook's"),
         "thread_name": Opt(
@@ -160,7 +179,9 @@ class DiscordChannel(_WebhookChannel):
         return body
 
     def publish(self, snippet: Snippet, post: Post, key: str) -> Outcome:
-        r = self.request("POST", self._url(), params={"wait": "true"}, json=self.payload(snippet, post.title))
+        r = self.request(
+            "POST", self._url(), params={"wait": "true"}, json=self.payload(snippet, post.title)
+        )
         if r.status_code in (200, 204):
             message_id = ""
             if r.status_code == 200:
@@ -181,8 +202,18 @@ class TelegramChannel(_WebhookChannel):
     network: ClassVar[str] = "telegram"
     default_limit: ClassVar[int] = 4096
     options: ClassVar[dict[str, Opt]] = {
-        "token_env": Opt(k_env_name, None, "environment variable holding the bot token from @BotFather", required=True),
-        "chat_id": Opt(k_chat_id, None, "the chat: '@channelname' or a numeric id such as '-1001234567890'", required=True),
+        "token_env": Opt(
+            k_env_name,
+            None,
+            "environment variable holding the bot token from @BotFather",
+            required=True,
+        ),
+        "chat_id": Opt(
+            k_chat_id,
+            None,
+            "the chat: '@channelname' or a numeric id such as '-1001234567890'",
+            required=True,
+        ),
         "api_url": Opt(k_url, "https://api.telegram.org", "the Bot API server"),
         "limit": Opt(k_positive, 4096, "characters per message (Telegram allows 4096)"),
         "silent": Opt(k_bool, False, "send without a notification sound"),

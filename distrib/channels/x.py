@@ -42,7 +42,9 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024  # X's limit for images
 TIMEOUT = (10.0, 30.0)
 
 
-def make_client(api_url: str, consumer_key: str, consumer_secret: str, access_token: str, access_secret: str) -> Any:
+def make_client(
+    api_url: str, consumer_key: str, consumer_secret: str, access_token: str, access_secret: str
+) -> Any:
     """A tweepy Client whose requests go to ``api_url`` instead of its built-in host.
 
     tweepy.Client.request builds ``"https://api.twitter.com" + route`` and sends it
@@ -79,11 +81,23 @@ class XChannel(ShareChannel):
     #: the tweepy client, made on first use
     _tweepy: Any = None
     options: ClassVar[dict[str, Opt]] = {
-        "consumer_key_env": Opt(k_env_name, None, "environment variable holding the app's API key", required=True),
-        "consumer_secret_env": Opt(k_env_name, None, "environment variable holding the app's API key secret", required=True),
-        "access_token_env": Opt(k_env_name, None, "environment variable holding the account's access token", required=True),
+        "consumer_key_env": Opt(
+            k_env_name, None, "environment variable holding the app's API key", required=True
+        ),
+        "consumer_secret_env": Opt(
+            k_env_name, None, "environment variable holding the app's API key secret", required=True
+        ),
+        "access_token_env": Opt(
+            k_env_name,
+            None,
+            "environment variable holding the account's access token",
+            required=True,
+        ),
         "access_token_secret_env": Opt(
-            k_env_name, None, "environment variable holding the account's access token secret", required=True
+            k_env_name,
+            None,
+            "environment variable holding the account's access token secret",
+            required=True,
         ),
         "api_url": Opt(k_url, "https://api.x.com", "the API's base URL"),
         "images": Opt(k_bool, True, "attach the post's image, with its alt text"),
@@ -104,7 +118,12 @@ class XChannel(ShareChannel):
         secret = self.ctx.settings.secret
         values = tuple(
             secret(self.opts, key) or ""
-            for key in ("consumer_key_env", "consumer_secret_env", "access_token_env", "access_token_secret_env")
+            for key in (
+                "consumer_key_env",
+                "consumer_secret_env",
+                "access_token_env",
+                "access_token_secret_env",
+            )
         )
         return values  # type: ignore[return-value]
 
@@ -160,7 +179,9 @@ class XChannel(ShareChannel):
                     why = f"X answered {e.response.status_code} {tries} times"
                 else:
                     why = f"X unreachable ({type(e).__name__})"
-                raise Deferred(f"channel {self.name}: {why}; {later(DEFAULT_WAIT)}", retry_after=DEFAULT_WAIT) from None
+                raise Deferred(
+                    f"channel {self.name}: {why}; {later(DEFAULT_WAIT)}", retry_after=DEFAULT_WAIT
+                ) from None
             except tweepy.HTTPException as e:
                 raise DeliveryError(
                     f"channel {self.name}: X refused the post ({e.response.status_code}: {_x_error(e)})"
@@ -203,9 +224,15 @@ class XChannel(ShareChannel):
 
         auth = OAuth1UserHandler(*self._credentials()).apply_auth()
         try:
-            r = self.tweepy.session.request(method, self.api_url + path, auth=auth, timeout=60, **kwargs)
+            r = self.tweepy.session.request(
+                method, self.api_url + path, auth=auth, timeout=60, **kwargs
+            )
         except requests.RequestException as e:
-            log.warning("channel %s: media upload failed (%s); posting without the image", self.name, type(e).__name__)
+            log.warning(
+                "channel %s: media upload failed (%s); posting without the image",
+                self.name,
+                type(e).__name__,
+            )
             return None
         if r.status_code == 429:
             wait = x_retry_after(r.headers)
@@ -220,7 +247,10 @@ class XChannel(ShareChannel):
         if mime == "image/gif":
             # X takes a GIF only through its chunked upload (media_category tweet_gif),
             # which distrib does not do: say so rather than drop it silently.
-            log.warning("channel %s: X needs a chunked upload for a GIF; posting without the image", self.name)
+            log.warning(
+                "channel %s: X needs a chunked upload for a GIF; posting without the image",
+                self.name,
+            )
             return None
         r = self._signed(
             "POST",
@@ -230,12 +260,18 @@ class XChannel(ShareChannel):
         )
         if r is None or r.status_code not in (200, 201):
             if r is not None:
-                log.warning("channel %s: media upload answered %s; posting without the image", self.name, r.status_code)
+                log.warning(
+                    "channel %s: media upload answered %s; posting without the image",
+                    self.name,
+                    r.status_code,
+                )
             return None
         try:
             media_id = str(r.json()["data"]["id"])
         except (ValueError, KeyError, TypeError):
-            log.warning("channel %s: unexpected media upload answer; posting without the image", self.name)
+            log.warning(
+                "channel %s: unexpected media upload answer; posting without the image", self.name
+            )
             return None
         if alt:
             meta = self._signed(
@@ -261,7 +297,12 @@ def _x_body(e: Any) -> dict[str, Any]:
 
 def _x_error(e: Any) -> str:
     body = _x_body(e)
-    text = body.get("detail") or "; ".join(getattr(e, "api_messages", []) or []) or body.get("title") or ""
+    text = (
+        body.get("detail")
+        or "; ".join(getattr(e, "api_messages", []) or [])
+        or body.get("title")
+        or ""
+    )
     return " ".join(str(text).split())[:160]
 
 

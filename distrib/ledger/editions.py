@@ -52,7 +52,16 @@ class Editions(RunLock, Subscribers, Part):
                 [(edition_id, k, i) for i, k in enumerate(keys)],
             )
         return Edition(
-            edition_id, newsletter, keys, subject, preheader, created, html, text, status=status, markers=markers
+            edition_id,
+            newsletter,
+            keys,
+            subject,
+            preheader,
+            created,
+            html,
+            text,
+            status=status,
+            markers=markers,
         )
 
     @wrap_errors
@@ -130,12 +139,21 @@ class Editions(RunLock, Subscribers, Part):
 
     @wrap_errors
     def set_edition_editor(self, edition_id: int, editor: dict[str, Any]) -> None:
-        self.db.execute("UPDATE editions SET editor = ? WHERE id = ?", (json.dumps(editor), edition_id))
+        self.db.execute(
+            "UPDATE editions SET editor = ? WHERE id = ?", (json.dumps(editor), edition_id)
+        )
 
     @wrap_errors
     def rerender_edition(
-        self, edition_id: int, post_keys: Iterable[str], subject: str, preheader: str, html: str, text: str,
-        markers: Markers, editor: dict[str, Any],
+        self,
+        edition_id: int,
+        post_keys: Iterable[str],
+        subject: str,
+        preheader: str,
+        html: str,
+        text: str,
+        markers: Markers,
+        editor: dict[str, Any],
     ) -> bool:
         """Replace an awaiting edition's content; False when it is no longer awaiting."""
         keys = tuple(post_keys)
@@ -180,7 +198,8 @@ class Editions(RunLock, Subscribers, Part):
     def set_editor_pick(self, newsletter: str, post_key: str, action: str) -> None:
         with self.db.transaction():
             (position,) = self.db.execute(
-                "SELECT coalesce(max(position), 0) + 1 FROM editor_picks WHERE newsletter = ?", (newsletter,)
+                "SELECT coalesce(max(position), 0) + 1 FROM editor_picks WHERE newsletter = ?",
+                (newsletter,),
             ).fetchone()
             self.db.execute(
                 """INSERT INTO editor_picks (newsletter, post_key, action, position, created) VALUES (?, ?, ?, ?, ?)
@@ -195,10 +214,13 @@ class Editions(RunLock, Subscribers, Part):
         with self.db.transaction():
             if post_key is None:
                 self.db.execute("DELETE FROM kv WHERE key = ?", (f"editor:{newsletter}:note",))
-                cur = self.db.execute("DELETE FROM editor_picks WHERE newsletter = ?", (newsletter,))
+                cur = self.db.execute(
+                    "DELETE FROM editor_picks WHERE newsletter = ?", (newsletter,)
+                )
             else:
                 cur = self.db.execute(
-                    "DELETE FROM editor_picks WHERE newsletter = ? AND post_key = ?", (newsletter, post_key)
+                    "DELETE FROM editor_picks WHERE newsletter = ? AND post_key = ?",
+                    (newsletter, post_key),
                 )
         return int(cur.rowcount)
 

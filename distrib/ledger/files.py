@@ -130,7 +130,9 @@ def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
         readonly = not memory and not (os.access(real, os.W_OK) and os.access(real.parent, os.W_OK))
         if readonly:
             return _open_readonly(path), True
-        return sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30), False
+        return sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=30
+        ), False
     except OSError as e:
         raise LedgerError(f"cannot open the ledger {path}: {_why_not(path, e)}; {_FIX}") from None
     except sqlite3.Error as e:
@@ -155,7 +157,9 @@ def _check_version(db: sqlite3.Connection, path: Path) -> int:
         version: int = db.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         db.close()
-        raise LedgerError(f"{path} is not a distrib ledger ({e}); set [ledger] path to another file") from None
+        raise LedgerError(
+            f"{path} is not a distrib ledger ({e}); set [ledger] path to another file"
+        ) from None
     if str(path) != ":memory:" and app_id != APPLICATION_ID:
         db.close()
         raise LedgerError(f"{path} is not a distrib ledger; set [ledger] path to another file")
@@ -174,8 +178,12 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
     a -shm, only ``immutable=1`` opens it (https://sqlite.org/uri.html)."""
     uri = "file:" + urllib.parse.quote(str(path.absolute()))
     try:
-        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+        db = sqlite3.connect(
+            f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30
+        )
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
     except sqlite3.OperationalError:
-        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        return sqlite3.connect(
+            f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
+        )

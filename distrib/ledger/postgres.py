@@ -390,7 +390,9 @@ class Connection:
         self.execute("COMMIT")
 
     @contextlib.contextmanager
-    def batches(self, *, dry_run: bool = False, durable: bool = False) -> Iterator[Callable[[], None]]:
+    def batches(
+        self, *, dry_run: bool = False, durable: bool = False
+    ) -> Iterator[Callable[[], None]]:
         """One transaction committed in pieces (see the SQLite connection's).  Every
         PostgreSQL commit is durable (``synchronous_commit`` on), so ``durable`` changes nothing."""
 
@@ -469,7 +471,10 @@ class PostgresLedger(_ledger.Ledger):
                 "this run does nothing. Wait for it to finish"
             )
         self._lock_kind = fcntl.LOCK_EX
-        self.kv_put("run:holder", f"pid {os.getpid()} on {socket.gethostname()}, started {iso(_ledger.now())}")
+        self.kv_put(
+            "run:holder",
+            f"pid {os.getpid()} on {socket.gethostname()}, started {iso(_ledger.now())}",
+        )
 
     def lock_holder(self) -> str | None:
         """Who holds the run lock now, or None when no run does (or this process does)."""
@@ -487,7 +492,11 @@ class PostgresLedger(_ledger.Ledger):
 
     def unlock(self) -> None:
         if self._lock_kind is not None and not self.pg.closed:
-            fn = "pg_advisory_unlock" if self._lock_kind == fcntl.LOCK_EX else "pg_advisory_unlock_shared"
+            fn = (
+                "pg_advisory_unlock"
+                if self._lock_kind == fcntl.LOCK_EX
+                else "pg_advisory_unlock_shared"
+            )
             with contextlib.suppress(LedgerError):
                 self._try(fn)
         self._lock_kind = None
@@ -524,7 +533,9 @@ def _tables() -> list[tuple[str, list[str], bool]]:
     is not an INTEGER PRIMARY KEY: ``posts``' rowid is the order posts were first seen)."""
     with _ledger.open_ledger(Path(":memory:")) as mem:
         out = []
-        for name, sql in mem.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY rowid"):
+        for name, sql in mem.db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY rowid"
+        ):
             if name.startswith("sqlite_"):
                 continue
             cols = [r["name"] for r in mem.db.execute(f"PRAGMA table_info({name})")]
@@ -535,10 +546,15 @@ def _tables() -> list[tuple[str, list[str], bool]]:
 
 def ledger_counts(led: _ledger.Ledger) -> dict[str, int]:
     """Rows per table."""
-    return {name: int(led.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]) for name, _, _ in _tables()}
+    return {
+        name: int(led.db.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        for name, _, _ in _tables()
+    }
 
 
-def copy_ledger(src: _ledger.Ledger, dst: _ledger.Ledger, *, where: str, batch: int = 1000) -> dict[str, int]:
+def copy_ledger(
+    src: _ledger.Ledger, dst: _ledger.Ledger, *, where: str, batch: int = 1000
+) -> dict[str, int]:
     """Copy every row of ``src`` into the empty ledger ``dst`` (SQLite or PostgreSQL, either
     way) in one transaction; returns rows per table.  A non-empty ``dst`` is refused."""
     tables = _tables()
@@ -552,15 +568,22 @@ def copy_ledger(src: _ledger.Ledger, dst: _ledger.Ledger, *, where: str, batch: 
         copied: dict[str, int] = {}
         for name, cols, has_rowid in tables:
             names = (["rowid"] if has_rowid else []) + cols
-            select = f"SELECT {', '.join(names)} FROM {name} ORDER BY {names[0] if has_rowid else '1'}"
-            insert = f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+            select = (
+                f"SELECT {', '.join(names)} FROM {name} ORDER BY {names[0] if has_rowid else '1'}"
+            )
+            insert = (
+                f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+            )
             rows = [tuple(r) for r in src.db.execute(select)]
             for i in range(0, len(rows), batch):
                 dst.db.executemany(insert, rows[i : i + batch])
             copied[name] = len(rows)
             if has_rowid and isinstance(dst, PostgresLedger) and rows:
                 # the identity goes on after the highest rowid copied
-                dst.db.execute(f"SELECT setval(pg_get_serial_sequence('{name}', 'rowid'), ?)", (max(r[0] for r in rows),))
+                dst.db.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'rowid'), ?)",
+                    (max(r[0] for r in rows),),
+                )
     return copied
 
 

@@ -230,6 +230,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
 }
 VERSION = len(MIGRATIONS)
 
+
 def migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
     """Bring the schema from ``version`` to :data:`VERSION`, one transaction per step."""
     while version < VERSION:
@@ -245,5 +246,7 @@ def migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             db.close()
-            raise LedgerError(f"cannot migrate the ledger {path} to schema {version + 1}: {e}") from None
+            raise LedgerError(
+                f"cannot migrate the ledger {path} to schema {version + 1}: {e}"
+            ) from None
         version += 1

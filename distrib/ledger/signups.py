@@ -21,13 +21,17 @@ class Signups(Part):
                 stored = secrets.token_hex(32)
                 self.kv_put("forget:key", stored)  # type: ignore[attr-defined]
             self._forget_key = bytes.fromhex(stored)
-        return hmac.new(self._forget_key, address.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._forget_key, address.strip().lower().encode("utf-8"), hashlib.sha256
+        ).hexdigest()
 
     @wrap_errors
     def is_forgotten(self, address: str) -> bool:
         if self.db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is None:
             return False  # nobody erased: no key to make
-        row = self.db.execute("SELECT 1 FROM forgotten WHERE hash = ?", (self.forgotten_hash(address),)).fetchone()
+        row = self.db.execute(
+            "SELECT 1 FROM forgotten WHERE hash = ?", (self.forgotten_hash(address),)
+        ).fetchone()
         return row is not None
 
     @wrap_errors
@@ -43,9 +47,12 @@ class Signups(Part):
         try:
             with self.db.transaction():
                 for table in ("subscribers", "newsletter_optouts", "consent_events", "mail_outbox"):
-                    known += self.db.execute(f"DELETE FROM {table} WHERE address = ?", (address,)).rowcount
+                    known += self.db.execute(
+                        f"DELETE FROM {table} WHERE address = ?", (address,)
+                    ).rowcount
                 known += self.db.execute(
-                    "UPDATE email_deliveries SET address = ? WHERE address = ?", (f"forgotten:{digest[:32]}", address)
+                    "UPDATE email_deliveries SET address = ? WHERE address = ?",
+                    (f"forgotten:{digest[:32]}", address),
                 ).rowcount
                 self.db.execute(
                     "INSERT INTO forgotten (hash, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -54,6 +61,7 @@ class Signups(Part):
         finally:
             self.db.execute("PRAGMA synchronous = NORMAL")
         return known > 0
+
     @wrap_errors
     def record_consent(self, address: str, event: str, how: str, detail: str = "") -> None:
         self.db.execute_durably(
@@ -70,7 +78,9 @@ class Signups(Part):
         ).fetchall()
 
     @wrap_errors
-    def queue_signup(self, address: str, name: str, newsletters: list[str], how: str = "form") -> int:
+    def queue_signup(
+        self, address: str, name: str, newsletters: list[str], how: str = "form"
+    ) -> int:
         """Record the signup and queue its confirmation email, in one transaction."""
         ts = iso(now())
         chosen = ",".join(newsletters)

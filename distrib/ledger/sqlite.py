@@ -58,7 +58,9 @@ class Connection:
         self.raw.execute("COMMIT")
 
     @contextlib.contextmanager
-    def batches(self, *, dry_run: bool = False, durable: bool = False) -> Iterator[Callable[[], None]]:
+    def batches(
+        self, *, dry_run: bool = False, durable: bool = False
+    ) -> Iterator[Callable[[], None]]:
         """One transaction committed in pieces: the function it gives commits the work
         done so far and begins anew.  A dry run's work is rolled back at the end.
         ``durable``: every commit is fully synced (see :meth:`execute_durably`)."""

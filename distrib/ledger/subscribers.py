@@ -14,7 +14,8 @@ class Subscribers(Part):
     @wrap_errors
     def suppressed(self) -> set[str]:
         return {
-            r[0] for r in self.db.execute("SELECT address FROM subscribers WHERE status != 'active'")
+            r[0]
+            for r in self.db.execute("SELECT address FROM subscribers WHERE status != 'active'")
         }
 
     @wrap_errors
@@ -58,7 +59,9 @@ class Subscribers(Part):
     def all_opt_outs(self) -> dict[str, list[str]]:
         """Every address that left some newsletters alone, with those newsletters."""
         out: dict[str, list[str]] = {}
-        for address, newsletter in self.db.execute("SELECT address, newsletter FROM newsletter_optouts"):
+        for address, newsletter in self.db.execute(
+            "SELECT address, newsletter FROM newsletter_optouts"
+        ):
             out.setdefault(address, []).append(newsletter)
         return out
 
@@ -128,7 +131,9 @@ class Subscribers(Part):
     def subscriber_counts(self) -> dict[str, int]:
         """Rows per status (active, unsubscribed, bounced, complained)."""
         counts = {s: 0 for s in ("active", "unsubscribed", "bounced", "complained")}
-        for status, n in self.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
+        for status, n in self.db.execute(
+            "SELECT status, count(*) FROM subscribers GROUP BY status"
+        ):
             counts[status] = n
         return counts
 

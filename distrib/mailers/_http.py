@@ -284,7 +284,9 @@ def _defer_rest(
     for i, recipient in enumerate(batch):
         if i not in done:
             done.add(i)
-            report(recipient, Outcome.released(reason) if release else Outcome.deferred(reason, retry))
+            report(
+                recipient, Outcome.released(reason) if release else Outcome.deferred(reason, retry)
+            )
 
 
 class Pacer:

@@ -69,12 +69,17 @@ class ButtondownMailer(HandoffMailer):
 
     name = NAME
     options: ClassVar[dict[str, Opt]] = {
-        "token_env": Opt(k_env_name, None, "environment variable holding the Buttondown API key", required=True),
+        "token_env": Opt(
+            k_env_name, None, "environment variable holding the Buttondown API key", required=True
+        ),
         "status": Opt(
-            choice("draft", "about_to_send"), "draft",
+            choice("draft", "about_to_send"),
+            "draft",
             "draft: review and send it in Buttondown; about_to_send: Buttondown sends it at once",
         ),
-        "name_prefix": Opt(k_str, "distrib", "the email's metadata distrib_edition is '<name_prefix>-<edition id>'"),
+        "name_prefix": Opt(
+            k_str, "distrib", "the email's metadata distrib_edition is '<name_prefix>-<edition id>'"
+        ),
         "base_url": Opt(k_url, "https://api.buttondown.com", "the API's base URL"),
         "timeout": Opt(k_positive, 60, "seconds to wait for one API request"),
     }
@@ -103,12 +108,12 @@ class ButtondownMailer(HandoffMailer):
         """What `distrib check` says about this mailer."""
         if self.sends:
             return [
-                "buttondown: status = \"about_to_send\": each edition is SENT to your Buttondown "
+                'buttondown: status = "about_to_send": each edition is SENT to your Buttondown '
                 "subscribers at once (with the X-Buttondown-Live-Dangerously confirmation header)"
             ]
         return [
-            "buttondown: status = \"draft\": each edition is left as a draft, sent only when you "
-            "send it in Buttondown (set status = \"about_to_send\" to send at once)"
+            'buttondown: status = "draft": each edition is left as a draft, sent only when you '
+            'send it in Buttondown (set status = "about_to_send" to send at once)'
         ]
 
     # ---------------------------------------------------------------------------------
@@ -171,7 +176,7 @@ class ButtondownMailer(HandoffMailer):
             if "sending_requires_confirmation" in str(e):
                 raise DeliveryError(
                     f"{NAME}: Buttondown asks to confirm sending (sending_requires_confirmation); "
-                    "set status = \"about_to_send\" in [email.buttondown] to send, or \"draft\""
+                    'set status = "about_to_send" in [email.buttondown] to send, or "draft"'
                 ) from None
             raise
         data = json_or_none(r)

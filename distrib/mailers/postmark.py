@@ -100,7 +100,9 @@ def classify(code: int, text: str) -> tuple[str, str]:
         return "sent", ""
     if code in SETUP_CODES:
         return "setup", SETUP_CODES[code]
-    if code == 300 and any(w in text.lower() for w in ("'from'", "sender signature", "from address")):
+    if code == 300 and any(
+        w in text.lower() for w in ("'from'", "sender signature", "from address")
+    ):
         # 300 also covers a From that is not a verified sender: then every message fails.
         return "setup", "the From address is not a verified sender signature: verify it in Postmark"
     if code in RECIPIENT_CODES:

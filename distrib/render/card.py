@@ -30,7 +30,11 @@ MARGIN = 72
 FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
 BOLD = FONT_DIR / "DejaVuSans-Bold.ttf"
 REGULAR = FONT_DIR / "DejaVuSans.ttf"
-SYSTEM_FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
+SYSTEM_FONT_DIRS = (
+    Path("/usr/share/fonts"),
+    Path("/usr/local/share/fonts"),
+    Path.home() / ".fonts",
+)
 
 BACKGROUND = (17, 34, 51)
 ACCENT = (242, 169, 59)
@@ -172,7 +176,9 @@ def _wrap(draw: object, text: str, font: object, width: int) -> list[str]:
     return lines
 
 
-def make_card(post: Post, site_name: str, *, font: Path | str | None = None, when: datetime | None = None) -> bytes:
+def make_card(
+    post: Post, site_name: str, *, font: Path | str | None = None, when: datetime | None = None
+) -> bytes:
     """The share card of ``post`` as PNG bytes (1200×630)."""
     try:
         from PIL import Image, ImageDraw, ImageFont, features
@@ -224,7 +230,14 @@ def make_card(post: Post, site_name: str, *, font: Path | str | None = None, whe
     return buf.getvalue()
 
 
-def _line(draw: object, xy: tuple[int, int], text: str, font: object, fill: tuple[int, int, int], width: int) -> None:
+def _line(
+    draw: object,
+    xy: tuple[int, int],
+    text: str,
+    font: object,
+    fill: tuple[int, int, int],
+    width: int,
+) -> None:
     x, y = xy
     if _rtl(text):
         # Right-aligned: a right-to-left title starts at the right margin.

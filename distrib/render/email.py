@@ -113,7 +113,9 @@ def _terms(post: Post) -> tuple[tuple[str, ...], tuple[str, ...]]:
     categories = tuple(c for c in (one_line(c, markup=False) for c in post.categories) if c)
     # The category shown as the post's label (or its group's heading) is not a chip too.
     label = categories[0].casefold() if categories else None
-    tags = tuple(t for t in (one_line(t, markup=False) for t in post.tags) if t and t.casefold() != label)
+    tags = tuple(
+        t for t in (one_line(t, markup=False) for t in post.tags) if t and t.casefold() != label
+    )
     return categories, tags
 
 
@@ -132,10 +134,14 @@ def post_view(post: Post, theme: Theme, site_url: str) -> PostView:
         published=post.published,
         minutes=minutes,
         reading_time=(
-            theme.t("minute_read", n=theme.format_number(minutes)) if minutes >= MIN_READING_MINUTES else ""
+            theme.t("minute_read", n=theme.format_number(minutes))
+            if minutes >= MIN_READING_MINUTES
+            else ""
         ),
         excerpt=excerpt(text_for_excerpt, theme.excerpt_chars),
-        long_excerpt=paragraphs_excerpt(body or summary, theme.excerpt_chars * SINGLE_EXCERPT_FACTOR),
+        long_excerpt=paragraphs_excerpt(
+            body or summary, theme.excerpt_chars * SINGLE_EXCERPT_FACTOR
+        ),
         image_url=image_url if theme.images else None,
         # Every image gets an alt text (screen readers, images-off clients): the
         # post's own, else its title.
@@ -190,7 +196,9 @@ def group_posts(posts: list[PostView], theme: Theme) -> list[Group]:
         by_day.setdefault(theme.local_date(p.published) if p.published else None, []).append(p)
     if len(by_day) == 1:
         return [Group(None, posts)]  # one day: a heading would only repeat each post's date
-    return [Group(theme.format_date(day, "full") if day else None, ps) for day, ps in by_day.items()]
+    return [
+        Group(theme.format_date(day, "full") if day else None, ps) for day, ps in by_day.items()
+    ]
 
 
 def _single_line(text: str) -> str:
@@ -234,7 +242,9 @@ def compile_mjml(mjml_source: str, template: str, fonts: dict[str, str]) -> str:
     try:
         html = mjml.mjml2html(_protect_marks(mjml_source), fonts=fonts, disable_comments=False)
     except (ValueError, RuntimeError) as e:
-        raise TemplateError(f"{template}: the MJML does not compile: {_one(e)}; fix the template") from None
+        raise TemplateError(
+            f"{template}: the MJML does not compile: {_one(e)}; fix the template"
+        ) from None
     m = re.search(r"<mj-[a-z-]+", html)
     if m:
         # MRML copies tags it does not know verbatim; a mistyped <mj-colum> would reach
@@ -259,7 +269,9 @@ def _protect_marks(source: str) -> str:
         if text.isascii():
             return text
         return "".join(
-            f"&#x{ord(c):x};" if unicodedata.category(c) in _ESCAPED_BY_MRML and c not in "\t\n\r" else c
+            f"&#x{ord(c):x};"
+            if unicodedata.category(c) in _ESCAPED_BY_MRML and c not in "\t\n\r"
+            else c
             for c in text
         )
 
@@ -337,7 +349,9 @@ def render_edition(
     }
     where = getattr(newsletter, "where", "") or _where(name)  # a config Section knows its path
     subject = _single_line(
-        render_string(env, newsletter.get("subject") or "{{ site.name }}", what=f"{where}.subject", **base_ctx)
+        render_string(
+            env, newsletter.get("subject") or "{{ site.name }}", what=f"{where}.subject", **base_ctx
+        )
     )
     preheader = _single_line(
         render_string(env, newsletter.get("preheader") or "", what=f"{where}.preheader", **base_ctx)
@@ -444,7 +458,6 @@ def _tidy_text(text: str) -> str:
             continue
         out.append(line)
     return "\n".join(out).strip("\n") + "\n"
-
 
 
 def _sample_posts(now: datetime) -> list[Post]:

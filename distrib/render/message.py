@@ -520,5 +520,7 @@ def dkim_signer(settings: Settings) -> DkimSigner | None:
 
     opts = dict(dkim)
     if not opts.get("domain"):
-        opts["domain"] = ascii_address(_parse_configured(settings.email["from"])[1]).rpartition("@")[2]
+        opts["domain"] = ascii_address(_parse_configured(settings.email["from"])[1]).rpartition(
+            "@"
+        )[2]
     return signer_from_settings(opts, settings.base_dir)

@@ -165,11 +165,17 @@ def add_utm(url: str, source: str, medium: str, campaign: str) -> str:
     base, hash_, fragment = url.partition("#")
     path, question, query = base.partition("?")
     names = {
-        unquote(field.split("=", 1)[0]).strip().lower() for field in regex.split("[&;]", query) if field
+        unquote(field.split("=", 1)[0]).strip().lower()
+        for field in regex.split("[&;]", query)
+        if field
     }
     added = "&".join(
         f"{key}={quote(value, safe='')}"
-        for key, value in (("utm_source", source), ("utm_medium", medium), ("utm_campaign", campaign))
+        for key, value in (
+            ("utm_source", source),
+            ("utm_medium", medium),
+            ("utm_campaign", campaign),
+        )
         if value and key not in names
     )
     if not added:
@@ -209,7 +215,9 @@ def facets_for(text: str) -> tuple[Facet, ...]:
 # --- composing -----------------------------------------------------------------------
 
 _ATOMIC = regex.compile(r"^(?:[#＃@]|https?://)|^\S+\.\S+/")
-_NO_SPACE_SCRIPT = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]")
+_NO_SPACE_SCRIPT = regex.compile(
+    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
+)
 
 
 def _pieces(summary: str) -> list[str]:
@@ -255,7 +263,9 @@ def compose(
     fits even with its summary at the minimum.
     """
     if not template_names:
-        raise TemplateError(f"channel {channel!r}: no share template; add templates/share/default.j2")
+        raise TemplateError(
+            f"channel {channel!r}: no share template; add templates/share/default.j2"
+        )
     link = add_utm(link_url, **utm) if utm else link_url
     title = " ".join(post.title.split())
     summary = " ".join(post.summary.split())
@@ -263,7 +273,9 @@ def compose(
     base.update(extra_context or {})
 
     def render(name: str, summary_text: str, tags: list[str], title_text: str = title) -> str:
-        return _render(env, name, base | {"summary": summary_text, "hashtags": tags, "title": title_text})
+        return _render(
+            env, name, base | {"summary": summary_text, "hashtags": tags, "title": title_text}
+        )
 
     shortest: int | None = None
     for name in template_names:

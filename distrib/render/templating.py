@@ -72,7 +72,9 @@ class _Loader(jinja2.ChoiceLoader):
         except jinja2.TemplateNotFound:
             raise self._not_found(template) from None
 
-    def load(self, environment: jinja2.Environment, name: str, globals: Any = None) -> jinja2.Template:
+    def load(
+        self, environment: jinja2.Environment, name: str, globals: Any = None
+    ) -> jinja2.Template:
         try:
             return super().load(environment, name, globals)
         except jinja2.TemplateNotFound as e:
@@ -82,7 +84,8 @@ class _Loader(jinja2.ChoiceLoader):
 
     def _not_found(self, template: str) -> jinja2.TemplateNotFound:
         return jinja2.TemplateNotFound(
-            template, f"template {template!r} not found; looked in: {', '.join(self.searched(template))}"
+            template,
+            f"template {template!r} not found; looked in: {', '.join(self.searched(template))}",
         )
 
     def searched(self, template: str) -> list[str]:
@@ -158,7 +161,9 @@ def render(env: jinja2.Environment, name: str, **ctx: Any) -> str:
         raise template_error(e, name) from None
 
 
-def render_string(env: jinja2.Environment, source: str, *, what: str = "template", **ctx: Any) -> str:
+def render_string(
+    env: jinja2.Environment, source: str, *, what: str = "template", **ctx: Any
+) -> str:
     """Render a template given as a string (a config value); errors name ``what``.
 
     ``what`` is the config key the string came from, such as ``digest.subject``.
@@ -166,11 +171,15 @@ def render_string(env: jinja2.Environment, source: str, *, what: str = "template
     try:
         return env.from_string(source).render(**ctx)
     except jinja2.TemplateSyntaxError as e:
-        raise TemplateError(f"{what}: {e.message} (line {e.lineno}); fix the template in the config") from None
+        raise TemplateError(
+            f"{what}: {e.message} (line {e.lineno}); fix the template in the config"
+        ) from None
     except jinja2.TemplateError as e:
         raise TemplateError(f"{what}: {_message(e)}; fix the template in the config") from None
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, ZeroDivisionError) as e:
-        raise TemplateError(f"{what}: {type(e).__name__}: {e}; fix the template in the config") from None
+        raise TemplateError(
+            f"{what}: {type(e).__name__}: {e}; fix the template in the config"
+        ) from None
 
 
 def _message(e: BaseException) -> str:

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 #: Languages written right to left (ISO 639-1 and a few 639-3 codes).
-RTL_LANGUAGES = frozenset({"ar", "he", "iw", "fa", "ur", "ps", "sd", "yi", "dv", "ckb", "ug", "syr"})
+RTL_LANGUAGES = frozenset(
+    {"ar", "he", "iw", "fa", "ur", "ps", "sd", "yi", "dv", "ckb", "ug", "syr"}
+)
 
 #: The fixed phrases of the default templates.  ``{n}`` is a number.
 MESSAGES: dict[str, dict[str, str]] = {
@@ -231,7 +233,9 @@ class Theme:
             if value.tzinfo is not None:
                 value = value.astimezone(ZoneInfo(self.timezone))
             value = value.date()
-        return format_date(value, format=fmt or self.date_format, locale=babel_locale(self.language))
+        return format_date(
+            value, format=fmt or self.date_format, locale=babel_locale(self.language)
+        )
 
     def format_number(self, n: int) -> str:
         from babel.numbers import format_decimal

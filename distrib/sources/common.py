@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("distrib.sources")
 
 #: Query parameters that track a click and never change the page.
-TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_hsenc", "_hsmi"})
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_hsenc", "_hsmi"}
+)
 
 
 def canonical_url(url: str) -> str:
@@ -38,14 +40,20 @@ def canonical_url(url: str) -> str:
         return url.strip()
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if parts.port and not ((scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)):
+    if parts.port and not (
+        (scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)
+    ):
         host = f"{host}:{parts.port}"
     if parts.username or parts.password:
         host = parts.netloc.rpartition("@")[0] + "@" + host
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        kept = [(k, v) for k, v in pairs if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
+        kept = [
+            (k, v)
+            for k, v in pairs
+            if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+        ]
         if len(kept) != len(pairs):
             query = urlencode(kept)
     path = parts.path or ("/" if host else "")
@@ -65,7 +73,11 @@ def strip_tracking(url: str) -> str:
     if not parts.query:
         return url
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
+    kept = [
+        (k, v)
+        for k, v in pairs
+        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+    ]
     if len(kept) == len(pairs):
         return url
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
@@ -113,7 +125,9 @@ def fetch_all(sources: list[Source], max_workers: int = 4) -> tuple[list[Post], 
             return SourceError(source.name, str(e))
         except Exception as e:  # a bug in a source, maybe a third party's: report, go on
             log.debug("source %r failed", source.name, exc_info=True)
-            return SourceError(source.name, f"unexpected error ({type(e).__name__}: {e}); please report it")
+            return SourceError(
+                source.name, f"unexpected error ({type(e).__name__}: {e}); please report it"
+            )
         return [p if p.source == source.name else replace(p, source=source.name) for p in posts]
 
     for source in sources:
@@ -158,7 +172,9 @@ def derive_summary(summary_html: str, content: str) -> str:
     """Plain-text summary: the feed's own (minus WordPress boilerplate), else the content's start."""
     text = html_to_text(summary_html) if summary_html else ""
     # WordPress ends excerpts with "[&#8230;]" and "The post X appeared first on Y".
-    text = re.sub(r"([.!?…])?\s*\[(?:…|\.\.\.|&hellip;)\]\s*", lambda m: (m.group(1) or "…") + " ", text)
+    text = re.sub(
+        r"([.!?…])?\s*\[(?:…|\.\.\.|&hellip;)\]\s*", lambda m: (m.group(1) or "…") + " ", text
+    )
     text = re.sub(r"\s*The post .{1,300} appeared first on .{1,200}\.?\s*$", "", text, flags=re.S)
     text = " ".join(text.split())
     if not text and content:
@@ -194,7 +210,12 @@ def content_images(content: str) -> list[Image]:
         attrs = {k: html.unescape(v) for k, v in _ATTR_RE.findall(tag)}
         if attrs.get("src"):
             out.append(
-                Image(attrs["src"], one_line(attrs.get("alt")), positive_int(attrs.get("width")), positive_int(attrs.get("height")))
+                Image(
+                    attrs["src"],
+                    one_line(attrs.get("alt")),
+                    positive_int(attrs.get("width")),
+                    positive_int(attrs.get("height")),
+                )
             )
     return out
 

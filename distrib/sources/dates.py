@@ -111,7 +111,9 @@ def _day_first(text: str, offset: int | None) -> datetime | None:
     day, month, year, hh, mm, ss = m.groups()
     tz = timezone(timedelta(minutes=offset or 0))
     try:
-        dt = datetime(int(year), int(month), int(day), int(hh or 0), int(mm or 0), int(ss or 0), tzinfo=tz)
+        dt = datetime(
+            int(year), int(month), int(day), int(hh or 0), int(mm or 0), int(ss or 0), tzinfo=tz
+        )
     except ValueError:
         return None
     return _sane(dt.astimezone(UTC))

@@ -94,7 +94,11 @@ def decode_xml(body: bytes, http_charset: str | None = None) -> str:
     The declaration comes before the HTTP charset (against RFC 7303) because servers
     send a default ``charset=utf-8`` far more often than feeds lie in their prolog.
     """
-    for bom, bom_enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+    for bom, bom_enc in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
         if body.startswith(bom):
             return body[len(bom) :].decode(bom_enc, errors="replace")
     head = body.lstrip()
@@ -117,7 +121,9 @@ def _prepare_xml(body: bytes, http_charset: str | None) -> bytes:
     return text.encode("utf-8")
 
 
-_HTML_RE = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
+_HTML_RE = re.compile(
+    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S
+)
 _ALTERNATE_RE = re.compile(
     r"<link\b[^>]*type=[\"']application/(?:rss|atom|feed)\+(?:xml|json)[\"'][^>]*>", re.I
 )
@@ -163,7 +169,12 @@ def parse_feed(
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"{", b"[") or content_type in ("application/feed+json", "application/json"):
         return parse_json_feed(
-            body, source=source, url=url, base_url=base_url, content_type=content_type, link_fallback=link_fallback
+            body,
+            source=source,
+            url=url,
+            base_url=base_url,
+            content_type=content_type,
+            link_fallback=link_fallback,
         )
     if _HTML_RE.match(body[:4096]):
         raise _not_a_feed(source, body, content_type, url)
@@ -195,7 +206,9 @@ def parse_xml_feed(
     if base:
         headers["content-location"] = base
     # feedparser's own sanitiser is off: ours (nh3, an allowlist) runs on every field.
-    parsed = feedparser.parse(data, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
+    parsed = feedparser.parse(
+        data, response_headers=headers, sanitize_html=False, resolve_relative_uris=True
+    )
     entries = parsed.get("entries") or []
     if not entries and (parsed.get("bozo") or not parsed.get("version")):
         if parsed.get("bozo") and not _HTML_RE.match(body[:4096]):
@@ -222,7 +235,9 @@ def parse_xml_feed(
                 no_link.append(str(e))
                 continue
             except Exception as e:  # one odd entry must not lose the others
-                log.warning("source %r: skipped an entry that could not be read (%s)", source, _short(e))
+                log.warning(
+                    "source %r: skipped an entry that could not be read (%s)", source, _short(e)
+                )
                 continue
             if post is not None:
                 posts.append(post)
@@ -308,7 +323,13 @@ def _alternate(entry: Any, base: str | None) -> str | None:
 
 
 def _xml_entry(
-    entry: Any, *, source: str, feed_base: str | None, categories_as: str, atom: bool = False, site: str | None = None
+    entry: Any,
+    *,
+    source: str,
+    feed_base: str | None,
+    categories_as: str,
+    atom: bool = False,
+    site: str | None = None,
 ) -> Post | None:
     # The entry's own base (xml:base on the item, or the feed's) for anything
     # feedparser did not resolve itself (media:content, enclosures, guid links).
@@ -369,7 +390,6 @@ def _xml_entry(
     if updated == published:
         updated = None  # feedparser copies an RSS pubDate into "updated": not an edit
 
-
     return Post(
         key=post_key(guid, link),
         url=link,
@@ -416,7 +436,9 @@ def _term_kind(scheme: str) -> str:
 
 def _split_terms(entry: Any, categories_as: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     keywords = {
-        one_line(k).lower() for k in re.split(r"[,;]", entry.get("media_keywords") or "") if one_line(k)
+        one_line(k).lower()
+        for k in re.split(r"[,;]", entry.get("media_keywords") or "")
+        if one_line(k)
     }
     tags: list[str] = []
     cats: list[str] = []
@@ -468,7 +490,12 @@ def _xml_image(entry: Any, base: str | None, content: str) -> Image | None:
         url = absolute_http_url(media.get("url"), base)
         if url:
             alt = one_line(media.get("alt") or media.get("description") or "")
-            return _with_alt(Image(url, alt, positive_int(media.get("width")), positive_int(media.get("height"))), in_body)
+            return _with_alt(
+                Image(
+                    url, alt, positive_int(media.get("width")), positive_int(media.get("height"))
+                ),
+                in_body,
+            )
     return in_body[0] if in_body else None
 
 
@@ -496,8 +523,15 @@ def parse_json_feed(
         raise SourceError(source, f"not a feed: JSON without a JSON Feed 'items' list; {hint}")
     version = str(data.get("version") or "")
     if version and not version.startswith("https://jsonfeed.org/version/"):
-        log.warning("source %r: unknown JSON Feed version %r; reading it as 1.1", source, version[:60])
-    base = base_url or url or absolute_http_url(data.get("home_page_url")) or absolute_http_url(data.get("feed_url"))
+        log.warning(
+            "source %r: unknown JSON Feed version %r; reading it as 1.1", source, version[:60]
+        )
+    base = (
+        base_url
+        or url
+        or absolute_http_url(data.get("home_page_url"))
+        or absolute_http_url(data.get("feed_url"))
+    )
     feed_authors = _json_authors(data)
     site = absolute_http_url(data.get("home_page_url")) if link_fallback == "site" else None
     posts = []
@@ -539,13 +573,22 @@ def _str(value: Any) -> str:
 
 
 def _json_item(
-    item: dict[str, Any], *, source: str, base: str | None, feed_authors: str, site: str | None = None
+    item: dict[str, Any],
+    *,
+    source: str,
+    base: str | None,
+    feed_authors: str,
+    site: str | None = None,
 ) -> Post | None:
     # JSON Feed 1.1: "url" is the permalink; "external_url" is the page the item is
     # about (someone else's), and "id" only identifies the item.
     link = absolute_http_url(_str(item.get("url")), base)
     raw_id = item.get("id")
-    guid = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
+    guid = (
+        str(raw_id).strip()
+        if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool)
+        else ""
+    )
     if link:
         link = strip_tracking(link)
     if not link:
@@ -559,8 +602,12 @@ def _json_item(
     summary = " ".join(one_line(_str(item.get("summary"))).split()) or (
         excerpt(html_to_text(content), SUMMARY_CHARS) if content else ""
     )
-    title = one_line(_str(item.get("title")), markup=False) or derive_title(html_to_text(content) or summary)
-    tags = unique_terms(one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t))
+    title = one_line(_str(item.get("title")), markup=False) or derive_title(
+        html_to_text(content) or summary
+    )
+    tags = unique_terms(
+        one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t)
+    )
     image = None
     for key in ("image", "banner_image"):
         url = absolute_http_url(_str(item.get(key)), link)
@@ -609,7 +656,9 @@ class FeedSource(Source):
     options: ClassVar[dict[str, Opt]] = {
         "url": Opt(k_url, None, "the feed's URL (RSS, Atom or JSON Feed); or set path"),
         "path": Opt(k_path, None, "a feed file on disk, instead of url"),
-        "base_url": Opt(k_url, None, "resolve relative links against this (default: the feed's URL or link)"),
+        "base_url": Opt(
+            k_url, None, "resolve relative links against this (default: the feed's URL or link)"
+        ),
         "categories_as": Opt(
             choice("both", "categories", "tags"),
             "both",
@@ -642,7 +691,9 @@ class FeedSource(Source):
                 link_fallback=self.opts.get("link_fallback") or "skip",
             )  # fmt: skip
         try:
-            resp = self.ctx.http.get(str(url), headers={"Accept": ACCEPT})  # url is set: _check_options
+            resp = self.ctx.http.get(
+                str(url), headers={"Accept": ACCEPT}
+            )  # url is set: _check_options
             if looks_like_html(resp.body, resp.content_type):
                 # A home page: read the feed it declares (or one at a common path).
                 resp = self._feed_of_page(resp)
@@ -674,9 +725,13 @@ class FeedSource(Source):
         except FileNotFoundError:
             raise SourceError(self.name, f"no feed file at {path}; check the path") from None
         except IsADirectoryError:
-            raise SourceError(self.name, f"{path} is a folder; path must name a feed file") from None
+            raise SourceError(
+                self.name, f"{path} is a folder; path must name a feed file"
+            ) from None
         except OSError as e:
-            raise SourceError(self.name, f"cannot read {path} ({e.strerror}); check the path") from None
+            raise SourceError(
+                self.name, f"cannot read {path} ({e.strerror}); check the path"
+            ) from None
 
 
 SAMPLE_FEED = SAMPLE_DIR / "feed.xml"

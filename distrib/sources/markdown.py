@@ -102,7 +102,9 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str, str]:
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 2}" if mark is not None else ""
-            raise ValueError(f"YAML front matter does not parse{where}: {getattr(e, 'problem', None) or e}") from None
+            raise ValueError(
+                f"YAML front matter does not parse{where}: {getattr(e, 'problem', None) or e}"
+            ) from None
         fmt = "yaml"
     else:
         try:
@@ -149,12 +151,18 @@ class Site:
 
 
 def _site_config_file(folder: Path) -> tuple[str, Path] | None:
-    for names, gen in ((_HUGO_CONFIGS, "hugo"), (_JEKYLL_CONFIGS, "jekyll"), (_ELEVENTY_CONFIGS, "eleventy")):
+    for names, gen in (
+        (_HUGO_CONFIGS, "hugo"),
+        (_JEKYLL_CONFIGS, "jekyll"),
+        (_ELEVENTY_CONFIGS, "eleventy"),
+    ):
         for name in names:
             if (folder / name).is_file():
                 return gen, folder / name
     for name in _HUGO_LEGACY:  # Hugo's name before v0.110; only with Hugo's content folder
-        if (folder / name).is_file() and ((folder / "content").is_dir() or (folder / "archetypes").is_dir()):
+        if (folder / name).is_file() and (
+            (folder / "content").is_dir() or (folder / "archetypes").is_dir()
+        ):
             return "hugo", folder / name
     return None
 
@@ -184,10 +192,16 @@ def _read_site_config(file: Path) -> dict[str, Any]:
         else:
             return {}
     except (OSError, ValueError) as e:
-        log.warning("could not read the site config %s (%s); using the generator's defaults", file, e)
+        log.warning(
+            "could not read the site config %s (%s); using the generator's defaults", file, e
+        )
         return {}
     except Exception as e:  # yaml.YAMLError
-        log.warning("could not read the site config %s (%s); using the generator's defaults", file, one_line(str(e))[:120])
+        log.warning(
+            "could not read the site config %s (%s); using the generator's defaults",
+            file,
+            one_line(str(e))[:120],
+        )
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -216,11 +230,15 @@ def _go_bool(value: Any) -> bool | None:
 
 def _ruby_true(value: Any) -> bool:
     """Jekyll/Eleventy read YAML: ``draft: true`` is true; accept the string too (safer to skip)."""
-    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"))
+    return value is True or (
+        isinstance(value, str) and value.strip().lower() in ("true", "yes", "1")
+    )
 
 
 def _ruby_false(value: Any) -> bool:
-    return value is False or (isinstance(value, str) and value.strip().lower() in ("false", "no", "0"))
+    return value is False or (
+        isinstance(value, str) and value.strip().lower() in ("false", "no", "0")
+    )
 
 
 # --- slugs as each generator makes them -----------------------------------------------
@@ -235,7 +253,9 @@ def hugo_sanitize(text: str, lower: bool = True) -> str:
     for i, ch in enumerate(text):
         cat = unicodedata.category(ch)
         allowed = ch in "./\\_#+~-" or cat[0] in ("L", "N", "M")
-        allowed = allowed or (ch == "%" and re.fullmatch(r"[0-9A-Fa-f]{2}", text[i + 1 : i + 3]) is not None)
+        allowed = allowed or (
+            ch == "%" and re.fullmatch(r"[0-9A-Fa-f]{2}", text[i + 1 : i + 3]) is not None
+        )
         if allowed:
             if hyphen:
                 out.append("-")
@@ -309,7 +329,13 @@ def jekyll_expand(template: str, values: dict[str, str]) -> str:
     return url
 
 
-def jekyll_values(when: datetime | None, title: str, slug: str, categories: list[str], extra: dict[str, str] | None = None) -> dict[str, str]:
+def jekyll_values(
+    when: datetime | None,
+    title: str,
+    slug: str,
+    categories: list[str],
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """The placeholders of a Jekyll post (Jekyll docs, "Permalinks" > "Placeholders")."""
     values = {
         "title": title,
@@ -333,7 +359,9 @@ def jekyll_values(when: datetime | None, title: str, slug: str, categories: list
 
 # --- Hugo permalinks (Hugo docs, "Permalinks" > "Tokens") -------------------------------
 
-_HUGO_TOKEN = re.compile(r":(year|monthname|month|day|weekdayname|weekday|yearday|sections|section|title|slugorfilename|slug|filename)\b")
+_HUGO_TOKEN = re.compile(
+    r":(year|monthname|month|day|weekdayname|weekday|yearday|sections|section|title|slugorfilename|slug|filename)\b"
+)
 
 
 def hugo_expand(pattern: str, values: dict[str, str]) -> str:
@@ -350,7 +378,9 @@ def eleventy_expand(template: str, fm: dict[str, Any], page: dict[str, str]) -> 
     """``{{ title | slugify }}``, ``{{ page.fileSlug }}`` and their kin; anything else
     (tags, other filters) raises ValueError: distrib is not a template engine."""
     if "{%" in template or "${" in template:
-        raise ValueError(f"the permalink {template!r} is a template distrib cannot expand; write the path itself")
+        raise ValueError(
+            f"the permalink {template!r} is a template distrib cannot expand; write the path itself"
+        )
 
     def one(m: re.Match[str]) -> str:
         parts = [p.strip() for p in m.group(1).split("|")]
@@ -362,7 +392,9 @@ def eleventy_expand(template: str, fm: dict[str, Any], page: dict[str, str]) -> 
         else:
             value = None
         if value is None or isinstance(value, (dict, list)):
-            raise ValueError(f"the permalink {template!r} uses {name!r}, which distrib cannot fill in; write the path itself")
+            raise ValueError(
+                f"the permalink {template!r} uses {name!r}, which distrib cannot fill in; write the path itself"
+            )
         text = str(value)
         for f in filters:
             if f in ("slugify", "slug"):
@@ -370,7 +402,9 @@ def eleventy_expand(template: str, fm: dict[str, Any], page: dict[str, str]) -> 
             elif f in ("lower", "downcase"):
                 text = text.lower()
             elif f != "url":
-                raise ValueError(f"the permalink {template!r} uses the filter {f!r}, which distrib cannot apply; write the path itself")
+                raise ValueError(
+                    f"the permalink {template!r} uses the filter {f!r}, which distrib cannot apply; write the path itself"
+                )
         return text
 
     return _LIQUID.sub(one, template)
@@ -380,8 +414,18 @@ class MarkdownSource(Source):
     """Posts from the Markdown files of a Hugo, Jekyll or Eleventy site (or a plain folder)."""
 
     options: ClassVar[dict[str, Opt]] = {
-        "path": Opt(k_path, None, "the site's folder (or its content folder); searched recursively", required=True),
-        "base_url": Opt(k_url, None, "the site's address the post URLs start with, such as 'https://example.org/'", required=True),
+        "path": Opt(
+            k_path,
+            None,
+            "the site's folder (or its content folder); searched recursively",
+            required=True,
+        ),
+        "base_url": Opt(
+            k_url,
+            None,
+            "the site's address the post URLs start with, such as 'https://example.org/'",
+            required=True,
+        ),
         "generator": Opt(
             choice(*GENERATORS),
             None,
@@ -398,7 +442,9 @@ class MarkdownSource(Source):
             "skip",
             "a post without a usable date: skip it, or date it by when distrib first saw it",
         ),
-        "collections": Opt(k_str_list, (), "Jekyll: collections (besides _posts) whose documents are posts too"),
+        "collections": Opt(
+            k_str_list, (), "Jekyll: collections (besides _posts) whose documents are posts too"
+        ),
     }
 
     def __init__(self, name: str, options: Any, ctx: Context):
@@ -423,7 +469,11 @@ class MarkdownSource(Source):
 
     def _site_zone(self) -> tzinfo:
         # Hugo "Configure Hugo" > timeZone; Jekyll "Configuration" > timezone.
-        names = [self.site.config.get("timezone"), self.site.config.get("timeZone"), self.ctx.settings.site.timezone]
+        names = [
+            self.site.config.get("timezone"),
+            self.site.config.get("timeZone"),
+            self.ctx.settings.site.timezone,
+        ]
         for zone in names:
             if isinstance(zone, str) and zone.strip():
                 try:
@@ -481,7 +531,11 @@ class MarkdownSource(Source):
         if gen == "hugo":
             # Hugo, "Content organization": pages are the files of the content folder only.
             base = self._hugo_content_dir(root)
-            scan = base if root.resolve() == (self.site.root or root).resolve() and base != root else root
+            scan = (
+                base
+                if root.resolve() == (self.site.root or root).resolve() and base != root
+                else root
+            )
             return [(f, base) for f in _markdown_files(scan) if not _hidden(f.relative_to(scan))]
         files = _markdown_files(root)
         if gen == "jekyll":
@@ -490,15 +544,27 @@ class MarkdownSource(Source):
         if gen == "eleventy":
             # Eleventy, "Ignore template files": node_modules, the output folder, and the
             # includes, layouts and data folders are never templates.
-            skip = {"node_modules", "_site", "_includes", "_layouts", "_data"} | self._eleventyignore(root)
-            return [(f, root) for f in files if not (_hidden(f.relative_to(root)) or skip & set(f.relative_to(root).parts[:-1]))]
+            skip = {
+                "node_modules",
+                "_site",
+                "_includes",
+                "_layouts",
+                "_data",
+            } | self._eleventyignore(root)
+            return [
+                (f, root)
+                for f in files
+                if not (_hidden(f.relative_to(root)) or skip & set(f.relative_to(root).parts[:-1]))
+            ]
         out = []
         for f in files:
             rel = f.relative_to(root)
             hidden = [p for p in rel.parts[:-1] if p.startswith(("_", ".")) and p != "_posts"]
             if hidden or "node_modules" in rel.parts:
                 continue  # drafts, includes, layouts, data, hidden folders
-            if f.name.startswith(".") or (len(rel.parts) == 1 and f.stem.lower() in ("readme", "license", "changelog")):
+            if f.name.startswith(".") or (
+                len(rel.parts) == 1 and f.stem.lower() in ("readme", "license", "changelog")
+            ):
                 continue
             out.append((f, root))
         return out
@@ -526,7 +592,9 @@ class MarkdownSource(Source):
         with ``_`` or ``.`` (``_drafts``, ``_includes``, ``_layouts``...) are not read as
         pages, nor are the ``exclude`` entries (node_modules and vendor by default)."""
         parts = rel.parts[:-1]
-        excluded = {"node_modules", "vendor"} | {str(x).strip("/") for x in self.site.config.get("exclude") or []}
+        excluded = {"node_modules", "vendor"} | {
+            str(x).strip("/") for x in self.site.config.get("exclude") or []
+        }
         if parts and parts[0] in excluded:
             return ""
         parts = self._jekyll_inner(parts)
@@ -543,7 +611,11 @@ class MarkdownSource(Source):
     def _jekyll_inner(self, parts: tuple[str, ...]) -> tuple[str, ...]:
         """The folders below ``collections_dir`` ("Collections"), where _posts and the
         collections live when it is set."""
-        cdir = tuple(p for p in str(self.site.config.get("collections_dir") or "").split("/") if p and p != ".")
+        cdir = tuple(
+            p
+            for p in str(self.site.config.get("collections_dir") or "").split("/")
+            if p and p != "."
+        )
         if cdir and cdir[0].startswith(("_", ".")):
             return parts  # Jekyll reads nothing from such a folder (tried with Jekyll 4.3)
         return parts[len(cdir) :] if cdir and parts[: len(cdir)] == cdir else parts
@@ -554,7 +626,11 @@ class MarkdownSource(Source):
             lines = (root / ".eleventyignore").read_text(encoding="utf-8").splitlines()
         except OSError:
             return set()
-        return {line.strip().strip("/").removeprefix("./") for line in lines if line.strip() and not line.startswith("#")}
+        return {
+            line.strip().strip("/").removeprefix("./")
+            for line in lines
+            if line.strip() and not line.startswith("#")
+        }
 
     # --- one file -----------------------------------------------------------------------
 
@@ -592,10 +668,16 @@ class MarkdownSource(Source):
         if isinstance(summary_src, str) and summary_src.strip():
             summary = " ".join(html_to_text(render_markdown(summary_src)).split())
         elif more:
-            summary = " ".join(html_to_text(clean_html(render_markdown(body[: more.start()]), url)).split())
+            summary = " ".join(
+                html_to_text(clean_html(render_markdown(body[: more.start()]), url)).split()
+            )
         else:
             summary = excerpt(html_to_text(content), SUMMARY_CHARS)
-        title = one_line(_text(fm.get("title")), markup=False) or _first_heading(body) or derive_title(html_to_text(content))
+        title = (
+            one_line(_text(fm.get("title")), markup=False)
+            or _first_heading(body)
+            or derive_title(html_to_text(content))
+        )
         updated = meta.updated
         return Post(
             key=canonical_url(url),
@@ -608,7 +690,9 @@ class MarkdownSource(Source):
             published=meta.published,
             updated=updated if updated != meta.published else None,
             tags=_terms(fm.get("tags") or fm.get("keywords")),
-            categories=unique_terms(meta.categories) if meta.categories is not None else _terms(fm.get("categories") or fm.get("category")),
+            categories=unique_terms(meta.categories)
+            if meta.categories is not None
+            else _terms(fm.get("categories") or fm.get("category")),
             image=self._image(fm, content, url),
         )
 
@@ -618,8 +702,14 @@ class MarkdownSource(Source):
         """Hugo's rules ("Front matter", "Page bundles", "Build options", "URL management")."""
         # Draft: "draft"; Hugo also reads "published" as its opposite (a boolean or a
         # boolean written as a string, spf13/cast ToBool).
-        published_flag = _go_bool(fm.get("published")) if not isinstance(fm.get("published"), (date, datetime)) else None
-        if (_go_bool(fm.get("draft")) or published_flag is False) and not self._hugo_flag("builddrafts"):
+        published_flag = (
+            _go_bool(fm.get("published"))
+            if not isinstance(fm.get("published"), (date, datetime))
+            else None
+        )
+        if (_go_bool(fm.get("draft")) or published_flag is False) and not self._hugo_flag(
+            "builddrafts"
+        ):
             raise Skip("a draft")
         stem, lang = self._hugo_stem(rel)
         parts = list(rel.parts[:-1])
@@ -640,9 +730,15 @@ class MarkdownSource(Source):
         path = self._hugo_path(fm, when_date, dir_parts, slug, filename, lower)
         if self._hugo_flag("uglyurls") and path.endswith("/") and path != "/":
             path = path[:-1] + ".html"  # "URL management" > ugly URLs
-        return _Meta(self._join(_url_path(self._hugo_lang_prefix(lang) + path)), _utc(when_pub), _utc(updated))
+        return _Meta(
+            self._join(_url_path(self._hugo_lang_prefix(lang) + path)),
+            _utc(when_pub),
+            _utc(updated),
+        )
 
-    def _hugo_dates(self, fm: dict[str, Any], file: Path) -> tuple[datetime | None, datetime | None, datetime | None]:
+    def _hugo_dates(
+        self, fm: dict[str, Any], file: Path
+    ) -> tuple[datetime | None, datetime | None, datetime | None]:
         """(date, publish date, last modified); Skip for an expired page."""
         # "Front matter" > dates: publishDate (aliases pubDate, published) first, else
         # date; expiryDate (alias unpublishdate); lastmod (alias modified).
@@ -690,7 +786,13 @@ class MarkdownSource(Source):
                 raise Skip("build options keep it out")
 
     def _hugo_path(
-        self, fm: dict[str, Any], when_date: datetime | None, dir_parts: list[str], slug: str, filename: str, lower: bool
+        self,
+        fm: dict[str, Any],
+        when_date: datetime | None,
+        dir_parts: list[str],
+        slug: str,
+        filename: str,
+        lower: bool,
     ) -> str:
         """The page's path: its section's permalink pattern, else its folders and slug."""
         section = dir_parts[0] if dir_parts else ""
@@ -813,7 +915,9 @@ class MarkdownSource(Source):
     def _hugo_url(self, url: str, lang: str) -> str:
         """ "Front matter" > url: the path relative to the base URL (its sub-path kept)."""
         if _HUGO_TOKEN.search(url) or _TEMPLATE_SIGNS.search(url):
-            raise ValueError(f"url {url!r} is a template, which Hugo does not expand in front matter; write the path itself")
+            raise ValueError(
+                f"url {url!r} is a template, which Hugo does not expand in front matter; write the path itself"
+            )
         absolute = absolute_http_url(url) if url.startswith(("http://", "https://")) else None
         if absolute:
             return absolute
@@ -839,12 +943,20 @@ class MarkdownSource(Source):
                 when = self._when(date(int(m[1]), int(m[2]), int(m[3])))
             except ValueError:
                 raise ValueError("the date in the file name is not a date") from None
-        if when is not None and when > self.ctx.now and not _ruby_true(self.site.config.get("future")):
+        if (
+            when is not None
+            and when > self.ctx.now
+            and not _ruby_true(self.site.config.get("future"))
+        ):
             raise Skip("dated in the future")  # "Configuration" > future: false
         parts = list(rel.parts[:-1])
         inner = list(self._jekyll_inner(rel.parts[:-1]))  # collections_dir is no category
         folder_categories = inner[: inner.index("_posts")]
-        categories = folder_categories + _jekyll_terms(fm.get("categories")) + _jekyll_terms(fm.get("category"), split=False)
+        categories = (
+            folder_categories
+            + _jekyll_terms(fm.get("categories"))
+            + _jekyll_terms(fm.get("category"), split=False)
+        )
         slug_src = _text(fm.get("slug")).strip() or m.group(4)
         values = jekyll_values(
             when, jekyll_slugify(slug_src, "pretty", cased=True), jekyll_slugify(slug_src), categories,
@@ -854,12 +966,24 @@ class MarkdownSource(Source):
         if isinstance(explicit, str) and explicit.strip():
             template = explicit.strip()
         elif self.opts.get("permalink"):
-            return _Meta(self._pattern_url(when, values["slug"], ""), _utc(when), self._updated(fm), tuple(categories))
+            return _Meta(
+                self._pattern_url(when, values["slug"], ""),
+                _utc(when),
+                self._updated(fm),
+                tuple(categories),
+            )
         else:
             template = self._jekyll_site_permalink()
         if _TEMPLATE_SIGNS.search(template):
-            raise ValueError(f"permalink {template!r} is a Liquid template, which Jekyll does not expand in a permalink")
-        return _Meta(self._join(jekyll_expand(template, values)), _utc(when), self._updated(fm), tuple(categories))
+            raise ValueError(
+                f"permalink {template!r} is a Liquid template, which Jekyll does not expand in a permalink"
+            )
+        return _Meta(
+            self._join(jekyll_expand(template, values)),
+            _utc(when),
+            self._updated(fm),
+            tuple(categories),
+        )
 
     def _jekyll_site_permalink(self) -> str:
         configured = self.site.config.get("permalink")
@@ -874,17 +998,27 @@ class MarkdownSource(Source):
         """ "Collections": a collection's documents are pages only with ``output: true``;
         their permalink is the collection's, by default ``/:collection/:path:output_ext``."""
         label = self._jekyll_inner(rel.parts[:-1])[0][1:]
-        conf = (self.site.config.get("collections") or {}) if isinstance(self.site.config.get("collections"), dict) else {}
+        conf = (
+            (self.site.config.get("collections") or {})
+            if isinstance(self.site.config.get("collections"), dict)
+            else {}
+        )
         meta: dict[str, Any] = conf[label] if isinstance(conf.get(label), dict) else {}
         if not _ruby_true(meta.get("output")):
             raise Skip(f"the collection {label} is not output (set output: true in _config.yml)")
         when = self._when(fm.get("date")) if fm.get("date") is not None else None
-        if when is not None and when > self.ctx.now and not _ruby_true(self.site.config.get("future")):
+        if (
+            when is not None
+            and when > self.ctx.now
+            and not _ruby_true(self.site.config.get("future"))
+        ):
             raise Skip("dated in the future")
         inner_parts = self._jekyll_inner(rel.parts[:-1])[1:]
         inner = "/".join([*inner_parts, rel.name])
         inner = inner[: -len(rel.suffix)]
-        categories = _jekyll_terms(fm.get("categories")) + _jekyll_terms(fm.get("category"), split=False)
+        categories = _jekyll_terms(fm.get("categories")) + _jekyll_terms(
+            fm.get("category"), split=False
+        )
         slug_src = _text(fm.get("slug")).strip() or stem
         values = jekyll_values(
             when, jekyll_slugify(slug_src, "pretty", cased=True), jekyll_slugify(slug_src), categories,
@@ -894,10 +1028,21 @@ class MarkdownSource(Source):
         template = explicit.strip() if isinstance(explicit, str) and explicit.strip() else None
         if template is None:
             configured = meta.get("permalink")
-            template = JEKYLL_STYLES.get(configured, configured) if isinstance(configured, str) else "/:collection/:path:output_ext"
+            template = (
+                JEKYLL_STYLES.get(configured, configured)
+                if isinstance(configured, str)
+                else "/:collection/:path:output_ext"
+            )
         if _TEMPLATE_SIGNS.search(template):
-            raise ValueError(f"permalink {template!r} is a Liquid template, which Jekyll does not expand in a permalink")
-        return _Meta(self._join(jekyll_expand(template, values)), _utc(when), self._updated(fm), tuple(categories))
+            raise ValueError(
+                f"permalink {template!r} is a Liquid template, which Jekyll does not expand in a permalink"
+            )
+        return _Meta(
+            self._join(jekyll_expand(template, values)),
+            _utc(when),
+            self._updated(fm),
+            tuple(categories),
+        )
 
     # --- Eleventy ---------------------------------------------------------------------
 
@@ -915,23 +1060,37 @@ class MarkdownSource(Source):
         raw = fm.get("date")
         when: datetime | None = None
         if isinstance(raw, str) and raw.strip() in ("Last Modified", "git Last Modified"):
-            when = datetime.fromtimestamp(file.stat().st_mtime, UTC) if raw.strip() == "Last Modified" else None
-        elif raw is not None and not (isinstance(raw, str) and raw.strip() in ("Created", "git Created")):
+            when = (
+                datetime.fromtimestamp(file.stat().st_mtime, UTC)
+                if raw.strip() == "Last Modified"
+                else None
+            )
+        elif raw is not None and not (
+            isinstance(raw, str) and raw.strip() in ("Created", "git Created")
+        ):
             when = self._when(raw)
         if when is None and prefix:
             # "Content dates": a YYYY-MM-DD in the file name is the date.
             when = self._when(date(int(prefix[1]), int(prefix[2]), int(prefix[3])))
         parts = list(rel.parts[:-1])
-        file_slug = (prefix.group(4) if prefix else stem) if stem != "index" else (parts[-1] if parts else "")
+        file_slug = (
+            (prefix.group(4) if prefix else stem)
+            if stem != "index"
+            else (parts[-1] if parts else "")
+        )
         path_stem = "/" + "/".join([*parts, stem])
         if isinstance(permalink, str) and permalink.strip():
-            expanded = eleventy_expand(permalink.strip(), fm, {"fileSlug": file_slug, "filePathStem": path_stem})
+            expanded = eleventy_expand(
+                permalink.strip(), fm, {"fileSlug": file_slug, "filePathStem": path_stem}
+            )
             path = "/" + expanded.lstrip("/")
             if path.endswith("/index.html"):
                 path = path[: -len("index.html")]
             url = self._join(_url_path(path))
         elif self.opts.get("permalink"):
-            url = self._pattern_url(when, eleventy_slugify(file_slug) or "post", parts[0] if parts else "")
+            url = self._pattern_url(
+                when, eleventy_slugify(file_slug) or "post", parts[0] if parts else ""
+            )
         else:
             # "Permalinks" > default output: the input path without its extension, as a
             # folder; index, or a file named like its folder, is that folder.
@@ -968,11 +1127,20 @@ class MarkdownSource(Source):
         if isinstance(explicit, str) and explicit.strip():
             template = explicit.strip()
             if "{{" in template or "{%" in template:
-                template = eleventy_expand(template, fm, {"fileSlug": prefix[4] if prefix else stem})
+                template = eleventy_expand(
+                    template, fm, {"fileSlug": prefix[4] if prefix else stem}
+                )
             elif _JEKYLL_VAR.search(template) and not template.startswith(("http://", "https://")):
-                categories = _jekyll_terms(fm.get("categories")) + _jekyll_terms(fm.get("category"), split=False)
+                categories = _jekyll_terms(fm.get("categories")) + _jekyll_terms(
+                    fm.get("category"), split=False
+                )
                 slug_src = str(fm.get("slug") or (prefix[4] if prefix else stem))
-                values = jekyll_values(when, jekyll_slugify(slug_src, "pretty", cased=True), jekyll_slugify(slug_src), categories)
+                values = jekyll_values(
+                    when,
+                    jekyll_slugify(slug_src, "pretty", cased=True),
+                    jekyll_slugify(slug_src),
+                    categories,
+                )
                 template = jekyll_expand(template, values)
             url = absolute_http_url(template, self._base())
             if url:
@@ -1023,17 +1191,29 @@ class MarkdownSource(Source):
             return datetime.combine(value, time(0, 0), tzinfo=self._zone)
         if isinstance(value, str) and value.strip():
             text = value.strip()
-            m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?\s*(Z|[+-]\d{2}:?\d{2})?", text)
+            m = re.fullmatch(
+                r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?\s*(Z|[+-]\d{2}:?\d{2})?",
+                text,
+            )
             if m:
                 try:
-                    naive = datetime.fromisoformat(m.group(1) + ("T" + m.group(2).zfill(5 if len(m.group(2)) <= 5 else 8) if m.group(2) else ""))
+                    naive = datetime.fromisoformat(
+                        m.group(1)
+                        + (
+                            "T" + m.group(2).zfill(5 if len(m.group(2)) <= 5 else 8)
+                            if m.group(2)
+                            else ""
+                        )
+                    )
                 except ValueError:
                     return None
                 if m.group(3):
                     zone = m.group(3)
                     if zone != "Z" and ":" not in zone:
                         zone = zone[:3] + ":" + zone[3:]
-                    return datetime.fromisoformat(naive.isoformat() + ("+00:00" if zone == "Z" else zone))
+                    return datetime.fromisoformat(
+                        naive.isoformat() + ("+00:00" if zone == "Z" else zone)
+                    )
                 return naive.replace(tzinfo=self._zone)  # no zone written: the site's
             return parse_date(text)
         return None
@@ -1048,7 +1228,9 @@ class MarkdownSource(Source):
             raw = raw.get("path") or raw.get("src") or raw.get("url") or raw.get("image")
         if isinstance(raw, str) and raw.strip():
             # A Hugo page resource is relative to its page; elsewhere to the site.
-            image_url = absolute_http_url(raw.strip(), url if self.site.generator == "hugo" else self._base())
+            image_url = absolute_http_url(
+                raw.strip(), url if self.site.generator == "hugo" else self._base()
+            )
             if image_url:
                 return Image(image_url, alt)
         images = content_images(content)
@@ -1089,7 +1271,11 @@ def _jekyll_terms(value: Any, split: bool = True) -> list[str]:
 
 
 def _has_index(folder: Path) -> bool:
-    return any(folder.glob("index.md")) or any(folder.glob("index.*.md")) or any(folder.glob("index.markdown"))
+    return (
+        any(folder.glob("index.md"))
+        or any(folder.glob("index.*.md"))
+        or any(folder.glob("index.markdown"))
+    )
 
 
 def _text(value: Any) -> str:

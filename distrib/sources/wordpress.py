@@ -52,19 +52,32 @@ class WordPressSource(Source):
     """Posts of a WordPress site through its REST API."""
 
     options: ClassVar[dict[str, Opt]] = {
-        "url": Opt(k_url, None, "the WordPress site's address, such as 'https://blog.example.org'", required=True),
+        "url": Opt(
+            k_url,
+            None,
+            "the WordPress site's address, such as 'https://blog.example.org'",
+            required=True,
+        ),
         "username": Opt(
             k_str,
             None,
             "a user for application-password auth, for a site whose REST API needs a login "
             "(only published posts are read: drafts and private posts are never emailed)",
         ),
-        "password_env": Opt(k_env_name, None, "environment variable holding that user's application password"),
+        "password_env": Opt(
+            k_env_name, None, "environment variable holding that user's application password"
+        ),
         "per_page": Opt(k_positive, 20, "posts per API page (WordPress allows at most 100)"),
         "max_pages": Opt(k_positive, 5, "the most API pages read in one fetch"),
-        "post_type": Opt(k_str, "post", "the post type to read, such as 'podcast' (its REST base comes from /wp/v2/types)"),
+        "post_type": Opt(
+            k_str,
+            "post",
+            "the post type to read, such as 'podcast' (its REST base comes from /wp/v2/types)",
+        ),
         "include_protected": Opt(
-            k_bool, False, "take password-protected posts too (their title and link only, never their text)"
+            k_bool,
+            False,
+            "take password-protected posts too (their title and link only, never their text)",
         ),
     }
 
@@ -93,9 +106,14 @@ class WordPressSource(Source):
             return "posts"
         root = self.opts["url"].rstrip("/")
         last: FetchError | None = None
-        for url in (f"{root}/wp-json/wp/v2/types", f"{root}/?{urlencode({'rest_route': '/wp/v2/types'})}"):
+        for url in (
+            f"{root}/wp-json/wp/v2/types",
+            f"{root}/?{urlencode({'rest_route': '/wp/v2/types'})}",
+        ):
             try:
-                resp = self.ctx.http.get(url, auth=auth, conditional=False, headers={"Accept": "application/json"})
+                resp = self.ctx.http.get(
+                    url, auth=auth, conditional=False, headers={"Accept": "application/json"}
+                )
             except FetchError as e:
                 last = e
                 if e.status == 404 and not _api_error(e.body):
@@ -106,10 +124,17 @@ class WordPressSource(Source):
             except ValueError:
                 types = None
             if not isinstance(types, dict):
-                raise SourceError(self.name, f"the WordPress API at {_redacted(resp.url)} did not list its post types; check the url")
+                raise SourceError(
+                    self.name,
+                    f"the WordPress API at {_redacted(resp.url)} did not list its post types; check the url",
+                )
             info = types.get(post_type)
             if not isinstance(info, dict) or not info.get("rest_base"):
-                known = ", ".join(sorted(k for k, v in types.items() if isinstance(v, dict) and v.get("rest_base")))
+                known = ", ".join(
+                    sorted(
+                        k for k, v in types.items() if isinstance(v, dict) and v.get("rest_base")
+                    )
+                )
                 raise ConfigError(
                     f"{self._where}.post_type: the site has no post type {post_type!r} in its REST API; it has {known or 'none'}"
                 )
@@ -154,12 +179,18 @@ class WordPressSource(Source):
             try:
                 # The API answer depends on the query (the window moves), so a 304 is
                 # unlikely; conditional GET would only fill the ledger.
-                resp = self.ctx.http.get(url, auth=auth, conditional=False, headers={"Accept": "application/json"})
+                resp = self.ctx.http.get(
+                    url, auth=auth, conditional=False, headers={"Accept": "application/json"}
+                )
             except FetchError as e:
                 if e.status == 404 and pretty and page == 1 and not _api_error(e.body):
                     pretty = False  # no pretty permalinks: ?rest_route= works everywhere
                     continue
-                if e.status == 400 and page > 1 and (_api_error(e.body) or {}).get("code") == "rest_post_invalid_page_number":
+                if (
+                    e.status == 400
+                    and page > 1
+                    and (_api_error(e.body) or {}).get("code") == "rest_post_invalid_page_number"
+                ):
                     break  # asked one page past the end
                 raise self._error(e) from None
             items = self._items(resp)
@@ -215,10 +246,18 @@ class WordPressSource(Source):
         api = _api_error(e.body)
         if api:
             hint = e.hint
-            if api.get("code") in ("rest_not_logged_in", "incorrect_password", "invalid_username", "rest_forbidden"):
+            if api.get("code") in (
+                "rest_not_logged_in",
+                "incorrect_password",
+                "invalid_username",
+                "rest_forbidden",
+            ):
                 hint = "check username and the application password in password_env"
             message = one_line(str(api.get("message") or ""))[:200]
-            return SourceError(self.name, f"the WordPress API at {e.url} answered {api.get('code')}: {message}; {hint}")
+            return SourceError(
+                self.name,
+                f"the WordPress API at {e.url} answered {api.get('code')}: {message}; {hint}",
+            )
         return SourceError(self.name, str(e))
 
     def _items(self, resp: HttpResponse) -> list[dict[str, Any]]:
@@ -241,13 +280,17 @@ class WordPressSource(Source):
             if "code" in data and "message" in data and "id" not in data:
                 message = one_line(str(data.get("message")))[:200]
                 raise SourceError(
-                    self.name, f"the WordPress API at {_redacted(resp.url)} answered {data['code']}: {message}; check the url"
+                    self.name,
+                    f"the WordPress API at {_redacted(resp.url)} answered {data['code']}: {message}; check the url",
                 )
             if "id" in data and "link" in data:
                 return [data]  # a single post object (a URL naming one post)
             data = None  # JSON, but not WordPress's: say so rather than find no posts
         if not isinstance(data, list):
-            raise SourceError(self.name, f"the WordPress API at {_redacted(resp.url)} answered JSON that is not a list of posts; check the url")
+            raise SourceError(
+                self.name,
+                f"the WordPress API at {_redacted(resp.url)} answered JSON that is not a list of posts; check the url",
+            )
         return [d for d in data if isinstance(d, dict)]
 
     def _post(self, item: dict[str, Any]) -> Post | None:
@@ -256,7 +299,9 @@ class WordPressSource(Source):
         link = absolute_http_url(_s(item.get("link")), self.opts["url"])
         if not link:
             return None
-        protected = isinstance(item.get("content"), dict) and item["content"].get("protected") is True
+        protected = (
+            isinstance(item.get("content"), dict) and item["content"].get("protected") is True
+        )
         if protected and not self.opts.get("include_protected"):
             self._protected += 1
             return None
@@ -270,8 +315,12 @@ class WordPressSource(Source):
             )  # fmt: skip
         content = clean_html(_rendered(item.get("content")), link)
         summary = derive_summary(_rendered(item.get("excerpt")), content)
-        title = one_line(_rendered(item.get("title"))) or derive_title(html_to_text(content) or summary)
-        embedded: dict[str, Any] = item["_embedded"] if isinstance(item.get("_embedded"), dict) else {}
+        title = one_line(_rendered(item.get("title"))) or derive_title(
+            html_to_text(content) or summary
+        )
+        embedded: dict[str, Any] = (
+            item["_embedded"] if isinstance(item.get("_embedded"), dict) else {}
+        )
         tags, categories = _terms(embedded)
         published = _gmt(item.get("date_gmt")) or parse_date(_s(item.get("date")))
         updated = _gmt(item.get("modified_gmt"))
@@ -317,7 +366,7 @@ def _gmt(value: Any) -> datetime | None:
         dt = datetime.fromisoformat(text)
     except ValueError:
         return parse_date(text)
-    return (dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC))
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _is_error(obj: Any) -> bool:
@@ -357,7 +406,9 @@ def _featured(item: dict[str, Any], embedded: dict[str, Any], link: str) -> Imag
         if _is_error(media):
             continue
         alt = one_line(_s(media.get("alt_text"))) or one_line(_rendered(media.get("title")))
-        details: dict[str, Any] = media["media_details"] if isinstance(media.get("media_details"), dict) else {}
+        details: dict[str, Any] = (
+            media["media_details"] if isinstance(media.get("media_details"), dict) else {}
+        )
         sizes: dict[str, Any] = details["sizes"] if isinstance(details.get("sizes"), dict) else {}
         for size in PREFERRED_SIZES:
             s = sizes.get(size)
@@ -375,10 +426,19 @@ def _featured(item: dict[str, Any], embedded: dict[str, Any], link: str) -> Imag
         if url:
             return Image(url)
     elif isinstance(old, dict):
-        url = absolute_http_url(_s(old.get("source") or old.get("source_url") or old.get("guid")), link)
-        meta: dict[str, Any] = old["attachment_meta"] if isinstance(old.get("attachment_meta"), dict) else {}
+        url = absolute_http_url(
+            _s(old.get("source") or old.get("source_url") or old.get("guid")), link
+        )
+        meta: dict[str, Any] = (
+            old["attachment_meta"] if isinstance(old.get("attachment_meta"), dict) else {}
+        )
         if url:
-            return Image(url, one_line(_s(old.get("alt_text") or old.get("title"))), _int(meta.get("width")), _int(meta.get("height")))
+            return Image(
+                url,
+                one_line(_s(old.get("alt_text") or old.get("title"))),
+                _int(meta.get("width")),
+                _int(meta.get("height")),
+            )
     url = absolute_http_url(_s(item.get("jetpack_featured_media_url")), link)
     return Image(url) if url else None
 

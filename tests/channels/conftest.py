@@ -81,7 +81,9 @@ class Env:
             settings=settings or self.settings(), now=FIXED_NOW, ledger=self.ledger, dry_run=dry_run
         )
 
-    def channels(self, *raw: dict[str, Any], dry_run: bool = False) -> tuple[Context, list[Channel]]:
+    def channels(
+        self, *raw: dict[str, Any], dry_run: bool = False
+    ) -> tuple[Context, list[Channel]]:
         self.channels_raw = list(raw)
         settings = self.settings()
         ctx = self.context(dry_run=dry_run, settings=settings)

@@ -103,7 +103,8 @@ class Account:
         self.info = info
         self.http = httpx.Client(base_url=info["service"] + "/xrpc/", timeout=30)
         r = self.http.post(
-            "com.atproto.server.createSession", json={"identifier": info["handle"], "password": info["password"]}
+            "com.atproto.server.createSession",
+            json={"identifier": info["handle"], "password": info["password"]},
         )
         r.raise_for_status()
         self.did = r.json()["did"]
@@ -113,7 +114,11 @@ class Account:
         out: dict[str, dict[str, Any]] = {}
         cursor = None
         while True:
-            params: dict[str, Any] = {"repo": self.did, "collection": "app.bsky.feed.post", "limit": 100}
+            params: dict[str, Any] = {
+                "repo": self.did,
+                "collection": "app.bsky.feed.post",
+                "limit": 100,
+            }
             if cursor:
                 params["cursor"] = cursor
             data = self.http.get("com.atproto.repo.listRecords", params=params).json()
@@ -124,10 +129,19 @@ class Account:
                 return out
 
     def create(self, rkey: str, text: str) -> httpx.Response:
-        record = {"$type": "app.bsky.feed.post", "text": text, "createdAt": "2026-11-20T09:00:00.000Z"}
+        record = {
+            "$type": "app.bsky.feed.post",
+            "text": text,
+            "createdAt": "2026-11-20T09:00:00.000Z",
+        }
         return self.http.post(
             "com.atproto.repo.createRecord",
-            json={"repo": self.did, "collection": "app.bsky.feed.post", "rkey": rkey, "record": record},
+            json={
+                "repo": self.did,
+                "collection": "app.bsky.feed.post",
+                "rkey": rkey,
+                "record": record,
+            },
         )
 
     def clear(self) -> None:
@@ -171,7 +185,13 @@ def test_fifty_posts_in_one_run_are_each_published_once(env, pds, account, monke
     # With the old keys (the run's time + a 10-bit hash of the share key) these fifty
     # clash: the test would fail on them.
     old = {
-        make_tid(0, int.from_bytes(__import__("hashlib").sha256(share_key(p.key, "sky").encode()).digest()[:2], "big") & 0x3FF)
+        make_tid(
+            0,
+            int.from_bytes(
+                __import__("hashlib").sha256(share_key(p.key, "sky").encode()).digest()[:2], "big"
+            )
+            & 0x3FF,
+        )
         for p in posts
     }
     assert len(old) < 50
@@ -227,8 +247,12 @@ class DroppingProxy:
                 if proxy.dead:
                     self.close_connection = True
                     return  # nothing is answered: the client sees the connection drop
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn = http.client.HTTPConnection(
+                    proxy.upstream.hostname, proxy.upstream.port, timeout=60
+                )
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
+                }
                 conn.request(self.command, self.path, body=body, headers=headers)
                 r = conn.getresponse()
                 data = r.read()
@@ -295,7 +319,9 @@ def test_killed_between_the_servers_write_and_its_answer(env, pds, account, monk
         proxy.stop()
 
 
-def test_a_connection_dropped_after_the_write_is_settled_in_the_same_run(env, pds, account, monkeypatch):
+def test_a_connection_dropped_after_the_write_is_settled_in_the_same_run(
+    env, pds, account, monkeypatch
+):
     """Only the createRecord's answer is lost: the channel reads the key back at once."""
     monkeypatch.setenv("BSKY_PASSWORD", pds["password"])
     proxy = DroppingProxy(pds["service"], stay_dead=False)
@@ -314,7 +340,11 @@ def test_a_dead_runs_claim_with_nothing_at_the_key_is_posted_once(env, pds, acco
     monkeypatch.setenv("BSKY_PASSWORD", pds["password"])
     missing = account.http.get(
         "com.atproto.repo.getRecord",
-        params={"repo": account.did, "collection": "app.bsky.feed.post", "rkey": make_tid(1_763_630_000_000_001, 9)},
+        params={
+            "repo": account.did,
+            "collection": "app.bsky.feed.post",
+            "rkey": make_tid(1_763_630_000_000_001, 9),
+        },
     )
     assert missing.status_code == 400
     post = make_post(3)

@@ -66,7 +66,9 @@ def test_a_script_missing_from_the_bundled_font_uses_a_font_that_has_it():
     title = "𝔄𝔫𝔫𝔬𝔲𝔫𝔠𝔢𝔪𝔢𝔫𝔱"
     assert card.missing_glyphs(card.BOLD, title)
     assert card.font_for(title, card.BOLD, MATH_FONT) == MATH_FONT
-    assert _open(card.make_card(make_post(1, title=title), "Harbour Light", font=MATH_FONT)).size == (1200, 630)
+    assert _open(
+        card.make_card(make_post(1, title=title), "Harbour Light", font=MATH_FONT)
+    ).size == (1200, 630)
 
 
 def test_no_font_for_the_title_is_a_clear_error_not_a_card_of_boxes(monkeypatch, tmp_path):
@@ -84,11 +86,23 @@ def test_coverage_reads_the_cmap():
 
 def test_mastodon_attaches_the_card_when_the_post_has_no_image(env, httpserver, monkeypatch):
     monkeypatch.setenv("MASTODON_TOKEN", "t")
-    httpserver.expect_request("/api/v2/instance").respond_with_json({"configuration": {"statuses": {"max_characters": 500, "characters_reserved_per_url": 23}}})
-    httpserver.expect_request("/api/v2/media", method="POST").respond_with_json({"id": "77", "type": "image"})
-    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json({"id": "1", "url": "https://social.example/@n/1"})
+    httpserver.expect_request("/api/v2/instance").respond_with_json(
+        {"configuration": {"statuses": {"max_characters": 500, "characters_reserved_per_url": 23}}}
+    )
+    httpserver.expect_request("/api/v2/media", method="POST").respond_with_json(
+        {"id": "77", "type": "image"}
+    )
+    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(
+        {"id": "1", "url": "https://social.example/@n/1"}
+    )
     ctx, channels = env.channels(
-        {"name": "masto", "type": "mastodon", "instance": httpserver.url_for("/"), "token_env": "MASTODON_TOKEN", "share_card": True}
+        {
+            "name": "masto",
+            "type": "mastodon",
+            "instance": httpserver.url_for("/"),
+            "token_env": "MASTODON_TOKEN",
+            "share_card": True,
+        }
     )
     post = make_post(1, title="Пором через затоку")
     report = run_shares(ctx, channels, [post], dry_run=False)

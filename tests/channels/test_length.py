@@ -17,12 +17,12 @@ from distrib.render.length import (
     x_valid,
 )
 
-FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # 👨‍👩‍👧‍👦
-FLAG_UA = "\U0001F1FA\U0001F1E6"  # 🇺🇦
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 👨‍👩‍👧‍👦
+FLAG_UA = "\U0001f1fa\U0001f1e6"  # 🇺🇦
 KEYCAP_1 = "1\ufe0f\u20e3"  # 1️⃣
-WAVE_MEDIUM = "\U0001F44B\U0001F3FD"  # 👋🏽
-RAINBOW_FLAG = "\U0001F3F3\ufe0f\u200d\U0001F308"  # 🏳️‍🌈
-SCOTLAND = "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F"
+WAVE_MEDIUM = "\U0001f44b\U0001f3fd"  # 👋🏽
+RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"  # 🏳️‍🌈
+SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ SCOTLAND = "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E00
         ("日本語のテキスト", 16),  # CJK: weight 2 each
         ("한국어", 6),  # Hangul: weight 2
         ("“quoted” — dash…", 17),  # U+2010-U+201F and U+2026 (outside: 2)
-        ("\U0001D400", 2),  # mathematical bold A: outside the light ranges
+        ("\U0001d400", 2),  # mathematical bold A: outside the light ranges
         ("😷👾😡🔥💩", 10),  # emoji weigh 2 each
         ("H🐱☺" + FAMILY, 7),  # the conformance mix: ☺ (U+263A) weighs 2, the family 2
         (FAMILY, 2),
@@ -74,7 +74,10 @@ def test_x_weighted_length(text, expected):
         ("(https://en.wikipedia.org/wiki/Ferry_(boat))", 1 + 23 + 1),
         ("two https://a.org/x https://b.org/y", 4 + 23 + 1 + 23),
         ("https://例え.jp/ab", 23),  # IDN host with a scheme
-        ("https://例え.jp/パス", 23 + 4),  # katakana is not a URL path character: the URL ends at '/'
+        (
+            "https://例え.jp/パス",
+            23 + 4,
+        ),  # katakana is not a URL path character: the URL ends at '/'
         ("日本語 https://example.jp/", 6 + 1 + 23),
     ],
 )
@@ -85,7 +88,9 @@ def test_x_urls_count_23(text, expected):
 def test_url_recogniser_finds_exact_spans():
     text = "Read https://news.example.org/a?b=1. Or example.org/x), ok"
     assert [u for _, _, u in iter_urls(text)] == ["https://news.example.org/a?b=1", "example.org/x"]
-    assert [u for _, _, u in iter_urls(text, require_scheme=True)] == ["https://news.example.org/a?b=1"]
+    assert [u for _, _, u in iter_urls(text, require_scheme=True)] == [
+        "https://news.example.org/a?b=1"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,10 @@ def test_little_text_escapes_reserved_characters_and_keeps_hashtags():
     assert little_text("Fares (up) & *bold* @ama [x] <y> a_b ~c | {d} \\e") == (
         "Fares \\(up\\) & \\*bold\\* \\@ama \\[x\\] \\<y\\> a\\_b \\~c \\| \\{d\\} \\\\e"
     )
-    assert little_text("#Ferries and #Порт_2 now") == "{hashtag|\\#|Ferries} and {hashtag|\\#|Порт\\_2} now"
+    assert (
+        little_text("#Ferries and #Порт_2 now")
+        == "{hashtag|\\#|Ferries} and {hashtag|\\#|Порт\\_2} now"
+    )
 
 
 @pytest.fixture
@@ -62,7 +65,8 @@ def test_posts_an_article_with_versioned_headers(env, linkedin, httpserver):
 
 def test_duplicate_is_recorded_as_sent(env, linkedin, httpserver):
     httpserver.expect_request("/rest/posts").respond_with_json(
-        {"status": 422, "message": "Content is a duplicate of urn:li:share:7265000000000000009"}, status=422
+        {"status": 422, "message": "Content is a duplicate of urn:li:share:7265000000000000009"},
+        status=422,
     )
     ctx, channels = linkedin()
     report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
@@ -94,12 +98,20 @@ def test_version_warnings_for_an_injected_date():
     assert near and "16 March 2027" in near and "43 days" in near and 'set version = "' in near
     gone = version_warning("202510", date(2026, 12, 1))
     assert gone and "stopped serving version 202510 on 15 October 2026" in gone
-    assert version_warning("2025-10", date(2026, 12, 1)).startswith("version '2025-10' is not a LinkedIn-Version")
+    assert version_warning("2025-10", date(2026, 12, 1)).startswith(
+        "version '2025-10' is not a LinkedIn-Version"
+    )
 
 
-def test_426_nonexistent_version_stops_the_channel_and_names_the_version_to_set(env, linkedin, httpserver):
+def test_426_nonexistent_version_stops_the_channel_and_names_the_version_to_set(
+    env, linkedin, httpserver
+):
     httpserver.expect_request("/rest/posts", method="POST").respond_with_json(
-        {"status": 426, "code": "NONEXISTENT_VERSION", "message": "Requested version 20251001 is not active"},
+        {
+            "status": 426,
+            "code": "NONEXISTENT_VERSION",
+            "message": "Requested version 20251001 is not active",
+        },
         status=426,
     )
     ctx, channels = linkedin(version="202510")
@@ -108,13 +120,20 @@ def test_426_nonexistent_version_stops_the_channel_and_names_the_version_to_set(
     assert report.failed == [] and len(report.deferred) == 1 and len(report.skipped) == 1
     assert sum(1 for r, _ in httpserver.log if r.path == "/rest/posts") == 1
     [error] = report.errors
-    assert "no longer serves version 202510 (426 NONEXISTENT_VERSION)" in error and 'set version = "' in error
+    assert (
+        "no longer serves version 202510 (426 NONEXISTENT_VERSION)" in error
+        and 'set version = "' in error
+    )
     assert env.ledger.share_row(posts[0].key, "li").status == "deferred"
 
 
 def test_an_expired_token_stops_the_channel_and_says_which_secret(env, linkedin, httpserver):
     httpserver.expect_request("/rest/posts", method="POST").respond_with_json(
-        {"serviceErrorCode": 65601, "message": "The token used in the request has been revoked by the user", "status": 401},
+        {
+            "serviceErrorCode": 65601,
+            "message": "The token used in the request has been revoked by the user",
+            "status": 401,
+        },
         status=401,
     )
     ctx, channels = linkedin()
@@ -145,7 +164,11 @@ def test_check_warns_about_a_version_near_its_sunset(make_config, clock, monkeyp
     clock[0] = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)  # the injected date
     problems, notes = run_checks(App(load_config(path)))
     assert problems == []
-    assert [n for n in notes if n.startswith("warning: channel li: LinkedIn stops serving version 202603")]
+    assert [
+        n
+        for n in notes
+        if n.startswith("warning: channel li: LinkedIn stops serving version 202603")
+    ]
     clock[0] = datetime(2027, 4, 1, 9, 0, tzinfo=UTC)
     problems, _ = run_checks(App(load_config(path)))
     assert [p for p in problems if "stopped serving version 202603" in p]

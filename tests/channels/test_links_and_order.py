@@ -25,12 +25,18 @@ TAIL = "utm_source=x&utm_medium=social&utm_campaign=distrib"
         ("https://news.example/a?path=a%2Fb", f"https://news.example/a?path=a%2Fb&{TAIL}"),
         ("https://news.example/a?flag", f"https://news.example/a?flag&{TAIL}"),
         ("https://news.example/a?a=1;b=2", f"https://news.example/a?a=1;b=2&{TAIL}"),
-        ("https://news.example/a?q=caf%C3%A9&x=%7E+1", f"https://news.example/a?q=caf%C3%A9&x=%7E+1&{TAIL}"),
+        (
+            "https://news.example/a?q=caf%C3%A9&x=%7E+1",
+            f"https://news.example/a?q=caf%C3%A9&x=%7E+1&{TAIL}",
+        ),
         ("https://news.example/a", f"https://news.example/a?{TAIL}"),
         ("https://news.example/a?", f"https://news.example/a?{TAIL}"),
         ("https://news.example/a?x=1&", f"https://news.example/a?x=1&{TAIL}"),
         ("https://news.example/a?x=1#part-2", f"https://news.example/a?x=1&{TAIL}#part-2"),
-        ("https://news.example/a#frag?not-a-query", f"https://news.example/a?{TAIL}#frag?not-a-query"),
+        (
+            "https://news.example/a#frag?not-a-query",
+            f"https://news.example/a?{TAIL}#frag?not-a-query",
+        ),
         ("https://news.example/Caf%C3%A9/", f"https://news.example/Caf%C3%A9/?{TAIL}"),
     ],
 )
@@ -41,12 +47,18 @@ def test_utm_parameters_are_appended_and_nothing_else_changes(url, expected):
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("https://news.example/a?utm_source=newsletter",
-         "https://news.example/a?utm_source=newsletter&utm_medium=social&utm_campaign=distrib"),
-        ("https://news.example/a?x=1&utm_campaign=spring%20sale",
-         "https://news.example/a?x=1&utm_campaign=spring%20sale&utm_source=x&utm_medium=social"),
-        ("https://news.example/a?UTM_Medium=email;y=2&utm_source=a+b&utm_campaign=c",
-         "https://news.example/a?UTM_Medium=email;y=2&utm_source=a+b&utm_campaign=c"),
+        (
+            "https://news.example/a?utm_source=newsletter",
+            "https://news.example/a?utm_source=newsletter&utm_medium=social&utm_campaign=distrib",
+        ),
+        (
+            "https://news.example/a?x=1&utm_campaign=spring%20sale",
+            "https://news.example/a?x=1&utm_campaign=spring%20sale&utm_source=x&utm_medium=social",
+        ),
+        (
+            "https://news.example/a?UTM_Medium=email;y=2&utm_source=a+b&utm_campaign=c",
+            "https://news.example/a?UTM_Medium=email;y=2&utm_source=a+b&utm_campaign=c",
+        ),
     ],
 )
 def test_a_link_with_its_own_utm_keeps_it(url, expected):
@@ -80,8 +92,14 @@ def test_the_share_link_is_the_posts_url_plus_utm(env):
 def test_a_title_without_word_boundaries_is_cut_between_graphemes(env, title):
     _, [outbox, x] = env.channels(
         {"name": "preview", "type": "outbox", "limit": 120},
-        {"name": "x-main", "type": "x", "consumer_key_env": "K", "consumer_secret_env": "S",
-         "access_token_env": "T", "access_token_secret_env": "U"},
+        {
+            "name": "x-main",
+            "type": "x",
+            "consumer_key_env": "K",
+            "consumer_secret_env": "S",
+            "access_token_env": "T",
+            "access_token_secret_env": "U",
+        },
     )
     post = make_post(1, title=title, summary="", tags=(), categories=())
     whole = graphemes(title)
@@ -142,12 +160,16 @@ def test_backfill_shares_the_newest_n_of_what_exists_even_across_runs(env, clock
     ctx, channels = env.channels(raw)
     ctx.now = clock[0]
     report = run_shares(ctx, channels, existing, dry_run=False)
-    assert [i.post_key for i in report.sent] == [existing[2].key]  # the third of the backfill, no more
+    assert [i.post_key for i in report.sent] == [
+        existing[2].key
+    ]  # the third of the backfill, no more
 
 
 def test_dry_run_names_the_limit_that_holds_posts_back(env):
     posts = [make_post(n, age=timedelta(hours=n)) for n in range(1, 5)]
-    ctx, channels = env.channels({"name": "preview", "type": "outbox", "max_per_run": 1}, dry_run=True)
+    ctx, channels = env.channels(
+        {"name": "preview", "type": "outbox", "max_per_run": 1}, dry_run=True
+    )
     report = run_shares(ctx, channels, posts, dry_run=True)
     [line] = report.summary_lines(dry_run=True)
     assert line.startswith("shares: preview: would post 1 ")
@@ -166,7 +188,9 @@ def test_min_gap_is_measured_from_the_runs_start(env, clock):
     for run in range(13):  # 09:00 ... 11:00
         when = start + timedelta(minutes=10 * run)
         clock[0] = when + timedelta(seconds=20)  # the ledger records a moment later
-        ctx, channels = env.channels({"name": "preview", "type": "outbox", "min_gap": "30m", "max_age": "7d"})
+        ctx, channels = env.channels(
+            {"name": "preview", "type": "outbox", "min_gap": "30m", "max_age": "7d"}
+        )
         ctx.now = when
         if run_shares(ctx, channels, posts, dry_run=False).sent:
             shared_at.append(when.strftime("%H:%M"))

@@ -20,14 +20,22 @@ INSTANCE = {
     "title": "Social Example",
     "configuration": {
         "urls": {"streaming": "wss://social.example"},
-        "statuses": {"max_characters": 1000, "max_media_attachments": 4, "characters_reserved_per_url": 23},
+        "statuses": {
+            "max_characters": 1000,
+            "max_media_attachments": 4,
+            "characters_reserved_per_url": 23,
+        },
         "media_attachments": {"image_size_limit": 16777216},
     },
 }
 
 
 def status(n: int, text: str = "", url_in_content: str = "") -> dict:
-    content = f'<p>{text}</p><p><a href="{url_in_content}">link</a></p>' if url_in_content else f"<p>{text}</p>"
+    content = (
+        f'<p>{text}</p><p><a href="{url_in_content}">link</a></p>'
+        if url_in_content
+        else f"<p>{text}</p>"
+    )
     return {
         "id": f"10900000000000000{n}",
         "uri": f"https://social.example/users/news/statuses/10900000000000000{n}",
@@ -45,7 +53,13 @@ def mastodon(env, httpserver, monkeypatch):
 
     def make(**extra):
         return env.channels(
-            {"name": "masto", "type": "mastodon", "instance": httpserver.url_for("/"), "token_env": "MASTODON_TOKEN", **extra}
+            {
+                "name": "masto",
+                "type": "mastodon",
+                "instance": httpserver.url_for("/"),
+                "token_env": "MASTODON_TOKEN",
+                **extra,
+            }
         )
 
     return make
@@ -54,10 +68,19 @@ def mastodon(env, httpserver, monkeypatch):
 def test_posts_with_idempotency_key_and_image_with_alt(env, mastodon, httpserver):
     httpserver.expect_request("/img/ferry.png").respond_with_data(PNG, content_type="image/png")
     httpserver.expect_request("/api/v2/media", method="POST").respond_with_json(
-        {"id": "22348641", "type": "image", "url": "https://files.social.example/1.png", "description": "A ferry"}
+        {
+            "id": "22348641",
+            "type": "image",
+            "url": "https://files.social.example/1.png",
+            "description": "A ferry",
+        }
     )
-    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(status(1, "posted"))
-    post = make_post(1, image=Image(httpserver.url_for("/img/ferry.png"), "A white ferry at the pier"))
+    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(
+        status(1, "posted")
+    )
+    post = make_post(
+        1, image=Image(httpserver.url_for("/img/ferry.png"), "A white ferry at the pier")
+    )
     ctx, channels = mastodon()
 
     report = run_shares(ctx, channels, [post], dry_run=False)
@@ -74,7 +97,9 @@ def test_posts_with_idempotency_key_and_image_with_alt(env, mastodon, httpserver
     assert body["media_ids"] == ["22348641"]
     assert body["visibility"] == "public"
     assert body["status"] == channels[0].compose(post).text
-    assert body["status"].endswith(post.url + "?utm_source=mastodon&utm_medium=social&utm_campaign=distrib")
+    assert body["status"].endswith(
+        post.url + "?utm_source=mastodon&utm_medium=social&utm_campaign=distrib"
+    )
     assert env.ledger.share_row(post.key, "masto").remote_id == report.sent[0].remote_id
 
 
@@ -101,14 +126,38 @@ def test_the_limit_cache_is_the_instances_not_the_channel_names(env, httpserver,
     other.start()
     try:
         other.expect_request("/api/v2/instance").respond_with_json(small)
-        _, [first] = env.channels({"name": "masto", "type": "mastodon", "instance": httpserver.url_for("/"), "token_env": "MASTODON_TOKEN"})
+        _, [first] = env.channels(
+            {
+                "name": "masto",
+                "type": "mastodon",
+                "instance": httpserver.url_for("/"),
+                "token_env": "MASTODON_TOKEN",
+            }
+        )
         assert first.limit() == 1000
-        _, [moved] = env.channels({"name": "masto", "type": "mastodon", "instance": other.url_for("/"), "token_env": "MASTODON_TOKEN"})
+        _, [moved] = env.channels(
+            {
+                "name": "masto",
+                "type": "mastodon",
+                "instance": other.url_for("/"),
+                "token_env": "MASTODON_TOKEN",
+            }
+        )
         assert moved.limit() == 200
         # Two accounts on one instance share what it said.
         _, [a, b] = env.channels(
-            {"name": "one", "type": "mastodon", "instance": other.url_for("/"), "token_env": "MASTODON_TOKEN"},
-            {"name": "two", "type": "mastodon", "instance": other.url_for("/"), "token_env": "MASTODON_TOKEN"},
+            {
+                "name": "one",
+                "type": "mastodon",
+                "instance": other.url_for("/"),
+                "token_env": "MASTODON_TOKEN",
+            },
+            {
+                "name": "two",
+                "type": "mastodon",
+                "instance": other.url_for("/"),
+                "token_env": "MASTODON_TOKEN",
+            },
         )
         assert a.limit() == b.limit() == 200
         assert sum(1 for r, _ in other.log if r.path == "/api/v2/instance") == 1
@@ -117,7 +166,9 @@ def test_the_limit_cache_is_the_instances_not_the_channel_names(env, httpserver,
         other.stop()
 
 
-def test_a_422_too_long_refetches_the_limit_recomposes_and_retries_once(env, httpserver, monkeypatch):
+def test_a_422_too_long_refetches_the_limit_recomposes_and_retries_once(
+    env, httpserver, monkeypatch
+):
     """The instance lowered its limit from 1000 to 200 after we cached it: the post is
     recomposed to fit and sent, not recorded as a permanent failure."""
     monkeypatch.setenv("MASTODON_TOKEN", "token-abc")
@@ -131,14 +182,23 @@ def test_a_422_too_long_refetches_the_limit_recomposes_and_retries_once(env, htt
         text = json.loads(request.data)["status"]
         # Counted as Mastodon counts: every URL is 23 characters.
         if len(re.sub(r"https?://\S+", "x" * 23, text)) > 200:
-            return Response(json.dumps({"error": "Validation failed: Text character limit of 200 exceeded"}),
-                            status=422, content_type="application/json")
+            return Response(
+                json.dumps({"error": "Validation failed: Text character limit of 200 exceeded"}),
+                status=422,
+                content_type="application/json",
+            )
         posted.append(text)
         return Response(json.dumps(status(1, text)), content_type="application/json")
 
     httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_handler(statuses)
     ctx, channels = env.channels(
-        {"name": "masto", "type": "mastodon", "instance": httpserver.url_for("/"), "token_env": "MASTODON_TOKEN", "images": False}
+        {
+            "name": "masto",
+            "type": "mastodon",
+            "instance": httpserver.url_for("/"),
+            "token_env": "MASTODON_TOKEN",
+            "images": False,
+        }
     )
     post = make_post(1, summary="A long summary of the council meeting. " * 12)
     assert len(channels[0].compose(post).text) > 200  # composed for the cached 1000
@@ -152,7 +212,9 @@ def test_a_422_too_long_refetches_the_limit_recomposes_and_retries_once(env, htt
     assert sum(1 for r, _ in httpserver.log if r.path == "/api/v1/statuses") == 2  # retried once
 
 
-def test_a_refused_token_stops_the_channel_and_keeps_its_posts_owed(env, mastodon, httpserver, clock):
+def test_a_refused_token_stops_the_channel_and_keeps_its_posts_owed(
+    env, mastodon, httpserver, clock
+):
     httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(
         {"error": "The access token is invalid"}, status=401
     )
@@ -160,11 +222,17 @@ def test_a_refused_token_stops_the_channel_and_keeps_its_posts_owed(env, mastodo
     posts = [make_post(1), make_post(2), make_post(3)]
     report = run_shares(ctx, channels, posts, dry_run=False)
     assert report.failed == []
-    assert sum(1 for r, _ in httpserver.log if r.path == "/api/v1/statuses") == 1  # the channel stopped
+    assert (
+        sum(1 for r, _ in httpserver.log if r.path == "/api/v1/statuses") == 1
+    )  # the channel stopped
     assert len(report.deferred) == 1 and len(report.skipped) == 2
     [error] = report.errors
     assert "MASTODON_TOKEN" in error and "refused" in error and "next run" in error
-    statuses = {env.ledger.share_row(p.key, "masto").status for p in posts if env.ledger.share_row(p.key, "masto")}
+    statuses = {
+        env.ledger.share_row(p.key, "masto").status
+        for p in posts
+        if env.ledger.share_row(p.key, "masto")
+    }
     assert statuses == {DeliveryStatus.DEFERRED}
 
     # Renewed: the next run posts all three.
@@ -183,12 +251,20 @@ def test_a_refused_token_stops_the_channel_and_keeps_its_posts_owed(env, mastodo
 def test_an_unreachable_instance_is_named_once_in_the_limit_warning(env, monkeypatch, caplog):
     monkeypatch.setenv("MASTODON_TOKEN", "token-abc")
     _, [channel] = env.channels(
-        {"name": "masto", "type": "mastodon", "instance": "http://127.0.0.1:9", "token_env": "MASTODON_TOKEN"}
+        {
+            "name": "masto",
+            "type": "mastodon",
+            "instance": "http://127.0.0.1:9",
+            "token_env": "MASTODON_TOKEN",
+        }
     )
     with caplog.at_level("WARNING"):
         assert channel.limit() == 500
     [line] = [r.getMessage() for r in caplog.records if "assuming" in r.getMessage()]
-    assert line.startswith("channel masto: 127.0.0.1:9 unreachable") and line.count("channel masto") == 1
+    assert (
+        line.startswith("channel masto: 127.0.0.1:9 unreachable")
+        and line.count("channel masto") == 1
+    )
 
 
 def test_the_same_share_always_sends_the_same_idempotency_key(env, mastodon, httpserver):
@@ -207,7 +283,11 @@ def test_429_defers_the_channel_for_this_run(env, mastodon, httpserver):
         Response(
             json.dumps({"error": "Too many requests"}),
             status=429,
-            headers={"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "2026-11-20T09:45:00.000Z"},
+            headers={
+                "X-RateLimit-Limit": "300",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": "2026-11-20T09:45:00.000Z",
+            },
             content_type="application/json",
         )
     )
@@ -223,7 +303,9 @@ def test_429_defers_the_channel_for_this_run(env, mastodon, httpserver):
 
 
 def test_5xx_is_retried_a_bounded_number_of_times_then_deferred(env, mastodon, httpserver):
-    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_data("bad gateway", status=502)
+    httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_data(
+        "bad gateway", status=502
+    )
     ctx, channels = mastodon(images=False)
     report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
     assert len(report.deferred) == 1
@@ -246,8 +328,12 @@ def test_killed_between_call_and_mark_is_found_and_not_posted_again(env, mastodo
     post = make_post(1)
     ctx, [channel] = mastodon(images=False)
     snippet = channel.compose(post)
-    env.ledger.claim_share(post.key, "masto", snippet.text)  # the dead run's claim; its post went out
-    httpserver.expect_request("/api/v1/accounts/verify_credentials").respond_with_json({"id": "4242", "username": "news"})
+    env.ledger.claim_share(
+        post.key, "masto", snippet.text
+    )  # the dead run's claim; its post went out
+    httpserver.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+        {"id": "4242", "username": "news"}
+    )
     httpserver.expect_request("/api/v1/accounts/4242/statuses").respond_with_json(
         [status(7, "other"), status(8, "ours", url_in_content=snippet.link.replace("&", "&amp;"))]
     )
@@ -262,8 +348,12 @@ def test_killed_before_the_call_is_posted_with_the_same_key(env, mastodon, https
     ctx, [channel] = mastodon(images=False)
     snippet = channel.compose(post)
     env.ledger.claim_share(post.key, "masto", snippet.text)
-    httpserver.expect_request("/api/v1/accounts/verify_credentials").respond_with_json({"id": "4242"})
-    httpserver.expect_request("/api/v1/accounts/4242/statuses").respond_with_json([status(7, "other")])
+    httpserver.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+        {"id": "4242"}
+    )
+    httpserver.expect_request("/api/v1/accounts/4242/statuses").respond_with_json(
+        [status(7, "other")]
+    )
     httpserver.expect_request("/api/v1/statuses", method="POST").respond_with_json(status(9))
     report = run_shares(ctx, [channel], [post], dry_run=False)
     assert len(report.sent) == 1

@@ -29,14 +29,18 @@ def test_outbox_writes_one_json_file_per_post_and_nothing_on_the_second_run(env,
     assert record["channel"] == "preview"
     assert record["limit"] == 500
     assert record["length"] <= 500
-    assert record["link"].startswith(posts[record["post"] == posts[1].key].url + "?utm_source=outbox")
+    assert record["link"].startswith(
+        posts[record["post"] == posts[1].key].url + "?utm_source=outbox"
+    )
     assert record["text"].startswith("Harbour council votes")
     assert "#Ferries" in record["text"] or "#ferries" in record["text"]
     assert {f["type"] for f in record["facets"]} == {"link", "tag"}
     assert env.ledger.share_row(posts[0].key, "preview").status == "sent"
     assert report.summary_lines()[0].startswith("shares: preview: 2 posted to ")
 
-    again = run_shares(ctx, env.channels({"name": "preview", "type": "outbox"})[1], posts, dry_run=False)
+    again = run_shares(
+        ctx, env.channels({"name": "preview", "type": "outbox"})[1], posts, dry_run=False
+    )
     assert again.sent == [] and again.failed == []
     assert len(_files(folder)) == 2
     assert again.summary_lines() == ["shares: nothing new to post"]
@@ -72,10 +76,15 @@ def test_a_share_left_claimed_by_a_dead_run_is_reconciled_not_posted_twice(env, 
 def test_a_share_claimed_but_never_published_is_published_with_the_same_text(env, tmp_path):
     ctx, channels = env.channels({"name": "preview", "type": "outbox"})
     post = make_post(1)
-    env.ledger.claim_share(post.key, "preview", "the text that was in flight https://news.example/posts/1")
+    env.ledger.claim_share(
+        post.key, "preview", "the text that was in flight https://news.example/posts/1"
+    )
     report = run_shares(ctx, channels, [post], dry_run=False)
     [file] = _files(tmp_path / "outbox" / "shares")
-    assert json.loads(file.read_text())["text"] == "the text that was in flight https://news.example/posts/1"
+    assert (
+        json.loads(file.read_text())["text"]
+        == "the text that was in flight https://news.example/posts/1"
+    )
     assert report.sent[0].post_key == post.key
     assert env.ledger.share_row(post.key, "preview").attempts == 2
 
@@ -90,7 +99,9 @@ def test_limits_old_posts_and_order(env, tmp_path):
     assert old.key not in {i.post_key for i in report.sent + report.skipped}
 
     # per_hour counts what went out in the last hour, across runs
-    ctx, channels = env.channels({"name": "preview", "type": "outbox", "max_per_run": 5, "per_hour": 3})
+    ctx, channels = env.channels(
+        {"name": "preview", "type": "outbox", "max_per_run": 5, "per_hour": 3}
+    )
     report = run_shares(ctx, channels, posts, dry_run=False)
     assert [i.post_key for i in report.sent] == [posts[2].key]
 
@@ -112,7 +123,12 @@ def test_baseline_channel_shares_only_later_posts(env, clock):
     clock[0] = clock[0] + timedelta(minutes=5)
     later = make_post(2, age=timedelta(minutes=1))
     env.ledger.record_posts([later])
-    report = run_shares(ctx, env.channels({"name": "preview", "type": "outbox", "baseline": True})[1], [before, later], dry_run=False)
+    report = run_shares(
+        ctx,
+        env.channels({"name": "preview", "type": "outbox", "baseline": True})[1],
+        [before, later],
+        dry_run=False,
+    )
     assert [i.post_key for i in report.sent] == [later.key]
 
 
@@ -175,13 +191,17 @@ def test_deferred_share_waits_for_its_time(env, clock):
 def test_dry_run_does_not_take_the_channel_baseline(env):
     # The dry run decides as the first real run will (the post is held back by the
     # baseline) and says so, but records no baseline.
-    ctx, channels = env.channels({"name": "preview", "type": "outbox", "baseline": True}, dry_run=True)
+    ctx, channels = env.channels(
+        {"name": "preview", "type": "outbox", "baseline": True}, dry_run=True
+    )
     post = make_post(1)
     env.ledger.record_posts([post])
     report = run_shares(ctx, channels, [post], dry_run=True)
     assert report.planned == []
     assert [i.post_key for i in report.held] == [post.key]
-    assert "held back: 1 there before the channel's first run" in report.summary_lines(dry_run=True)[0]
+    assert (
+        "held back: 1 there before the channel's first run" in report.summary_lines(dry_run=True)[0]
+    )
     assert env.ledger.baseline("channel:preview") is None
 
 
@@ -207,7 +227,9 @@ def test_a_channel_template_from_the_users_folder(env, tmp_path):
     user = tmp_path / "mytemplates" / "share"
     user.mkdir(parents=True)
     (user / "mine.j2").write_text("📰 {{ title | upper }} → {{ link }}\n", encoding="utf-8")
-    settings = env.settings([{"name": "preview", "type": "outbox", "template": "mine", "utm": False}])
+    settings = env.settings(
+        [{"name": "preview", "type": "outbox", "template": "mine", "utm": False}]
+    )
     settings.data["templates"] = {"dir": tmp_path / "mytemplates"}
     ctx = Context(settings=settings, now=env.context().now, ledger=env.ledger)
     channel = load("distrib.channels", "outbox")("preview", settings.channels[0], ctx)

@@ -50,7 +50,9 @@ def test_variants_are_found_rich_to_short():
 
 
 def test_rich_variant_with_hashtags_when_it_fits():
-    post = make_post(1, title="Ferries & fares", summary="Short.", tags=("Local politics", "ferries"))
+    post = make_post(
+        1, title="Ferries & fares", summary="Short.", tags=("Local politics", "ferries")
+    )
     s = _compose(post)
     assert s.text == (
         "Ferries & fares\n\nShort.\n\n#LocalPolitics #ferries #News\n\nhttps://news.example/posts/1"
@@ -78,7 +80,8 @@ def test_summary_trim_never_cuts_a_url_hashtag_or_mention():
     summary = (
         "Council notes at https://news.example/documents/council-2026-11-18-minutes.pdf "
         "and #FerryLine2026 discussion with @harbourmaster@port.example about the pier "
-        + "and more words " * 10
+        + "and more words "
+        * 10
     )
     post = make_post(1, title="Minutes", summary=summary, tags=())
     for limit in range(60, 200, 3):
@@ -98,7 +101,9 @@ def test_summary_trim_never_cuts_a_url_hashtag_or_mention():
 
 
 def test_cjk_summary_is_cut_between_characters():
-    post = make_post(1, title="港の新しいフェリー", summary="市議会は火曜日の夜に会合を開き" * 10, tags=())
+    post = make_post(
+        1, title="港の新しいフェリー", summary="市議会は火曜日の夜に会合を開き" * 10, tags=()
+    )
     s = _compose(post, limit=120)
     assert s.length <= 120 and "…" in s.text
 
@@ -139,7 +144,9 @@ def test_a_title_over_the_limit_is_cut_between_words_not_left_unshared():
 
 
 def test_a_cjk_title_over_xs_weighted_limit_is_cut_between_characters():
-    title = "東京の天気予報：今週は晴れのち曇り、週末には雨の可能性があります。" * 5  # 165 x 2 > 280
+    title = (
+        "東京の天気予報：今週は晴れのち曇り、週末には雨の可能性があります。" * 5
+    )  # 165 x 2 > 280
     post = make_post(1, title=title, summary="五。", tags=())
     s = _compose(post)
     assert s.length == x_length(s.text) <= 280
@@ -149,8 +156,13 @@ def test_a_cjk_title_over_xs_weighted_limit_is_cut_between_characters():
 
 
 def test_an_emoji_run_glued_into_one_word_is_dropped_whole():
-    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"
-    post = make_post(1, title="Family day at the harbour " + family + " and " + family * 150, summary="S.", tags=())
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+    post = make_post(
+        1,
+        title="Family day at the harbour " + family + " and " + family * 150,
+        summary="S.",
+        tags=(),
+    )
     s = _compose(post)
     assert s.text.startswith("Family day at the harbour " + family + " and…") and s.length <= 280
 
@@ -203,7 +215,9 @@ def test_words_of_a_caseless_script_are_joined_with_an_underscore(tag, expected)
 
 
 def test_hashtags_dedupe_and_skip_those_in_the_text():
-    post = make_post(1, tags=("Ferries", "ferries", "local politics"), categories=("News", "LOCAL POLITICS"))
+    post = make_post(
+        1, tags=("Ferries", "ferries", "local politics"), categories=("News", "LOCAL POLITICS")
+    )
     assert hashtags_for(post, "Big day for #ferries") == ["#LocalPolitics", "#News"]
 
 
@@ -234,11 +248,17 @@ def test_facets_skip_a_fragment_inside_a_url():
         ("(#inparens)", ()),  # a hashtag must follow a space or the start
         ("ok \U0001f600https://example.com", ()),  # glued to an emoji: not a link
         ("HTTPS://EXAMPLE.COM/a", ()),  # the reference looks for a lower-case scheme
-        ("see meetup.harbour.engineering/talks", (Facet(4, 36, "link", "https://meetup.harbour.engineering/talks"),)),
+        (
+            "see meetup.harbour.engineering/talks",
+            (Facet(4, 36, "link", "https://meetup.harbour.engineering/talks"),),
+        ),
         ("hi @news.harbourlight.org", (Facet(3, 25, "mention", "news.harbourlight.org"),)),
         ("hi @not.a.tld.invalidtld", ()),
         ("buy $AAPL.", (Facet(4, 9, "cashtag", "$AAPL"),)),
-        ("x https://example.com/\U0001f600", (Facet(2, 26, "link", "https://example.com/\U0001f600"),)),
+        (
+            "x https://example.com/\U0001f600",
+            (Facet(2, 26, "link", "https://example.com/\U0001f600"),),
+        ),
     ],
 )
 def test_facets_match_the_bluesky_reference(text, expected):
@@ -252,7 +272,15 @@ def test_linkedin_keeps_a_cashtag_as_text_not_a_hashtag():
 _words = st.lists(
     st.sampled_from(
         list("abcdefghij klmnop ÄÖü ПРИВЕТ мир 日本語 한국 مرحبا ")
-        + ["👨\u200d👩\u200d👧", "🇺🇦", "1\ufe0f\u20e3", "e\u0301", " #tag ", " https://news.example/x ", " example.org "]
+        + [
+            "👨\u200d👩\u200d👧",
+            "🇺🇦",
+            "1\ufe0f\u20e3",
+            "e\u0301",
+            " #tag ",
+            " https://news.example/x ",
+            " example.org ",
+        ]
     ),
     max_size=300,
 ).map("".join)
@@ -295,4 +323,6 @@ def test_every_composed_snippet_fits_under_its_own_counter(title, summary, tags,
         assert graphemes <= 300 and size <= 3000
     # No URL of the text was cut into something else: every URL found is one we gave.
     for _, _, url in iter_urls(s.text):
-        assert url in (s.link, "https://news.example/x", "example.org") or url.startswith("https://news.example/x")
+        assert url in (s.link, "https://news.example/x", "example.org") or url.startswith(
+            "https://news.example/x"
+        )

@@ -19,21 +19,32 @@ def _bodies(httpserver, path):
 def test_slack_section_block_with_escaped_text(env, httpserver, monkeypatch):
     monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T000/B000/XXXX"))
     httpserver.expect_request("/services/T000/B000/XXXX", method="POST").respond_with_data("ok")
-    post = make_post(1, title="Fares <up> & ferries", image=Image("https://news.example/i.jpg", "A ferry"))
+    post = make_post(
+        1, title="Fares <up> & ferries", image=Image("https://news.example/i.jpg", "A ferry")
+    )
     ctx, channels = env.channels({"name": "team", "type": "slack", "url_env": "SLACK_URL"})
     report = run_shares(ctx, channels, [post], dry_run=False)
     assert len(report.sent) == 1
     [body] = _bodies(httpserver, "/services/T000/B000/XXXX")
     text = body["text"]
     assert text.startswith("Fares &lt;up&gt; &amp; ferries")
-    assert body["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
-    assert body["blocks"][1] == {"type": "image", "image_url": "https://news.example/i.jpg", "alt_text": "A ferry"}
+    assert body["blocks"][0] == {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": text, "verbatim": True},
+    }
+    assert body["blocks"][1] == {
+        "type": "image",
+        "image_url": "https://news.example/i.jpg",
+        "alt_text": "A ferry",
+    }
     assert len(text) <= 3000
 
 
 def test_slack_error_names_host_not_the_secret_url(env, httpserver, monkeypatch):
     monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T000/B000/SECRET"))
-    httpserver.expect_request("/services/T000/B000/SECRET").respond_with_data("no_service", status=404)
+    httpserver.expect_request("/services/T000/B000/SECRET").respond_with_data(
+        "no_service", status=404
+    )
     ctx, channels = env.channels({"name": "team", "type": "slack", "url_env": "SLACK_URL"})
     report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
     [error] = report.errors
@@ -42,24 +53,32 @@ def test_slack_error_names_host_not_the_secret_url(env, httpserver, monkeypatch)
 
 def test_discord_waits_for_the_message_id_and_disables_mentions(env, httpserver, monkeypatch):
     monkeypatch.setenv("DISCORD_URL", httpserver.url_for("/api/webhooks/123/tok"))
-    httpserver.expect_request("/api/webhooks/123/tok", method="POST", query_string="wait=true").respond_with_json(
+    httpserver.expect_request(
+        "/api/webhooks/123/tok", method="POST", query_string="wait=true"
+    ).respond_with_json(
         {"id": "1177000000000000001", "type": 0, "channel_id": "99", "content": "..."}
     )
     post = make_post(1, title="@everyone the ferry is late")
-    ctx, channels = env.channels({"name": "guild", "type": "discord", "url_env": "DISCORD_URL", "username": "Harbour Light"})
+    ctx, channels = env.channels(
+        {"name": "guild", "type": "discord", "url_env": "DISCORD_URL", "username": "Harbour Light"}
+    )
     report = run_shares(ctx, channels, [post], dry_run=False)
     assert [i.remote_id for i in report.sent] == ["1177000000000000001"]
     [body] = _bodies(httpserver, "/api/webhooks/123/tok")
     assert body["allowed_mentions"] == {"parse": []}
     assert body["username"] == "Harbour Light"
-    assert body["content"].startswith("@everyone the ferry is late") and len(body["content"]) <= 2000
+    assert (
+        body["content"].startswith("@everyone the ferry is late") and len(body["content"]) <= 2000
+    )
 
 
 def test_discord_429_defers_with_retry_after(env, httpserver, monkeypatch):
     monkeypatch.setenv("DISCORD_URL", httpserver.url_for("/api/webhooks/123/tok"))
     httpserver.expect_request("/api/webhooks/123/tok").respond_with_response(
         Response(
-            json.dumps({"message": "You are being rate limited.", "retry_after": 64.57, "global": False}),
+            json.dumps(
+                {"message": "You are being rate limited.", "retry_after": 64.57, "global": False}
+            ),
             status=429,
             content_type="application/json",
         )
@@ -88,11 +107,27 @@ def test_a_deferred_channel_says_why_in_its_summary_line(env, httpserver, monkey
 
 def test_telegram_send_message(env, httpserver, monkeypatch):
     monkeypatch.setenv("TG_TOKEN", "123456:ABC-DEF1234ghIkl")
-    httpserver.expect_request("/bot123456:ABC-DEF1234ghIkl/sendMessage", method="POST").respond_with_json(
-        {"ok": True, "result": {"message_id": 42, "date": 1763630000, "chat": {"id": -100123, "type": "channel"}, "text": "..."}}
+    httpserver.expect_request(
+        "/bot123456:ABC-DEF1234ghIkl/sendMessage", method="POST"
+    ).respond_with_json(
+        {
+            "ok": True,
+            "result": {
+                "message_id": 42,
+                "date": 1763630000,
+                "chat": {"id": -100123, "type": "channel"},
+                "text": "...",
+            },
+        }
     )
     ctx, channels = env.channels(
-        {"name": "tg", "type": "telegram", "token_env": "TG_TOKEN", "chat_id": "@harbourlight", "api_url": httpserver.url_for("/").rstrip("/")}
+        {
+            "name": "tg",
+            "type": "telegram",
+            "token_env": "TG_TOKEN",
+            "chat_id": "@harbourlight",
+            "api_url": httpserver.url_for("/").rstrip("/"),
+        }
     )
     post = make_post(1)
     report = run_shares(ctx, channels, [post], dry_run=False)
@@ -106,8 +141,21 @@ def test_telegram_send_message(env, httpserver, monkeypatch):
 @pytest.mark.parametrize(
     ("status", "answer", "outcome"),
     [
-        (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7", "parameters": {"retry_after": 7}}, "deferred"),
-        (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, "failed"),
+        (
+            429,
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 7",
+                "parameters": {"retry_after": 7},
+            },
+            "deferred",
+        ),
+        (
+            400,
+            {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
+            "failed",
+        ),
         # A refused token stops the channel and the share waits (issue 10; was "failed").
         (401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, "deferred"),
     ],
@@ -116,7 +164,13 @@ def test_telegram_errors(env, httpserver, monkeypatch, status, answer, outcome):
     monkeypatch.setenv("TG_TOKEN", "999:SECRET")
     httpserver.expect_request("/bot999:SECRET/sendMessage").respond_with_json(answer, status=status)
     ctx, channels = env.channels(
-        {"name": "tg", "type": "telegram", "token_env": "TG_TOKEN", "chat_id": "-1001", "api_url": httpserver.url_for("/").rstrip("/")}
+        {
+            "name": "tg",
+            "type": "telegram",
+            "token_env": "TG_TOKEN",
+            "chat_id": "-1001",
+            "api_url": httpserver.url_for("/").rstrip("/"),
+        }
     )
     report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
     assert len(getattr(report, outcome)) == 1
@@ -166,14 +220,29 @@ def test_slack_text_is_verbatim_so_a_title_mentions_nobody(env, httpserver, monk
         ("slack", 404, "no_service", "SLACK_URL"),
         ("discord", 404, {"message": "Unknown Webhook", "code": 10015}, "HOOK_URL"),
         ("discord", 401, {"message": "401: Unauthorized", "code": 0}, "HOOK_URL"),
-        ("telegram", 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was kicked from the channel chat"}, "TG_TOKEN"),
+        (
+            "telegram",
+            403,
+            {
+                "ok": False,
+                "error_code": 403,
+                "description": "Forbidden: bot was kicked from the channel chat",
+            },
+            "TG_TOKEN",
+        ),
     ],
 )
-def test_a_refused_webhook_or_token_stops_the_channel_and_keeps_its_posts(env, httpserver, monkeypatch, kind, status, answer, variable):
+def test_a_refused_webhook_or_token_stops_the_channel_and_keeps_its_posts(
+    env, httpserver, monkeypatch, kind, status, answer, variable
+):
     monkeypatch.setenv("SLACK_URL", httpserver.url_for("/services/T0/B0/SECRET"))
     monkeypatch.setenv("HOOK_URL", httpserver.url_for("/api/webhooks/1/SECRET"))
     monkeypatch.setenv("TG_TOKEN", "999:SECRET")
-    path = {"slack": "/services/T0/B0/SECRET", "discord": "/api/webhooks/1/SECRET", "telegram": "/bot999:SECRET/sendMessage"}[kind]
+    path = {
+        "slack": "/services/T0/B0/SECRET",
+        "discord": "/api/webhooks/1/SECRET",
+        "telegram": "/bot999:SECRET/sendMessage",
+    }[kind]
     if isinstance(answer, str):
         httpserver.expect_request(path).respond_with_data(answer, status=status)
     else:
@@ -181,8 +250,13 @@ def test_a_refused_webhook_or_token_stops_the_channel_and_keeps_its_posts(env, h
     raw = {
         "slack": {"name": "c", "type": "slack", "url_env": "SLACK_URL"},
         "discord": {"name": "c", "type": "discord", "url_env": "HOOK_URL"},
-        "telegram": {"name": "c", "type": "telegram", "token_env": "TG_TOKEN", "chat_id": "-1001",
-                     "api_url": httpserver.url_for("/").rstrip("/")},
+        "telegram": {
+            "name": "c",
+            "type": "telegram",
+            "token_env": "TG_TOKEN",
+            "chat_id": "-1001",
+            "api_url": httpserver.url_for("/").rstrip("/"),
+        },
     }[kind]
     ctx, channels = env.channels(raw)
     posts = [make_post(1), make_post(2)]
@@ -196,8 +270,12 @@ def test_a_refused_webhook_or_token_stops_the_channel_and_keeps_its_posts(env, h
 
 def test_discord_forum_channel_gets_a_thread_name(env, httpserver, monkeypatch):
     monkeypatch.setenv("HOOK_URL", httpserver.url_for("/api/webhooks/1/tok"))
-    httpserver.expect_request("/api/webhooks/1/tok", method="POST").respond_with_json({"id": "1", "channel_id": "2"})
-    ctx, channels = env.channels({"name": "forum", "type": "discord", "url_env": "HOOK_URL", "thread_name": "📰 {title}"})
+    httpserver.expect_request("/api/webhooks/1/tok", method="POST").respond_with_json(
+        {"id": "1", "channel_id": "2"}
+    )
+    ctx, channels = env.channels(
+        {"name": "forum", "type": "discord", "url_env": "HOOK_URL", "thread_name": "📰 {title}"}
+    )
     post = make_post(1, title="Ferry " + "line " * 40)
     run_shares(ctx, channels, [post], dry_run=False)
     [body] = _bodies(httpserver, "/api/webhooks/1/tok")
@@ -210,9 +288,17 @@ def test_three_5xx_say_when_the_share_is_really_retried(env, httpserver, monkeyp
     from datetime import timedelta
 
     monkeypatch.setenv("TG_TOKEN", "1:x")
-    httpserver.expect_request("/bot1:x/sendMessage").respond_with_json({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502)
+    httpserver.expect_request("/bot1:x/sendMessage").respond_with_json(
+        {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
+    )
     ctx, channels = env.channels(
-        {"name": "tg", "type": "telegram", "token_env": "TG_TOKEN", "chat_id": "-1001", "api_url": httpserver.url_for("/").rstrip("/")}
+        {
+            "name": "tg",
+            "type": "telegram",
+            "token_env": "TG_TOKEN",
+            "chat_id": "-1001",
+            "api_url": httpserver.url_for("/").rstrip("/"),
+        }
     )
     post = make_post(1)
     report = run_shares(ctx, channels, [post], dry_run=False)

@@ -12,7 +12,13 @@ from distrib.share import run_shares
 from tests.channels.conftest import FIXED_NOW, make_post
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\2" * 80
-CREATED = {"data": {"id": "1445880548472328192", "text": "Harbour council votes", "edit_history_tweet_ids": ["1445880548472328192"]}}
+CREATED = {
+    "data": {
+        "id": "1445880548472328192",
+        "text": "Harbour council votes",
+        "edit_history_tweet_ids": ["1445880548472328192"],
+    }
+}
 DUPLICATE = {
     "detail": "You are not allowed to create a Tweet with duplicate content.",
     "type": "about:blank",
@@ -50,8 +56,15 @@ def _tweets(httpserver):
 def test_posts_through_tweepy_signed_with_oauth1_and_an_image(env, x, httpserver):
     httpserver.expect_request("/img/a.png").respond_with_data(PNG, content_type="image/png")
     httpserver.expect_request("/2/media/upload", method="POST").respond_with_json(
-        {"data": {"id": "1880028106020515840", "media_key": "3_1880028106020515840", "size": len(PNG),
-                  "expires_after_secs": 86400, "image": {"image_type": "image/png", "w": 1200, "h": 630}}}
+        {
+            "data": {
+                "id": "1880028106020515840",
+                "media_key": "3_1880028106020515840",
+                "size": len(PNG),
+                "expires_after_secs": 86400,
+                "image": {"image_type": "image/png", "w": 1200, "h": 630},
+            }
+        }
     )
     httpserver.expect_request("/2/media/metadata", method="POST").respond_with_json(
         {"data": {"id": "1880028106020515840", "associated_metadata": True}}
@@ -68,13 +81,23 @@ def test_posts_through_tweepy_signed_with_oauth1_and_an_image(env, x, httpserver
     assert upload.files["media"].read() == PNG
     assert upload.headers["Authorization"].startswith("OAuth ")
     [meta] = [r for r, _ in httpserver.log if r.path == "/2/media/metadata"]
-    assert json.loads(meta.data) == {"id": "1880028106020515840", "metadata": {"alt_text": {"text": "Harbour at dusk"}}}
+    assert json.loads(meta.data) == {
+        "id": "1880028106020515840",
+        "metadata": {"alt_text": {"text": "Harbour at dusk"}},
+    }
     [tweet] = _tweets(httpserver)
     auth = tweet.headers["Authorization"]
-    assert auth.startswith("OAuth ") and 'oauth_consumer_key="ck-1"' in auth and 'oauth_token="at-1"' in auth
+    assert (
+        auth.startswith("OAuth ")
+        and 'oauth_consumer_key="ck-1"' in auth
+        and 'oauth_token="at-1"' in auth
+    )
     assert "oauth_signature=" in auth and "cs-1" not in auth and "ats-1" not in auth
     body = json.loads(tweet.data)
-    assert body == {"text": channels[0].compose(post).text, "media": {"media_ids": ["1880028106020515840"]}}
+    assert body == {
+        "text": channels[0].compose(post).text,
+        "media": {"media_ids": ["1880028106020515840"]},
+    }
     assert "?utm_source=x&utm_medium=social&utm_campaign=distrib" in body["text"]
 
 
@@ -105,9 +128,20 @@ def test_429_defers_with_the_reset_time(env, x, httpserver):
     reset = int(FIXED_NOW.timestamp()) + 600
     httpserver.expect_request("/2/tweets", method="POST").respond_with_response(
         Response(
-            json.dumps({"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}),
+            json.dumps(
+                {
+                    "title": "Too Many Requests",
+                    "detail": "Too Many Requests",
+                    "type": "about:blank",
+                    "status": 429,
+                }
+            ),
             status=429,
-            headers={"x-rate-limit-limit": "17", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)},
+            headers={
+                "x-rate-limit-limit": "17",
+                "x-rate-limit-remaining": "0",
+                "x-rate-limit-reset": str(reset),
+            },
             content_type="application/json",
         )
     )
@@ -121,7 +155,9 @@ def test_429_defers_with_the_reset_time(env, x, httpserver):
 
 
 def test_5xx_retried_then_deferred(env, x, httpserver):
-    httpserver.expect_request("/2/tweets", method="POST").respond_with_json({"title": "Service Unavailable"}, status=503)
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(
+        {"title": "Service Unavailable"}, status=503
+    )
     ctx, channels = x(images=False)
     report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
     assert len(report.deferred) == 1
@@ -130,7 +166,8 @@ def test_5xx_retried_then_deferred(env, x, httpserver):
 
 def test_bad_credentials_fail_in_one_line_without_secrets(env, x, httpserver):
     httpserver.expect_request("/2/tweets", method="POST").respond_with_json(
-        {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, status=401
+        {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"},
+        status=401,
     )
     ctx, channels = x(images=False)
     report = run_shares(ctx, channels, [make_post(1)], dry_run=False)
@@ -154,13 +191,27 @@ def test_reconcile_finds_the_dead_runs_tweet_when_x_lets_us_read(env, x, httpser
     text = channels[0].compose(post).text
     env.ledger.claim_share(post.key, "x-main", text)
     httpserver.expect_request("/2/users/me").respond_with_json(ME)
-    httpserver.expect_request("/2/users/2244994945/tweets", query_string="max_results=10").respond_with_json(
+    httpserver.expect_request(
+        "/2/users/2244994945/tweets", query_string="max_results=10"
+    ).respond_with_json(
         {
             "data": [
-                {"id": "1861000000000000002", "text": "Something else https://t.co/abc", "edit_history_tweet_ids": ["1861000000000000002"]},
-                {"id": "1861000000000000001", "text": text.split("\n")[0] + "\n\nThe council met… https://t.co/xyz", "edit_history_tweet_ids": ["1861000000000000001"]},
+                {
+                    "id": "1861000000000000002",
+                    "text": "Something else https://t.co/abc",
+                    "edit_history_tweet_ids": ["1861000000000000002"],
+                },
+                {
+                    "id": "1861000000000000001",
+                    "text": text.split("\n")[0] + "\n\nThe council met… https://t.co/xyz",
+                    "edit_history_tweet_ids": ["1861000000000000001"],
+                },
             ],
-            "meta": {"result_count": 2, "newest_id": "1861000000000000002", "oldest_id": "1861000000000000001"},
+            "meta": {
+                "result_count": 2,
+                "newest_id": "1861000000000000002",
+                "oldest_id": "1861000000000000001",
+            },
         }
     )
     report = run_shares(ctx, channels, [post], dry_run=False)
@@ -175,9 +226,13 @@ def test_reading_not_allowed_falls_back_to_the_duplicate_check(env, x, httpserve
     post = make_post(1)
     env.ledger.claim_share(post.key, "x-main", channels[0].compose(post).text)
     httpserver.expect_request("/2/users/me").respond_with_json(
-        {"title": "Client Forbidden", "type": "https://api.twitter.com/2/problems/client-forbidden",
-         "reason": "client-not-enrolled", "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer App that is attached to a Project.",
-         "registration_url": "https://developer.twitter.com/en/docs/projects/overview"},
+        {
+            "title": "Client Forbidden",
+            "type": "https://api.twitter.com/2/problems/client-forbidden",
+            "reason": "client-not-enrolled",
+            "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer App that is attached to a Project.",
+            "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+        },
         status=403,
     )
     httpserver.expect_request("/2/tweets", method="POST").respond_with_json(DUPLICATE, status=403)
@@ -222,13 +277,24 @@ def test_429_honours_the_24_hour_cap_reset(env, x, httpserver, clock):
     window, day = int(now) + 600, int(now) + 20 * 3600
     httpserver.expect_request("/2/tweets", method="POST").respond_with_response(
         Response(
-            json.dumps({"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}),
+            json.dumps(
+                {
+                    "title": "Too Many Requests",
+                    "detail": "Too Many Requests",
+                    "type": "about:blank",
+                    "status": 429,
+                }
+            ),
             status=429,
             headers={
-                "x-rate-limit-limit": "100", "x-rate-limit-remaining": "99", "x-rate-limit-reset": str(window),
-                "x-user-limit-24hour-limit": "17", "x-user-limit-24hour-remaining": "0",
+                "x-rate-limit-limit": "100",
+                "x-rate-limit-remaining": "99",
+                "x-rate-limit-reset": str(window),
+                "x-user-limit-24hour-limit": "17",
+                "x-user-limit-24hour-remaining": "0",
                 "x-user-limit-24hour-reset": str(day),
-                "x-app-limit-24hour-limit": "1667", "x-app-limit-24hour-remaining": "1500",
+                "x-app-limit-24hour-limit": "1667",
+                "x-app-limit-24hour-remaining": "1500",
                 "x-app-limit-24hour-reset": str(day + 3600),
             },
             content_type="application/json",
@@ -248,25 +314,41 @@ def test_x_retry_after_picks_the_exhausted_limit():
     from distrib.channels.x import x_retry_after
 
     now = 1_800_000_000.0
-    assert x_retry_after({"x-rate-limit-reset": str(int(now) + 300), "x-rate-limit-remaining": "0"}, now) == 300
+    assert (
+        x_retry_after(
+            {"x-rate-limit-reset": str(int(now) + 300), "x-rate-limit-remaining": "0"}, now
+        )
+        == 300
+    )
     app_cap = {
-        "x-rate-limit-reset": str(int(now) + 300), "x-rate-limit-remaining": "0",
-        "x-app-limit-24hour-reset": str(int(now) + 7200), "x-app-limit-24hour-remaining": "0",
+        "x-rate-limit-reset": str(int(now) + 300),
+        "x-rate-limit-remaining": "0",
+        "x-app-limit-24hour-reset": str(int(now) + 7200),
+        "x-app-limit-24hour-remaining": "0",
     }
     assert x_retry_after(app_cap, now) == 7200
 
 
 def test_reconcile_compares_with_the_html_unescaped_tweet_text(env, x, httpserver):
     ctx, channels = x(images=False)
-    post = make_post(1, title="Fares & ferries <2027> \"final\"")
+    post = make_post(1, title='Fares & ferries <2027> "final"')
     text = channels[0].compose(post).text
     env.ledger.claim_share(post.key, "x-main", text)
     httpserver.expect_request("/2/users/me").respond_with_json(ME)
-    escaped = "Fares &amp; ferries &lt;2027&gt; \"final\""
-    httpserver.expect_request("/2/users/2244994945/tweets", query_string="max_results=10").respond_with_json(
-        {"data": [{"id": "1861000000000000007", "text": escaped + "\n\nThe council met… https://t.co/xyz",
-                   "edit_history_tweet_ids": ["1861000000000000007"]}],
-         "meta": {"result_count": 1}}
+    escaped = 'Fares &amp; ferries &lt;2027&gt; "final"'
+    httpserver.expect_request(
+        "/2/users/2244994945/tweets", query_string="max_results=10"
+    ).respond_with_json(
+        {
+            "data": [
+                {
+                    "id": "1861000000000000007",
+                    "text": escaped + "\n\nThe council met… https://t.co/xyz",
+                    "edit_history_tweet_ids": ["1861000000000000007"],
+                }
+            ],
+            "meta": {"result_count": 1},
+        }
     )
     report = run_shares(ctx, channels, [post], dry_run=False)
     assert [i.remote_id for i in report.sent] == ["1861000000000000007"]
@@ -283,12 +365,15 @@ def test_a_gif_is_not_dropped_silently(env, x, httpserver, caplog):
         report = run_shares(ctx, channels, [post], dry_run=False)
     assert len(report.sent) == 1
     assert [r for r, _ in httpserver.log if r.path == "/2/media/upload"] == []
-    assert any("GIF" in r.getMessage() and "without the image" in r.getMessage() for r in caplog.records)
+    assert any(
+        "GIF" in r.getMessage() and "without the image" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_refused_credentials_stop_the_channel_and_keep_the_posts(env, x, httpserver):
     httpserver.expect_request("/2/tweets", method="POST").respond_with_json(
-        {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, status=401
+        {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"},
+        status=401,
     )
     ctx, channels = x(images=False)
     report = run_shares(ctx, channels, [make_post(1), make_post(2)], dry_run=False)
@@ -297,12 +382,16 @@ def test_refused_credentials_stop_the_channel_and_keep_the_posts(env, x, httpser
     assert "X_CK" in report.errors[0] and "X_ATS" in report.errors[0]
 
 
-def test_a_deferred_share_is_sent_again_with_its_first_text_even_if_the_post_was_edited(env, x, httpserver, clock):
+def test_a_deferred_share_is_sent_again_with_its_first_text_even_if_the_post_was_edited(
+    env, x, httpserver, clock
+):
     """A 5xx may have posted: X's duplicate check compares the exact text, so the retry
     must send the text first composed, not a recomposition of the edited post."""
     from datetime import timedelta
 
-    httpserver.expect_request("/2/tweets", method="POST").respond_with_json({"title": "Service Unavailable"}, status=503)
+    httpserver.expect_request("/2/tweets", method="POST").respond_with_json(
+        {"title": "Service Unavailable"}, status=503
+    )
     ctx, channels = x(images=False)
     post = make_post(1)
     first = channels[0].compose(post).text

@@ -24,13 +24,15 @@ from distrib.render.message import PreparedMessage, prepare_message
 
 HTML = (
     "<!doctype html><html><body><h1>Harbour Notes</h1><p>Hello "
-    f"{PLACEHOLDER_EMAIL}</p><p><a href=\"{PLACEHOLDER_UNSUBSCRIBE_URL}\">Unsubscribe</a></p>"
+    f'{PLACEHOLDER_EMAIL}</p><p><a href="{PLACEHOLDER_UNSUBSCRIBE_URL}">Unsubscribe</a></p>'
     "</body></html>"
 )
 TEXT = f"Harbour Notes\n\nHello {PLACEHOLDER_EMAIL}\nUnsubscribe: {PLACEHOLDER_UNSUBSCRIBE_URL}\n"
 
 
-def settings_for(tmp_path: Path, mailer: str, options: dict[str, Any], **email: Any) -> tuple[Settings, Section]:
+def settings_for(
+    tmp_path: Path, mailer: str, options: dict[str, Any], **email: Any
+) -> tuple[Settings, Section]:
     from distrib import registry
 
     ctx = Ctx(base_dir=tmp_path)
@@ -42,7 +44,9 @@ def settings_for(tmp_path: Path, mailer: str, options: dict[str, Any], **email: 
         "unsubscribe_url": "https://news.example/unsubscribe?token={token}",
     } | email
     data = {
-        "site": validate_table(SITE, {"name": "Harbour Notes", "url": "https://news.example/"}, "site", ctx),
+        "site": validate_table(
+            SITE, {"name": "Harbour Notes", "url": "https://news.example/"}, "site", ctx
+        ),
         "email": validate_table(EMAIL, email_data, "email", ctx),
     }
     data["email"][mailer] = validate_table(Table(cls.options), options, f"email.{mailer}", ctx)
@@ -77,9 +81,15 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 def make_env(tmp_path: Path, ledger: Ledger):
     def make(mailer: str, options: dict[str, Any], **email: Any) -> Env:
         settings, section = settings_for(tmp_path, mailer, options, **email)
-        edition = ledger.create_edition("digest", ["post-1"], "Harbour Notes: the tide tables", "Tides", HTML, TEXT)
-        message = prepare_message(settings, edition, key=b"k", date=datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
-        ctx = Context(settings=settings, now=datetime(2026, 11, 20, 9, 30, tzinfo=UTC), ledger=ledger)
+        edition = ledger.create_edition(
+            "digest", ["post-1"], "Harbour Notes: the tide tables", "Tides", HTML, TEXT
+        )
+        message = prepare_message(
+            settings, edition, key=b"k", date=datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+        )
+        ctx = Context(
+            settings=settings, now=datetime(2026, 11, 20, 9, 30, tzinfo=UTC), ledger=ledger
+        )
         return Env(settings, section, ledger, message, ctx)
 
     return make

@@ -10,8 +10,11 @@ from pathlib import Path
 from ..conftest import run_distrib
 
 
-def esp_config(make_config: Callable[..., Path], mailer: str, options: str, extra_email: str = "") -> Path:
-    return make_config(email=textwrap.dedent(f"""
+def esp_config(
+    make_config: Callable[..., Path], mailer: str, options: str, extra_email: str = ""
+) -> Path:
+    return make_config(
+        email=textwrap.dedent(f"""
         [email]
         mailer = "{mailer}"
         from = "Test News <news@test.example>"
@@ -19,10 +22,14 @@ def esp_config(make_config: Callable[..., Path], mailer: str, options: str, extr
         unsubscribe_url = "https://test.example/unsubscribe?token={{token}}"
         {extra_email}
         [email.{mailer}]
-        """) + options + "\n")
+        """)
+        + options
+        + "\n"
+    )
 
 
-def run_check(make_config: Callable[..., Path], mailer: str, options: str,
-              env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_check(
+    make_config: Callable[..., Path], mailer: str, options: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     path = esp_config(make_config, mailer, options)
     return run_distrib("check", "--config", str(path), env=env)

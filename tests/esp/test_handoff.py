@@ -20,9 +20,17 @@ from .conftest import Run
 
 
 def campaign_json(campaign_id: int, name: str, status: str) -> dict:
-    return {"id": campaign_id, "uuid": "5e91dda1-1c16-467d-9bf9-2a21bf22ae21", "name": name, "status": status,
-            "subject": "Harbour Notes: the tide tables", "type": "regular", "content_type": "html",
-            "lists": [{"id": 3, "name": "Readers"}], "created_at": "2026-11-20T09:30:00Z"}
+    return {
+        "id": campaign_id,
+        "uuid": "5e91dda1-1c16-467d-9bf9-2a21bf22ae21",
+        "name": name,
+        "status": status,
+        "subject": "Harbour Notes: the tide tables",
+        "type": "regular",
+        "content_type": "html",
+        "lists": [{"id": 3, "name": "Readers"}],
+        "created_at": "2026-11-20T09:30:00Z",
+    }
 
 
 class Listmonk:
@@ -41,10 +49,24 @@ class Listmonk:
         query = request.args.get("query", "")
         per_page = min(int(request.args.get("per_page", 20)), 50)
         page = max(int(request.args.get("page", 1)), 1)
-        matches = [c for _, c in sorted(self.campaigns.items()) if query.lower() in c["name"].lower()]
-        results = matches[(page - 1) * per_page: page * per_page]
-        return Response(json.dumps({"data": {"results": results, "query": query, "total": len(matches),
-                                             "per_page": per_page, "page": page}}), content_type="application/json")
+        matches = [
+            c for _, c in sorted(self.campaigns.items()) if query.lower() in c["name"].lower()
+        ]
+        results = matches[(page - 1) * per_page : page * per_page]
+        return Response(
+            json.dumps(
+                {
+                    "data": {
+                        "results": results,
+                        "query": query,
+                        "total": len(matches),
+                        "per_page": per_page,
+                        "page": page,
+                    }
+                }
+            ),
+            content_type="application/json",
+        )
 
     def create(self, request: Request) -> Response:
         body = request.get_json()
@@ -56,11 +78,16 @@ class Listmonk:
     def status(self, request: Request) -> Response:
         cid = int(request.path.split("/")[3])
         if self.forbid_start:
-            return Response(json.dumps({"message": "Permission denied: campaigns:send"}), 403,
-                            content_type="application/json")
+            return Response(
+                json.dumps({"message": "Permission denied: campaigns:send"}),
+                403,
+                content_type="application/json",
+            )
         if self.fail_start:
             self.fail_start -= 1
-            return Response(json.dumps({"message": "database busy"}), 502, content_type="application/json")
+            return Response(
+                json.dumps({"message": "database busy"}), 502, content_type="application/json"
+            )
         status = request.get_json()["status"]
         self.status_changes.append((cid, status))
         self.campaigns[cid]["status"] = status
@@ -69,14 +96,24 @@ class Listmonk:
     def install(self, server: HTTPServer) -> None:
         server.expect_request("/api/campaigns", method="GET").respond_with_handler(self.list)
         server.expect_request("/api/campaigns", method="POST").respond_with_handler(self.create)
-        server.expect_request(re.compile(r"/api/campaigns/\d+/status"), method="PUT").respond_with_handler(self.status)
+        server.expect_request(
+            re.compile(r"/api/campaigns/\d+/status"), method="PUT"
+        ).respond_with_handler(self.status)
 
 
 @pytest.fixture
 def listmonk_env(make_env, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LISTMONK_TOKEN", "lm-token")
-    return make_env("listmonk", {"url": httpserver.url_for("/"), "username": "distrib-api",
-                                 "token_env": "LISTMONK_TOKEN", "lists": [3], "template_id": 4})
+    return make_env(
+        "listmonk",
+        {
+            "url": httpserver.url_for("/"),
+            "username": "distrib-api",
+            "token_env": "LISTMONK_TOKEN",
+            "lists": [3],
+            "template_id": 4,
+        },
+    )
 
 
 def test_listmonk_creates_and_starts_one_campaign(listmonk_env, httpserver: HTTPServer) -> None:
@@ -89,32 +126,41 @@ def test_listmonk_creates_and_starts_one_campaign(listmonk_env, httpserver: HTTP
     assert run.reported[0][1].status is DeliveryStatus.SENT and run.reported[0][1].remote_id == "7"
 
     name = f"distrib-{env.message.edition_id}"
-    assert fake.created == [{
-        "name": name,
-        "subject": "Harbour Notes: the tide tables",
-        "lists": [3],
-        "from_email": "Harbour Notes <news@news.example>",
-        "type": "regular",
-        "content_type": "html",
-        "messenger": "email",
-        "body": env.message.html.replace("XDISTRIBRECIPIENTEMAILX", "{{ .Subscriber.Email }}").replace(
-            "XDISTRIBUNSUBSCRIBEURLX", "{{ UnsubscribeURL }}"),
-        "altbody": "Harbour Notes\n\nHello {{ .Subscriber.Email }}\nUnsubscribe: {{ UnsubscribeURL }}\n",
-        "tags": ["distrib"],
-        "template_id": 4,
-    }]
+    assert fake.created == [
+        {
+            "name": name,
+            "subject": "Harbour Notes: the tide tables",
+            "lists": [3],
+            "from_email": "Harbour Notes <news@news.example>",
+            "type": "regular",
+            "content_type": "html",
+            "messenger": "email",
+            "body": env.message.html.replace(
+                "XDISTRIBRECIPIENTEMAILX", "{{ .Subscriber.Email }}"
+            ).replace("XDISTRIBUNSUBSCRIBEURLX", "{{ UnsubscribeURL }}"),
+            "altbody": "Harbour Notes\n\nHello {{ .Subscriber.Email }}\nUnsubscribe: {{ UnsubscribeURL }}\n",
+            "tags": ["distrib"],
+            "template_id": 4,
+        }
+    ]
     assert '<a href="{{ UnsubscribeURL }}">' in fake.created[0]["body"]
     assert fake.status_changes == [(7, "running")]
     first = httpserver.log[0][0]
     assert (first.method, first.args["query"]) == ("GET", name)
-    assert all(req.headers["Authorization"] == "token distrib-api:lm-token" for req, _ in httpserver.log)
+    assert all(
+        req.headers["Authorization"] == "token distrib-api:lm-token" for req, _ in httpserver.log
+    )
 
 
-def test_listmonk_finds_the_campaign_a_crashed_run_created(listmonk_env, httpserver: HTTPServer) -> None:
+def test_listmonk_finds_the_campaign_a_crashed_run_created(
+    listmonk_env, httpserver: HTTPServer
+) -> None:
     fake = Listmonk()
     env = listmonk_env
     fake.campaigns[7] = campaign_json(7, f"distrib-{env.message.edition_id}", "draft")
-    fake.campaigns[8] = campaign_json(8, f"distrib-{env.message.edition_id}0", "finished")  # a near name
+    fake.campaigns[8] = campaign_json(
+        8, f"distrib-{env.message.edition_id}0", "finished"
+    )  # a near name
     fake.install(httpserver)
     run = Run(window=1)
     run.deliver(env.mailer(), env.message, [handoff_recipient("listmonk")])
@@ -122,7 +168,9 @@ def test_listmonk_finds_the_campaign_a_crashed_run_created(listmonk_env, httpser
     assert fake.created == [] and fake.status_changes == [(7, "running")]
 
 
-def test_listmonk_reads_every_page_and_matches_the_name_exactly(listmonk_env, httpserver: HTTPServer) -> None:
+def test_listmonk_reads_every_page_and_matches_the_name_exactly(
+    listmonk_env, httpserver: HTTPServer
+) -> None:
     fake = Listmonk()
     env = listmonk_env
     name = f"distrib-{env.message.edition_id}"
@@ -140,7 +188,9 @@ def test_listmonk_reads_every_page_and_matches_the_name_exactly(listmonk_env, ht
     assert [(a["page"], a["per_page"]) for a in pages] == [("1", "50"), ("2", "50")]
 
 
-def test_listmonk_without_campaigns_send_stops_and_the_next_run_starts_it(listmonk_env, httpserver: HTTPServer) -> None:
+def test_listmonk_without_campaigns_send_stops_and_the_next_run_starts_it(
+    listmonk_env, httpserver: HTTPServer
+) -> None:
     fake = Listmonk()
     fake.forbid_start = True
     fake.install(httpserver)
@@ -149,9 +199,13 @@ def test_listmonk_without_campaigns_send_stops_and_the_next_run_starts_it(listmo
     first = deliver_edition(env.ledger, env.mailer(), env.message, pseudo)
     assert (first.sent, first.failed, first.finished) == (0, 0, False)
     [error] = first.errors
-    assert error == ("listmonk: PUT /api/campaigns/7/status was forbidden (HTTP 403: Permission denied: "
-                     "campaigns:send); give the API user the campaigns:send permission")
-    assert env.ledger.email_status(env.message.edition_id, "handoff:listmonk") is None  # pending, untouched
+    assert error == (
+        "listmonk: PUT /api/campaigns/7/status was forbidden (HTTP 403: Permission denied: "
+        "campaigns:send); give the API user the campaigns:send permission"
+    )
+    assert (
+        env.ledger.email_status(env.message.edition_id, "handoff:listmonk") is None
+    )  # pending, untouched
 
     fake.forbid_start = False  # the permission was granted
     second = deliver_edition(env.ledger, env.mailer(), env.message, pseudo)
@@ -159,8 +213,9 @@ def test_listmonk_without_campaigns_send_stops_and_the_next_run_starts_it(listmo
     assert len(fake.created) == 1 and fake.status_changes == [(7, "running")]
 
 
-def test_listmonk_start_failure_defers_then_the_rerun_starts_it(listmonk_env, httpserver: HTTPServer,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_listmonk_start_failure_defers_then_the_rerun_starts_it(
+    listmonk_env, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from distrib.mailers import _http
 
     monkeypatch.setattr(_http, "MAX_WAIT", 0.0)  # no waiting: defer at once
@@ -188,8 +243,16 @@ def test_listmonk_start_failure_defers_then_the_rerun_starts_it(listmonk_env, ht
 
 def test_listmonk_draft_only_and_basic_auth(make_env, httpserver: HTTPServer, monkeypatch) -> None:
     monkeypatch.setenv("LISTMONK_PASSWORD", "pw")
-    env = make_env("listmonk", {"url": httpserver.url_for("/"), "username": "admin", "password_env": "LISTMONK_PASSWORD",
-                                "lists": 3, "start": False})
+    env = make_env(
+        "listmonk",
+        {
+            "url": httpserver.url_for("/"),
+            "username": "admin",
+            "password_env": "LISTMONK_PASSWORD",
+            "lists": 3,
+            "start": False,
+        },
+    )
     fake = Listmonk()
     fake.install(httpserver)
     Run(window=1).deliver(env.mailer(), env.message, [handoff_recipient("listmonk")])
@@ -199,9 +262,13 @@ def test_listmonk_draft_only_and_basic_auth(make_env, httpserver: HTTPServer, mo
 
 
 def test_listmonk_refused_credentials(listmonk_env, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/api/campaigns").respond_with_json({"message": "invalid API credentials"}, status=403)
+    httpserver.expect_request("/api/campaigns").respond_with_json(
+        {"message": "invalid API credentials"}, status=403
+    )
     run = Run(window=1)
-    with pytest.raises(DeliveryError, match=r"listmonk: the API refused the credentials \(HTTP 403\)"):
+    with pytest.raises(
+        DeliveryError, match=r"listmonk: the API refused the credentials \(HTTP 403\)"
+    ):
         run.deliver(listmonk_env.mailer(), listmonk_env.message, [handoff_recipient("listmonk")])
     assert run.reported[0][1].status is DeliveryStatus.DEFERRED
 
@@ -212,23 +279,39 @@ def test_listmonk_refused_credentials(listmonk_env, httpserver: HTTPServer) -> N
 @pytest.fixture
 def buttondown_env(make_env, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("BUTTONDOWN_KEY", "bd-key")
-    return make_env("buttondown", {"token_env": "BUTTONDOWN_KEY", "base_url": httpserver.url_for(""), "status": "draft"})
+    return make_env(
+        "buttondown",
+        {"token_env": "BUTTONDOWN_KEY", "base_url": httpserver.url_for(""), "status": "draft"},
+    )
 
 
 def email_json(email_id: str, subject: str, body: str, status: str) -> dict:
-    return {"id": email_id, "subject": subject, "body": body, "status": status,
-            "creation_date": "2026-11-20T09:30:00Z", "email_type": "public", "slug": "tide-tables"}
+    return {
+        "id": email_id,
+        "subject": subject,
+        "body": body,
+        "status": status,
+        "creation_date": "2026-11-20T09:30:00Z",
+        "email_type": "public",
+        "slug": "tide-tables",
+    }
 
 
 def test_buttondown_creates_a_draft(buttondown_env, httpserver: HTTPServer) -> None:
     env = buttondown_env
-    httpserver.expect_request("/v1/emails", method="GET").respond_with_json({"results": [], "next": None, "count": 0})
+    httpserver.expect_request("/v1/emails", method="GET").respond_with_json(
+        {"results": [], "next": None, "count": 0}
+    )
     httpserver.expect_request("/v1/emails", method="POST").respond_with_json(
-        email_json("3f8e6b1c-0b7e-4b8a-9a57-0d1c9d0e5e11", "s", "b", "draft"), status=201)
+        email_json("3f8e6b1c-0b7e-4b8a-9a57-0d1c9d0e5e11", "s", "b", "draft"), status=201
+    )
     run = Run(window=1)
     run.deliver(env.mailer(), env.message, [handoff_recipient("buttondown")])
     outcome = run.reported[0][1]
-    assert (outcome.status, outcome.remote_id) == (DeliveryStatus.SENT, "3f8e6b1c-0b7e-4b8a-9a57-0d1c9d0e5e11")
+    assert (outcome.status, outcome.remote_id) == (
+        DeliveryStatus.SENT,
+        "3f8e6b1c-0b7e-4b8a-9a57-0d1c9d0e5e11",
+    )
     post = httpserver.log[1][0]
     assert post.headers["Authorization"] == "Token bd-key"
     assert post.headers["X-API-Version"] == "2026-04-01"
@@ -244,14 +327,26 @@ def test_buttondown_creates_a_draft(buttondown_env, httpserver: HTTPServer) -> N
     assert '<a href="{{ unsubscribe_url }}">' in body["body"]
 
 
-def test_buttondown_finds_the_email_a_crashed_run_created(buttondown_env, httpserver: HTTPServer) -> None:
+def test_buttondown_finds_the_email_a_crashed_run_created(
+    buttondown_env, httpserver: HTTPServer
+) -> None:
     env = buttondown_env
     marker = f"<!-- distrib-{env.message.edition_id} -->"
     page2 = httpserver.url_for("/v1/emails") + "?page=2"
-    httpserver.expect_ordered_request("/v1/emails", method="GET", query_string="ordering=-creation_date").respond_with_json(
-        {"results": [email_json("other", "Older", "<p>old</p>", "sent")], "next": page2, "count": 2})
-    httpserver.expect_ordered_request("/v1/emails", method="GET", query_string="page=2").respond_with_json(
-        {"results": [email_json("ours", "Harbour Notes", marker + "\n<html>…</html>", "draft")], "next": None, "count": 2})
+    httpserver.expect_ordered_request(
+        "/v1/emails", method="GET", query_string="ordering=-creation_date"
+    ).respond_with_json(
+        {"results": [email_json("other", "Older", "<p>old</p>", "sent")], "next": page2, "count": 2}
+    )
+    httpserver.expect_ordered_request(
+        "/v1/emails", method="GET", query_string="page=2"
+    ).respond_with_json(
+        {
+            "results": [email_json("ours", "Harbour Notes", marker + "\n<html>…</html>", "draft")],
+            "next": None,
+            "count": 2,
+        }
+    )
     run = Run(window=1)
     run.deliver(env.mailer(), env.message, [handoff_recipient("buttondown")])
     assert run.reported[0][1].remote_id == "ours"
@@ -259,19 +354,28 @@ def test_buttondown_finds_the_email_a_crashed_run_created(buttondown_env, httpse
 
 
 def test_buttondown_refused_key(buttondown_env, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/v1/emails").respond_with_json({"detail": "Invalid token."}, status=401)
+    httpserver.expect_request("/v1/emails").respond_with_json(
+        {"detail": "Invalid token."}, status=401
+    )
     run = Run(window=1)
     with pytest.raises(DeliveryError, match="buttondown: the API refused the credentials"):
-        run.deliver(buttondown_env.mailer(), buttondown_env.message, [handoff_recipient("buttondown")])
+        run.deliver(
+            buttondown_env.mailer(), buttondown_env.message, [handoff_recipient("buttondown")]
+        )
     assert run.reported[0][1].status is DeliveryStatus.DEFERRED
     assert "bd-key" not in run.reported[0][1].error
 
 
-def test_a_real_address_is_refused_without_creating_anything(listmonk_env, httpserver: HTTPServer) -> None:
+def test_a_real_address_is_refused_without_creating_anything(
+    listmonk_env, httpserver: HTTPServer
+) -> None:
     from distrib.model import Recipient
 
     run = Run(window=1)
-    with pytest.raises(DeliveryError, match="listmonk: a hand-off mailer sends one campaign .* not a message to ana@example.org"):
+    with pytest.raises(
+        DeliveryError,
+        match="listmonk: a hand-off mailer sends one campaign .* not a message to ana@example.org",
+    ):
         run.deliver(listmonk_env.mailer(), listmonk_env.message, [Recipient("ana@example.org")])
     assert run.reported[0][1].status is DeliveryStatus.DEFERRED
     assert len(httpserver.log) == 0
@@ -298,11 +402,20 @@ class Buttondown:
         body = request.get_json()
         if body.get("status", "draft") == "about_to_send" and not self.confirmed:
             if request.headers.get("X-Buttondown-Live-Dangerously") != "true":
-                return Response(json.dumps({"code": "sending_requires_confirmation",
-                                            "detail": "Pass X-Buttondown-Live-Dangerously: true to send."}),
-                                400, content_type="application/json")
+                return Response(
+                    json.dumps(
+                        {
+                            "code": "sending_requires_confirmation",
+                            "detail": "Pass X-Buttondown-Live-Dangerously: true to send.",
+                        }
+                    ),
+                    400,
+                    content_type="application/json",
+                )
             self.confirmed = True
-        email = email_json(f"em-{len(self.emails) + 1}", body["subject"], body["body"], body.get("status", "draft"))
+        email = email_json(
+            f"em-{len(self.emails) + 1}", body["subject"], body["body"], body.get("status", "draft")
+        )
         email["metadata"] = body.get("metadata") or {}
         self.emails.insert(0, email)
         answer = json.dumps(email)
@@ -313,8 +426,10 @@ class Buttondown:
         return Response(answer, 201, content_type="application/json")
 
     def list(self, request: Request) -> Response:
-        return Response(json.dumps({"results": self.emails, "next": None, "count": len(self.emails)}),
-                        content_type="application/json")
+        return Response(
+            json.dumps({"results": self.emails, "next": None, "count": len(self.emails)}),
+            content_type="application/json",
+        )
 
     def install(self, server: HTTPServer) -> None:
         server.expect_request("/v1/emails", method="GET").respond_with_handler(self.list)
@@ -323,7 +438,9 @@ class Buttondown:
 
 def bd_env(make_env, server: HTTPServer, monkeypatch: pytest.MonkeyPatch, **options):
     monkeypatch.setenv("BUTTONDOWN_KEY", "bd-key")
-    return make_env("buttondown", {"token_env": "BUTTONDOWN_KEY", "base_url": server.url_for("")} | options)
+    return make_env(
+        "buttondown", {"token_env": "BUTTONDOWN_KEY", "base_url": server.url_for("")} | options
+    )
 
 
 def test_buttondown_default_is_a_draft(make_env, httpserver: HTTPServer, monkeypatch) -> None:
@@ -336,7 +453,9 @@ def test_buttondown_default_is_a_draft(make_env, httpserver: HTTPServer, monkeyp
     assert [e["status"] for e in fake.emails] == ["draft"]
 
 
-def test_buttondown_sending_is_explicit_and_confirmed(make_env, httpserver: HTTPServer, monkeypatch) -> None:
+def test_buttondown_sending_is_explicit_and_confirmed(
+    make_env, httpserver: HTTPServer, monkeypatch
+) -> None:
     fake = Buttondown()
     fake.install(httpserver)
     env = bd_env(make_env, httpserver, monkeypatch, status="about_to_send")
@@ -347,14 +466,18 @@ def test_buttondown_sending_is_explicit_and_confirmed(make_env, httpserver: HTTP
     assert fake.posts[0].headers["X-Buttondown-Live-Dangerously"] == "true"
 
 
-def test_buttondown_a_timed_out_create_is_repeated_with_the_same_key(make_env, threaded_server, monkeypatch) -> None:
+def test_buttondown_a_timed_out_create_is_repeated_with_the_same_key(
+    make_env, threaded_server, monkeypatch
+) -> None:
     from distrib.mailers import _http
 
     monkeypatch.setattr(_http, "MAX_WAIT", 10.0)
     fake = Buttondown(delay_first_post=2.5)
     # The list lags behind the create: only the idempotency key prevents a second email.
-    fake.list = lambda request: Response(json.dumps({"results": [], "next": None, "count": 0}),  # type: ignore[method-assign]
-                                         content_type="application/json")
+    fake.list = lambda request: Response(
+        json.dumps({"results": [], "next": None, "count": 0}),  # type: ignore[method-assign]
+        content_type="application/json",
+    )
     fake.install(threaded_server)
     env = bd_env(make_env, threaded_server, monkeypatch, status="about_to_send", timeout=1)
     run = Run(window=1)
@@ -365,7 +488,9 @@ def test_buttondown_a_timed_out_create_is_repeated_with_the_same_key(make_env, t
     assert len(keys) == 1
 
 
-def test_buttondown_finds_the_email_by_its_metadata(make_env, httpserver: HTTPServer, monkeypatch) -> None:
+def test_buttondown_finds_the_email_by_its_metadata(
+    make_env, httpserver: HTTPServer, monkeypatch
+) -> None:
     fake = Buttondown()
     env = bd_env(make_env, httpserver, monkeypatch, status="about_to_send")
     ours = email_json("ours", "Harbour Notes", "<html>…</html>", "sent")
@@ -383,9 +508,15 @@ def test_buttondown_finds_the_email_by_its_metadata(make_env, httpserver: HTTPSe
 def test_check_says_whether_buttondown_sends(make_config, monkeypatch) -> None:
     from .conftest_cli import run_check
 
-    for status, expected in (("about_to_send", "is SENT to your Buttondown subscribers at once"),
-                             ("draft", "is left as a draft")):
-        out = run_check(make_config, "buttondown", f'token_env = "BUTTONDOWN_KEY"\nstatus = "{status}"',
-                        {"BUTTONDOWN_KEY": "bd-key"})
+    for status, expected in (
+        ("about_to_send", "is SENT to your Buttondown subscribers at once"),
+        ("draft", "is left as a draft"),
+    ):
+        out = run_check(
+            make_config,
+            "buttondown",
+            f'token_env = "BUTTONDOWN_KEY"\nstatus = "{status}"',
+            {"BUTTONDOWN_KEY": "bd-key"},
+        )
         assert out.returncode == 0, out.stderr
         assert expected in out.stdout

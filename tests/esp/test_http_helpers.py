@@ -32,7 +32,11 @@ def test_a_bug_mid_batch_still_reports_everyone_pulled() -> None:
     with pytest.raises(RuntimeError):
         deliver_in_batches("t", run.recipients(people(7)), 3, send, run.report)
     assert len(run.pulled) == 3
-    assert [o.status for _, o in run.reported] == [DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.DEFERRED]
+    assert [o.status for _, o in run.reported] == [
+        DeliveryStatus.SENT,
+        DeliveryStatus.DEFERRED,
+        DeliveryStatus.DEFERRED,
+    ]
 
 
 def test_missing_answers_are_deferred_and_duplicates_ignored() -> None:
@@ -106,7 +110,10 @@ def test_retry_after_forms() -> None:
 
 
 def test_display_address_quotes() -> None:
-    assert display_address('Ann "The Tide" O\'Neil', "ann@example.org") == '"Ann \\"The Tide\\" O\'Neil" <ann@example.org>'
+    assert (
+        display_address('Ann "The Tide" O\'Neil', "ann@example.org")
+        == '"Ann \\"The Tide\\" O\'Neil" <ann@example.org>'
+    )
     assert display_address("", "a@example.org") == "a@example.org"
 
 
@@ -117,7 +124,9 @@ def _post(url: str, *, repeatable: bool = False, timeout: float = 5.0) -> httpx.
     from distrib.mailers._http import check_transient, transport_guard
 
     with httpx.Client(timeout=httpx.Timeout(timeout)) as client:
-        response = transport_guard("esp", lambda: client.post(url, content=b"{}"), repeatable=repeatable)
+        response = transport_guard(
+            "esp", lambda: client.post(url, content=b"{}"), repeatable=repeatable
+        )
         check_transient(response, "esp", repeatable=repeatable)
         return response
 
@@ -132,9 +141,13 @@ def test_a_refused_connection_is_transient() -> None:
             _post(f"http://127.0.0.1:{port}/send")
 
 
-@pytest.mark.parametrize(("status", "kind"), [(429, "Transient"), (503, "Transient"), (500, "InDoubt"),
-                                              (502, "InDoubt"), (504, "InDoubt")])
-def test_server_answers_that_may_follow_an_accepted_request_are_in_doubt(httpserver, status, kind) -> None:
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(429, "Transient"), (503, "Transient"), (500, "InDoubt"), (502, "InDoubt"), (504, "InDoubt")],
+)
+def test_server_answers_that_may_follow_an_accepted_request_are_in_doubt(
+    httpserver, status, kind
+) -> None:
     from distrib.mailers import _http
 
     httpserver.expect_request("/send").respond_with_json({"message": "x"}, status=status)

@@ -24,7 +24,12 @@ def env(make_env, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MAILGUN_KEY", "key-mg-secret")
     return make_env(
         "mailgun",
-        {"domain": "mg.news.example", "api_key_env": "MAILGUN_KEY", "base_url": httpserver.url_for(""), "connections": 2},
+        {
+            "domain": "mg.news.example",
+            "api_key_env": "MAILGUN_KEY",
+            "base_url": httpserver.url_for(""),
+            "connections": 2,
+        },
     )
 
 
@@ -40,12 +45,18 @@ class Mailgun:
         to = request.form["to"]
         status = self.statuses.get(to, 200)
         if status != 200:
-            return Response(json.dumps({"message": f"'to' parameter is not a valid address: {to}"}), status,
-                            content_type="application/json")
+            return Response(
+                json.dumps({"message": f"'to' parameter is not a valid address: {to}"}),
+                status,
+                content_type="application/json",
+            )
         with self.lock:
             self.received[to] = request.files["message"].read()
-        return Response(json.dumps({"id": f"<mg.{to}>", "message": "Queued. Thank you."}), 200,
-                        content_type="application/json")
+        return Response(
+            json.dumps({"id": f"<mg.{to}>", "message": "Queued. Thank you."}),
+            200,
+            content_type="application/json",
+        )
 
 
 def test_each_recipient_gets_our_exact_bytes(env, httpserver: HTTPServer) -> None:
@@ -63,7 +74,10 @@ def test_each_recipient_gets_our_exact_bytes(env, httpserver: HTTPServer) -> Non
     assert failed.status is DeliveryStatus.FAILED and "not a valid address" in failed.error
 
     request = httpserver.log[0][0]
-    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"api:key-mg-secret").decode()
+    assert (
+        request.headers["Authorization"]
+        == "Basic " + base64.b64encode(b"api:key-mg-secret").decode()
+    )
     assert request.form["o:tracking"] == "no"
     assert request.form["v:distrib-edition"] == str(env.message.edition_id)
     assert request.files["message"].content_type == "message/rfc822"
@@ -75,27 +89,36 @@ def test_refused_key_stops_the_send(env, httpserver: HTTPServer) -> None:
     run = Run(window=2)
     with pytest.raises(DeliveryError, match="mailgun: the API key was refused .*MAILGUN_KEY"):
         run.deliver(env.mailer(), env.message, people(5))
-    assert len(run.pulled) == 2 and all(o.status is DeliveryStatus.DEFERRED for _, o in run.reported)
+    assert len(run.pulled) == 2 and all(
+        o.status is DeliveryStatus.DEFERRED for _, o in run.reported
+    )
 
 
 def test_unknown_domain_names_the_fix(env, httpserver: HTTPServer) -> None:
-    httpserver.expect_request(PATH).respond_with_json({"message": "Domain not found: mg.news.example"}, status=404)
+    httpserver.expect_request(PATH).respond_with_json(
+        {"message": "Domain not found: mg.news.example"}, status=404
+    )
     with pytest.raises(DeliveryError, match="wrong domain or region"):
         Run(window=2).deliver(env.mailer(), env.message, people(1))
 
 
 def test_rate_limited_defers_and_stops_pulling(env, httpserver: HTTPServer) -> None:
-    httpserver.expect_request(PATH).respond_with_json({"message": "slow down"}, status=429,
-                                                      headers={"Retry-After": "600"})
+    httpserver.expect_request(PATH).respond_with_json(
+        {"message": "slow down"}, status=429, headers={"Retry-After": "600"}
+    )
     run = Run(window=2)
     run.deliver(env.mailer(), env.message, people(6))
     assert len(run.pulled) == 2
-    assert all(o.status is DeliveryStatus.DEFERRED and o.retry_after == 600 for _, o in run.reported)
+    assert all(
+        o.status is DeliveryStatus.DEFERRED and o.retry_after == 600 for _, o in run.reported
+    )
 
 
 def test_region_chooses_the_base_url(make_env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAILGUN_KEY", "k")
-    env = make_env("mailgun", {"domain": "mg.news.example", "api_key_env": "MAILGUN_KEY", "region": "eu"})
+    env = make_env(
+        "mailgun", {"domain": "mg.news.example", "api_key_env": "MAILGUN_KEY", "region": "eu"}
+    )
     assert env.mailer().base_url == "https://api.eu.mailgun.net"
 
 
@@ -104,18 +127,28 @@ def test_more_than_three_tags_is_a_config_error(tmp_path) -> None:
     from distrib.mailers.mailgun import MailgunMailer
 
     ctx = Ctx(base_dir=tmp_path)
-    validate_table(Table(MailgunMailer.options), {"domain": "mg.news.example", "api_key_env": "K",
-                                                   "tags": ["a", "b", "c", "d"]}, "email.mailgun", ctx)
+    validate_table(
+        Table(MailgunMailer.options),
+        {"domain": "mg.news.example", "api_key_env": "K", "tags": ["a", "b", "c", "d"]},
+        "email.mailgun",
+        ctx,
+    )
     [problem] = ctx.problems
-    assert problem.startswith("email.mailgun.tags: expected at most 3 tags (Mailgun's limit per message), not 4")
+    assert problem.startswith(
+        "email.mailgun.tags: expected at most 3 tags (Mailgun's limit per message), not 4"
+    )
 
 
 def test_sandbox_domain_refusal_stops_the_send(env, httpserver: HTTPServer) -> None:
     from distrib.deliver import deliver_edition
 
     httpserver.expect_request(PATH).respond_with_json(
-        {"message": "Domain mg.news.example is not allowed to send: Free accounts are for test purposes only. "
-                    "Please upgrade or add the address to authorized recipients in Account Settings."}, status=403)
+        {
+            "message": "Domain mg.news.example is not allowed to send: Free accounts are for test purposes only. "
+            "Please upgrade or add the address to authorized recipients in Account Settings."
+        },
+        status=403,
+    )
     report = deliver_edition(env.ledger, env.mailer(), env.message, people(6))
     assert report.failed == 0 and report.sent == 0
     [error] = report.errors
@@ -138,30 +171,54 @@ class SlowMailgun:
 
     def send(self, request: Request) -> Response:
         raw = request.files["message"].read()
-        mid = next(line.split(b":", 1)[1].strip() for line in raw.split(b"\r\n") if line.lower().startswith(b"message-id:"))
+        mid = next(
+            line.split(b":", 1)[1].strip()
+            for line in raw.split(b"\r\n")
+            if line.lower().startswith(b"message-id:")
+        )
         with self.lock:
             self.posts += 1
             self.accepted.append(mid.decode().strip("<>"))
         time.sleep(self.delay)
         self.idle.set()
-        return Response(json.dumps({"id": f"<{mid.decode()}>", "message": "Queued. Thank you."}), 200,
-                        content_type="application/json")
+        return Response(
+            json.dumps({"id": f"<{mid.decode()}>", "message": "Queued. Thank you."}),
+            200,
+            content_type="application/json",
+        )
 
     def events(self, request: Request) -> Response:
         mid = request.args.get("message-id", "")
-        items = [{"event": "accepted", "message": {"headers": {"message-id": mid}}, "recipient": "x"}
-                 for m in self.accepted if m == mid and self.log_visible]
-        return Response(json.dumps({"items": items, "paging": {}}), 200, content_type="application/json")
+        items = [
+            {"event": "accepted", "message": {"headers": {"message-id": mid}}, "recipient": "x"}
+            for m in self.accepted
+            if m == mid and self.log_visible
+        ]
+        return Response(
+            json.dumps({"items": items, "paging": {}}), 200, content_type="application/json"
+        )
 
 
 @pytest.mark.parametrize("visible", [True, False])
-def test_a_send_without_answer_is_reconciled_by_message_id(make_env, threaded_server, monkeypatch, visible) -> None:
+def test_a_send_without_answer_is_reconciled_by_message_id(
+    make_env, threaded_server, monkeypatch, visible
+) -> None:
     monkeypatch.setenv("MAILGUN_KEY", "key-mg-secret")
-    env = make_env("mailgun", {"domain": "mg.news.example", "api_key_env": "MAILGUN_KEY", "timeout": 1,
-                               "base_url": threaded_server.url_for(""), "connections": 1})
+    env = make_env(
+        "mailgun",
+        {
+            "domain": "mg.news.example",
+            "api_key_env": "MAILGUN_KEY",
+            "timeout": 1,
+            "base_url": threaded_server.url_for(""),
+            "connections": 1,
+        },
+    )
     fake = SlowMailgun(delay=2.5, log_visible=visible)
     threaded_server.expect_request(PATH, method="POST").respond_with_handler(fake.send)
-    threaded_server.expect_request("/v3/mg.news.example/events", method="GET").respond_with_handler(fake.events)
+    threaded_server.expect_request("/v3/mg.news.example/events", method="GET").respond_with_handler(
+        fake.events
+    )
     run = Run(window=1)
     run.deliver(env.mailer(), env.message, [Recipient("ana@example.org")])
     fake.idle.wait(10)

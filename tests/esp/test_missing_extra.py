@@ -15,7 +15,9 @@ HIDE = "import sys; sys.modules['boto3'] = None; sys.modules['botocore'] = None;
 
 def run_hidden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     code = HIDE + f"sys.argv = ['distrib', *{list(args)!r}]; from distrib.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_missing_boto3_is_one_line_with_the_install_hint(make_config, tmp_path: Path) -> None:

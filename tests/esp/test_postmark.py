@@ -19,7 +19,10 @@ from .conftest import Run, people
 @pytest.fixture
 def env(make_env, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("POSTMARK_TOKEN", "pm-server-token")
-    return make_env("postmark", {"token_env": "POSTMARK_TOKEN", "base_url": httpserver.url_for(""), "batch_size": 2})
+    return make_env(
+        "postmark",
+        {"token_env": "POSTMARK_TOKEN", "base_url": httpserver.url_for(""), "batch_size": 2},
+    )
 
 
 def answer_batch(codes: dict[str, int]):
@@ -31,8 +34,15 @@ def answer_batch(codes: dict[str, int]):
             address = item["To"].rpartition("<")[2].rstrip(">")
             code = codes.get(address, 0)
             if code == 0:
-                out.append({"ErrorCode": 0, "Message": "OK", "MessageID": f"pm-{address}", "To": item["To"],
-                            "SubmittedAt": "2026-11-20T09:30:00.0000000-05:00"})
+                out.append(
+                    {
+                        "ErrorCode": 0,
+                        "Message": "OK",
+                        "MessageID": f"pm-{address}",
+                        "To": item["To"],
+                        "SubmittedAt": "2026-11-20T09:30:00.0000000-05:00",
+                    }
+                )
             else:
                 out.append({"ErrorCode": code, "Message": f"code {code} for {address}"})
         return Response(json.dumps(out), 200, content_type="application/json")
@@ -83,12 +93,16 @@ def test_batches_with_per_message_outcomes(env, httpserver: HTTPServer) -> None:
 
 def test_throttled_batch_is_deferred_and_the_rest_waits(env, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/email/batch").respond_with_json(
-        {"ErrorCode": 429, "Message": "Rate limit exceeded"}, status=429, headers={"Retry-After": "120"}
+        {"ErrorCode": 429, "Message": "Rate limit exceeded"},
+        status=429,
+        headers={"Retry-After": "120"},
     )
     run = Run(window=2)
     run.deliver(env.mailer(), env.message, people(5))
     assert len(run.pulled) == 2  # one batch pulled, the other three left for the next run
-    assert all(o.status is DeliveryStatus.DEFERRED and o.retry_after == 120 for _, o in run.reported)
+    assert all(
+        o.status is DeliveryStatus.DEFERRED and o.retry_after == 120 for _, o in run.reported
+    )
     assert len(httpserver.log) == 1  # a long Retry-After is not waited for
 
 
@@ -105,10 +119,16 @@ def test_server_error_is_retried_within_the_run(env, httpserver: HTTPServer) -> 
 
 def test_refused_token_stops_the_send(env, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/email/batch").respond_with_json(
-        {"ErrorCode": 10, "Message": "No Account or Server API tokens were supplied in the HTTP headers."}, status=401
+        {
+            "ErrorCode": 10,
+            "Message": "No Account or Server API tokens were supplied in the HTTP headers.",
+        },
+        status=401,
     )
     run = Run(window=2)
-    with pytest.raises(DeliveryError, match="postmark: the server token was refused .*POSTMARK_TOKEN"):
+    with pytest.raises(
+        DeliveryError, match="postmark: the server token was refused .*POSTMARK_TOKEN"
+    ):
         run.deliver(env.mailer(), env.message, people(4))
     assert len(run.pulled) == 2
     assert all(o.status is DeliveryStatus.DEFERRED for _, o in run.reported)
@@ -129,16 +149,22 @@ def test_unconfirmed_sender_defers_and_stops(env, httpserver: HTTPServer) -> Non
 # --- answers as Postmark's error-code table gives them -------------------------------
 
 
-def test_account_may_not_send_stops_the_edition_and_the_next_run_resumes(env, httpserver: HTTPServer) -> None:
+def test_account_may_not_send_stops_the_edition_and_the_next_run_resumes(
+    env, httpserver: HTTPServer
+) -> None:
     from distrib.deliver import deliver_edition
 
     readers = people(5)
     may_not_send = {r.email: 413 for r in readers}
-    httpserver.expect_ordered_request("/email/batch").respond_with_handler(answer_batch(may_not_send))
+    httpserver.expect_ordered_request("/email/batch").respond_with_handler(
+        answer_batch(may_not_send)
+    )
     first = deliver_edition(env.ledger, env.mailer(), env.message, readers)
     assert (first.sent, first.failed, first.finished) == (0, 0, False)
     [error] = first.errors
-    assert error.startswith("postmark: ErrorCode 413: code 413 for reader0@example.org; the account may not send")
+    assert error.startswith(
+        "postmark: ErrorCode 413: code 413 for reader0@example.org; the account may not send"
+    )
     assert len(httpserver.log) == 1  # stopped after the first such answer
     assert env.ledger.db.execute("SELECT count(*) FROM email_deliveries").fetchone()[0] == 0
 
@@ -150,9 +176,12 @@ def test_account_may_not_send_stops_the_edition_and_the_next_run_resumes(env, ht
 
 
 @pytest.mark.parametrize("code", [505, 510, 1235])
-def test_api_codes_of_500_and_above_are_setup_problems_not_server_faults(env, httpserver, code) -> None:
+def test_api_codes_of_500_and_above_are_setup_problems_not_server_faults(
+    env, httpserver, code
+) -> None:
     httpserver.expect_request("/email/batch").respond_with_handler(
-        answer_batch({"reader0@example.org": code, "reader1@example.org": code}))
+        answer_batch({"reader0@example.org": code, "reader1@example.org": code})
+    )
     run = Run(window=2)
     with pytest.raises(DeliveryError, match=f"postmark: ErrorCode {code}: "):
         run.deliver(env.mailer(), env.message, people(4))
@@ -160,12 +189,16 @@ def test_api_codes_of_500_and_above_are_setup_problems_not_server_faults(env, ht
     assert all(o.status is DeliveryStatus.DEFERRED and o.release for _, o in run.reported)
 
 
-def test_code_300_fails_one_recipient_but_a_from_that_is_not_a_sender_stops(env, httpserver) -> None:
+def test_code_300_fails_one_recipient_but_a_from_that_is_not_a_sender_stops(
+    env, httpserver
+) -> None:
     def handler(request: Request) -> Response:
         out = []
         for item in request.get_json():
             if "reader1@" in item["To"]:
-                out.append({"ErrorCode": 300, "Message": "Invalid 'To' address: 'reader1@example.org'."})
+                out.append(
+                    {"ErrorCode": 300, "Message": "Invalid 'To' address: 'reader1@example.org'."}
+                )
             else:
                 out.append({"ErrorCode": 0, "Message": "OK", "MessageID": "pm-1", "To": item["To"]})
         return Response(json.dumps(out), 200, content_type="application/json")
@@ -179,10 +212,16 @@ def test_code_300_fails_one_recipient_but_a_from_that_is_not_a_sender_stops(env,
 
 def test_whole_request_refused_for_the_from_stops_with_the_fix(env, httpserver) -> None:
     httpserver.expect_request("/email/batch").respond_with_json(
-        {"ErrorCode": 300, "Message": "Invalid 'From' address: 'news@news.example' is not a verified sender signature."},
-        status=422)
+        {
+            "ErrorCode": 300,
+            "Message": "Invalid 'From' address: 'news@news.example' is not a verified sender signature.",
+        },
+        status=422,
+    )
     run = Run(window=2)
-    with pytest.raises(DeliveryError, match="not a verified sender signature: verify it in Postmark"):
+    with pytest.raises(
+        DeliveryError, match="not a verified sender signature: verify it in Postmark"
+    ):
         run.deliver(env.mailer(), env.message, people(3))
     assert all(o.release for _, o in run.reported)
 
@@ -202,9 +241,16 @@ class SlowPostmark:
         self.posts += 1
         for n, item in enumerate(request.get_json()):
             address = item["To"].rpartition("<")[2].rstrip(">")
-            self.outbound.append({"MessageID": f"pm-{self.posts}-{n}", "Recipients": [address],
-                                  "To": [{"Email": address, "Name": None}], "Status": "Sent",
-                                  "Metadata": item.get("Metadata", {}), "Subject": item["Subject"]})
+            self.outbound.append(
+                {
+                    "MessageID": f"pm-{self.posts}-{n}",
+                    "Recipients": [address],
+                    "To": [{"Email": address, "Name": None}],
+                    "Status": "Sent",
+                    "Metadata": item.get("Metadata", {}),
+                    "Subject": item["Subject"],
+                }
+            )
         time.sleep(self.delay)
         self.idle.set()
         return Response("[]", 200, content_type="application/json")
@@ -212,23 +258,42 @@ class SlowPostmark:
     def search(self, request: Request) -> Response:
         assert request.headers["X-Postmark-Server-Token"] == "pm-server-token"
         assert int(request.args["count"]) <= 500 and "offset" in request.args
-        found = [m for m in self.outbound if self.log_visible
-                 and request.args.get("recipient", "").lower() in [a.lower() for a in m["Recipients"]]
-                 and all(m["Metadata"].get(k[len("metadata_"):]) == v
-                         for k, v in request.args.items() if k.startswith("metadata_"))]
-        return Response(json.dumps({"TotalCount": len(found), "Messages": found}), 200,
-                        content_type="application/json")
+        found = [
+            m
+            for m in self.outbound
+            if self.log_visible
+            and request.args.get("recipient", "").lower() in [a.lower() for a in m["Recipients"]]
+            and all(
+                m["Metadata"].get(k[len("metadata_") :]) == v
+                for k, v in request.args.items()
+                if k.startswith("metadata_")
+            )
+        ]
+        return Response(
+            json.dumps({"TotalCount": len(found), "Messages": found}),
+            200,
+            content_type="application/json",
+        )
 
 
 @pytest.mark.parametrize("visible", [True, False])
-def test_a_batch_without_answer_is_reconciled_never_resent(make_env, threaded_server, monkeypatch, visible) -> None:
+def test_a_batch_without_answer_is_reconciled_never_resent(
+    make_env, threaded_server, monkeypatch, visible
+) -> None:
     httpserver = threaded_server
     from distrib.mailers import postmark
 
     monkeypatch.setattr(postmark.PostmarkMailer, "sleep", staticmethod(lambda s: None))
     monkeypatch.setenv("POSTMARK_TOKEN", "pm-server-token")
-    env = make_env("postmark", {"token_env": "POSTMARK_TOKEN", "base_url": httpserver.url_for(""),
-                                "batch_size": 3, "timeout": 1})
+    env = make_env(
+        "postmark",
+        {
+            "token_env": "POSTMARK_TOKEN",
+            "base_url": httpserver.url_for(""),
+            "batch_size": 3,
+            "timeout": 1,
+        },
+    )
     fake = SlowPostmark(delay=2.5, log_visible=visible)
     httpserver.expect_request("/email/batch", method="POST").respond_with_handler(fake.batch)
     httpserver.expect_request("/messages/outbound", method="GET").respond_with_handler(fake.search)
@@ -244,7 +309,9 @@ def test_a_batch_without_answer_is_reconciled_never_resent(make_env, threaded_se
         assert len(run.pulled) == 3  # and nothing more is pulled after a batch in doubt
 
 
-def test_batches_are_split_to_fit_50_mb_of_the_bytes_sent(make_env, httpserver, monkeypatch, ledger) -> None:
+def test_batches_are_split_to_fit_50_mb_of_the_bytes_sent(
+    make_env, httpserver, monkeypatch, ledger
+) -> None:
     from datetime import UTC, datetime
 
     from distrib.mailers import postmark
@@ -253,15 +320,21 @@ def test_batches_are_split_to_fit_50_mb_of_the_bytes_sent(make_env, httpserver, 
     from .conftest import TEXT
 
     monkeypatch.setenv("POSTMARK_TOKEN", "pm-server-token")
-    env = make_env("postmark", {"token_env": "POSTMARK_TOKEN", "base_url": httpserver.url_for(""),
-                                "batch_size": 500})
+    env = make_env(
+        "postmark",
+        {"token_env": "POSTMARK_TOKEN", "base_url": httpserver.url_for(""), "batch_size": 500},
+    )
     # A CJK digest full of quoted attributes: its JSON (each '"' escaped, the headers,
     # the per-recipient links) is bigger than its UTF-8 size, which is all an estimate sees.
-    html = "<!doctype html><html><body>" + (
-        '<p class="x" title="潮汐" data-a="1" data-b="2">潮汐表と"港"の記録</p>\n' * 400
-    ) + '<a href="XDISTRIBUNSUBSCRIBEURLX">解除</a></body></html>'
+    html = (
+        "<!doctype html><html><body>"
+        + ('<p class="x" title="潮汐" data-a="1" data-b="2">潮汐表と"港"の記録</p>\n' * 400)
+        + '<a href="XDISTRIBUNSUBSCRIBEURLX">解除</a></body></html>'
+    )
     edition = ledger.create_edition("digest", ["post-2"], "潮汐表", "潮汐", html, TEXT)
-    message = prepare_message(env.settings, edition, key=b"k", date=datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
+    message = prepare_message(
+        env.settings, edition, key=b"k", date=datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    )
     # The limit lets an estimate from the UTF-8 bodies put two messages in a request.
     estimate = len(message.html.encode()) + len(message.text.encode()) + 2048
     limit = 2 * estimate + 100
@@ -271,8 +344,11 @@ def test_batches_are_split_to_fit_50_mb_of_the_bytes_sent(make_env, httpserver, 
     def handler(request: Request) -> Response:
         sizes.append(len(request.get_data()))
         if sizes[-1] > limit:  # as Postmark refuses a request over its limit
-            return Response(json.dumps({"ErrorCode": 300, "Message": "Request too large"}), 422,
-                            content_type="application/json")
+            return Response(
+                json.dumps({"ErrorCode": 300, "Message": "Request too large"}),
+                422,
+                content_type="application/json",
+            )
         return answer_batch({})(request)
 
     httpserver.expect_request("/email/batch").respond_with_handler(handler)

@@ -82,14 +82,18 @@ def test_sends_our_bytes_unchanged(moto_url, make_env) -> None:
 
 def test_unverified_sender_stops_the_send_and_the_next_run_resumes(moto_url, make_env) -> None:
     # Today's wrong behaviour was: 20 permanent failures, and 0 of 20 sent after the fix.
-    env = make_env("ses", {"region": "eu-west-1", "rate": 0, "connections": 2, "endpoint_url": moto_url})
+    env = make_env(
+        "ses", {"region": "eu-west-1", "rate": 0, "connections": 2, "endpoint_url": moto_url}
+    )
     readers = people(20)
     first = deliver_edition(env.ledger, env.mailer(), env.message, readers)
     assert first.failed == 0 and first.sent == 0
     assert not first.finished
     [error] = first.errors
     assert "\n" not in error
-    assert error.startswith("ses: SES refused the From address news@news.example (MessageRejected: ")
+    assert error.startswith(
+        "ses: SES refused the From address news@news.example (MessageRejected: "
+    )
     assert "verify it or its domain in SES in eu-west-1" in error
     # Every reader is still pending: none is failed, deferred or counted as an attempt.
     assert env.ledger.db.execute("SELECT count(*) FROM email_deliveries").fetchone()[0] == 0
@@ -104,11 +108,20 @@ def test_unverified_sender_stops_the_send_and_the_next_run_resumes(moto_url, mak
 def test_throttling_defers_and_stops_pulling(make_env, httpserver: HTTPServer) -> None:
     # SES v2 is a REST-JSON API: the error code travels in x-amzn-ErrorType.
     httpserver.expect_request("/v2/email/outbound-emails", method="POST").respond_with_json(
-        {"message": "Maximum sending rate exceeded."}, status=429,
+        {"message": "Maximum sending rate exceeded."},
+        status=429,
         headers={"x-amzn-ErrorType": "TooManyRequestsException"},
     )
-    env = make_env("ses", {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "retries": 0,
-                           "connections": 2, "rate": 0})
+    env = make_env(
+        "ses",
+        {
+            "region": "eu-west-1",
+            "endpoint_url": httpserver.url_for(""),
+            "retries": 0,
+            "connections": 2,
+            "rate": 0,
+        },
+    )
     run = Run(window=2)
     run.deliver(env.mailer(), env.message, people(6))
     assert len(run.pulled) == 2
@@ -116,19 +129,23 @@ def test_throttling_defers_and_stops_pulling(make_env, httpserver: HTTPServer) -
         assert outcome.status is DeliveryStatus.DEFERRED
         assert outcome.error == "ses TooManyRequestsException: Maximum sending rate exceeded."
     body = httpserver.log[0][0].get_json()
-    assert body["Destination"] == {"ToAddresses": ["reader0@example.org"]} or body["Destination"] == {
-        "ToAddresses": ["reader1@example.org"]
-    }
+    assert body["Destination"] == {"ToAddresses": ["reader0@example.org"]} or body[
+        "Destination"
+    ] == {"ToAddresses": ["reader1@example.org"]}
     assert body["FromEmailAddress"] == "news@news.example"
     assert "Raw" in body["Content"]
 
 
 def test_refused_credentials_stop_the_send(make_env, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v2/email/outbound-emails").respond_with_json(
-        {"message": "The security token included in the request is invalid."}, status=403,
+        {"message": "The security token included in the request is invalid."},
+        status=403,
         headers={"x-amzn-ErrorType": "UnrecognizedClientException"},
     )
-    env = make_env("ses", {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "retries": 0, "rate": 0})
+    env = make_env(
+        "ses",
+        {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "retries": 0, "rate": 0},
+    )
     run = Run(window=4)
     with pytest.raises(DeliveryError, match="ses: the AWS access key was refused"):
         run.deliver(env.mailer(), env.message, [Recipient("a@example.org")])
@@ -138,15 +155,20 @@ def test_refused_credentials_stop_the_send(make_env, httpserver: HTTPServer) -> 
 
 def test_paused_account_stops_the_send(make_env, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v2/email/outbound-emails").respond_with_json(
-        {"message": "Sending is paused for this account."}, status=400,
+        {"message": "Sending is paused for this account."},
+        status=400,
         headers={"x-amzn-ErrorType": "SendingPausedException"},
     )
-    env = make_env("ses", {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "rate": 0})
+    env = make_env(
+        "ses", {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "rate": 0}
+    )
     readers = people(6)
     report = deliver_edition(env.ledger, env.mailer(), env.message, readers)
     assert report.failed == 0 and len(httpserver.log) <= 4
-    assert report.errors == ["ses: sending is paused for the SES account or its configuration set: "
-                             "see the SES console; check the AWS credentials, region and [email.ses]"]
+    assert report.errors == [
+        "ses: sending is paused for the SES account or its configuration set: "
+        "see the SES console; check the AWS credentials, region and [email.ses]"
+    ]
     assert env.ledger.db.execute("SELECT count(*) FROM email_deliveries").fetchone()[0] == 0
 
 
@@ -168,11 +190,22 @@ class SlowAccept:
 
 
 @pytest.mark.parametrize("resend", [False, True])
-def test_read_timeout_is_in_doubt_and_never_retried(make_env, httpserver: HTTPServer, resend: bool) -> None:
+def test_read_timeout_is_in_doubt_and_never_retried(
+    make_env, httpserver: HTTPServer, resend: bool
+) -> None:
     slow = SlowAccept(delay=2.5)
     httpserver.expect_request("/v2/email/outbound-emails").respond_with_handler(slow)
-    env = make_env("ses", {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "rate": 0,
-                           "timeout": 1, "connections": 1}, resend_in_doubt=resend)
+    env = make_env(
+        "ses",
+        {
+            "region": "eu-west-1",
+            "endpoint_url": httpserver.url_for(""),
+            "rate": 0,
+            "timeout": 1,
+            "connections": 1,
+        },
+        resend_in_doubt=resend,
+    )
     report = deliver_edition(env.ledger, env.mailer(), env.message, [Recipient("a@example.org")])
     slow.idle.wait(10)
     assert slow.requests == 1  # botocore's standard retry mode would have sent it 3 times
@@ -185,9 +218,13 @@ def test_read_timeout_is_in_doubt_and_never_retried(make_env, httpserver: HTTPSe
 
 def test_internal_failure_is_in_doubt(make_env, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v2/email/outbound-emails").respond_with_json(
-        {"message": "Internal failure."}, status=500, headers={"x-amzn-ErrorType": "InternalFailure"},
+        {"message": "Internal failure."},
+        status=500,
+        headers={"x-amzn-ErrorType": "InternalFailure"},
     )
-    env = make_env("ses", {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "rate": 0})
+    env = make_env(
+        "ses", {"region": "eu-west-1", "endpoint_url": httpserver.url_for(""), "rate": 0}
+    )
     run = Run(window=4)
     run.deliver(env.mailer(), env.message, [Recipient("a@example.org")])
     assert run.reported[0][1].status is DeliveryStatus.IN_DOUBT

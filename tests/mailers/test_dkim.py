@@ -36,7 +36,15 @@ MQIhAK6zK0Icsluu1E9hJtHdtZQhi7WGnymUweisyBGXckUlAiArHaGR4qmYfnt0
 wOXMpXKAjOQp
 -----END PRIVATE KEY-----
 """
-REQUIRED = {"from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"}
+REQUIRED = {
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+}
 
 
 def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
@@ -51,7 +59,9 @@ def verify_all(data: bytes) -> list[bool]:
 def signed_config(make_config, tmp_path: Path, mailer: str, extra: str = "") -> Path:
     (tmp_path / "rsa.pem").write_bytes(RSA_PEM)
     (tmp_path / "ed.pem").write_bytes(ED_PEM)
-    recipients = '["ana@example.com", "Bo Li <bo@example.net>", "chen@example.org", "Zoë <zoe@example.org>"]'
+    recipients = (
+        '["ana@example.com", "Bo Li <bo@example.net>", "chen@example.org", "Zoë <zoe@example.org>"]'
+    )
     return make_config(
         email=f"""
 [email]
@@ -71,9 +81,14 @@ ed25519_key_file = "ed.pem"
     )
 
 
-def test_every_message_over_smtp_verifies_with_both_signatures(make_config, tmp_path: Path, smtp_server: SmtpServer) -> None:
+def test_every_message_over_smtp_verifies_with_both_signatures(
+    make_config, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
     path = signed_config(
-        make_config, tmp_path, "smtp", f'\n[email.smtp]\nhost = "{smtp_server.host}"\nport = {smtp_server.port}\nsecurity = \"none\"\n'
+        make_config,
+        tmp_path,
+        "smtp",
+        f'\n[email.smtp]\nhost = "{smtp_server.host}"\nport = {smtp_server.port}\nsecurity = "none"\n',
     )
     proc = run_distrib("send", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
@@ -98,7 +113,11 @@ def test_outbox_files_verify_and_tampering_breaks_them(make_config, tmp_path: Pa
     data = files[0].read_bytes()
     assert verify_all(data) == [True, True]
     # A one-click header added in transit, an edited link, a changed subject: each fails.
-    added = data.replace(b"\r\nMIME-Version:", b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nMIME-Version:", 1)
+    added = data.replace(
+        b"\r\nMIME-Version:",
+        b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nMIME-Version:",
+        1,
+    )
     edited = data.replace(b"unsubscribe?token=", b"unsubscribe?token=x", 1)
     subject = re.sub(rb"\r\nSubject: ", b"\r\nSubject: Re: ", data, count=1)
     for bad in (added, edited, subject):
@@ -106,9 +125,13 @@ def test_outbox_files_verify_and_tampering_breaks_them(make_config, tmp_path: Pa
         assert verify_all(bad) == [False, False]
 
 
-def test_a_recipient_value_that_looks_like_a_header_cannot_break_the_signature(make_config, tmp_path: Path) -> None:
+def test_a_recipient_value_that_looks_like_a_header_cannot_break_the_signature(
+    make_config, tmp_path: Path
+) -> None:
     path = signed_config(make_config, tmp_path, "outbox")
-    text = path.read_text().replace('"chen@example.org"', '"Chen\\u0085 Evil: x <chen@example.org>"')
+    text = path.read_text().replace(
+        '"chen@example.org"', '"Chen\\u0085 Evil: x <chen@example.org>"'
+    )
     path.write_text(text)
     proc = run_distrib("send", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
@@ -127,7 +150,9 @@ def test_a_recipient_value_that_looks_like_a_header_cannot_break_the_signature(m
         ('ed25519_selector = "ed"\ned25519_key_file = "rsa.pem"', "expected an Ed25519 key"),
     ],
 )
-def test_a_bad_key_is_one_line_and_exit_2(make_config, tmp_path: Path, table: str, says: str) -> None:
+def test_a_bad_key_is_one_line_and_exit_2(
+    make_config, tmp_path: Path, table: str, says: str
+) -> None:
     (tmp_path / "rsa.pem").write_bytes(RSA_PEM)
     (tmp_path / "junk.pem").write_text("not a key\n")
     (tmp_path / "small.pem").write_text(SMALL_RSA_PEM)
@@ -178,12 +203,16 @@ def test_body_shapes_and_folded_repeated_headers_verify(body: bytes | None) -> N
     signed = DkimSigner("Test.Example", [RSA, ED]).sign(message)
     assert signed.endswith(message)
     assert verify_all(signed) == [True, True]
-    assert all(len(line) <= 78 for line in signed.split(b"\r\n") if line.startswith((b"DKIM", b" ")))
+    assert all(
+        len(line) <= 78 for line in signed.split(b"\r\n") if line.startswith((b"DKIM", b" "))
+    )
 
 
 def test_keygen_takes_domain_and_selector_from_the_config(make_config, tmp_path: Path) -> None:
     path = make_config('\n[email.dkim]\nselector = "s2026"\nkey_file = "dkim.pem"\n')
-    proc = run_distrib("dkim-keygen", "--out", str(tmp_path / "dkim.pem"), "--config", str(path), "-q")
+    proc = run_distrib(
+        "dkim-keygen", "--out", str(tmp_path / "dkim.pem"), "--config", str(path), "-q"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("s2026._domainkey.test.example TXT ")
     check = run_distrib("check", "--no-domain", "--config", str(path))

@@ -78,8 +78,16 @@ def test_outbox_names_are_unique_per_recipient_and_keep_unicode(
     ``üser@`` became ``ser@``."""
     prepared = prepare_message(ctx.settings, edition, key=KEY)
     addresses = [
-        "a/b@x.example", "a_b@x.example", "a b@x.example", "a\\b@x.example", "üser@example.com",
-        "ser@example.com", "_ser@example.com", ".ser@example.com", "δοκιμή@example.gr", "x" * 300 + "@example.com",
+        "a/b@x.example",
+        "a_b@x.example",
+        "a b@x.example",
+        "a\\b@x.example",
+        "üser@example.com",
+        "ser@example.com",
+        "_ser@example.com",
+        ".ser@example.com",
+        "δοκιμή@example.gr",
+        "x" * 300 + "@example.com",
     ]
     mailer = OutboxMailer(Section({"dir": "out"}, "email.outbox"), ctx)
     reports: list[Outcome] = []

@@ -429,12 +429,22 @@ def test_server_gone_mid_run_reports_the_pulled_deferred(
 @pytest.mark.parametrize(
     ("stall_at", "expect"),
     [
-        ("greeting", 'during the greeting; check [email.smtp] security ("ssl" needs port 465) and port'),
-        ("auth", "during the login (AUTH); check [email.smtp] username and the password in $TEST_SMTP_PASSWORD"),
+        (
+            "greeting",
+            'during the greeting; check [email.smtp] security ("ssl" needs port 465) and port',
+        ),
+        (
+            "auth",
+            "during the login (AUTH); check [email.smtp] username and the password in $TEST_SMTP_PASSWORD",
+        ),
     ],
 )
 def test_a_server_that_stalls_is_named_with_the_stage_and_its_fix(
-    ctx: Context, prepared: PreparedMessage, monkeypatch: pytest.MonkeyPatch, stall_at: str, expect: str
+    ctx: Context,
+    prepared: PreparedMessage,
+    monkeypatch: pytest.MonkeyPatch,
+    stall_at: str,
+    expect: str,
 ) -> None:
     import socket
     import threading
@@ -470,7 +480,9 @@ def test_a_server_that_stalls_is_named_with_the_stage_and_its_fix(
 
 
 @pytest.mark.parametrize("smtputf8", [True, False])
-def test_non_ascii_local_part_needs_smtputf8(ctx: Context, prepared: PreparedMessage, smtputf8: bool) -> None:
+def test_non_ascii_local_part_needs_smtputf8(
+    ctx: Context, prepared: PreparedMessage, smtputf8: bool
+) -> None:
     """Issue 9: a non-ASCII local part was written raw into To: whatever the server
     offered.  With SMTPUTF8 it goes with the SMTPUTF8 parameter (RFC 6531) and a UTF-8
     To: (RFC 6532); without it, that recipient fails with the reason and the rest go."""

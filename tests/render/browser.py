@@ -67,7 +67,9 @@ def available() -> bool:
     return shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists()
 
 
-def measure(html: str, width: int, *, workdir: Path, dark: bool = False, height: int = 1200) -> dict[str, Any]:
+def measure(
+    html: str, width: int, *, workdir: Path, dark: bool = False, height: int = 1200
+) -> dict[str, Any]:
     """Load ``html`` at ``width`` px and return the measurements."""
     return measure_widths(html, (width,), workdir=workdir, dark=dark, height=height)[width]
 
@@ -117,10 +119,19 @@ def screenshot(html_path: Path, out: Path, width: int, height: int = 2000) -> No
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-                f"--screenshot={out}", html_path.as_uri(),
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                f"--screenshot={out}",
+                html_path.as_uri(),
             ],  # fmt: skip
             capture_output=True,
             timeout=60,
@@ -158,5 +169,7 @@ def evaluate(html: str, expression: str, *, width: int, workdir: Path, height: i
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     m = re.search(r'<pre id="distrib-eval">(.*?)</pre>', proc.stdout, re.S)
     if not m:
-        raise AssertionError(f"chromium printed no value (exit {proc.returncode}): {proc.stderr[-500:]}")
+        raise AssertionError(
+            f"chromium printed no value (exit {proc.returncode}): {proc.stderr[-500:]}"
+        )
     return json.loads(html_lib.unescape(m.group(1)))

@@ -40,7 +40,13 @@ unsubscribe_url = "https://news.harbour.example/unsubscribe?token={{token}}"
 def settings_from(directory: Path, extra: str = "", *, site: str = "") -> Settings:
     path = directory / "distrib.toml"
     path.write_text(
-        BASE_CONFIG.format(site=textwrap.dedent(site) if "timezone" in site else site + '\ntimezone = "Europe/London"', extra=textwrap.dedent(extra)), encoding="utf-8"
+        BASE_CONFIG.format(
+            site=textwrap.dedent(site)
+            if "timezone" in site
+            else site + '\ntimezone = "Europe/London"',
+            extra=textwrap.dedent(extra),
+        ),
+        encoding="utf-8",
     )
     return load_config(path)
 
@@ -67,7 +73,11 @@ def make_posts(n: int, *, lang: str = "en", images: bool = True) -> list[Post]:
     """``n`` realistic posts, newest first, 5 hours apart, ending at FIXED_NOW - 1h."""
     posts = []
     for i in range(n):
-        title, body, category = _TITLES[i % len(_TITLES)], _PARAGRAPH, _CATEGORIES[i % len(_CATEGORIES)]
+        title, body, category = (
+            _TITLES[i % len(_TITLES)],
+            _PARAGRAPH,
+            _CATEGORIES[i % len(_CATEGORIES)],
+        )
         if lang == "ar":
             title = "المجلس يوافق على توسيع جدار الميناء بعد نزاع دام ثلاث سنوات"
             body = (

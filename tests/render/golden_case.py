@@ -34,7 +34,12 @@ def golden_editions() -> dict[str, RenderedEdition]:
         out = {}
         for name, posts in (("digest", make_posts(6)), ("single", make_posts(1))):
             out[name] = render_edition(
-                settings, posts, newsletter=digest, name="digest", now=FIXED_NOW, web_url=WEB_URL,
+                settings,
+                posts,
+                newsletter=digest,
+                name="digest",
+                now=FIXED_NOW,
+                web_url=WEB_URL,
                 markers=Markers(),  # the fixed pair: the files stay the same from run to run
             )
     return out

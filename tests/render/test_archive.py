@@ -20,10 +20,27 @@ def editions(settings, n=3):
         posts = make_posts(3 + i)
         created = FIXED_NOW - timedelta(days=7 * (n - i))
         r = render_edition(
-            settings, posts, newsletter=settings.data["digest"], name="digest", now=created,
+            settings,
+            posts,
+            newsletter=settings.data["digest"],
+            name="digest",
+            now=created,
             web_url=edition_url(settings, i + 1),
         )
-        out.append(Edition(i + 1, "digest", tuple(p.key for p in posts), r.subject, r.preheader, created, r.html, r.text, "done", r.markers))
+        out.append(
+            Edition(
+                i + 1,
+                "digest",
+                tuple(p.key for p in posts),
+                r.subject,
+                r.preheader,
+                created,
+                r.html,
+                r.text,
+                "done",
+                r.markers,
+            )
+        )
     return out
 
 
@@ -33,7 +50,11 @@ def test_archive_pages_index_and_feed(make_settings, tmp_path):
     out = tmp_path / "site"
     written = write_archive(settings, eds, out)
     assert {p.relative_to(out).as_posix() for p in written} == {
-        "1/index.html", "2/index.html", "3/index.html", "index.html", "feed.xml",
+        "1/index.html",
+        "2/index.html",
+        "3/index.html",
+        "index.html",
+        "feed.xml",
     }
     page = (out / "2" / "index.html").read_text(encoding="utf-8")
     # The stored HTML, with nothing personal: no recipient line, the site instead of a token link.
@@ -42,11 +63,15 @@ def test_archive_pages_index_and_feed(make_settings, tmp_path):
     assert "You are receiving it because you subscribed to The Harbour Ledger." in page
     assert 'href="https://news.harbour.example/"' in page
     assert 'href="https://news.harbour.example/letters/2/"' in page  # its own "view in browser" URL
-    assert 'type="application/atom+xml" href="https://news.harbour.example/letters/feed.xml"' in page
+    assert (
+        'type="application/atom+xml" href="https://news.harbour.example/letters/feed.xml"' in page
+    )
     assert eds[1].html.count("Harbour wall extension") == page.count("Harbour wall extension")
 
     index = (out / "index.html").read_text(encoding="utf-8")
-    assert index.index('href="3/"') < index.index('href="2/"') < index.index('href="1/"')  # newest first
+    assert (
+        index.index('href="3/"') < index.index('href="2/"') < index.index('href="1/"')
+    )  # newest first
     assert "Newsletter archive" in index and '<html lang="en" dir="ltr">' in index
 
     feed = ET.parse(out / "feed.xml").getroot()

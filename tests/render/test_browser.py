@@ -38,7 +38,12 @@ def local_images(html: str, tmp_path: Path) -> str:
 
 def rendered(settings, posts) -> str:
     r = render_edition(
-        settings, posts, newsletter=settings.data["digest"], name="digest", now=FIXED_NOW, web_url=WEB_URL
+        settings,
+        posts,
+        newsletter=settings.data["digest"],
+        name="digest",
+        now=FIXED_NOW,
+        web_url=WEB_URL,
     )
     return r.html
 
@@ -96,7 +101,9 @@ def test_the_instrument_sees_what_it_should_fail_on(make_settings, tmp_path):
     """The measurement catches a too-wide block, small text and a missing alt (and is
     taken at 375 px, not at Chromium's 500 px minimum window width)."""
     html = rendered(make_settings(), make_posts(2)).replace(
-        "</h1>", "</h1><div style='width:900px'>wide</div><p style='font-size:11px'>tiny</p><img src='x.png'>", 1
+        "</h1>",
+        "</h1><div style='width:900px'>wide</div><p style='font-size:11px'>tiny</p><img src='x.png'>",
+        1,
     )
     m = browser.measure(html, 375, workdir=tmp_path)
     assert m["innerWidth"] == 375
@@ -129,22 +136,40 @@ def test_long_unbroken_words_do_not_widen_a_phone(make_settings, tmp_path):
 def test_note_and_sponsor_fit_a_phone_and_keep_the_rules(make_settings, tmp_path):
     sponsor = (
         '[digest.sponsor]\ntitle = "Port Avery Regatta, the whole weekend on the water"\n'
-        'text = "Tickets at https://regatta.example/' + "a-very-long-path-segment" * 6 + ' and **more**."\n'
+        'text = "Tickets at https://regatta.example/'
+        + "a-very-long-path-segment"
+        * 6
+        + ' and **more**."\n'
         'url = "https://regatta.example/t"\nlink_text = "Get tickets"\nimage = "https://news.harbour.example/media/1.jpg"\n'
     )
     settings = make_settings(sponsor)
     r = render_edition(
-        settings, make_posts(4), newsletter=settings.data["digest"], name="digest", now=FIXED_NOW,
-        web_url=WEB_URL, note="**From the editor.** A note with a [link](https://example.org/" + "x" * 80 + ").",
+        settings,
+        make_posts(4),
+        newsletter=settings.data["digest"],
+        name="digest",
+        now=FIXED_NOW,
+        web_url=WEB_URL,
+        note="**From the editor.** A note with a [link](https://example.org/" + "x" * 80 + ").",
     )
     assert "Port Avery Regatta" in r.html and "From the editor." in r.html
     html = local_images(r.html, tmp_path)
     for width, m in browser.measure_widths(html, (375, 1280), workdir=tmp_path).items():
         check("note+sponsor", "en", width, m)
+
+
 # --- mixed scripts and the phone layout ---------------------------------------------------
 
-EN_TITLE, EN_SUMMARY, EN_AUTHOR = "Police close the bridge", "Police have closed the bridge.", "Maria Kovalenko"
-AR_TITLE, AR_SUMMARY, AR_AUTHOR = "الشرطة تغلق الجسر", "أغلقت الشرطة الجسر بعد العاصفة.", "مريم حداد"
+EN_TITLE, EN_SUMMARY, EN_AUTHOR = (
+    "Police close the bridge",
+    "Police have closed the bridge.",
+    "Maria Kovalenko",
+)
+AR_TITLE, AR_SUMMARY, AR_AUTHOR = (
+    "الشرطة تغلق الجسر",
+    "أغلقت الشرطة الجسر بعد العاصفة.",
+    "مريم حداد",
+)
 
 # The computed direction of the innermost title, meta line and summary of each post.
 _DIRECTIONS = """(function () {
@@ -164,17 +189,28 @@ def _post(key: str, title: str, summary: str, author: str):
 
     [base] = make_posts(1)
     return dataclasses.replace(
-        base, key=key, url=f"https://news.harbour.example/{key}/", title=title, summary=summary, author=author, image=None
+        base,
+        key=key,
+        url=f"https://news.harbour.example/{key}/",
+        title=title,
+        summary=summary,
+        author=author,
+        image=None,
     )
 
 
 @pytest.mark.parametrize("language", ["ar", "en"])
-def test_each_post_has_its_own_direction_in_a_mixed_script_edition(make_settings, tmp_path, language):
+def test_each_post_has_its_own_direction_in_a_mixed_script_edition(
+    make_settings, tmp_path, language
+):
     """An English post in an Arabic edition read ".Police have closed the bridge" and
     "01 · 2026/12/Maria Kovalenko"; an Arabic post in an English edition the reverse."""
     import json
 
-    posts = [_post("en", EN_TITLE, EN_SUMMARY, EN_AUTHOR), _post("ar", AR_TITLE, AR_SUMMARY, AR_AUTHOR)]
+    posts = [
+        _post("en", EN_TITLE, EN_SUMMARY, EN_AUTHOR),
+        _post("ar", AR_TITLE, AR_SUMMARY, AR_AUTHOR),
+    ]
     settings = make_settings(site=f'language = "{language}"' if language != "en" else "")
     for order in (posts, posts[::-1]):  # each as the lead story and as a list item
         html = rendered(settings, order)

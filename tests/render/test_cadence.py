@@ -36,7 +36,9 @@ def test_daily_is_due_once_after_the_local_time():
     # 08:00 Kyiv (06:00 UTC) on the day: due.
     assert is_due(daily, KYIV, kyiv(2026, 11, 27, 8, 5), kyiv(2026, 11, 28, 8, 0))
     assert is_due(daily, KYIV, kyiv(2026, 11, 27, 8, 5), datetime(2026, 11, 28, 6, 0, tzinfo=UTC))
-    assert not is_due(daily, KYIV, kyiv(2026, 11, 27, 8, 5), datetime(2026, 11, 28, 5, 59, tzinfo=UTC))
+    assert not is_due(
+        daily, KYIV, kyiv(2026, 11, 27, 8, 5), datetime(2026, 11, 28, 5, 59, tzinfo=UTC)
+    )
     # Once sent at 08:02, not again that day.
     assert not is_due(daily, KYIV, kyiv(2026, 11, 28, 8, 2), kyiv(2026, 11, 28, 23, 0))
     # A missed day (machine off) is caught up by the next run, once.
@@ -47,9 +49,13 @@ def test_daily_is_due_once_after_the_local_time():
 
 def test_daily_next_due():
     daily = nl("daily", time="18:30")
-    assert next_due(daily, KYIV, kyiv(2026, 11, 28, 18, 31), kyiv(2026, 11, 28, 20, 0)) == kyiv(2026, 11, 29, 18, 30)
+    assert next_due(daily, KYIV, kyiv(2026, 11, 28, 18, 31), kyiv(2026, 11, 28, 20, 0)) == kyiv(
+        2026, 11, 29, 18, 30
+    )
     # Due now: the owed instant.
-    assert next_due(daily, KYIV, kyiv(2026, 11, 27, 18, 31), kyiv(2026, 11, 28, 20, 0)) == kyiv(2026, 11, 28, 18, 30)
+    assert next_due(daily, KYIV, kyiv(2026, 11, 27, 18, 31), kyiv(2026, 11, 28, 20, 0)) == kyiv(
+        2026, 11, 28, 18, 30
+    )
 
 
 def test_weekly_on_the_named_day():
@@ -61,7 +67,9 @@ def test_weekly_on_the_named_day():
     assert is_due(weekly, KYIV, last, kyiv(2026, 11, 27, 17, 0))
     assert is_due(weekly, KYIV, last, kyiv(2026, 11, 30, 9, 0))  # missed Friday: Monday's run sends
     assert not is_due(weekly, KYIV, kyiv(2026, 11, 27, 17, 1), kyiv(2026, 12, 4, 16, 0))
-    assert next_due(weekly, KYIV, kyiv(2026, 11, 27, 17, 1), kyiv(2026, 11, 28, 9, 0)) == kyiv(2026, 12, 4, 17, 0)
+    assert next_due(weekly, KYIV, kyiv(2026, 11, 27, 17, 1), kyiv(2026, 11, 28, 9, 0)) == kyiv(
+        2026, 12, 4, 17, 0
+    )
     assert is_due(nl("weekly", day="fri", time="17:00"), KYIV, last, kyiv(2026, 11, 27, 17, 0))
 
 
@@ -80,8 +88,12 @@ def test_monthly_on_a_weekday_means_its_first_one_in_the_month():
     # First Mondays: 2026-11-02, 2026-12-07.
     assert not is_due(monthly, KYIV, kyiv(2026, 11, 2, 8, 1), kyiv(2026, 12, 6, 23, 0))
     assert is_due(monthly, KYIV, kyiv(2026, 11, 2, 8, 1), kyiv(2026, 12, 7, 8, 0))
-    assert next_due(monthly, KYIV, kyiv(2026, 11, 2, 8, 1), kyiv(2026, 11, 20)) == kyiv(2026, 12, 7, 8, 0)
-    assert next_due(monthly, KYIV, kyiv(2026, 12, 7, 8, 1), kyiv(2026, 12, 20)) == kyiv(2027, 1, 4, 8, 0)
+    assert next_due(monthly, KYIV, kyiv(2026, 11, 2, 8, 1), kyiv(2026, 11, 20)) == kyiv(
+        2026, 12, 7, 8, 0
+    )
+    assert next_due(monthly, KYIV, kyiv(2026, 12, 7, 8, 1), kyiv(2026, 12, 20)) == kyiv(
+        2027, 1, 4, 8, 0
+    )
 
 
 def test_local_time_holds_across_daylight_saving():
@@ -97,7 +109,9 @@ def test_bad_day_and_time_are_config_errors_naming_the_key():
         is_due(nl("daily", time="8am"), KYIV, None, kyiv(2026, 11, 28))
     with pytest.raises(ConfigError, match=r"digest\.day: expected a day of the week"):
         is_due(nl("weekly", day="someday"), KYIV, None, kyiv(2026, 11, 28))
-    with pytest.raises(ConfigError, match=r"newsletters \(monthly\)\.day: expected a day of the month from 1 to 28"):
+    with pytest.raises(
+        ConfigError, match=r"newsletters \(monthly\)\.day: expected a day of the month from 1 to 28"
+    ):
         is_due(nl("monthly", day="31", name="monthly"), KYIV, None, kyiv(2026, 11, 28))
     assert check(nl("monthly", day="31", time="25:00")) == [
         "digest.time: expected a local time HH:MM such as '08:00', got '25:00'",

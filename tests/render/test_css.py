@@ -19,7 +19,7 @@ THEMES = {
     "default": "",
     "dark mode off": "[theme]\ndark_mode = false\n",
     "fonts with quotes and scripts": (
-        "[theme]\nfont_family = \"\\\"Noto Sans JP\\\", 'Segoe UI', Georgia, serif\"\n"
+        '[theme]\nfont_family = "\\"Noto Sans JP\\", \'Segoe UI\', Georgia, serif"\n'
         "heading_font_family = \"Playfair Display, 'Times New Roman', serif\"\n"
     ),
     "named colours": '[theme]\nbrand_color = "Navy"\naccent_color = "rebeccapurple"\nbackground_color = "#FFF"\n',
@@ -80,7 +80,11 @@ def test_style_attributes_parse_too(make_settings) -> None:
 
     for value in re.findall(r'style="([^"]*)"', r.html):
         css = html_mod.unescape(value)
-        bad = [d for d in tinycss2.parse_declaration_list(css, skip_whitespace=True) if d.type == "error"]
+        bad = [
+            d
+            for d in tinycss2.parse_declaration_list(css, skip_whitespace=True)
+            if d.type == "error"
+        ]
         assert bad == [], css
 
 

@@ -24,7 +24,13 @@ def html_escape(text: str) -> str:
 def render(settings, posts, *, web_url=WEB_URL, name="digest", max_full=None, **overrides):
     newsletter = dict(settings.data["digest"]) | overrides
     return render_edition(
-        settings, posts, newsletter=newsletter, name=name, now=FIXED_NOW, web_url=web_url, max_full=max_full
+        settings,
+        posts,
+        newsletter=newsletter,
+        name=name,
+        now=FIXED_NOW,
+        web_url=web_url,
+        max_full=max_full,
     )
 
 
@@ -45,7 +51,9 @@ def images_of(html: str) -> list[dict[str, str | None]]:
 
 
 def test_digest_has_every_part(make_settings):
-    settings = make_settings("[[theme.social]]\nname = \"Mastodon\"\nurl = \"https://mastodon.example/@harbour\"\n")
+    settings = make_settings(
+        '[[theme.social]]\nname = "Mastodon"\nurl = "https://mastodon.example/@harbour"\n'
+    )
     posts = make_posts(6)
     r = render(settings, posts)
     assert r.template == "digest"
@@ -75,11 +83,18 @@ def test_digest_has_every_part(make_settings):
     # Every image has a non-empty alt (the post's, else its title).
     imgs = images_of(html)
     assert len(imgs) >= 4 and all((img.get("alt") or "").strip() for img in imgs)
-    assert 'alt="Night ferry returns to the island timetable"' in html  # post 2 has no alt of its own
+    assert (
+        'alt="Night ferry returns to the island timetable"' in html
+    )  # post 2 has no alt of its own
     # The text part is text, not stripped HTML.
     assert "<" not in r.text and "&amp;" not in r.text
-    assert r.subject == "The Harbour Ledger: Harbour wall extension approved after three-year dispute and 5 more"
-    assert r.preheader.startswith("Harbour wall extension approved after three-year dispute · Night ferry")
+    assert (
+        r.subject
+        == "The Harbour Ledger: Harbour wall extension approved after three-year dispute and 5 more"
+    )
+    assert r.preheader.startswith(
+        "Harbour wall extension approved after three-year dispute · Night ferry"
+    )
 
 
 def test_no_view_in_browser_link_without_web_url(make_settings):
@@ -115,7 +130,7 @@ def test_sixty_posts_stay_under_budget_and_link_the_overflow(make_settings):
     assert r.full_keys + r.overflow_keys == tuple(p.key for p in posts)
     assert len(r.full_keys) >= 20
     # Every overflow post is still linked (title and URL), compactly.
-    for p in posts[len(r.full_keys):]:
+    for p in posts[len(r.full_keys) :]:
         assert html_escape(p.title) in r.html and p.title in r.text
     assert "More in this edition" in r.html
     # One more full post would not have fitted: the split is as large as it can be.
@@ -134,7 +149,9 @@ def test_one_post_uses_the_single_template(make_settings):
 
 
 def test_by_category_layout_groups_posts(make_settings):
-    r = render(make_settings('[theme]\nlayout = "by-category"\nlead_story = false\n'), make_posts(6))
+    r = render(
+        make_settings('[theme]\nlayout = "by-category"\nlead_story = false\n'), make_posts(6)
+    )
     for heading in ("Politics", "Transport", "Business", "Environment", "Culture", "More stories"):
         assert f">{heading}</h2>" in r.html, heading
         assert heading.upper() in r.text
@@ -143,7 +160,9 @@ def test_by_category_layout_groups_posts(make_settings):
 
 
 def test_theme_colours_and_dark_mode(make_settings):
-    r = render(make_settings('[theme]\nbrand_color = "#0a7"\naccent_color = "#AA3300"\n'), make_posts(3))
+    r = render(
+        make_settings('[theme]\nbrand_color = "#0a7"\naccent_color = "#AA3300"\n'), make_posts(3)
+    )
     assert "#00aa77" not in r.html  # colours are kept as given (lower-cased), not expanded
     assert "#0a7" in r.html and "#aa3300" in r.html
     assert "prefers-color-scheme: dark" in r.html
@@ -216,7 +235,9 @@ def test_override_extends_the_default(tmp_path, make_settings):
 
 
 def test_broken_override_names_file_and_line(tmp_path, make_settings):
-    extra = _override(tmp_path, "digest.mjml.j2", "<mjml>\n<mj-body>\n{% if posts %}\n</mj-body>\n</mjml>\n")
+    extra = _override(
+        tmp_path, "digest.mjml.j2", "<mjml>\n<mj-body>\n{% if posts %}\n</mj-body>\n</mjml>\n"
+    )
     with pytest.raises(TemplateError) as e:
         render(make_settings(extra), make_posts(3))
     msg = str(e.value)
@@ -295,7 +316,7 @@ def test_web_font_and_date_pattern_from_theme(make_settings):
         make_settings(
             '[theme]\nweb_font_name = "Merriweather"\n'
             'web_font_url = "https://fonts.googleapis.com/css?family=Merriweather"\n'
-            "font_family = \"Merriweather, Georgia, serif\"\ndate_format = \"d MMM y\"\n"
+            'font_family = "Merriweather, Georgia, serif"\ndate_format = "d MMM y"\n'
         ),
         make_posts(2),
     )
@@ -329,7 +350,9 @@ def test_config_section_names_itself_in_errors(make_settings):
     from distrib.config import Section
 
     settings = make_settings()
-    section = Section(dict(settings.data["digest"]) | {"preheader": "{{ nope }}"}, "newsletters[1] (weekly)")
+    section = Section(
+        dict(settings.data["digest"]) | {"preheader": "{{ nope }}"}, "newsletters[1] (weekly)"
+    )
     with pytest.raises(TemplateError, match=r"^newsletters\[1\] \(weekly\)\.preheader: .*nope"):
         render_edition(settings, make_posts(2), newsletter=section, name="weekly", now=FIXED_NOW)
 
@@ -364,12 +387,18 @@ def test_an_edition_that_cannot_fit_is_refused_not_clipped(make_settings):
 
 
 def test_reading_time_only_when_the_full_text_is_known(make_settings):
-    """"1 min read" was on every summary-only post."""
+    """ "1 min read" was on every summary-only post."""
     import dataclasses
 
     full, summary_only, same = make_posts(3)
-    summary_only = dataclasses.replace(summary_only, summary="A short summary of the story.", content="")
-    same = dataclasses.replace(same, summary="The summary is all the feed gave.", content="<p>The summary is all the feed gave.</p>")
+    summary_only = dataclasses.replace(
+        summary_only, summary="A short summary of the story.", content=""
+    )
+    same = dataclasses.replace(
+        same,
+        summary="The summary is all the feed gave.",
+        content="<p>The summary is all the feed gave.</p>",
+    )
     r = render(make_settings(), [full, summary_only, same])
     assert r.html.count("min read") == 1 and "2 min read" in r.html
     assert r.text.count("min read") == 1

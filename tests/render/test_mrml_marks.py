@@ -7,7 +7,9 @@ import pytest
 from distrib.render.email import compile_mjml
 
 
-@pytest.mark.parametrize("text", ["مساءً", "café", "กิน", "👩‍👩‍👧", "soft\u00adhyphen", "\u200fRTL mark"])
+@pytest.mark.parametrize(
+    "text", ["مساءً", "café", "กิน", "👩‍👩‍👧", "soft\u00adhyphen", "\u200fRTL mark"]
+)
 def test_marks_in_attributes_and_title_survive(text: str):
     source = (
         f"<mjml><mj-head><mj-title>{text}</mj-title></mj-head><mj-body><mj-section><mj-column>"

@@ -20,7 +20,9 @@ EML = b"From: news@harbour.example\r\nSubject: test\r\n\r\nbody\r\n"
 
 def test_write_preview_files_and_summary(make_settings, tmp_path):
     settings = make_settings()
-    r = render_edition(settings, make_posts(60), newsletter=settings.data["digest"], name="digest", now=FIXED_NOW)
+    r = render_edition(
+        settings, make_posts(60), newsletter=settings.data["digest"], name="digest", now=FIXED_NOW
+    )
     out = tmp_path / "preview"
     s = write_preview(out, r, EML, budget_kb=90)
     assert (out / "digest.eml").read_bytes() == EML
@@ -47,11 +49,21 @@ def served(make_settings, tmp_path):
     settings = make_settings('[templates]\ndir = "my-templates"\n')
 
     def build():
-        r = render_edition(settings, make_posts(4), newsletter=settings.data["digest"], name="digest", now=FIXED_NOW)
+        r = render_edition(
+            settings,
+            make_posts(4),
+            newsletter=settings.data["digest"],
+            name="digest",
+            now=FIXED_NOW,
+        )
         return r, EML
 
-    server = make_server(build, [tmp_path / "my-templates", settings.path], "127.0.0.1", 0, budget_kb=90)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    server = make_server(
+        build, [tmp_path / "my-templates", settings.path], "127.0.0.1", 0, budget_kb=90
+    )
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server, template
@@ -75,20 +87,28 @@ def test_server_shows_the_edition_and_reloads_on_change(served):
     assert "Subject" in page and "Harbour wall extension" in page
     assert 'src="/email.html"' in page and "375 px" in page and "KB of 90 KB" in page
     assert "Harbour wall extension" in get(server.url + "email.html")
-    assert "Unsubscribe: https://example.com/unsubscribe?token=preview" in get(server.url + "email.txt")
+    assert "Unsubscribe: https://example.com/unsubscribe?token=preview" in get(
+        server.url + "email.txt"
+    )
     v = int(get(server.url + "version?since=-1&wait=0"))
     # Nothing changed: a short long-poll answers the same version.
     assert int(get(server.url + f"version?since={v}&wait=0.3")) == v
 
     # A broken template: the next poll sees the change; the page shows the error.
-    _touch_later(template, '{% extends "!default/email/digest.mjml.j2" %}\n{% block lead %}{{ nope( }}{% endblock %}\n')
+    _touch_later(
+        template,
+        '{% extends "!default/email/digest.mjml.j2" %}\n{% block lead %}{{ nope( }}{% endblock %}\n',
+    )
     v2 = int(get(server.url + f"version?since={v}&wait=5"))
     assert v2 > v
     page = get(server.url)
     assert "does not build" in page and "digest.mjml.j2:2" in page
 
     # Fixed: the email is back, with the change.
-    _touch_later(template, '{% extends "!default/email/digest.mjml.j2" %}\n{% block lead %}<mj-section><mj-column><mj-text>Pick of the week</mj-text></mj-column></mj-section>{% endblock %}\n')
+    _touch_later(
+        template,
+        '{% extends "!default/email/digest.mjml.j2" %}\n{% block lead %}<mj-section><mj-column><mj-text>Pick of the week</mj-text></mj-column></mj-section>{% endblock %}\n',
+    )
     v3 = int(get(server.url + f"version?since={v2}&wait=5"))
     assert v3 > v2
     assert "Pick of the week" in get(server.url + "email.html")
@@ -113,7 +133,9 @@ def test_build_error_at_start_is_shown_not_raised(make_settings, tmp_path):
         raise TemplateError("email/digest.mjml.j2:3: unexpected '}'")
 
     server = make_server(build, [], "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         page = get(server.url)

@@ -45,9 +45,16 @@ def endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoi
     yield from _endpoint(tmp_path, monkeypatch)
 
 
-def _endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newsletters: list[str] | None = None, readers: int = 2) -> Iterator[Endpoint]:
+def _endpoint(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    newsletters: list[str] | None = None,
+    readers: int = 2,
+) -> Iterator[Endpoint]:
     monkeypatch.setenv("DISTRIB_TEST_SECRET", SECRET)
-    settings = make_settings(tmp_path, email={"unsubscribe_url": UNSUB, "secret_env": "DISTRIB_TEST_SECRET"})
+    settings = make_settings(
+        tmp_path, email={"unsubscribe_url": UNSUB, "secret_env": "DISTRIB_TEST_SECRET"}
+    )
     if newsletters:
         settings.data["newsletters"] = [{"name": n} for n in newsletters]
     ledger_path = tmp_path / "distrib.sqlite"
@@ -67,7 +74,9 @@ def _endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newsletters: list
         thread.join(5)
 
 
-def exchange(host: str, port: int, data: bytes, *, quiet: float = 1.0, limit: float = 10.0) -> tuple[bytes, bool]:
+def exchange(
+    host: str, port: int, data: bytes, *, quiet: float = 1.0, limit: float = 10.0
+) -> tuple[bytes, bool]:
     """Send ``data`` on one connection; everything the server sends back until it closes
     the connection (True) or stays quiet for ``quiet`` seconds (False)."""
     with socket.create_connection((host, port), timeout=limit) as s:
@@ -147,8 +156,20 @@ def start_serve(tmp_path: Path, prefix: list[str] | None = None, readers: int = 
             subs.add(led, f"reader{i}@example.org")
     key = SECRET.encode()
     port = free_port()
-    cmd = [*(prefix or []), sys.executable, "-m", "distrib", "serve", "--config", str(config), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    cmd = [
+        *(prefix or []),
+        sys.executable,
+        "-m",
+        "distrib",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -42,7 +42,10 @@ def _syncs_before_answer(trace: str, marker: str) -> tuple[list[str], bool]:
     for line in lines[start + 1 :]:
         if re.search(r"\b(fsync|fdatasync)\(\d+<[^>]*-wal>", line):
             syncs.append(line)
-        if re.search(r"\b(sendto|send|write|sendmsg)\(\d+<(?:TCPv6|TCP|socket):", line) and "200 OK" in line:
+        if (
+            re.search(r"\b(sendto|send|write|sendmsg)\(\d+<(?:TCPv6|TCP|socket):", line)
+            and "200 OK" in line
+        ):
             return syncs, True
     return syncs, False
 
@@ -55,25 +58,46 @@ def test_unsubscribe_is_synced_to_disk_before_the_200(tmp_path: Path) -> None:
     trace_path = tmp_path / "serve.strace"
     server = start_serve(tmp_path)
     tracer = subprocess.Popen(
-        ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", str(trace_path), "-p", str(server.proc.pid),
-         "-e", "trace=fsync,fdatasync,recvfrom,recvmsg,read,sendto,sendmsg,write"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-y",
+            "-s",
+            "4096",
+            "-o",
+            str(trace_path),
+            "-p",
+            str(server.proc.pid),
+            "-e",
+            "trace=fsync,fdatasync,recvfrom,recvmsg,read,sendto,sendmsg,write",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30
-        while "attach-probe" not in (trace_path.read_text(errors="replace") if trace_path.exists() else ""):
+        while "attach-probe" not in (
+            trace_path.read_text(errors="replace") if trace_path.exists() else ""
+        ):
             assert time.monotonic() < deadline, "strace did not attach"
             httpx.get(f"{server.url}/healthz", headers={"X-Marker": "attach-probe"}, timeout=10)
             time.sleep(0.2)
         # A first write (a fresh WAL file gets its header synced whatever the level),
         # then the one watched.
         first = make_legacy_token(server.key, "reader1@example.org")
-        assert httpx.post(f"{server.url}/letters/unsubscribe?token={first}", timeout=30).status_code == 200
+        assert (
+            httpx.post(f"{server.url}/letters/unsubscribe?token={first}", timeout=30).status_code
+            == 200
+        )
         token = make_legacy_token(server.key, "reader0@example.org")
         r = httpx.post(
             f"{server.url}/letters/unsubscribe?token={token}",
             content=b"List-Unsubscribe=One-Click",
-            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Marker": "durability-probe"},
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Marker": "durability-probe",
+            },
             timeout=30,
         )
         assert r.status_code == 200
@@ -82,7 +106,9 @@ def test_unsubscribe_is_synced_to_disk_before_the_200(tmp_path: Path) -> None:
         tracer.terminate()  # detaches; the server goes on
         tracer.wait(15)
         server.stop()
-    syncs, answered = _syncs_before_answer(trace_path.read_text(errors="replace"), "durability-probe")
+    syncs, answered = _syncs_before_answer(
+        trace_path.read_text(errors="replace"), "durability-probe"
+    )
     assert answered, "the answer was not seen in the trace"
     assert syncs, "the unsubscribe was answered 200 before the ledger's WAL was synced"
     with open_ledger(server.ledger_path) as led:
@@ -103,7 +129,15 @@ def test_cli_suppressions_and_removals_are_synced(tmp_path: Path) -> None:
         led.opt_out("b@example.org", "weekly", "one-click")
         led.db.raw.set_trace_callback(None)
         text = "\n".join(seen)
-        writes = [s for s in seen if s.lstrip().upper().startswith(("UPDATE SUBSCRIBERS", "INSERT INTO SUBSCRIBERS", "INSERT INTO NEWSLETTER_OPTOUTS"))]
+        writes = [
+            s
+            for s in seen
+            if s.lstrip()
+            .upper()
+            .startswith(
+                ("UPDATE SUBSCRIBERS", "INSERT INTO SUBSCRIBERS", "INSERT INTO NEWSLETTER_OPTOUTS")
+            )
+        ]
         assert len(writes) == 3, text
         for w in writes:
             before = seen[: seen.index(w)]
@@ -116,7 +150,9 @@ def test_cli_suppressions_and_removals_are_synced(tmp_path: Path) -> None:
 
 def test_an_imported_suppression_list_is_synced(tmp_path: Path) -> None:
     csv = tmp_path / "export.csv"
-    csv.write_text("email,status\nkeep@example.org,active\ngone@example.org,unsubscribed\n", encoding="utf-8")
+    csv.write_text(
+        "email,status\nkeep@example.org,active\ngone@example.org,unsubscribed\n", encoding="utf-8"
+    )
     with open_ledger(tmp_path / "distrib.sqlite") as led:
         seen: list[str] = []
         led.db.raw.set_trace_callback(seen.append)

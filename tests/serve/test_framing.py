@@ -22,7 +22,9 @@ def _statuses(raw: bytes) -> list[int]:
     return [int(m) for m in re.findall(rb"(?m)^HTTP/1\.[01] (\d{3}) ", raw)]
 
 
-def _request(endpoint, method: str, headers: list[str], body: bytes) -> tuple[list[int], bool, bytes]:
+def _request(
+    endpoint, method: str, headers: list[str], body: bytes
+) -> tuple[list[int], bool, bytes]:
     # The token does not matter here (a bad one is a 400 that keeps the connection):
     # how the server frames what follows does.
     head = f"{method} /letters/unsubscribe?token=not-a-token HTTP/1.1\r\nHost: news.example\r\n"
@@ -38,7 +40,9 @@ def _one_response_then_refused_or_closed(statuses: list[int], closed: bool, raw:
 
 
 def test_get_with_a_body(endpoint) -> None:
-    statuses, closed, raw = _request(endpoint, "GET", [f"Content-Length: {len(SMUGGLED)}"], SMUGGLED)
+    statuses, closed, raw = _request(
+        endpoint, "GET", [f"Content-Length: {len(SMUGGLED)}"], SMUGGLED
+    )
     _one_response_then_refused_or_closed(statuses, closed, raw)
 
 
@@ -51,7 +55,10 @@ def test_head_with_a_chunked_body(endpoint) -> None:
 def test_post_over_64_kib(endpoint) -> None:
     body = SMUGGLED * 2 + b"x" * (70 * 1024)
     statuses, closed, raw = _request(
-        endpoint, "POST", [f"Content-Length: {len(body)}", "Content-Type: application/x-www-form-urlencoded"], body
+        endpoint,
+        "POST",
+        [f"Content-Length: {len(body)}", "Content-Type: application/x-www-form-urlencoded"],
+        body,
     )
     _one_response_then_refused_or_closed(statuses, closed, raw)
     assert statuses == [413] and closed
@@ -66,7 +73,9 @@ def test_malformed_content_length(endpoint, length: str) -> None:
 
 def test_two_different_content_lengths(endpoint) -> None:
     body = b"List-Unsubscribe=One-Click" + SMUGGLED
-    statuses, closed, raw = _request(endpoint, "POST", ["Content-Length: 26", f"Content-Length: {len(body)}"], body)
+    statuses, closed, raw = _request(
+        endpoint, "POST", ["Content-Length: 26", f"Content-Length: {len(body)}"], body
+    )
     _one_response_then_refused_or_closed(statuses, closed, raw)
     assert statuses == [400] and closed
 
@@ -77,7 +86,9 @@ def test_content_length_with_chunked(endpoint, order: str) -> None:
     # the chunks ends the body at "0" and reads the rest as a new request.
     body = b"0\r\n\r\n" + SMUGGLED
     cl, te = f"Content-Length: {len(body)}", "Transfer-Encoding: chunked"
-    statuses, closed, raw = _request(endpoint, "POST", [cl, te] if order == "cl-first" else [te, cl], body)
+    statuses, closed, raw = _request(
+        endpoint, "POST", [cl, te] if order == "cl-first" else [te, cl], body
+    )
     _one_response_then_refused_or_closed(statuses, closed, raw)
     assert statuses == [400] and closed
 
@@ -103,11 +114,21 @@ def test_a_well_framed_keep_alive_pair_still_works(endpoint) -> None:
 
 
 def test_other_methods_absolute_targets_and_oversized_heads(endpoint) -> None:
-    raw, _ = exchange(endpoint.host, endpoint.port, b"PUT /letters/unsubscribe?token=x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+    raw, _ = exchange(
+        endpoint.host,
+        endpoint.port,
+        b"PUT /letters/unsubscribe?token=x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    )
     assert _statuses(raw) == [405] and b"Allow: GET, HEAD, POST" in raw
-    raw, _ = exchange(endpoint.host, endpoint.port, b"GET http://news.example/healthz HTTP/1.1\r\nHost: news.example\r\n\r\n")
+    raw, _ = exchange(
+        endpoint.host,
+        endpoint.port,
+        b"GET http://news.example/healthz HTTP/1.1\r\nHost: news.example\r\n\r\n",
+    )
     assert _statuses(raw) == [200] and raw.endswith(b"\r\n\r\nok\n")
-    huge = b"GET /healthz HTTP/1.1\r\nHost: h\r\n" + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n" + SMUGGLED
+    huge = (
+        b"GET /healthz HTTP/1.1\r\nHost: h\r\n" + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n" + SMUGGLED
+    )
     raw, closed = exchange(endpoint.host, endpoint.port, huge)
     assert _statuses(raw) == [431] and closed
 
@@ -133,7 +154,8 @@ def test_a_chunked_one_click_post_still_works(endpoint) -> None:
 
     token = make_token(endpoint.key, "reader0@example.org", "digest")
     r = httpx.post(
-        f"{endpoint.url}/letters/unsubscribe", params={"token": token},
+        f"{endpoint.url}/letters/unsubscribe",
+        params={"token": token},
         content=iter([b"List-Unsubscribe=", b"One-Click"]),  # no length: sent chunked
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )

@@ -40,7 +40,9 @@ def endpoint_200(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield from _endpoint(tmp_path, monkeypatch, readers=200)
 
 
-def test_healthz_answers_while_1000_slow_connections_hang(low_descriptor_limit, tmp_path: Path, monkeypatch) -> None:
+def test_healthz_answers_while_1000_slow_connections_hang(
+    low_descriptor_limit, tmp_path: Path, monkeypatch
+) -> None:
     gen = _endpoint(tmp_path, monkeypatch)
     endpoint = next(gen)
     # The client's own 1,000 sockets need room too: the server raised the limit for
@@ -157,7 +159,9 @@ def tight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from tests.subscribers.conftest import make_settings
 
     monkeypatch.setenv("DISTRIB_TEST_SECRET", SECRET)
-    settings = make_settings(tmp_path, email={"unsubscribe_url": UNSUB, "secret_env": "DISTRIB_TEST_SECRET"})
+    settings = make_settings(
+        tmp_path, email={"unsubscribe_url": UNSUB, "secret_env": "DISTRIB_TEST_SECRET"}
+    )
     limits = Limits(max_connections=20, header_timeout=1.0, body_timeout=1.0, idle_timeout=1.0)
     server = make_server(settings, tmp_path / "distrib.sqlite", "127.0.0.1", 0, limits)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -198,7 +202,9 @@ def test_slow_headers_slow_bodies_and_idle_connections_are_closed(tight) -> None
     silent = socket.create_connection((host, port))
     headers = socket.create_connection((host, port))
     body = socket.create_connection((host, port))
-    body.sendall(b"POST /letters/unsubscribe?token=x HTTP/1.1\r\nHost: h\r\nContent-Length: 500\r\n\r\n")
+    body.sendall(
+        b"POST /letters/unsubscribe?token=x HTTP/1.1\r\nHost: h\r\nContent-Length: 500\r\n\r\n"
+    )
     idle = socket.create_connection((host, port))
     idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
     try:
@@ -221,7 +227,9 @@ def test_at_the_connection_cap_new_clients_still_get_in(tight) -> None:
             slow.append(s)
         started = time.monotonic()
         r = httpx.get(f"{tight.url}/healthz", timeout=30)
-        print(f"\n/healthz with 60 slow connections at a cap of 20: {(time.monotonic() - started) * 1000:.0f} ms")
+        print(
+            f"\n/healthz with 60 slow connections at a cap of 20: {(time.monotonic() - started) * 1000:.0f} ms"
+        )
         assert r.status_code == 200
     finally:
         for s in slow:

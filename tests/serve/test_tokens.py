@@ -34,12 +34,21 @@ ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 def test_a_token_does_not_show_the_address_or_the_newsletter() -> None:
     token = make_token(KEY, ADDRESS, "tech")
     b64 = base64.urlsafe_b64encode(b"reader.one+news@example.org").decode().rstrip("=")
-    for leak in ("reader", "example", "tech", b64[:12], base64.urlsafe_b64encode(b"tech").decode()[:4]):
+    for leak in (
+        "reader",
+        "example",
+        "tech",
+        b64[:12],
+        base64.urlsafe_b64encode(b"tech").decode()[:4],
+    ):
         assert leak.lower() not in token.lower()
     found = read_token(KEY, token)
     assert found is not None
     assert (found.address, found.newsletter, found.purpose, found.legacy) == (
-        "reader.one+news@example.org", "tech", "unsubscribe", False,
+        "reader.one+news@example.org",
+        "tech",
+        "unsubscribe",
+        False,
     )
     assert verify_token(KEY, token) == "reader.one+news@example.org"
 
@@ -69,10 +78,21 @@ def test_forged_edited_and_malformed_tokens_are_refused() -> None:
     good = make_token(KEY, ADDRESS, "tech")
     assert read_token(b"another key", good) is None
     same_bytes = good[:-1] + ALPHABET[ALPHABET.index(good[-1]) ^ 1]  # unused low bits
-    edits = [good[:i] + ALPHABET[(ALPHABET.index(c) + 1) % 64] + good[i + 1 :] for i, c in enumerate(good)]
+    edits = [
+        good[:i] + ALPHABET[(ALPHABET.index(c) + 1) % 64] + good[i + 1 :]
+        for i, c in enumerate(good)
+    ]
     bad = [
-        same_bytes, good[:5] + "!" + good[5:], good[:-1], good[:-4], good + "A", good + "AAAA", "",
-        "A" * 5000, "Ａ" + good[1:], good.replace(good[0], "=", 1),
+        same_bytes,
+        good[:5] + "!" + good[5:],
+        good[:-1],
+        good[:-4],
+        good + "A",
+        good + "AAAA",
+        "",
+        "A" * 5000,
+        "Ａ" + good[1:],
+        good.replace(good[0], "=", 1),
     ]
     for token in [*edits, *bad]:
         if token != good:
@@ -84,16 +104,27 @@ def test_forged_edited_and_malformed_tokens_are_refused() -> None:
 
 
 def test_the_message_carries_a_token_for_its_own_newsletter(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, email={"unsubscribe_url": "https://news.example/u?token={token}"})
+    settings = make_settings(
+        tmp_path, email={"unsubscribe_url": "https://news.example/u?token={token}"}
+    )
     edition = Edition(
-        id=7, newsletter="tech", subject="Tech news", preheader="", html="<p>x</p>", text="x",
-        created=datetime(2026, 11, 20, 9, 30, tzinfo=UTC), post_keys=(),
+        id=7,
+        newsletter="tech",
+        subject="Tech news",
+        preheader="",
+        html="<p>x</p>",
+        text="x",
+        created=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+        post_keys=(),
     )
     prepared = prepare_message(settings, edition, key=KEY)
     url = prepared.unsubscribe_url(Recipient(ADDRESS))
     assert "reader" not in url.lower() and "example.org" not in url.lower()
     found = read_token(KEY, url.split("token=", 1)[1])
-    assert found is not None and (found.address, found.newsletter) == ("reader.one+news@example.org", "tech")
+    assert found is not None and (found.address, found.newsletter) == (
+        "reader.one+news@example.org",
+        "tech",
+    )
     assert found.issued == int(edition.created.timestamp())
     raw = prepared.for_recipient(Recipient(ADDRESS))
     assert url.encode() in raw  # the List-Unsubscribe header carries the same token
@@ -109,7 +140,8 @@ def two_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def _post(endpoint, token: str, data: dict[str, str] | None = None) -> httpx.Response:
     return httpx.post(
-        f"{endpoint.url}/letters/unsubscribe", params={"token": token},
+        f"{endpoint.url}/letters/unsubscribe",
+        params={"token": token},
         data=data or {"List-Unsubscribe": "One-Click"},
     )
 
@@ -127,7 +159,11 @@ def test_a_token_leaves_its_own_newsletter_only(two_lists) -> None:
     assert page.status_code == 200
     assert "<strong>tech</strong>" in page.text
     assert 'name="scope" value="all"' in page.text  # the separate, explicit choice
-    assert _recipients(ep, "tech") == _recipients(ep, "food") == {f"reader{i}@example.org" for i in range(3)}
+    assert (
+        _recipients(ep, "tech")
+        == _recipients(ep, "food")
+        == {f"reader{i}@example.org" for i in range(3)}
+    )
 
     r = _post(ep, token)  # what a mailbox provider's one-click POST sends
     assert r.status_code == 200 and "tech" in r.text
@@ -151,7 +187,9 @@ def test_unsubscribe_from_all_is_the_second_button(two_lists) -> None:
 def test_first_format_and_unknown_newsletter_tokens_leave_everything(two_lists) -> None:
     ep = two_lists
     assert _post(ep, make_legacy_token(ep.key, "reader0@example.org")).status_code == 200
-    assert _post(ep, make_token(ep.key, "reader1@example.org", "renamed-long-ago")).status_code == 200
+    assert (
+        _post(ep, make_token(ep.key, "reader1@example.org", "renamed-long-ago")).status_code == 200
+    )
     with open_ledger(ep.ledger_path) as led:
         assert led.is_suppressed("reader0@example.org") and led.is_suppressed("reader1@example.org")
         assert not led.is_suppressed("reader2@example.org")
@@ -161,7 +199,9 @@ def test_a_token_of_another_purpose_is_refused(two_lists) -> None:
     ep = two_lists
     for purpose in ("confirm", "preferences"):
         token = make_token(ep.key, "reader0@example.org", "tech", purpose)
-        assert httpx.get(f"{ep.url}/letters/unsubscribe", params={"token": token}).status_code == 400
+        assert (
+            httpx.get(f"{ep.url}/letters/unsubscribe", params={"token": token}).status_code == 400
+        )
         assert _post(ep, token).status_code == 400
     assert _recipients(ep, "tech") == {f"reader{i}@example.org" for i in range(3)}
 
@@ -188,5 +228,9 @@ def test_an_export_carries_the_newsletters_a_reader_left(tmp_path: Path) -> None
     with open_ledger(tmp_path / "new.sqlite") as led:
         report = subs.import_csv(led, tmp_path / "out.csv")
         assert report.added == 2
-        assert led.is_opted_out("ada@example.org", "tech") and led.is_opted_out("ada@example.org", "food")
-        assert not led.is_opted_out("bob@example.org", "tech") and not led.is_suppressed("ada@example.org")
+        assert led.is_opted_out("ada@example.org", "tech") and led.is_opted_out(
+            "ada@example.org", "food"
+        )
+        assert not led.is_opted_out("bob@example.org", "tech") and not led.is_suppressed(
+            "ada@example.org"
+        )

@@ -72,7 +72,9 @@ class Service:
         assert len(self.smtp.received) >= n, f"{len(self.smtp.received)} messages, wanted {n}"
 
 
-def _start(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> Iterator[Service]:
+def _start(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, extra: str = ""
+) -> Iterator[Service]:
     monkeypatch.setenv("DISTRIB_SIGNUP_SECRET", SECRET)
     settings = load_config(_config(tmp_path, smtp, extra))
     ledger_path = tmp_path / "distrib.sqlite"
@@ -92,5 +94,7 @@ def _start(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, ex
 
 
 @pytest.fixture
-def service(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+def service(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Service]:
     yield from _start(tmp_path, smtp_server, monkeypatch)

@@ -21,7 +21,9 @@ def test_forget_erases_and_blocks_reimport(tmp_path: Path, smtp_server: SmtpServ
         subs.add(led, "ana@example.org", "Ana Silva")
         led.record_consent("ana@example.org", "signup", "cli")
         led.queue_signup("ana@example.org", "Ana Silva", [])
-    out = CliRunner().invoke(cli, ["subscribers", "forget", "Ana@Example.org", "--config", str(config)])
+    out = CliRunner().invoke(
+        cli, ["subscribers", "forget", "Ana@Example.org", "--config", str(config)]
+    )
     assert out.exit_code == 0, out.output
     assert "ana@example.org erased" in out.output
     csv = tmp_path / "readers.csv"
@@ -47,5 +49,7 @@ def test_forget_erases_and_blocks_reimport(tmp_path: Path, smtp_server: SmtpServ
 def test_forget_refuses_a_non_address(tmp_path: Path, smtp_server: SmtpServer, monkeypatch):
     monkeypatch.setenv("DISTRIB_SIGNUP_SECRET", SECRET)
     config = _config(tmp_path, smtp_server)
-    out = CliRunner().invoke(cli, ["subscribers", "forget", "not an address", "--config", str(config)])
+    out = CliRunner().invoke(
+        cli, ["subscribers", "forget", "not an address", "--config", str(config)]
+    )
     assert out.exit_code == 2 and "not an email address" in out.output

@@ -32,9 +32,14 @@ def _keypair() -> tuple[rsa.RSAPrivateKey, bytes]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.eu-west-1.amazonaws.com")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
     )
     return key, cert.public_bytes(serialization.Encoding.PEM)
 
@@ -43,19 +48,26 @@ KEY, CERT = _keypair()
 OTHER_KEY, _ = _keypair()
 
 
-def sign(msg: dict[str, str], cert_url: str, version: str = "1", key: rsa.RSAPrivateKey = KEY) -> dict[str, str]:
+def sign(
+    msg: dict[str, str], cert_url: str, version: str = "1", key: rsa.RSAPrivateKey = KEY
+) -> dict[str, str]:
     msg = msg | {"SignatureVersion": version, "SigningCertURL": cert_url}
     fields = [f for f in _SNS_FIELDS[msg["Type"]] if f in msg]
     signed = "".join(f"{f}\n{msg[f]}\n" for f in fields).encode()
     digest = hashes.SHA1() if version == "1" else hashes.SHA256()
-    return msg | {"Signature": base64.b64encode(key.sign(signed, padding.PKCS1v15(), digest)).decode()}
+    return msg | {
+        "Signature": base64.b64encode(key.sign(signed, padding.PKCS1v15(), digest)).decode()
+    }
 
 
 def notification(note: dict[str, object]) -> dict[str, str]:
     # https://docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html
     return {
-        "Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": TOPIC,
-        "Message": json.dumps(note), "Timestamp": "2026-12-01T22:00:00.000Z",
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": TOPIC,
+        "Message": json.dumps(note),
+        "Timestamp": "2026-12-01T22:00:00.000Z",
     }
 
 
@@ -63,10 +75,20 @@ def bounce(address: str, kind: str = "Permanent") -> dict[str, object]:
     # https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html
     return {
         "notificationType": "Bounce",
-        "bounce": {"bounceType": kind, "bounceSubType": "General", "timestamp": "2026-12-01T21:59:00.000Z",
-                   "feedbackId": "0000-abc", "bouncedRecipients": [
-                       {"emailAddress": address, "action": "failed", "status": "5.1.1",
-                        "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]},
+        "bounce": {
+            "bounceType": kind,
+            "bounceSubType": "General",
+            "timestamp": "2026-12-01T21:59:00.000Z",
+            "feedbackId": "0000-abc",
+            "bouncedRecipients": [
+                {
+                    "emailAddress": address,
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                }
+            ],
+        },
         "mail": {"messageId": "0000-def", "source": "news@news.example", "destination": [address]},
     }
 
@@ -74,17 +96,27 @@ def bounce(address: str, kind: str = "Permanent") -> dict[str, object]:
 def complaint(address: str) -> dict[str, object]:
     return {
         "notificationType": "Complaint",
-        "complaint": {"complainedRecipients": [{"emailAddress": address}], "complaintFeedbackType": "abuse",
-                      "timestamp": "2026-12-01T21:59:00.000Z", "feedbackId": "0000-ghi"},
+        "complaint": {
+            "complainedRecipients": [{"emailAddress": address}],
+            "complaintFeedbackType": "abuse",
+            "timestamp": "2026-12-01T21:59:00.000Z",
+            "feedbackId": "0000-ghi",
+        },
         "mail": {"messageId": "0000-jkl", "source": "news@news.example", "destination": [address]},
     }
 
 
 @pytest.fixture
-def ses(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer) -> Iterator[tuple[Service, HTTPServer]]:
-    httpserver.expect_request("/SimpleNotificationService-abc.pem").respond_with_data(CERT, content_type="application/x-pem-file")
+def ses(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer
+) -> Iterator[tuple[Service, HTTPServer]]:
+    httpserver.expect_request("/SimpleNotificationService-abc.pem").respond_with_data(
+        CERT, content_type="application/x-pem-file"
+    )
     prefix = httpserver.url_for("/")
-    extra = f'\n[webhooks]\nses = true\nses_topic_arn = "{TOPIC}"\nsns_cert_url_prefix = "{prefix}"\n'
+    extra = (
+        f'\n[webhooks]\nses = true\nses_topic_arn = "{TOPIC}"\nsns_cert_url_prefix = "{prefix}"\n'
+    )
     gen = _start(tmp_path, smtp_server, monkeypatch, extra)
     service = next(gen)
     with open_ledger(service.ledger_path) as led:
@@ -97,11 +129,40 @@ def ses(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 def test_signed_bounces_and_complaints_suppress(ses: tuple[Service, HTTPServer]):
     service, http = ses
     cert = http.url_for("/SimpleNotificationService-abc.pem")
-    assert service.http.post("/hooks/ses", content=json.dumps(sign(notification(bounce("v1@example.org")), cert, "1"))).status_code == 200
-    assert service.http.post("/hooks/ses", content=json.dumps(sign(notification(bounce("v2@example.org")), cert, "2"))).status_code == 200
-    assert service.http.post("/hooks/ses", content=json.dumps(sign(notification(complaint("spam@example.org")), cert))).status_code == 200
-    assert service.http.post("/hooks/ses", content=json.dumps(sign(notification(bounce("soft@example.org", "Transient")), cert))).status_code == 200
-    assert [service.status(f"{w}@example.org") for w in ("v1", "v2", "spam", "soft")] == ["bounced", "bounced", "complained", "active"]
+    assert (
+        service.http.post(
+            "/hooks/ses",
+            content=json.dumps(sign(notification(bounce("v1@example.org")), cert, "1")),
+        ).status_code
+        == 200
+    )
+    assert (
+        service.http.post(
+            "/hooks/ses",
+            content=json.dumps(sign(notification(bounce("v2@example.org")), cert, "2")),
+        ).status_code
+        == 200
+    )
+    assert (
+        service.http.post(
+            "/hooks/ses",
+            content=json.dumps(sign(notification(complaint("spam@example.org")), cert)),
+        ).status_code
+        == 200
+    )
+    assert (
+        service.http.post(
+            "/hooks/ses",
+            content=json.dumps(sign(notification(bounce("soft@example.org", "Transient")), cert)),
+        ).status_code
+        == 200
+    )
+    assert [service.status(f"{w}@example.org") for w in ("v1", "v2", "spam", "soft")] == [
+        "bounced",
+        "bounced",
+        "complained",
+        "active",
+    ]
 
 
 def test_forged_unsigned_and_foreign_certificates_are_403(ses: tuple[Service, HTTPServer]):
@@ -112,7 +173,9 @@ def test_forged_unsigned_and_foreign_certificates_are_403(ses: tuple[Service, HT
     other_key = sign(notification(bounce("keep@example.org")), cert, key=OTHER_KEY)
     unsigned = {k: v for k, v in good.items() if k != "Signature"}
     elsewhere = sign(notification(bounce("keep@example.org")), "https://evil.example/cert.pem")
-    wrong_topic = sign(notification(bounce("keep@example.org")) | {"TopicArn": TOPIC + "-other"}, cert)
+    wrong_topic = sign(
+        notification(bounce("keep@example.org")) | {"TopicArn": TOPIC + "-other"}, cert
+    )
     bad_version = good | {"SignatureVersion": "3"}
     for msg in (altered, other_key, unsigned, elsewhere, wrong_topic, bad_version):
         assert service.http.post("/hooks/ses", content=json.dumps(msg)).status_code == 403
@@ -123,12 +186,21 @@ def test_forged_unsigned_and_foreign_certificates_are_403(ses: tuple[Service, HT
 
 def test_subscription_confirmation_is_followed(ses: tuple[Service, HTTPServer]):
     service, http = ses
-    http.expect_request("/confirm-subscription", query_string="Token=t0k").respond_with_data("<ConfirmSubscriptionResponse/>")
-    msg = sign({
-        "Type": "SubscriptionConfirmation", "MessageId": str(uuid.uuid4()), "Token": "t0k", "TopicArn": TOPIC,
-        "Message": "You have chosen to subscribe to the topic.", "SubscribeURL": http.url_for("/confirm-subscription") + "?Token=t0k",
-        "Timestamp": "2026-12-01T22:00:00.000Z",
-    }, http.url_for("/SimpleNotificationService-abc.pem"))
+    http.expect_request("/confirm-subscription", query_string="Token=t0k").respond_with_data(
+        "<ConfirmSubscriptionResponse/>"
+    )
+    msg = sign(
+        {
+            "Type": "SubscriptionConfirmation",
+            "MessageId": str(uuid.uuid4()),
+            "Token": "t0k",
+            "TopicArn": TOPIC,
+            "Message": "You have chosen to subscribe to the topic.",
+            "SubscribeURL": http.url_for("/confirm-subscription") + "?Token=t0k",
+            "Timestamp": "2026-12-01T22:00:00.000Z",
+        },
+        http.url_for("/SimpleNotificationService-abc.pem"),
+    )
     r = service.http.post("/hooks/ses", content=json.dumps(msg))
     assert r.status_code == 200, r.text
     assert any(req.path == "/confirm-subscription" for req, _ in http.log)
@@ -137,8 +209,14 @@ def test_subscription_confirmation_is_followed(ses: tuple[Service, HTTPServer]):
 def test_only_sns_hosts_are_trusted_by_default():
     routes = HookRoutes.__new__(HookRoutes)
     routes.cert_prefix = None
-    assert routes._sns_url_ok("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem")
-    for url in ("http://sns.eu-west-1.amazonaws.com/x.pem", "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem",
-                "https://evil.example/sns.eu-west-1.amazonaws.com/x.pem", "https://s3.amazonaws.com/x.pem",
-                "https://sns.eu-west-1.amazonaws.com@evil.example/x.pem"):
+    assert routes._sns_url_ok(
+        "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem"
+    )
+    for url in (
+        "http://sns.eu-west-1.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem",
+        "https://evil.example/sns.eu-west-1.amazonaws.com/x.pem",
+        "https://s3.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com@evil.example/x.pem",
+    ):
         assert not routes._sns_url_ok(url), url

@@ -50,7 +50,9 @@ def test_signup_mails_a_link_that_confirms_only_on_post(service: Service):
     with open_ledger(service.ledger_path) as led:
         events = [(e["event"], e["how"]) for e in led.consent_record("ana@example.org")]
         assert events == [("signup", "form"), ("confirmed", "form")]
-        assert [r.email for r in subs.recipients(load_config(service_config(service)), led)] == ["ana@example.org"]
+        assert [r.email for r in subs.recipients(load_config(service_config(service)), led)] == [
+            "ana@example.org"
+        ]
 
 
 def service_config(service: Service) -> Path:
@@ -69,7 +71,10 @@ def test_the_answer_is_the_same_whatever_the_state(service: Service):
     service.wait_for_mail(2)
     time.sleep(0.5)
     # the active one gets nothing; the suppressed one stays suppressed until it confirms
-    assert sorted(r.rcpt_tos[0] for r in service.smtp.received) == ["gone@example.org", "new@example.org"]
+    assert sorted(r.rcpt_tos[0] for r in service.smtp.received) == [
+        "gone@example.org",
+        "new@example.org",
+    ]
     assert service.status("gone@example.org") == "complained"
     gone = [r for r in service.smtp.received if r.rcpt_tos == ["gone@example.org"]][0]
     service.http.post(_confirm_link(gone.data).removeprefix("https://news.example"))
@@ -77,12 +82,18 @@ def test_the_answer_is_the_same_whatever_the_state(service: Service):
 
 
 def test_honeypot_and_bad_input_change_nothing(service: Service):
-    assert service.subscribe(email="bot@example.org", website="http://spam").json()["status"] == "pending"
+    assert (
+        service.subscribe(email="bot@example.org", website="http://spam").json()["status"]
+        == "pending"
+    )
     bad = service.subscribe(email="not an address")
     assert bad.status_code == 400 and "not an email address" in bad.json()["message"]
     assert service.subscribe(email="x@example.org", newsletter="nope").status_code == 400
-    big = service.http.post("/subscribe", content=b"email=" + b"a" * (10 * 1024 * 1024),
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    big = service.http.post(
+        "/subscribe",
+        content=b"email=" + b"a" * (10 * 1024 * 1024),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert big.status_code == 413
     time.sleep(0.5)
     assert service.smtp.received == []
@@ -96,7 +107,12 @@ def test_tokens_of_another_purpose_forged_or_expired_are_refused(service: Servic
     unsub = tokens.make("eve@example.org", "digest", "unsubscribe")
     assert service.http.post("/confirm", data={"token": unsub}).status_code == 400
     assert service.http.post("/confirm", data={"token": "garbage"}).status_code == 400
-    old = tokens.make("eve@example.org", "digest", "confirm", issued=int(time.time() - timedelta(days=8).total_seconds()))
+    old = tokens.make(
+        "eve@example.org",
+        "digest",
+        "confirm",
+        issued=int(time.time() - timedelta(days=8).total_seconds()),
+    )
     assert service.http.post("/confirm", data={"token": old}).status_code == 410
     assert service.http.get("/confirm", params={"token": old}).status_code == 410
     # and a confirm token does not unsubscribe anyone
@@ -133,7 +149,9 @@ def test_distrib_form_prints_an_accessible_form(tmp_path: Path, smtp_server: Smt
     assert 'name="website"' in out.output and 'tabindex="-1"' in out.output
 
 
-def test_run_sends_what_serve_left_queued(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch):
+def test_run_sends_what_serve_left_queued(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+):
     from distrib.signup import drain_outbox
 
     monkeypatch.setenv("DISTRIB_SIGNUP_SECRET", SECRET)

@@ -52,7 +52,9 @@ def make_ctx(tmp_path: Path) -> Iterator[Callable[..., Context]]:
     """
     made: list[Context] = []
 
-    def make(sources: str = "", *, now: datetime = NOW, ledger: bool = True, site: str = "") -> Context:
+    def make(
+        sources: str = "", *, now: datetime = NOW, ledger: bool = True, site: str = ""
+    ) -> Context:
         settings = load_config(minimal_config(tmp_path, sources, site))
         ctx = Context(
             settings=settings,

@@ -19,7 +19,10 @@ from distrib.sources.feed import parse_feed
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("HTTPS://Example.ORG:443/a/?utm_source=x&b=2&utm_medium=y#frag", "https://example.org/a/?b=2"),
+        (
+            "HTTPS://Example.ORG:443/a/?utm_source=x&b=2&utm_medium=y#frag",
+            "https://example.org/a/?b=2",
+        ),
         ("http://example.org:80", "http://example.org/"),
         ("http://example.org:8080/x?fbclid=abc", "http://example.org:8080/x"),
         ("https://example.org/a?b=1&c=2", "https://example.org/a?b=1&c=2"),
@@ -35,15 +38,25 @@ def post(key: str, url: str, source: str, day: int | None) -> Post:
 
 
 def test_merge_posts_dedupes_and_sorts() -> None:
-    a = [post("g1", "https://s.example/1", "feed", 1), post("g2", "https://s.example/2?utm_source=rss", "feed", 3)]
+    a = [
+        post("g1", "https://s.example/1", "feed", 1),
+        post("g2", "https://s.example/2?utm_source=rss", "feed", 3),
+    ]
     b = [
-        post("https://s.example/?p=2", "https://s.example/2#comments", "wp", 3),  # same canonical URL
+        post(
+            "https://s.example/?p=2", "https://s.example/2#comments", "wp", 3
+        ),  # same canonical URL
         post("g1", "https://mirror.example/1", "wp", 1),  # same guid
         post("g9", "https://s.example/9", "wp", 2),
         post("g0", "https://s.example/0", "wp", None),
     ]
     merged = merge_posts([a, b])
-    assert [(p.key, p.source) for p in merged] == [("g0", "wp"), ("g2", "feed"), ("g9", "wp"), ("g1", "feed")]
+    assert [(p.key, p.source) for p in merged] == [
+        ("g0", "wp"),
+        ("g2", "feed"),
+        ("g9", "wp"),
+        ("g1", "feed"),
+    ]
 
 
 # --- property: arbitrary text and markup never becomes active HTML, never crashes ------
@@ -51,10 +64,35 @@ def test_merge_posts_dedupes_and_sorts() -> None:
 _nasty = st.lists(
     st.sampled_from(
         [
-            "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", '<a href="javascript:alert(1)">x</a>',
-            "<iframe src=//evil.example>", "&lt;script&gt;", "&amp;lt;script&amp;gt;", "\r\n", "\x00", "\x1b",
-            "]]>", "<![CDATA[", "&", "<", ">", '"', "'", "<svg onload=x>", "&#x6A;avascript:", "é", "مرحبا",
-            "👨‍👩‍👧", "<p>", "</p>", "<style>*{}</style>", "<b", "onclick=", "&nbsp;", "&#0;", "\u2028",
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            '<a href="javascript:alert(1)">x</a>',
+            "<iframe src=//evil.example>",
+            "&lt;script&gt;",
+            "&amp;lt;script&amp;gt;",
+            "\r\n",
+            "\x00",
+            "\x1b",
+            "]]>",
+            "<![CDATA[",
+            "&",
+            "<",
+            ">",
+            '"',
+            "'",
+            "<svg onload=x>",
+            "&#x6A;avascript:",
+            "é",
+            "مرحبا",
+            "👨‍👩‍👧",
+            "<p>",
+            "</p>",
+            "<style>*{}</style>",
+            "<b",
+            "onclick=",
+            "&nbsp;",
+            "&#0;",
+            "\u2028",
         ]
     )
     | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=10),
@@ -69,7 +107,9 @@ _ACTIVE = re.compile(
 
 def _xml_text(text: str) -> str:
     # Characters XML 1.0 cannot carry at all; a real feed cannot contain them either.
-    text = "".join(ch for ch in text if ch in "\t\n\r" or (ord(ch) >= 0x20 and ch not in "\ufffe\uffff"))
+    text = "".join(
+        ch for ch in text if ch in "\t\n\r" or (ord(ch) >= 0x20 and ch not in "\ufffe\uffff")
+    )
     return escape(text)
 
 
@@ -115,8 +155,16 @@ def test_property_json_feed_fields_stay_inert(title: str, content: str, tag: str
         "version": "https://jsonfeed.org/version/1.1",
         "title": "t",
         "items": [
-            {"id": "1", "url": "https://p.example/a", "title": title, "content_html": content, "summary": content,
-             "tags": [tag], "authors": [{"name": title}], "image": content},
+            {
+                "id": "1",
+                "url": "https://p.example/a",
+                "title": title,
+                "content_html": content,
+                "summary": content,
+                "tags": [tag],
+                "authors": [{"name": title}],
+                "image": content,
+            },
             {"id": "2", "url": "https://p.example/b", "content_text": content},
         ],
     }

@@ -141,7 +141,11 @@ def test_microblog_json_feed(httpserver: HTTPServer, make_ctx) -> None:
 def test_json_feed_1_0_authors(httpserver: HTTPServer, make_ctx) -> None:
     url = serve(httpserver, "jsonfeed-1.0.json", "application/json")
     posts = feed_source(make_ctx, url).fetch()
-    assert [p.author for p in sorted(posts, key=lambda p: p.title)] == ["Item Author", "Feed Author", "A String Author"]
+    assert [p.author for p in sorted(posts, key=lambda p: p.title)] == [
+        "Item Author",
+        "Feed Author",
+        "A String Author",
+    ]
     one = by_url(posts, "/posts/one")
     assert one.url == httpserver.url_for("/posts/one")
     assert one.published == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -150,16 +154,28 @@ def test_json_feed_1_0_authors(httpserver: HTTPServer, make_ctx) -> None:
 @pytest.mark.parametrize(
     ("name", "content_type", "title", "author"),
     [
-        ("yandex-windows-1251.xml", "application/rss+xml", "Паром возобновил рейсы после шторма", "Ирина Соколова"),
+        (
+            "yandex-windows-1251.xml",
+            "application/rss+xml",
+            "Паром возобновил рейсы после шторма",
+            "Ирина Соколова",
+        ),
         ("gb2312.xml", "text/xml", "渔港新冷库正式启用", ""),
         # The server's default charset=utf-8 must not beat the prolog's declaration.
-        ("iso-8859-1.xml", "application/rss+xml; charset=utf-8", "Fête de la mer : programme complet — l’édition 2026", ""),
+        (
+            "iso-8859-1.xml",
+            "application/rss+xml; charset=utf-8",
+            "Fête de la mer : programme complet — l’édition 2026",
+            "",
+        ),
         ("rss091.xml", "text/xml", "Lighthouse open day", ""),
         ("rss10.rdf", "application/rdf+xml", "RSS 1.0 item", "Dana Whit"),
         ("arabic-atom.xml", "application/atom+xml", "افتتاح مكتبة جديدة على الكورنيش", "سلمى يوسف"),
     ],
 )
-def test_formats_and_encodings(httpserver: HTTPServer, make_ctx, name: str, content_type: str, title: str, author: str) -> None:
+def test_formats_and_encodings(
+    httpserver: HTTPServer, make_ctx, name: str, content_type: str, title: str, author: str
+) -> None:
     url = serve(httpserver, name, content_type)
     (post,) = feed_source(make_ctx, url).fetch()
     assert post.title == title
@@ -191,7 +207,17 @@ def test_hostile_feed_is_inert(httpserver: HTTPServer, make_ctx) -> None:
     assert "\r" not in post.title and "\n" not in post.title
     # The title's escaped "<script>" is text: kept as text (escaped wherever shown).
     assert post.title == "Breaking Bcc: everyone@example.org <script>alert(1)</script>"
-    for bad in ("<script", "<iframe", "<svg", "<form", "<style", "onerror", "onload", "javascript:", "data:"):
+    for bad in (
+        "<script",
+        "<iframe",
+        "<svg",
+        "<form",
+        "<style",
+        "onerror",
+        "onload",
+        "javascript:",
+        "data:",
+    ):
         assert bad not in post.content
     assert post.tags == ("tag",)
 
@@ -205,11 +231,17 @@ def test_partly_broken_feed_keeps_good_entries(httpserver: HTTPServer, make_ctx)
 @pytest.mark.parametrize(
     ("name", "content_type", "message"),
     [
-        ("page.html", "text/html; charset=utf-8", "not a feed (got text/html); the page names a feed at "),
+        (
+            "page.html",
+            "text/html; charset=utf-8",
+            "not a feed (got text/html); the page names a feed at ",
+        ),
         ("broken.xml", "application/rss+xml", "not a feed: broken XML ("),
     ],
 )
-def test_not_a_feed(httpserver: HTTPServer, make_ctx, name: str, content_type: str, message: str) -> None:
+def test_not_a_feed(
+    httpserver: HTTPServer, make_ctx, name: str, content_type: str, message: str
+) -> None:
     url = serve(httpserver, name, content_type)
     with pytest.raises(SourceError) as e:
         feed_source(make_ctx, url).fetch()
@@ -226,17 +258,25 @@ def test_json_that_is_not_a_feed(httpserver: HTTPServer, make_ctx) -> None:
 
 @pytest.mark.parametrize("body", ["", "  \n"])
 def test_an_empty_answer_says_it_is_empty(httpserver: HTTPServer, make_ctx, body: str) -> None:
-    httpserver.expect_request("/feed.xml").respond_with_data(body, content_type="application/rss+xml")
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        body, content_type="application/rss+xml"
+    )
     with pytest.raises(SourceError) as e:
         feed_source(make_ctx, httpserver.url_for("/feed.xml")).fetch()
-    assert str(e.value) == "source 'blog': not a feed: the server answered with an empty body; check the url"
+    assert (
+        str(e.value)
+        == "source 'blog': not a feed: the server answered with an empty body; check the url"
+    )
 
 
 def test_http_errors_name_the_source_and_url(httpserver: HTTPServer, make_ctx) -> None:
     httpserver.expect_request("/gone").respond_with_data("no", status=404)
     with pytest.raises(SourceError) as e:
         feed_source(make_ctx, httpserver.url_for("/gone")).fetch()
-    assert str(e.value) == f"source 'blog': HTTP 404 from {httpserver.url_for('/gone')}; check the source's url"
+    assert (
+        str(e.value)
+        == f"source 'blog': HTTP 404 from {httpserver.url_for('/gone')}; check the source's url"
+    )
 
 
 def test_one_broken_source_does_not_stop_the_others(httpserver: HTTPServer, make_ctx) -> None:
@@ -255,7 +295,9 @@ def test_one_broken_source_does_not_stop_the_others(httpserver: HTTPServer, make
 def test_path_source_and_base_url(tmp_path, make_ctx) -> None:
     feed = tmp_path / "index.xml"
     feed.write_bytes(data("wordpress-rss.xml"))
-    ctx = make_ctx('[[sources]]\nname = "local"\ntype = "feed"\npath = "index.xml"\nbase_url = "https://millbrook.example/"\n')
+    ctx = make_ctx(
+        '[[sources]]\nname = "local"\ntype = "feed"\npath = "index.xml"\nbase_url = "https://millbrook.example/"\n'
+    )
     posts = source_of(ctx).fetch()
     strike = by_url(posts, "bakers-strike")
     assert strike.image.url == "https://millbrook.example/wp-content/uploads/2026/11/loaves.jpg"

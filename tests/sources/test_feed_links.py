@@ -45,7 +45,9 @@ def test_rss_guid_not_a_permalink_is_never_the_link(caplog: Any) -> None:
         "Real link": "https://site.example/real/",
     }
     (line,) = warnings(caplog)
-    assert line.startswith("source 's': skipped 2 entries without a link of its own ('Opaque guid' and 1 more)")
+    assert line.startswith(
+        "source 's': skipped 2 entries without a link of its own ('Opaque guid' and 1 more)"
+    )
     assert 'link_fallback = "site"' in line
 
 

@@ -55,12 +55,16 @@ def test_no_ledger_no_conditional(httpserver: HTTPServer) -> None:
 
 def test_redirects_followed_up_to_five(httpserver: HTTPServer) -> None:
     for i in range(7):
-        httpserver.expect_request(f"/r{i}").respond_with_data("", status=301, headers={"Location": f"/r{i + 1}"})
+        httpserver.expect_request(f"/r{i}").respond_with_data(
+            "", status=301, headers={"Location": f"/r{i + 1}"}
+        )
     httpserver.expect_request("/r7").respond_with_data("end")
     with HttpClient() as client:
         resp = client.get(httpserver.url_for("/r3"))
         assert resp.body == b"end" and resp.url == httpserver.url_for("/r7")
-        with pytest.raises(FetchError, match=r"more than 5 redirects from .*/r0; use the final URL"):
+        with pytest.raises(
+            FetchError, match=r"more than 5 redirects from .*/r0; use the final URL"
+        ):
             client.get(httpserver.url_for("/r0"))
 
 
@@ -84,13 +88,21 @@ def test_timeout(httpserver: HTTPServer) -> None:
         return Response("late")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
-    with HttpClient(timeout=0.2) as client, pytest.raises(FetchError, match=r"no answer within 0.2 s"):
+    with (
+        HttpClient(timeout=0.2) as client,
+        pytest.raises(FetchError, match=r"no answer within 0.2 s"),
+    ):
         client.get(httpserver.url_for("/slow"))
 
 
 @pytest.mark.parametrize(
     ("status", "hint"),
-    [(401, "check the credentials"), (404, "check the source's url"), (429, "rate limiting"), (503, "the server failed")],
+    [
+        (401, "check the credentials"),
+        (404, "check the source's url"),
+        (429, "rate limiting"),
+        (503, "the server failed"),
+    ],
 )
 def test_status_errors(httpserver: HTTPServer, status: int, hint: str) -> None:
     httpserver.expect_request("/s").respond_with_data("err", status=status)
@@ -103,10 +115,15 @@ def test_status_errors(httpserver: HTTPServer, status: int, hint: str) -> None:
 
 @pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://files.example/feed.xml"])
 def test_a_redirect_away_from_http_is_named_as_such(httpserver: HTTPServer, location: str) -> None:
-    httpserver.expect_request("/feed").respond_with_data("", status=302, headers={"Location": location})
+    httpserver.expect_request("/feed").respond_with_data(
+        "", status=302, headers={"Location": location}
+    )
     with HttpClient() as client, pytest.raises(FetchError) as e:
         client.get(httpserver.url_for("/feed"))
-    assert str(e.value) == f"a redirect to a URL that is not http(s) from {httpserver.url_for('/feed')}; check the source's url"
+    assert (
+        str(e.value)
+        == f"a redirect to a URL that is not http(s) from {httpserver.url_for('/feed')}; check the source's url"
+    )
 
 
 def test_connection_refused_and_bad_urls() -> None:
@@ -122,7 +139,10 @@ def test_connection_refused_and_bad_urls() -> None:
 
 def test_credentials_never_in_messages(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/private").respond_with_data("no", status=403)
-    url = httpserver.url_for("/private").replace("http://", "http://alice:s3cret@") + "?api_key=TOPSECRET&page=2"
+    url = (
+        httpserver.url_for("/private").replace("http://", "http://alice:s3cret@")
+        + "?api_key=TOPSECRET&page=2"
+    )
     with HttpClient() as client, pytest.raises(FetchError) as e:
         client.get(url)
     text = str(e.value)

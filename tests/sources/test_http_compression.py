@@ -23,7 +23,9 @@ FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></chan
     ],
 )
 def test_compressed_bodies_decode(httpserver, encoding: str, body: bytes):
-    httpserver.expect_request("/feed").respond_with_data(body, headers={"Content-Encoding": encoding})
+    httpserver.expect_request("/feed").respond_with_data(
+        body, headers={"Content-Encoding": encoding}
+    )
     with HttpClient() as client:
         assert client.get(httpserver.url_for("/feed")).body == FEED
 
@@ -33,7 +35,10 @@ def test_gzip_bomb_is_refused_without_inflating_it(httpserver):
     httpserver.expect_request("/bomb").respond_with_data(bomb, headers={"Content-Encoding": "gzip"})
     tracemalloc.start()
     try:
-        with HttpClient(max_bytes=5_000_000) as client, pytest.raises(FetchError, match="over 5 MB"):
+        with (
+            HttpClient(max_bytes=5_000_000) as client,
+            pytest.raises(FetchError, match="over 5 MB"),
+        ):
             client.get(httpserver.url_for("/bomb"))
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -42,6 +47,8 @@ def test_gzip_bomb_is_refused_without_inflating_it(httpserver):
 
 
 def test_corrupt_gzip_is_one_clear_error(httpserver):
-    httpserver.expect_request("/bad").respond_with_data(b"\x1f\x8bnot really gzip", headers={"Content-Encoding": "gzip"})
+    httpserver.expect_request("/bad").respond_with_data(
+        b"\x1f\x8bnot really gzip", headers={"Content-Encoding": "gzip"}
+    )
     with HttpClient() as client, pytest.raises(FetchError, match="cannot be decompressed"):
         client.get(httpserver.url_for("/bad"))

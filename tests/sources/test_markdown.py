@@ -88,13 +88,19 @@ def site(tmp_path: Path) -> Path:
         Just a short note without a title. It has two sentences.
         """,
     )
-    write(root, "posts/draft.md", "---\ntitle: Draft\ndate: 2026-11-01\ndraft: true\n---\nNot yet.\n")
+    write(
+        root, "posts/draft.md", "---\ntitle: Draft\ndate: 2026-11-01\ndraft: true\n---\nNot yet.\n"
+    )
     write(root, "posts/unpublished.md", "---\ntitle: Hidden\npublished: false\n---\nNo.\n")
     write(root, "posts/future.md", "---\ntitle: Tomorrow\ndate: 2027-01-01\n---\nLater.\n")
     write(root, "posts/_index.md", "---\ntitle: Posts\n---\nThe list page.\n")
     write(root, "posts/broken.md", "---\ntitle: [unclosed\n---\nBody.\n")
     write(root, "posts/no-date.md", "# Heading as title\n\nNo front matter at all.\n")
-    write(root, "posts/custom-url.md", "---\ntitle: Custom\ndate: 2026-11-10\nurl: /special/place/\n---\nHere.\n")
+    write(
+        root,
+        "posts/custom-url.md",
+        "---\ntitle: Custom\ndate: 2026-11-10\nurl: /special/place/\n---\nHere.\n",
+    )
     (root / "posts" / "readme.txt").write_text("not markdown")
     return root
 
@@ -127,7 +133,10 @@ def test_folder_of_posts(site: Path, make_ctx) -> None:
     assert jek.tags == ("jekyll", "ruby") and jek.categories == ("releases",)
     assert jek.author == "Rui Tanaka"
     assert jek.summary == "The opening paragraph, shown as the summary."
-    assert jek.image.url == "https://quill.example/assets/img/cover.jpg" and jek.image.alt == "A printing press"
+    assert (
+        jek.image.url == "https://quill.example/assets/img/cover.jpg"
+        and jek.image.alt == "A printing press"
+    )
     assert "<table>" in jek.content and "<th>Port</th>" in jek.content
     assert "this: is not front matter" in jek.content  # the fenced --- did not confuse the split
     assert 'href="https://quill.example/2026/11/other/"' in jek.content
@@ -166,7 +175,10 @@ def test_unknown_placeholder_is_a_config_error(site: Path, make_ctx) -> None:
 
 
 def test_missing_folder(make_ctx) -> None:
-    with pytest.raises(SourceError, match=r"source 'md': the Markdown folder .*content does not exist; check the path"):
+    with pytest.raises(
+        SourceError,
+        match=r"source 'md': the Markdown folder .*content does not exist; check the path",
+    ):
         md_source(make_ctx).fetch()
 
 

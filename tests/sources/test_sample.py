@@ -46,5 +46,7 @@ def test_sample_is_a_realistic_site(make_ctx) -> None:
 def test_sample_content_compiles_in_mjml(make_ctx) -> None:
     posts = source_of(make_ctx()).fetch()
     body = "".join(f"<mj-text>{p.content}</mj-text>" for p in posts)
-    html = mjml.mjml2html(f"<mjml><mj-body><mj-section><mj-column>{body}</mj-column></mj-section></mj-body></mjml>")
+    html = mjml.mjml2html(
+        f"<mjml><mj-body><mj-section><mj-column>{body}</mj-column></mj-section></mj-body></mjml>"
+    )
     assert "Gull Point" in html

@@ -64,13 +64,21 @@ def test_hostile_markup_is_inert() -> None:
 
 
 def test_links_are_absolute_with_noopener() -> None:
-    out = clean_html('<a href="../other/?a=1&b=2#x">o</a> <a href="mailto:ed@harbourlight.example">m</a>', BASE)
-    assert '<a href="https://harbourlight.example/2026/05/other/?a=1&amp;b=2#x" rel="noopener">o</a>' in out
+    out = clean_html(
+        '<a href="../other/?a=1&b=2#x">o</a> <a href="mailto:ed@harbourlight.example">m</a>', BASE
+    )
+    assert (
+        '<a href="https://harbourlight.example/2026/05/other/?a=1&amp;b=2#x" rel="noopener">o</a>'
+        in out
+    )
     assert 'href="mailto:ed@harbourlight.example"' in out
 
 
 def test_images_absolute_and_self_closed() -> None:
-    out = clean_html('<figure><img src="/img/a.jpg" alt="The pier"><figcaption>Pier</figcaption></figure><br><hr>', BASE)
+    out = clean_html(
+        '<figure><img src="/img/a.jpg" alt="The pier"><figcaption>Pier</figcaption></figure><br><hr>',
+        BASE,
+    )
     assert '<img src="https://harbourlight.example/img/a.jpg" alt="The pier"/>' in out
     assert "<br/>" in out and "<hr/>" in out
     mjml_accepts(out)
@@ -125,7 +133,10 @@ def test_one_line(raw: str, expected: str) -> None:
 
 
 def test_one_line_of_text_takes_nothing_for_a_tag() -> None:
-    assert one_line("Why <script> tags are dangerous", markup=False) == "Why <script> tags are dangerous"
+    assert (
+        one_line("Why <script> tags are dangerous", markup=False)
+        == "Why <script> tags are dangerous"
+    )
     assert one_line("Parsing <with>\r\nnew tools", markup=False) == "Parsing <with> new tools"
 
 
@@ -165,11 +176,35 @@ def test_absolute_http_url(url: str | None, base: str | None, expected: str | No
 _markup = st.lists(
     st.sampled_from(
         [
-            "<script>", "</script>", "<img src=x onerror=alert(1)>", '<a href="javascript:x">',
-            "</a>", "<p>", "</p>", "<", ">", "&", "&amp;lt;script&amp;gt;", "\r\n", '"', "'",
-            "<svg/onload=x>", "<iframe>", "javascript:", "<b", "=", "&#x3C;script&#x3E;",
-            "<a href='//evil.example' onmouseover='x'>", "<!--", "-->", "<![CDATA[", "]]>",
-            "<style>", "<math><mi xlink:href=javascript:x>", "\x00", "\u202e",
+            "<script>",
+            "</script>",
+            "<img src=x onerror=alert(1)>",
+            '<a href="javascript:x">',
+            "</a>",
+            "<p>",
+            "</p>",
+            "<",
+            ">",
+            "&",
+            "&amp;lt;script&amp;gt;",
+            "\r\n",
+            '"',
+            "'",
+            "<svg/onload=x>",
+            "<iframe>",
+            "javascript:",
+            "<b",
+            "=",
+            "&#x3C;script&#x3E;",
+            "<a href='//evil.example' onmouseover='x'>",
+            "<!--",
+            "-->",
+            "<![CDATA[",
+            "]]>",
+            "<style>",
+            "<math><mi xlink:href=javascript:x>",
+            "\x00",
+            "\u202e",
         ]
     )
     | st.text(max_size=8),

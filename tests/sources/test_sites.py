@@ -41,7 +41,9 @@ def copy_site(name: str, tmp_path: Path) -> Path:
 
 
 def fetch(make_ctx: MakeCtx, path: Path, base: str, extra: str = "") -> list[Post]:
-    ctx = make_ctx(f'[[sources]]\nname = "md"\ntype = "markdown"\npath = "{path}"\nbase_url = "{base}"\n{extra}\n')
+    ctx = make_ctx(
+        f'[[sources]]\nname = "md"\ntype = "markdown"\npath = "{path}"\nbase_url = "{base}"\n{extra}\n'
+    )
     return source_of(ctx).fetch()
 
 
@@ -98,7 +100,9 @@ def test_hugo_site(tmp_path: Path, make_ctx: MakeCtx) -> None:
 def test_hugo_site_from_its_content_folder(tmp_path: Path, make_ctx: MakeCtx) -> None:
     """path may name the content folder: the config above it still says "hugo"."""
     site = copy_site("hugo", tmp_path)
-    assert urls(fetch(make_ctx, site / "content", HUGO_BASE)) == {HUGO_BASE + u for u in HUGO_EXPECTED}
+    assert urls(fetch(make_ctx, site / "content", HUGO_BASE)) == {
+        HUGO_BASE + u for u in HUGO_EXPECTED
+    }
 
 
 def test_hugo_undated_first_seen(tmp_path: Path, make_ctx: MakeCtx) -> None:
@@ -145,14 +149,18 @@ def hugo_site(tmp_path: Path, files: dict[str, str], config: str = "") -> Path:
         ("posts/a.md", "---\ndate: 2026-11-01\nslug: Other_Name\n---\nx\n", "posts/other_name/"),
     ],
 )
-def test_hugo_rules(tmp_path: Path, make_ctx: MakeCtx, rel: str, text: str, url: str | None) -> None:
+def test_hugo_rules(
+    tmp_path: Path, make_ctx: MakeCtx, rel: str, text: str, url: str | None
+) -> None:
     root = hugo_site(tmp_path, {rel: text, "posts/_index.md": "---\ntitle: Posts\n---\n"})
     posts = fetch(make_ctx, root, HUGO_BASE)
     assert urls(posts) == ({HUGO_BASE + url} if url else set())
 
 
 def test_hugo_publish_date_is_the_date(tmp_path: Path, make_ctx: MakeCtx) -> None:
-    root = hugo_site(tmp_path, {"posts/a.md": "---\ndate: 2026-10-01\npublishDate: 2026-11-01\n---\nx\n"})
+    root = hugo_site(
+        tmp_path, {"posts/a.md": "---\ndate: 2026-10-01\npublishDate: 2026-11-01\n---\nx\n"}
+    )
     (post,) = fetch(make_ctx, root, HUGO_BASE)
     assert post.published == datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -168,7 +176,10 @@ def test_hugo_bundle_resources_are_not_pages(tmp_path: Path, make_ctx: MakeCtx) 
             "posts/branch/page.md": "---\ndate: 2026-11-01\n---\nx\n",
         },
     )
-    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {HUGO_BASE + "posts/b/", HUGO_BASE + "posts/branch/page/"}
+    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {
+        HUGO_BASE + "posts/b/",
+        HUGO_BASE + "posts/branch/page/",
+    }
 
 
 def test_hugo_filename_dates_when_configured(tmp_path: Path, make_ctx: MakeCtx) -> None:
@@ -184,10 +195,15 @@ def test_hugo_filename_dates_when_configured(tmp_path: Path, make_ctx: MakeCtx) 
     assert post.published == datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def test_hugo_front_matter_url_template_refused(tmp_path: Path, make_ctx: MakeCtx, caplog: Any) -> None:
+def test_hugo_front_matter_url_template_refused(
+    tmp_path: Path, make_ctx: MakeCtx, caplog: Any
+) -> None:
     root = hugo_site(
         tmp_path,
-        {"posts/a.md": "---\ndate: 2026-11-01\nurl: /:year/:title/\n---\nx\n", "posts/b.md": "---\ndate: 2026-11-01\n---\nx\n"},
+        {
+            "posts/a.md": "---\ndate: 2026-11-01\nurl: /:year/:title/\n---\nx\n",
+            "posts/b.md": "---\ndate: 2026-11-01\n---\nx\n",
+        },
     )
     with caplog.at_level(logging.WARNING, logger="distrib.sources"):
         assert urls(fetch(make_ctx, root, HUGO_BASE)) == {HUGO_BASE + "posts/b/"}
@@ -204,7 +220,10 @@ def test_hugo_multilingual(tmp_path: Path, make_ctx: MakeCtx) -> None:
         },
         'defaultContentLanguage = "en"\n[languages.en]\nweight = 1\n[languages.fr]\nweight = 2\n',
     )
-    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {HUGO_BASE + "posts/b/", HUGO_BASE + "fr/posts/b/"}
+    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {
+        HUGO_BASE + "posts/b/",
+        HUGO_BASE + "fr/posts/b/",
+    }
 
 
 # --- Jekyll -----------------------------------------------------------------------------
@@ -231,7 +250,9 @@ def test_jekyll_site(tmp_path: Path, make_ctx: MakeCtx) -> None:
     assert urls(posts) == {JEKYLL_BASE + u for u in JEKYLL_EXPECTED}
     by_url = {p.url[len(JEKYLL_BASE) :]: p for p in posts}
     assert by_url["blog/travel/2025/10/03/by-folder.html"].categories == ("blog", "travel")
-    assert by_url["2025/10/08/date-override.html"].published == datetime(2025, 10, 8, 10, 0, tzinfo=UTC)
+    assert by_url["2025/10/08/date-override.html"].published == datetime(
+        2025, 10, 8, 10, 0, tzinfo=UTC
+    )
 
 
 def test_jekyll_posts_folder_as_path(tmp_path: Path, make_ctx: MakeCtx) -> None:
@@ -271,7 +292,9 @@ def test_jekyll_unknown_placeholder_refused(tmp_path: Path, make_ctx: MakeCtx, c
     root = tmp_path / "site"
     write(root, "_config.yml", "permalink: date\n")
     write(root, "_posts/2025-10-01-a.md", "---\npermalink: /:nonsense/:title/\n---\nx\n")
-    write(root, "_posts/2025-10-02-b.md", "---\npermalink: '/{{ page.title | slugify }}/'\n---\nx\n")
+    write(
+        root, "_posts/2025-10-02-b.md", "---\npermalink: '/{{ page.title | slugify }}/'\n---\nx\n"
+    )
     write(root, "_posts/2025-10-03-c.md", "---\ntitle: C\n---\nx\n")
     with caplog.at_level(logging.WARNING, logger="distrib.sources"):
         assert urls(fetch(make_ctx, root, JEKYLL_BASE)) == {JEKYLL_BASE + "2025/10/03/c.html"}
@@ -282,7 +305,11 @@ def test_jekyll_unknown_placeholder_refused(tmp_path: Path, make_ctx: MakeCtx, c
 
 def test_jekyll_collections(tmp_path: Path, make_ctx: MakeCtx) -> None:
     root = tmp_path / "site"
-    write(root, "_config.yml", "collections:\n  recipes:\n    output: true\n  hidden:\n    output: false\n")
+    write(
+        root,
+        "_config.yml",
+        "collections:\n  recipes:\n    output: true\n  hidden:\n    output: false\n",
+    )
     write(root, "_recipes/soup/Leek Soup.md", "---\ntitle: Soup\ndate: 2025-10-01\n---\nx\n")
     write(root, "_hidden/x.md", "---\ndate: 2025-10-01\n---\nx\n")
     write(root, "_unlisted/y.md", "---\ndate: 2025-10-01\n---\nx\n")
@@ -308,7 +335,9 @@ ELEVENTY_EXPECTED = {
 
 def test_eleventy_site(tmp_path: Path, make_ctx: MakeCtx, caplog: Any) -> None:
     site = copy_site("eleventy", tmp_path)
-    write(site, "node_modules/pkg/README.md", "---\ntitle: A dependency\ndate: 2025-10-10\n---\nx\n")
+    write(
+        site, "node_modules/pkg/README.md", "---\ntitle: A dependency\ndate: 2025-10-10\n---\nx\n"
+    )
     with caplog.at_level(logging.WARNING, logger="distrib.sources"):
         posts = fetch(make_ctx, site, "https://quill.example/")
     assert urls(posts) == {"https://quill.example/" + u for u in ELEVENTY_EXPECTED}
@@ -322,20 +351,28 @@ def test_generator_option_wins_over_detection(tmp_path: Path, make_ctx: MakeCtx)
     root = tmp_path / "site"
     write(root, "posts/a.md", "---\ndate: 2025-10-01\npermalink: false\n---\nx\n")
     write(root, "posts/b.md", "---\ndate: 2025-10-01\n---\nx\n")
-    assert urls(fetch(make_ctx, root, "https://e.example/", 'generator = "eleventy"')) == {"https://e.example/posts/b/"}
+    assert urls(fetch(make_ctx, root, "https://e.example/", 'generator = "eleventy"')) == {
+        "https://e.example/posts/b/"
+    }
 
 
 # --- no generator -----------------------------------------------------------------------
 
 
-def test_generic_folder_skips_what_no_site_publishes(tmp_path: Path, make_ctx: MakeCtx, caplog: Any) -> None:
+def test_generic_folder_skips_what_no_site_publishes(
+    tmp_path: Path, make_ctx: MakeCtx, caplog: Any
+) -> None:
     root = tmp_path / "site"
     write(root, "_posts/2025-10-01-kept.md", "---\ntitle: Kept\n---\nx\n")
     write(root, "_drafts/a-draft.md", "---\ntitle: Draft\n---\nx\n")
     write(root, "_includes/snippet.md", "Some text.\n")
     write(root, "README.md", "# Readme\n")
     write(root, "notes/undated.md", "---\ntitle: Undated\n---\nx\n")
-    write(root, "notes/permalink.md", "---\ntitle: T\ndate: 2025-10-02\ncategories: [a]\npermalink: /:categories/:title/\n---\nx\n")
+    write(
+        root,
+        "notes/permalink.md",
+        "---\ntitle: T\ndate: 2025-10-02\ncategories: [a]\npermalink: /:categories/:title/\n---\nx\n",
+    )
     with caplog.at_level(logging.WARNING, logger="distrib.sources"):
         posts = fetch(make_ctx, root, "https://g.example/")
     assert urls(posts) == {"https://g.example/2025/10/kept/", "https://g.example/a/permalink/"}
@@ -387,7 +424,12 @@ def test_hugo_real_build(tmp_path: Path, make_ctx: MakeCtx, ugly: bool) -> None:
     if ugly:  # "URL management" > ugly URLs: /posts/first-post.html
         (site / "hugo.toml").write_text("uglyURLs = true\n" + (site / "hugo.toml").read_text())
     out = tmp_path / "public"
-    subprocess.run([hugo, "--quiet", "--source", str(site), "--destination", str(out)], check=True, env=_env(), timeout=120)
+    subprocess.run(
+        [hugo, "--quiet", "--source", str(site), "--destination", str(out)],
+        check=True,
+        env=_env(),
+        timeout=120,
+    )
     dated, undated = _hugo_published(out)
     assert urls(fetch(make_ctx, site, HUGO_BASE)) == dated
     assert urls(fetch(make_ctx, site, HUGO_BASE, 'undated = "first-seen"')) == dated | undated
@@ -438,7 +480,9 @@ def test_jekyll_real_build(tmp_path: Path, make_ctx: MakeCtx, style: str) -> Non
         ("eleventy.config.mjs", "eleventy"),
     ],
 )
-def test_generator_detected_from_its_config_file(tmp_path: Path, config: str, generator: str) -> None:
+def test_generator_detected_from_its_config_file(
+    tmp_path: Path, config: str, generator: str
+) -> None:
     from distrib.sources.markdown import find_site
 
     root = tmp_path / "site"
@@ -473,16 +517,24 @@ def test_hugo_cascade_from_sections_and_config(tmp_path: Path, make_ctx: MakeCtx
             "posts/d.md": "---\ndate: 2026-11-01\n---\nx\n",
         },
     )
-    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {HUGO_BASE + "drafts/own/", HUGO_BASE + "posts/d/"}
+    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {
+        HUGO_BASE + "drafts/own/",
+        HUGO_BASE + "posts/d/",
+    }
 
 
-def test_hugo_build_drafts_and_expired_when_the_site_says_so(tmp_path: Path, make_ctx: MakeCtx) -> None:
+def test_hugo_build_drafts_and_expired_when_the_site_says_so(
+    tmp_path: Path, make_ctx: MakeCtx
+) -> None:
     files = {
         "posts/a.md": "---\ndate: 2026-11-01\ndraft: true\n---\nx\n",
         "posts/b.md": "---\ndate: 2026-11-01\nexpiryDate: 2026-11-02\n---\nx\n",
     }
     root = hugo_site(tmp_path, files, "buildDrafts = true\nbuildExpired = true\n")
-    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {HUGO_BASE + "posts/a/", HUGO_BASE + "posts/b/"}
+    assert urls(fetch(make_ctx, root, HUGO_BASE)) == {
+        HUGO_BASE + "posts/a/",
+        HUGO_BASE + "posts/b/",
+    }
 
 
 def test_jekyll_unpublished_config(tmp_path: Path, make_ctx: MakeCtx) -> None:
@@ -508,4 +560,6 @@ def test_jekyll_collections_dir_is_not_a_category(tmp_path: Path, make_ctx: Make
 
 def test_hugo_path_deep_in_the_content_folder(tmp_path: Path, make_ctx: MakeCtx) -> None:
     root = hugo_site(tmp_path, {"posts/2024/x.md": "---\ndate: 2025-11-01\n---\nx\n"})
-    assert urls(fetch(make_ctx, root / "content" / "posts" / "2024", HUGO_BASE)) == {HUGO_BASE + "posts/2024/x/"}
+    assert urls(fetch(make_ctx, root / "content" / "posts" / "2024", HUGO_BASE)) == {
+        HUGO_BASE + "posts/2024/x/"
+    }

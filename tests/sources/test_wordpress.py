@@ -30,8 +30,15 @@ def wp_post(n: int, *, title: str | None = None, embed: bool = True, **extra) ->
         "status": "publish",
         "type": "post",
         "link": f"{SITE}/2026/11/post-{n}/",
-        "title": {"rendered": title if title is not None else f"Post number {n} &#8211; &#8220;quoted&#8221; &amp; more"},
-        "content": {"rendered": f"<p>Body of post {n}.</p>\n<p><a href=\"/about/\">About</a></p>\n<script>x()</script>", "protected": False},
+        "title": {
+            "rendered": title
+            if title is not None
+            else f"Post number {n} &#8211; &#8220;quoted&#8221; &amp; more"
+        },
+        "content": {
+            "rendered": f'<p>Body of post {n}.</p>\n<p><a href="/about/">About</a></p>\n<script>x()</script>',
+            "protected": False,
+        },
         "excerpt": {"rendered": f"<p>Excerpt of post {n} [&hellip;]</p>\n", "protected": False},
         "author": 2,
         "featured_media": 90 + n,
@@ -41,7 +48,15 @@ def wp_post(n: int, *, title: str | None = None, embed: bool = True, **extra) ->
     }
     if embed:
         post["_embedded"] = {
-            "author": [{"id": 2, "name": "Hannah Price", "url": "", "link": f"{SITE}/author/hannah/", "slug": "hannah"}],
+            "author": [
+                {
+                    "id": 2,
+                    "name": "Hannah Price",
+                    "url": "",
+                    "link": f"{SITE}/author/hannah/",
+                    "slug": "hannah",
+                }
+            ],
             "wp:featuredmedia": [
                 {
                     "id": 90 + n,
@@ -52,16 +67,35 @@ def wp_post(n: int, *, title: str | None = None, embed: bool = True, **extra) ->
                         "width": 2400,
                         "height": 1600,
                         "sizes": {
-                            "medium": {"width": 300, "height": 200, "source_url": f"{SITE}/wp-content/uploads/p{n}-300x200.jpg"},
-                            "large": {"width": 1024, "height": 683, "source_url": f"{SITE}/wp-content/uploads/p{n}-1024x683.jpg"},
-                            "full": {"width": 2400, "height": 1600, "source_url": f"{SITE}/wp-content/uploads/p{n}.jpg"},
+                            "medium": {
+                                "width": 300,
+                                "height": 200,
+                                "source_url": f"{SITE}/wp-content/uploads/p{n}-300x200.jpg",
+                            },
+                            "large": {
+                                "width": 1024,
+                                "height": 683,
+                                "source_url": f"{SITE}/wp-content/uploads/p{n}-1024x683.jpg",
+                            },
+                            "full": {
+                                "width": 2400,
+                                "height": 1600,
+                                "source_url": f"{SITE}/wp-content/uploads/p{n}.jpg",
+                            },
                         },
                     },
                     "source_url": f"{SITE}/wp-content/uploads/p{n}.jpg",
                 }
             ],
             "wp:term": [
-                [{"id": 3, "name": "Local &amp; Regional", "slug": "local", "taxonomy": "category"}],
+                [
+                    {
+                        "id": 3,
+                        "name": "Local &amp; Regional",
+                        "slug": "local",
+                        "taxonomy": "category",
+                    }
+                ],
                 [
                     {"id": 7, "name": "council", "slug": "council", "taxonomy": "post_tag"},
                     {"id": 8, "name": "roads", "slug": "roads", "taxonomy": "post_tag"},
@@ -106,7 +140,11 @@ def test_pages_through_the_window_with_embed(httpserver: HTTPServer, make_ctx) -
     assert first.updated is None
     assert first.categories == ("Local & Regional",) and first.tags == ("council", "roads")
     assert first.image.url == f"{SITE}/wp-content/uploads/p0-1024x683.jpg"
-    assert (first.image.alt, first.image.width, first.image.height) == ("Photo for post 0", 1024, 683)
+    assert (first.image.alt, first.image.width, first.image.height) == (
+        "Photo for post 0",
+        1024,
+        683,
+    )
     assert first.summary == "Excerpt of post 0…"
     assert "<script" not in first.content and f'href="{SITE}/about/"' in first.content
 
@@ -121,7 +159,15 @@ def test_default_window_is_30_days(httpserver: HTTPServer, make_ctx) -> None:
 
 
 def test_untitled_old_featured_image_and_single_object(httpserver: HTTPServer, make_ctx) -> None:
-    post = wp_post(1, title="", embed=False, featured_image={"source": "/wp-content/uploads/old.jpg", "attachment_meta": {"width": 800, "height": 600}})
+    post = wp_post(
+        1,
+        title="",
+        embed=False,
+        featured_image={
+            "source": "/wp-content/uploads/old.jpg",
+            "attachment_meta": {"width": 800, "height": 600},
+        },
+    )
     httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json(post)
     (got,) = wp_source(make_ctx, httpserver.url_for("/")).fetch()
     assert got.title == "Body of post 1."
@@ -131,9 +177,14 @@ def test_untitled_old_featured_image_and_single_object(httpserver: HTTPServer, m
 
 
 def test_plain_permalinks_fall_back_to_rest_route(httpserver: HTTPServer, make_ctx) -> None:
-    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_data("<html>Not Found</html>", status=404, content_type="text/html")
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_data(
+        "<html>Not Found</html>", status=404, content_type="text/html"
+    )
     httpserver.expect_request("/").respond_with_handler(
-        lambda r: Response(json.dumps([wp_post(2)]) if r.args.get("rest_route") == "/wp/v2/posts" else "no", content_type="application/json")
+        lambda r: Response(
+            json.dumps([wp_post(2)]) if r.args.get("rest_route") == "/wp/v2/posts" else "no",
+            content_type="application/json",
+        )
     )
     (got,) = wp_source(make_ctx, httpserver.url_for("/")).fetch()
     assert got.key == f"{SITE}/?p=4002"
@@ -141,7 +192,12 @@ def test_plain_permalinks_fall_back_to_rest_route(httpserver: HTTPServer, make_c
 
 def test_rest_error_object(httpserver: HTTPServer, make_ctx) -> None:
     httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json(
-        {"code": "rest_forbidden", "message": "Sorry, you are not allowed to do that.", "data": {"status": 401}}, status=401
+        {
+            "code": "rest_forbidden",
+            "message": "Sorry, you are not allowed to do that.",
+            "data": {"status": 401},
+        },
+        status=401,
     )
     with pytest.raises(SourceError) as e:
         wp_source(make_ctx, httpserver.url_for("/")).fetch()
@@ -151,15 +207,23 @@ def test_rest_error_object(httpserver: HTTPServer, make_ctx) -> None:
 
 
 def test_non_json_answer(httpserver: HTTPServer, make_ctx) -> None:
-    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_data("<!doctype html><p>Security check</p>", content_type="text/html")
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_data(
+        "<!doctype html><p>Security check</p>", content_type="text/html"
+    )
     with pytest.raises(SourceError, match=r"answered text/html, not JSON; check the url"):
         wp_source(make_ctx, httpserver.url_for("/")).fetch()
 
 
-@pytest.mark.parametrize("answer", [{"hello": "world"}, {"name": "Some other API", "routes": {}}, "posts", 3])
-def test_json_that_is_not_wordpress_is_an_error_not_zero_posts(httpserver: HTTPServer, make_ctx, answer) -> None:
+@pytest.mark.parametrize(
+    "answer", [{"hello": "world"}, {"name": "Some other API", "routes": {}}, "posts", 3]
+)
+def test_json_that_is_not_wordpress_is_an_error_not_zero_posts(
+    httpserver: HTTPServer, make_ctx, answer
+) -> None:
     httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json(answer)
-    with pytest.raises(SourceError, match=r"answered JSON that is not a list of posts; check the url"):
+    with pytest.raises(
+        SourceError, match=r"answered JSON that is not a list of posts; check the url"
+    ):
         wp_source(make_ctx, httpserver.url_for("/")).fetch()
 
 
@@ -168,7 +232,13 @@ def test_page_past_the_end_stops(httpserver: HTTPServer, make_ctx) -> None:
         if request.args["page"] == "1":
             return Response(json.dumps([wp_post(0), wp_post(1)]), content_type="application/json")
         return Response(
-            json.dumps({"code": "rest_post_invalid_page_number", "message": "The page number requested is larger than the number of pages available.", "data": {"status": 400}}),
+            json.dumps(
+                {
+                    "code": "rest_post_invalid_page_number",
+                    "message": "The page number requested is larger than the number of pages available.",
+                    "data": {"status": 400},
+                }
+            ),
             status=400,
             content_type="application/json",
         )
@@ -182,15 +252,22 @@ def test_application_password_auth(httpserver: HTTPServer, make_ctx, monkeypatch
     monkeypatch.setenv("WP_APP_PASSWORD", "abcd efgh ijkl mnop")
     got = {}
     httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_handler(
-        lambda r: (got.update(auth=r.authorization), Response("[]", content_type="application/json"))[1]
+        lambda r: (
+            got.update(auth=r.authorization),
+            Response("[]", content_type="application/json"),
+        )[1]
     )
-    wp_source(make_ctx, httpserver.url_for("/"), 'username = "editor"\npassword_env = "WP_APP_PASSWORD"').fetch()
+    wp_source(
+        make_ctx, httpserver.url_for("/"), 'username = "editor"\npassword_env = "WP_APP_PASSWORD"'
+    ).fetch()
     assert (got["auth"].username, got["auth"].password) == ("editor", "abcd efgh ijkl mnop")
 
 
 def test_missing_password_variable_names_it(make_ctx, monkeypatch) -> None:
     monkeypatch.delenv("WP_APP_PASSWORD", raising=False)
-    source = wp_source(make_ctx, "https://wp.example/", 'username = "editor"\npassword_env = "WP_APP_PASSWORD"')
+    source = wp_source(
+        make_ctx, "https://wp.example/", 'username = "editor"\npassword_env = "WP_APP_PASSWORD"'
+    )
     with pytest.raises(ConfigError, match="WP_APP_PASSWORD is not set"):
         source.fetch()
 
@@ -205,8 +282,14 @@ def test_same_site_as_feed_and_api_gives_each_post_once(httpserver: HTTPServer, 
 
     from .conftest import data
 
-    httpserver.expect_request("/feed/").respond_with_data(data("wordpress-rss.xml"), content_type="application/rss+xml")
-    same = wp_post(0, guid={"rendered": "https://millbrook.example/?p=4242"}, link="https://millbrook.example/2026/11/27/bakers-strike-ends/")
+    httpserver.expect_request("/feed/").respond_with_data(
+        data("wordpress-rss.xml"), content_type="application/rss+xml"
+    )
+    same = wp_post(
+        0,
+        guid={"rendered": "https://millbrook.example/?p=4242"},
+        link="https://millbrook.example/2026/11/27/bakers-strike-ends/",
+    )
     other = wp_post(1)
     httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([same, other])
     ctx = make_ctx(
@@ -229,9 +312,15 @@ def test_max_pages_and_embedded_errors(httpserver: HTTPServer, make_ctx) -> None
         n = int(request.args["page"])
         item = wp_post(n, jetpack_featured_media_url=f"{SITE}/jp{n}.jpg")
         # Private media or a deleted author come back embedded as REST error objects.
-        item["_embedded"]["wp:featuredmedia"] = [{"code": "rest_forbidden", "message": "Sorry.", "data": {"status": 401}}]
-        item["_embedded"]["author"] = [{"code": "rest_user_invalid_id", "message": "Invalid user ID.", "data": {"status": 404}}]
-        return Response(json.dumps([item]), content_type="application/json", headers={"X-WP-TotalPages": "9"})
+        item["_embedded"]["wp:featuredmedia"] = [
+            {"code": "rest_forbidden", "message": "Sorry.", "data": {"status": 401}}
+        ]
+        item["_embedded"]["author"] = [
+            {"code": "rest_user_invalid_id", "message": "Invalid user ID.", "data": {"status": 404}}
+        ]
+        return Response(
+            json.dumps([item]), content_type="application/json", headers={"X-WP-TotalPages": "9"}
+        )
 
     httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_handler(handler)
     posts = wp_source(make_ctx, httpserver.url_for("/"), "per_page = 1\nmax_pages = 3").fetch()
@@ -244,11 +333,22 @@ def test_max_pages_and_embedded_errors(httpserver: HTTPServer, make_ctx) -> None
 
 
 def test_first_content_image_when_no_featured_image(httpserver: HTTPServer, make_ctx) -> None:
-    post = wp_post(1, embed=False, featured_media=0, content={"rendered": '<p>Text</p><img src="/wp-content/uploads/in-body.jpg" alt="In the body"><img src="/second.jpg">', "protected": False})
+    post = wp_post(
+        1,
+        embed=False,
+        featured_media=0,
+        content={
+            "rendered": '<p>Text</p><img src="/wp-content/uploads/in-body.jpg" alt="In the body"><img src="/second.jpg">',
+            "protected": False,
+        },
+    )
     httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([post])
     (got,) = wp_source(make_ctx, httpserver.url_for("/")).fetch()
     assert got.image is not None
-    assert (got.image.url, got.image.alt) == (f"{SITE}/wp-content/uploads/in-body.jpg", "In the body")
+    assert (got.image.url, got.image.alt) == (
+        f"{SITE}/wp-content/uploads/in-body.jpg",
+        "In the body",
+    )
 
 
 def test_max_pages_stop_says_what_is_left(httpserver: HTTPServer, make_ctx, caplog) -> None:
@@ -267,15 +367,23 @@ def test_max_pages_stop_says_what_is_left(httpserver: HTTPServer, make_ctx, capl
         posts = wp_source(make_ctx, httpserver.url_for("/"), "per_page = 2\nmax_pages = 3").fetch()
     assert len(posts) == 6
     (line,) = [r.getMessage() for r in caplog.records]
-    assert line == "source 'wp': stopped at max_pages = 3 with 6 more pages, 11 more posts left in the window; raise max_pages to read them"
+    assert (
+        line
+        == "source 'wp': stopped at max_pages = 3 with 6 more pages, 11 more posts left in the window; raise max_pages to read them"
+    )
 
 
 def test_max_pages_not_reached_says_nothing(httpserver: HTTPServer, make_ctx, caplog) -> None:
     import logging
 
-    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json([wp_post(0), wp_post(1)], headers={"X-WP-Total": "2", "X-WP-TotalPages": "1"})
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_json(
+        [wp_post(0), wp_post(1)], headers={"X-WP-Total": "2", "X-WP-TotalPages": "1"}
+    )
     with caplog.at_level(logging.WARNING, logger="distrib.sources"):
-        assert len(wp_source(make_ctx, httpserver.url_for("/"), "per_page = 2\nmax_pages = 1").fetch()) == 2
+        assert (
+            len(wp_source(make_ctx, httpserver.url_for("/"), "per_page = 2\nmax_pages = 1").fetch())
+            == 2
+        )
     assert caplog.records == []
 
 
@@ -313,10 +421,15 @@ def test_custom_post_type_uses_its_rest_base(httpserver: HTTPServer, make_ctx) -
         "podcast": {"slug": "podcast", "rest_base": "episodes", "name": "Podcast"},
     }
     httpserver.expect_request("/wp-json/wp/v2/types").respond_with_json(types)
-    httpserver.expect_request("/wp-json/wp/v2/episodes").respond_with_json([wp_post(3, type="podcast")])
+    httpserver.expect_request("/wp-json/wp/v2/episodes").respond_with_json(
+        [wp_post(3, type="podcast")]
+    )
     (got,) = wp_source(make_ctx, httpserver.url_for("/"), 'post_type = "podcast"').fetch()
     assert got.key == f"{SITE}/?p=4003"
-    with pytest.raises(ConfigError, match=r"post_type: the site has no post type 'recipe' in its REST API; it has podcast, post"):
+    with pytest.raises(
+        ConfigError,
+        match=r"post_type: the site has no post type 'recipe' in its REST API; it has podcast, post",
+    ):
         wp_source(make_ctx, httpserver.url_for("/"), 'post_type = "recipe"').fetch()
 
 

@@ -15,11 +15,20 @@ from distrib.config import EMAIL, SITE, Ctx, Settings, validate_table
 from distrib.ledger import Ledger, open_ledger
 
 
-def make_settings(tmp_path: Path, *, email: dict[str, Any] | None = None, site: dict[str, Any] | None = None) -> Settings:
+def make_settings(
+    tmp_path: Path, *, email: dict[str, Any] | None = None, site: dict[str, Any] | None = None
+) -> Settings:
     ctx = Ctx(base_dir=tmp_path)
     data = {
-        "site": validate_table(SITE, {"name": "Harbour Notes", "url": "https://news.example/"} | (site or {}), "site", ctx),
-        "email": validate_table(EMAIL, {"from": "Harbour Notes <news@news.example>"} | (email or {}), "email", ctx),
+        "site": validate_table(
+            SITE,
+            {"name": "Harbour Notes", "url": "https://news.example/"} | (site or {}),
+            "site",
+            ctx,
+        ),
+        "email": validate_table(
+            EMAIL, {"from": "Harbour Notes <news@news.example>"} | (email or {}), "email", ctx
+        ),
     }
     assert not ctx.problems, ctx.problems
     return Settings(path=tmp_path / "distrib.toml", data=data)

