@@ -16,20 +16,14 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
-from _edition import KEY, sample_app, sample_edition
+from _edition import KEY, people, sample_app, sample_edition, send_to_sink
 from smtp_sink import SINK, free_port, start_sink
 
-from distrib.adapters import Context
-from distrib.config import Section
-from distrib.deliver import deliver_edition
 from distrib.dkim import DkimSigner, generate_key, load_key
 from distrib.ledger import open_ledger
-from distrib.mailers.smtp import SmtpMailer
-from distrib.model import Recipient
 from distrib.render.message import prepare_message
 
 SIGNERS = {
@@ -39,13 +33,6 @@ SIGNERS = {
         "harbourlight.example", [load_key(generate_key("ed25519-sha256"), "ed", "bench")]
     ),
 }
-
-
-def people(count: int):
-    return (
-        Recipient(f"subscriber.{i}@mail{i % 97}.example.com", f"Subscriber {i}")
-        for i in range(count)
-    )
 
 
 def per_message(app, edition, count: int) -> dict[str, float]:
@@ -63,22 +50,10 @@ def per_message(app, edition, count: int) -> dict[str, float]:
 def over_smtp(port: int, count: int, connections: int, app, template, signer) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         ledger = open_ledger(Path(tmp) / "ledger.sqlite")
-        e = template
-        edition = ledger.create_edition(
-            e.newsletter, e.post_keys, e.subject, e.preheader, e.html, e.text
-        )
-        prepared = prepare_message(app.settings, edition, key=KEY)
-        prepared.signer = signer
-        ctx = Context(settings=app.settings, now=datetime.now(UTC), ledger=ledger)
-        opts = {"host": "127.0.0.1", "port": port, "security": "none", "connections": connections}
-        mailer = SmtpMailer(Section(opts, "email.smtp"), ctx)
-        t0 = time.perf_counter()
-        report = deliver_edition(ledger, mailer, prepared, people(count))
-        seconds = time.perf_counter() - t0
-        ledger.close()
-        if report.sent != count or report.errors:
-            raise SystemExit(f"not all sent: {report}")
-        return count / seconds
+        try:
+            return count / send_to_sink(ledger, app, template, port, count, connections, signer)
+        finally:
+            ledger.close()
 
 
 def main() -> None:

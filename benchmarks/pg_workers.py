@@ -15,24 +15,17 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _edition import KEY, sample_app, sample_edition  # noqa: E402
+from _edition import KEY, sample_app, sample_edition, send_to_sink  # noqa: E402
 from smtp_sink import free_port, smtp_source, start_sink  # noqa: E402
 
-from distrib.adapters import Context  # noqa: E402
-from distrib.config import Section  # noqa: E402
-from distrib.deliver import deliver_edition  # noqa: E402
 from distrib.ledger import Ledger, open_ledger  # noqa: E402
-from distrib.mailers.smtp import SmtpMailer  # noqa: E402
-from distrib.model import Recipient  # noqa: E402
 from distrib.render.message import prepare_message  # noqa: E402
 from tests.pgcluster import throwaway_cluster  # noqa: E402
 
@@ -42,23 +35,7 @@ def send_once(
 ) -> float:
     ledger = open_()
     try:
-        edition = ledger.create_edition(
-            e.newsletter, e.post_keys, e.subject, e.preheader, e.html, e.text
-        )
-        prepared = prepare_message(app.settings, edition, key=KEY)
-        ctx = Context(settings=app.settings, now=datetime.now(UTC), ledger=ledger)
-        opts = {"host": "127.0.0.1", "port": port, "security": "none", "connections": connections}
-        mailer = SmtpMailer(Section(opts, "email.smtp"), ctx)
-        people = (
-            Recipient(f"subscriber.{i}@mail{i % 97}.example.com", f"Subscriber {i}")
-            for i in range(count)
-        )
-        t0 = time.perf_counter()
-        report = deliver_edition(ledger, mailer, prepared, people)
-        seconds = time.perf_counter() - t0
-        if report.sent != count or report.errors:
-            raise SystemExit(f"not all sent: {report}")
-        return seconds
+        return send_to_sink(ledger, app, e, port, count, connections)
     finally:
         ledger.close()
 
