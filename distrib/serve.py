@@ -237,7 +237,7 @@ class UnsubscribeServer(Server):
 
     def _send_queued(self) -> None:
         """Send the queued confirmation emails within seconds of their signup."""
-        from .signup import drain_outbox
+        from .signup import send_queued
 
         self.wake.set()  # what a stopped server left queued goes out at start
         while not self.stopping.is_set():
@@ -246,7 +246,7 @@ class UnsubscribeServer(Server):
             if self.stopping.is_set():
                 return
             try:
-                drain_outbox(self.settings, self.ledger, self.lock)
+                send_queued(self.settings, self.ledger, self.lock, self.stopping)
             except Exception as e:  # keep serving; the next wake-up tries again
                 log.error("serve: sending confirmation emails failed: %s", e)
 

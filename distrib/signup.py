@@ -123,11 +123,16 @@ def confirm_url(settings: Settings, tokens: Tokens, address: str, newsletters: l
     return f"{base_url(settings)}/confirm?{urlencode({'token': token})}"
 
 
-def confirmation_edition(settings: Settings, row: Any, tokens: Tokens) -> Edition:
-    """The confirmation email of one outbox row, in the shape the mailers send."""
+def confirmation_edition(
+    settings: Settings, row: Any, tokens: Tokens, env: jinja2.Environment | None = None
+) -> Edition:
+    """The confirmation email of one outbox row, in the shape the mailers send.
+
+    ``env``: the templates' environment, made once per batch by the caller (compiling
+    the templates again for each email took most of the sender's time)."""
     chosen = [n for n in str(row["newsletters"]).split(",") if n]
     url = confirm_url(settings, tokens, row["address"], chosen)
-    env = _environment(settings)
+    env = env or _environment(settings)
     values = {
         "site": settings.site.name,
         "address": row["address"],
@@ -180,6 +185,7 @@ def drain_outbox(settings: Settings, ledger: Ledger, lock: threading.Lock | None
         )
         return 0
     tokens = Tokens(key)
+    env = _environment(settings)
     ctx = Context(settings=settings, now=datetime.now(UTC), ledger=None)
     sent = 0
     try:
@@ -187,7 +193,7 @@ def drain_outbox(settings: Settings, ledger: Ledger, lock: threading.Lock | None
         with cls(mailer_settings(settings), ctx) as mailer:
             for row in rows:
                 message = prepare_message(
-                    settings, confirmation_edition(settings, row, tokens), key=key
+                    settings, confirmation_edition(settings, row, tokens, env), key=key
                 )
                 outcomes.clear()
                 try:
@@ -212,6 +218,25 @@ def drain_outbox(settings: Settings, ledger: Ledger, lock: threading.Lock | None
     finally:
         ctx.close()
     return sent
+
+
+def send_queued(
+    settings: Settings,
+    ledger: Ledger,
+    lock: threading.Lock | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Send the whole queue: batch after batch of :func:`drain_outbox` until the queue is
+    empty, a batch sends nothing (what it deferred waits for the next call) or ``stop``
+    is set; the number sent.  (One batch alone left all but 50 of a burst of signups
+    waiting for serve's next wake-up, and all but 50 for the next `distrib run`.)"""
+    total = 0
+    while stop is None or not stop.is_set():
+        sent = drain_outbox(settings, ledger, lock)
+        total += sent
+        if not sent:
+            break
+    return total
 
 
 # --- the HTTP side ----------------------------------------------------------------------------
