@@ -139,7 +139,8 @@ class Signups(Part):
         self, address: str, name: str, newsletters: list[str], every: list[str]
     ) -> bool:
         """Make ``address`` an active subscriber of ``newsletters`` (all of ``every`` when
-        empty); a suppressed address comes back only through here.  Committed with a
+        empty); a suppressed address comes back only through here.  Without ``name``, the
+        one given at its latest signup is kept (an empty one keeps the name known).  Committed with a
         full sync.  False when it was already active with nothing to change (confirming
         twice is harmless)."""
         address = address.lower()
@@ -160,6 +161,13 @@ class Signups(Part):
                 }
                 if row is not None and row[0] == "active" and not (out & set(wanted)):
                     return False
+                if not name:  # the name typed into the form, kept with the signup
+                    last = self.db.execute(
+                        """SELECT name FROM mail_outbox WHERE address = ? AND kind = 'confirm'
+                           ORDER BY id DESC LIMIT 1""",
+                        (address,),
+                    ).fetchone()
+                    name = str(last[0] or "") if last is not None else ""
                 self.db.execute(
                     """INSERT INTO subscribers (address, name, status, created, updated)
                        VALUES (?, ?, 'active', ?, ?)
