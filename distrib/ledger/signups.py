@@ -5,9 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .common import Part, Row, iso, now, wrap_errors
+
+#: How long a claimed confirmation email belongs to the sender that claimed it; after
+#: that the sender is taken for dead and another sends it (a batch of 50 through a slow
+#: mail server takes minutes at worst).
+OUTBOX_LEASE = timedelta(minutes=15)
 
 
 class Signups(Part):
@@ -107,17 +112,32 @@ class Signups(Part):
 
     @wrap_errors
     def claim_outbox(self, limit: int = 50) -> list[Row]:
-        """Take queued messages (and ones a dead sender left claimed) for sending."""
+        """Take queued messages (and ones a dead sender left claimed) for sending.
+
+        A row another sender claimed (serve's thread beside `distrib run`, or another
+        serve replica on the same PostgreSQL ledger) is in flight: it is taken only once
+        its claim is older than ``OUTBOX_LEASE``, when that sender is taken for dead.
+        Each row is claimed by an UPDATE that re-checks its state, so two senders that
+        read the same rows at once (PostgreSQL's READ COMMITTED) never both get one."""
+        ts = now()
+        stale = iso(ts - OUTBOX_LEASE)
+        claimable = "(status = 'queued' OR (status = 'claimed' AND updated < ?))"
+        taken: list[Row] = []
         with self.db.transaction():
             rows = self.db.execute(
-                "SELECT * FROM mail_outbox WHERE status IN ('queued', 'claimed') ORDER BY id LIMIT ?",
-                (limit,),
+                f"""SELECT * FROM mail_outbox WHERE status IN ('queued', 'claimed')
+                    AND {claimable} ORDER BY id LIMIT ?""",
+                (stale, limit),
             ).fetchall()
-            self.db.executemany(
-                "UPDATE mail_outbox SET status = 'claimed', attempts = attempts + 1, updated = ? WHERE id = ?",
-                [(iso(now()), r["id"]) for r in rows],
-            )
-        return rows
+            for r in rows:
+                cur = self.db.execute(
+                    f"""UPDATE mail_outbox SET status = 'claimed', attempts = attempts + 1,
+                        updated = ? WHERE id = ? AND {claimable}""",
+                    (iso(ts), r["id"], stale),
+                )
+                if cur.rowcount == 1:
+                    taken.append(r)
+        return taken
 
     @wrap_errors
     def mark_outbox(self, message_id: int, status: str, error: str = "") -> None:
