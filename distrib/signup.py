@@ -19,7 +19,8 @@ the only way back.  No subscriber row exists before that, so an unconfirmed addr
 never receives an edition.
 
 A script cannot mail-bomb someone through the form: each client IP may sign up
-``[signup] per_ip`` times an hour (then 429), and each address gets at most
+``[signup] per_ip`` times an hour (then 429; counted in the ledger, so replicas of
+serve on one ledger count together), and each address gets at most
 ``[signup] per_address`` confirmation emails a day (more signups are answered the same
 and send nothing).
 """
@@ -30,8 +31,6 @@ import html
 import json
 import logging
 import threading
-import time
-from collections import deque
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -242,29 +241,6 @@ def send_queued(
 # --- the HTTP side ----------------------------------------------------------------------------
 
 
-class _RateLimit:
-    """At most ``limit`` events per key in ``window`` seconds (in memory)."""
-
-    def __init__(self, limit: int, window: float):
-        self.limit = limit
-        self.window = window
-        self.seen: dict[str, deque[float]] = {}
-        self.lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        t = time.monotonic()
-        with self.lock:
-            if len(self.seen) > 100_000:
-                self.seen.clear()
-            q = self.seen.setdefault(key, deque())
-            while q and t - q[0] > self.window:
-                q.popleft()
-            if len(q) >= self.limit:
-                return False
-            q.append(t)
-            return True
-
-
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
@@ -290,7 +266,7 @@ class SignupRoutes:
         opts = _options(settings)
         self.ttl: timedelta = opts["confirm_ttl"]
         self.per_address = int(opts["per_address"])
-        self.per_ip = _RateLimit(int(opts["per_ip"]), 3600.0)
+        self.per_ip = int(opts["per_ip"])
         self.every = newsletter_names(settings)
 
     def _answer(self, request: Request, status: int, key: str, message: str) -> Response:
@@ -342,7 +318,12 @@ class SignupRoutes:
                 + ", ".join(self.every)
                 + ".",
             )
-        if not self.per_ip.allow(request.remote):
+        with self.lock:
+            # In the ledger, so that replicas on one ledger count together.
+            allowed = self.ledger.rate_limit_hit(
+                f"signup-ip:{request.remote}", self.per_ip, timedelta(hours=1)
+            )
+        if not allowed:
             return self._answer(
                 request,
                 HTTPStatus.TOO_MANY_REQUESTS,

@@ -17,6 +17,8 @@ OUTBOX_LEASE = timedelta(minutes=15)
 
 class Signups(Part):
     _forget_key: bytes | None = None
+    #: the rate-limit bucket this process last swept expired counters at
+    _limits_swept: int | None = None
 
     def forgotten_hash(self, address: str) -> str:
         """The keyed hash that stands for an erased address (the key is the ledger's own)."""
@@ -109,6 +111,41 @@ class Signups(Part):
             (address.lower(), iso(since)),
         ).fetchone()
         return int(row[0])
+
+    @wrap_errors
+    def rate_limit_hit(self, key: str, limit: int, window: timedelta) -> bool:
+        """Count one event of ``key`` (such as ``signup-ip:192.0.2.1``) if fewer than
+        ``limit`` happened in the last ``window``; False (and nothing counted) when the
+        limit is reached.  The counters are rows of the ledger, so every `distrib serve`
+        replica on one ledger shares them, and a restart forgets nothing.
+
+        The window slides: hits are counted in fixed buckets of one window, and those of
+        the previous bucket still count for the part of it that lies within the last
+        ``window`` (the usual sliding-window counter: two rows a key, not one per hit).
+        One small transaction; the increment is conditional, so concurrent callers on
+        PostgreSQL cannot pass the limit together."""
+        size = max(1, int(window.total_seconds()))
+        t = now().timestamp()
+        bucket = int(t // size) * size
+        with self.db.transaction():
+            prev = self.db.execute(
+                "SELECT hits FROM rate_limits WHERE key = ? AND bucket = ?", (key, bucket - size)
+            ).fetchone()
+            carried = int(prev[0] * (1 - (t - bucket) / size)) if prev is not None else 0
+            allowance = limit - carried
+            if allowance <= 0:
+                return False
+            cur = self.db.execute(
+                """INSERT INTO rate_limits AS d (key, bucket, hits, expires) VALUES (?, ?, 1, ?)
+                   ON CONFLICT (key, bucket) DO UPDATE SET hits = d.hits + 1
+                   WHERE d.hits < ?""",
+                (key, bucket, bucket + 2 * size, allowance),
+            )
+            counted = cur.rowcount == 1
+            if self._limits_swept != bucket:  # once a bucket per process: drop old rows
+                self.db.execute("DELETE FROM rate_limits WHERE expires < ?", (int(t),))
+                self._limits_swept = bucket
+        return counted
 
     @wrap_errors
     def claim_outbox(self, limit: int = 50) -> list[Row]:
