@@ -318,19 +318,25 @@ class SignupRoutes:
                 + ", ".join(self.every)
                 + ".",
             )
-        with self.lock:
-            # In the ledger, so that replicas on one ledger count together.
-            allowed = self.ledger.rate_limit_hit(
-                f"signup-ip:{request.remote}", self.per_ip, timedelta(hours=1)
-            )
-        if not allowed:
+        if not self._record(request.remote, address, name, chosen):
             return self._answer(
                 request,
                 HTTPStatus.TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Too many signups from your network; try again in an hour.",
             )
+        return self._answer(request, HTTPStatus.OK, "pending", pending)
+
+    def _record(self, remote: str, address: str, name: str, chosen: list[str]) -> bool:
+        """Count the signup against the client's IP (False: over the limit, nothing
+        done), then queue a confirmation unless the address is already subscribed to
+        what it chose or has had ``per_address`` today.  One hold of the lock."""
         with self.lock:
+            # In the ledger, so that replicas on one ledger count together.
+            if not self.ledger.rate_limit_hit(
+                f"signup-ip:{remote}", self.per_ip, timedelta(hours=1)
+            ):
+                return False
             row = self.ledger.get_subscriber(address)
             already = (
                 row is not None
@@ -341,7 +347,7 @@ class SignupRoutes:
             if not already and self.ledger.signups_since(address, since) < self.per_address:
                 self.ledger.queue_signup(address, name, chosen)
                 self.wake.set()
-        return self._answer(request, HTTPStatus.OK, "pending", pending)
+        return True
 
     def _confirm_token(self, request: Request) -> tuple[Any, str] | None:
         values = parse_qs(request.query).get("token") or request.form().get("token") or []
