@@ -22,6 +22,7 @@ routes are added to the server's router.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
@@ -232,6 +233,11 @@ class UnsubscribeServer(Server):
         router.add({"POST"}, exact("/hooks/ses"), hooks.ses_hook)
         self.router = router
         super().__init__(router, host, port, limits, on_close=self._close_ledger)
+        # The WAL is checkpointed by a thread of the ledger, not by the commit that
+        # crosses the limit: that commit holds the lock every handler waits for, and a
+        # checkpoint's syncs took seconds on a busy disk (benchmarks/signup.py).
+        self._checkpoints = contextlib.ExitStack()
+        self._checkpoints.enter_context(ledger.checkpoints_in_background())
         self.sender = threading.Thread(target=self._send_queued, name="distrib-outbox", daemon=True)
         self.sender.start()
 
@@ -255,6 +261,7 @@ class UnsubscribeServer(Server):
         self.wake.set()
         if self.sender.is_alive() and self.sender is not threading.current_thread():
             self.sender.join(30)
+        self._checkpoints.close()
         with self.lock:
             self.ledger.close()
 
