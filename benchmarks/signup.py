@@ -255,6 +255,12 @@ def phase(
     return results
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -308,13 +314,20 @@ def main() -> None:
             f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; [signup] per_ip = {PER_IP:,} for the "
             "run (all clients are one IP)"
         )
+        cpu_at_start = cpu_seconds(serve.pid)
         everyone = [f"reader.{i}@mail{i % 97}.example.com" for i in range(2 * total)]
         results = phase(
             serve_port, f"at {rate:,.0f}/s offered", everyone[:total], clients, rate, max_seconds
         )
         results += phase(serve_port, "flat out", everyone[total:], clients, None, max_seconds)
         wanted = {a for a, status, _ in results if status == 200}
-        if not wait_for_confirmations(sink, wanted, max_seconds):
+        ok = wait_for_confirmations(sink, wanted, max_seconds)
+        used = cpu_seconds(serve.pid) - cpu_at_start
+        print(
+            f"serve's CPU: {used:.1f} s for {len(wanted):,} signups and their confirmations, "
+            f"{used / max(1, len(wanted)) * 1000:.2f} ms each (independent of the machine's load)"
+        )
+        if not ok:
             raise SystemExit("not every confirmation was delivered exactly once")
         print("every confirmation delivered exactly once")
     finally:
