@@ -14,10 +14,12 @@ and navigation.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,6 +28,11 @@ from typing import Any
 from tests.render.browser import CHROMIUM, available
 
 __all__ = ["Browser", "Page", "available"]
+
+_TRAMPOLINE = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+    "os.execvp(sys.argv[3], sys.argv[3:])"
+)
 
 
 class Browser:
@@ -37,36 +44,27 @@ class Browser:
         self._log = tempfile.TemporaryFile()  # Chromium's chatter, shown when it fails
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-
-        def wire() -> None:  # in the child, before exec: the pipe at fds 3 and 4
-            # (through copies, in case either end is itself 3 or 4)
-            a, b = os.dup(to_chrome_r), os.dup(from_chrome_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
+        # The child's ends at 3 and 4, put there by a small Python program before it
+        # becomes Chromium (moved to 10 and up first, so that neither already is 3 or 4).
+        ends = []
+        for fd in (to_chrome_r, from_chrome_w):
+            ends.append(fcntl.fcntl(fd, fcntl.F_DUPFD, 10))
+            os.close(fd)
+        to_chrome_r, from_chrome_w = ends
+        flags = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-extensions", "--password-store=basic",
+            f"--user-data-dir={self._profile.name}", "--window-size=1000,800",
+            "--remote-debugging-pipe", "about:blank",
+        ]  # fmt: skip
         self.proc = subprocess.Popen(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-extensions",
-                "--password-store=basic",
-                f"--user-data-dir={self._profile.name}",
-                "--window-size=1000,800",
-                "--remote-debugging-pipe",
-                "about:blank",
-            ],  # fmt: skip
+            [sys.executable, "-c", _TRAMPOLINE, str(to_chrome_r), str(from_chrome_w), CHROMIUM]
+            + flags,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._log,
-            pass_fds=(3, 4),  # kept open past the exec: wire() put the pipe there
-            preexec_fn=wire,
+            pass_fds=(to_chrome_r, from_chrome_w),
         )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
