@@ -301,7 +301,9 @@ class App:
         self, newsletter: Newsletter, posts: list[Post], *, edition_id: int | None = None
     ) -> RenderedEdition:
         """Render an edition; with an ``edition_id`` and a [theme] archive_url, its
-        "view in browser" link points at the edition's archive page."""
+        "view in browser" link points at the edition's archive page; with an
+        ``edition_id`` and [tracking] clicks, its links are counted (the originals are
+        recorded in the ledger under that id)."""
         from .render.email import render_edition
 
         web_url = None
@@ -310,8 +312,11 @@ class App:
 
             web_url = edition_url(self.settings, edition_id)
         from .editor import note_of
+        from .tracking import tracker_for
 
-        return render_edition(
+        # Links are tracked in a recorded edition only (not in previews, dry runs, tests).
+        clicks = None if edition_id is None else tracker_for(self.settings, self.ledger, edition_id)
+        rendered = render_edition(
             self.settings,
             posts,
             newsletter=newsletter.opts,
@@ -320,7 +325,13 @@ class App:
             web_url=web_url,
             max_full=newsletter.opts.max_posts,
             note=note_of(newsletter.opts, self._note(newsletter)),
+            clicks=clicks,
         )
+        if edition_id is not None and (clicks is not None or self.ledger.link_clicks(edition_id)):
+            # Kept with the edition, before its row is written; a render of an awaiting
+            # edition replaces them, a recorded one being sent keeps its own.
+            self.ledger.set_edition_links(edition_id, rendered.links)
+        return rendered
 
     def _note(self, newsletter: Newsletter) -> str:
         if self.note_override is not None:

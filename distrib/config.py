@@ -466,6 +466,20 @@ SIGNUP = Table(
     doc="the signup form (POST /subscribe) and its confirmation emails",
 )
 
+# [tracking]: used by distrib.tracking.
+TRACKING = Table(
+    {
+        "clicks": Opt(
+            k_bool,
+            False,
+            "count clicks per link: each link of an edition goes through "
+            "<signup.base_url>/c/<edition>/<link>/<sig> on `distrib serve` (no reader is "
+            "identified; link scanners can inflate the counts)",
+        ),
+    },
+    doc="click counts per link of each edition (off by default)",
+)
+
 TEMPLATES = Table(
     {"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")}
 )
@@ -570,6 +584,7 @@ ROOT = Table(
         "theme": THEME,
         "webhooks": WEBHOOKS,
         "signup": SIGNUP,
+        "tracking": TRACKING,
     }
 )
 
@@ -717,6 +732,11 @@ class SignupSection(Section):
     per_address: int
 
 
+class TrackingSection(Section):
+    __slots__ = ()
+    clicks: bool
+
+
 class TemplatesSection(Section):
     __slots__ = ()
     dir: Path | None
@@ -772,6 +792,7 @@ VIEWS: dict[str, tuple[Table, type[Section]]] = {
     "theme": (THEME, ThemeSection),
     "webhooks": (WEBHOOKS, WebhooksSection),
     "signup": (SIGNUP, SignupSection),
+    "tracking": (TRACKING, TrackingSection),
 }
 
 
@@ -830,14 +851,8 @@ def load_config(
     ctx = Ctx(base_dir=p.resolve().parent)
     out = validate_table(ROOT, data, "", ctx)
     _check_cross(out, data, ctx)
-    shares_only = "email" not in data and bool(out.get("channels"))
-    if require_email or (require_email is None and not shares_only):
-        if (
-            isinstance(out.get("email"), dict)
-            and out["email"].get("from") is None
-            and "from" not in (data.get("email") or {})
-        ):
-            ctx.problems.append(f"email.from: missing; {EMAIL.options['from'].doc}")
+    _check_tracking(out, ctx)
+    _check_from(out, data, ctx, require_email)
     if strict:
         ctx.problems.extend(ctx.warnings)
         ctx.warnings = []
@@ -850,6 +865,34 @@ def load_config(
         ctx.problems.extend(w for w in ctx.warnings if "did you mean" in w)
         raise ConfigError(ctx.problems, str(p))
     return settings
+
+
+def _check_from(
+    out: dict[str, Any], data: dict[str, Any], ctx: Ctx, require_email: bool | None
+) -> None:
+    """``email.from`` is needed by the commands that mail (see :func:`load_config`)."""
+    shares_only = "email" not in data and bool(out.get("channels"))
+    if require_email or (require_email is None and not shares_only):
+        if (
+            isinstance(out.get("email"), dict)
+            and out["email"].get("from") is None
+            and "from" not in (data.get("email") or {})
+        ):
+            ctx.problems.append(f"email.from: missing; {EMAIL.options['from'].doc}")
+
+
+def _check_tracking(out: dict[str, Any], ctx: Ctx) -> None:
+    """Tracked links point at `distrib serve`: its public URL must be known."""
+    if not (out.get("tracking") or {}).get("clicks"):
+        return
+    base = (out.get("signup") or {}).get("base_url")
+    unsub = (out.get("email") or {}).get("unsubscribe_url")
+    if not base and not unsub:
+        ctx.problems.append(
+            "tracking.clicks: true, but the public URL of `distrib serve` is not set; set "
+            "[signup] base_url (such as 'https://news.example.org') or email.unsubscribe_url, "
+            "or set clicks = false"
+        )
 
 
 def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
