@@ -1112,14 +1112,14 @@ def feedback_warnings(row: dict[str, Any], handed: int) -> list[str]:
     """One line per limit an edition's rates pass, naming the edition and the fix."""
     out = []
     name = f"edition {row['edition']} [{row['newsletter']}]"
-    if handed and row["complaint_rate"] > COMPLAINT_LIMIT:
+    if handed and 100 * row["complained"] / handed > COMPLAINT_LIMIT:
         out.append(
             f"{name}: {row['complained']} complaints in {handed} sent ({row['complaint_rate']:.2f}%) "
             f"is over the {COMPLAINT_LIMIT}% Gmail and Yahoo allow bulk senders: send only to "
             "people who confirmed (double opt-in through `distrib serve`) and keep the "
             "unsubscribe link plain to see"
         )
-    if handed and row["bounce_rate"] > BOUNCE_LIMIT:
+    if handed and 100 * row["bounced"] / handed > BOUNCE_LIMIT:
         out.append(
             f"{name}: {row['bounced']} hard bounces in {handed} sent ({row['bounce_rate']:.2f}%) "
             f"is over the {BOUNCE_LIMIT:g}% bulk-sender limit of Gmail and Yahoo: check list "

@@ -425,3 +425,15 @@ def test_status_shows_rates_from_the_webhooks_and_warns_past_the_bulk_sender_lim
     assert (row["sent"], row["bounced"], row["soft_bounced"], row["complained"]) == (200, 5, 1, 1)
     assert (row["bounce_rate"], row["complaint_rate"]) == (2.5, 0.5)
     assert len(row["warnings"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("bounced", "complained", "warned"),
+    [(20, 3, 0), (21, 3, 1), (20, 4, 1), (40, 10, 2), (0, 0, 0)],
+)
+def test_the_warnings_start_just_past_the_limits(bounced: int, complained: int, warned: int):
+    from distrib.app import feedback_warnings
+
+    row = {"edition": 3, "newsletter": "digest", "bounced": bounced, "complained": complained}
+    row |= {"bounce_rate": bounced / 10, "complaint_rate": complained / 10}
+    assert len(feedback_warnings(row, 1000)) == warned  # 2.0% and 0.3% exactly are within
