@@ -268,6 +268,10 @@ _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _FORWARDED_FOR = re.compile(r'(?i)(?:^|;)\s*for\s*=\s*("[^"]*"|[^;,\s]*)\s*(?=;|$)')
 
 
+#: ``[v6]``, ``[v6]:port`` or ``v4:port`` (a bare address, v4 or v6, is taken as it is)
+_HOST_PORT = re.compile(r"\[([^\]]*)\](?::\d{1,5})?|([^:\[\]]*):\d{1,5}")
+
+
 def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
     """``["127.0.0.1", "10.0.0.0/8", "::1"]`` as networks; ValueError names a bad entry."""
     out: list[Network] = []
@@ -282,11 +286,12 @@ def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
 def _address(value: str) -> _IPAddress | None:
     """An address of a forwarding header: ``192.0.2.1``, ``2001:db8::1``, and (as RFC
     7239 writes them) ``"[2001:db8::1]:4711"`` or ``"192.0.2.1:4711"``; None otherwise."""
-    value = value.strip().strip('"').strip()
-    if value.startswith("["):
-        value = value[1:].split("]", 1)[0] if "]" in value else ""
-    elif value.count(":") == 1:
-        value = value.split(":", 1)[0]  # an IPv4 address with a port
+    value = value.strip()
+    if len(value) > 1 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    m = _HOST_PORT.fullmatch(value)
+    if m is not None:
+        value = m.group(1) or m.group(2)
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
