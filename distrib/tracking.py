@@ -55,9 +55,9 @@ MAX_EDITION = 2**31 - 1
 _OWN_PAGES = ("/unsubscribe", "/preferences", "/confirm", "/c/")
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-_TEXT_URL = re.compile(r"https?://[^\s<>\"'\x00-\x1f\x7f]+", re.IGNORECASE)
+_TEXT_URL = re.compile(r"https?://[^\s<>\x00-\x1f\x7f]+", re.IGNORECASE)
 #: characters a URL written in text ends with that belong to the sentence around it
-_TRAILING = ".,;:!?)]}*_"
+_TRAILING = ".,;:!?)]}*_'\""
 #: a URL as it may go in a Location header: printable ASCII, no spaces
 _SAFE_URL = re.compile(r"https?://[\x21-\x7e]+", re.IGNORECASE)
 #: what may stay as it is when a non-ASCII URL is percent-encoded
@@ -128,14 +128,28 @@ class ClickTracker:
 
     def rewrite_text(self, source: str, markers: Markers) -> str:
         def one(m: re.Match[str]) -> str:
-            url = m.group(0)
-            tail = ""
-            while url and url[-1] in _TRAILING and not (url[-1] == ")" and "(" in url):
-                url, tail = url[:-1], url[-1] + tail
+            url, tail = self._text_url(m.group(0))
             new = self.tracked(url, markers)
             return m.group(0) if new is None else new + tail
 
         return _TEXT_URL.sub(one, source)
+
+    def _text_url(self, found: str) -> tuple[str, str]:
+        """(the URL, the sentence's text after it) of a URL found in the text part: the
+        longest link the HTML part already has (a URL may end in "_" or "." or hold a
+        quote), else ``found`` without the punctuation that ends a sentence."""
+        url, tail = found, ""
+        while url:
+            uri = as_uri(url)
+            if uri is not None and uri in self._numbers:
+                return url, tail
+            if url[-1] not in _TRAILING:
+                break
+            url, tail = url[:-1], url[-1] + tail
+        url, tail = found, ""
+        while url and url[-1] in _TRAILING and not (url[-1] == ")" and "(" in url):
+            url, tail = url[:-1], url[-1] + tail
+        return url, tail
 
     def copy(self) -> ClickTracker:
         """A fresh tracker for the same edition (the numbers start again from 1)."""

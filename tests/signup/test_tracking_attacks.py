@@ -1,0 +1,52 @@
+"""Attacks on click tracking from outside: hostile post URLs and what the text part
+makes of them (the HTML part is the judge of where each link goes)."""
+
+from __future__ import annotations
+
+import re
+
+from distrib.config import load_config
+from distrib.model import Markers, Post
+from distrib.render.email import render_edition
+from distrib.tracking import ClickTracker
+from tests.conftest import FIXED_NOW
+
+TRACKING = "[tracking]\nclicks = true\n"
+NUMBER = re.compile(r"https://test\.example/c/5/(\d+)/[A-Za-z0-9_-]{22}")
+
+#: post URLs a feed may well give, each ending in or holding what a sentence in plain
+#: text also ends with or is quoted by
+AWKWARD = [
+    "https://x.example/2026/01/snake_case_",
+    "https://x.example/it's-here",
+    "https://x.example/wiki/Ending.",
+    "https://x.example/wiki/Foo_(bar)",
+    "https://x.example/search?q=%22a%22&sort=new!",
+    'https://x.example/q?a="b"',
+]
+
+
+def test_the_text_part_sends_each_link_where_the_html_part_does(make_config):
+    settings = load_config(make_config(TRACKING))
+    posts = [
+        Post(key=f"k{i}", url=url, title=f"Post {i}", source="s", summary="s.", published=FIXED_NOW)
+        for i, url in enumerate(AWKWARD)
+    ]
+    tracker = ClickTracker("https://test.example", b"k" * 32, 5)
+    rendered = render_edition(
+        settings,
+        posts,
+        newsletter=settings.data["digest"],
+        name="digest",
+        now=FIXED_NOW,
+        markers=Markers.new(),
+        clicks=tracker,
+    )
+    in_html = {int(n) for n in NUMBER.findall(rendered.html)}
+    in_text = {int(n) for n in NUMBER.findall(rendered.text)}
+    # Every post's URL is one link, the same number in both parts...
+    for url in AWKWARD:
+        assert url in rendered.links, url
+    assert in_text <= in_html, [rendered.links[n - 1] for n in in_text - in_html]
+    # ...and no truncated copy of one was recorded as a link of its own.
+    assert len(rendered.links) == len(in_html)
