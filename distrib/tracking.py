@@ -51,8 +51,9 @@ CLICK_PATH = re.compile(
 )
 #: the largest edition number looked up (a 32-bit INTEGER in PostgreSQL)
 MAX_EDITION = 2**31 - 1
-#: pages of `distrib serve` itself: per-reader links, never tracked
-_OWN_PAGES = ("/unsubscribe", "/preferences", "/confirm", "/c/")
+#: pages of `distrib serve` itself: per-reader links, never tracked (a page of the
+#: site whose path only begins like one, /confirmed-cases, is tracked)
+_OWN_PAGES = re.compile(r"/(?:unsubscribe|preferences|confirm)(?:[/?#]|$)|/c/")
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _TEXT_URL = re.compile(r"https?://[^\s<>\x00-\x1f\x7f]+", re.IGNORECASE)
@@ -84,8 +85,8 @@ def sign(key: bytes, edition_id: int, link: int, url: str) -> str:
 
 
 def as_uri(url: str) -> str | None:
-    """``url`` as it can be sent in a ``Location`` header (non-ASCII percent-encoded),
-    or None when it is not an absolute http(s) URL or holds spaces or control characters."""
+    """``url`` as it can be sent in a ``Location`` header (non-ASCII, spaces and control
+    characters percent-encoded), or None when it is not an absolute http(s) URL."""
     uri = quote(url, safe=_URL_SAFE_CHARS)
     return uri if _SAFE_URL.fullmatch(uri) else None
 
@@ -116,8 +117,7 @@ class ClickTracker:
     def _own_page(self, uri: str) -> bool:
         if not uri.lower().startswith(self.base_url.lower() + "/"):
             return False
-        rest = uri[len(self.base_url) :]
-        return rest.startswith(_OWN_PAGES)
+        return _OWN_PAGES.match(uri, len(self.base_url)) is not None
 
     def rewrite_html(self, source: str, markers: Markers) -> str:
         def one(m: re.Match[str]) -> str:

@@ -50,3 +50,26 @@ def test_the_text_part_sends_each_link_where_the_html_part_does(make_config):
     assert in_text <= in_html, [rendered.links[n - 1] for n in in_text - in_html]
     # ...and no truncated copy of one was recorded as a link of its own.
     assert len(rendered.links) == len(in_html)
+
+
+def test_only_serve_s_own_pages_are_left_untracked_not_pages_named_like_them():
+    """A site page whose path merely begins like one of serve's pages
+    (/confirmed-cases, /preferences-guide) is a link of the edition like any other."""
+    markers = Markers.new()
+    tracker = ClickTracker("https://test.example", b"k" * 32, 5)
+    for own in (
+        "https://test.example/unsubscribe?token=abc",
+        "https://test.example/confirm?token=abc",
+        "https://test.example/preferences",
+        "https://test.example/preferences/",
+        "https://test.example/c/1/1/" + "A" * 22,
+    ):
+        assert tracker.tracked(own, markers) is None, own
+    for page in (
+        "https://test.example/confirmed-cases-2026",
+        "https://test.example/preferences-guide",
+        "https://test.example/unsubscribed-readers-survey",
+        "https://test.example/cars/",
+    ):
+        assert tracker.tracked(page, markers) is not None, page
+    assert len(tracker.links) == 4
