@@ -58,7 +58,9 @@ _OWN_PAGES = re.compile(r"/(?:unsubscribe|preferences|confirm)(?:[/?#]|$)|/c/")
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _TEXT_URL = re.compile(r"https?://[^\s<>\x00-\x1f\x7f]+", re.IGNORECASE)
 #: characters a URL written in text ends with that belong to the sentence around it
-_TRAILING = ".,;:!?)]}*_'\""
+_TRAILING = ".,;:!?)]}*_"
+#: quotes: inside a URL the HTML part has (it's-here), else where a URL in text ends
+_QUOTES = "'\""
 #: a URL as it may go in a Location header: printable ASCII, no spaces
 _SAFE_URL = re.compile(r"https?://[\x21-\x7e]+", re.IGNORECASE)
 #: what may stay as it is when a non-ASCII URL is percent-encoded
@@ -143,17 +145,23 @@ class ClickTracker:
             uri = as_uri(url)
             if uri is not None and uri in self._numbers:
                 return url, tail
-            if url[-1] not in _TRAILING:
+            if url[-1] not in _TRAILING + _QUOTES:
                 break
             url, tail = url[:-1], url[-1] + tail
-        url, tail = found, ""
-        while url and url[-1] in _TRAILING and not (url[-1] == ")" and "(" in url):
+        cut = min([found.find(q) for q in _QUOTES if q in found] or [len(found)])
+        url, tail = found[:cut], found[cut:]
+        while url and url[-1] in _TRAILING and not (url[-1] == ")" and _balanced(url)):
             url, tail = url[:-1], url[-1] + tail
         return url, tail
 
     def copy(self) -> ClickTracker:
         """A fresh tracker for the same edition (the numbers start again from 1)."""
         return ClickTracker(self.base_url, self.key, self.edition_id)
+
+
+def _balanced(url: str) -> bool:
+    """Whether the last ")" of ``url`` closes a "(" of the URL (Foo_(bar)), not of the sentence."""
+    return url.count("(") >= url.count(")")
 
 
 def tracker_for(settings: Settings, ledger: Ledger, edition_id: int) -> ClickTracker | None:

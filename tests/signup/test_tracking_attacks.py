@@ -73,3 +73,22 @@ def test_only_serve_s_own_pages_are_left_untracked_not_pages_named_like_them():
     ):
         assert tracker.tracked(page, markers) is not None, page
     assert len(tracker.links) == 4
+
+
+def test_a_url_in_the_text_part_ends_where_the_sentence_takes_over():
+    """URLs the HTML part does not have, written in running text."""
+    markers = Markers.new()
+    tracker = ClickTracker("https://test.example", b"k" * 32, 5)
+    text = (
+        "(see https://x.example/wiki/Foo_(bar)). "
+        'He said "https://x.example/quoted"—then left. '
+        "Also https://x.example/plain, and https://x.example/end.\n"
+    )
+    out = tracker.rewrite_text(text, markers)
+    assert tracker.links == [
+        "https://x.example/wiki/Foo_(bar)",
+        "https://x.example/quoted",
+        "https://x.example/plain",
+        "https://x.example/end",
+    ]
+    assert NUMBER.sub("URL", out) == ('(see URL). He said "URL"—then left. Also URL, and URL.\n')
