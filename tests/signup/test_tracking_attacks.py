@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from distrib.config import load_config
 from distrib.model import Markers, Post
 from distrib.render.email import render_edition
 from distrib.tracking import ClickTracker
 from tests.conftest import FIXED_NOW
+from tests.signup.test_tracking import Tracked, _open, _raw, tracked  # noqa: F401  (fixture)
 
 TRACKING = "[tracking]\nclicks = true\n"
 NUMBER = re.compile(r"https://test\.example/c/5/(\d+)/[A-Za-z0-9_-]{22}")
@@ -92,3 +95,33 @@ def test_a_url_in_the_text_part_ends_where_the_sentence_takes_over():
         "https://x.example/end",
     ]
     assert NUMBER.sub("URL", out) == ('(see URL). He said "URL"—then left. Also URL, and URL.\n')
+
+
+@pytest.mark.parametrize("ledger_backend", ["sqlite"])
+def test_a_stored_url_that_is_no_safe_location_is_never_redirected_to(tracked: Tracked):  # noqa: F811
+    """Even signed with the ledger's own key: what could not have been written by the
+    rewriting (another scheme, a CR/LF that would split the header, a space) is a 404."""
+    from distrib.tracking import click_key, sign
+
+    bad = [
+        "javascript:alert(document.domain)",
+        "data:text/html,<script>alert(1)</script>",
+        "https://a.example/\r\nSet-Cookie: stolen=1",
+        "https://a.example/x y",
+        "//evil.example/",
+        "https://a.example/ü",
+    ]
+    with _open(tracked.ledger) as led:
+        other = led.next_edition_id()
+        led.set_edition_links(other, bad)
+        led.create_edition("digest", ["x"], "Other", "", "<p>x</p>", "x\n", edition_id=other)
+        key = click_key(led)
+    for n, url in enumerate(bad, 1):
+        status, headers = _raw(tracked.url, f"/c/{other}/{n}/{sign(key, other, n, url)}")
+        assert status == 404 and "location" not in headers, url
+        assert "set-cookie" not in headers
+    # HEAD and a body-less POST change nothing either.
+    good = tracked.local(tracked.hrefs()[0])
+    assert _raw(tracked.url, good, "HEAD")[0] == 302
+    assert _raw(tracked.url, good, "POST")[0] == 405
+    assert sum(tracked.clicks().values()) == 0
