@@ -220,6 +220,38 @@ def _update_from_5_to_6(db: sqlite3.Connection) -> None:
             buf = ""
 
 
+SCHEMA_V7 = """
+-- Send workers (`distrib send --worker`, PostgreSQL only): one row per live worker
+-- process.  The rows a worker claims (email_deliveries.run = its run) are its own until
+-- its lease ends; it renews the lease with every batch it claims.  A row whose claimer
+-- has no live lease here was left by a process that stopped: another worker takes it.
+CREATE TABLE send_workers (
+    run         TEXT PRIMARY KEY,       -- the worker's Ledger.run, on its claimed rows
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started     TEXT NOT NULL,
+    lease_until TEXT NOT NULL           -- ISO 8601 UTC; renewed with every batch claimed
+) WITHOUT ROWID;
+-- serves: the workers' claims (the rows still to send of one edition)
+CREATE INDEX email_deliveries_open ON email_deliveries (edition_id, status, address)
+    WHERE status IN ('pending', 'claimed', 'deferred');
+"""
+
+
+def _update_from_6_to_7(db: sqlite3.Connection) -> None:
+    """Send workers: the table ``send_workers`` (their leases), the column
+    ``email_deliveries.reclaims`` (how often a row was taken from a worker that stopped
+    holding it) and the index ``email_deliveries_open``.  ``email_deliveries.status``
+    gains ``pending``: a recipient queued for the workers, not yet claimed."""
+    db.execute("ALTER TABLE email_deliveries ADD COLUMN reclaims INTEGER NOT NULL DEFAULT 0")
+    buf = ""
+    for line in SCHEMA_V7.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            db.execute(buf)
+            buf = ""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
     1: _update_from_1_to_2,
@@ -227,6 +259,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     3: _update_from_3_to_4,
     4: _update_from_4_to_5,
     5: _update_from_5_to_6,
+    6: _update_from_6_to_7,
 }
 VERSION = len(MIGRATIONS)
 
