@@ -374,6 +374,29 @@ class Connection:
         except psycopg.Error as e:
             raise self._error(e) from None
 
+    def execute_group(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
+        """``sql`` once per parameter row, in one transaction sent in one round trip
+        (psycopg's pipeline mode: the statements go out together, the server answers
+        together); returns the rows changed.  Each statement is as cheap as alone (a
+        key lookup), where one statement joining a VALUES list depends on the planner's
+        statistics of a table still being filled."""
+        import psycopg
+
+        text = translate(sql)
+        try:
+            with self.conn.pipeline(), self.conn.cursor() as cur:
+                cur.execute("BEGIN")
+                cur.executemany(text, [tuple(p) for p in seq], returning=True)
+                changed = max(cur.rowcount, 0)
+                while cur.nextset():
+                    changed += max(cur.rowcount, 0)
+                cur.execute("COMMIT")
+        except psycopg.Error as e:
+            if not self.conn.closed and self.in_transaction:
+                self.execute("ROLLBACK")
+            raise self._error(e) from None
+        return int(changed)
+
     def close(self) -> None:
         self.conn.close()
 

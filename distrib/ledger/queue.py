@@ -13,9 +13,9 @@ nothing).  Then each worker, in a loop:
   (``send_workers``): one lease row per worker, renewed per batch, never per message;
 - **sends** them through the mailer, the suppression list consulted first (a reader who
   left since the queueing is dropped from the queue, as if never queued);
-- **marks** them in small groups (:meth:`SendQueue.mark`): one statement and one commit
-  for up to :data:`MARK_GROUP` outcomes, flushed at the latest when the next batch is
-  claimed or the mailer returns.
+- **marks** them in small groups (:meth:`SendQueue.mark`): one transaction and one
+  round trip (pipelined) for up to :data:`MARK_GROUP` outcomes, flushed at the latest
+  when the next batch is claimed or the mailer returns.
 
 What a kill costs.  A worker killed with ``kill -9`` leaves its batch ``claimed``; once
 its lease has ended, another worker takes those rows and sends them.  Of them, only the
@@ -238,24 +238,21 @@ class SendQueue:
     @wrap_errors
     def mark(self, outcomes: Sequence[tuple[str, Outcome]], run: str | None = None) -> int:
         """Record the outcomes of rows this worker holds (claimed under ``run``, by
-        default its run now), in one statement and one commit; returns how many rows
-        were still this worker's."""
+        default its run now), in one transaction and one round trip; returns how many
+        rows were still this worker's."""
         if not outcomes:
             return 0
-        values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in outcomes)
-        params: list[Any] = []
-        for address, outcome in outcomes:
-            params += [address.lower(), *mark_values(outcome)]
-        cur = self.db.execute(
-            f"""WITH v (address, status, remote_id, error, not_before, updated) AS (VALUES {values})
-                UPDATE email_deliveries AS d
-                SET status = v.status, remote_id = v.remote_id, error = v.error,
-                    not_before = v.not_before, updated = v.updated
-                FROM v
-                WHERE d.edition_id = ? AND d.address = v.address AND d.run = ?""",
-            (*params, self.edition_id, run or self.run),
+        return int(
+            self.db.execute_group(
+                """UPDATE email_deliveries SET status = ?, remote_id = ?, error = ?,
+                          not_before = ?, updated = ?
+                   WHERE edition_id = ? AND address = ? AND run = ?""",
+                [
+                    (*mark_values(outcome), self.edition_id, address.lower(), run or self.run)
+                    for address, outcome in outcomes
+                ],
+            )
         )
-        return int(cur.rowcount)
 
     def _held(self, sql: str, addresses: Sequence[str], extra: Sequence[Any] = ()) -> int:
         if not addresses:
