@@ -1,7 +1,8 @@
 """The ledger's backend and the send: 20,000 digests to Postfix's smtp-sink on 127.0.0.1,
 through the real delivery loop (claim, send, mark per message), with the ledger in an
 SQLite file and in PostgreSQL (a throwaway cluster on 127.0.0.1, as the tests start one),
-each as a ratio to smtp-source sending messages of the same size in the same run.
+each as a ratio to smtp-source sending messages of the same size in the same run (with as
+many connections: N workers open N, so they are also compared with ``smtp-source -s N``).
 
 Then the same edition sent by send workers (``distrib send --worker``, real processes
 over the same PostgreSQL), 1, 2 and 4 of them: each claims batches of recipients and
@@ -92,13 +93,23 @@ def prepare_worker_db(url: str, count: int, template: Any) -> None:
         SendQueue(led, edition.id, lease=120, batch=50).enqueue(r[0] for r in rows)
 
 
+#: CPU seconds (user + system) the worker processes used, per configuration
+CPU: dict[int, list[float]] = {}
+
+
 def send_by_workers(config: Path, url: str, n: int, count: int) -> float:
+    import resource
+
     env = {**os.environ, "DISTRIB_LEDGER_URL": url}
     cmd = [sys.executable, "-m", "distrib", "send", "--worker", "-q", "--config", str(config)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, env=env) for _ in range(n)]
     codes = [p.wait() for p in procs]
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    CPU.setdefault(n, []).append(cpu)
     import psycopg
 
     with psycopg.connect(url) as db:
@@ -133,7 +144,9 @@ def main() -> None:
 
             config = Path(tmp) / "workers.toml"
             config.write_text(WORKER_CONFIG.format(port=port, connections=connections))
-            names = ["smtp-source", "SQLite", "PostgreSQL"] + [f"PG {n} worker(s)" for n in workers]
+            names = ["smtp-source", "SQLite", "PostgreSQL"]
+            names += [f"smtp-source -s {n * connections}" for n in workers if n > 1]
+            names += [f"PG {n} worker(s)" for n in workers]
             rates: dict[str, list[float]] = {name: [] for name in names}
             for r in range(rounds):
                 db = f"bench_{r}"
@@ -157,6 +170,11 @@ def main() -> None:
                     )
                 )
                 for n in workers:
+                    if n > 1:
+                        # the sink's pace with as many connections as the workers open
+                        rates[f"smtp-source -s {n * connections}"].append(
+                            count / smtp_source(port, count, size, n * connections, reuse=True)
+                        )
                     wdb = f"bench_{r}_w{n}"
                     with psycopg.connect(cluster.url(), autocommit=True) as admin:
                         admin.execute(f"CREATE DATABASE {wdb}")
@@ -176,12 +194,20 @@ def main() -> None:
                     f"  {name:<22} {rate:8,.0f} msgs/s  ratio to smtp-source {rate / src:.2f}"
                     f"  to SQLite {rate / sqlite:.2f}"
                 )
+            for n, cpus in CPU.items():
+                print(
+                    f"  PG {n} worker(s): {1000 * median(cpus) / count:.2f} ms of CPU per message "
+                    f"in the workers (their start-up included); load average {os.getloadavg()[0]:.1f}"
+                )
             if 1 in workers:
                 one = median(rates["PG 1 worker(s)"])
                 for n in workers:
                     if n > 1:
+                        mine = median(rates[f"PG {n} worker(s)"])
+                        sink = median(rates[f"smtp-source -s {n * connections}"])
                         print(
-                            f"  PG {n} workers / 1 worker: {median(rates[f'PG {n} worker(s)']) / one:.2f}"
+                            f"  PG {n} workers / 1 worker: {mine / one:.2f}; to smtp-source with "
+                            f"{n * connections} connections: {mine / sink:.2f}"
                         )
     finally:
         sink.terminate()

@@ -20,8 +20,8 @@ nothing).  Then each worker, in a loop:
 What a kill costs.  A worker killed with ``kill -9`` leaves its batch ``claimed``; once
 its lease has ended, another worker takes those rows and sends them.  Of them, only the
 messages the server had accepted and whose mark was not yet committed arrive twice:
-the mailer's in-flight window (two per SMTP connection) plus the marks waiting in the
-group (at most :data:`MARK_GROUP`).  The rest of the batch had never been handed to the
+the mailer's in-flight window (one message per SMTP connection can have reached the
+server) plus the marks waiting in the group (at most :data:`MARK_GROUP`).  The rest of the batch had never been handed to the
 mailer, so sending it is its first send.  A row taken from a stopped worker counts it in
 ``reclaims``; when the worker that took it stops holding it as well, it is not sent a
 third time but recorded ``in_doubt`` (``[email] resend_in_doubt`` and ``send
