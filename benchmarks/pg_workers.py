@@ -204,10 +204,10 @@ def main() -> None:
                 for n in workers:
                     if n > 1:
                         mine = median(rates[f"PG {n} worker(s)"])
-                        sink = median(rates[f"smtp-source -s {n * connections}"])
+                        same = median(rates[f"smtp-source -s {n * connections}"])
                         print(
                             f"  PG {n} workers / 1 worker: {mine / one:.2f}; to smtp-source with "
-                            f"{n * connections} connections: {mine / sink:.2f}"
+                            f"{n * connections} connections: {mine / same:.2f}"
                         )
     finally:
         sink.terminate()

@@ -823,6 +823,7 @@ def send(
       distrib send --retry-failed 12        # after fixing what made edition 12 fail
       distrib send --note note.md           # the note goes above the posts of the next edition
       distrib send --worker                 # on each host: send the edition `distrib run` made
+      distrib send --worker --lease 300 --batch 20   # a slow server: longer leases, smaller batches
     """
     from .deliver import Progress
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .deliver import MAX_ATTEMPTS, SendInterrupted, SendReport, StopRequest, count_outcome
 from .errors import DistribError, UsageError
-from .ledger.queue import MARK_GROUP, LeaseLost, SendQueue
+from .ledger.queue import MARK_GROUP, Claimed, LeaseLost, SendQueue
 from .model import DeliveryStatus, Edition, Outcome, Recipient
 
 if TYPE_CHECKING:
@@ -115,10 +115,10 @@ class _Worker:
             if batch:
                 return batch
 
-    def _recipients(self, rows: Sequence[tuple[str, int]]) -> list[Recipient]:
+    def _recipients(self, rows: Sequence[Claimed]) -> list[Recipient]:
         """The claimed rows as recipients: a row taken from two stopped workers is
         recorded in doubt, a reader who left since the queueing is dropped."""
-        doubtful = [address for address, reclaims in rows if reclaims >= 2]
+        doubtful = [row.address for row in rows if row.reclaims >= 2]
         if doubtful:
             outcome = Outcome.in_doubt(
                 "the workers that held it stopped twice while sending; "
@@ -127,31 +127,28 @@ class _Worker:
             self.queue.mark([(a, outcome) for a in doubtful])
             for address in doubtful:
                 count_outcome(self.report, Recipient(address), outcome)
-        addresses = [address for address, reclaims in rows if reclaims < 2]
-        subscribers = self.queue.subscribers_of(addresses)
         out: list[Recipient] = []
         gone: list[str] = []
-        for address in addresses:
-            recipient = self._still_recipient(address, subscribers)
+        for row in rows:
+            if row.reclaims >= 2:
+                continue
+            recipient = self._still_recipient(row)
             if recipient is None:
-                gone.append(address)
+                gone.append(row.address)
             else:
                 out.append(recipient)
         self.queue.drop(gone)
         self.rest = [r.email for r in out]
         return out
 
-    def _still_recipient(
-        self, address: str, subscribers: dict[str, tuple[str, str]]
-    ) -> Recipient | None:
+    def _still_recipient(self, row: Claimed) -> Recipient | None:
         """As :func:`distrib.subscribers.recipients` would yield it now, or None."""
-        if address in self.left:
+        if row.address in self.left:
             return None
-        if address in self.fixed:
+        if row.address in self.fixed:
             ledger = self.app.ledger
-            return None if ledger.is_suppressed(address) else self.fixed[address]
-        status, name = subscribers.get(address, ("", ""))
-        return Recipient(address, name) if status == "active" else None
+            return None if ledger.is_suppressed(row.address) else self.fixed[row.address]
+        return Recipient(row.address, row.name) if row.subscriber == "active" else None
 
     def recipients(self, first: list[Recipient]) -> Iterator[Recipient]:
         """What the mailer pulls: this batch, then the next ones as they are claimed."""

@@ -399,6 +399,26 @@ class Connection:
             raise self._error(e) from None
         return int(changed)
 
+    def execute_together(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """``statements`` in one transaction sent in one round trip (pipeline mode);
+        each one's result rows."""
+        import psycopg
+
+        try:
+            with self.conn.pipeline():
+                self.conn.execute("BEGIN")
+                curs = []
+                for sql, params in statements:
+                    cur = self.conn.cursor(row_factory=_row_factory)
+                    cur.execute(translate(sql, params=bool(params)), tuple(params) or None)
+                    curs.append(cur)
+                self.conn.execute("COMMIT")
+            return [cur.fetchall() if cur.description else [] for cur in curs]
+        except psycopg.Error as e:
+            if not self.conn.closed and self.in_transaction:
+                self.execute("ROLLBACK")
+            raise self._error(e) from None
+
     def close(self) -> None:
         self.conn.close()
 

@@ -46,7 +46,7 @@ import socket
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..model import Outcome
 from .common import iso, now, wrap_errors
@@ -65,6 +65,7 @@ _CLAIM = """
 WITH picked AS (
     SELECT d.edition_id, d.address FROM email_deliveries AS d
     WHERE d.edition_id = ?
+      AND EXISTS (SELECT 1 FROM send_workers AS me WHERE me.run = ? AND me.lease_until > ?)
       AND (d.status = 'pending'
            OR (d.status = 'deferred' AND (d.not_before IS NULL OR d.not_before <= ?))
            OR (d.status = 'claimed' AND NOT EXISTS (
@@ -78,12 +79,29 @@ SET status = 'claimed', run = ?, attempts = d.attempts + 1, updated = ?,
     reclaims = d.reclaims + CASE WHEN d.status = 'claimed' THEN 1 ELSE 0 END
 FROM picked
 WHERE d.edition_id = picked.edition_id AND d.address = picked.address
-RETURNING d.address, d.reclaims
+RETURNING d.address, d.reclaims,
+    (SELECT s.status FROM subscribers AS s WHERE s.address = d.address),
+    (SELECT s.name FROM subscribers AS s WHERE s.address = d.address)
+"""
+
+_RENEW = """
+UPDATE send_workers SET lease_until = ? WHERE run = ? AND lease_until > ?
+RETURNING (SELECT count(*) FROM send_workers WHERE lease_until > ?)
 """
 
 
 def _ts(when: datetime) -> str:
     return str(iso(when))
+
+
+class Claimed(NamedTuple):
+    """A claimed row: its address, how often it was taken from a stopped worker, and
+    the address's subscriber status and name now (None: not a subscriber)."""
+
+    address: str
+    reclaims: int
+    subscriber: str | None
+    name: str
 
 
 class LeaseLost(Exception):
@@ -139,15 +157,13 @@ class SendQueue:
             self.db.execute("DELETE FROM send_workers WHERE run = ?", (self.run,))
 
     def _renew(self) -> None:
-        ts = iso(now())
-        row = self.db.execute(
-            """UPDATE send_workers SET lease_until = ? WHERE run = ? AND lease_until > ?
-               RETURNING (SELECT count(*) FROM send_workers WHERE lease_until > ?)""",
-            (self._until(), self.run, ts, ts),
-        ).fetchone()
-        if row is None:
+        ts = _ts(now())
+        self._renewed(self.db.execute(_RENEW, (self._until(), self.run, ts, ts)).fetchall())
+
+    def _renewed(self, rows: Sequence[Any]) -> None:
+        if not rows:
             raise LeaseLost(self.run)
-        self.live = max(int(row[0]), 1)
+        self.live = max(int(rows[0][0]), 1)
         self.renewed = time.monotonic()
 
     @wrap_errors
@@ -195,29 +211,45 @@ class SendQueue:
     # --- claims ----------------------------------------------------------------------
 
     @wrap_errors
-    def claim(self) -> list[tuple[str, int]]:
-        """Claim the next batch: (address, reclaims) each.  Empty when nothing is
-        claimable now (or the quota is used up: :attr:`quota_left` is 0 then).
-        Raises :class:`LeaseLost` (after taking a new lease) when this worker's lease
-        had ended: the rows it holds may be another's, so it sends none of them."""
+    def claim(self) -> list[Claimed]:
+        """Claim the next batch.  Empty when nothing is claimable now (or the quota is
+        used up: :attr:`quota_left` is 0 then).  Raises :class:`LeaseLost` (after
+        taking a new lease) when this worker's lease had ended: the rows it holds may
+        be another's, so it sends none of them.
+
+        Without a quota, the renewal and the claim go in one transaction and one round
+        trip; with one, the quota is counted first under its lock."""
         self.quota_left = None
         try:
-            with self.db.transaction():
-                self._renew()
-                limit = self.batch
-                if self.quotas:
-                    self.quota_left = self._quota_left()
-                    limit = min(limit, self.quota_left)
-                if limit <= 0:
-                    return []
-                ts = iso(now())
-                rows = self.db.execute(
-                    _CLAIM, (self.edition_id, ts, ts, limit, self.run, ts)
-                ).fetchall()
+            if self.quotas:
+                rows = self._claim_within_quota()
+            else:
+                ts = _ts(now())
+                renewal, rows = self.db.execute_together(
+                    [
+                        (_RENEW, (self._until(), self.run, ts, ts)),
+                        (_CLAIM, (self.edition_id, self.run, ts, ts, ts, self.batch, self.run, ts)),
+                    ]
+                )
+                self._renewed(renewal)
         except LeaseLost:
             self.join()
             raise
-        return sorted((str(r[0]), int(r[1])) for r in rows)
+        return sorted(Claimed(str(r[0]), int(r[1]), r[2], str(r[3] or "")) for r in rows)
+
+    def _claim_within_quota(self) -> list[Any]:
+        with self.db.transaction():
+            self._renew()
+            self.quota_left = self._quota_left()
+            limit = min(self.batch, self.quota_left)
+            if limit <= 0:
+                return []
+            ts = _ts(now())
+            return list(
+                self.db.execute(
+                    _CLAIM, (self.edition_id, self.run, ts, ts, ts, limit, self.run, ts)
+                ).fetchall()
+            )
 
     def _quota_left(self) -> int:
         self.db.execute("SELECT pg_advisory_xact_lock(?, ?)", (APPLICATION_ID, QUOTA_KEY))
@@ -294,20 +326,6 @@ class SendQueue:
                WHERE edition_id = ? AND run = ? AND status = 'claimed' AND address = ?""",
             (error or None, iso(now()), self.edition_id, self.run, address.lower()),
         )
-
-    @wrap_errors
-    def subscribers_of(self, addresses: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """(status, name) of each address that is a subscriber, as it is now."""
-        if not addresses:
-            return {}
-        marks = ", ".join("?" for _ in addresses)
-        return {
-            str(r[0]): (str(r[1]), str(r[2] or ""))
-            for r in self.db.execute(
-                f"SELECT address, status, name FROM subscribers WHERE address IN ({marks})",
-                tuple(addresses),
-            )
-        }
 
     # --- the edition's state -----------------------------------------------------------
 
