@@ -376,49 +376,6 @@ class Connection:
         except psycopg.Error as e:
             raise self._error(e) from None
 
-    def execute_group(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
-        """``sql`` once per parameter row, in one transaction sent in one round trip
-        (psycopg's pipeline mode: the statements go out together, the server answers
-        together); returns the rows changed.  Each statement is as cheap as alone (a
-        key lookup), where one statement joining a VALUES list depends on the planner's
-        statistics of a table still being filled."""
-        import psycopg
-
-        text = translate(sql)
-        try:
-            with self.conn.pipeline(), self.conn.cursor() as cur:
-                cur.execute("BEGIN")
-                cur.executemany(text, [tuple(p) for p in seq], returning=True)
-                changed = max(cur.rowcount, 0)
-                while cur.nextset():
-                    changed += max(cur.rowcount, 0)
-                cur.execute("COMMIT")
-        except psycopg.Error as e:
-            if not self.conn.closed and self.in_transaction:
-                self.execute("ROLLBACK")
-            raise self._error(e) from None
-        return int(changed)
-
-    def execute_together(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
-        """``statements`` in one transaction sent in one round trip (pipeline mode);
-        each one's result rows."""
-        import psycopg
-
-        try:
-            with self.conn.pipeline():
-                self.conn.execute("BEGIN")
-                curs = []
-                for sql, params in statements:
-                    cur = self.conn.cursor(row_factory=_row_factory)
-                    cur.execute(translate(sql, params=bool(params)), tuple(params) or None)
-                    curs.append(cur)
-                self.conn.execute("COMMIT")
-            return [cur.fetchall() if cur.description else [] for cur in curs]
-        except psycopg.Error as e:
-            if not self.conn.closed and self.in_transaction:
-                self.execute("ROLLBACK")
-            raise self._error(e) from None
-
     def close(self) -> None:
         self.conn.close()
 

@@ -6,16 +6,16 @@ are queued once as ``pending`` rows of ``email_deliveries`` (``INSERT ... ON CON
 NOTHING``, so whichever worker gets there first queues them and a second queueing changes
 nothing).  Then each worker, in a loop:
 
-- **claims a batch** in one statement: the first ``batch`` rows of the edition that are
+- **claims a batch** in one statement and one round trip: the first ``batch`` rows of the edition that are
   ``pending``, ``deferred`` and due, or ``claimed`` by a process whose lease has ended,
   locked ``FOR UPDATE SKIP LOCKED`` (two workers never wait for, nor take, the same row)
-  and set ``claimed`` with its run.  The same transaction renews the worker's lease
+  and set ``claimed`` with its run.  The same statement renews the worker's lease
   (``send_workers``): one lease row per worker, renewed per batch, never per message;
 - **sends** them through the mailer, the suppression list consulted first (a reader who
   left since the queueing is dropped from the queue, as if never queued);
-- **marks** them in small groups (:meth:`SendQueue.mark`): one transaction and one
-  round trip (pipelined) for up to :data:`MARK_GROUP` outcomes, flushed at the latest
-  when the next batch is claimed or the mailer returns.
+- **marks** them in small groups (:meth:`SendQueue.mark`): one statement, one commit
+  and one round trip for up to :data:`MARK_GROUP` outcomes, flushed at the latest when
+  the next batch is claimed or the mailer returns.
 
 What a kill costs.  A worker killed with ``kill -9`` leaves its batch ``claimed``; once
 its lease has ended, another worker takes those rows and sends them.  Of them, only the
@@ -40,6 +40,7 @@ one process sends an edition (:mod:`distrib.deliver`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -62,10 +63,14 @@ MARK_GROUP = 16
 QUEUE_PAGE = 1000
 
 _CLAIM = """
-WITH picked AS (
+WITH lease AS (
+    UPDATE send_workers SET lease_until = ? WHERE run = ? AND lease_until > ?
+    RETURNING (SELECT count(*) FROM send_workers WHERE lease_until > ?) AS live
+),
+picked AS (
     SELECT d.edition_id, d.address FROM email_deliveries AS d
     WHERE d.edition_id = ?
-      AND EXISTS (SELECT 1 FROM send_workers AS me WHERE me.run = ? AND me.lease_until > ?)
+      AND EXISTS (SELECT 1 FROM lease)
       AND (d.status = 'pending'
            OR (d.status = 'deferred' AND (d.not_before IS NULL OR d.not_before <= ?))
            OR (d.status = 'claimed' AND NOT EXISTS (
@@ -73,15 +78,21 @@ WITH picked AS (
     ORDER BY d.address
     LIMIT ?
     FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE email_deliveries AS d
+    SET status = 'claimed', run = ?, attempts = d.attempts + 1, updated = ?,
+        reclaims = d.reclaims + CASE WHEN d.status = 'claimed' THEN 1 ELSE 0 END
+    FROM picked
+    WHERE d.edition_id = picked.edition_id AND d.address = picked.address
+    RETURNING d.address, d.reclaims
 )
-UPDATE email_deliveries AS d
-SET status = 'claimed', run = ?, attempts = d.attempts + 1, updated = ?,
-    reclaims = d.reclaims + CASE WHEN d.status = 'claimed' THEN 1 ELSE 0 END
-FROM picked
-WHERE d.edition_id = picked.edition_id AND d.address = picked.address
-RETURNING d.address, d.reclaims,
-    (SELECT s.status FROM subscribers AS s WHERE s.address = d.address),
-    (SELECT s.name FROM subscribers AS s WHERE s.address = d.address)
+SELECT CAST(NULL AS TEXT), live, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM lease
+UNION ALL
+SELECT c.address, c.reclaims,
+       (SELECT s.status FROM subscribers AS s WHERE s.address = c.address),
+       (SELECT s.name FROM subscribers AS s WHERE s.address = c.address)
+FROM claimed AS c
 """
 
 _RENEW = """
@@ -197,6 +208,9 @@ class SendQueue:
                 page = []
         if page:
             self._insert(page)
+        # Fresh statistics, so that the planner looks marks up by key (without them, a
+        # table just filled is taken for a small one and scanned for every group).
+        self.db.execute("ANALYZE email_deliveries")
         self.ledger.kv_put(f"edition:{self.edition_id}:queued", iso(now()))
 
     def _insert(self, page: list[tuple[int, str, str]]) -> None:
@@ -212,44 +226,30 @@ class SendQueue:
 
     @wrap_errors
     def claim(self) -> list[Claimed]:
-        """Claim the next batch.  Empty when nothing is claimable now (or the quota is
-        used up: :attr:`quota_left` is 0 then).  Raises :class:`LeaseLost` (after
-        taking a new lease) when this worker's lease had ended: the rows it holds may
-        be another's, so it sends none of them.
-
-        Without a quota, the renewal and the claim go in one transaction and one round
-        trip; with one, the quota is counted first under its lock."""
+        """Claim the next batch, renewing the lease, in one statement.  Empty when
+        nothing is claimable now (or the quota is used up: :attr:`quota_left` is 0
+        then).  Raises :class:`LeaseLost` (after taking a new lease) when this worker's
+        lease had ended: the rows it holds may be another's, so it sends none of them."""
         self.quota_left = None
         try:
-            if self.quotas:
-                rows = self._claim_within_quota()
-            else:
+            with contextlib.ExitStack() as stack:
+                limit = self.batch
+                if self.quotas:
+                    # the quota counted and the rows claimed under one lock, in one transaction
+                    stack.enter_context(self.db.transaction())
+                    self.quota_left = self._quota_left()
+                    limit = min(limit, self.quota_left)
                 ts = _ts(now())
-                renewal, rows = self.db.execute_together(
-                    [
-                        (_RENEW, (self._until(), self.run, ts, ts)),
-                        (_CLAIM, (self.edition_id, self.run, ts, ts, ts, self.batch, self.run, ts)),
-                    ]
-                )
-                self._renewed(renewal)
+                params = (self._until(), self.run, ts, ts, self.edition_id, ts, ts)
+                rows = self.db.execute(_CLAIM, (*params, max(limit, 0), self.run, ts)).fetchall()
+            lease = [r for r in rows if r[0] is None]
+            self._renewed([(lease[0][1],)] if lease else [])
         except LeaseLost:
             self.join()
             raise
-        return sorted(Claimed(str(r[0]), int(r[1]), r[2], str(r[3] or "")) for r in rows)
-
-    def _claim_within_quota(self) -> list[Any]:
-        with self.db.transaction():
-            self._renew()
-            self.quota_left = self._quota_left()
-            limit = min(self.batch, self.quota_left)
-            if limit <= 0:
-                return []
-            ts = _ts(now())
-            return list(
-                self.db.execute(
-                    _CLAIM, (self.edition_id, self.run, ts, ts, ts, limit, self.run, ts)
-                ).fetchall()
-            )
+        return sorted(
+            Claimed(str(r[0]), int(r[1]), r[2], str(r[3] or "")) for r in rows if r[0] is not None
+        )
 
     def _quota_left(self) -> int:
         self.db.execute("SELECT pg_advisory_xact_lock(?, ?)", (APPLICATION_ID, QUOTA_KEY))
@@ -270,21 +270,24 @@ class SendQueue:
     @wrap_errors
     def mark(self, outcomes: Sequence[tuple[str, Outcome]], run: str | None = None) -> int:
         """Record the outcomes of rows this worker holds (claimed under ``run``, by
-        default its run now), in one transaction and one round trip; returns how many
-        rows were still this worker's."""
+        default its run now), in one statement and one commit; returns how many rows
+        were still this worker's."""
         if not outcomes:
             return 0
-        return int(
-            self.db.execute_group(
-                """UPDATE email_deliveries SET status = ?, remote_id = ?, error = ?,
-                          not_before = ?, updated = ?
-                   WHERE edition_id = ? AND address = ? AND run = ?""",
-                [
-                    (*mark_values(outcome), self.edition_id, address.lower(), run or self.run)
-                    for address, outcome in outcomes
-                ],
-            )
+        values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in outcomes)
+        params: list[Any] = []
+        for address, outcome in outcomes:
+            params += [address.lower(), *mark_values(outcome)]
+        cur = self.db.execute(
+            f"""WITH v (address, status, remote_id, error, not_before, updated) AS (VALUES {values})
+                UPDATE email_deliveries AS d
+                SET status = v.status, remote_id = v.remote_id, error = v.error,
+                    not_before = v.not_before, updated = v.updated
+                FROM v
+                WHERE d.edition_id = ? AND d.address = v.address AND d.run = ?""",
+            (*params, self.edition_id, run or self.run),
         )
+        return int(cur.rowcount)
 
     def _held(self, sql: str, addresses: Sequence[str], extra: Sequence[Any] = ()) -> int:
         if not addresses:
