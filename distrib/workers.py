@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .deliver import MAX_ATTEMPTS, SendInterrupted, SendReport, StopRequest, count_outcome
 from .errors import DistribError, UsageError
@@ -30,7 +30,28 @@ from .ledger.queue import MARK_GROUP, Claimed, LeaseLost, SendQueue
 from .model import DeliveryStatus, Edition, Outcome, Recipient
 
 if TYPE_CHECKING:
-    from .app import App
+    from .adapters import Mailer
+    from .config import Settings
+    from .ledger import Ledger
+
+
+class App(Protocol):
+    """What the workers use of :class:`distrib.app.App` (which imports this module)."""
+
+    settings: Settings
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def ledger_url(self) -> str | None: ...
+
+    def mailer(self) -> Mailer: ...
+
+    def prepare(self, edition: Edition) -> Any: ...
+
+    def recipients(self, newsletter: str | None = None) -> Iterator[Recipient]: ...
+
 
 log = logging.getLogger("distrib")
 
