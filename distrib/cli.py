@@ -23,7 +23,7 @@ from .safetext import terminal_safe
 
 if TYPE_CHECKING:
     from .app import App, EditionResult, RunResult
-    from .model import Edition, RenderedEdition
+    from .model import Edition, Post, RenderedEdition
     from .share import ShareReport
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -545,67 +545,96 @@ def posts(
       distrib posts --clear                 # forget the pins, skips and note
     """
     if pin or skip or unpick or clear:
-        letter = app.newsletter(newsletter)
-        if clear:
-            app.ledger.clear_editor_picks(letter.name)
-            if not quiet:
-                click.echo(
-                    f"{letter.name}: the pins, skips and note for the next edition are forgotten"
-                )
-        for action, keys in (("pin", pin), ("skip", skip)):
-            for text in keys:
-                post = app.find_post(text)
-                app.ledger.set_editor_pick(letter.name, post.key, action)
-                if not quiet:
-                    verb = "pinned" if action == "pin" else "skipped"
-                    click.echo(
-                        terminal_safe(f"{letter.name}: {verb} {post.title!r} for the next edition")
-                    )
-        for text in unpick:
-            post = app.find_post(text)
-            if app.ledger.clear_editor_picks(letter.name, post.key) and not quiet:
-                click.echo(
-                    terminal_safe(
-                        f"{letter.name}: {post.title!r} is neither pinned nor skipped now"
-                    )
-                )
-        for line in app.refresh_after_edit(letter):
-            click.echo(line)
+        _edit_picks(app, newsletter, pin=pin, skip=skip, unpick=unpick, clear=clear, quiet=quiet)
     items, errors, undated = app.posts(all_posts=all_posts, newsletter=newsletter)
     for error in errors:
         click.echo(f"distrib: {error}", err=True)
-    # How the next edition shows each post: in full, listed as a title link, or skipped.
-    places: dict[str, str] = {}
-    if not all_posts:
-        opts = app.newsletter(newsletter).opts
-        for i, p in enumerate(items):
-            beyond = "skipped" if opts.overflow == "skip" else "listed"
-            places[p.key] = "full" if i < opts.max_posts else beyond
+    places = {} if all_posts else _edition_places(app, items, newsletter)
     if as_json:
-        # "undated": the post has no date of its own; "published" is when distrib first saw it.
-        rows = [
-            p.to_json()
-            | {"undated": p.key in undated}
-            | ({"edition": places[p.key]} if places else {})
-            for p in items
-        ]
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        _echo_posts_json(items, undated, places)
     else:
-        if not items:
-            click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
-        for p in items:
-            # The site's time, with its offset: the email groups posts by the site's days.
-            date = app.site_time(p.published) if p.published else "????-??-?? ??:?? ?????"
-            mark = "*" if p.key in undated else " "
-            author = f"  ({p.author})" if p.author else ""
-            place = f"  [{places[p.key]}]" if places.get(p.key, "full") != "full" else ""
-            click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}{place}"))
-        if any(p.key in undated for p in items):
-            click.echo(
-                '* no date of its own: dated by when distrib first saw it (undated = "first-seen")'
-            )
+        _echo_posts_table(app, items, undated, places, all_posts=all_posts)
     if errors:
         sys.exit(EXIT_FAILED)
+
+
+def _edit_picks(
+    app: App,
+    newsletter: str | None,
+    *,
+    pin: tuple[str, ...],
+    skip: tuple[str, ...],
+    unpick: tuple[str, ...],
+    clear: bool,
+    quiet: bool,
+) -> None:
+    """`posts --clear/--pin/--skip/--unpick`: the editor's picks for the next edition,
+    then an edition waiting for approval rendered again."""
+    letter = app.newsletter(newsletter)
+    if clear:
+        app.ledger.clear_editor_picks(letter.name)
+        if not quiet:
+            click.echo(
+                f"{letter.name}: the pins, skips and note for the next edition are forgotten"
+            )
+    for action, keys in (("pin", pin), ("skip", skip)):
+        for text in keys:
+            post = app.find_post(text)
+            app.ledger.set_editor_pick(letter.name, post.key, action)
+            if not quiet:
+                verb = "pinned" if action == "pin" else "skipped"
+                click.echo(
+                    terminal_safe(f"{letter.name}: {verb} {post.title!r} for the next edition")
+                )
+    for text in unpick:
+        post = app.find_post(text)
+        if app.ledger.clear_editor_picks(letter.name, post.key) and not quiet:
+            click.echo(
+                terminal_safe(f"{letter.name}: {post.title!r} is neither pinned nor skipped now")
+            )
+    for line in app.refresh_after_edit(letter):
+        click.echo(line)
+
+
+def _edition_places(app: App, items: list[Post], newsletter: str | None) -> dict[str, str]:
+    """How the next edition shows each post: in full, listed as a title link, or skipped."""
+    opts = app.newsletter(newsletter).opts
+    beyond = "skipped" if opts.overflow == "skip" else "listed"
+    return {p.key: "full" if i < opts.max_posts else beyond for i, p in enumerate(items)}
+
+
+def _echo_posts_json(items: list[Post], undated: frozenset[str], places: dict[str, str]) -> None:
+    """`posts --json`: one object per post."""
+    # "undated": the post has no date of its own; "published" is when distrib first saw it.
+    rows = [
+        p.to_json() | {"undated": p.key in undated} | ({"edition": places[p.key]} if places else {})
+        for p in items
+    ]
+    click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+
+
+def _echo_posts_table(
+    app: App,
+    items: list[Post],
+    undated: frozenset[str],
+    places: dict[str, str],
+    *,
+    all_posts: bool,
+) -> None:
+    """`posts`: one line per post (date, source, title, author, place in the edition)."""
+    if not items:
+        click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
+    for p in items:
+        # The site's time, with its offset: the email groups posts by the site's days.
+        date = app.site_time(p.published) if p.published else "????-??-?? ??:?? ?????"
+        mark = "*" if p.key in undated else " "
+        author = f"  ({p.author})" if p.author else ""
+        place = f"  [{places[p.key]}]" if places.get(p.key, "full") != "full" else ""
+        click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}{place}"))
+    if any(p.key in undated for p in items):
+        click.echo(
+            '* no date of its own: dated by when distrib first saw it (undated = "first-seen")'
+        )
 
 
 @cli.command()
@@ -1095,17 +1124,32 @@ def reject(app: App, *, quiet: bool, edition_id: int) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of editions with their counts.")
+@click.option(
+    "--links",
+    "with_links",
+    is_flag=True,
+    help="Also the click counts per link of the 10 newest editions with [tracking] clicks.",
+)
 @common()
-def status(app: App, *, quiet: bool, as_json: bool) -> None:
+def status(app: App, *, quiet: bool, as_json: bool, with_links: bool) -> None:
     """Show each edition's delivery progress and when an unfinished one will finish.
 
+    With the bounce and complaint webhooks of `distrib serve` set up, each edition also
+    shows its bounces and complaints, and a warning line when they pass the limits Gmail
+    and Yahoo hold bulk senders to (0.3% complaints, 2% bounces).  Warnings do not change
+    the exit code.
+
     \b
-    Example:
+    Examples:
       distrib status
+      distrib status --links     # clicks per link ([tracking] clicks = true)
+      distrib status --json
     """
     rows = app.status()
+    clicks = app.link_clicks() if with_links else []
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        out: Any = {"editions": rows, "links": clicks} if with_links else rows
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     holder = app.ledger.lock_holder()
     if holder:
@@ -1115,21 +1159,49 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
     if not rows:
         click.echo("no editions yet; `distrib run` makes the first")
     for r in rows:
-        line = (
-            f"edition {r['edition']} [{r['newsletter']}] {r['created'][:16]} {r['status']}: "
-            f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
-            f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
+        _echo_status_row(r)
+    if with_links:
+        _echo_links(clicks)
+
+
+def _echo_status_row(r: dict[str, Any]) -> None:
+    line = (
+        f"edition {r['edition']} [{r['newsletter']}] {r['created'][:16]} {r['status']}: "
+        f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
+        f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
+    )
+    if r.get("in_doubt"):
+        line += f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
+    click.echo(line)
+    layout = _layout_line(r["posts"], r.get("layout"))
+    if layout:
+        click.echo(f"  {layout}")
+    if r.get("eta"):
+        click.echo(f"  {r['eta']}")
+    if r.get("bounced") or r.get("soft_bounced") or r.get("complained"):
+        click.echo(
+            f"  reported by the provider: {r['bounced']} hard bounces ({r['bounce_rate']:.2f}%), "
+            f"{r['soft_bounced']} soft bounces, {r['complained']} complaints "
+            f"({r['complaint_rate']:.2f}%)"
         )
-        if r.get("in_doubt"):
-            line += (
-                f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
+    for warning in r.get("warnings") or []:
+        click.echo(f"  warning: {warning}")
+
+
+def _echo_links(editions: list[dict[str, Any]]) -> None:
+    if not editions:
+        click.echo(
+            "no tracked links yet: with [tracking] clicks = true, the next edition's links are counted"
+        )
+    for e in editions:
+        total = sum(link["clicks"] for link in e["links"])
+        click.echo(
+            terminal_safe(
+                f"clicks in edition {e['edition']} [{e['newsletter']}] {e['subject']!r}: {total}"
             )
-        click.echo(line)
-        layout = _layout_line(r["posts"], r.get("layout"))
-        if layout:
-            click.echo(f"  {layout}")
-        if r.get("eta"):
-            click.echo(f"  {r['eta']}")
+        )
+        for link in e["links"]:
+            click.echo(terminal_safe(f"  {link['clicks']:>6}  #{link['link']:<3} {link['url']}"))
 
 
 @cli.command()

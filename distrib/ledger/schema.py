@@ -221,6 +221,36 @@ def _update_from_5_to_6(db: sqlite3.Connection) -> None:
 
 
 SCHEMA_V7 = """
+-- Click tracking ([tracking] clicks = true): the links of one edition, numbered from 1
+-- in the order they first appear (HTML part, then text part), each with how many times
+-- it was followed through `distrib serve` (GET /c/<edition>/<link>/<sig>).  No reader is
+-- recorded: a count per link.  Written when the edition is rendered, just before its
+-- editions row, so it has no foreign key; a link of no recorded edition is never served.
+CREATE TABLE edition_links (
+    edition_id INTEGER NOT NULL,
+    link       INTEGER NOT NULL,        -- 1, 2, ... within the edition
+    url        TEXT NOT NULL,           -- the original URL the redirect answers with
+    clicks     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (edition_id, link)
+) WITHOUT ROWID;
+
+-- serves: "the edition last delivered to this address before a provider's bounce or
+-- complaint" (`distrib status` rates per edition)
+CREATE INDEX email_deliveries_by_address ON email_deliveries (address, updated);
+"""
+
+
+def _update_from_6_to_7(db: sqlite3.Connection) -> None:
+    """Tables: edition_links (click tracking); index email_deliveries_by_address."""
+    buf = ""
+    for line in SCHEMA_V7.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            db.execute(buf)
+            buf = ""
+
+
+SCHEMA_V8 = """
 -- Send workers (`distrib send --worker`, PostgreSQL only): one row per live worker
 -- process.  The rows a worker claims (email_deliveries.run = its run) are its own until
 -- its lease ends; it renews the lease with every batch it claims.  A row whose claimer
@@ -238,14 +268,14 @@ CREATE INDEX email_deliveries_open ON email_deliveries (edition_id, status, addr
 """
 
 
-def _update_from_6_to_7(db: sqlite3.Connection) -> None:
+def _update_from_7_to_8(db: sqlite3.Connection) -> None:
     """Send workers: the table ``send_workers`` (their leases), the column
     ``email_deliveries.reclaims`` (how often a row was taken from a worker that stopped
     holding it) and the index ``email_deliveries_open``.  ``email_deliveries.status``
     gains ``pending``: a recipient queued for the workers, not yet claimed."""
     db.execute("ALTER TABLE email_deliveries ADD COLUMN reclaims INTEGER NOT NULL DEFAULT 0")
     buf = ""
-    for line in SCHEMA_V7.splitlines(keepends=True):
+    for line in SCHEMA_V8.splitlines(keepends=True):
         buf += line
         if sqlite3.complete_statement(buf):
             db.execute(buf)
@@ -260,6 +290,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _update_from_4_to_5,
     5: _update_from_5_to_6,
     6: _update_from_6_to_7,
+    7: _update_from_7_to_8,
 }
 VERSION = len(MIGRATIONS)
 
