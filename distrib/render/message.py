@@ -285,7 +285,9 @@ class PreparedMessage:
         self._mid_seed = (
             f"{edition.newsletter}\0{edition.id}\0{edition.created.isoformat()}\0".encode()
         )
-        self._chunks = chunks
+        # The fixed bytes, with an empty placeholder at each hole; ``_holes`` says which
+        # per-recipient value fills each placeholder.
+        self._chunks = [c if isinstance(c, bytes) else b"" for c in chunks]
         self._holes = [(i, c) for i, c in enumerate(chunks) if isinstance(c, int)]
         #: Signs each recipient's bytes (DKIM) when ``[email.dkim]`` is set.
         self.signer = signer
@@ -380,7 +382,7 @@ class PreparedMessage:
         parts = self._chunks.copy()
         for i, hole in self._holes:
             parts[i] = values[hole]
-        data = b"".join(parts)  # type: ignore[arg-type]
+        data = b"".join(parts)
         if self.signer is not None:
             data = self.signer.sign(data)
         return data, message_id
