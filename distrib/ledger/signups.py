@@ -6,8 +6,16 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
+from typing import Any
 
 from .common import Part, Row, iso, now, wrap_errors
+
+
+def _synchronous(db: Any, level: str) -> None:
+    """SQLite's sync level for the next commits; every PostgreSQL commit is durable
+    already (and PostgreSQL has no PRAGMA)."""
+    if hasattr(db, "set_pragma"):
+        db.set_pragma("synchronous", level)
 
 
 class Signups(Part):
@@ -43,7 +51,7 @@ class Signups(Part):
         address = address.strip().lower()
         digest = self.forgotten_hash(address)
         known = 0
-        self.db.execute("PRAGMA synchronous = FULL")
+        _synchronous(self.db, "FULL")
         try:
             with self.db.transaction():
                 for table in ("subscribers", "newsletter_optouts", "consent_events", "mail_outbox"):
@@ -59,7 +67,7 @@ class Signups(Part):
                     (digest, iso(now())),
                 )
         finally:
-            self.db.execute("PRAGMA synchronous = NORMAL")
+            _synchronous(self.db, "NORMAL")
         return known > 0
 
     @wrap_errors
@@ -146,7 +154,7 @@ class Signups(Part):
         ts = iso(now())
         wanted = [n for n in newsletters if n in every] or list(every)
         forgotten = self.forgotten_hash(address)
-        self.db.execute("PRAGMA synchronous = FULL")
+        _synchronous(self.db, "FULL")
         try:
             with self.db.transaction():
                 row = self.db.execute(
@@ -187,7 +195,7 @@ class Signups(Part):
                     (address, ",".join(wanted), ts),
                 )
         finally:
-            self.db.execute("PRAGMA synchronous = NORMAL")
+            _synchronous(self.db, "NORMAL")
         return True
 
     @wrap_errors
@@ -202,7 +210,7 @@ class Signups(Part):
         address = address.lower()
         ts = iso(now())
         status: str | None = None
-        self.db.execute("PRAGMA synchronous = FULL")
+        _synchronous(self.db, "FULL")
         try:
             with self.db.transaction():
                 self.db.execute(
@@ -233,5 +241,5 @@ class Signups(Part):
                         (address, status, f"{how}: {reason}"[:500], ts, ts),
                     )
         finally:
-            self.db.execute("PRAGMA synchronous = NORMAL")
+            _synchronous(self.db, "NORMAL")
         return status
