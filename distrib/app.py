@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .adapters import Channel, Context, Mailer, Source, load_channel, load_mailer, load_source
 from .config import Settings, load_config, mailer_settings
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .deliver import Progress, SendReport
     from .model import Outcome
     from .share import ShareReport
+    from .workers import Workers
 
 log = logging.getLogger("distrib")
 
@@ -113,6 +114,15 @@ class RunResult:
         if any(r.report.failed or r.report.errors or r.report.in_doubt for r in self.editions):
             return True
         return bool(self.shares and (self.shares.failed or self.shares.errors))
+
+
+class _Delivery(NamedTuple):
+    """How a send delivers its editions: the delivery loop, the progress line, and the
+    worker processes (None: this process delivers, as always)."""
+
+    deliver_edition: Any
+    progress: Any = None
+    workers: Workers | None = None
 
 
 class App:
@@ -539,11 +549,14 @@ class App:
         fetched: FetchResult | None = None,
         progress: Any = None,
         result: RunResult | None = None,
+        workers: Workers | None = None,
     ) -> RunResult:
-        """Finish unfinished editions, then plan, record and deliver the ones due."""
+        """Finish unfinished editions, then plan, record and deliver the ones due.
+        ``workers``: deliver each edition with that many worker processes (PostgreSQL)."""
         from .deliver import deliver_edition
 
         result = result or RunResult()
+        how = _Delivery(deliver_edition, progress, workers)
         letters = self.newsletters if newsletter is None else [self.newsletter(newsletter)]
         problems = self.compliance_problems()
         if problems:
@@ -554,115 +567,135 @@ class App:
             fetched = self.fetch(record=not dry_run)
             result.fetch = fetched
         for letter in letters:
-            unfinished = self.ledger.unfinished_editions(letter.name)
             if dry_run:
-                if unfinished:
-                    result.skipped.append(
-                        f"{letter.name}: edition {unfinished[0].id} is unfinished and would be resumed"
-                    )
-                    continue
-                waiting = (
-                    self.ledger.awaiting_editions(letter.name)
-                    if letter.opts.get("approval")
-                    else []
-                )
-                if waiting:
-                    result.skipped.append(
-                        f"{letter.name}: edition {waiting[0].id} is waiting for approval; nothing new "
-                        f"would be made (`distrib approve {waiting[0].id}` sends it)"
-                    )
-                    continue
-                batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
-                if reason:
-                    result.skipped.append(reason)
-                if batches and not self.has_recipients(letter.name):
-                    # The same words as a real run: a dry run says what the run would do.
-                    result.skipped.append(self._no_recipients(letter))
-                    continue
-                for posts in batches:
-                    shown, skipped = split(posts, letter.opts)
-                    result.planned.append(
-                        EditionPlan(letter, posts, self.render(letter, shown), skipped)
-                    )
-                continue
-            for edition in unfinished:
-                result.editions.append(self._deliver(edition, True, deliver_edition, progress))
-            if any(not r.report.finished for r in result.editions if r.newsletter == letter.name):
-                result.skipped.append(
-                    f"{letter.name}: an earlier edition is still being delivered; new posts wait"
-                )
-                continue
-            if unfinished:
-                # Finishing an edition is this run's edition: what is new waits for the
-                # next run (and the cadence), never a second email in the same minute.
-                continue
-            if letter.opts.get("approval"):
-                waiting = self.ledger.awaiting_editions(letter.name)
-                if waiting:
-                    # Nothing new is planned while an edition waits for its editor.
-                    for edition in waiting:
-                        changed = self.refresh_awaiting(letter, edition, result)
-                        again = (
-                            f" ({changed}; a new test copy went to the editors)" if changed else ""
-                        )
-                        result.skipped.append(
-                            f"{letter.name}: edition {edition.id} is waiting for approval{again}; "
-                            f"`distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
-                        )
-                    continue
-            batches, reason = self.plan(letter, fetched, force=force)
-            if reason:
-                result.skipped.append(reason)
-            if batches and not self.has_recipients(letter.name):
-                # An edition with nobody to send it to would use the posts up for nothing.
-                result.skipped.append(self._no_recipients(letter))
-                continue
-            approval = bool(letter.opts.get("approval"))
-            base = {p.key for p in self.select(letter, fetched, picks=False)} if approval else set()
-            for posts in batches:
-                edition_id = self.ledger.next_edition_id()
-                shown, skipped = split(posts, letter.opts)
-                rendered = self.render(letter, shown, edition_id=edition_id)
-                self.check_template_compliance(rendered)
-                editor = None
-                if approval:
-                    # The posts selection took (before the editor's picks), so a change
-                    # of pins or skips can be rendered again from the same posts; and
-                    # what distrib had seen before, restored if the edition is rejected.
-                    editor = {
-                        "inputs": self.editor_inputs(letter),
-                        "base": [p.key for p in posts if p.key in base],
-                        "seen_before": self.ledger.kv_get(f"newsletter:{letter.name}:seen"),
-                    }
-                # Every post goes into the edition, listed or skipped: none is left to
-                # form the next edition on its own.
-                edition = self.ledger.create_edition(
-                    letter.name,
-                    [*rendered.full_keys, *rendered.overflow_keys, *(p.key for p in skipped)],
-                    rendered.subject,
-                    rendered.preheader,
-                    rendered.html,
-                    rendered.text,
-                    edition_id=edition_id,
-                    markers=rendered.markers,
-                    status="awaiting" if approval else "sending",
-                    editor=editor,
-                )
-                layout = layout_of(rendered, skipped)
-                self.ledger.kv_put(f"edition:{edition.id}:layout", layout)
-                if fetched.seq is not None:
-                    self.ledger.kv_put(f"newsletter:{letter.name}:seen", fetched.seq)
-                if approval:
-                    self.send_test_copies(edition, result)
-                    result.skipped.append(
-                        f"{letter.name}: edition {edition.id} ({len(posts)} post{'s' if len(posts) != 1 else ''}) "
-                        f"is waiting for approval; a test copy went to {', '.join(self.settings.email.editors)}; "
-                        f"`distrib approve {edition.id}` sends it"
-                    )
-                    continue
-                self.ledger.clear_editor_picks(letter.name)  # used up by this edition
-                result.editions.append(self._deliver(edition, False, deliver_edition, progress))
+                self._send_dry(letter, fetched, force, result)
+            else:
+                self._send_letter(letter, fetched, force, result, how)
         return result
+
+    def _send_dry(
+        self, letter: Newsletter, fetched: FetchResult, force: bool, result: RunResult
+    ) -> None:
+        """What a real send of ``letter`` would do, in ``result.planned`` and ``skipped``."""
+        unfinished = self.ledger.unfinished_editions(letter.name)
+        if unfinished:
+            result.skipped.append(
+                f"{letter.name}: edition {unfinished[0].id} is unfinished and would be resumed"
+            )
+            return
+        waiting = self.ledger.awaiting_editions(letter.name) if letter.opts.get("approval") else []
+        if waiting:
+            result.skipped.append(
+                f"{letter.name}: edition {waiting[0].id} is waiting for approval; nothing new "
+                f"would be made (`distrib approve {waiting[0].id}` sends it)"
+            )
+            return
+        batches, reason = self.plan(letter, fetched, force=force, dry_run=True)
+        if reason:
+            result.skipped.append(reason)
+        if batches and not self.has_recipients(letter.name):
+            # The same words as a real run: a dry run says what the run would do.
+            result.skipped.append(self._no_recipients(letter))
+            return
+        for posts in batches:
+            shown, skipped = split(posts, letter.opts)
+            result.planned.append(EditionPlan(letter, posts, self.render(letter, shown), skipped))
+
+    def _send_letter(
+        self,
+        letter: Newsletter,
+        fetched: FetchResult,
+        force: bool,
+        result: RunResult,
+        how: _Delivery,
+    ) -> None:
+        """Finish ``letter``'s unfinished editions, else record and send the ones due."""
+        unfinished = self.ledger.unfinished_editions(letter.name)
+        for edition in unfinished:
+            result.editions.append(self._deliver(edition, True, *how))
+        if any(not r.report.finished for r in result.editions if r.newsletter == letter.name):
+            result.skipped.append(
+                f"{letter.name}: an earlier edition is still being delivered; new posts wait"
+            )
+            return
+        if unfinished:
+            # Finishing an edition is this run's edition: what is new waits for the
+            # next run (and the cadence), never a second email in the same minute.
+            return
+        if letter.opts.get("approval") and self._still_awaiting(letter, result):
+            return  # nothing new is planned while an edition waits for its editor
+        batches, reason = self.plan(letter, fetched, force=force)
+        if reason:
+            result.skipped.append(reason)
+        if batches and not self.has_recipients(letter.name):
+            # An edition with nobody to send it to would use the posts up for nothing.
+            result.skipped.append(self._no_recipients(letter))
+            return
+        approval = bool(letter.opts.get("approval"))
+        base = {p.key for p in self.select(letter, fetched, picks=False)} if approval else set()
+        for posts in batches:
+            edition = self._record_edition(letter, posts, base, fetched)
+            if approval:
+                self.send_test_copies(edition, result)
+                result.skipped.append(
+                    f"{letter.name}: edition {edition.id} ({len(posts)} post{'s' if len(posts) != 1 else ''}) "
+                    f"is waiting for approval; a test copy went to {', '.join(self.settings.email.editors)}; "
+                    f"`distrib approve {edition.id}` sends it"
+                )
+                continue
+            self.ledger.clear_editor_picks(letter.name)  # used up by this edition
+            result.editions.append(self._deliver(edition, False, *how))
+
+    def _still_awaiting(self, letter: Newsletter, result: RunResult) -> bool:
+        """Whether an edition of ``letter`` waits for approval (each re-rendered, and a
+        new test copy sent, when its inputs changed)."""
+        waiting = self.ledger.awaiting_editions(letter.name)
+        for edition in waiting:
+            changed = self.refresh_awaiting(letter, edition, result)
+            again = f" ({changed}; a new test copy went to the editors)" if changed else ""
+            result.skipped.append(
+                f"{letter.name}: edition {edition.id} is waiting for approval{again}; "
+                f"`distrib approve {edition.id}` sends it, `distrib reject {edition.id}` drops it"
+            )
+        return bool(waiting)
+
+    def _record_edition(
+        self, letter: Newsletter, posts: list[Post], base: set[str], fetched: FetchResult
+    ) -> Edition:
+        """Render ``posts`` as the next edition of ``letter`` and record it."""
+        approval = bool(letter.opts.get("approval"))
+        edition_id = self.ledger.next_edition_id()
+        shown, skipped = split(posts, letter.opts)
+        rendered = self.render(letter, shown, edition_id=edition_id)
+        self.check_template_compliance(rendered)
+        editor = None
+        if approval:
+            # The posts selection took (before the editor's picks), so a change
+            # of pins or skips can be rendered again from the same posts; and
+            # what distrib had seen before, restored if the edition is rejected.
+            editor = {
+                "inputs": self.editor_inputs(letter),
+                "base": [p.key for p in posts if p.key in base],
+                "seen_before": self.ledger.kv_get(f"newsletter:{letter.name}:seen"),
+            }
+        # Every post goes into the edition, listed or skipped: none is left to
+        # form the next edition on its own.
+        edition = self.ledger.create_edition(
+            letter.name,
+            [*rendered.full_keys, *rendered.overflow_keys, *(p.key for p in skipped)],
+            rendered.subject,
+            rendered.preheader,
+            rendered.html,
+            rendered.text,
+            edition_id=edition_id,
+            markers=rendered.markers,
+            status="awaiting" if approval else "sending",
+            editor=editor,
+        )
+        self.ledger.kv_put(f"edition:{edition.id}:layout", layout_of(rendered, skipped))
+        if fetched.seq is not None:
+            self.ledger.kv_put(f"newsletter:{letter.name}:seen", fetched.seq)
+        return edition
 
     @staticmethod
     def _no_recipients(letter: Newsletter) -> str:
@@ -672,10 +705,24 @@ class App:
         )
 
     def _deliver(
-        self, edition: Edition, resumed: bool, deliver_edition: Any, progress: Any
+        self,
+        edition: Edition,
+        resumed: bool,
+        deliver_edition: Any,
+        progress: Any,
+        workers: Workers | None = None,
     ) -> EditionResult:
-        message = self.prepare(edition)
         mailer = self.mailer()
+        layout = self.ledger.kv_get(f"edition:{edition.id}:layout")
+        if workers is not None:
+            from .workers import spawn_workers
+
+            w = workers
+            report = spawn_workers(self, edition, w.n, lease=w.lease, batch=w.batch)
+            return EditionResult(
+                edition.newsletter, edition, report, resumed, mailer.describe(), layout
+            )
+        message = self.prepare(edition)
         if mailer.handoff:
             # The platform keeps the subscribers: one delivery per edition and platform.
             from .mailers._http import handoff_recipient
@@ -688,10 +735,34 @@ class App:
                 1 for _ in self.recipients(edition.newsletter)
             )  # only when the line is shown
         report = deliver_edition(self.ledger, mailer, message, recipients, progress=progress)
-        layout = self.ledger.kv_get(f"edition:{edition.id}:layout")
         return EditionResult(
             edition.newsletter, edition, report, resumed, mailer.describe(), layout
         )
+
+    def work(self, *, newsletter: str | None = None, workers: Workers | None = None) -> RunResult:
+        """``send --worker``: send the unfinished editions as one of their workers (beside
+        others, on this host or others); plans nothing new."""
+        from .workers import Workers, require_workers, work_edition
+
+        require_workers(self, "send --worker")
+        w = workers or Workers()
+        problems = self.compliance_problems()
+        if problems:
+            raise ConfigError(problems)
+        mailer = self.mailer()
+        self.ledger._exclusive()  # the run lock, shared: no run starts beside the workers
+        result = RunResult()
+        letters = self.newsletters if newsletter is None else [self.newsletter(newsletter)]
+        for letter in letters:
+            for edition in self.ledger.unfinished_editions(letter.name):
+                report = work_edition(self, edition, lease=w.lease, batch=w.batch)
+                layout = self.ledger.kv_get(f"edition:{edition.id}:layout")
+                result.editions.append(
+                    EditionResult(letter.name, edition, report, True, mailer.describe(), layout)
+                )
+        if not result.editions:
+            result.skipped.append("no edition is being sent: nothing for a worker to do")
+        return result
 
     def retry_failed(self, edition_id: int) -> int:
         """Re-queue the failed recipients of an edition, once (``send --retry-failed``)."""
@@ -985,10 +1056,19 @@ class App:
         return result
 
     def run(
-        self, *, force: bool = False, dry_run: bool = False, progress: Progress | None = None
+        self,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        workers: Workers | None = None,
     ) -> RunResult:
         """The cron job: fetch once, send what is due (``force``: an edition now, whatever
-        the cadence says), post the shares."""
+        the cadence says; ``workers``: by that many processes), post the shares."""
+        if workers is not None and not dry_run:
+            from .workers import require_workers
+
+            require_workers(self, "--workers")
         result = RunResult()
         problems = self.compliance_problems()
         if problems:
@@ -998,7 +1078,12 @@ class App:
         result.fetch = fetched
         try:
             self.send(
-                force=force, dry_run=dry_run, fetched=fetched, progress=progress, result=result
+                force=force,
+                dry_run=dry_run,
+                fetched=fetched,
+                progress=progress,
+                result=result,
+                workers=workers,
             )
         except DistribError as e:
             # A digest that cannot go out must not stop the shares.

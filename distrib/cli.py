@@ -464,18 +464,28 @@ def dkim_keygen(
 @click.option(
     "--force", is_flag=True, help="Send an edition now even if the cadence says it is not due."
 )
+@click.option(
+    "--workers",
+    "n_workers",
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Send the edition with N worker processes of this host (a PostgreSQL ledger).",
+)
 @common(needs_secrets=True, lock=True)
-def run(app: App, *, quiet: bool, dry_run: bool, force: bool) -> None:
+def run(app: App, *, quiet: bool, dry_run: bool, force: bool, n_workers: int | None) -> None:
     """The cron job: fetch, send the digest when due, post the shares.
 
     \b
-    Example (crontab, every 15 minutes):
-      */15 * * * * cd /srv/site && distrib run -q
+    Examples:
+      */15 * * * * cd /srv/site && distrib run -q    # crontab, every 15 minutes
+      distrib run --workers 4    # the send by 4 processes (the ledger in PostgreSQL)
     """
     from .deliver import Progress
+    from .workers import Workers
 
     progress = Progress(None, sys.stderr, enabled=sys.stderr.isatty() and not quiet)
-    result = app.run(force=force, dry_run=dry_run, progress=progress)
+    workers = Workers(n_workers) if n_workers else None
+    result = app.run(force=force, dry_run=dry_run, progress=progress, workers=workers)
     _echo_run(app, result, quiet=quiet, dry_run=dry_run)
     _exit(result)
 
@@ -796,7 +806,28 @@ def _rendered_of(app: App, edition: Edition) -> RenderedEdition:
     type=click.Path(dir_okay=False, path_type=Path),
     help="An editor's note (a Markdown file) above the posts of the next edition.",
 )
-@common(needs_secrets=True, lock=True)
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="Send the editions being sent beside other workers (a PostgreSQL ledger); plans nothing.",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(1, 86400),
+    default=120.0,  # distrib.workers.DEFAULT_LEASE
+    show_default=True,
+    metavar="SECONDS",
+    help="With --worker: how long claimed recipients stay a stopped worker's before another takes them.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 10000),
+    default=50,  # distrib.workers.DEFAULT_BATCH
+    show_default=True,
+    metavar="N",
+    help="With --worker: recipients claimed at a time.",
+)
+@common(needs_secrets=True, lock=False)
 def send(
     app: App,
     *,
@@ -808,6 +839,9 @@ def send(
     report_file: Path | None,
     retry_edition: int | None,
     note_file: Path | None,
+    worker: bool,
+    lease: float,
+    batch: int,
 ) -> None:
     """Build and deliver the next edition now.
 
@@ -817,8 +851,18 @@ def send(
       distrib send --force --report send.json
       distrib send --retry-failed 12        # after fixing what made edition 12 fail
       distrib send --note note.md           # the note goes above the posts of the next edition
+      distrib send --worker                 # on each host: send the edition `distrib run` made
+      distrib send --worker --lease 300 --batch 20   # a slow server: longer leases, smaller batches
     """
     from .deliver import Progress
+
+    if worker:
+        flags = {"--to": to_address, "--force": force, "--dry-run": dry_run, "--note": note_file}
+        flags["--retry-failed"] = retry_edition is not None
+        clash = [flag for flag, given in flags.items() if given]
+        _send_as_worker(app, quiet, newsletter, report_file, (lease, batch), clash)
+        return
+    app.lock()
 
     if note_file is not None:
         from .editor import read_markdown
@@ -853,13 +897,41 @@ def send(
     result = app.send(newsletter=newsletter, force=force, dry_run=dry_run, progress=progress)
     _echo_run(app, result, quiet=quiet, dry_run=dry_run)
     if report_file:
-        from .paths import make_private_dir, private_opener
-
-        # It lists recipients' addresses: owner-only, like the ledger.
-        make_private_dir(report_file.parent)
-        with open(report_file, "w", encoding="utf-8", opener=private_opener) as f:
-            f.write(json.dumps(_send_report(result), indent=2) + "\n")
+        _write_report(report_file, result)
     _exit(result)
+
+
+def _send_as_worker(
+    app: App,
+    quiet: bool,
+    newsletter: str | None,
+    report_file: Path | None,
+    lease_batch: tuple[float, int],
+    clash: list[str],
+) -> None:
+    """`send --worker`: one of the processes sending the editions being sent."""
+    from .workers import Workers
+
+    if clash:
+        raise UserError(
+            f"send --worker: {' and '.join(clash)} do not go with --worker (a worker only sends "
+            "the editions being sent)",
+            EXIT_USAGE,
+        )
+    result = app.work(newsletter=newsletter, workers=Workers(1, *lease_batch))
+    _echo_run(app, result, quiet=quiet)
+    if report_file:
+        _write_report(report_file, result)
+    _exit(result)
+
+
+def _write_report(report_file: Path, result: RunResult) -> None:
+    from .paths import make_private_dir, private_opener
+
+    # It lists recipients' addresses: owner-only, like the ledger.
+    make_private_dir(report_file.parent)
+    with open(report_file, "w", encoding="utf-8", opener=private_opener) as f:
+        f.write(json.dumps(_send_report(result), indent=2) + "\n")
 
 
 def _send_report(result: RunResult) -> dict[str, Any]:

@@ -72,16 +72,7 @@ def deliver_edition(
 
     def on_outcome(recipient: Recipient, outcome: Outcome) -> None:
         ledger.mark_email(edition_id, recipient.email, outcome)
-        if outcome.status is DeliveryStatus.SENT:
-            report.sent += 1
-        elif outcome.status is DeliveryStatus.DEFERRED:
-            report.deferred += 1
-        elif outcome.status is DeliveryStatus.IN_DOUBT:
-            report.in_doubt += 1
-            log.warning("%s: in doubt: %s", recipient.email, outcome.error)
-        else:
-            report.failed += 1
-            log.warning("%s: %s", recipient.email, outcome.error)
+        count_outcome(report, recipient, outcome)
         if progress:
             progress.update(report)
 
@@ -108,6 +99,20 @@ def deliver_edition(
     if report.finished:
         ledger.finish_edition(edition_id)
     return report
+
+
+def count_outcome(report: SendReport, recipient: Recipient, outcome: Outcome) -> None:
+    """Count one mailer's report in ``report`` (and log what did not go)."""
+    if outcome.status is DeliveryStatus.SENT:
+        report.sent += 1
+    elif outcome.status is DeliveryStatus.DEFERRED:
+        report.deferred += 1
+    elif outcome.status is DeliveryStatus.IN_DOUBT:
+        report.in_doubt += 1
+        log.warning("%s: in doubt: %s", recipient.email, outcome.error)
+    else:
+        report.failed += 1
+        log.warning("%s: %s", recipient.email, outcome.error)
 
 
 class SendInterrupted(KeyboardInterrupt):

@@ -39,6 +39,11 @@ log = logging.getLogger("distrib.serve")
 
 #: Mailgun's signatures older (or newer) than this are refused as replays.
 MAILGUN_WINDOW = 300.0
+#: New SNS signing-certificate URLs fetched at most this many a minute (SNS signs with
+#: one certificate for months): forged messages, each naming a URL of its own on an SNS
+#: host, cannot make serve fetch for every one; past it the answer is a 503, which SNS
+#: retries.
+CERT_FETCHES_PER_MINUTE = 5
 
 #: Postmark's bounce types (https://postmarkapp.com/developer/api/bounce-api#bounce-types)
 _POSTMARK_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated", "Blocked"}
@@ -64,6 +69,10 @@ def _secret(name: str | None) -> str | None:
     return (os.environ.get(name) or None) if name else None
 
 
+class _TooManyFetches(Exception):
+    """More new certificate URLs than CERT_FETCHES_PER_MINUTE."""
+
+
 class HookRoutes:
     def __init__(self, settings: Settings, ledger: Ledger, lock: threading.Lock):
         opts = _options(settings)
@@ -77,6 +86,7 @@ class HookRoutes:
         self.topic = opts["ses_topic_arn"]
         self.cert_prefix = opts["sns_cert_url_prefix"]
         self.certs: dict[str, Any] = {}
+        self.fetched: list[float] = []  # when the recent certificate fetches began
 
     def _record(self, address: str, event: str, how: str, reason: str) -> None:
         from .addresses import normalise_address
@@ -204,12 +214,21 @@ class HookRoutes:
         if url not in self.certs:
             import httpx
 
+            self._may_fetch()
             r = httpx.get(url, timeout=10, follow_redirects=False)
             r.raise_for_status()
             if len(self.certs) > 100:
                 self.certs.clear()
             self.certs[url] = x509.load_pem_x509_certificate(r.content)
         return self.certs[url]
+
+    def _may_fetch(self) -> None:
+        t = time.monotonic()
+        with self.lock:
+            self.fetched = [at for at in self.fetched if t - at < 60.0]
+            if len(self.fetched) >= CERT_FETCHES_PER_MINUTE:
+                raise _TooManyFetches
+            self.fetched.append(t)
 
     def _sns_verified(self, msg: dict[str, Any]) -> bool:
         from cryptography.exceptions import InvalidSignature
@@ -238,10 +257,26 @@ class HookRoutes:
             )
         except (InvalidSignature, binascii.Error, ValueError, TypeError, AttributeError):
             return False
+        except _TooManyFetches:
+            raise
         except Exception as e:  # the certificate could not be fetched: not verified
             log.warning("webhook ses: no signing certificate (%s)", type(e).__name__)
             return False
         return True
+
+    def _refused(self, msg: Any) -> Response | None:
+        """The answer to an SNS message that is not verified; None for one that is."""
+        try:
+            if isinstance(msg, dict) and self._sns_verified(msg):
+                return None
+        except _TooManyFetches:
+            log.warning("webhook ses: too many new signing certificate URLs; answered 503")
+            return Response(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "busy: too many new signing certificates this minute; try again later\n",
+                headers=[("Retry-After", "60")],
+            )
+        return text(HTTPStatus.FORBIDDEN, "forbidden: not an SNS message with a valid signature\n")
 
     def ses_hook(self, request: Request, params: dict[str, str]) -> Response:
         if not self.ses:
@@ -250,10 +285,9 @@ class HookRoutes:
             msg = json.loads(request.body)
         except ValueError:
             msg = None
-        if not isinstance(msg, dict) or not self._sns_verified(msg):
-            return text(
-                HTTPStatus.FORBIDDEN, "forbidden: not an SNS message with a valid signature\n"
-            )
+        refused = self._refused(msg)
+        if refused is not None:
+            return refused
         with self.lock:
             mid = str(msg.get("MessageId", ""))
             if mid in self.seen:
@@ -276,6 +310,10 @@ class HookRoutes:
                 )
             log.info("webhook ses: SNS subscription confirmed")
             return text(HTTPStatus.OK, "subscribed\n")
+        return self._ses_notification(msg)
+
+    def _ses_notification(self, msg: dict[str, Any]) -> Response:
+        """A verified SNS message other than a subscription: SES bounces and complaints."""
         if msg["Type"] != "Notification":
             return text(HTTPStatus.OK, "ok\n")
         try:

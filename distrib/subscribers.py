@@ -528,6 +528,11 @@ def _stream(
         after = page[-1]["address"]
 
 
+def fixed_recipients(settings: Settings) -> list[Recipient]:
+    """The addresses of ``email.recipients`` and ``email.recipients_file``, checked."""
+    return list(_fixed_recipients(settings))
+
+
 def _fixed_recipients(settings: Settings) -> Iterable[Recipient]:
     email = settings.email
     problems: list[str] = recipient_problems(email.recipients or ())

@@ -51,13 +51,16 @@ CLICK_PATH = re.compile(
 )
 #: the largest edition number looked up (a 32-bit INTEGER in PostgreSQL)
 MAX_EDITION = 2**31 - 1
-#: pages of `distrib serve` itself: per-reader links, never tracked
-_OWN_PAGES = ("/unsubscribe", "/preferences", "/confirm", "/c/")
+#: pages of `distrib serve` itself: per-reader links, never tracked (a page of the
+#: site whose path only begins like one, /confirmed-cases, is tracked)
+_OWN_PAGES = re.compile(r"/(?:unsubscribe|preferences|confirm)(?:[/?#]|$)|/c/")
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-_TEXT_URL = re.compile(r"https?://[^\s<>\"'\x00-\x1f\x7f]+", re.IGNORECASE)
+_TEXT_URL = re.compile(r"https?://[^\s<>\x00-\x1f\x7f]+", re.IGNORECASE)
 #: characters a URL written in text ends with that belong to the sentence around it
 _TRAILING = ".,;:!?)]}*_"
+#: quotes: inside a URL the HTML part has (it's-here), else where a URL in text ends
+_QUOTES = "'\""
 #: a URL as it may go in a Location header: printable ASCII, no spaces
 _SAFE_URL = re.compile(r"https?://[\x21-\x7e]+", re.IGNORECASE)
 #: what may stay as it is when a non-ASCII URL is percent-encoded
@@ -84,8 +87,8 @@ def sign(key: bytes, edition_id: int, link: int, url: str) -> str:
 
 
 def as_uri(url: str) -> str | None:
-    """``url`` as it can be sent in a ``Location`` header (non-ASCII percent-encoded),
-    or None when it is not an absolute http(s) URL or holds spaces or control characters."""
+    """``url`` as it can be sent in a ``Location`` header (non-ASCII, spaces and control
+    characters percent-encoded), or None when it is not an absolute http(s) URL."""
     uri = quote(url, safe=_URL_SAFE_CHARS)
     return uri if _SAFE_URL.fullmatch(uri) else None
 
@@ -116,8 +119,7 @@ class ClickTracker:
     def _own_page(self, uri: str) -> bool:
         if not uri.lower().startswith(self.base_url.lower() + "/"):
             return False
-        rest = uri[len(self.base_url) :]
-        return rest.startswith(_OWN_PAGES)
+        return _OWN_PAGES.match(uri, len(self.base_url)) is not None
 
     def rewrite_html(self, source: str, markers: Markers) -> str:
         def one(m: re.Match[str]) -> str:
@@ -128,18 +130,38 @@ class ClickTracker:
 
     def rewrite_text(self, source: str, markers: Markers) -> str:
         def one(m: re.Match[str]) -> str:
-            url = m.group(0)
-            tail = ""
-            while url and url[-1] in _TRAILING and not (url[-1] == ")" and "(" in url):
-                url, tail = url[:-1], url[-1] + tail
+            url, tail = self._text_url(m.group(0))
             new = self.tracked(url, markers)
             return m.group(0) if new is None else new + tail
 
         return _TEXT_URL.sub(one, source)
 
+    def _text_url(self, found: str) -> tuple[str, str]:
+        """(the URL, the sentence's text after it) of a URL found in the text part: the
+        longest link the HTML part already has (a URL may end in "_" or "." or hold a
+        quote), else ``found`` without the punctuation that ends a sentence."""
+        url, tail = found, ""
+        while url:
+            uri = as_uri(url)
+            if uri is not None and uri in self._numbers:
+                return url, tail
+            if url[-1] not in _TRAILING + _QUOTES:
+                break
+            url, tail = url[:-1], url[-1] + tail
+        cut = min([found.find(q) for q in _QUOTES if q in found] or [len(found)])
+        url, tail = found[:cut], found[cut:]
+        while url and url[-1] in _TRAILING and not (url[-1] == ")" and _balanced(url)):
+            url, tail = url[:-1], url[-1] + tail
+        return url, tail
+
     def copy(self) -> ClickTracker:
         """A fresh tracker for the same edition (the numbers start again from 1)."""
         return ClickTracker(self.base_url, self.key, self.edition_id)
+
+
+def _balanced(url: str) -> bool:
+    """Whether the last ")" of ``url`` closes a "(" of the URL (Foo_(bar)), not of the sentence."""
+    return url.count("(") >= url.count(")")
 
 
 def tracker_for(settings: Settings, ledger: Ledger, edition_id: int) -> ClickTracker | None:

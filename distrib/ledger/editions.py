@@ -13,6 +13,20 @@ from .runs import RunLock
 from .subscribers import Subscribers
 
 
+def mark_values(outcome: Outcome) -> tuple[str, str | None, str | None, str | None, str]:
+    """(status, remote_id, error, not_before, updated) of a delivery marked with ``outcome``."""
+    not_before = None
+    if outcome.status is DeliveryStatus.DEFERRED:
+        not_before = iso(now() + timedelta(seconds=outcome.retry_after or 300))
+    return (
+        outcome.status.value,
+        outcome.remote_id or None,
+        outcome.error or None,
+        not_before,
+        str(iso(now())),
+    )
+
+
 class Editions(RunLock, Subscribers, Part):
     @wrap_errors
     def create_edition(
@@ -244,7 +258,8 @@ class Editions(RunLock, Subscribers, Part):
         A row already ``sent`` or ``failed`` is never claimed again; a ``deferred`` one
         once its ``not_before`` has passed; a ``claimed`` one only by the run that
         claimed it, or (in flight when a run died) by the run holding the run lock: that
-        is the only way a message can go out twice.  The claim is one statement whose
+        is the only way a message can go out twice.  A ``pending`` row (queued for send
+        workers, see :mod:`.queue`) is claimed as if there were none.  The claim is one statement whose
         row count says whether this process won it, so two processes on one ledger
         never both claim a row, even without the run lock.
         """
@@ -258,6 +273,7 @@ class Editions(RunLock, Subscribers, Part):
                 status = 'claimed', attempts = d.attempts + 1, updated = excluded.updated,
                 run = excluded.run
             WHERE (d.status = 'claimed' AND (d.run IS excluded.run OR ?))
+               OR d.status = 'pending'
                OR (d.status = 'deferred' AND (d.not_before IS NULL OR d.not_before <= excluded.updated))
             """,
             (edition_id, address.lower(), ts, self.run, exclusive),
@@ -269,22 +285,11 @@ class Editions(RunLock, Subscribers, Part):
         if outcome.release:
             self.release_email(edition_id, address, outcome.error)
             return
-        not_before = None
-        if outcome.status is DeliveryStatus.DEFERRED:
-            not_before = iso(now() + timedelta(seconds=outcome.retry_after or 300))
         self.db.execute(
             """UPDATE email_deliveries SET status = ?, remote_id = ?, error = ?,
                       not_before = ?, updated = ?
                WHERE edition_id = ? AND address = ?""",
-            (
-                outcome.status.value,
-                outcome.remote_id or None,
-                outcome.error or None,
-                not_before,
-                iso(now()),
-                edition_id,
-                address.lower(),
-            ),
+            (*mark_values(outcome), edition_id, address.lower()),
         )
         if outcome.bounce:
             self.suppress(address, "bounced", outcome.error)
@@ -354,10 +359,12 @@ class Editions(RunLock, Subscribers, Part):
 
     @wrap_errors
     def email_counts(self, edition_id: int) -> dict[str, int]:
-        # The four states every ledger knows, and any other found (in_doubt).
+        # The four states every ledger knows, and any other found (in_doubt).  Rows
+        # queued for send workers and not claimed yet (pending) count as no row at all.
         counts = {s.value: 0 for s in DeliveryStatus if s is not DeliveryStatus.IN_DOUBT}
         for status, n in self.db.execute(
-            "SELECT status, count(*) FROM email_deliveries WHERE edition_id = ? GROUP BY status",
+            """SELECT status, count(*) FROM email_deliveries
+               WHERE edition_id = ? AND status != 'pending' GROUP BY status""",
             (edition_id,),
         ):
             counts[status] = n

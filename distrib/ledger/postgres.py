@@ -506,6 +506,24 @@ class PostgresLedger(_ledger.Ledger):
                 self._try(fn)
         self._lock_kind = None
 
+    def share_run_lock(self) -> None:
+        """Hold the run lock shared instead of exclusive, with no moment between: the
+        shared hold is taken first (a session never conflicts with itself)."""
+        if self._lock_kind == fcntl.LOCK_EX and self._try("pg_try_advisory_lock_shared"):
+            self._try("pg_advisory_unlock")
+            self._lock_kind = fcntl.LOCK_SH
+
+    def take_run_lock_back(self) -> bool:
+        """Hold the run lock exclusive again; False (still shared) while another
+        session (a worker on another host) holds it shared."""
+        if self._lock_kind != fcntl.LOCK_SH:
+            return self._lock_kind == fcntl.LOCK_EX
+        if not self._try("pg_try_advisory_lock"):
+            return False
+        self._try("pg_advisory_unlock_shared")
+        self._lock_kind = fcntl.LOCK_EX
+        return True
+
     def _exclusive(self) -> bool:
         """Whether this process may take over rows other runs left ``claimed`` (it holds
         the run lock); else the lock is held shared, so no run starts beside it."""

@@ -138,6 +138,25 @@ class RunLock(KeyValue, Part):
             _give_back_fd(self._lock_fd)
             self._lock_fd = self._lock_kind = None
 
+    def share_run_lock(self) -> None:
+        """Hold the run lock shared instead of exclusive (``run --workers``: the workers
+        claim beside this process, and no other run starts meanwhile)."""
+        if self._lock_fd is not None and self._lock_kind == fcntl.LOCK_EX:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+            self._lock_kind = fcntl.LOCK_SH
+
+    def take_run_lock_back(self) -> bool:
+        """Hold the run lock exclusive again; False (still shared) while another
+        process holds it shared."""
+        if self._lock_fd is None or self._lock_kind != fcntl.LOCK_SH:
+            return self._lock_kind == fcntl.LOCK_EX
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self._lock_kind = fcntl.LOCK_EX
+        return True
+
     def _exclusive(self) -> bool:
         """Whether this process may take over rows other runs left ``claimed``.
 

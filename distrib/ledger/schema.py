@@ -211,13 +211,19 @@ CREATE TABLE forgotten (
 """
 
 
-def _update_from_5_to_6(db: sqlite3.Connection) -> None:
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run a migration's DDL statement by statement (``executescript`` would commit the
+    migration's transaction; PostgreSQL's connection runs the same statements)."""
     buf = ""
-    for line in SCHEMA_V6.splitlines(keepends=True):
+    for line in script.splitlines(keepends=True):
         buf += line
         if sqlite3.complete_statement(buf):
             db.execute(buf)
             buf = ""
+
+
+def _update_from_5_to_6(db: sqlite3.Connection) -> None:
+    _run_script(db, SCHEMA_V6)
 
 
 SCHEMA_V7 = """
@@ -242,12 +248,7 @@ CREATE INDEX email_deliveries_by_address ON email_deliveries (address, updated);
 
 def _update_from_6_to_7(db: sqlite3.Connection) -> None:
     """Tables: edition_links (click tracking); index email_deliveries_by_address."""
-    buf = ""
-    for line in SCHEMA_V7.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            db.execute(buf)
-            buf = ""
+    _run_script(db, SCHEMA_V7)
 
 
 SCHEMA_V8 = """
@@ -267,12 +268,34 @@ CREATE INDEX rate_limits_by_expiry ON rate_limits (expires);
 
 def _update_from_7_to_8(db: sqlite3.Connection) -> None:
     """The table ``rate_limits``: serve's per-IP signup counters, shared by replicas."""
-    buf = ""
-    for line in SCHEMA_V8.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            db.execute(buf)
-            buf = ""
+    _run_script(db, SCHEMA_V8)
+
+
+SCHEMA_V9 = """
+-- Send workers (`distrib send --worker`, PostgreSQL only): one row per live worker
+-- process.  The rows a worker claims (email_deliveries.run = its run) are its own until
+-- its lease ends; it renews the lease with every batch it claims.  A row whose claimer
+-- has no live lease here was left by a process that stopped: another worker takes it.
+CREATE TABLE send_workers (
+    run         TEXT PRIMARY KEY,       -- the worker's Ledger.run, on its claimed rows
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started     TEXT NOT NULL,
+    lease_until TEXT NOT NULL           -- ISO 8601 UTC; renewed with every batch claimed
+) WITHOUT ROWID;
+-- serves: the workers' claims (the rows still to send of one edition)
+CREATE INDEX email_deliveries_open ON email_deliveries (edition_id, status, address)
+    WHERE status IN ('pending', 'claimed', 'deferred');
+"""
+
+
+def _update_from_8_to_9(db: sqlite3.Connection) -> None:
+    """Send workers: the table ``send_workers`` (their leases), the column
+    ``email_deliveries.reclaims`` (how often a row was taken from a worker that stopped
+    holding it) and the index ``email_deliveries_open``.  ``email_deliveries.status``
+    gains ``pending``: a recipient queued for the workers, not yet claimed."""
+    db.execute("ALTER TABLE email_deliveries ADD COLUMN reclaims INTEGER NOT NULL DEFAULT 0")
+    _run_script(db, SCHEMA_V9)
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
@@ -284,6 +307,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     5: _update_from_5_to_6,
     6: _update_from_6_to_7,
     7: _update_from_7_to_8,
+    8: _update_from_8_to_9,
 }
 VERSION = len(MIGRATIONS)
 

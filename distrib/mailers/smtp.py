@@ -81,6 +81,25 @@ class _Job:
     message_id: str = field(default="", compare=False)
 
 
+@dataclass
+class _Pipeline:
+    """One pipelined connection's state between two writes."""
+
+    conn: Connection
+    #: With one connection, the next message is pulled (claimed) and built while the
+    #: server digests the current one, instead of after its reply.  It has not been
+    #: sent, so a kill then cannot make it arrive twice.
+    prefetch: bool
+    #: Its DATA got 354: its content goes in the next write.
+    prev: _Job | None = None
+    #: The last envelope was refused: the next one starts with RSET.
+    need_rset: bool = False
+    #: Pulled and built by the prefetch, not sent yet.
+    ahead: _Job | None = None
+    #: Written, and its reply not read yet: retried if the connection drops.
+    unresolved: list[_Job] = field(default_factory=list)
+
+
 class SmtpOptions(Section):
     """``[email.smtp]``, typed (the defaults are the ``Opt`` ones of SmtpMailer.options)."""
 
@@ -436,92 +455,132 @@ class _Run:
     # the transaction, pipelined ----------------------------------------------------------
 
     async def _pipelined(self, conn: Connection) -> Connection | None:
-        prev: _Job | None = None  # its DATA got 354: its content goes in the next write
-        need_rset = False
-        # With one connection, the next message is pulled (claimed) and built while the
-        # server digests the current one, instead of after its reply.  It has not been
-        # sent, so a kill then cannot make it arrive twice.
-        prefetch = self.m.connections == 1 and self.m.rate_per_second <= 0
-        ahead: _Job | None = None
-        job: _Job | None
+        """Send over a PIPELINING connection: one write and one round trip per message.
+
+        Returns the connection to close, or None when it was lost for good.
+        """
+        pipe = _Pipeline(conn, prefetch=self.m.connections == 1 and self.m.rate_per_second <= 0)
         while True:
-            if ahead is not None:
-                job, ahead = ahead, None
-            else:
-                job = await self.next_job(wait=prev is None)
-            env = b""
-            if job is not None:
-                if not self.prepare(job):
-                    continue
-                env = self.envelope(conn, job)  # type: ignore[assignment]
-                if env is None:
-                    continue
-            elif prev is None:
-                return conn
-            # One write: the previous content and end-of-data, then this envelope
-            # (RFC 2920 3.1: message content may start a group, DATA ends one).
-            out: list[bytes] = []
-            if prev is not None:
-                out += (prev.data, b".\r\n")
-            if job is not None:
-                if need_rset:
-                    out.append(b"RSET\r\n")
-                out += (env, b"DATA\r\n")
-            unresolved = [j for j in (prev, job) if j is not None]
+            job = await self._pipeline_job(pipe)
+            if job is None and pipe.prev is None:
+                return pipe.conn
+            env = self._ready(pipe.conn, job) if job is not None else b""
+            if env is None:
+                continue  # reported failed
+            pipe.unresolved = [j for j in (pipe.prev, job) if j is not None]
             try:
-                conn.writer.write(b"".join(out))
-                if prefetch and job is not None:
-                    ahead = self._take()
-                    if ahead is not None and not self.prepare(ahead):
-                        ahead = None
+                self._send_group(pipe, job, env)
                 async with asyncio.timeout(self.ep.timeout):
-                    await conn.writer.drain()
-                    if prev is not None:
-                        reply = await conn.read_reply()
-                        unresolved.remove(prev)
-                        self.finish(prev, reply)
-                        prev = None
+                    await pipe.conn.writer.drain()
+                    await self._settle_previous(pipe)
                     if job is not None:
-                        if need_rset:
-                            await conn.read_reply()
-                            need_rset = False
-                        mail = await conn.read_reply()
-                        rcpt = await conn.read_reply()
-                        data = await conn.read_reply()
-                        unresolved.remove(job)
-                        if mail.code < 300 and rcpt.code < 300 and data.code == 354:
-                            prev = job
-                        else:
-                            need_rset = True
-                            if data.code == 354:
-                                # A server that takes DATA with no valid recipient: end
-                                # the empty message at once.
-                                conn.writer.write(b".\r\n")
-                                await conn.read_reply()
-                            if mail.code >= 300:
-                                self.sender_refused(job, mail)
-                            elif rcpt.code >= 300:
-                                self.refused(job, rcpt)
-                            else:
-                                self.refused(job, data)
+                        await self._settle_envelope(pipe, job)
             except (ConnectionLost, TimeoutError, ConnectionError, OSError) as e:
-                why = str(e) or "no answer in time"
-                for j in unresolved:
-                    self.transient(j, f"{self.ep.where}: {why}")
-                prev = None
-                need_rset = False
-                new = await self.reconnect(conn, why)
-                if new is None:
-                    if ahead is not None:  # pulled, never sent: reported at the end
-                        ahead.due = 0.0
-                        heapq.heappush(self.retry, ahead)
+                if not await self._pipeline_reconnect(pipe, str(e) or "no answer in time"):
                     return None
-                conn = new
-                if not conn.pipelining:
-                    if ahead is not None:
-                        ahead.due = 0.0
-                        heapq.heappush(self.retry, ahead)
-                    return await self._stepwise(conn)
+                if not pipe.conn.pipelining:
+                    self._requeue_ahead(pipe)
+                    return await self._stepwise(pipe.conn)
+
+    async def _pipeline_job(self, pipe: _Pipeline) -> _Job | None:
+        """The prefetched message, else the next one.
+
+        Waits for a due retry only when no message's content is pending (it would be
+        held back meanwhile).
+        """
+        if pipe.ahead is not None:
+            job, pipe.ahead = pipe.ahead, None
+            return job
+        return await self.next_job(wait=pipe.prev is None)
+
+    def _ready(self, conn: Connection, job: _Job) -> bytes | None:
+        """The job built and its MAIL FROM and RCPT TO lines; None when it cannot go
+        (reported failed)."""
+        if not self.prepare(job):
+            return None
+        return self.envelope(conn, job)
+
+    def _send_group(self, pipe: _Pipeline, job: _Job | None, env: bytes) -> None:
+        """One write: the previous content and end-of-data, then this envelope (RFC 2920
+        3.1: message content may start a group, DATA ends one); then the prefetch."""
+        out: list[bytes] = []
+        if pipe.prev is not None:
+            out += (pipe.prev.data, b".\r\n")
+        if job is not None:
+            if pipe.need_rset:
+                out.append(b"RSET\r\n")
+            out += (env, b"DATA\r\n")
+        pipe.conn.writer.write(b"".join(out))
+        if pipe.prefetch and job is not None:
+            self._prefetch(pipe)
+
+    def _prefetch(self, pipe: _Pipeline) -> None:
+        """Pull and build the next message while the server digests the one just written."""
+        pipe.ahead = self._take()
+        if pipe.ahead is not None and not self.prepare(pipe.ahead):
+            pipe.ahead = None
+
+    async def _settle_previous(self, pipe: _Pipeline) -> None:
+        """Read the reply to the previous message's end of data and report its outcome."""
+        if pipe.prev is None:
+            return
+        reply = await pipe.conn.read_reply()
+        pipe.unresolved.remove(pipe.prev)
+        self.finish(pipe.prev, reply)
+        pipe.prev = None
+
+    async def _settle_envelope(self, pipe: _Pipeline, job: _Job) -> None:
+        """Read the replies to RSET, MAIL, RCPT and DATA: all yes, the job's content goes
+        in the next write; else the job is reported refused."""
+        if pipe.need_rset:
+            await pipe.conn.read_reply()
+            pipe.need_rset = False
+        mail = await pipe.conn.read_reply()
+        rcpt = await pipe.conn.read_reply()
+        data = await pipe.conn.read_reply()
+        pipe.unresolved.remove(job)
+        if mail.code < 300 and rcpt.code < 300 and data.code == 354:
+            pipe.prev = job
+            return
+        pipe.need_rset = True
+        if data.code == 354:
+            # A server that takes DATA with no valid recipient: end the empty message at
+            # once.
+            pipe.conn.writer.write(b".\r\n")
+            await pipe.conn.read_reply()
+        self._envelope_refused(job, mail, rcpt, data)
+
+    def _envelope_refused(self, job: _Job, mail: Reply, rcpt: Reply, data: Reply) -> None:
+        """Report the first refusal among the replies to MAIL, RCPT and DATA."""
+        if mail.code >= 300:
+            self.sender_refused(job, mail)
+        elif rcpt.code >= 300:
+            self.refused(job, rcpt)
+        else:
+            self.refused(job, data)
+
+    async def _pipeline_reconnect(self, pipe: _Pipeline, why: str) -> bool:
+        """After a drop: every message written and not answered is retried, and the
+        connection reopened.  False when it cannot be (the prefetched message is queued,
+        and reported at the end)."""
+        for j in pipe.unresolved:
+            self.transient(j, f"{self.ep.where}: {why}")
+        pipe.prev = None
+        pipe.need_rset = False
+        new = await self.reconnect(pipe.conn, why)
+        if new is None:
+            self._requeue_ahead(pipe)
+            return False
+        pipe.conn = new
+        return True
+
+    def _requeue_ahead(self, pipe: _Pipeline) -> None:
+        """The prefetched message, pulled but never sent, goes back to the retry queue
+        (a later turn sends it, or the end of the run reports it deferred)."""
+        if pipe.ahead is not None:
+            pipe.ahead.due = 0.0
+            heapq.heappush(self.retry, pipe.ahead)
+            pipe.ahead = None
 
     # the transaction, one command at a time ----------------------------------------------
 

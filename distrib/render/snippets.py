@@ -267,65 +267,141 @@ def compose(
             f"channel {channel!r}: no share template; add templates/share/default.j2"
         )
     link = add_utm(link_url, **utm) if utm else link_url
-    title = " ".join(post.title.split())
-    summary = " ".join(post.summary.split())
-    base: dict[str, Any] = {"post": post, "title": title, "link": link, "channel": channel}
-    base.update(extra_context or {})
+    composer = _Composer(post, channel, env, counter, limit, link, extra_context or {})
+    for name in template_names:
+        plain = composer.render(name, composer.summary, [])
+        snippet = composer.with_hashtags(name, plain, hashtags)
+        if snippet is None:
+            snippet = composer.with_trimmed_summary(name, plain)
+        if snippet is not None:
+            return snippet
+    snippet = composer.with_trimmed_title(template_names[-1])
+    if snippet is not None:
+        return snippet
+    raise SnippetError(
+        f"post {post.key} cannot fit channel {channel} ({composer.shortest} > {limit}): "
+        f"shorten the title or use a shorter template"
+    )
 
-    def render(name: str, summary_text: str, tags: list[str], title_text: str = title) -> str:
+
+class _Composer:
+    """One post composed for one channel: the steps :func:`compose` tries in turn."""
+
+    def __init__(
+        self,
+        post: Post,
+        channel: str,
+        env: jinja2.Environment,
+        counter: Callable[[str], int],
+        limit: int,
+        link: str,
+        extra_context: Mapping[str, Any],
+    ):
+        self.post = post
+        self.channel = channel
+        self.env = env
+        self.counter = counter
+        self.limit = limit
+        self.link = link
+        self.title = " ".join(post.title.split())
+        self.summary = " ".join(post.summary.split())
+        self.base: dict[str, Any] = {
+            "post": post,
+            "title": self.title,
+            "link": link,
+            "channel": channel,
+        }
+        self.base.update(extra_context)
+        #: The shortest length rendered with the full summary, for the error message.
+        self.shortest: int | None = None
+
+    def render(
+        self, name: str, summary_text: str, tags: list[str], title_text: str | None = None
+    ) -> str:
+        """The variant ``name`` with this summary, hashtags and title (default: the
+        post's full title)."""
+        title = self.title if title_text is None else title_text
         return _render(
-            env, name, base | {"summary": summary_text, "hashtags": tags, "title": title_text}
+            self.env, name, self.base | {"summary": summary_text, "hashtags": tags, "title": title}
         )
 
-    shortest: int | None = None
-    for name in template_names:
-        plain = render(name, summary, [])
-        tags = hashtags_for(post, plain)[:hashtags] if hashtags else []
+    def snippet(self, text: str, tags: list[str]) -> Snippet:
+        """The composed text as the channel's snippet."""
+        return _snippet(
+            self.channel, self.post, text, self.link, self.counter(text), self.limit, tags
+        )
+
+    def with_hashtags(self, name: str, plain: str, hashtags: int) -> Snippet | None:
+        """The variant with the full summary and as many hashtags as fit (up to
+        ``hashtags``, maybe none); None when even ``plain`` (no hashtag) is too long."""
+        tags = hashtags_for(self.post, plain)[:hashtags] if hashtags else []
         for n in range(len(tags), -1, -1):
-            text = render(name, summary, tags[:n]) if n else plain
-            length = counter(text)
-            if length <= limit:
-                return _snippet(channel, post, text, link, length, limit, tags[:n])
-            shortest = length if shortest is None else min(shortest, length)
-        if not summary or render(name, "", []) == plain:
-            continue  # this variant does not show the summary: nothing to trim
-        pieces = _pieces(summary)
-        # The longest prefix that fits: length grows with the number of pieces.
+            text = self.render(name, self.summary, tags[:n]) if n else plain
+            length = self.counter(text)
+            if length <= self.limit:
+                return _snippet(
+                    self.channel, self.post, text, self.link, length, self.limit, tags[:n]
+                )
+            self.shortest = length if self.shortest is None else min(self.shortest, length)
+        return None
+
+    def with_trimmed_summary(self, name: str, plain: str) -> Snippet | None:
+        """The variant with its summary cut at a word boundary to fit; None when the
+        variant does not show the summary, or too little of it would be left."""
+        if not self.summary or self.render(name, "", []) == plain:
+            return None  # this variant does not show the summary: nothing to trim
+        pieces = _pieces(self.summary)
+        best = self._longest_fit(name, pieces, cut_title=False)
+        if best is None:
+            return None
+        cut = _trimmed(pieces, best)
+        if len(graphemes(cut)) < min(MIN_SUMMARY, len(graphemes(self.summary))):
+            return None
+        return self.snippet(self.render(name, cut, []), [])
+
+    def with_trimmed_title(self, name: str) -> Snippet | None:
+        """The last resort: the variant's title cut to fit, at a word boundary, else
+        between two graphemes; None when the variant does not show the title or too
+        little of it would be left.
+
+        A title longer than the network allows (150 CJK characters weigh 300 on X) is
+        cut rather than the post never being shared; a title that is one long word, or
+        only emoji, is cut between two graphemes (never inside a ZWJ sequence or a
+        flag).  The link is never cut.
+        """
+        if self.render(name, "", [], "") == self.render(name, "", []):
+            return None
+        for pieces, least in (
+            (_pieces(self.title), MIN_SUMMARY + 1),
+            (graphemes(self.title), MIN_TITLE),
+        ):
+            if len(pieces) < 2:
+                continue
+            best = self._longest_fit(name, pieces, cut_title=True)
+            if best is not None and len(graphemes(_trimmed(pieces, best))) > least:
+                return self.snippet(self.render(name, "", [], _trimmed(pieces, best)), [])
+        return None
+
+    def _longest_fit(self, name: str, pieces: list[str], *, cut_title: bool) -> int | None:
+        """The most pieces whose trimmed text, as the summary (or with ``cut_title``, as
+        the title and no summary), fits; None when not even one does.
+
+        A binary search: the length grows with the number of pieces.
+        """
         lo, hi, best = 1, len(pieces) - 1, None
         while lo <= hi:
             mid = (lo + hi) // 2
-            if counter(render(name, _trimmed(pieces, mid), [])) <= limit:
+            if self.counter(self._render_cut(name, _trimmed(pieces, mid), cut_title)) <= self.limit:
                 best, lo = mid, mid + 1
             else:
                 hi = mid - 1
-        if best is not None:
-            cut = _trimmed(pieces, best)
-            if len(graphemes(cut)) >= min(MIN_SUMMARY, len(graphemes(summary))):
-                text = render(name, cut, [])
-                return _snippet(channel, post, text, link, counter(text), limit, [])
-    # Last resort: a title longer than the network allows (150 CJK characters weigh 300
-    # on X) is cut at a word boundary in the shortest variant, rather than the post never
-    # being shared; a title that is one long word, or only emoji, is cut between two
-    # graphemes (never inside a ZWJ sequence or a flag).  The link is never cut.
-    name = template_names[-1]
-    if render(name, "", [], "") != render(name, "", []):
-        for pieces, least in ((_pieces(title), MIN_SUMMARY + 1), (graphemes(title), MIN_TITLE)):
-            if len(pieces) < 2:
-                continue
-            lo, hi, best = 1, len(pieces) - 1, None
-            while lo <= hi:
-                mid = (lo + hi) // 2
-                if counter(render(name, "", [], _trimmed(pieces, mid))) <= limit:
-                    best, lo = mid, mid + 1
-                else:
-                    hi = mid - 1
-            if best is not None and len(graphemes(_trimmed(pieces, best))) > least:
-                text = render(name, "", [], _trimmed(pieces, best))
-                return _snippet(channel, post, text, link, counter(text), limit, [])
-    raise SnippetError(
-        f"post {post.key} cannot fit channel {channel} ({shortest} > {limit}): "
-        f"shorten the title or use a shorter template"
-    )
+        return best
+
+    def _render_cut(self, name: str, cut: str, cut_title: bool) -> str:
+        """The variant with ``cut`` as its title (and no summary), or as its summary."""
+        if cut_title:
+            return self.render(name, "", [], cut)
+        return self.render(name, cut, [])
 
 
 def _snippet(

@@ -206,66 +206,109 @@ def parse_xml_feed(
     categories_as: str = "both",
     link_fallback: str = "skip",
 ) -> list[Post]:
+    """The posts of an RSS or Atom document; SourceError when it is not a usable feed.
+
+    Per-entry warnings are held until the feed turns out usable, so a page that is no
+    feed at all gives its one error line and nothing else.
+    """
+    base = base_url or url
+    parsed = _feedparse(body, charset, base)
+    entries = parsed.get("entries") or []
+    if not entries and (parsed.get("bozo") or not parsed.get("version")):
+        raise _unusable_xml(source, body, parsed, content_type, url)
+    feed = parsed.get("feed") or {}
+    feed_base = base or absolute_http_url(feed.get("link"))
+    site = absolute_http_url(feed.get("link"), base) or feed_base
+    held = _HeldWarnings()  # shown only if the feed turns out usable
+    log.addFilter(held)
+    try:
+        posts = _xml_entries(
+            entries, source=source, feed_base=feed_base, categories_as=categories_as,
+            atom=str(parsed.get("version") or "").startswith("atom"),
+            site=site if link_fallback == "site" else None,
+        )  # fmt: skip
+    finally:
+        log.removeFilter(held)
+    _judge_bozo(parsed, posts, source, url)
+    for record in held.records:
+        log.handle(record)
+    return posts
+
+
+def _feedparse(body: bytes, charset: str | None, base: str | None) -> Any:
+    """feedparser's reading of the document, decoded by us, relative links against ``base``."""
     import feedparser
 
     data = _prepare_xml(body, charset)
-    base = base_url or url
     headers = {"content-type": "application/xml; charset=utf-8"}
     if base:
         headers["content-location"] = base
     # feedparser's own sanitiser is off: ours (nh3, an allowlist) runs on every field.
-    parsed = feedparser.parse(
+    return feedparser.parse(
         data, response_headers=headers, sanitize_html=False, resolve_relative_uris=True
     )
-    entries = parsed.get("entries") or []
-    if not entries and (parsed.get("bozo") or not parsed.get("version")):
-        if parsed.get("bozo") and not _HTML_RE.match(body[:4096]):
-            reason = _short(parsed.get("bozo_exception"))
-            hint = "check the url" if url else "check the path"
-            raise SourceError(source, f"not a feed: broken XML ({reason}); {hint}")
-        raise _not_a_feed(source, body, content_type, url)
-    feed = parsed.get("feed") or {}
-    feed_base = base or absolute_http_url(feed.get("link"))
-    site = absolute_http_url(feed.get("link"), base) or feed_base
-    atom = str(parsed.get("version") or "").startswith("atom")
-    posts = []
-    no_link: list[str] = []
-    held = _HeldWarnings()  # shown only if the feed turns out usable
-    log.addFilter(held)
-    try:
-        for entry in entries:
-            try:
-                post = _xml_entry(
-                    entry, source=source, feed_base=feed_base, categories_as=categories_as,
-                    atom=atom, site=site if link_fallback == "site" else None,
-                )  # fmt: skip
-            except _NoLink as e:
-                no_link.append(str(e))
-                continue
-            except Exception as e:  # one odd entry must not lose the others
-                log.warning(
-                    "source %r: skipped an entry that could not be read (%s)", source, _short(e)
-                )
-                continue
-            if post is not None:
-                posts.append(post)
-        if no_link:
-            _warn_no_link(source, no_link, "entry", "entries")
-    finally:
-        log.removeFilter(held)
-    if parsed.get("bozo") and not posts:
+
+
+def _broken_xml(source: str, parsed: Any, url: str | None) -> SourceError:
+    """The one error line of XML too broken to read."""
+    reason = _short(parsed.get("bozo_exception"))
+    hint = "check the url" if url else "check the path"
+    return SourceError(source, f"not a feed: broken XML ({reason}); {hint}")
+
+
+def _unusable_xml(
+    source: str, body: bytes, parsed: Any, content_type: str, url: str | None
+) -> SourceError:
+    """The error of a document that gave no entries and is no feed: broken XML, or not XML."""
+    if parsed.get("bozo") and not _HTML_RE.match(body[:4096]):
+        return _broken_xml(source, parsed, url)
+    return _not_a_feed(source, body, content_type, url)
+
+
+def _judge_bozo(parsed: Any, posts: list[Post], source: str, url: str | None) -> None:
+    """Broken XML: an error when nothing usable came of it, else one warning."""
+    if not parsed.get("bozo"):
+        return
+    if not posts:
         # Broken XML whose loose parse gave nothing usable is a broken feed, not an
         # empty one: one error line (exit 1) rather than silently sending nothing.
-        reason = _short(parsed.get("bozo_exception"))
-        hint = "check the url" if url else "check the path"
-        raise SourceError(source, f"not a feed: broken XML ({reason}); {hint}")
-    if parsed.get("bozo"):
-        log.warning(
-            "source %r: the feed is not well-formed (%s); kept the %d entries that parsed",
-            source, _short(parsed.get("bozo_exception")), len(posts),
-        )  # fmt: skip
-    for record in held.records:
-        log.handle(record)
+        raise _broken_xml(source, parsed, url)
+    log.warning(
+        "source %r: the feed is not well-formed (%s); kept the %d entries that parsed",
+        source, _short(parsed.get("bozo_exception")), len(posts),
+    )  # fmt: skip
+
+
+def _xml_entries(
+    entries: list[Any],
+    *,
+    source: str,
+    feed_base: str | None,
+    categories_as: str,
+    atom: bool,
+    site: str | None,
+) -> list[Post]:
+    """The entries that read as posts; the others skipped, each kind in one log line."""
+    posts = []
+    no_link: list[str] = []
+    for entry in entries:
+        try:
+            post = _xml_entry(
+                entry, source=source, feed_base=feed_base, categories_as=categories_as,
+                atom=atom, site=site,
+            )  # fmt: skip
+        except _NoLink as e:
+            no_link.append(str(e))
+            continue
+        except Exception as e:  # one odd entry must not lose the others
+            log.warning(
+                "source %r: skipped an entry that could not be read (%s)", source, _short(e)
+            )
+            continue
+        if post is not None:
+            posts.append(post)
+    if no_link:
+        _warn_no_link(source, no_link, "entry", "entries")
     return posts
 
 
@@ -339,65 +382,17 @@ def _xml_entry(
     atom: bool = False,
     site: str | None = None,
 ) -> Post | None:
-    # The entry's own base (xml:base on the item, or the feed's) for anything
-    # feedparser did not resolve itself (media:content, enclosures, guid links).
-    base = None
-    for detail in ("content", "summary_detail", "title_detail"):
-        d = entry.get(detail)
-        if isinstance(d, list):
-            d = d[0] if d else None
-        if d and d.get("base"):
-            base = absolute_http_url(d["base"], feed_base) or base
-            break
-    base = base or feed_base
-
+    """One RSS item or Atom entry as a Post; _NoLink when it has no link of its own."""
+    base = _entry_base(entry, feed_base)
     guid = (entry.get("id") or "").strip()
-    if atom:
-        # feedparser copies an Atom <id> into "link" when there is no <link>: not ours.
-        link = _alternate(entry, base)
-    else:
-        # RSS 2.0: <link>, else a <guid> that is a permalink (isPermaLink is not
-        # "false"; feedparser then copies it into "link" itself).
-        link = absolute_http_url(entry.get("link"), base)
-    if link:
-        link = strip_tracking(link)
-    if not link:
-        if site:
-            link = base or site
-        else:
-            raise _NoLink(one_line(entry.get("title"))[:60] or guid[:60])
-
-    content_html = _best_content(entry)
-    summary_html = entry.get("summary") or ""
-    if not content_html:
-        # Yandex's full-text extension carries the whole article where others use content.
-        content_html = entry.get("yandex_full-text") or summary_html
-        if entry.get("yandex_full-text"):
-            content_html = _text_to_html(content_html) if "<" not in content_html else content_html
+    link = _xml_link(entry, base, guid, atom=atom, site=site)
+    content_html, summary_html = _xml_bodies(entry)
     content = clean_html(content_html, link)
     summary = derive_summary(summary_html if summary_html != content_html else "", content)
-
-    # feedparser says whether a title is text or HTML; text stays text ("<script>" in
-    # a title about tags), HTML loses only its own tags.
-    title_type = (entry.get("title_detail") or {}).get("type") or "text/html"
-    title = one_line(entry.get("title"), markup=title_type != "text/plain")
-    if not title:
-        title = derive_title(html_to_text(content) or summary)
-
-    authors = [one_line(a.get("name") or a.get("email") or "") for a in entry.get("authors") or []]
-    authors = [a for a in authors if a]
-    author = ", ".join(dict.fromkeys(authors)) or one_line(entry.get("author"))
-
+    title = _xml_title(entry, content, summary)
+    author = _xml_author(entry)
     tags, categories = _split_terms(entry, categories_as)
-
-    published = _entry_date(entry, "published", "created")
-    updated = _entry_date(entry, "updated")
-    if published is None:
-        # Atom requires only <updated>; dc:date lands there too.  Better than no date.
-        published = updated
-    if updated == published:
-        updated = None  # feedparser copies an RSS pubDate into "updated": not an edit
-
+    published, updated = _xml_dates(entry)
     return Post(
         key=post_key(guid, link),
         url=link,
@@ -412,6 +407,80 @@ def _xml_entry(
         categories=categories,
         image=_xml_image(entry, base, content),
     )
+
+
+def _entry_base(entry: Any, feed_base: str | None) -> str | None:
+    """The entry's own base (xml:base on the item, or the feed's).
+
+    For anything feedparser did not resolve itself (media:content, enclosures, guid links).
+    """
+    for detail in ("content", "summary_detail", "title_detail"):
+        d = entry.get(detail)
+        if isinstance(d, list):
+            d = d[0] if d else None
+        if d and d.get("base"):
+            return absolute_http_url(d["base"], feed_base) or feed_base
+    return feed_base
+
+
+def _xml_link(entry: Any, base: str | None, guid: str, *, atom: bool, site: str | None) -> str:
+    """The entry's address, tracking parameters off; with no link of its own, the
+    entry's base or ``site`` when given, else _NoLink."""
+    if atom:
+        # feedparser copies an Atom <id> into "link" when there is no <link>: not ours.
+        link = _alternate(entry, base)
+    else:
+        # RSS 2.0: <link>, else a <guid> that is a permalink (isPermaLink is not
+        # "false"; feedparser then copies it into "link" itself).
+        link = absolute_http_url(entry.get("link"), base)
+    if link:
+        link = strip_tracking(link)
+    if link:
+        return link
+    if site:
+        return base or site
+    raise _NoLink(one_line(entry.get("title"))[:60] or guid[:60])
+
+
+def _xml_bodies(entry: Any) -> tuple[str, str]:
+    """(content HTML, summary HTML): the richest content, else Yandex's full text, else
+    the summary."""
+    content_html = _best_content(entry)
+    summary_html = entry.get("summary") or ""
+    if not content_html:
+        # Yandex's full-text extension carries the whole article where others use content.
+        content_html = entry.get("yandex_full-text") or summary_html
+        if entry.get("yandex_full-text"):
+            content_html = _text_to_html(content_html) if "<" not in content_html else content_html
+    return content_html, summary_html
+
+
+def _xml_title(entry: Any, content: str, summary: str) -> str:
+    """The entry's title on one line, else one made from the first words."""
+    # feedparser says whether a title is text or HTML; text stays text ("<script>" in
+    # a title about tags), HTML loses only its own tags.
+    title_type = (entry.get("title_detail") or {}).get("type") or "text/html"
+    title = one_line(entry.get("title"), markup=title_type != "text/plain")
+    return title or derive_title(html_to_text(content) or summary)
+
+
+def _xml_author(entry: Any) -> str:
+    """The entry's authors' names (else their emails), each once, else its plain author."""
+    authors = [one_line(a.get("name") or a.get("email") or "") for a in entry.get("authors") or []]
+    authors = [a for a in authors if a]
+    return ", ".join(dict.fromkeys(authors)) or one_line(entry.get("author"))
+
+
+def _xml_dates(entry: Any) -> tuple[datetime | None, datetime | None]:
+    """(published, updated); updated only when it differs from published."""
+    published = _entry_date(entry, "published", "created")
+    updated = _entry_date(entry, "updated")
+    if published is None:
+        # Atom requires only <updated>; dc:date lands there too.  Better than no date.
+        published = updated
+    if updated == published:
+        updated = None  # feedparser copies an RSS pubDate into "updated": not an edit
+    return published, updated
 
 
 def _best_content(entry: Any) -> str:
@@ -588,25 +657,10 @@ def _json_item(
     feed_authors: str,
     site: str | None = None,
 ) -> Post | None:
-    # JSON Feed 1.1: "url" is the permalink; "external_url" is the page the item is
-    # about (someone else's), and "id" only identifies the item.
-    link = absolute_http_url(_str(item.get("url")), base)
-    raw_id = item.get("id")
-    guid = (
-        str(raw_id).strip()
-        if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool)
-        else ""
-    )
-    if link:
-        link = strip_tracking(link)
-    if not link:
-        if not site:
-            raise _NoLink(one_line(_str(item.get("title")))[:60] or guid[:60])
-        link = site
-    html_in = _str(item.get("content_html"))
-    if not html_in and _str(item.get("content_text")):
-        html_in = _text_to_html(item["content_text"])
-    content = clean_html(html_in, link)
+    """One JSON Feed item as a Post; _NoLink when it has no link of its own."""
+    guid = _json_guid(item)
+    link = _json_link(item, base, guid, site)
+    content = clean_html(_json_html(item), link)
     summary = " ".join(one_line(_str(item.get("summary"))).split()) or (
         excerpt(html_to_text(content), SUMMARY_CHARS) if content else ""
     )
@@ -616,22 +670,7 @@ def _json_item(
     tags = unique_terms(
         one_line(t) for t in item.get("tags") or [] if isinstance(t, str) and one_line(t)
     )
-    image = None
-    for key in ("image", "banner_image"):
-        url = absolute_http_url(_str(item.get(key)), link)
-        if url:
-            image = _with_alt(Image(url), content_images(content))
-            break
-    if image is None:
-        for att in item.get("attachments") or []:
-            if isinstance(att, dict) and _str(att.get("mime_type")).lower().startswith("image/"):
-                url = absolute_http_url(_str(att.get("url")), link)
-                if url:
-                    image = Image(url, one_line(_str(att.get("title"))))
-                    break
-    if image is None:
-        body_images = content_images(content)
-        image = body_images[0] if body_images else None
+    image = _json_image(item, link, content)
     published = parse_date(_str(item.get("date_published")))
     updated = parse_date(_str(item.get("date_modified")))
     return Post(
@@ -648,6 +687,53 @@ def _json_item(
         categories=(),
         image=image,
     )
+
+
+def _json_guid(item: dict[str, Any]) -> str:
+    """The item's ``id`` as text (a string or a number; anything else is no id)."""
+    raw_id = item.get("id")
+    if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
+        return str(raw_id).strip()
+    return ""
+
+
+def _json_link(item: dict[str, Any], base: str | None, guid: str, site: str | None) -> str:
+    """The item's permalink, tracking parameters off; ``site`` when it has none and a site
+    is given, else _NoLink."""
+    # JSON Feed 1.1: "url" is the permalink; "external_url" is the page the item is
+    # about (someone else's), and "id" only identifies the item.
+    link = absolute_http_url(_str(item.get("url")), base)
+    if link:
+        link = strip_tracking(link)
+    if link:
+        return link
+    if not site:
+        raise _NoLink(one_line(_str(item.get("title")))[:60] or guid[:60])
+    return site
+
+
+def _json_html(item: dict[str, Any]) -> str:
+    """The item's ``content_html``, else its ``content_text`` as paragraphs."""
+    html_in = _str(item.get("content_html"))
+    if not html_in and _str(item.get("content_text")):
+        html_in = _text_to_html(item["content_text"])
+    return html_in
+
+
+def _json_image(item: dict[str, Any], link: str, content: str) -> Image | None:
+    """``image`` or ``banner_image``, else the first image attachment, else the body's
+    first image."""
+    for key in ("image", "banner_image"):
+        url = absolute_http_url(_str(item.get(key)), link)
+        if url:
+            return _with_alt(Image(url), content_images(content))
+    for att in item.get("attachments") or []:
+        if isinstance(att, dict) and _str(att.get("mime_type")).lower().startswith("image/"):
+            url = absolute_http_url(_str(att.get("url")), link)
+            if url:
+                return Image(url, one_line(_str(att.get("title"))))
+    body_images = content_images(content)
+    return body_images[0] if body_images else None
 
 
 def _short(e: object) -> str:

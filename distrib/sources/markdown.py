@@ -529,35 +529,48 @@ class MarkdownSource(Source):
         """(file, the folder its URL path is relative to) for every candidate file."""
         gen = self.site.generator
         if gen == "hugo":
-            # Hugo, "Content organization": pages are the files of the content folder only.
-            base = self._hugo_content_dir(root)
-            scan = (
-                base
-                if root.resolve() == (self.site.root or root).resolve() and base != root
-                else root
-            )
-            return [(f, base) for f in _markdown_files(scan) if not _hidden(f.relative_to(scan))]
-        files = _markdown_files(root)
+            return self._hugo_files(root)
         if gen == "jekyll":
-            base = self.site.root or root
-            return [(f, base) for f in files if self._jekyll_kind(f.relative_to(base))]
+            return self._jekyll_files(root)
         if gen == "eleventy":
-            # Eleventy, "Ignore template files": node_modules, the output folder, and the
-            # includes, layouts and data folders are never templates.
-            skip = {
-                "node_modules",
-                "_site",
-                "_includes",
-                "_layouts",
-                "_data",
-            } | self._eleventyignore(root)
-            return [
-                (f, root)
-                for f in files
-                if not (_hidden(f.relative_to(root)) or skip & set(f.relative_to(root).parts[:-1]))
-            ]
+            return self._eleventy_files(root)
+        return self._generic_files(root)
+
+    def _hugo_files(self, root: Path) -> list[tuple[Path, Path]]:
+        """Hugo, "Content organization": pages are the files of the content folder only."""
+        base = self._hugo_content_dir(root)
+        scan = (
+            base if root.resolve() == (self.site.root or root).resolve() and base != root else root
+        )
+        return [(f, base) for f in _markdown_files(scan) if not _hidden(f.relative_to(scan))]
+
+    def _jekyll_files(self, root: Path) -> list[tuple[Path, Path]]:
+        """Jekyll: the posts and output collections' documents, relative to the site root."""
+        base = self.site.root or root
+        return [(f, base) for f in _markdown_files(root) if self._jekyll_kind(f.relative_to(base))]
+
+    def _eleventy_files(self, root: Path) -> list[tuple[Path, Path]]:
+        """Eleventy, "Ignore template files": node_modules, the output folder, and the
+        includes, layouts and data folders are never templates."""
+        skip = {
+            "node_modules",
+            "_site",
+            "_includes",
+            "_layouts",
+            "_data",
+        } | self._eleventyignore(root)
+        return [
+            (f, root)
+            for f in _markdown_files(root)
+            if not (_hidden(f.relative_to(root)) or skip & set(f.relative_to(root).parts[:-1]))
+        ]
+
+    @staticmethod
+    def _generic_files(root: Path) -> list[tuple[Path, Path]]:
+        """No generator: every Markdown file but drafts, includes, layouts, data, hidden
+        folders, node_modules, and the README, LICENSE and CHANGELOG at the top."""
         out = []
-        for f in files:
+        for f in _markdown_files(root):
             rel = f.relative_to(root)
             hidden = [p for p in rel.parts[:-1] if p.startswith(("_", ".")) and p != "_posts"]
             if hidden or "node_modules" in rel.parts:
@@ -635,8 +648,39 @@ class MarkdownSource(Source):
     # --- one file -----------------------------------------------------------------------
 
     def _post(self, file: Path, base: Path) -> Post:
+        """The file as a Post by its generator's rules.
+
+        Skip when it is not a post (or not yet), _Undated when it has no date and undated
+        posts are skipped, ValueError (with the reason) when it cannot be read."""
         if file.name.startswith("_index."):
             raise Skip("a section's list page")  # Hugo, "Content organization" > _index.md
+        fm, body = self._front_matter(file)
+        if self.site.generator == "hugo":
+            fm = self._hugo_cascade(file, base) | _lower_keys(fm)
+        meta = self._meta(fm, file.relative_to(base), file)
+        if meta.published is not None and meta.published > self.ctx.now:
+            raise Skip("scheduled for later")
+        if meta.published is None and self.opts.get("undated") != "first-seen":
+            raise _Undated()
+        url = meta.url
+        content = clean_html(render_markdown(body), url)
+        return Post(
+            key=canonical_url(url),
+            url=url,
+            title=_title(fm, body, content),
+            source=self.name,
+            summary=_summary(fm, body, content, url),
+            content=content,
+            author=_authors(fm),
+            published=meta.published,
+            updated=meta.updated if meta.updated != meta.published else None,
+            tags=_terms(fm.get("tags") or fm.get("keywords")),
+            categories=_categories(fm, meta),
+            image=self._image(fm, content, url),
+        )
+
+    def _front_matter(self, file: Path) -> tuple[dict[str, Any], str]:
+        """(front matter, body) of the file; ValueError when it cannot be read."""
         try:
             text = file.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError:
@@ -645,56 +689,19 @@ class MarkdownSource(Source):
             raise ValueError(e.strerror or str(e)) from None
         fm, body, fmt = split_front_matter(text)
         if fmt == "json" and self.site.generator not in ("hugo", ""):
-            fm, body = {}, text  # only Hugo reads JSON front matter
-        rel = file.relative_to(base)
+            return {}, text  # only Hugo reads JSON front matter
+        return fm, body
+
+    def _meta(self, fm: dict[str, Any], rel: Path, file: Path) -> _Meta:
+        """The address, dates and categories by the site generator's rules."""
         gen = self.site.generator
         if gen == "hugo":
-            fm = self._hugo_cascade(file, base) | _lower_keys(fm)
-            meta = self._hugo(fm, rel, file)
-        elif gen == "jekyll":
-            meta = self._jekyll(fm, rel)
-        elif gen == "eleventy":
-            meta = self._eleventy(fm, rel, file)
-        else:
-            meta = self._generic(fm, rel)
-        if meta.published is not None and meta.published > self.ctx.now:
-            raise Skip("scheduled for later")
-        if meta.published is None and self.opts.get("undated") != "first-seen":
-            raise _Undated()
-        url = meta.url
-        more = _MORE.search(body)
-        content = clean_html(render_markdown(body), url)
-        summary_src = fm.get("summary") or fm.get("description") or fm.get("excerpt")
-        if isinstance(summary_src, str) and summary_src.strip():
-            summary = " ".join(html_to_text(render_markdown(summary_src)).split())
-        elif more:
-            summary = " ".join(
-                html_to_text(clean_html(render_markdown(body[: more.start()]), url)).split()
-            )
-        else:
-            summary = excerpt(html_to_text(content), SUMMARY_CHARS)
-        title = (
-            one_line(_text(fm.get("title")), markup=False)
-            or _first_heading(body)
-            or derive_title(html_to_text(content))
-        )
-        updated = meta.updated
-        return Post(
-            key=canonical_url(url),
-            url=url,
-            title=title,
-            source=self.name,
-            summary=summary,
-            content=content,
-            author=_authors(fm),
-            published=meta.published,
-            updated=updated if updated != meta.published else None,
-            tags=_terms(fm.get("tags") or fm.get("keywords")),
-            categories=unique_terms(meta.categories)
-            if meta.categories is not None
-            else _terms(fm.get("categories") or fm.get("category")),
-            image=self._image(fm, content, url),
-        )
+            return self._hugo(fm, rel, file)
+        if gen == "jekyll":
+            return self._jekyll(fm, rel)
+        if gen == "eleventy":
+            return self._eleventy(fm, rel, file)
+        return self._generic(fm, rel)
 
     # --- Hugo -------------------------------------------------------------------------
 
@@ -1048,16 +1055,16 @@ class MarkdownSource(Source):
 
     def _eleventy(self, fm: dict[str, Any], rel: Path, file: Path) -> _Meta:
         """Eleventy's rules ("Permalinks", "Collections", "Content dates")."""
-        permalink = fm.get("permalink")
-        if permalink is False or _ruby_false(permalink):
-            raise Skip("permalink: false (not written)")
-        if _ruby_true(fm.get("eleventyExcludeFromCollections")):
-            raise Skip("eleventyExcludeFromCollections")
-        if _ruby_true(fm.get("draft")):
-            raise Skip("a draft")  # the "Drafts" recipe of the Eleventy docs
+        _eleventy_skip(fm)
         stem = rel.name[: -len(rel.suffix)]
         prefix = _DATE_PREFIX.match(stem)
-        raw = fm.get("date")
+        when = self._eleventy_date(fm.get("date"), file, prefix)
+        url = self._eleventy_url(fm, list(rel.parts[:-1]), stem, prefix, when)
+        return _Meta(url, _utc(when), self._updated(fm))
+
+    def _eleventy_date(self, raw: Any, file: Path, prefix: re.Match[str] | None) -> datetime | None:
+        """ "Content dates": the front matter's date (or "Last Modified", the file's time),
+        else a YYYY-MM-DD in the file name.  "Created" and the git dates are not known."""
         when: datetime | None = None
         if isinstance(raw, str) and raw.strip() in ("Last Modified", "git Last Modified"):
             when = (
@@ -1072,35 +1079,46 @@ class MarkdownSource(Source):
         if when is None and prefix:
             # "Content dates": a YYYY-MM-DD in the file name is the date.
             when = self._when(date(int(prefix[1]), int(prefix[2]), int(prefix[3])))
-        parts = list(rel.parts[:-1])
+        return when
+
+    def _eleventy_url(
+        self,
+        fm: dict[str, Any],
+        parts: list[str],
+        stem: str,
+        prefix: re.Match[str] | None,
+        when: datetime | None,
+    ) -> str:
+        """The front matter's permalink expanded, else our permalink option, else the
+        input path as a folder."""
+        permalink = fm.get("permalink")
         file_slug = (
             (prefix.group(4) if prefix else stem)
             if stem != "index"
             else (parts[-1] if parts else "")
         )
-        path_stem = "/" + "/".join([*parts, stem])
         if isinstance(permalink, str) and permalink.strip():
+            path_stem = "/" + "/".join([*parts, stem])
             expanded = eleventy_expand(
                 permalink.strip(), fm, {"fileSlug": file_slug, "filePathStem": path_stem}
             )
             path = "/" + expanded.lstrip("/")
             if path.endswith("/index.html"):
                 path = path[: -len("index.html")]
-            url = self._join(_url_path(path))
-        elif self.opts.get("permalink"):
-            url = self._pattern_url(
+            return self._join(_url_path(path))
+        if self.opts.get("permalink"):
+            return self._pattern_url(
                 when, eleventy_slugify(file_slug) or "post", parts[0] if parts else ""
             )
-        else:
-            # "Permalinks" > default output: the input path without its extension, as a
-            # folder; index, or a file named like its folder, is that folder.
-            segs = parts if stem == "index" or (parts and stem == parts[-1]) else [*parts, stem]
-            url = self._join(_url_path("/" + "/".join(segs) + ("/" if segs else "")))
-        return _Meta(url, _utc(when), self._updated(fm))
+        # "Permalinks" > default output: the input path without its extension, as a
+        # folder; index, or a file named like its folder, is that folder.
+        segs = parts if stem == "index" or (parts and stem == parts[-1]) else [*parts, stem]
+        return self._join(_url_path("/" + "/".join(segs) + ("/" if segs else "")))
 
     # --- no generator -----------------------------------------------------------------
 
     def _generic(self, fm: dict[str, Any], rel: Path) -> _Meta:
+        """The generic rules (see the module's doc string)."""
         if _ruby_true(fm.get("draft")) or _ruby_false(fm.get("published")):
             raise Skip("a draft")
         stem = rel.name[: -len(rel.suffix)]
@@ -1108,44 +1126,60 @@ class MarkdownSource(Source):
         if stem == "index" and parts:  # a page bundle: the folder is the post
             stem = parts.pop()
         prefix = _DATE_PREFIX.match(stem)
-        when = None
+        name = prefix[4] if prefix else stem
+        when = self._generic_date(fm, prefix)
+        self._skip_expired(fm)
+        published = _utc(when)
+        url = self._generic_explicit_url(fm, name, when)
+        if url:
+            return _Meta(url, published, self._updated(fm))
+        slug = _generic_slug(str(fm.get("slug") or name))
+        section = parts[0] if parts else ""
+        return _Meta(self._pattern_url(when, slug, section), published, self._updated(fm))
+
+    def _generic_date(self, fm: dict[str, Any], prefix: re.Match[str] | None) -> datetime | None:
+        """publishDate, date or pubDate, else a YYYY-MM-DD- prefix of the file name."""
         for key in ("publishDate", "publishdate", "date", "pubDate"):
             if fm.get(key) is not None:
                 when = self._when(fm.get(key))
                 if when is not None:
-                    break
-        if when is None and prefix:
-            when = self._when(date(int(prefix[1]), int(prefix[2]), int(prefix[3])))
+                    return when
+        if prefix:
+            return self._when(date(int(prefix[1]), int(prefix[2]), int(prefix[3])))
+        return None
+
+    def _skip_expired(self, fm: dict[str, Any]) -> None:
+        """Raise Skip for a page whose expiryDate has passed."""
         for key in ("expiryDate", "expirydate"):
             expiry = self._when(fm.get(key)) if fm.get(key) is not None else None
             if expiry is not None and expiry <= self.ctx.now:
                 raise Skip("expired")
-        slug = _generic_slug(str(fm.get("slug") or (prefix[4] if prefix else stem)))
-        section = parts[0] if parts else ""
-        published = _utc(when)
+
+    def _generic_explicit_url(
+        self, fm: dict[str, Any], name: str, when: datetime | None
+    ) -> str | None:
+        """The front matter's url or permalink, its Liquid/Nunjucks or Jekyll ``:name``
+        placeholders filled in, against base_url; None when there is none (or it is not
+        an http(s) address)."""
         explicit = fm.get("url") or fm.get("permalink")
-        if isinstance(explicit, str) and explicit.strip():
-            template = explicit.strip()
-            if "{{" in template or "{%" in template:
-                template = eleventy_expand(
-                    template, fm, {"fileSlug": prefix[4] if prefix else stem}
-                )
-            elif _JEKYLL_VAR.search(template) and not template.startswith(("http://", "https://")):
-                categories = _jekyll_terms(fm.get("categories")) + _jekyll_terms(
-                    fm.get("category"), split=False
-                )
-                slug_src = str(fm.get("slug") or (prefix[4] if prefix else stem))
-                values = jekyll_values(
-                    when,
-                    jekyll_slugify(slug_src, "pretty", cased=True),
-                    jekyll_slugify(slug_src),
-                    categories,
-                )
-                template = jekyll_expand(template, values)
-            url = absolute_http_url(template, self._base())
-            if url:
-                return _Meta(url, published, self._updated(fm))
-        return _Meta(self._pattern_url(when, slug, section), published, self._updated(fm))
+        if not (isinstance(explicit, str) and explicit.strip()):
+            return None
+        template = explicit.strip()
+        if "{{" in template or "{%" in template:
+            template = eleventy_expand(template, fm, {"fileSlug": name})
+        elif _JEKYLL_VAR.search(template) and not template.startswith(("http://", "https://")):
+            categories = _jekyll_terms(fm.get("categories")) + _jekyll_terms(
+                fm.get("category"), split=False
+            )
+            slug_src = str(fm.get("slug") or name)
+            values = jekyll_values(
+                when,
+                jekyll_slugify(slug_src, "pretty", cased=True),
+                jekyll_slugify(slug_src),
+                categories,
+            )
+            template = jekyll_expand(template, values)
+        return absolute_http_url(template, self._base())
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -1306,6 +1340,47 @@ def _authors(fm: dict[str, Any]) -> str:
         if name:
             names.append(name)
     return ", ".join(dict.fromkeys(names))
+
+
+def _eleventy_skip(fm: dict[str, Any]) -> None:
+    """Raise Skip for a page Eleventy does not write or leaves out of collections, or a draft."""
+    permalink = fm.get("permalink")
+    if permalink is False or _ruby_false(permalink):
+        raise Skip("permalink: false (not written)")
+    if _ruby_true(fm.get("eleventyExcludeFromCollections")):
+        raise Skip("eleventyExcludeFromCollections")
+    if _ruby_true(fm.get("draft")):
+        raise Skip("a draft")  # the "Drafts" recipe of the Eleventy docs
+
+
+def _summary(fm: dict[str, Any], body: str, content: str, url: str) -> str:
+    """The front matter's summary, description or excerpt, else the part before
+    ``<!--more-->``, else the content's start."""
+    summary_src = fm.get("summary") or fm.get("description") or fm.get("excerpt")
+    if isinstance(summary_src, str) and summary_src.strip():
+        return " ".join(html_to_text(render_markdown(summary_src)).split())
+    more = _MORE.search(body)
+    if more:
+        return " ".join(
+            html_to_text(clean_html(render_markdown(body[: more.start()]), url)).split()
+        )
+    return excerpt(html_to_text(content), SUMMARY_CHARS)
+
+
+def _title(fm: dict[str, Any], body: str, content: str) -> str:
+    """The front matter's title, else a heading opening the body, else the first words."""
+    return (
+        one_line(_text(fm.get("title")), markup=False)
+        or _first_heading(body)
+        or derive_title(html_to_text(content))
+    )
+
+
+def _categories(fm: dict[str, Any], meta: _Meta) -> tuple[str, ...]:
+    """The categories the generator's rules gave, else the front matter's."""
+    if meta.categories is not None:
+        return unique_terms(meta.categories)
+    return _terms(fm.get("categories") or fm.get("category"))
 
 
 def _first_heading(body: str) -> str:

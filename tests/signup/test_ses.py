@@ -220,3 +220,30 @@ def test_only_sns_hosts_are_trusted_by_default():
         "https://sns.eu-west-1.amazonaws.com@evil.example/x.pem",
     ):
         assert not routes._sns_url_ok(url), url
+
+
+def test_a_flood_of_forged_messages_does_not_make_serve_fetch_for_each(
+    ses: tuple[Service, HTTPServer],
+):
+    """Each forged message names a certificate URL of its own on an SNS host: serve may
+    not fetch every one (an outside caller would turn it into a fetching machine and
+    tie up its threads); past a few new URLs a minute it answers 503, which SNS retries."""
+    service, http = ses
+    cert = http.url_for("/SimpleNotificationService-abc.pem")
+    ok = sign(notification(bounce("v1@example.org")), cert)
+    assert service.http.post("/hooks/ses", content=json.dumps(ok)).status_code == 200
+    answers = []
+    for i in range(40):
+        forged = sign(
+            notification(bounce("keep@example.org")),
+            http.url_for(f"/SimpleNotificationService-{i:032x}.pem"),
+            key=OTHER_KEY,
+        )
+        answers.append(service.http.post("/hooks/ses", content=json.dumps(forged)).status_code)
+    assert set(answers) <= {403, 503}, answers
+    assert len(http.log) <= 1 + 10, len(http.log)
+    assert service.status("keep@example.org") == "active"
+    # The known certificate still verifies at once.
+    again = sign(notification(bounce("v2@example.org")), cert)
+    assert service.http.post("/hooks/ses", content=json.dumps(again)).status_code == 200
+    assert service.status("v2@example.org") == "bounced"
