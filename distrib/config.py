@@ -15,6 +15,7 @@ A relative path is relative to the config file's folder.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -466,6 +467,35 @@ SIGNUP = Table(
     doc="the signup form (POST /subscribe) and its confirmation emails",
 )
 
+
+def k_network_list(v: Any, ctx: _SchemaCtx) -> tuple[str, ...]:
+    """Addresses or CIDR networks, such as ["127.0.0.1", "10.0.0.0/8", "::1"]."""
+    example = '["127.0.0.1", "10.0.0.0/8"]'
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise Invalid(f"an array of addresses or networks such as {example}")
+    for entry in v:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise Invalid(
+                f"addresses or networks such as {example} ({entry!r} is neither)"
+            ) from None
+    return tuple(x.strip() for x in v)
+
+
+# [serve]: used by distrib.serve (and distrib.web, which applies it).
+SERVE = Table(
+    {
+        "trusted_proxies": Opt(
+            k_network_list,
+            (),
+            "the reverse proxies (addresses or CIDR networks) whose X-Forwarded-For or "
+            "Forwarded header names the client; default: none, every header is ignored",
+        ),
+    },
+    doc="`distrib serve` behind a reverse proxy",
+)
+
 # [tracking]: used by distrib.tracking.
 TRACKING = Table(
     {
@@ -585,6 +615,7 @@ ROOT = Table(
         "webhooks": WEBHOOKS,
         "signup": SIGNUP,
         "tracking": TRACKING,
+        "serve": SERVE,
     }
 )
 
@@ -732,6 +763,11 @@ class SignupSection(Section):
     per_address: int
 
 
+class ServeSection(Section):
+    __slots__ = ()
+    trusted_proxies: tuple[str, ...]
+
+
 class TrackingSection(Section):
     __slots__ = ()
     clicks: bool
@@ -793,6 +829,7 @@ VIEWS: dict[str, tuple[Table, type[Section]]] = {
     "webhooks": (WEBHOOKS, WebhooksSection),
     "signup": (SIGNUP, SignupSection),
     "tracking": (TRACKING, TrackingSection),
+    "serve": (SERVE, ServeSection),
 }
 
 

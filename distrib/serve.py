@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 from .errors import ConfigError, ListenError
 from .ledger import Ledger, open_ledger
 from .unsubscribe import Token, Tokens, signing_key
-from .web import Limits, Request, Response, Router, Server, exact, text
+from .web import Limits, Request, Response, Router, Server, exact, parse_networks, text
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -213,7 +213,8 @@ class UnsubscribeServer(Server):
         names = [n["name"] for n in listed] or ["digest"]
         #: with several newsletters a token leaves its own; with one it leaves everything
         self.several = names if len(names) > 1 else []
-        router = Router(_HEADERS)
+        proxies = (settings.data.get("serve") or {}).get("trusted_proxies") or ()
+        router = Router(_HEADERS, parse_networks(proxies))  # validated by the config
         router.add({"GET"}, exact(HEALTH_PATH), lambda req, _: text(HTTPStatus.OK, "ok\n"))
         from .tracking import ClickRoutes
 

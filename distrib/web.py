@@ -20,7 +20,10 @@ and waitress leaves to its user:
   request are closed to make room, so a flood of slow connections cannot lock out a
   health check; the listen backlog is large, so a burst waits instead of being reset;
 * no tracebacks for clients that go away, and no request path (it holds the reader's
-  token) in the server's log lines.
+  token) in the server's log lines;
+* the client's address behind a reverse proxy (:func:`client_address`): taken from
+  ``X-Forwarded-For`` or ``Forwarded`` only when the peer is one of the trusted
+  proxies (``[serve] trusted_proxies``), never from a header a client sent directly.
 
 Routes are added to a :class:`Router` with a method set, a path matcher and a handler
 that takes a :class:`Request` and returns a :class:`Response`; forms and webhooks of
@@ -30,11 +33,12 @@ later routes plug in the same way.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -50,6 +54,7 @@ log = logging.getLogger("distrib.serve")
 
 WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 # --- limits ---------------------------------------------------------------------------------
@@ -176,10 +181,14 @@ class Router:
     handler that raises answers 500 and logs the error without the path.
     """
 
-    def __init__(self, headers: Iterable[tuple[str, str]] = ()):
+    def __init__(
+        self, headers: Iterable[tuple[str, str]] = (), trusted_proxies: Sequence[Network] = ()
+    ):
         self.routes: list[_Route] = []
         #: headers every response carries
         self.headers = list(headers)
+        #: peers whose X-Forwarded-For / Forwarded header names the client
+        self.trusted_proxies = tuple(trusted_proxies)
 
     def add(self, methods: Iterable[str], match: Matcher, handler: Handler) -> None:
         self.routes.append(_Route(frozenset(m.upper() for m in methods), match, handler))
@@ -207,7 +216,7 @@ class Router:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            request = _request(environ)
+            request = _request(environ, self.trusted_proxies)
             response = self.respond(request)
         except Exception as e:  # a bug must not show a traceback to the client or the path in logs
             log.error(
@@ -232,7 +241,7 @@ class Router:
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
-def _request(environ: WSGIEnviron) -> Request:
+def _request(environ: WSGIEnviron, trusted: Sequence[Network] = ()) -> Request:
     headers = {
         k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
     }
@@ -248,8 +257,96 @@ def _request(environ: WSGIEnviron) -> Request:
         query=environ.get("QUERY_STRING", ""),
         headers=headers,
         body=body,
-        remote=environ.get("REMOTE_ADDR", ""),
+        remote=client_address(environ.get("REMOTE_ADDR", ""), headers, trusted),
     )
+
+
+# --- the client's address behind a reverse proxy -----------------------------------------
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: one forwarded-element's ``for=`` value (RFC 7239 section 4): a token or a quoted string
+_FORWARDED_FOR = re.compile(r'(?i)(?:^|;)\s*for\s*=\s*("[^"]*"|[^;,\s]*)\s*(?=;|$)')
+
+
+#: ``[v6]``, ``[v6]:port`` or ``v4:port`` (a bare address, v4 or v6, is taken as it is)
+_HOST_PORT = re.compile(r"\[([^\]]*)\](?::\d{1,5})?|([^:\[\]]*):\d{1,5}")
+
+
+def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """``["127.0.0.1", "10.0.0.0/8", "::1"]`` as networks; ValueError names a bad entry."""
+    out: list[Network] = []
+    for entry in entries:
+        try:
+            out.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(entry) from None
+    return tuple(out)
+
+
+def _address(value: str) -> _IPAddress | None:
+    """An address of a forwarding header: ``192.0.2.1``, ``2001:db8::1``, and (as RFC
+    7239 writes them) ``"[2001:db8::1]:4711"`` or ``"192.0.2.1:4711"``; None otherwise."""
+    value = value.strip()
+    if len(value) > 1 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    m = _HOST_PORT.fullmatch(value)
+    if m is not None:
+        value = m.group(1) or m.group(2)
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def _trusted(addr: _IPAddress, trusted: Sequence[Network]) -> bool:
+    return any(addr.version == net.version and addr in net for net in trusted)
+
+
+def _forwarded_chain(headers: Mapping[str, str]) -> list[str] | None:
+    """The hops a forwarding header lists, nearest the client first: X-Forwarded-For's
+    entries, or else Forwarded's ``for=`` values (None: neither header, or a Forwarded
+    element without ``for=``)."""
+    xff = headers.get("x-forwarded-for")
+    if xff is not None:
+        return xff.split(",")
+    forwarded = headers.get("forwarded")
+    if forwarded is None:
+        return None
+    chain: list[str] = []
+    for element in forwarded.split(","):
+        m = _FORWARDED_FOR.search(element.strip())
+        if m is None:
+            return None
+        chain.append(m.group(1))
+    return chain
+
+
+def client_address(peer: str, headers: Mapping[str, str], trusted: Sequence[Network]) -> str:
+    """The client's address: ``peer`` (the socket's), unless the peer is a trusted proxy;
+    then the rightmost hop of ``X-Forwarded-For`` (else of ``Forwarded: for=``) that is
+    not itself a trusted proxy, as nginx's ``real_ip_recursive`` does (the leftmost when
+    every hop is trusted).  A hop that is not an address (``unknown``, an obfuscated
+    name, garbage) makes the whole header untrustworthy: the peer is kept.  A client
+    that sends the header to us directly is not trusted, so it cannot choose its own
+    address (and with it, its own rate limit)."""
+    peer_addr = _address(peer) if trusted else None
+    if peer_addr is None or not _trusted(peer_addr, trusted):
+        return peer
+    chain = _forwarded_chain(headers)
+    if not chain:
+        return peer
+    hops = [_address(h) for h in chain]
+    client: _IPAddress | None = None
+    for hop in reversed(hops):
+        if hop is None:
+            return peer
+        client = hop
+        if not _trusted(hop, trusted):
+            break
+    return str(client) if client is not None else peer
 
 
 # --- the server -----------------------------------------------------------------------------
@@ -393,7 +490,11 @@ class Server:
             log_socket_errors=False,  # a client that goes away is not an error
             expose_tracebacks=False,
             ident="distrib",
-            clear_untrusted_proxy_headers=True,
+            # waitress trusts one proxy address or "*" (then a fixed count of hops), and
+            # answers a malformed header with 400: the router names the client itself
+            # (client_address), so waitress drops the forwarding headers only when no
+            # proxy is trusted, where they are never read anyway.
+            clear_untrusted_proxy_headers=not app.trusted_proxies,
         )
         self._map: dict[int, Any] = {}
         try:
