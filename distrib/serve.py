@@ -225,7 +225,11 @@ class UnsubscribeServer(Server):
         router.add({"GET"}, self.route.match, self._confirm_page)
         router.add({"POST"}, self.route.match, self._unsubscribe)
         # Signup with double opt-in (distrib.signup); its emails go out from a thread.
-        from .signup import SignupRoutes
+        from .signup import SignupRoutes, base_url
+
+        # The routes answer under the public base URL's path too, for a proxy that passes
+        # https://example.org/news/subscribe on as /news/subscribe.
+        router.prefix = urlsplit(base_url(settings)).path.rstrip("/")
 
         self.wake = threading.Event()
         self.stopping = threading.Event()

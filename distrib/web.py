@@ -39,10 +39,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -189,11 +189,31 @@ class Router:
         self.headers = list(headers)
         #: peers whose X-Forwarded-For / Forwarded header names the client
         self.trusted_proxies = tuple(trusted_proxies)
+        #: the path of the public base URL ("/news" for https://example.org/news), which a
+        #: reverse proxy may pass on unstripped; see :meth:`unprefixed`
+        self.prefix = ""
+
+    def unprefixed(self, request: Request) -> Request:
+        """``request`` with the public base path taken off its target, so that the routes
+        answer both ``/news/subscribe`` (a proxy that passes the path on) and
+        ``/subscribe`` (one that strips it).  Only a whole leading segment is taken."""
+        p = self.prefix
+        if not p or not (request.target == p or request.target.startswith((p + "/", p + "?"))):
+            return request
+        rest = request.target[len(p) :]
+        decoded = unquote(p)
+        path = request.path[len(decoded) :] if request.path.startswith(decoded) else request.path
+        return replace(
+            request,
+            target=rest if rest.startswith("/") else "/" + rest,
+            path=path if path.startswith("/") else "/" + path,
+        )
 
     def add(self, methods: Iterable[str], match: Matcher, handler: Handler) -> None:
         self.routes.append(_Route(frozenset(m.upper() for m in methods), match, handler))
 
     def respond(self, request: Request) -> Response:
+        request = self.unprefixed(request)
         method = "GET" if request.method == "HEAD" else request.method
         allowed: set[str] = set()
         for route in self.routes:
