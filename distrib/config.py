@@ -444,6 +444,12 @@ WEBHOOKS = Table(
             "where signing certificates may come from instead of "
             "https://sns.<region>.amazonaws.com/ (for tests only)",
         ),
+        "sns_max_age": Opt(
+            k_duration,
+            timedelta(hours=1),
+            "SNS messages whose signed Timestamp is older than this are refused (403) as "
+            "replays, such as '1h'; one more than 5 minutes in the future is refused too",
+        ),
     },
     doc="bounce and complaint webhooks of `distrib serve` (POST /hooks/postmark, /hooks/mailgun)",
 )
