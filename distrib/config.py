@@ -468,6 +468,12 @@ SIGNUP = Table(
         ),
         "per_ip": Opt(k_int, 10, "signups one client IP may make in an hour (then 429)"),
         "per_address": Opt(k_int, 3, "confirmation emails one address gets in a day at most"),
+        "welcome": Opt(
+            k_bool,
+            True,
+            "after a first confirmation, send a welcome email (templates email/welcome.html.j2 "
+            "and email/welcome.txt.j2); false: none",
+        ),
     },
     doc="the signup form (POST /subscribe) and its confirmation emails",
 )

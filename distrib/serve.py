@@ -224,6 +224,12 @@ class UnsubscribeServer(Server):
         router.add({"POST"}, exact("/subscribe"), signup.subscribe)
         router.add({"GET"}, exact("/confirm"), signup.confirm_page)
         router.add({"POST"}, exact("/confirm"), signup.confirm)
+        # The reader's own page: newsletters, pause, unsubscribe from all (distrib.preferences).
+        from .preferences import PATH, PreferencesRoutes
+
+        prefs = PreferencesRoutes(settings, ledger, self.lock, self.tokens, self._status_page)
+        router.add({"GET"}, exact(PATH), prefs.show)
+        router.add({"POST"}, exact(PATH), prefs.apply)
         from .hooks import HookRoutes
 
         hooks = HookRoutes(settings, ledger, self.lock)

@@ -100,7 +100,8 @@ class Signups(Part):
     def signups_since(self, address: str, since: datetime) -> int:
         """Confirmation emails queued for ``address`` since ``since``."""
         row = self.db.execute(
-            "SELECT count(*) FROM mail_outbox WHERE address = ? AND created >= ?",
+            """SELECT count(*) FROM mail_outbox
+               WHERE address = ? AND kind = 'confirm' AND created >= ?""",
             (address.lower(), iso(since)),
         ).fetchone()
         return int(row[0])
@@ -136,12 +137,19 @@ class Signups(Part):
 
     @wrap_errors
     def confirm_subscriber(
-        self, address: str, name: str, newsletters: list[str], every: list[str]
+        self,
+        address: str,
+        name: str,
+        newsletters: list[str],
+        every: list[str],
+        *,
+        welcome: bool = False,
     ) -> bool:
         """Make ``address`` an active subscriber of ``newsletters`` (all of ``every`` when
         empty); a suppressed address comes back only through here.  Committed with a
         full sync.  False when it was already active with nothing to change (confirming
-        twice is harmless)."""
+        twice is harmless).  ``welcome``: queue a welcome email in the same transaction
+        (only when something changed, so a repeated confirmation sends none)."""
         address = address.lower()
         ts = iso(now())
         wanted = [n for n in newsletters if n in every] or list(every)
@@ -160,12 +168,19 @@ class Signups(Part):
                 }
                 if row is not None and row[0] == "active" and not (out & set(wanted)):
                     return False
+                if not name:  # the name given at signup, kept with its confirmation email
+                    given = self.db.execute(
+                        """SELECT name FROM mail_outbox WHERE address = ? AND kind = 'confirm'
+                           ORDER BY id DESC LIMIT 1""",
+                        (address,),
+                    ).fetchone()
+                    name = given[0] if given else ""
                 self.db.execute(
                     """INSERT INTO subscribers (address, name, status, created, updated)
                        VALUES (?, ?, 'active', ?, ?)
                        ON CONFLICT (address) DO UPDATE SET status = 'active', reason = NULL,
                               name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,
-                              updated = excluded.updated""",
+                              paused_at = NULL, updated = excluded.updated""",
                     (address, name, ts, ts),
                 )
                 self.db.executemany(
@@ -185,6 +200,104 @@ class Signups(Part):
                     """INSERT INTO consent_events (address, event, how, detail, at)
                        VALUES (?, 'confirmed', 'form', ?, ?)""",
                     (address, ",".join(wanted), ts),
+                )
+                if welcome:
+                    self.db.execute(
+                        """INSERT INTO mail_outbox (kind, address, name, newsletters, created, updated)
+                           VALUES ('welcome', ?, ?, ?, ?, ?)""",
+                        (address, name, ",".join(wanted), ts, ts),
+                    )
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        return True
+
+    # --- the preferences page ---------------------------------------------------------
+
+    @wrap_errors
+    def newsletters_left(self, address: str) -> set[str]:
+        """The newsletters ``address`` opted out of."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT newsletter FROM newsletter_optouts WHERE address = ?", (address.lower(),)
+            )
+        }
+
+    @wrap_errors
+    def update_preferences(
+        self, address: str, every: list[str], wanted: list[str], paused: bool
+    ) -> list[str] | None:
+        """Set an active subscriber's choice from the preferences page: receive the
+        newsletters of ``every`` that are in ``wanted`` (the others are opted out of),
+        and pause everything or not.  Each change is a consent-record event; all of it is
+        one transaction committed with a full sync.  The changes made (``["paused",
+        "opted_out:weekly"]``), or None when ``address`` is not an active subscriber
+        (nothing changed)."""
+        address = address.lower()
+        ts = iso(now())
+        changes: list[str] = []
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.db.transaction():
+                row = self.db.execute(
+                    "SELECT status, paused_at FROM subscribers WHERE address = ?", (address,)
+                ).fetchone()
+                if row is None or row["status"] != "active":
+                    return None  # suppressed, erased (no row) or never subscribed
+                left = self.newsletters_left(address)
+                for n in every:
+                    if n in wanted and n in left:
+                        self.db.execute(
+                            "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
+                            (address, n),
+                        )
+                        changes.append(f"opted_in:{n}")
+                    elif n not in wanted and n not in left:
+                        self.db.execute(
+                            """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
+                               VALUES (?, ?, 'preferences', ?) ON CONFLICT DO NOTHING""",
+                            (address, n, ts),
+                        )
+                        changes.append(f"opted_out:{n}")
+                if paused != (row["paused_at"] is not None):
+                    self.db.execute(
+                        "UPDATE subscribers SET paused_at = ?, updated = ? WHERE address = ?",
+                        (ts if paused else None, ts, address),
+                    )
+                    changes.append("paused" if paused else "resumed")
+                self.db.executemany(
+                    """INSERT INTO consent_events (address, event, how, detail, at)
+                       VALUES (?, ?, 'preferences', ?, ?)""",
+                    [
+                        (address, event, newsletter or None, ts)
+                        for event, _, newsletter in (c.partition(":") for c in changes)
+                    ],
+                )
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        return changes
+
+    @wrap_errors
+    def unsubscribe_everything(self, address: str, how: str) -> bool:
+        """Suppress an active subscriber (``unsubscribed``) and record it in the consent
+        record, in one transaction committed with a full sync; False (nothing changed)
+        when ``address`` is not an active subscriber."""
+        address = address.lower()
+        ts = iso(now())
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.db.transaction():
+                cur = self.db.execute(
+                    """UPDATE subscribers SET status = 'unsubscribed', reason = ?, updated = ?
+                       WHERE address = ? AND status = 'active'""",
+                    (how, ts, address),
+                )
+                if cur.rowcount != 1:
+                    return False
+                self.db.execute(
+                    """INSERT INTO consent_events (address, event, how, detail, at)
+                       VALUES (?, 'unsubscribed', ?, NULL, ?)""",
+                    (address, how, ts),
                 )
         finally:
             self.db.execute("PRAGMA synchronous = NORMAL")

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from ..errors import TemplateError
 from ..model import Markers, Post, RenderedEdition
 from ..sanitize import absolute_http_url, excerpt, html_to_text, one_line
+from ..unsubscribe import public_base_url
 from .templating import get_template, make_env, render, render_string
 from .theme import Theme, reading_minutes, theme_for
 
@@ -363,6 +364,9 @@ def render_edition(
         "preheader": preheader,
         "date_label": theme.format_date(now, "long"),
         "unsubscribe_url": markers.url,
+        # The reader's preferences page (distrib serve), when a public base URL is known;
+        # without one there is no page to link to, and the footer leaves the link out.
+        "preferences_url": markers.prefs if public_base_url(settings) else "",
         # Inbox previews show the preheader, then whatever text follows in the body
         # ("View in browser"...); invisible ZWNJ + no-break spaces fill that room.
         "preview_filler": PREVIEW_FILLER,
