@@ -84,7 +84,8 @@ class PreferencesRoutes:
             f"<p><strong>{html.escape(token.address)}</strong> is not subscribed to "
             f"<strong>{self.site}</strong>, so there is nothing to change here and nothing "
             "was changed. To receive its emails again, sign up on the site and confirm "
-            "from your inbox.</p>",
+            "from your inbox. If emails still reach this address, the unsubscribe link at "
+            "their foot stops them.</p>",
         )
 
     def _state(self, address: str) -> tuple[set[str], bool] | None:

@@ -149,7 +149,8 @@ class Signups(Part):
         empty); a suppressed address comes back only through here.  Committed with a
         full sync.  False when it was already active with nothing to change (confirming
         twice is harmless).  ``welcome``: queue a welcome email in the same transaction
-        (only when something changed, so a repeated confirmation sends none)."""
+        when the address was not an active subscriber before (a repeated confirmation,
+        or one that adds a newsletter, queues none)."""
         address = address.lower()
         ts = iso(now())
         wanted = [n for n in newsletters if n in every] or list(every)
@@ -201,7 +202,8 @@ class Signups(Part):
                        VALUES (?, 'confirmed', 'form', ?, ?)""",
                     (address, ",".join(wanted), ts),
                 )
-                if welcome:
+                if welcome and (row is None or row[0] != "active"):
+                    # a new subscriber, or one coming back: not one adding a newsletter
                     self.db.execute(
                         """INSERT INTO mail_outbox (kind, address, name, newsletters, created, updated)
                            VALUES ('welcome', ?, ?, ?, ?, ?)""",

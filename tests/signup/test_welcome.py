@@ -110,9 +110,14 @@ def test_run_sends_a_queued_welcome_and_the_templates_are_overridable(
     with open_ledger(tmp_path / "distrib.sqlite") as led:
         assert led.confirm_subscriber("cy@example.org", "", [], ["digest"], welcome=True)
         assert not led.confirm_subscriber("cy@example.org", "", [], ["digest"], welcome=True)
-        assert drain_outbox(settings, led) == 1
+        # a subscriber confirming another newsletter later is welcomed once, not again
+        every = ["digest", "extra"]
+        assert led.confirm_subscriber("dee@example.org", "", ["digest"], every, welcome=True)
+        assert led.confirm_subscriber("dee@example.org", "", ["extra"], every, welcome=True)
+        assert drain_outbox(settings, led) == 2
         assert drain_outbox(settings, led) == 0
-    (got,) = smtp_server.received
+    got, dee = smtp_server.received
+    assert dee.rcpt_tos == ["dee@example.org"]
     text = _message(got.data).get_body(("plain",)).get_content()
     assert re.fullmatch(
         r"Ahoy cy@example\.org! Prefs: https://news\.example/preferences\?token=\S+ "
