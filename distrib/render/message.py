@@ -122,6 +122,14 @@ def _qp_value(value: str) -> bytes:
     return ("\r\n".join(lines) + "=\r\n").encode("ascii")
 
 
+def _qp_pair(value: str) -> tuple[bytes, bytes]:
+    """``value`` for the text part and HTML-escaped for the HTML part, both as
+    :func:`_qp_value`; encoded once when escaping changes nothing (a URL of tokens)."""
+    text = _qp_value(value)
+    escaped = html_mod.escape(value, quote=True)
+    return text, (text if escaped == value else _qp_value(escaped))
+
+
 def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
@@ -391,14 +399,11 @@ class PreparedMessage:
         lu = self.list_unsubscribe(recipient, url)
         if lu:
             values[_H_UNSUB] = _fold_words("List-Unsubscribe", lu.split(" ")).encode("utf-8")
-        values[_T_URL] = _qp_value(url)
+        values[_T_URL], values[_H_URL] = _qp_pair(url)
         values[_T_EMAIL] = _qp_value(email)
-        values[_H_URL] = _qp_value(html_mod.escape(url, quote=True))
         values[_H_EMAIL] = _qp_value(html_mod.escape(email, quote=True))
         if self._has_prefs:
-            prefs = self.preferences_url(recipient, url)
-            values[_T_PREFS] = _qp_value(prefs)
-            values[_H_PREFS] = _qp_value(html_mod.escape(prefs, quote=True))
+            values[_T_PREFS], values[_H_PREFS] = _qp_pair(self.preferences_url(recipient, url))
         parts = self._chunks.copy()
         for i, hole in self._holes:
             parts[i] = values[hole]
