@@ -335,29 +335,9 @@ def render_edition(
         "posts": views,
         "web_url": web_url,
     }
-    from markupsafe import Markup
-
-    from ..editor import markdown_html, markdown_text, sponsor_view
-
-    intro_html = markdown_html(note, site_url) if note.strip() else ""
-    sponsor = sponsor_view(newsletter, site_url, theme.t("sponsored"))
-    if sponsor is not None:
-        sponsor["html"] = Markup(sponsor["html"])  # sanitised by sponsor_view
-    base_ctx |= {
-        "intro_html": Markup(intro_html),  # sanitised: the allowlist of post HTML
-        "intro_text": markdown_text(intro_html) if intro_html else "",
-        "sponsor": sponsor,
-    }
+    base_ctx |= _editor_context(newsletter, note, site_url, theme)
     where = getattr(newsletter, "where", "") or _where(name)  # a config Section knows its path
-    subject = _single_line(
-        render_string(
-            env, newsletter.get("subject") or "{{ site.name }}", what=f"{where}.subject", **base_ctx
-        )
-    )
-    preheader = _single_line(
-        render_string(env, newsletter.get("preheader") or "", what=f"{where}.preheader", **base_ctx)
-    )
-    preheader = excerpt(preheader, MAX_PREHEADER)
+    subject, preheader = _subject_and_preheader(env, newsletter, where, base_ctx)
 
     ctx = base_ctx | {
         "subject": subject,
@@ -447,6 +427,41 @@ def render_edition(
         markers=markers,
         more=total - n_shown,
     )
+
+
+def _editor_context(
+    newsletter: Mapping[str, Any], note: str, site_url: str, theme: Theme
+) -> dict[str, Any]:
+    """The editor's note (HTML and text) and the newsletter's sponsor block, for templates."""
+    from markupsafe import Markup
+
+    from ..editor import markdown_html, markdown_text, sponsor_view
+
+    intro_html = markdown_html(note, site_url) if note.strip() else ""
+    sponsor = sponsor_view(newsletter, site_url, theme.t("sponsored"))
+    if sponsor is not None:
+        sponsor["html"] = Markup(sponsor["html"])  # sanitised by sponsor_view
+    return {
+        "intro_html": Markup(intro_html),  # sanitised: the allowlist of post HTML
+        "intro_text": markdown_text(intro_html) if intro_html else "",
+        "sponsor": sponsor,
+    }
+
+
+def _subject_and_preheader(
+    env: Any, newsletter: Mapping[str, Any], where: str, base_ctx: dict[str, Any]
+) -> tuple[str, str]:
+    """The edition's subject and preheader, rendered from the newsletter's templates
+    (``where``: the newsletter's config path, for error messages)."""
+    subject = _single_line(
+        render_string(
+            env, newsletter.get("subject") or "{{ site.name }}", what=f"{where}.subject", **base_ctx
+        )
+    )
+    preheader = _single_line(
+        render_string(env, newsletter.get("preheader") or "", what=f"{where}.preheader", **base_ctx)
+    )
+    return subject, excerpt(preheader, MAX_PREHEADER)
 
 
 def _where(name: str) -> str:
