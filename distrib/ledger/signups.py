@@ -43,23 +43,20 @@ class Signups(Part):
         address = address.strip().lower()
         digest = self.forgotten_hash(address)
         known = 0
-        self.db.execute("PRAGMA synchronous = FULL")
-        try:
-            with self.db.transaction():
-                for table in ("subscribers", "newsletter_optouts", "consent_events", "mail_outbox"):
-                    known += self.db.execute(
-                        f"DELETE FROM {table} WHERE address = ?", (address,)
-                    ).rowcount
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            for table in ("subscribers", "newsletter_optouts", "consent_events", "mail_outbox"):
                 known += self.db.execute(
-                    "UPDATE email_deliveries SET address = ? WHERE address = ?",
-                    (f"forgotten:{digest[:32]}", address),
+                    f"DELETE FROM {table} WHERE address = ?", (address,)
                 ).rowcount
-                self.db.execute(
-                    "INSERT INTO forgotten (hash, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (digest, iso(now())),
-                )
-        finally:
-            self.db.execute("PRAGMA synchronous = NORMAL")
+            known += self.db.execute(
+                "UPDATE email_deliveries SET address = ? WHERE address = ?",
+                (f"forgotten:{digest[:32]}", address),
+            ).rowcount
+            self.db.execute(
+                "INSERT INTO forgotten (hash, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (digest, iso(now())),
+            )
         return known > 0
 
     @wrap_errors
@@ -155,62 +152,59 @@ class Signups(Part):
         ts = iso(now())
         wanted = [n for n in newsletters if n in every] or list(every)
         forgotten = self.forgotten_hash(address)
-        self.db.execute("PRAGMA synchronous = FULL")
-        try:
-            with self.db.transaction():
-                row = self.db.execute(
-                    "SELECT status FROM subscribers WHERE address = ?", (address,)
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            row = self.db.execute(
+                "SELECT status FROM subscribers WHERE address = ?", (address,)
+            ).fetchone()
+            out = {
+                r[0]
+                for r in self.db.execute(
+                    "SELECT newsletter FROM newsletter_optouts WHERE address = ?", (address,)
+                )
+            }
+            if row is not None and row[0] == "active" and not (out & set(wanted)):
+                return False
+            if not name:  # the name given at signup, kept with its confirmation email
+                given = self.db.execute(
+                    """SELECT name FROM mail_outbox WHERE address = ? AND kind = 'confirm'
+                       ORDER BY id DESC LIMIT 1""",
+                    (address,),
                 ).fetchone()
-                out = {
-                    r[0]
-                    for r in self.db.execute(
-                        "SELECT newsletter FROM newsletter_optouts WHERE address = ?", (address,)
-                    )
-                }
-                if row is not None and row[0] == "active" and not (out & set(wanted)):
-                    return False
-                if not name:  # the name given at signup, kept with its confirmation email
-                    given = self.db.execute(
-                        """SELECT name FROM mail_outbox WHERE address = ? AND kind = 'confirm'
-                           ORDER BY id DESC LIMIT 1""",
-                        (address,),
-                    ).fetchone()
-                    name = given[0] if given else ""
-                self.db.execute(
-                    """INSERT INTO subscribers (address, name, status, created, updated)
-                       VALUES (?, ?, 'active', ?, ?)
-                       ON CONFLICT (address) DO UPDATE SET status = 'active', reason = NULL,
-                              name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,
-                              paused_at = NULL, updated = excluded.updated""",
-                    (address, name, ts, ts),
-                )
+                name = given[0] if given else ""
+            self.db.execute(
+                """INSERT INTO subscribers AS d (address, name, status, created, updated)
+                   VALUES (?, ?, 'active', ?, ?)
+                   ON CONFLICT (address) DO UPDATE SET status = 'active', reason = NULL,
+                          name = CASE WHEN excluded.name != '' THEN excluded.name ELSE d.name END,
+                          paused_at = NULL, updated = excluded.updated""",
+                (address, name, ts, ts),
+            )
+            self.db.executemany(
+                "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
+                [(address, n) for n in wanted],
+            )
+            if row is None and len(every) > 1:
+                # A new reader gets only what they chose.
                 self.db.executemany(
-                    "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
-                    [(address, n) for n in wanted],
+                    """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
+                       VALUES (?, ?, 'not chosen at signup', ?) ON CONFLICT DO NOTHING""",
+                    [(address, n, ts) for n in every if n not in wanted],
                 )
-                if row is None and len(every) > 1:
-                    # A new reader gets only what they chose.
-                    self.db.executemany(
-                        """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
-                           VALUES (?, ?, 'not chosen at signup', ?) ON CONFLICT DO NOTHING""",
-                        [(address, n, ts) for n in every if n not in wanted],
-                    )
-                # The person's own confirmation is new consent, also after an erasure.
-                self.db.execute("DELETE FROM forgotten WHERE hash = ?", (forgotten,))
+            # The person's own confirmation is new consent, also after an erasure.
+            self.db.execute("DELETE FROM forgotten WHERE hash = ?", (forgotten,))
+            self.db.execute(
+                """INSERT INTO consent_events (address, event, how, detail, at)
+                   VALUES (?, 'confirmed', 'form', ?, ?)""",
+                (address, ",".join(wanted), ts),
+            )
+            if welcome and (row is None or row[0] != "active"):
+                # a new subscriber, or one coming back: not one adding a newsletter
                 self.db.execute(
-                    """INSERT INTO consent_events (address, event, how, detail, at)
-                       VALUES (?, 'confirmed', 'form', ?, ?)""",
-                    (address, ",".join(wanted), ts),
+                    """INSERT INTO mail_outbox (kind, address, name, newsletters, created, updated)
+                       VALUES ('welcome', ?, ?, ?, ?, ?)""",
+                    (address, name, ",".join(wanted), ts, ts),
                 )
-                if welcome and (row is None or row[0] != "active"):
-                    # a new subscriber, or one coming back: not one adding a newsletter
-                    self.db.execute(
-                        """INSERT INTO mail_outbox (kind, address, name, newsletters, created, updated)
-                           VALUES ('welcome', ?, ?, ?, ?, ?)""",
-                        (address, name, ",".join(wanted), ts, ts),
-                    )
-        finally:
-            self.db.execute("PRAGMA synchronous = NORMAL")
         return True
 
     # --- the preferences page ---------------------------------------------------------
@@ -238,45 +232,42 @@ class Signups(Part):
         address = address.lower()
         ts = iso(now())
         changes: list[str] = []
-        self.db.execute("PRAGMA synchronous = FULL")
-        try:
-            with self.db.transaction():
-                row = self.db.execute(
-                    "SELECT status, paused_at FROM subscribers WHERE address = ?", (address,)
-                ).fetchone()
-                if row is None or row["status"] != "active":
-                    return None  # suppressed, erased (no row) or never subscribed
-                left = self.newsletters_left(address)
-                for n in every:
-                    if n in wanted and n in left:
-                        self.db.execute(
-                            "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
-                            (address, n),
-                        )
-                        changes.append(f"opted_in:{n}")
-                    elif n not in wanted and n not in left:
-                        self.db.execute(
-                            """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
-                               VALUES (?, ?, 'preferences', ?) ON CONFLICT DO NOTHING""",
-                            (address, n, ts),
-                        )
-                        changes.append(f"opted_out:{n}")
-                if paused != (row["paused_at"] is not None):
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            row = self.db.execute(
+                "SELECT status, paused_at FROM subscribers WHERE address = ?", (address,)
+            ).fetchone()
+            if row is None or row["status"] != "active":
+                return None  # suppressed, erased (no row) or never subscribed
+            left = self.newsletters_left(address)
+            for n in every:
+                if n in wanted and n in left:
                     self.db.execute(
-                        "UPDATE subscribers SET paused_at = ?, updated = ? WHERE address = ?",
-                        (ts if paused else None, ts, address),
+                        "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
+                        (address, n),
                     )
-                    changes.append("paused" if paused else "resumed")
-                self.db.executemany(
-                    """INSERT INTO consent_events (address, event, how, detail, at)
-                       VALUES (?, ?, 'preferences', ?, ?)""",
-                    [
-                        (address, event, newsletter or None, ts)
-                        for event, _, newsletter in (c.partition(":") for c in changes)
-                    ],
+                    changes.append(f"opted_in:{n}")
+                elif n not in wanted and n not in left:
+                    self.db.execute(
+                        """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
+                           VALUES (?, ?, 'preferences', ?) ON CONFLICT DO NOTHING""",
+                        (address, n, ts),
+                    )
+                    changes.append(f"opted_out:{n}")
+            if paused != (row["paused_at"] is not None):
+                self.db.execute(
+                    "UPDATE subscribers SET paused_at = ?, updated = ? WHERE address = ?",
+                    (ts if paused else None, ts, address),
                 )
-        finally:
-            self.db.execute("PRAGMA synchronous = NORMAL")
+                changes.append("paused" if paused else "resumed")
+            self.db.executemany(
+                """INSERT INTO consent_events (address, event, how, detail, at)
+                   VALUES (?, ?, 'preferences', ?, ?)""",
+                [
+                    (address, event, newsletter or None, ts)
+                    for event, _, newsletter in (c.partition(":") for c in changes)
+                ],
+            )
         return changes
 
     @wrap_errors
@@ -286,23 +277,20 @@ class Signups(Part):
         when ``address`` is not an active subscriber."""
         address = address.lower()
         ts = iso(now())
-        self.db.execute("PRAGMA synchronous = FULL")
-        try:
-            with self.db.transaction():
-                cur = self.db.execute(
-                    """UPDATE subscribers SET status = 'unsubscribed', reason = ?, updated = ?
-                       WHERE address = ? AND status = 'active'""",
-                    (how, ts, address),
-                )
-                if cur.rowcount != 1:
-                    return False
-                self.db.execute(
-                    """INSERT INTO consent_events (address, event, how, detail, at)
-                       VALUES (?, 'unsubscribed', ?, NULL, ?)""",
-                    (address, how, ts),
-                )
-        finally:
-            self.db.execute("PRAGMA synchronous = NORMAL")
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            cur = self.db.execute(
+                """UPDATE subscribers SET status = 'unsubscribed', reason = ?, updated = ?
+                   WHERE address = ? AND status = 'active'""",
+                (how, ts, address),
+            )
+            if cur.rowcount != 1:
+                return False
+            self.db.execute(
+                """INSERT INTO consent_events (address, event, how, detail, at)
+                   VALUES (?, 'unsubscribed', ?, NULL, ?)""",
+                (address, how, ts),
+            )
         return True
 
     @wrap_errors
@@ -317,36 +305,33 @@ class Signups(Part):
         address = address.lower()
         ts = iso(now())
         status: str | None = None
-        self.db.execute("PRAGMA synchronous = FULL")
-        try:
-            with self.db.transaction():
-                self.db.execute(
-                    "INSERT INTO consent_events (address, event, how, detail, at) VALUES (?, ?, ?, ?, ?)",
-                    (address, event, how, reason[:500] or None, ts),
-                )
-                if event in ("bounced", "complained"):
-                    status = event
-                elif event == "soft_bounce":
-                    recent = [
-                        r[0]
-                        for r in self.db.execute(
-                            """SELECT event FROM consent_events WHERE address = ?
-                               AND event IN ('soft_bounce', 'delivered', 'confirmed')
-                               ORDER BY id DESC LIMIT ?""",
-                            (address, soft_limit),
-                        )
-                    ]
-                    if len(recent) >= soft_limit and all(e == "soft_bounce" for e in recent):
-                        status = "bounced"
-                        reason = f"{soft_limit} soft bounces in a row: {reason}"
-                if status is not None:
-                    self.db.execute(
-                        """INSERT INTO subscribers (address, status, reason, created, updated)
-                           VALUES (?, ?, ?, ?, ?)
-                           ON CONFLICT (address) DO UPDATE SET status = excluded.status,
-                                  reason = excluded.reason, updated = excluded.updated""",
-                        (address, status, f"{how}: {reason}"[:500], ts, ts),
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            self.db.execute(
+                "INSERT INTO consent_events (address, event, how, detail, at) VALUES (?, ?, ?, ?, ?)",
+                (address, event, how, reason[:500] or None, ts),
+            )
+            if event in ("bounced", "complained"):
+                status = event
+            elif event == "soft_bounce":
+                recent = [
+                    r[0]
+                    for r in self.db.execute(
+                        """SELECT event FROM consent_events WHERE address = ?
+                           AND event IN ('soft_bounce', 'delivered', 'confirmed')
+                           ORDER BY id DESC LIMIT ?""",
+                        (address, soft_limit),
                     )
-        finally:
-            self.db.execute("PRAGMA synchronous = NORMAL")
+                ]
+                if len(recent) >= soft_limit and all(e == "soft_bounce" for e in recent):
+                    status = "bounced"
+                    reason = f"{soft_limit} soft bounces in a row: {reason}"
+            if status is not None:
+                self.db.execute(
+                    """INSERT INTO subscribers (address, status, reason, created, updated)
+                       VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT (address) DO UPDATE SET status = excluded.status,
+                              reason = excluded.reason, updated = excluded.updated""",
+                    (address, status, f"{how}: {reason}"[:500], ts, ts),
+                )
         return status

@@ -321,3 +321,42 @@ def test_a_kill_right_after_the_200_keeps_the_change(tmp_path: Path, smtp_server
             "opted_out",
             "paused",
         ]
+
+
+def test_the_ledger_side_on_both_backends(open_any_ledger):
+    every = ["weekly", "daily"]
+    with open_any_ledger() as led:
+        led.add_subscriber("ana@example.org")
+        led.add_subscriber("ben@example.org")
+        assert led.update_preferences("ana@example.org", every, ["weekly"], True) == [
+            "opted_out:daily",
+            "paused",
+        ]
+        assert led.paused() == {"ana@example.org"}
+        assert led.update_preferences("ana@example.org", every, ["weekly"], True) == []
+        assert led.update_preferences("ana@example.org", every, every, False) == [
+            "opted_in:daily",
+            "resumed",
+        ]
+        assert led.paused() == set() and led.newsletters_left("ana@example.org") == set()
+        assert led.unsubscribe_everything("ana@example.org", "preferences")
+        assert not led.unsubscribe_everything("ana@example.org", "preferences")
+        assert led.update_preferences("ana@example.org", every, [], True) is None
+        assert led.update_preferences("nobody@example.org", every, [], True) is None
+        # a confirmation brings ana back unpaused, welcomed once
+        assert led.confirm_subscriber("ana@example.org", "", [], every, welcome=True)
+        assert not led.confirm_subscriber("ana@example.org", "", [], every, welcome=True)
+        assert [r["kind"] for r in led.claim_outbox()] == ["welcome"]
+        assert [e["event"] for e in led.consent_record("ana@example.org")] == [
+            "opted_out",
+            "paused",
+            "opted_in",
+            "resumed",
+            "unsubscribed",
+            "confirmed",
+        ]
+        # the webhooks' and the erasure's transactions too
+        assert (
+            led.provider_event("ben@example.org", "complained", "postmark", "abuse") == "complained"
+        )
+        assert led.forget("ben@example.org") and led.is_forgotten("ben@example.org")
