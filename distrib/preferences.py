@@ -97,12 +97,16 @@ class PreferencesRoutes:
                 return None
             return self.ledger.newsletters_left(address), row["paused_at"] is not None
 
+    def _label(self, newsletter: str) -> str:
+        """A newsletter as the reader knows it: the site's name when it is the only one."""
+        return self.settings.site.name if self.every == ["digest"] else newsletter
+
     def _form(self, raw_token: str, left: set[str], paused: bool) -> str:
         token = html.escape(raw_token, quote=True)
         boxes = "".join(
             f'<div><input type="checkbox" id="nl-{i}" name="newsletter" value="{html.escape(n, quote=True)}"'
             f"{'' if n in left else ' checked'}> "
-            f'<label for="nl-{i}">{html.escape(n)}</label></div>'
+            f'<label for="nl-{i}">{html.escape(self._label(n))}</label></div>'
             for i, n in enumerate(self.every)
         )
         pause = (
@@ -177,7 +181,9 @@ class PreferencesRoutes:
         if paused:
             now = "Your emails are paused: you will receive nothing until you resume."
         elif wanted:
-            now = "You will receive: " + ", ".join(html.escape(n) for n in wanted) + "."
+            now = (
+                "You will receive: " + ", ".join(html.escape(self._label(n)) for n in wanted) + "."
+            )
         else:
             now = "You chose no newsletter, so you will receive nothing."
         # relative: the page may be served under a proxy's prefix

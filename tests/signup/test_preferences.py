@@ -360,3 +360,20 @@ def test_the_ledger_side_on_both_backends(open_any_ledger):
             led.provider_event("ben@example.org", "complained", "postmark", "abuse") == "complained"
         )
         assert led.forget("ben@example.org") and led.is_forgotten("ben@example.org")
+
+
+def test_with_one_newsletter_the_page_names_the_site(service: Service):
+    from distrib.config import load_config
+
+    with open_ledger(service.ledger_path) as led:
+        subs.add(led, "dee@example.org")
+    token = prefs_token(service, "dee@example.org", "digest")
+    page = service.http.get("/preferences", params={"token": token})
+    assert '<label for="nl-0">Harbour Notes</label>' in page.text
+    assert checked(page.text) == {"digest": True, "1": False}
+    r = save(service, token, [])
+    assert r.status_code == 200 and "You chose no newsletter" in r.text
+    settings = load_config(service.ledger_path.parent / "distrib.toml")
+    with open_ledger(service.ledger_path) as led:
+        assert list(subs.recipients(settings, led, "digest")) == []
+        assert [r.email for r in subs.recipients(settings, led)] == ["dee@example.org"]
