@@ -211,8 +211,6 @@ class UnsubscribeServer(Server):
         self.several = names if len(names) > 1 else []
         router = Router(_HEADERS)
         router.add({"GET"}, exact(HEALTH_PATH), lambda req, _: text(HTTPStatus.OK, "ok\n"))
-        router.add({"GET"}, self.route.match, self._confirm_page)
-        router.add({"POST"}, self.route.match, self._unsubscribe)
         # Signup with double opt-in (distrib.signup); its emails go out from a thread.
         from .signup import SignupRoutes
 
@@ -236,6 +234,10 @@ class UnsubscribeServer(Server):
         router.add({"POST"}, exact("/hooks/postmark"), hooks.postmark)
         router.add({"POST"}, exact("/hooks/mailgun"), hooks.mailgun)
         router.add({"POST"}, exact("/hooks/ses"), hooks.ses_hook)
+        # The unsubscribe URL last: one with its token at the root (https://x/{token})
+        # matches any one-segment path, and must not hide the fixed paths above.
+        router.add({"GET"}, self.route.match, self._confirm_page)
+        router.add({"POST"}, self.route.match, self._unsubscribe)
         self.router = router
         super().__init__(router, host, port, limits, on_close=self._close_ledger)
         self.sender = threading.Thread(target=self._send_queued, name="distrib-outbox", daemon=True)

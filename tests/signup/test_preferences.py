@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +24,9 @@ import httpx
 import pytest
 
 from distrib import subscribers as subs
+from distrib.config import load_config
 from distrib.ledger import open_ledger
+from distrib.serve import make_server
 from distrib.unsubscribe import Tokens, make_legacy_token
 from tests.conftest import SmtpServer, run_distrib
 from tests.serve.conftest import free_port
@@ -363,8 +366,6 @@ def test_the_ledger_side_on_both_backends(open_any_ledger):
 
 
 def test_with_one_newsletter_the_page_names_the_site(service: Service):
-    from distrib.config import load_config
-
     with open_ledger(service.ledger_path) as led:
         subs.add(led, "dee@example.org")
     token = prefs_token(service, "dee@example.org", "digest")
@@ -377,3 +378,30 @@ def test_with_one_newsletter_the_page_names_the_site(service: Service):
     with open_ledger(service.ledger_path) as led:
         assert list(subs.recipients(settings, led, "digest")) == []
         assert [r.email for r in subs.recipients(settings, led)] == ["dee@example.org"]
+
+
+def test_an_unsubscribe_url_with_its_token_at_the_root_hides_no_page(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+):
+    # unsubscribe_url = "https://news.example/{token}" matches every one-segment path;
+    # the fixed pages (/preferences, /confirm, /subscribe) are routed before it.
+    path = _config(tmp_path, smtp_server)
+    path.write_text(
+        path.read_text().replace("/unsubscribe?token={token}", "/{token}"), encoding="utf-8"
+    )
+    monkeypatch.setenv("DISTRIB_SIGNUP_SECRET", SECRET)
+    with open_ledger(tmp_path / "distrib.sqlite") as led:
+        subs.add(led, "ana@example.org")
+    server = make_server(load_config(path), tmp_path / "distrib.sqlite", "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        token = Tokens(SECRET.encode()).make("ana@example.org", "digest", "preferences")
+        page = httpx.get(f"{server.url}/preferences", params={"token": token}, timeout=10)
+        assert page.status_code == 200 and "ana@example.org" in page.text
+        unsub = Tokens(SECRET.encode()).make("ana@example.org", "digest")
+        assert httpx.get(f"{server.url}/{unsub}", timeout=10).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
