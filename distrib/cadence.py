@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import ConfigError
+from .schema import Section
 
 ALWAYS = ("per-run", "per-post")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -28,7 +29,7 @@ _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 def _where(newsletter: Mapping[str, Any], key: str) -> str:
-    base = getattr(newsletter, "where", "") or (
+    base = (newsletter.where if isinstance(newsletter, Section) else "") or (
         f"newsletters ({newsletter['name']})" if newsletter.get("name") else "digest"
     )
     return f"{base}.{key}"

@@ -398,7 +398,7 @@ def _timezone(api: dict[str, Any]) -> str | None:
             return None
     offset = api.get("gmt_offset")
     try:
-        hours = float(offset)  # type: ignore[arg-type]
+        hours = float("" if offset is None else offset)  # missing: ValueError, as bad text
     except (TypeError, ValueError):
         return None
     if hours == 0:

@@ -86,12 +86,14 @@ class DkimKey:
 
     def sign(self, data: bytes) -> bytes:
         from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
+        from cryptography.hazmat.primitives.asymmetric import ed25519, padding
 
-        if self.algorithm == "ed25519-sha256":
+        key = self.private_key
+        # load_key pairs the algorithm with the key's type, so the type decides.
+        if isinstance(key, ed25519.Ed25519PrivateKey):
             # RFC 8463 section 3: Ed25519 signs the SHA-256 hash of the data.
-            return self.private_key.sign(hashlib.sha256(data).digest())  # type: ignore[call-arg]
-        return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg]
+            return key.sign(hashlib.sha256(data).digest())
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
 def load_key(pem: bytes, selector: str, where: str) -> DkimKey:

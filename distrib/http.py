@@ -183,10 +183,10 @@ class HttpClient:
             raise FetchError(url, "not an http(s) URL", "use a URL starting with https://")
         send = dict(headers or {})
         cached: bytes | None = None
-        use_cache = conditional and self.ledger is not None
-        if use_cache:
+        cache = self.ledger if conditional else None  # the ledger's HTTP cache, if used
+        if cache is not None:
             with self._ledger_lock:
-                etag, last_modified, cached = self.ledger.http_cache_get(url)  # type: ignore[union-attr]
+                etag, last_modified, cached = cache.http_cache_get(url)
             if cached is not None:
                 if etag:
                     send["If-None-Match"] = etag
@@ -220,12 +220,12 @@ class HttpClient:
             raise
         except (httpx.HTTPError, httpx.InvalidURL) as e:
             raise _fetch_error(url, e, self.timeout) from None
-        if use_cache and 200 <= status < 300:
+        if cache is not None and 200 <= status < 300:
             etag = resp_headers.get("etag")
             last_modified = resp_headers.get("last-modified")
             with self._ledger_lock:
                 if etag or last_modified:
-                    self.ledger.http_cache_put(url, etag, last_modified, body)  # type: ignore[union-attr]
+                    cache.http_cache_put(url, etag, last_modified, body)
         return HttpResponse(final, status, resp_headers, body)
 
     def _read_body(

@@ -1,10 +1,10 @@
 """Finds adapters (sources, mailers, channels) through entry points.
 
 The built-in adapters are registered in our own pyproject.toml in the same groups a
-third party would use: those entry points are the source of truth.  ``BUILTIN`` below
-repeats them so that a source checkout that was never installed still works; entry
-points win when both name an adapter, and tests/test_registry.py fails when the two
-disagree.  An adapter is a subclass of the base class of its group (distrib.adapters).
+third party would use: those entry points are the one registry.  A source checkout that
+was never installed (or whose metadata is older than its pyproject.toml) reads them from
+that file directly, so there is no second list to keep in step; installed entry points
+win when both name an adapter.  An adapter is a subclass of the base class of its group (distrib.adapters).
 An adapter whose optional library is missing is reported as unavailable with the
 install hint, not a crash.  Contains no business logic.
 """
@@ -12,43 +12,33 @@ install hint, not a crash.  Contains no business logic.
 from __future__ import annotations
 
 import importlib
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from .errors import AdapterUnavailable, ConfigError
 
 GROUPS = ("distrib.sources", "distrib.mailers", "distrib.channels")
 
-BUILTIN: dict[str, dict[str, str]] = {
-    "distrib.sources": {
-        "feed": "distrib.sources.feed:FeedSource",
-        "wordpress": "distrib.sources.wordpress:WordPressSource",
-        "markdown": "distrib.sources.markdown:MarkdownSource",
-        "sample": "distrib.sources.feed:SampleSource",
-    },
-    "distrib.mailers": {
-        "outbox": "distrib.mailers.outbox:OutboxMailer",
-        "smtp": "distrib.mailers.smtp:SmtpMailer",
-        "null": "distrib.mailers.null:NullMailer",
-        "ses": "distrib.mailers.ses:SesMailer",
-        "postmark": "distrib.mailers.postmark:PostmarkMailer",
-        "mailgun": "distrib.mailers.mailgun:MailgunMailer",
-        "listmonk": "distrib.mailers.listmonk:ListmonkMailer",
-        "buttondown": "distrib.mailers.buttondown:ButtondownMailer",
-    },
-    "distrib.channels": {
-        "outbox": "distrib.channels.outbox:OutboxChannel",
-        "mastodon": "distrib.channels.mastodon:MastodonChannel",
-        "bluesky": "distrib.channels.bluesky:BlueskyChannel",
-        "x": "distrib.channels.x:XChannel",
-        "slack": "distrib.channels.webhook:SlackChannel",
-        "discord": "distrib.channels.webhook:DiscordChannel",
-        "telegram": "distrib.channels.webhook:TelegramChannel",
-        "linkedin": "distrib.channels.linkedin:LinkedInChannel",
-    },
-}
+#: pyproject.toml of a source checkout (absent from an installed wheel).
+_CHECKOUT_PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+def _declared_in_checkout() -> dict[str, dict[str, str]]:
+    """The entry points written in the checkout's own pyproject.toml, when distrib runs
+    from a source tree (``PYTHONPATH``) whose package metadata is missing or older than
+    the file.  Empty for an installed wheel, which has no such file beside it."""
+    try:
+        project = tomllib.loads(_CHECKOUT_PYPROJECT.read_text(encoding="utf-8"))["project"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return {}
+    if project.get("name") != "distrib":
+        return {}
+    declared = project.get("entry-points", {})
+    return {group: dict(declared.get(group, {})) for group in GROUPS}
 
 
 class Adapter(Protocol):
@@ -85,7 +75,7 @@ _cache: dict[str, dict[str, str]] = {}
 def names(group: str) -> dict[str, str]:
     """name -> "module:Class" for every adapter registered in ``group``."""
     if group not in _cache:
-        found = dict(BUILTIN.get(group, {}))
+        found = _declared_in_checkout().get(group, {})
         for ep in entry_points(group=group):
             found[ep.name] = ep.value
         _cache[group] = found

@@ -12,7 +12,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -24,8 +24,11 @@ from .model import Recipient
 from .paths import private_opener
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs is Python 3.13
+
     from .config import Settings
     from .ledger import Ledger
+    from .ledger import Row as LedgerRow
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 
@@ -97,15 +100,26 @@ class Row:
     left: tuple[str, ...] = ()
 
 
-def _open_text(path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> tuple[IO[str], str]:
-    """A text stream (BOM dropped) and what to do with it when done: close, detach, keep."""
+def _is_binary(stream: IO[str] | IO[bytes]) -> TypeIs[IO[bytes]]:
+    """A stream of bytes (an ``open(..., "rb")`` file, BytesIO), to be decoded."""
+    return isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or "b" in getattr(
+        stream, "mode", ""
+    )
+
+
+def _open_text(
+    path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes],
+) -> tuple[IO[str], Callable[[], object]]:
+    """A text stream (BOM dropped) and what to call when done with it: a file opened
+    here is closed, a wrapper around the caller's binary stream is detached (so the
+    caller's stream is not closed with it), the caller's text stream is left open."""
     if isinstance(path_or_file, (str, os.PathLike)):
-        return open(path_or_file, encoding="utf-8-sig", newline=""), "close"
-    stream = path_or_file
-    if isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or "b" in getattr(stream, "mode", ""):
-        # detached when done, so that the caller's binary file is not closed with it
-        return io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""), "detach"  # type: ignore[type-var]
-    return stream, "keep"  # type: ignore[return-value]
+        opened = open(path_or_file, encoding="utf-8-sig", newline="")
+        return opened, opened.close
+    if _is_binary(path_or_file):
+        wrapper = io.TextIOWrapper(path_or_file, encoding="utf-8-sig", newline="")
+        return wrapper, wrapper.detach
+    return path_or_file, lambda: None
 
 
 def _delimiter(line: str) -> str:
@@ -214,10 +228,7 @@ def read_rows(
     except UnicodeDecodeError:
         raise _not_utf8(path_or_file) from None
     finally:
-        if done == "close":
-            stream.close()
-        elif done == "detach":
-            stream.detach()  # type: ignore[attr-defined]
+        done()
 
 
 def _first_line(stream: IO[str]) -> tuple[str, int]:
@@ -467,14 +478,14 @@ def counts(ledger: Ledger) -> dict[str, int]:
     return ledger.subscriber_counts()
 
 
-def _subscriber(row: object) -> Subscriber:
+def _subscriber(row: LedgerRow) -> Subscriber:
     return Subscriber(
-        email=row["address"],  # type: ignore[index]
-        name=row["name"] or "",  # type: ignore[index]
-        status=row["status"],  # type: ignore[index]
-        reason=row["reason"] or "",  # type: ignore[index]
-        created=row["created"],  # type: ignore[index]
-        updated=row["updated"],  # type: ignore[index]
+        email=row["address"],
+        name=row["name"] or "",
+        status=row["status"],
+        reason=row["reason"] or "",
+        created=row["created"],
+        updated=row["updated"],
     )
 
 

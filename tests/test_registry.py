@@ -14,19 +14,48 @@ from distrib.errors import AdapterUnavailable
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
-def test_builtin_table_is_the_entry_points_of_pyproject() -> None:
-    """registry.BUILTIN (the fallback for a checkout that was never installed) says
-    exactly what pyproject.toml says, group by group."""
+def test_the_adapters_found_are_the_entry_points_of_pyproject() -> None:
+    """pyproject.toml is the one registry: what the registry finds for our own groups is
+    exactly what that file declares, whether read from the installed metadata or, in a
+    checkout never installed, from the file itself."""
     declared = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["entry-points"]
     assert set(registry.GROUPS) == set(declared)
+    assert registry._declared_in_checkout() == {g: declared[g] for g in registry.GROUPS}
     for group in registry.GROUPS:
-        assert registry.BUILTIN[group] == declared[group], group
+        found = registry.names(group)
+        assert {k: v for k, v in found.items() if k in declared[group]} == declared[group]
+
+
+def test_a_checkout_never_installed_still_finds_every_adapter(tmp_path: Path) -> None:
+    """Without distrib's package metadata (a bare checkout on PYTHONPATH), a fresh
+    interpreter still finds each built-in adapter, from pyproject.toml."""
+    import subprocess
+    import sys
+
+    root = PYPROJECT.parent
+    script = (
+        "import importlib.metadata as m\n"
+        "real = m.entry_points\n"
+        "m.entry_points = lambda **kw: real(group='no-such-group')\n"
+        "from distrib import registry\n"
+        "print(sorted(registry.names('distrib.channels')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    declared = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["entry-points"]
+    assert out.strip() == str(sorted(declared["distrib.channels"]))
 
 
 @pytest.mark.parametrize("group", registry.GROUPS)
 def test_every_builtin_adapter_subclasses_its_base(group: str) -> None:
     base = adapters.BASES[group]
-    for name in registry.BUILTIN[group]:
+    for name in registry.names(group):
         try:
             cls = registry.load_as(group, name, base)
         except AdapterUnavailable as e:

@@ -133,7 +133,7 @@ class ShareChannel(Channel):
     def compose(self, post: Post) -> Snippet:
         from ..render.snippets import compose
 
-        site = getattr(self.ctx.settings, "data", {}).get("site") or {}
+        site = self.ctx.settings.data.get("site") or {}
         return compose(
             post,
             channel=self.name,
@@ -244,7 +244,7 @@ class ShareChannel(Channel):
             return None
         from ..render.card import CardError, make_card
 
-        site = (getattr(self.ctx.settings, "data", {}).get("site") or {}).get("name", "")
+        site = (self.ctx.settings.data.get("site") or {}).get("name", "")
         try:
             png = make_card(post, site, font=self.opt("card_font"), when=self.ctx.now)
         except CardError as e:

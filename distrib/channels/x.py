@@ -57,7 +57,9 @@ def make_client(
     base = api_url.rstrip("/")
 
     class RebasedSession(requests.Session):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def request(
+            self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+        ) -> requests.Response:
             if isinstance(url, str) and url.startswith(TWEEPY_HOST):
                 url = base + url[len(TWEEPY_HOST) :]
             if kwargs.get("timeout") is None:
@@ -115,17 +117,15 @@ class XChannel(ShareChannel):
         return str(self.opt("api_url", "https://api.x.com")).rstrip("/")
 
     def _credentials(self) -> tuple[str, str, str, str]:
-        secret = self.ctx.settings.secret
-        values = tuple(
-            secret(self.opts, key) or ""
-            for key in (
-                "consumer_key_env",
-                "consumer_secret_env",
-                "access_token_env",
-                "access_token_secret_env",
-            )
+        def secret(key: str) -> str:
+            return self.ctx.settings.secret(self.opts, key) or ""
+
+        return (
+            secret("consumer_key_env"),
+            secret("consumer_secret_env"),
+            secret("access_token_env"),
+            secret("access_token_secret_env"),
         )
-        return values  # type: ignore[return-value]
 
     @property
     def tweepy(self) -> Any:

@@ -244,6 +244,8 @@ def migrate(conn: psycopg.Connection[Any], url: str, upto: int | None = None) ->
                 ))  # fmt: skip
             db = MigrationDB(conn)
             while version < target:
+                # MIGRATIONS are typed for sqlite3.Connection; MigrationDB has the part they
+                # use (execute).  A protocol in ledger/schema.py would drop this ignore.
                 _ledger.MIGRATIONS[version](db)  # type: ignore[arg-type]
                 if version == 0:
                     conn.execute(
@@ -423,12 +425,15 @@ class PostgresLedger(_ledger.Ledger):
     def __init__(self, url: str, conn: psycopg.Connection[Any]):
         where = redact(url)
         self.pg = Connection(conn, where)
+        # The ledger's parts type ``db`` as the SQLite Connection; this one has the same
+        # methods.  A connection protocol in ledger/common.py would drop this ignore.
         super().__init__(Path(where), self.pg)  # type: ignore[arg-type]
         self.url = url
         #: the database, as messages name it (``path`` is for the SQLite file's checks)
         self.where = where
 
     # The ledger's messages say "the ledger {path}": the database, without the password.
+    # (Part declares ``path: Path``, which would mangle the URL's "//"; hence the ignore.)
     @property  # type: ignore[override]
     def path(self) -> str:
         return self.where

@@ -102,10 +102,12 @@ class RunLock(KeyValue, Part):
         self._lock_fd, self._lock_kind = fd, fcntl.LOCK_EX
         self.kv_put("run:holder", f"pid {os.getpid()}, started {iso(now())}")
 
-    def _holder(self, wait: float = 2.0) -> str:
+    def _holder(self, wait: float = 10.0) -> str:
         """Who holds the run lock, as its holder wrote it ("pid 123, started ...").  The
         holder writes it just after taking the lock, so a run refused in that instant
-        waits a moment for it; a record left by a run that is gone is not believed."""
+        waits for it (on a loaded machine that write can take seconds; the wait ends as
+        soon as a live holder's record is there); a record left by a run that is gone is
+        not believed."""
         deadline = time.monotonic() + wait
         while True:
             text = str(self.kv_get("run:holder") or "")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from .common import Part, Row, iso, now, wrap_errors
+from .common import Row, iso, now, wrap_errors
+from .signups import Signups
 
 
-class Subscribers(Part):
+class Subscribers(Signups):
+    """Subscribers and the suppression list; an address erased by ``forget`` (kept in
+    :class:`.signups.Signups`) counts as suppressed and is never added again."""
+
     # --- subscribers and suppression --------------------------------------------
 
     @wrap_errors
@@ -24,7 +28,7 @@ class Subscribers(Part):
             "SELECT 1 FROM subscribers WHERE address = ? AND status != 'active'",
             (address.lower(),),
         ).fetchone()
-        return row is not None or self.is_forgotten(address)  # type: ignore[attr-defined]
+        return row is not None or self.is_forgotten(address)
 
     @wrap_errors
     def suppress(self, address: str, status: str, reason: str = "") -> None:
@@ -89,7 +93,7 @@ class Subscribers(Part):
     def add_subscriber(self, address: str, name: str = "") -> bool:
         """Add an active subscriber; False if the address is already known (any status)
         or was erased (``forget``)."""
-        if self.is_forgotten(address):  # type: ignore[attr-defined]
+        if self.is_forgotten(address):
             return False
         ts = iso(now())
         cur = self.db.execute(

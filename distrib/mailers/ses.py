@@ -141,7 +141,10 @@ class SesMailer(ParallelMailer):
         return "check the AWS credentials, region and [email.ses]"
 
     def region(self) -> str:
-        return str(getattr(getattr(self.client, "meta", None), "region_name", "") or "")
+        if self.client is None:  # not opened yet
+            return ""
+        # botocore's clients are untyped; every one has meta.region_name
+        return str(self.client.meta.region_name or "")
 
     def rejected_fix(self, text: str, sender: str) -> FixNamed:
         """What SES's MessageRejected says is wrong, and the fix, on one line."""

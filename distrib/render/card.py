@@ -21,9 +21,14 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DistribError
 from ..model import Post
+
+if TYPE_CHECKING:
+    from PIL.ImageDraw import ImageDraw
+    from PIL.ImageFont import FreeTypeFont
 
 WIDTH, HEIGHT = 1200, 630
 MARGIN = 72
@@ -148,7 +153,7 @@ def _rtl(text: str) -> bool:
     return False
 
 
-def _wrap(draw: object, text: str, font: object, width: int) -> list[str]:
+def _wrap(draw: ImageDraw, text: str, font: FreeTypeFont, width: int) -> list[str]:
     """Words onto lines no wider than ``width``; a word wider than a line is split by
     grapheme (CJK titles have no spaces)."""
     from .length import graphemes
@@ -165,7 +170,7 @@ def _wrap(draw: object, text: str, font: object, width: int) -> list[str]:
     line = ""
     for unit in units:
         candidate = (line + joiner + unit) if line else unit.strip()
-        if draw.textlength(candidate, font=font) <= width:  # type: ignore[attr-defined]
+        if draw.textlength(candidate, font=font) <= width:
             line = candidate
         else:
             if line:
@@ -231,20 +236,20 @@ def make_card(
 
 
 def _line(
-    draw: object,
+    draw: ImageDraw,
     xy: tuple[int, int],
     text: str,
-    font: object,
+    font: FreeTypeFont,
     fill: tuple[int, int, int],
     width: int,
 ) -> None:
     x, y = xy
     if _rtl(text):
         # Right-aligned: a right-to-left title starts at the right margin.
-        x = x + width - int(draw.textlength(text, font=font))  # type: ignore[attr-defined]
-        draw.text((x, y), text, font=font, fill=fill, direction="rtl")  # type: ignore[attr-defined]
+        x = x + width - int(draw.textlength(text, font=font))
+        draw.text((x, y), text, font=font, fill=fill, direction="rtl")
     else:
-        draw.text((x, y), text, font=font, fill=fill)  # type: ignore[attr-defined]
+        draw.text((x, y), text, font=font, fill=fill)
 
 
 def _date(when: datetime | None) -> str:

@@ -294,7 +294,9 @@ class PreparedMessage:
         self._mid_seed = (
             f"{edition.newsletter}\0{edition.id}\0{edition.created.isoformat()}\0".encode()
         )
-        self._chunks = chunks
+        # The fixed bytes, with an empty placeholder at each hole; ``_holes`` says which
+        # per-recipient value fills each placeholder.
+        self._chunks = [c if isinstance(c, bytes) else b"" for c in chunks]
         self._holes = [(i, c) for i, c in enumerate(chunks) if isinstance(c, int)]
         #: The address -> preferences-page URL function (None: no public base URL, and the
         #: link, if a template has one, leads where the unsubscribe link does).
@@ -407,7 +409,7 @@ class PreparedMessage:
         parts = self._chunks.copy()
         for i, hole in self._holes:
             parts[i] = values[hole]
-        data = b"".join(parts)  # type: ignore[arg-type]
+        data = b"".join(parts)
         if self.signer is not None:
             data = self.signer.sign(data)
         return data, message_id

@@ -37,7 +37,7 @@ from ..errors import ConfigError, SourceError
 from ..http import FetchError, HttpResponse
 from ..model import Image, Post
 from ..sanitize import absolute_http_url, clean_html, html_to_text, one_line
-from ..schema import Opt, k_bool, k_env_name, k_positive, k_str, k_url
+from ..schema import Opt, Section, k_bool, k_env_name, k_positive, k_str, k_url
 from .common import content_images, derive_summary, derive_title, post_key
 from .dates import parse_date
 
@@ -81,16 +81,13 @@ class WordPressSource(Source):
         ),
     }
 
-    #: Set by the app before fetch: the oldest post any newsletter window can take.
-    since: datetime | None = None
-
-    def __init__(self, name: str, options: Any, ctx: Context):
+    def __init__(self, name: str, options: Section, ctx: Context):
         super().__init__(name, options, ctx)
         if bool(self.opts.get("username")) != bool(self.opts.get("password_env")):
-            where = getattr(self.opts, "where", "") or f"sources ({name})"
+            where = self.opts.where or f"sources ({name})"
             raise ConfigError(f"{where}: set both username and password_env, or neither")
         if (self.opts.get("per_page") or 20) > 100:
-            where = getattr(self.opts, "where", "") or f"sources ({name})"
+            where = self.opts.where or f"sources ({name})"
             raise ConfigError(f"{where}.per_page: expected at most 100 (the WordPress API's limit)")
 
     def _auth(self) -> tuple[str, str] | None:
@@ -144,7 +141,7 @@ class WordPressSource(Source):
 
     @property
     def _where(self) -> str:
-        return getattr(self.opts, "where", "") or f"sources ({self.name})"
+        return self.opts.where or f"sources ({self.name})"
 
     def _endpoint(self, page: int, pretty: bool) -> str:
         since = self.since or (self.ctx.now - DEFAULT_WINDOW)
