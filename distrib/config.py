@@ -719,6 +719,7 @@ class WebhooksSection(Section):
     ses: bool
     ses_topic_arn: str | None
     sns_cert_url_prefix: str | None
+    sns_max_age: timedelta
 
 
 class SignupSection(Section):
@@ -727,6 +728,7 @@ class SignupSection(Section):
     confirm_ttl: timedelta
     per_ip: int
     per_address: int
+    welcome: bool
 
 
 class TemplatesSection(Section):
