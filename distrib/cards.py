@@ -143,7 +143,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
 def read_card(url: str, http: HttpClient, images: HttpClient) -> Card:
     """Fetch one post's page (and its image) and judge its card on every network."""
-    from .discover import parse_page
+    from .sources.page import parse_page
 
     card = Card(url)
     try:

@@ -23,7 +23,7 @@ from .safetext import terminal_safe
 
 if TYPE_CHECKING:
     from .app import App, EditionResult, RunResult
-    from .model import Edition, RenderedEdition
+    from .model import Edition, Post, RenderedEdition
     from .share import ShareReport
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -535,67 +535,96 @@ def posts(
       distrib posts --clear                 # forget the pins, skips and note
     """
     if pin or skip or unpick or clear:
-        letter = app.newsletter(newsletter)
-        if clear:
-            app.ledger.clear_editor_picks(letter.name)
-            if not quiet:
-                click.echo(
-                    f"{letter.name}: the pins, skips and note for the next edition are forgotten"
-                )
-        for action, keys in (("pin", pin), ("skip", skip)):
-            for text in keys:
-                post = app.find_post(text)
-                app.ledger.set_editor_pick(letter.name, post.key, action)
-                if not quiet:
-                    verb = "pinned" if action == "pin" else "skipped"
-                    click.echo(
-                        terminal_safe(f"{letter.name}: {verb} {post.title!r} for the next edition")
-                    )
-        for text in unpick:
-            post = app.find_post(text)
-            if app.ledger.clear_editor_picks(letter.name, post.key) and not quiet:
-                click.echo(
-                    terminal_safe(
-                        f"{letter.name}: {post.title!r} is neither pinned nor skipped now"
-                    )
-                )
-        for line in app.refresh_after_edit(letter):
-            click.echo(line)
+        _edit_picks(app, newsletter, pin=pin, skip=skip, unpick=unpick, clear=clear, quiet=quiet)
     items, errors, undated = app.posts(all_posts=all_posts, newsletter=newsletter)
     for error in errors:
         click.echo(f"distrib: {error}", err=True)
-    # How the next edition shows each post: in full, listed as a title link, or skipped.
-    places: dict[str, str] = {}
-    if not all_posts:
-        opts = app.newsletter(newsletter).opts
-        for i, p in enumerate(items):
-            beyond = "skipped" if opts.overflow == "skip" else "listed"
-            places[p.key] = "full" if i < opts.max_posts else beyond
+    places = {} if all_posts else _edition_places(app, items, newsletter)
     if as_json:
-        # "undated": the post has no date of its own; "published" is when distrib first saw it.
-        rows = [
-            p.to_json()
-            | {"undated": p.key in undated}
-            | ({"edition": places[p.key]} if places else {})
-            for p in items
-        ]
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        _echo_posts_json(items, undated, places)
     else:
-        if not items:
-            click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
-        for p in items:
-            # The site's time, with its offset: the email groups posts by the site's days.
-            date = app.site_time(p.published) if p.published else "????-??-?? ??:?? ?????"
-            mark = "*" if p.key in undated else " "
-            author = f"  ({p.author})" if p.author else ""
-            place = f"  [{places[p.key]}]" if places.get(p.key, "full") != "full" else ""
-            click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}{place}"))
-        if any(p.key in undated for p in items):
-            click.echo(
-                '* no date of its own: dated by when distrib first saw it (undated = "first-seen")'
-            )
+        _echo_posts_table(app, items, undated, places, all_posts=all_posts)
     if errors:
         sys.exit(EXIT_FAILED)
+
+
+def _edit_picks(
+    app: App,
+    newsletter: str | None,
+    *,
+    pin: tuple[str, ...],
+    skip: tuple[str, ...],
+    unpick: tuple[str, ...],
+    clear: bool,
+    quiet: bool,
+) -> None:
+    """`posts --clear/--pin/--skip/--unpick`: the editor's picks for the next edition,
+    then an edition waiting for approval rendered again."""
+    letter = app.newsletter(newsletter)
+    if clear:
+        app.ledger.clear_editor_picks(letter.name)
+        if not quiet:
+            click.echo(
+                f"{letter.name}: the pins, skips and note for the next edition are forgotten"
+            )
+    for action, keys in (("pin", pin), ("skip", skip)):
+        for text in keys:
+            post = app.find_post(text)
+            app.ledger.set_editor_pick(letter.name, post.key, action)
+            if not quiet:
+                verb = "pinned" if action == "pin" else "skipped"
+                click.echo(
+                    terminal_safe(f"{letter.name}: {verb} {post.title!r} for the next edition")
+                )
+    for text in unpick:
+        post = app.find_post(text)
+        if app.ledger.clear_editor_picks(letter.name, post.key) and not quiet:
+            click.echo(
+                terminal_safe(f"{letter.name}: {post.title!r} is neither pinned nor skipped now")
+            )
+    for line in app.refresh_after_edit(letter):
+        click.echo(line)
+
+
+def _edition_places(app: App, items: list[Post], newsletter: str | None) -> dict[str, str]:
+    """How the next edition shows each post: in full, listed as a title link, or skipped."""
+    opts = app.newsletter(newsletter).opts
+    beyond = "skipped" if opts.overflow == "skip" else "listed"
+    return {p.key: "full" if i < opts.max_posts else beyond for i, p in enumerate(items)}
+
+
+def _echo_posts_json(items: list[Post], undated: frozenset[str], places: dict[str, str]) -> None:
+    """`posts --json`: one object per post."""
+    # "undated": the post has no date of its own; "published" is when distrib first saw it.
+    rows = [
+        p.to_json() | {"undated": p.key in undated} | ({"edition": places[p.key]} if places else {})
+        for p in items
+    ]
+    click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+
+
+def _echo_posts_table(
+    app: App,
+    items: list[Post],
+    undated: frozenset[str],
+    places: dict[str, str],
+    *,
+    all_posts: bool,
+) -> None:
+    """`posts`: one line per post (date, source, title, author, place in the edition)."""
+    if not items:
+        click.echo("no posts" + ("" if all_posts else " for the next edition (try --all)"))
+    for p in items:
+        # The site's time, with its offset: the email groups posts by the site's days.
+        date = app.site_time(p.published) if p.published else "????-??-?? ??:?? ?????"
+        mark = "*" if p.key in undated else " "
+        author = f"  ({p.author})" if p.author else ""
+        place = f"  [{places[p.key]}]" if places.get(p.key, "full") != "full" else ""
+        click.echo(terminal_safe(f"{date}{mark} {p.source:<10.10}  {p.title}{author}{place}"))
+    if any(p.key in undated for p in items):
+        click.echo(
+            '* no date of its own: dated by when distrib first saw it (undated = "first-seen")'
+        )
 
 
 @cli.command()

@@ -820,38 +820,11 @@ def load_config(
     unless the config only shares (no ``[email]`` table and some ``[[channels]]``).
     """
     p = find_config(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        if not path and os.environ.get(ENV_VAR) and str(p) == os.environ[ENV_VAR]:
-            raise ConfigError(
-                f"no config file at {p} (named by ${ENV_VAR}); fix {ENV_VAR} or pass --config PATH"
-            ) from None
-        raise ConfigError(
-            f"no config file at {p}; run `distrib init` to write a commented one there, "
-            f"or pass --config PATH (or set {ENV_VAR})"
-        ) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read the config file {p}: {e.strerror}") from None
-    try:
-        # utf-8-sig: Windows editors (Notepad) save UTF-8 with a byte order mark, which
-        # TOML does not allow; it carries no meaning, so it is dropped.
-        data = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise ConfigError("the config file is not UTF-8 text", str(p)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"not valid TOML: {e}", str(p)) from None
+    data = _read_toml(p, named=bool(path))
     ctx = Ctx(base_dir=p.resolve().parent)
     out = validate_table(ROOT, data, "", ctx)
     _check_cross(out, data, ctx)
-    shares_only = "email" not in data and bool(out.get("channels"))
-    if require_email or (require_email is None and not shares_only):
-        if (
-            isinstance(out.get("email"), dict)
-            and out["email"].get("from") is None
-            and "from" not in (data.get("email") or {})
-        ):
-            ctx.problems.append(f"email.from: missing; {EMAIL.options['from'].doc}")
+    _check_email_from(out, data, ctx, require_email)
     if strict:
         ctx.problems.extend(ctx.warnings)
         ctx.warnings = []
@@ -866,10 +839,62 @@ def load_config(
     return settings
 
 
+def _read_toml(p: Path, *, named: bool) -> dict[str, Any]:
+    """The config file's TOML; one ConfigError line when it is missing, unreadable, not
+    UTF-8 or not TOML.  ``named``: the path came from --config."""
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        if not named and os.environ.get(ENV_VAR) and str(p) == os.environ[ENV_VAR]:
+            raise ConfigError(
+                f"no config file at {p} (named by ${ENV_VAR}); fix {ENV_VAR} or pass --config PATH"
+            ) from None
+        raise ConfigError(
+            f"no config file at {p}; run `distrib init` to write a commented one there, "
+            f"or pass --config PATH (or set {ENV_VAR})"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {p}: {e.strerror}") from None
+    try:
+        # utf-8-sig: Windows editors (Notepad) save UTF-8 with a byte order mark, which
+        # TOML does not allow; it carries no meaning, so it is dropped.
+        return tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError("the config file is not UTF-8 text", str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"not valid TOML: {e}", str(p)) from None
+
+
+def _check_email_from(
+    out: dict[str, Any], data: dict[str, Any], ctx: Ctx, require_email: bool | None
+) -> None:
+    """``email.from`` is required by the commands that mail (see load_config)."""
+    shares_only = "email" not in data and bool(out.get("channels"))
+    if not (require_email or (require_email is None and not shares_only)):
+        return
+    if (
+        isinstance(out.get("email"), dict)
+        and out["email"].get("from") is None
+        and "from" not in (data.get("email") or {})
+    ):
+        ctx.problems.append(f"email.from: missing; {EMAIL.options['from'].doc}")
+
+
+# --- rules that span several keys ------------------------------------------------------
+#
+# Each rule reads the validated tables (``out``) and the raw TOML (``data``: what the
+# file itself says, before defaults) and adds its problems and warnings to ``ctx``.
+# They run in the order of _CROSS_RULES, which is the order their lines are shown in.
+
+
 def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     """Rules that span several keys."""
-    from .cadence import check as check_cadence
+    for rule in _CROSS_RULES:
+        rule(out, data, ctx)
 
+
+def _check_one_ledger(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """``[ledger]``: at most one of path, url and url_env."""
     ledger_keys = [
         k for k in ("path", "url", "url_env") if (data.get("ledger") or {}).get(k) is not None
     ]
@@ -878,6 +903,11 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             f"ledger: {' and '.join(ledger_keys)} are both set; keep one (path: an SQLite file, "
             "url or url_env: a PostgreSQL database)"
         )
+
+
+def _check_newsletter_cadence(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """Each newsletter's cadence keys agree, and min_posts is not above max_posts."""
+    from .cadence import check as check_cadence
 
     letters = [("digest", out.get("digest") or {})] + [
         (f"newsletters[{i}]", n) for i, n in enumerate(out.get("newsletters") or [])
@@ -893,6 +923,10 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
                 f"{low} posts are new, and then only {high} are shown in full; lower min_posts "
                 "or raise max_posts"
             )
+
+
+def _check_unique_names(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """No two sources, channels or newsletters share a name."""
     for group in ("sources", "channels", "newsletters"):
         seen: set[str] = set()
         for i, item in enumerate(out.get(group) or []):
@@ -902,6 +936,10 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
                     f"{group}[{i}].name: {name!r} is used twice; names must be unique"
                 )
             seen.add(name)
+
+
+def _check_digest_alone(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """``[digest]`` and ``[[newsletters]]`` are not both set."""
     if "digest" in data and data.get("newsletters"):
         # Each [[newsletters]] table stands alone; a [digest] beside them would be
         # silently ignored, and the user surely expects it to be sent.
@@ -909,30 +947,40 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
             "digest: not used when [[newsletters]] tables are set; make it one of the "
             "[[newsletters]] (with a name) or remove it"
         )
+
+
+def _check_unsubscribe_url(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """``email.unsubscribe_url``: an https URL that says who unsubscribes."""
     email_out = out.get("email") or {}
     unsub = email_out.get("unsubscribe_url")
-    if isinstance(unsub, str) and unsub:
-        parts = urlsplit(unsub)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            ctx.problems.append(
-                "email.unsubscribe_url: expected an https URL such as "
-                f"'https://news.example.org/unsubscribe?token={{token}}', got {_got(unsub)}"
-            )
-        elif parts.scheme == "http" and not email_out.get("allow_insecure_unsubscribe"):
-            # Without https there is no List-Unsubscribe-Post header, which Gmail and
-            # Yahoo require from bulk senders: the mail would go out non-compliant.
-            ctx.problems.append(
-                f"email.unsubscribe_url: {unsub!r} is http; one-click unsubscribe (RFC 8058, "
-                "required by Gmail and Yahoo) needs https: serve it over https "
-                "(`distrib serve` behind your reverse proxy), or set "
-                "allow_insecure_unsubscribe = true for a local test"
-            )
-        elif "{token}" not in unsub and "{email}" not in unsub:
-            # RFC 8058 one-click: the URL itself must say who unsubscribes.
-            ctx.problems.append(
-                "email.unsubscribe_url: has no {token} (or {email}), so every message would carry "
-                "the same link and no one could be unsubscribed by it; add ?token={token}"
-            )
+    if not (isinstance(unsub, str) and unsub):
+        return
+    parts = urlsplit(unsub)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        ctx.problems.append(
+            "email.unsubscribe_url: expected an https URL such as "
+            f"'https://news.example.org/unsubscribe?token={{token}}', got {_got(unsub)}"
+        )
+    elif parts.scheme == "http" and not email_out.get("allow_insecure_unsubscribe"):
+        # Without https there is no List-Unsubscribe-Post header, which Gmail and
+        # Yahoo require from bulk senders: the mail would go out non-compliant.
+        ctx.problems.append(
+            f"email.unsubscribe_url: {unsub!r} is http; one-click unsubscribe (RFC 8058, "
+            "required by Gmail and Yahoo) needs https: serve it over https "
+            "(`distrib serve` behind your reverse proxy), or set "
+            "allow_insecure_unsubscribe = true for a local test"
+        )
+    elif "{token}" not in unsub and "{email}" not in unsub:
+        # RFC 8058 one-click: the URL itself must say who unsubscribes.
+        ctx.problems.append(
+            "email.unsubscribe_url: has no {token} (or {email}), so every message would carry "
+            "the same link and no one could be unsubscribed by it; add ?token={token}"
+        )
+
+
+def _check_addresses(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """``email.editors`` and ``email.recipients`` follow the address rule."""
+    email_out = out.get("email") or {}
     if email_out.get("editors"):
         ctx.problems.extend(
             p.replace("email.recipients", "email.editors")
@@ -941,46 +989,81 @@ def _check_cross(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
     if email_out.get("recipients"):
         # Checked here too (not only when sending) so that they come with the rest.
         ctx.problems.extend(recipient_problems(email_out["recipients"]))
+
+
+def _check_some_source(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """At least one ``[[sources]]`` table."""
     if "sources" in data and not out.get("sources"):
         ctx.problems.append("sources: expected at least one [[sources]] table, got none")
     elif "sources" not in data:
         ctx.problems.append(
             "sources: missing; add a [[sources]] table with name, type and url or path"
         )
+
+
+def _check_mailer_tables(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """Each ``[email.<mailer>]`` table validated by its mailer's options, and the chosen
+    mailer's table made (with its defaults) when the file has none."""
     email: dict[str, Any] = data["email"] if isinstance(data.get("email"), dict) else {}
     mailer = email.get("mailer", "outbox")
-    if isinstance(mailer, str):
-        for key, value in email.items():
-            if isinstance(value, dict) and key not in EMAIL.options:
-                if key not in registry.names("distrib.mailers"):
-                    names = list(registry.names("distrib.mailers"))
-                    hint = _suggest(key, names)
-                    line = f"email.{key}: unknown mailer table{hint}"
-                    if hint and hint == _suggest(key, [mailer]) and mailer not in email:
-                        # "[email.smpt]" with mailer = "smtp": the mailer's settings
-                        # are in the misspelt table; sending with defaults would fail.
-                        ctx.problems.append(line)
-                    else:
-                        ctx.warnings.append(line)
-                    continue
-                try:
-                    cls = registry.load("distrib.mailers", key)
-                except (ConfigError, AdapterUnavailable) as e:
-                    if key == mailer:
-                        ctx.problems.append(f"email.mailer: {e}")
-                    continue
-                out["email"][key] = validate_table(Table(cls.options), value, f"email.{key}", ctx)
-        if mailer not in email or not isinstance(email.get(mailer), dict):
-            try:
-                cls = registry.load("distrib.mailers", mailer)
-            except ConfigError as e:
-                ctx.problems.append(f"email.mailer: {e.problems[0]}")
-            except AdapterUnavailable as e:
-                ctx.problems.append(f"email.mailer: {e}")
-            else:
-                out["email"][mailer] = validate_table(
-                    Table(cls.options), {}, f"email.{mailer}", ctx
-                )
+    if not isinstance(mailer, str):
+        return
+    for key, value in email.items():
+        if isinstance(value, dict) and key not in EMAIL.options:
+            _check_mailer_table(out, ctx, key, value, email=email, mailer=mailer)
+    if mailer not in email or not isinstance(email.get(mailer), dict):
+        try:
+            cls = registry.load("distrib.mailers", mailer)
+        except ConfigError as e:
+            ctx.problems.append(f"email.mailer: {e.problems[0]}")
+        except AdapterUnavailable as e:
+            ctx.problems.append(f"email.mailer: {e}")
+        else:
+            out["email"][mailer] = validate_table(Table(cls.options), {}, f"email.{mailer}", ctx)
+
+
+def _check_mailer_table(
+    out: dict[str, Any],
+    ctx: Ctx,
+    key: str,
+    value: dict[str, Any],
+    *,
+    email: dict[str, Any],
+    mailer: str,
+) -> None:
+    """One ``[email.<key>]`` table: a known mailer's options validated into ``out``; an
+    unknown name warned about (an error when it is surely the chosen mailer misspelt)."""
+    if key not in registry.names("distrib.mailers"):
+        names = list(registry.names("distrib.mailers"))
+        hint = _suggest(key, names)
+        line = f"email.{key}: unknown mailer table{hint}"
+        if hint and hint == _suggest(key, [mailer]) and mailer not in email:
+            # "[email.smpt]" with mailer = "smtp": the mailer's settings
+            # are in the misspelt table; sending with defaults would fail.
+            ctx.problems.append(line)
+        else:
+            ctx.warnings.append(line)
+        return
+    try:
+        cls = registry.load("distrib.mailers", key)
+    except (ConfigError, AdapterUnavailable) as e:
+        if key == mailer:
+            ctx.problems.append(f"email.mailer: {e}")
+        return
+    out["email"][key] = validate_table(Table(cls.options), value, f"email.{key}", ctx)
+
+
+#: The rules of _check_cross, in the order their problems are reported.
+_CROSS_RULES: tuple[Callable[[dict[str, Any], dict[str, Any], Ctx], None], ...] = (
+    _check_one_ledger,
+    _check_newsletter_cadence,
+    _check_unique_names,
+    _check_digest_alone,
+    _check_unsubscribe_url,
+    _check_addresses,
+    _check_some_source,
+    _check_mailer_tables,
+)
 
 
 def mailer_settings(settings: Settings) -> Section:

@@ -16,78 +16,48 @@ limit) and read for what the site itself declares:
 The WordPress API is preferred when present: it gives authors, categories, tags and
 featured images that a feed leaves out.  :func:`render_config` writes the commented
 ``distrib.toml``.  Nothing here sends anything.
+
+Reading the page is :mod:`distrib.sources.page`, and finding a feed at the common
+paths is the feed source's (:mod:`distrib.sources.feed`), which reads a home page given
+as its url the same way.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import DistribError, UsageError
 from .http import FetchError, HttpClient, HttpResponse
 from .sanitize import absolute_http_url
+from .sources.feed import feed_in_page, feed_kind, probe_common_paths
+from .sources.page import (
+    ADDRESS_PROPS,
+    COMMON_FEED_PATHS,
+    FeedLink,
+    PageInfo,
+    declared_feeds,
+    link_rels,
+    looks_like_html,
+    parse_page,
+    wordpress_api_link,
+    wordpress_site_url,
+)
 
-#: Paths tried, in order, when a page declares no feed.
-COMMON_FEED_PATHS = ("/feed", "/rss.xml", "/atom.xml", "/index.xml", "/feed.json", "/feed.xml")
 #: The largest home page read; a bigger one is refused by the HTTP client's cap.
 PAGE_MAX_BYTES = 5_000_000
-WP_REL = "https://api.w.org/"
 
-_FEED_TYPES = {
-    "application/rss+xml": "RSS",
-    "application/atom+xml": "Atom",
-    "application/feed+json": "JSON Feed",
-    "application/json": "JSON Feed",
-    "application/rdf+xml": "RSS",
-}
-_HTML_START = re.compile(
-    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S
-)
 _COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
-_ADDRESS_PROPS = (
-    "streetAddress",
-    "postOfficeBoxNumber",
-    "addressLocality",
-    "addressRegion",
-    "postalCode",
-    "addressCountry",
-)
 
 
 class DiscoveryError(DistribError):
     """Nothing usable was found at the address (exit 1: nothing was written)."""
 
     exit_code = 1
-
-
-@dataclass(frozen=True)
-class FeedLink:
-    url: str
-    kind: str  # RSS, Atom, JSON Feed
-    title: str = ""
-    how: str = "declared"  # declared (<link rel=alternate>) | probed (a common path)
-
-    @property
-    def is_comments(self) -> bool:
-        return "comment" in self.title.lower() or "/comments/" in self.url.lower()
-
-
-@dataclass
-class PageInfo:
-    """What one HTML page declares about itself."""
-
-    title: str = ""
-    lang: str = ""
-    meta: dict[str, str] = field(default_factory=dict)  # name/property (lower-case) -> content
-    links: list[dict[str, str]] = field(default_factory=list)  # each <link>'s attributes
-    json_ld: list[Any] = field(default_factory=list)
-    microdata_address: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,173 +117,6 @@ class Discovery:
         return f"chose the {feed.kind} feed {feed.url}, {how}{more}"
 
 
-# --- reading a page --------------------------------------------------------------------
-
-
-class _PageParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.info = PageInfo()
-        self._in_title = False
-        self._title: list[str] = []
-        self._script_ld = False
-        self._script: list[str] = []
-        self._address_depth = 0  # inside an itemtype=PostalAddress element
-        self._prop: str | None = None
-        self._prop_text: list[str] = []
-        self._stack: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "html" and a.get("lang") and not self.info.lang:
-            self.info.lang = a["lang"].strip()
-        elif tag == "title" and not self.info.title:
-            self._in_title = True
-        elif tag == "meta":
-            key = (a.get("property") or a.get("name") or "").strip().lower()
-            if key and "content" in a and key not in self.info.meta:
-                self.info.meta[key] = a["content"].strip()
-            if self._address_depth and a.get("itemprop") in _ADDRESS_PROPS and a.get("content"):
-                self.info.microdata_address.setdefault(a["itemprop"], a["content"].strip())
-        elif tag == "link":
-            if len(self.info.links) < 500:
-                self.info.links.append(a)
-        elif tag == "script" and a.get("type", "").lower().strip() == "application/ld+json":
-            self._script_ld = True
-            self._script = []
-        if tag in (
-            "meta",
-            "link",
-            "img",
-            "br",
-            "hr",
-            "input",
-            "source",
-            "area",
-            "base",
-            "col",
-            "embed",
-            "wbr",
-        ):
-            return
-        self._stack.append(tag)
-        if self._address_depth:
-            self._address_depth += 1
-        elif "postaladdress" in a.get("itemtype", "").lower():
-            self._address_depth = 1
-        if self._address_depth and a.get("itemprop") in _ADDRESS_PROPS:
-            self._prop = a["itemprop"]
-            self._prop_text = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title" and self._in_title:
-            self._in_title = False
-            self.info.title = " ".join("".join(self._title).split())
-        elif tag == "script" and self._script_ld:
-            self._script_ld = False
-            try:
-                self.info.json_ld.append(json.loads("".join(self._script)))
-            except ValueError:
-                pass
-        if self._stack and self._stack[-1] == tag:
-            self._stack.pop()
-            if self._prop and self._address_depth:
-                text = " ".join("".join(self._prop_text).split())
-                if text:
-                    self.info.microdata_address.setdefault(self._prop, text)
-                self._prop = None
-            if self._address_depth:
-                self._address_depth -= 1
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self._title.append(data)
-        elif self._script_ld:
-            self._script.append(data)
-        elif self._prop is not None:
-            self._prop_text.append(data)
-
-
-def parse_page(html: str) -> PageInfo:
-    """The page's title, language, meta tags, links and schema.org data."""
-    parser = _PageParser()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # html.parser is lenient; a pathological page keeps what was read
-        pass
-    return parser.info
-
-
-def looks_like_html(body: bytes, content_type: str = "") -> bool:
-    return content_type in ("text/html", "application/xhtml+xml") or bool(
-        _HTML_START.match(body[:4096])
-    )
-
-
-def _rels(link: dict[str, str]) -> list[str]:
-    return link.get("rel", "").lower().split()
-
-
-def declared_feeds(info: PageInfo, base: str) -> list[FeedLink]:
-    """The page's ``<link rel="alternate">`` feeds, in page order, comment feeds last."""
-    out: list[FeedLink] = []
-    for link in info.links:
-        kind = _FEED_TYPES.get(link.get("type", "").split(";")[0].strip().lower())
-        if not kind or "alternate" not in _rels(link):
-            continue
-        if (
-            kind == "JSON Feed"
-            and link.get("type", "").startswith("application/json")
-            and "oembed" in link.get("href", "").lower()
-        ):
-            continue  # WordPress's oEmbed links are application/json alternates too
-        url = absolute_http_url(link.get("href", ""), base)
-        if url and all(f.url != url for f in out):
-            out.append(FeedLink(url, kind, " ".join(link.get("title", "").split())))
-    return sorted(out, key=lambda f: f.is_comments)
-
-
-def wordpress_api_link(info: PageInfo | None, headers: dict[str, str], base: str) -> str | None:
-    """The WordPress REST API root from ``<link rel="https://api.w.org/">`` or the Link header."""
-    for part in _split_link_header(headers.get("link", "")):
-        m = re.match(r"\s*<([^>]*)>(.*)$", part, re.S)
-        if m and re.search(r"""rel\s*=\s*["']?https://api\.w\.org/["']?""", m.group(2), re.I):
-            url = absolute_http_url(m.group(1), base)
-            if url:
-                return url
-    for link in info.links if info else []:
-        if WP_REL in _rels(link):
-            url = absolute_http_url(link.get("href", ""), base)
-            if url:
-                return url
-    return None
-
-
-def _split_link_header(value: str) -> Iterator[str]:
-    depth = False
-    start = 0
-    for i, ch in enumerate(value):
-        if ch == "<":
-            depth = True
-        elif ch == ">":
-            depth = False
-        elif ch == "," and not depth:
-            yield value[start:i]
-            start = i + 1
-    if value[start:].strip():
-        yield value[start:]
-
-
-def wordpress_site_url(api_root: str) -> str:
-    """The address a wordpress source takes, from the API root it advertises."""
-    parts = urlsplit(api_root)
-    path = parts.path
-    if "/wp-json" in path:
-        path = path[: path.index("/wp-json")]
-    return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/") or "", "", "")) or api_root
-
-
 # --- identity ------------------------------------------------------------------------
 
 
@@ -330,7 +133,7 @@ def _logo(info: PageInfo, base: str) -> tuple[str | None, str]:
         links = [
             link
             for link in info.links
-            if rel in _rels(link) and "image/svg" not in link.get("type", "")
+            if rel in link_rels(link) and "image/svg" not in link.get("type", "")
         ]
         for link in sorted(links, key=size, reverse=True):
             url = absolute_http_url(link.get("href", ""), base)
@@ -372,7 +175,7 @@ def _address_from_ld(data: Any, depth: int = 0) -> str:
 
 def _join_address(parts: dict[str, Any]) -> str:
     values = []
-    for prop in _ADDRESS_PROPS:
+    for prop in ADDRESS_PROPS:
         value = parts.get(prop)
         if isinstance(value, dict):  # addressCountry may be a Country object
             value = value.get("name")
@@ -421,70 +224,16 @@ def _http_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
-def _feed_kind(resp: HttpResponse) -> str | None:
-    """ "RSS", "Atom" or "JSON Feed" when the answer parses as a feed with items or a title."""
-    from .sources.feed import parse_feed
-
-    if looks_like_html(resp.body, resp.content_type):
-        return None
-    try:
-        parse_feed(
-            resp.body,
-            source="discover",
-            url=resp.url,
-            content_type=resp.content_type,
-            charset=resp.charset,
-        )
-    except DistribError:
-        return None
-    head = resp.body[:2048].lstrip()
-    if head.startswith(b"{"):
-        return "JSON Feed"
-    return "Atom" if b"<feed" in resp.body[:4096] else "RSS"
-
-
 def discover(url: str, http: HttpClient) -> Discovery:
     """Fetch ``url`` and find its sources and identity; DiscoveryError if no source."""
-    url = _http_url(url)
-    try:
-        resp = http.get(
-            url,
-            headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
-            conditional=False,
-        )
-    except FetchError as e:
-        raise DiscoveryError(f"cannot read the site: {e}") from None
-    found = Discovery(url=resp.url)
+    resp = _fetch_home_page(_http_url(url), http)
     if not looks_like_html(resp.body, resp.content_type):
-        kind = _feed_kind(resp)
-        if kind is None:
-            raise DiscoveryError(
-                f"{resp.url} is neither a web page nor a feed (got {resp.content_type or 'no content type'}); "
-                "give the site's home page or its feed's address"
-            )
-        found.feeds.append(FeedLink(resp.url, kind, how="given"))
-        found.notes.append(
-            f"{resp.url} is a {kind} feed itself; the site's name and logo come from the feed's home page when set"
-        )
-        return found
+        return _given_feed(resp)
     info = parse_page(resp.text())
     base = resp.url
-    found.feeds = declared_feeds(info, base)
+    found = Discovery(url=base, feeds=declared_feeds(info, base))
     api = wordpress_api_link(info, resp.headers, base)
-    api_data: dict[str, Any] = {}
-    if api:
-        found.wordpress_api = api
-        found.wordpress_site = wordpress_site_url(api)
-        try:
-            root = http.get(api, headers={"Accept": "application/json"}, conditional=False)
-            data = json.loads(root.body.decode("utf-8", "replace"))
-            api_data = data if isinstance(data, dict) else {}
-        except (FetchError, ValueError) as e:
-            found.notes.append(
-                f"the WordPress API root did not answer usably ({e}); its name and time zone were not read"
-            )
-        if api_data.get("home") and absolute_http_url(str(api_data["home"]), base):
-            found.wordpress_site = str(api_data["home"]).rstrip("/")
+    api_data = _read_wordpress_api(found, api, http) if api else {}
     if not found.feeds and not api:
         found.feeds = probe_common_paths(base, http)
     if not found.chosen:
@@ -493,13 +242,61 @@ def discover(url: str, http: HttpClient) -> Discovery:
             f'found no feed at {base}: the page declares none (<link rel="alternate">), offers no '
             f"WordPress API, and none of {tried} answered a feed; run `distrib init FEED-URL` with the feed's address"
         )
-    # identity
-    found.name = (
-        info.meta.get("og:site_name")
-        or (str(api_data.get("name") or "") if api_data else "")
-        or info.meta.get("application-name", "")
-        or info.title
-    ).strip()
+    _read_identity(found, info, api_data)
+    return found
+
+
+def _fetch_home_page(url: str, http: HttpClient) -> HttpResponse:
+    """The page at ``url`` (after redirects); DiscoveryError when it cannot be read."""
+    try:
+        return http.get(
+            url,
+            headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
+            conditional=False,
+        )
+    except FetchError as e:
+        raise DiscoveryError(f"cannot read the site: {e}") from None
+
+
+def _given_feed(resp: HttpResponse) -> Discovery:
+    """The address given is not a web page: the feed it is, or DiscoveryError."""
+    kind = feed_kind(resp)
+    if kind is None:
+        raise DiscoveryError(
+            f"{resp.url} is neither a web page nor a feed (got {resp.content_type or 'no content type'}); "
+            "give the site's home page or its feed's address"
+        )
+    found = Discovery(url=resp.url)
+    found.feeds.append(FeedLink(resp.url, kind, how="given"))
+    found.notes.append(
+        f"{resp.url} is a {kind} feed itself; the site's name and logo come from the feed's home page when set"
+    )
+    return found
+
+
+def _read_wordpress_api(found: Discovery, api: str, http: HttpClient) -> dict[str, Any]:
+    """Record the WordPress API root and the site it serves; its root's JSON (name, time
+    zone, site icon), or {} with a note when it does not answer usably."""
+    found.wordpress_api = api
+    found.wordpress_site = wordpress_site_url(api)
+    api_data: dict[str, Any] = {}
+    try:
+        root = http.get(api, headers={"Accept": "application/json"}, conditional=False)
+        data = json.loads(root.body.decode("utf-8", "replace"))
+        api_data = data if isinstance(data, dict) else {}
+    except (FetchError, ValueError) as e:
+        found.notes.append(
+            f"the WordPress API root did not answer usably ({e}); its name and time zone were not read"
+        )
+    if api_data.get("home") and absolute_http_url(str(api_data["home"]), found.url):
+        found.wordpress_site = str(api_data["home"]).rstrip("/")
+    return api_data
+
+
+def _read_identity(found: Discovery, info: PageInfo, api_data: dict[str, Any]) -> None:
+    """The site's name, description, language, logo, colour, time zone and postal address."""
+    base = found.url
+    found.name = _site_name(info, api_data)
     found.description = (
         str(api_data.get("description") or "") or info.meta.get("description", "")
     ).strip()
@@ -514,35 +311,16 @@ def discover(url: str, http: HttpClient) -> Discovery:
     if api_data:
         found.timezone = _timezone(api_data)
     found.postal_address = _address_from_ld(info.json_ld) or _join_address(info.microdata_address)
-    return found
 
 
-def probe_common_paths(base: str, http: HttpClient) -> list[FeedLink]:
-    """The first common feed path that answers a feed (each probe bounded by the client)."""
-    for path in COMMON_FEED_PATHS:
-        candidate = urljoin(base, path)
-        try:
-            resp = http.get(candidate, conditional=False)
-        except FetchError:
-            continue
-        kind = _feed_kind(resp)
-        if kind:
-            return [FeedLink(resp.url, kind, how="probed")]
-    return []
-
-
-def feed_in_page(
-    body: bytes, headers: dict[str, str], page_url: str, http: HttpClient
-) -> tuple[FeedLink | None, str | None]:
-    """For a feed source given a home page: (the feed to read, the WordPress API root if any)."""
-    text = body.decode("utf-8", "replace")
-    info = parse_page(text)
-    feeds = declared_feeds(info, page_url)
-    api = wordpress_api_link(info, headers, page_url)
-    if not feeds:
-        feeds = probe_common_paths(page_url, http)
-    feed = next((f for f in feeds if not f.is_comments), feeds[0] if feeds else None)
-    return feed, api
+def _site_name(info: PageInfo, api_data: dict[str, Any]) -> str:
+    """og:site_name, else the WordPress site's name, else application-name, else <title>."""
+    return (
+        info.meta.get("og:site_name")
+        or (str(api_data.get("name") or "") if api_data else "")
+        or info.meta.get("application-name", "")
+        or info.title
+    ).strip()
 
 
 def describe_feed_source(name: str, url: str, http: HttpClient) -> str:
@@ -584,15 +362,37 @@ def _q(value: str) -> str:
 def render_config(found: Discovery) -> str:
     """A commented distrib.toml for the site; TODO marks what a person must decide."""
     host = urlsplit(found.url).hostname or "example.org"
-    domain = host[4:] if host.startswith("www.") else host
-    if "." not in domain or domain.replace(".", "").isdigit() or ":" in domain:
-        domain = "example.org"  # an address or a bare host name: no mail domain to guess
     site_url = found.wordpress_site or found.url
     lines = [
         f"# distrib's config for {found.name or host}, written by `distrib init {found.url}`.",
         "# What the site declares was filled in; a TODO marks what only you can decide.",
         "# `distrib check` validates it; `distrib preview --open` shows the next digest.",
         "",
+        *_site_table(found, host, site_url),
+        "",
+        f"# {_c(found.why())}",
+        "[[sources]]",
+        *_source_tables(found, site_url),
+        *_digest_and_email_tables(found, host),
+        *_theme_table(found),
+    ]
+    for note in found.notes:
+        lines.insert(3, f"# note: {_c(note)}")
+    return "\n".join(lines) + "\n"
+
+
+def _mail_domain(host: str) -> str:
+    """The domain the sender's address is guessed in: the host without www., or
+    example.org for an IP address or a bare host name."""
+    domain = host[4:] if host.startswith("www.") else host
+    if "." not in domain or domain.replace(".", "").isdigit() or ":" in domain:
+        domain = "example.org"  # an address or a bare host name: no mail domain to guess
+    return domain
+
+
+def _site_table(found: Discovery, host: str, site_url: str) -> list[str]:
+    """``[site]``: what the page declared, a TODO for what it did not."""
+    lines = [
         "[site]",
         f"name = {_q(found.name or host)}"
         + ("" if found.name else "  # TODO: the page gave no name (og:site_name or <title>)"),
@@ -622,10 +422,13 @@ def render_config(found: Discovery) -> str:
         )
     if found.logo:
         lines.append(f"logo = {_q(found.logo)}  # {found.logo_from}")
-    lines += ["", f"# {_c(found.why())}"]
-    lines += ["[[sources]]"]
+    return lines
+
+
+def _source_tables(found: Discovery, site_url: str) -> list[str]:
+    """The chosen source's keys, then the other sources found, commented out."""
     if found.chosen == "wordpress":
-        lines += [
+        lines = [
             'name = "site"',
             'type = "wordpress"',
             f"url = {_q(found.wordpress_site or site_url)}",
@@ -639,23 +442,29 @@ def render_config(found: Discovery) -> str:
                 '# type = "feed"',
                 f"# url = {_q(found.feed.url)}",
             ]
-    else:
-        feed = found.feed
-        assert feed is not None
-        lines += ['name = "site"', 'type = "feed"', f"url = {_q(feed.url)}  # {feed.kind}"]
-        for other in found.feeds:
-            if other is feed:
-                continue
-            label = f" ({other.title})" if other.title else ""
-            lines += [
-                "",
-                f"# Another feed the site declares{_c(label)}:",
-                "# [[sources]]",
-                f"# name = {_q('other')}",
-                '# type = "feed"',
-                f"# url = {_q(other.url)}  # {other.kind}",
-            ]
-    lines += [
+        return lines
+    feed = found.feed
+    assert feed is not None
+    lines = ['name = "site"', 'type = "feed"', f"url = {_q(feed.url)}  # {feed.kind}"]
+    for other in found.feeds:
+        if other is feed:
+            continue
+        label = f" ({other.title})" if other.title else ""
+        lines += [
+            "",
+            f"# Another feed the site declares{_c(label)}:",
+            "# [[sources]]",
+            f"# name = {_q('other')}",
+            '# type = "feed"',
+            f"# url = {_q(other.url)}  # {other.kind}",
+        ]
+    return lines
+
+
+def _digest_and_email_tables(found: Discovery, host: str) -> list[str]:
+    """``[digest]``, ``[email]`` and ``[email.outbox]``: safe defaults and TODOs."""
+    domain = _mail_domain(host)
+    return [
         "",
         "[digest]",
         'window = "7d"             # how far back posts are taken',
@@ -673,12 +482,14 @@ def render_config(found: Discovery) -> str:
         "[email.outbox]",
         'dir = "outbox"',
     ]
-    if found.brand_color:
-        lines += [
-            "",
-            "[theme]",
-            f'brand_color = {_q(found.brand_color)}  # from <meta name="theme-color">',
-        ]
-    for note in found.notes:
-        lines.insert(3, f"# note: {_c(note)}")
-    return "\n".join(lines) + "\n"
+
+
+def _theme_table(found: Discovery) -> list[str]:
+    """``[theme]`` with the page's theme colour, when it declares one."""
+    if not found.brand_color:
+        return []
+    return [
+        "",
+        "[theme]",
+        f'brand_color = {_q(found.brand_color)}  # from <meta name="theme-color">',
+    ]

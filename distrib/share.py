@@ -77,49 +77,55 @@ class ShareReport:
 
     def summary_lines(self, *, dry_run: bool = False) -> list[str]:
         """One line per channel that had something to do."""
-        names: list[str] = []
-        for item in (*self.sent, *self.deferred, *self.failed, *self.skipped):
-            if item.channel not in names:
-                names.append(item.channel)
-        for snippet in self.planned:
-            if snippet.channel not in names:
-                names.append(snippet.channel)
+        lines = [
+            self._dry_run_line(name) if dry_run else self._done_line(name)
+            for name in self._channels(dry_run=dry_run)
+        ]
+        return lines or ["shares: nothing new to post"]
+
+    def _channels(self, *, dry_run: bool) -> list[str]:
+        """The channels that had something to do, in order of first appearance (a dry
+        run counts the ones that only held posts back)."""
+        names = [i.channel for i in (*self.sent, *self.deferred, *self.failed, *self.skipped)]
+        names += [s.channel for s in self.planned]
         if dry_run:
-            for item in self.held:
-                if item.channel not in names:
-                    names.append(item.channel)
-        lines = []
-        for name in names:
-            target = self.targets.get(name, "")
-            target = f" {target}" if target else ""
-            if dry_run:
-                n = sum(1 for s in self.planned if s.channel == name)
-                line = f"shares: {name}: would post {n}{target}"
-                held = _reasons([*self.skipped, *self.held], name)
-                if held:
-                    line += "; held back: " + "; ".join(held)
-                lines.append(line)
-                continue
-            parts = [f"{_count(self.sent, name)} posted{target}"]
-            for label, items in (
-                ("deferred", self.deferred),
-                ("failed", self.failed),
-                ("waiting", self.skipped),
-            ):
-                n = _count(items, name)
-                if n:
-                    parts.append(f"{n} {label}")
-                if n and label == "deferred":
-                    # Say why: a deferral prints no error line, and an unreachable host
-                    # would otherwise show as "1 deferred" run after run.
-                    error = next(i.error for i in items if i.channel == name)
-                    why = error.removeprefix(f"channel {name}: ")
-                    if why and error not in self.errors:  # an error line says it already
-                        parts[-1] += f" ({why})"
-            lines.append(f"shares: {name}: " + ", ".join(parts))
-        if not lines:
-            lines.append("shares: nothing new to post")
-        return lines
+            names += [i.channel for i in self.held]
+        return list(dict.fromkeys(names))
+
+    def _target(self, name: str) -> str:
+        """Where the channel posts, after a space; empty when it does not say."""
+        target = self.targets.get(name, "")
+        return f" {target}" if target else ""
+
+    def _dry_run_line(self, name: str) -> str:
+        """A dry run's line: how many would be posted, and why the rest are held back."""
+        n = sum(1 for s in self.planned if s.channel == name)
+        line = f"shares: {name}: would post {n}{self._target(name)}"
+        held = _reasons([*self.skipped, *self.held], name)
+        if held:
+            line += "; held back: " + "; ".join(held)
+        return line
+
+    def _done_line(self, name: str) -> str:
+        """A run's line: posted, deferred (and why), failed, waiting."""
+        parts = [f"{_count(self.sent, name)} posted{self._target(name)}"]
+        deferred = _count(self.deferred, name)
+        if deferred:
+            parts.append(f"{deferred} deferred{self._why_deferred(name)}")
+        for label, items in (("failed", self.failed), ("waiting", self.skipped)):
+            n = _count(items, name)
+            if n:
+                parts.append(f"{n} {label}")
+        return f"shares: {name}: " + ", ".join(parts)
+
+    def _why_deferred(self, name: str) -> str:
+        """Why the channel deferred, in brackets after a space; empty when an error line
+        says it already."""
+        # A deferral prints no error line, and an unreachable host would otherwise show
+        # as "1 deferred" run after run.
+        error = next(i.error for i in self.deferred if i.channel == name)
+        why = error.removeprefix(f"channel {name}: ")
+        return f" ({why})" if why and error not in self.errors else ""
 
 
 def _reasons(items: Iterable[ShareItem], channel: str) -> list[str]:
@@ -153,6 +159,51 @@ def _opt(channel: Channel, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+#: A share in one of these states is not planned again (a claimed one is resumed first).
+_SETTLED = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CLAIMED)
+
+
+@dataclass
+class _Timeline:
+    """This run's posts, newest first, and the time each counts from: its date, else
+    when distrib first saw it, else now."""
+
+    now: datetime
+    seen: dict[str, datetime]
+    by_key: dict[str, Post]
+    newest_first: list[Post] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, ctx: Context, posts: list[Post]) -> _Timeline:
+        ledger = ctx.ledger
+        seen = ledger.first_seen(p.key for p in posts) if ledger is not None else {}
+        timeline = cls(ctx.now, seen, {p.key: p for p in posts})
+        # Newest first: today's story must not wait behind a backlog of older ones.
+        timeline.newest_first = sorted(posts, key=timeline.when, reverse=True)
+        return timeline
+
+    def when(self, post: Post) -> datetime:
+        return post.published or self.seen.get(post.key) or self.now
+
+
+@dataclass
+class _Queue:
+    """One channel's candidates in the order they go: shares in flight at a kill, then
+    shares owed (deferred before, oldest first), then fresh ones; and each one's ledger
+    row (None for a fresh one)."""
+
+    max_age: timedelta
+    baseline: datetime | None = None
+    backfilled: set[str] = field(default_factory=set)
+    rows: dict[str, ShareRow | None] = field(default_factory=dict)
+    resume: list[Post] = field(default_factory=list)
+    owed: list[Post] = field(default_factory=list)
+    fresh: list[Post] = field(default_factory=list)
+
+    def posts(self) -> list[Post]:
+        return self.resume + self.owed + self.fresh
+
+
 def _plan(
     ctx: Context,
     channels: list[Channel],
@@ -161,117 +212,121 @@ def _plan(
     *,
     dry_run: bool = False,
 ) -> list[_Due]:
-    ledger = ctx.ledger
-    now = ctx.now
-    dry = dry_run or ctx.dry_run
-    seen = ledger.first_seen(p.key for p in posts) if ledger is not None else {}
-    by_key = {p.key: p for p in posts}
-
-    def when(post: Post) -> datetime:
-        return post.published or seen.get(post.key) or now
-
-    # Newest first: today's story must not wait behind a backlog of older ones.
-    newest_first = sorted(posts, key=when, reverse=True)
+    """Every channel's due shares; what is not due is recorded in the report (held,
+    skipped, failed) with why."""
+    timeline = _Timeline.of(ctx, posts)
     due: list[_Due] = []
     for channel in channels:
-        name = channel.name
-        report.targets[name] = channel.describe()
-        max_age = _opt(channel, "max_age", timedelta(days=3))
-        assert isinstance(max_age, timedelta)
-        rows: dict[str, ShareRow | None] = {}
-        resume: list[Post] = []
-        owed: list[Post] = []
-        fresh: list[Post] = []
-        baseline: datetime | None = None
-        backfilled: set[str] = set()
-        if ledger is not None:
-            # In-flight shares of a dead run come first, whatever their age: they
-            # must be settled (reconciled, or re-posted with the same key).
-            for key in ledger.claimed_shares(name):
-                post = by_key.get(key) or ledger.get_post(key)
-                if post is not None:
-                    rows[key] = ledger.share_row(key, name)
-                    resume.append(post)
-            baseline, backfilled = _baseline(
-                ctx, channel, newest_first, when, max_age, seen, dry=dry
-            )
+        report.targets[channel.name] = channel.describe()
+        queue = _queue(ctx, channel, timeline, report, dry=dry_run or ctx.dry_run)
+        allowed = _allowance(ctx, channel, len(queue.posts()))
+        due += _compose_due(channel, queue, allowed, report)
+    return due
 
-        def hold(post: Post, why: str, name: str = name) -> None:
-            report.held.append(ShareItem(name, post.key, error=why))
 
-        for post in newest_first:
-            if post.key in rows:
+def _queue(
+    ctx: Context, channel: Channel, timeline: _Timeline, report: ShareReport, *, dry: bool
+) -> _Queue:
+    """The channel's candidates, in order; the posts not due are held in the report."""
+    max_age = _opt(channel, "max_age", timedelta(days=3))
+    assert isinstance(max_age, timedelta)
+    queue = _Queue(max_age)
+    ledger = ctx.ledger
+    if ledger is not None:
+        _resume_claimed(ledger, channel.name, timeline, queue)
+        queue.baseline, queue.backfilled = _baseline(
+            ctx, channel, timeline.newest_first, timeline.when, max_age, timeline.seen, dry=dry
+        )
+    for post in timeline.newest_first:
+        if post.key in queue.rows:
+            continue
+        row = ledger.share_row(post.key, channel.name) if ledger is not None else None
+        if row is not None and row.status in _SETTLED:
+            continue
+        why = _why_not_due(post, row, timeline, queue)
+        if why:
+            report.held.append(ShareItem(channel.name, post.key, error=why))
+            continue
+        queue.rows[post.key] = row
+        # A share already tried (deferred) is owed before new ones.
+        (queue.owed if row is not None else queue.fresh).append(post)
+    queue.owed.reverse()  # the oldest debt first
+    return queue
+
+
+def _resume_claimed(ledger: Ledger, name: str, timeline: _Timeline, queue: _Queue) -> None:
+    """In-flight shares of a dead run come first, whatever their age: they must be
+    settled (reconciled, or re-posted with the same key)."""
+    for key in ledger.claimed_shares(name):
+        post = timeline.by_key.get(key) or ledger.get_post(key)
+        if post is not None:
+            queue.rows[key] = ledger.share_row(key, name)
+            queue.resume.append(post)
+
+
+def _why_not_due(
+    post: Post, row: ShareRow | None, timeline: _Timeline, queue: _Queue
+) -> str | None:
+    """Why the post is held back on this channel now, or None when it is due."""
+    now = timeline.now
+    if row is not None:
+        # Tried before: owed its post unless deferred until later, whatever its age.
+        if row.not_before is not None and row.not_before > now:
+            return f"deferred until {row.not_before.astimezone(now.tzinfo):%Y-%m-%d %H:%M}"
+        return None
+    if now - timeline.when(post) > queue.max_age:
+        return f"older than max_age ({_span(queue.max_age)})"
+    if timeline.when(post) > now + timedelta(minutes=5):
+        return "dated in the future"  # scheduled: shared once its time comes
+    if (
+        queue.baseline is not None
+        and post.key not in queue.backfilled
+        and timeline.seen.get(post.key, now) <= queue.baseline
+    ):
+        return "there before the channel's first run (set backfill = N to share the newest N)"
+    return None
+
+
+def _tried_text(row: ShareRow | None) -> str | None:
+    """The text a share was first composed with, when it was tried before (in flight at
+    a kill, or deferred after an answer that may have posted); else None."""
+    if row is not None and row.status in (DeliveryStatus.CLAIMED, DeliveryStatus.DEFERRED):
+        return row.text or None
+    return None
+
+
+def _compose_due(channel: Channel, queue: _Queue, allowed: int, report: ShareReport) -> list[_Due]:
+    """The snippet of each share the channel's limits allow now; the rest wait."""
+    name = channel.name
+    why_waiting = _limit_reason(channel)
+    broken_template = ""
+    due: list[_Due] = []
+    for i, post in enumerate(queue.posts()):
+        if i >= allowed and post not in queue.resume:
+            report.skipped.append(ShareItem(name, post.key, error=why_waiting))
+            continue
+        row = queue.rows.get(post.key)
+        # A share tried before is re-posted exactly as it was first composed: X's
+        # duplicate check compares the text, and an edited post must not go out twice.
+        tried = _tried_text(row)
+        if broken_template and tried is None:
+            report.skipped.append(ShareItem(name, post.key, error=broken_template))
+            continue
+        try:
+            snippet = channel.compose(post)
+        except DistribError as e:
+            if isinstance(e, TemplateError):
+                # The template, not this post, is at fault: say it once per channel.
+                broken_template = str(e)
+            if tried is None:
+                report.failed.append(ShareItem(name, post.key, error=str(e)))
+                report.errors.append(str(e))
                 continue
-            row = ledger.share_row(post.key, name) if ledger is not None else None
-            if row is not None:
-                if row.status in (
-                    DeliveryStatus.SENT,
-                    DeliveryStatus.FAILED,
-                    DeliveryStatus.CLAIMED,
-                ):
-                    continue
-                if row.not_before is not None and row.not_before > now:
-                    hold(
-                        post,
-                        f"deferred until {row.not_before.astimezone(now.tzinfo):%Y-%m-%d %H:%M}",
-                    )
-                    continue  # deferred: not yet
-            elif now - when(post) > max_age:
-                hold(post, f"older than max_age ({_span(max_age)})")
-                continue  # too old to share; a deferred one is still owed its post
-            elif when(post) > now + timedelta(minutes=5):
-                hold(post, "dated in the future")
-                continue  # dated in the future (scheduled): shared once its time comes
-            if (
-                baseline is not None
-                and row is None
-                and post.key not in backfilled
-                and seen.get(post.key, now) <= baseline
-            ):
-                hold(
-                    post,
-                    "there before the channel's first run (set backfill = N to share the newest N)",
-                )
-                continue
-            rows[post.key] = row
-            # A share already tried (deferred) is owed before new ones.
-            (owed if row is not None else fresh).append(post)
-        owed.reverse()  # the oldest debt first
-        allowed = _allowance(ctx, channel, len(resume) + len(owed) + len(fresh))
-        why_waiting = _limit_reason(channel)
-        broken_template = ""
-        for i, post in enumerate(resume + owed + fresh):
-            if i >= allowed and post not in resume:
-                report.skipped.append(ShareItem(name, post.key, error=why_waiting))
-                continue
-            row = rows.get(post.key)
-            # A share tried before (in flight at a kill, or deferred after an answer
-            # that may have posted) is re-posted exactly as it was first composed: X's
-            # duplicate check compares the text, and an edited post must not go out twice.
-            in_flight = (
-                row is not None
-                and row.status in (DeliveryStatus.CLAIMED, DeliveryStatus.DEFERRED)
-                and bool(row.text)
-            )
-            if broken_template and not in_flight:
-                report.skipped.append(ShareItem(name, post.key, error=broken_template))
-                continue
-            try:
-                snippet = channel.compose(post)
-            except DistribError as e:
-                if isinstance(e, TemplateError):
-                    # The template, not this post, is at fault: say it once per channel.
-                    broken_template = str(e)
-                if not in_flight:
-                    report.failed.append(ShareItem(name, post.key, error=str(e)))
-                    report.errors.append(str(e))
-                    continue
-                # The template changed since: what was in flight is still what to settle.
-                snippet = Snippet(name, post.key, "", post.url, 0, 0, image=post.image)
-            if in_flight:
-                assert row is not None and row.text is not None
-                snippet = dataclasses.replace(snippet, text=row.text)
-            due.append(_Due(channel, post, snippet, row))
+            # The template changed since: what was in flight is still what to settle.
+            snippet = Snippet(name, post.key, "", post.url, 0, 0, image=post.image)
+        if tried is not None:
+            snippet = dataclasses.replace(snippet, text=tried)
+        due.append(_Due(channel, post, snippet, row))
     return due
 
 

@@ -91,18 +91,9 @@ def import_cycles() -> list[list[str]]:
     return cycles
 
 
-#: Cycles known and left for a later change, each with why.  Any other fails the test.
-KNOWN: list[list[str]] = [
-    # FeedSource, given a home page, finds its feed with discover.feed_in_page, which
-    # checks candidates with parse_feed: the page-reading half of discover.py belongs
-    # with the sources (a split of discover.py, left for its owner).
-    ["distrib.discover", "distrib.sources.feed"],
-]
-
-
 def test_no_import_cycle_inside_distrib() -> None:
     assert len(_modules()) > 40  # the walk found the package
-    assert [c for c in import_cycles() if c not in KNOWN] == []
+    assert import_cycles() == []
 
 
 def test_the_walk_finds_a_cycle(tmp_path: Path, monkeypatch) -> None:
@@ -125,3 +116,15 @@ def test_the_schema_toolkit_is_a_leaf() -> None:
         "distrib.errors",
     }
     assert _imports("distrib.addresses", modules["distrib.addresses"], modules) == set()
+
+
+def test_the_page_reader_is_a_leaf() -> None:
+    """Reading a web page (used by the feed source and by `distrib init`) reaches nothing
+    of distrib but the URL rule of sanitize; init's module is above the feed source."""
+    modules = _modules()
+    assert _imports("distrib.sources.page", modules["distrib.sources.page"], modules) == {
+        "distrib.sanitize"
+    }
+    feed = _imports("distrib.sources.feed", modules["distrib.sources.feed"], modules)
+    assert "distrib.sources.page" in feed
+    assert "distrib.discover" not in feed

@@ -34,11 +34,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import struct_time
 from typing import Any, ClassVar
+from urllib.parse import urljoin
 
 from ..adapters import Context, Source
-from ..discover import feed_in_page, looks_like_html
-from ..errors import ConfigError, SourceError
-from ..http import FetchError, HttpResponse
+from ..errors import ConfigError, DistribError, SourceError
+from ..http import FetchError, HttpClient, HttpResponse
 from ..model import Image, Post
 from ..paths import SAMPLE_DIR
 from ..sanitize import absolute_http_url, clean_html, excerpt, html_to_text, one_line
@@ -54,6 +54,14 @@ from .common import (
     unique_terms,
 )
 from .dates import parse_date
+from .page import (
+    COMMON_FEED_PATHS,
+    FeedLink,
+    declared_feeds,
+    looks_like_html,
+    parse_page,
+    wordpress_api_link,
+)
 
 log = logging.getLogger("distrib.sources")
 
@@ -732,6 +740,57 @@ class FeedSource(Source):
             raise SourceError(
                 self.name, f"cannot read {path} ({e.strerror}); check the path"
             ) from None
+
+
+# --- a home page given as the url -----------------------------------------------------
+
+
+def feed_kind(resp: HttpResponse) -> str | None:
+    """ "RSS", "Atom" or "JSON Feed" when the answer parses as a feed with items or a title."""
+    if looks_like_html(resp.body, resp.content_type):
+        return None
+    try:
+        parse_feed(
+            resp.body,
+            source="discover",
+            url=resp.url,
+            content_type=resp.content_type,
+            charset=resp.charset,
+        )
+    except DistribError:
+        return None
+    head = resp.body[:2048].lstrip()
+    if head.startswith(b"{"):
+        return "JSON Feed"
+    return "Atom" if b"<feed" in resp.body[:4096] else "RSS"
+
+
+def probe_common_paths(base: str, http: HttpClient) -> list[FeedLink]:
+    """The first common feed path that answers a feed (each probe bounded by the client)."""
+    for path in COMMON_FEED_PATHS:
+        candidate = urljoin(base, path)
+        try:
+            resp = http.get(candidate, conditional=False)
+        except FetchError:
+            continue
+        kind = feed_kind(resp)
+        if kind:
+            return [FeedLink(resp.url, kind, how="probed")]
+    return []
+
+
+def feed_in_page(
+    body: bytes, headers: dict[str, str], page_url: str, http: HttpClient
+) -> tuple[FeedLink | None, str | None]:
+    """For a feed source given a home page: (the feed to read, the WordPress API root if any)."""
+    text = body.decode("utf-8", "replace")
+    info = parse_page(text)
+    feeds = declared_feeds(info, page_url)
+    api = wordpress_api_link(info, headers, page_url)
+    if not feeds:
+        feeds = probe_common_paths(page_url, http)
+    feed = next((f for f in feeds if not f.is_comments), feeds[0] if feeds else None)
+    return feed, api
 
 
 SAMPLE_FEED = SAMPLE_DIR / "feed.xml"
