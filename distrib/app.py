@@ -301,7 +301,9 @@ class App:
         self, newsletter: Newsletter, posts: list[Post], *, edition_id: int | None = None
     ) -> RenderedEdition:
         """Render an edition; with an ``edition_id`` and a [theme] archive_url, its
-        "view in browser" link points at the edition's archive page."""
+        "view in browser" link points at the edition's archive page; with an
+        ``edition_id`` and [tracking] clicks, its links are counted (the originals are
+        recorded in the ledger under that id)."""
         from .render.email import render_edition
 
         web_url = None
@@ -310,8 +312,11 @@ class App:
 
             web_url = edition_url(self.settings, edition_id)
         from .editor import note_of
+        from .tracking import tracker_for
 
-        return render_edition(
+        # Links are tracked in a recorded edition only (not in previews, dry runs, tests).
+        clicks = None if edition_id is None else tracker_for(self.settings, self.ledger, edition_id)
+        rendered = render_edition(
             self.settings,
             posts,
             newsletter=newsletter.opts,
@@ -320,7 +325,13 @@ class App:
             web_url=web_url,
             max_full=newsletter.opts.max_posts,
             note=note_of(newsletter.opts, self._note(newsletter)),
+            clicks=clicks,
         )
+        if edition_id is not None and (clicks is not None or self.ledger.link_clicks(edition_id)):
+            # Kept with the edition, before its row is written; a render of an awaiting
+            # edition replaces them, a recorded one being sent keeps its own.
+            self.ledger.set_edition_links(edition_id, rendered.links)
+        return rendered
 
     def _note(self, newsletter: Newsletter) -> str:
         if self.note_override is not None:
@@ -1034,7 +1045,40 @@ class App:
                 row["pending"] = max(total - done, 0)
                 row["eta"] = self._eta(row["pending"] + counts["deferred"] + counts["claimed"])
             rows.append(row)
+        self._add_feedback(rows)
         return rows
+
+    def _add_feedback(self, rows: list[dict[str, Any]]) -> None:
+        """Each edition's bounces and complaints as the providers' webhooks reported them,
+        their rates, and a warning past the bulk-sender limits of Gmail and Yahoo."""
+        feedback = self.ledger.provider_feedback(r["edition"] for r in rows)
+        for row in rows:
+            got = feedback.get(row["edition"], {})
+            handed = row.get("sent", 0) + row.get("in_doubt", 0)
+            row["bounced"] = got.get("bounced", 0)
+            row["soft_bounced"] = got.get("soft_bounce", 0)
+            row["complained"] = got.get("complained", 0)
+            row["bounce_rate"] = round(100 * row["bounced"] / handed, 2) if handed else 0.0
+            row["complaint_rate"] = round(100 * row["complained"] / handed, 2) if handed else 0.0
+            row["warnings"] = feedback_warnings(row, handed)
+
+    def link_clicks(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Click counts per tracked link of the ``limit`` newest editions that have them."""
+        out: list[dict[str, Any]] = []
+        for edition in reversed(self.ledger.editions()):
+            links = self.ledger.link_clicks(edition.id)
+            if links:
+                out.append(
+                    {
+                        "edition": edition.id,
+                        "newsletter": edition.newsletter,
+                        "subject": edition.subject,
+                        "links": [{"link": n, "url": u, "clicks": c} for n, u, c in links],
+                    }
+                )
+            if len(out) >= limit:
+                break
+        return out
 
     def _eta(self, remaining: int) -> str:
         """When an unfinished send will be done, from the mailer's configured quota."""
@@ -1056,6 +1100,33 @@ class App:
             items = sorted(fetched.posts, key=lambda p: p.published or self.ctx.now, reverse=True)
             return items, fetched.errors, fetched.undated
         return self.select(self.newsletter(newsletter), fetched), fetched.errors, fetched.undated
+
+
+#: Gmail's and Yahoo's bulk-sender limits (their 2024 sender requirements): a spam
+#: complaint rate to stay under 0.3%, and bounces kept near zero, 2% at the very most.
+COMPLAINT_LIMIT = 0.3
+BOUNCE_LIMIT = 2.0
+
+
+def feedback_warnings(row: dict[str, Any], handed: int) -> list[str]:
+    """One line per limit an edition's rates pass, naming the edition and the fix."""
+    out = []
+    name = f"edition {row['edition']} [{row['newsletter']}]"
+    if handed and 100 * row["complained"] / handed > COMPLAINT_LIMIT:
+        out.append(
+            f"{name}: {row['complained']} complaints in {handed} sent ({row['complaint_rate']:.2f}%) "
+            f"is over the {COMPLAINT_LIMIT}% Gmail and Yahoo allow bulk senders: send only to "
+            "people who confirmed (double opt-in through `distrib serve`) and keep the "
+            "unsubscribe link plain to see"
+        )
+    if handed and 100 * row["bounced"] / handed > BOUNCE_LIMIT:
+        out.append(
+            f"{name}: {row['bounced']} hard bounces in {handed} sent ({row['bounce_rate']:.2f}%) "
+            f"is over the {BOUNCE_LIMIT:g}% bulk-sender limit of Gmail and Yahoo: check list "
+            "hygiene (drop old and imported-unconfirmed addresses, `distrib subscribers list "
+            "--status bounced`) and confirm opt-in"
+        )
+    return out
 
 
 def make_app(

@@ -1052,17 +1052,32 @@ def reject(app: App, *, quiet: bool, edition_id: int) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of editions with their counts.")
+@click.option(
+    "--links",
+    "with_links",
+    is_flag=True,
+    help="Also the click counts per link of the 10 newest editions with [tracking] clicks.",
+)
 @common()
-def status(app: App, *, quiet: bool, as_json: bool) -> None:
+def status(app: App, *, quiet: bool, as_json: bool, with_links: bool) -> None:
     """Show each edition's delivery progress and when an unfinished one will finish.
 
+    With the bounce and complaint webhooks of `distrib serve` set up, each edition also
+    shows its bounces and complaints, and a warning line when they pass the limits Gmail
+    and Yahoo hold bulk senders to (0.3% complaints, 2% bounces).  Warnings do not change
+    the exit code.
+
     \b
-    Example:
+    Examples:
       distrib status
+      distrib status --links     # clicks per link ([tracking] clicks = true)
+      distrib status --json
     """
     rows = app.status()
+    clicks = app.link_clicks() if with_links else []
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        out: Any = {"editions": rows, "links": clicks} if with_links else rows
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     holder = app.ledger.lock_holder()
     if holder:
@@ -1072,21 +1087,49 @@ def status(app: App, *, quiet: bool, as_json: bool) -> None:
     if not rows:
         click.echo("no editions yet; `distrib run` makes the first")
     for r in rows:
-        line = (
-            f"edition {r['edition']} [{r['newsletter']}] {r['created'][:16]} {r['status']}: "
-            f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
-            f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
+        _echo_status_row(r)
+    if with_links:
+        _echo_links(clicks)
+
+
+def _echo_status_row(r: dict[str, Any]) -> None:
+    line = (
+        f"edition {r['edition']} [{r['newsletter']}] {r['created'][:16]} {r['status']}: "
+        f"{r['sent']} sent, {r['deferred']} deferred, {r['failed']} failed, "
+        f"{r['claimed']} in flight, {r['pending']} pending  {r['subject']!r}"
+    )
+    if r.get("in_doubt"):
+        line += f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
+    click.echo(line)
+    layout = _layout_line(r["posts"], r.get("layout"))
+    if layout:
+        click.echo(f"  {layout}")
+    if r.get("eta"):
+        click.echo(f"  {r['eta']}")
+    if r.get("bounced") or r.get("soft_bounced") or r.get("complained"):
+        click.echo(
+            f"  reported by the provider: {r['bounced']} hard bounces ({r['bounce_rate']:.2f}%), "
+            f"{r['soft_bounced']} soft bounces, {r['complained']} complaints "
+            f"({r['complaint_rate']:.2f}%)"
         )
-        if r.get("in_doubt"):
-            line += (
-                f"\n  {r['in_doubt']} in doubt: sent, but no answer came (see the provider's log)"
+    for warning in r.get("warnings") or []:
+        click.echo(f"  warning: {warning}")
+
+
+def _echo_links(editions: list[dict[str, Any]]) -> None:
+    if not editions:
+        click.echo(
+            "no tracked links yet: with [tracking] clicks = true, the next edition's links are counted"
+        )
+    for e in editions:
+        total = sum(link["clicks"] for link in e["links"])
+        click.echo(
+            terminal_safe(
+                f"clicks in edition {e['edition']} [{e['newsletter']}] {e['subject']!r}: {total}"
             )
-        click.echo(line)
-        layout = _layout_line(r["posts"], r.get("layout"))
-        if layout:
-            click.echo(f"  {layout}")
-        if r.get("eta"):
-            click.echo(f"  {r['eta']}")
+        )
+        for link in e["links"]:
+            click.echo(terminal_safe(f"  {link['clicks']:>6}  #{link['link']:<3} {link['url']}"))
 
 
 @cli.command()

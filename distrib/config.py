@@ -478,6 +478,20 @@ SIGNUP = Table(
     doc="the signup form (POST /subscribe) and its confirmation emails",
 )
 
+# [tracking]: used by distrib.tracking.
+TRACKING = Table(
+    {
+        "clicks": Opt(
+            k_bool,
+            False,
+            "count clicks per link: each link of an edition goes through "
+            "<signup.base_url>/c/<edition>/<link>/<sig> on `distrib serve` (no reader is "
+            "identified; link scanners can inflate the counts)",
+        ),
+    },
+    doc="click counts per link of each edition (off by default)",
+)
+
 TEMPLATES = Table(
     {"dir": Opt(k_dir, None, "a folder of templates that override the built-in ones")}
 )
@@ -582,6 +596,7 @@ ROOT = Table(
         "theme": THEME,
         "webhooks": WEBHOOKS,
         "signup": SIGNUP,
+        "tracking": TRACKING,
     }
 )
 
@@ -731,6 +746,11 @@ class SignupSection(Section):
     welcome: bool
 
 
+class TrackingSection(Section):
+    __slots__ = ()
+    clicks: bool
+
+
 class TemplatesSection(Section):
     __slots__ = ()
     dir: Path | None
@@ -786,6 +806,7 @@ VIEWS: dict[str, tuple[Table, type[Section]]] = {
     "theme": (THEME, ThemeSection),
     "webhooks": (WEBHOOKS, WebhooksSection),
     "signup": (SIGNUP, SignupSection),
+    "tracking": (TRACKING, TrackingSection),
 }
 
 
@@ -1053,6 +1074,20 @@ def _check_mailer_table(
     out["email"][key] = validate_table(Table(cls.options), value, f"email.{key}", ctx)
 
 
+def _check_tracking(out: dict[str, Any], data: dict[str, Any], ctx: Ctx) -> None:
+    """Tracked links point at `distrib serve`: its public URL must be known."""
+    if not (out.get("tracking") or {}).get("clicks"):
+        return
+    base = (out.get("signup") or {}).get("base_url")
+    unsub = (out.get("email") or {}).get("unsubscribe_url")
+    if not base and not unsub:
+        ctx.problems.append(
+            "tracking.clicks: true, but the public URL of `distrib serve` is not set; set "
+            "[signup] base_url (such as 'https://news.example.org') or email.unsubscribe_url, "
+            "or set clicks = false"
+        )
+
+
 #: The rules of _check_cross, in the order their problems are reported.
 _CROSS_RULES: tuple[Callable[[dict[str, Any], dict[str, Any], Ctx], None], ...] = (
     _check_one_ledger,
@@ -1063,6 +1098,7 @@ _CROSS_RULES: tuple[Callable[[dict[str, Any], dict[str, Any], Ctx], None], ...] 
     _check_addresses,
     _check_some_source,
     _check_mailer_tables,
+    _check_tracking,
 )
 
 

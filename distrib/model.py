@@ -160,6 +160,8 @@ class RenderedEdition:
     #: how many of the last ``overflow_keys`` did not fit even as title links and are
     #: counted in one "N more stories" line instead.
     more: int = 0
+    #: with click tracking: the original URL of each tracked link, link n at n - 1
+    links: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

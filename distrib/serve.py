@@ -1,5 +1,8 @@
 """`distrib serve`: the one-click unsubscribe endpoint (RFC 8058) and a health check.
 
+With ``[tracking] clicks = true`` it also answers the tracked links of the editions
+(``GET /c/<edition>/<link>/<sig>``, :mod:`distrib.tracking`).
+
 Every message carries ``List-Unsubscribe: <https://…?token=…>`` and
 ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.  The mailbox provider then
 unsubscribes the reader with a POST to that URL, and expects it to work at once,
@@ -211,6 +214,12 @@ class UnsubscribeServer(Server):
         self.several = names if len(names) > 1 else []
         router = Router(_HEADERS)
         router.add({"GET"}, exact(HEALTH_PATH), lambda req, _: text(HTTPStatus.OK, "ok\n"))
+        from .tracking import ClickRoutes
+
+        # Before the unsubscribe route, whose path tails could match anything; served
+        # also with tracking turned off, so that the links of editions sent before work.
+        clicks = ClickRoutes(ledger, self.lock)
+        router.add({"GET"}, clicks.match, clicks.click)
         # Signup with double opt-in (distrib.signup); its emails go out from a thread.
         from .signup import SignupRoutes
 

@@ -16,6 +16,7 @@ One module per concern, joined here in the :class:`Ledger` facade:
 - :mod:`.shares`: share deliveries;
 - :mod:`.subscribers`: subscribers and suppression;
 - :mod:`.signups`: the consent record and the outbox of confirmation emails;
+- :mod:`.feedback`: clicks on tracked links, bounces and complaints per edition;
 - :mod:`.kv`: the key-value store (and the first-run baselines).
 
 Every query goes through one :class:`.sqlite.Connection` (``Ledger.db``); nothing
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from .common import Row, wrap_errors
 from .editions import Editions
+from .feedback import Feedback
 from .files import SQLITE_HEADER, connect
 from .kv import KeyValue
 from .posts import Posts, post_from_row, post_to_row
@@ -66,7 +68,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger(Editions, Shares, RunLock, KeyValue, Subscribers, Signups, Posts):
+class Ledger(Editions, Shares, RunLock, KeyValue, Subscribers, Signups, Feedback, Posts):
     """One ledger.  Open with :func:`open_ledger`; use as a context manager."""
 
     def __init__(self, path: Path, db: Connection, *, readonly: bool = False):

@@ -220,7 +220,37 @@ def _update_from_5_to_6(db: sqlite3.Connection) -> None:
             buf = ""
 
 
+SCHEMA_V7 = """
+-- Click tracking ([tracking] clicks = true): the links of one edition, numbered from 1
+-- in the order they first appear (HTML part, then text part), each with how many times
+-- it was followed through `distrib serve` (GET /c/<edition>/<link>/<sig>).  No reader is
+-- recorded: a count per link.  Written when the edition is rendered, just before its
+-- editions row, so it has no foreign key; a link of no recorded edition is never served.
+CREATE TABLE edition_links (
+    edition_id INTEGER NOT NULL,
+    link       INTEGER NOT NULL,        -- 1, 2, ... within the edition
+    url        TEXT NOT NULL,           -- the original URL the redirect answers with
+    clicks     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (edition_id, link)
+) WITHOUT ROWID;
+
+-- serves: "the edition last delivered to this address before a provider's bounce or
+-- complaint" (`distrib status` rates per edition)
+CREATE INDEX email_deliveries_by_address ON email_deliveries (address, updated);
+"""
+
+
 def _update_from_6_to_7(db: sqlite3.Connection) -> None:
+    """Tables: edition_links (click tracking); index email_deliveries_by_address."""
+    buf = ""
+    for line in SCHEMA_V7.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            db.execute(buf)
+            buf = ""
+
+
+def _update_from_7_to_8(db: sqlite3.Connection) -> None:
     """Table ``subscribers``: ``paused_at``, when the reader paused every edition from the
     preferences page (NULL: not paused).  A paused subscriber stays active (not
     suppressed) and receives nothing until they resume from the same page."""
@@ -235,6 +265,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _update_from_4_to_5,
     5: _update_from_5_to_6,
     6: _update_from_6_to_7,
+    7: _update_from_7_to_8,
 }
 VERSION = len(MIGRATIONS)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from .theme import Theme, reading_minutes, theme_for
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..tracking import ClickTracker
 
 DEFAULT_TEMPLATE = "digest"
 SINGLE_TEMPLATE = "single"
@@ -294,6 +295,7 @@ def render_edition(
     max_full: int | None = None,
     markers: Markers | None = None,
     note: str = "",
+    clicks: ClickTracker | None = None,
 ) -> RenderedEdition:
     """Render one edition of ``newsletter`` (its validated table) for ``posts``, newest first.
 
@@ -305,25 +307,98 @@ def render_edition(
     The per-recipient gaps are ``markers``, by default a fresh random pair that no post
     can know (see :class:`~distrib.model.Markers`).  ``note`` is the editor's note
     (Markdown) shown above the posts; the newsletter's ``sponsor`` table, a block after
-    the lead story.  Both count against the size budget like the posts."""
+    the lead story.  Both count against the size budget like the posts.  With
+    ``clicks`` (``[tracking] clicks = true``) every link but the per-recipient ones goes
+    through the click counter (:mod:`distrib.tracking`), counted in the size budget too;
+    the originals are the result's ``links``."""
     if not posts:
         raise ValueError("render_edition needs at least one post")
     markers = markers or Markers.new()
     env = make_env(settings)
     theme = theme_for(settings)
-    site = settings.data["site"]
-    site_url = site["url"]
+    site_url = settings.data["site"]["url"]
     views = [post_view(p, theme, site_url) for p in posts]
+    template = _template_of(env, newsletter, views)
+    ctx = _context(settings, env, theme, newsletter, name, now, views, web_url, note)
+    where = ctx["where"]
+    ctx |= {
+        "unsubscribe_url": markers.url,
+        "recipient_email": markers.email,
+        # The reader's preferences page (distrib serve), when a public base URL is known;
+        # without one there is no page to link to, and the footer leaves the link out.
+        "preferences_url": markers.prefs if public_base_url(settings) else "",
+    }
+    layout = _Layout(
+        env=env,
+        html_name=f"email/{template}.mjml.j2",
+        theme=theme,
+        views=views,
+        ctx=ctx,
+        site_url=site_url,
+        markers=markers,
+        budget=int(newsletter.get("size_budget_kb") or 90) * 1024,
+        # The "N more stories" line points readers at the rest: the archive, else the site.
+        more_url=absolute_http_url(theme.archive_url or "") or site_url,
+        clicks=clicks,
+    )
+    html, c = layout.fit(max_full, where)
+    n_full = len(c["full"])
+    n_shown = n_full + len(c["overflow"])
+    text = _tidy_text(render(env, f"email/{template}.txt.j2", **c))
+    links: tuple[str, ...] = ()
+    if clicks is not None:
+        # The HTML first, as measured, then the text with the same numbers.
+        html = clicks.rewrite_html(html, markers)
+        text = clicks.rewrite_text(text, markers)
+        links = tuple(clicks.links)
+    return RenderedEdition(
+        subject=ctx["subject"],
+        preheader=ctx["preheader"],
+        html=html,
+        text=text,
+        full_keys=tuple(v.key for v in views[:n_full]),
+        overflow_keys=tuple(v.key for v in views[n_full:]),
+        template=template,
+        markers=markers,
+        more=len(views) - n_shown,
+        links=links,
+    )
 
+
+def _template_of(env: Any, newsletter: Mapping[str, Any], views: list[PostView]) -> str:
+    """The edition's template name; both of its files are loaded up front, so that a
+    missing or broken template is reported before anything else."""
     template = newsletter.get("template") or DEFAULT_TEMPLATE
     if template == DEFAULT_TEMPLATE and len(views) == 1:
         template = SINGLE_TEMPLATE  # one post: the single-post layout reads better
-    html_name = f"email/{template}.mjml.j2"
-    text_name = f"email/{template}.txt.j2"
-    # Load both up front, so a missing or broken template is reported before anything else.
-    get_template(env, html_name)
-    get_template(env, text_name)
+    get_template(env, f"email/{template}.mjml.j2")
+    get_template(env, f"email/{template}.txt.j2")
+    return str(template)
 
+
+def _context(
+    settings: Settings,
+    env: Any,
+    theme: Theme,
+    newsletter: Mapping[str, Any],
+    name: str,
+    now: datetime,
+    views: list[PostView],
+    web_url: str | None,
+    note: str,
+) -> dict[str, Any]:
+    """What every template of the edition sees (the per-recipient gaps aside), with its
+    subject and preheader rendered; ``where`` names the newsletter in error messages."""
+    from markupsafe import Markup
+
+    from ..editor import markdown_html, markdown_text, sponsor_view
+
+    site = settings.data["site"]
+    site_url = site["url"]
+    intro_html = markdown_html(note, site_url) if note.strip() else ""
+    sponsor = sponsor_view(newsletter, site_url, theme.t("sponsored"))
+    if sponsor is not None:
+        sponsor["html"] = Markup(sponsor["html"])  # sanitised by sponsor_view
     base_ctx: dict[str, Any] = {
         "site": site,
         "theme": theme,
@@ -334,125 +409,11 @@ def render_edition(
         "now": now,
         "posts": views,
         "web_url": web_url,
-    }
-    base_ctx |= _editor_context(newsletter, note, site_url, theme)
-    where = getattr(newsletter, "where", "") or _where(name)  # a config Section knows its path
-    subject, preheader = _subject_and_preheader(env, newsletter, where, base_ctx)
-
-    ctx = base_ctx | {
-        "subject": subject,
-        "preheader": preheader,
-        "date_label": theme.format_date(now, "long"),
-        "unsubscribe_url": markers.url,
-        # The reader's preferences page (distrib serve), when a public base URL is known;
-        # without one there is no page to link to, and the footer leaves the link out.
-        "preferences_url": markers.prefs if public_base_url(settings) else "",
-        # Inbox previews show the preheader, then whatever text follows in the body
-        # ("View in browser"...); invisible ZWNJ + no-break spaces fill that room.
-        "preview_filler": PREVIEW_FILLER,
-        "recipient_email": markers.email,
-        "count": len(views),
-    }
-    budget = int(newsletter.get("size_budget_kb") or 90) * 1024
-    # The "N more stories" line points readers at the rest: the archive, else the site.
-    more_url = absolute_http_url(theme.archive_url or "") or site_url
-
-    def html_for(n_full: int, n_links: int) -> tuple[str, dict[str, Any]]:
-        full, links = views[:n_full], views[n_full : n_full + n_links]
-        lead = full[0] if (theme.lead_story and full and len(views) > 1) else None
-        body = full[1:] if lead else full
-        c = ctx | {
-            "lead": lead,
-            "groups": group_posts(body, theme),
-            "full": full,
-            "overflow": links,
-            "more": len(views) - n_full - n_links,
-            "more_url": more_url,
-        }
-        source = render(env, html_name, **c)
-        return compile_mjml(source, html_name, theme.fonts), c
-
-    def fits(html: str) -> bool:
-        return size_as_sent(html, site_url, markers) <= budget
-
-    def largest(lo: int, hi: int, build: Any) -> tuple[int, tuple[str, dict[str, Any]]] | None:
-        """The largest n in [lo, hi] whose build(n) fits (sizes grow with n), by
-        bisection: mrml compiles a 90 KB edition in about a millisecond."""
-        best = None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            built = build(mid)
-            if fits(built[0]):
-                best, lo = (mid, built), mid + 1
-            else:
-                hi = mid - 1
-        return best
-
-    total = len(views)
-    cap = total if max_full is None else max(0, min(max_full, total))
-    html, c = html_for(cap, total - cap)
-    if not fits(html):
-        # 1. Fewer posts in full, every other one still a title link.
-        found = largest(1, cap - 1, lambda n: html_for(n, total - n))
-        if found is None:
-            # 2. Even the title links do not fit: as many posts in full as fit, then as
-            # many links as fit; the rest are counted in one "N more stories" line.
-            step = largest(0, cap, lambda n: html_for(n, 0))
-            if step is None:
-                smallest = size_as_sent(html_for(0, 0)[0], site_url, markers)
-                raise TemplateError(
-                    f"{where}: "
-                    f"this edition cannot fit size_budget_kb = {budget // 1024} even with every post "
-                    f"in one line ({smallest / 1024:.0f} KB as sent); it is not sent clipped: raise "
-                    "size_budget_kb (Gmail clips at ~102) or slim the template"
-                )
-            n_full = step[0]
-            found_links = largest(0, total - n_full, lambda k: html_for(n_full, k))
-            assert found_links is not None  # k = 0 is step's own fit
-            html, c = found_links[1]
-        else:
-            html, c = found[1]
-    n_full = len(c["full"])
-    n_shown = n_full + len(c["overflow"])
-
-    text = render(env, text_name, **c)
-    return RenderedEdition(
-        subject=subject,
-        preheader=preheader,
-        html=html,
-        text=_tidy_text(text),
-        full_keys=tuple(v.key for v in views[:n_full]),
-        overflow_keys=tuple(v.key for v in views[n_full:]),
-        template=template,
-        markers=markers,
-        more=total - n_shown,
-    )
-
-
-def _editor_context(
-    newsletter: Mapping[str, Any], note: str, site_url: str, theme: Theme
-) -> dict[str, Any]:
-    """The editor's note (HTML and text) and the newsletter's sponsor block, for templates."""
-    from markupsafe import Markup
-
-    from ..editor import markdown_html, markdown_text, sponsor_view
-
-    intro_html = markdown_html(note, site_url) if note.strip() else ""
-    sponsor = sponsor_view(newsletter, site_url, theme.t("sponsored"))
-    if sponsor is not None:
-        sponsor["html"] = Markup(sponsor["html"])  # sanitised by sponsor_view
-    return {
         "intro_html": Markup(intro_html),  # sanitised: the allowlist of post HTML
         "intro_text": markdown_text(intro_html) if intro_html else "",
         "sponsor": sponsor,
     }
-
-
-def _subject_and_preheader(
-    env: Any, newsletter: Mapping[str, Any], where: str, base_ctx: dict[str, Any]
-) -> tuple[str, str]:
-    """The edition's subject and preheader, rendered from the newsletter's templates
-    (``where``: the newsletter's config path, for error messages)."""
+    where = getattr(newsletter, "where", "") or _where(name)  # a config Section knows its path
     subject = _single_line(
         render_string(
             env, newsletter.get("subject") or "{{ site.name }}", what=f"{where}.subject", **base_ctx
@@ -461,7 +422,101 @@ def _subject_and_preheader(
     preheader = _single_line(
         render_string(env, newsletter.get("preheader") or "", what=f"{where}.preheader", **base_ctx)
     )
-    return subject, excerpt(preheader, MAX_PREHEADER)
+    return base_ctx | {
+        "where": where,
+        "subject": subject,
+        "preheader": excerpt(preheader, MAX_PREHEADER),
+        "date_label": theme.format_date(now, "long"),
+        # Inbox previews show the preheader, then whatever text follows in the body
+        # ("View in browser"...); invisible ZWNJ + no-break spaces fill that room.
+        "preview_filler": PREVIEW_FILLER,
+        "count": len(views),
+    }
+
+
+Built = tuple[str, dict[str, Any]]
+
+
+@dataclass
+class _Layout:
+    """Which posts are shown in full, which as title links, which only counted, so that
+    the HTML as sent stays under the size budget."""
+
+    env: Any
+    html_name: str
+    theme: Theme
+    views: list[PostView]
+    ctx: dict[str, Any]
+    site_url: str
+    markers: Markers
+    budget: int
+    more_url: str
+    clicks: ClickTracker | None
+
+    def html_for(self, n_full: int, n_links: int) -> Built:
+        views = self.views
+        full, links = views[:n_full], views[n_full : n_full + n_links]
+        lead = full[0] if (self.theme.lead_story and full and len(views) > 1) else None
+        body = full[1:] if lead else full
+        c = self.ctx | {
+            "lead": lead,
+            "groups": group_posts(body, self.theme),
+            "full": full,
+            "overflow": links,
+            "more": len(views) - n_full - n_links,
+            "more_url": self.more_url,
+        }
+        source = render(self.env, self.html_name, **c)
+        return compile_mjml(source, self.html_name, self.theme.fonts), c
+
+    def size(self, html: str) -> int:
+        if self.clicks is not None:
+            # measured as sent: with the links the reader gets
+            html = self.clicks.copy().rewrite_html(html, self.markers)
+        return size_as_sent(html, self.site_url, self.markers)
+
+    def fits(self, html: str) -> bool:
+        return self.size(html) <= self.budget
+
+    def largest(self, lo: int, hi: int, build: Callable[[int], Built]) -> tuple[int, Built] | None:
+        """The largest n in [lo, hi] whose build(n) fits (sizes grow with n), by
+        bisection: mrml compiles a 90 KB edition in about a millisecond."""
+        best = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            built = build(mid)
+            if self.fits(built[0]):
+                best, lo = (mid, built), mid + 1
+            else:
+                hi = mid - 1
+        return best
+
+    def fit(self, max_full: int | None, where: str) -> Built:
+        """The HTML and context of the fullest layout that fits."""
+        total = len(self.views)
+        cap = total if max_full is None else max(0, min(max_full, total))
+        built = self.html_for(cap, total - cap)
+        if self.fits(built[0]):
+            return built
+        # 1. Fewer posts in full, every other one still a title link.
+        found = self.largest(1, cap - 1, lambda n: self.html_for(n, total - n))
+        if found is not None:
+            return found[1]
+        # 2. Even the title links do not fit: as many posts in full as fit, then as
+        # many links as fit; the rest are counted in one "N more stories" line.
+        step = self.largest(0, cap, lambda n: self.html_for(n, 0))
+        if step is None:
+            smallest = self.size(self.html_for(0, 0)[0])
+            raise TemplateError(
+                f"{where}: "
+                f"this edition cannot fit size_budget_kb = {self.budget // 1024} even with every post "
+                f"in one line ({smallest / 1024:.0f} KB as sent); it is not sent clipped: raise "
+                "size_budget_kb (Gmail clips at ~102) or slim the template"
+            )
+        n_full = step[0]
+        found_links = self.largest(0, total - n_full, lambda k: self.html_for(n_full, k))
+        assert found_links is not None  # k = 0 is step's own fit
+        return found_links[1]
 
 
 def _where(name: str) -> str:
