@@ -1009,10 +1009,10 @@ class App:
             self.share(dry_run=dry_run, fetched=fetched, result=result)
         if not dry_run and self.ledger.outbox_pending():
             # Confirmation emails `distrib serve` queued but could not send (it is down).
-            from .signup import drain_outbox
+            from .signup import send_queued
 
             try:
-                drain_outbox(self.settings, self.ledger)
+                send_queued(self.settings, self.ledger)
             except DistribError as e:
                 result.errors.append(f"confirmation emails: {e}")
         return result

@@ -25,6 +25,7 @@ routes are added to the server's router.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
@@ -249,12 +250,17 @@ class UnsubscribeServer(Server):
         router.add({"POST"}, self.route.match, self._unsubscribe)
         self.router = router
         super().__init__(router, host, port, limits, on_close=self._close_ledger)
+        # The WAL is checkpointed by a thread of the ledger, not by the commit that
+        # crosses the limit: that commit holds the lock every handler waits for, and a
+        # checkpoint's syncs took seconds on a busy disk (benchmarks/signup.py).
+        self._checkpoints = contextlib.ExitStack()
+        self._checkpoints.enter_context(ledger.checkpoints_in_background())
         self.sender = threading.Thread(target=self._send_queued, name="distrib-outbox", daemon=True)
         self.sender.start()
 
     def _send_queued(self) -> None:
         """Send the queued confirmation emails within seconds of their signup."""
-        from .signup import drain_outbox
+        from .signup import send_queued
 
         self.wake.set()  # what a stopped server left queued goes out at start
         while not self.stopping.is_set():
@@ -263,7 +269,7 @@ class UnsubscribeServer(Server):
             if self.stopping.is_set():
                 return
             try:
-                drain_outbox(self.settings, self.ledger, self.lock)
+                send_queued(self.settings, self.ledger, self.lock, self.stopping)
             except Exception as e:  # keep serving; the next wake-up tries again
                 log.error("serve: sending confirmation emails failed: %s", e)
 
@@ -272,6 +278,7 @@ class UnsubscribeServer(Server):
         self.wake.set()
         if self.sender.is_alive() and self.sender is not threading.current_thread():
             self.sender.join(30)
+        self._checkpoints.close()
         with self.lock:
             self.ledger.close()
 

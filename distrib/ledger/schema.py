@@ -250,7 +250,32 @@ def _update_from_6_to_7(db: sqlite3.Connection) -> None:
             buf = ""
 
 
+SCHEMA_V8 = """
+-- Rate-limit counters of `distrib serve` (the signups one client IP may make), kept in
+-- the ledger so that every replica on one ledger counts together: hits of a key in one
+-- fixed bucket of its window; a row is useless after ``expires`` (epoch seconds).
+CREATE TABLE rate_limits (
+    key     TEXT NOT NULL,              -- such as 'signup-ip:192.0.2.1'
+    bucket  INTEGER NOT NULL,           -- the bucket's start, epoch seconds
+    hits    INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (key, bucket)
+) WITHOUT ROWID;
+CREATE INDEX rate_limits_by_expiry ON rate_limits (expires);
+"""
+
+
 def _update_from_7_to_8(db: sqlite3.Connection) -> None:
+    """The table ``rate_limits``: serve's per-IP signup counters, shared by replicas."""
+    buf = ""
+    for line in SCHEMA_V8.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            db.execute(buf)
+            buf = ""
+
+
+def _update_from_8_to_9(db: sqlite3.Connection) -> None:
     """Table ``subscribers``: ``paused_at``, when the reader paused every edition from the
     preferences page (NULL: not paused).  A paused subscriber stays active (not
     suppressed) and receives nothing until they resume from the same page."""
@@ -266,6 +291,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     5: _update_from_5_to_6,
     6: _update_from_6_to_7,
     7: _update_from_7_to_8,
+    8: _update_from_8_to_9,
 }
 VERSION = len(MIGRATIONS)
 

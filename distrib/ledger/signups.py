@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .common import Part, Row, iso, now, wrap_errors
+
+#: How long a claimed confirmation email belongs to the sender that claimed it; after
+#: that the sender is taken for dead and another sends it (a batch of 50 through a slow
+#: mail server takes minutes at worst).
+OUTBOX_LEASE = timedelta(minutes=15)
 
 
 class Signups(Part):
     _forget_key: bytes | None = None
+    #: the rate-limit bucket this process last swept expired counters at
+    _limits_swept: int | None = None
 
     def forgotten_hash(self, address: str) -> str:
         """The keyed hash that stands for an erased address (the key is the ledger's own)."""
@@ -104,18 +111,68 @@ class Signups(Part):
         return int(row[0])
 
     @wrap_errors
+    def rate_limit_hit(self, key: str, limit: int, window: timedelta) -> bool:
+        """Count one event of ``key`` (such as ``signup-ip:192.0.2.1``) if fewer than
+        ``limit`` happened in the last ``window``; False (and nothing counted) when the
+        limit is reached.  The counters are rows of the ledger, so every `distrib serve`
+        replica on one ledger shares them, and a restart forgets nothing.
+
+        The window slides: hits are counted in fixed buckets of one window, and those of
+        the previous bucket still count for the part of it that lies within the last
+        ``window`` (the usual sliding-window counter: two rows a key, not one per hit).
+        One small transaction; the increment is conditional, so concurrent callers on
+        PostgreSQL cannot pass the limit together."""
+        size = max(1, int(window.total_seconds()))
+        t = now().timestamp()
+        bucket = int(t // size) * size
+        with self.db.transaction():
+            prev = self.db.execute(
+                "SELECT hits FROM rate_limits WHERE key = ? AND bucket = ?", (key, bucket - size)
+            ).fetchone()
+            carried = int(prev[0] * (1 - (t - bucket) / size)) if prev is not None else 0
+            allowance = limit - carried
+            if allowance <= 0:
+                return False
+            cur = self.db.execute(
+                """INSERT INTO rate_limits AS d (key, bucket, hits, expires) VALUES (?, ?, 1, ?)
+                   ON CONFLICT (key, bucket) DO UPDATE SET hits = d.hits + 1
+                   WHERE d.hits < ?""",
+                (key, bucket, bucket + 2 * size, allowance),
+            )
+            counted = cur.rowcount == 1
+            if self._limits_swept != bucket:  # once a bucket per process: drop old rows
+                self.db.execute("DELETE FROM rate_limits WHERE expires < ?", (int(t),))
+                self._limits_swept = bucket
+        return counted
+
+    @wrap_errors
     def claim_outbox(self, limit: int = 50) -> list[Row]:
-        """Take queued messages (and ones a dead sender left claimed) for sending."""
+        """Take queued messages (and ones a dead sender left claimed) for sending.
+
+        A row another sender claimed (serve's thread beside `distrib run`, or another
+        serve replica on the same PostgreSQL ledger) is in flight: it is taken only once
+        its claim is older than ``OUTBOX_LEASE``, when that sender is taken for dead.
+        Each row is claimed by an UPDATE that re-checks its state, so two senders that
+        read the same rows at once (PostgreSQL's READ COMMITTED) never both get one."""
+        ts = now()
+        stale = iso(ts - OUTBOX_LEASE)
+        claimable = "(status = 'queued' OR (status = 'claimed' AND updated < ?))"
+        taken: list[Row] = []
         with self.db.transaction():
             rows = self.db.execute(
-                "SELECT * FROM mail_outbox WHERE status IN ('queued', 'claimed') ORDER BY id LIMIT ?",
-                (limit,),
+                f"""SELECT * FROM mail_outbox WHERE status IN ('queued', 'claimed')
+                    AND {claimable} ORDER BY id LIMIT ?""",
+                (stale, limit),
             ).fetchall()
-            self.db.executemany(
-                "UPDATE mail_outbox SET status = 'claimed', attempts = attempts + 1, updated = ? WHERE id = ?",
-                [(iso(now()), r["id"]) for r in rows],
-            )
-        return rows
+            for r in rows:
+                cur = self.db.execute(
+                    f"""UPDATE mail_outbox SET status = 'claimed', attempts = attempts + 1,
+                        updated = ? WHERE id = ? AND {claimable}""",
+                    (iso(ts), r["id"], stale),
+                )
+                if cur.rowcount == 1:
+                    taken.append(r)
+        return taken
 
     @wrap_errors
     def mark_outbox(self, message_id: int, status: str, error: str = "") -> None:
@@ -143,9 +200,10 @@ class Signups(Part):
         welcome: bool = False,
     ) -> bool:
         """Make ``address`` an active subscriber of ``newsletters`` (all of ``every`` when
-        empty); a suppressed address comes back only through here.  Committed with a
-        full sync.  False when it was already active with nothing to change (confirming
-        twice is harmless).  ``welcome``: queue a welcome email in the same transaction
+        empty); a suppressed address comes back only through here.  Without ``name``, the
+        one given at its latest signup is kept (an empty one keeps the name known).
+        Committed with a full sync.  False when it was already active with nothing to
+        change (confirming twice is harmless).  ``welcome``: queue a welcome email in the same transaction
         when the address was not an active subscriber before (a repeated confirmation,
         or one that adds a newsletter, queues none)."""
         address = address.lower()
