@@ -1507,7 +1507,9 @@ def _address_call(fn: Callable[..., bool], *args: Any) -> bool:
 )
 @common()
 def serve(app: App, *, quiet: bool, host: str, port: int, max_connections: int) -> None:
-    """Serve the one-click unsubscribe endpoint (put it behind your reverse proxy).
+    """Serve the one-click unsubscribe endpoint (put it behind your reverse proxy),
+    the signup form's /subscribe and /confirm, each reader's /preferences page and the
+    bounce and complaint webhooks (/hooks/...).
 
     It runs on waitress with limits for a public endpoint: a request's headers within
     10 s, its body within 10 s and at most 64 KiB, idle connections closed after 15 s,

@@ -445,6 +445,12 @@ WEBHOOKS = Table(
             "where signing certificates may come from instead of "
             "https://sns.<region>.amazonaws.com/ (for tests only)",
         ),
+        "sns_max_age": Opt(
+            k_duration,
+            timedelta(hours=1),
+            "SNS messages whose signed Timestamp is older than this are refused (403) as "
+            "replays, such as '1h'; one more than 5 minutes in the future is refused too",
+        ),
     },
     doc="bounce and complaint webhooks of `distrib serve` (POST /hooks/postmark, /hooks/mailgun)",
 )
@@ -463,6 +469,12 @@ SIGNUP = Table(
         ),
         "per_ip": Opt(k_int, 10, "signups one client IP may make in an hour (then 429)"),
         "per_address": Opt(k_int, 3, "confirmation emails one address gets in a day at most"),
+        "welcome": Opt(
+            k_bool,
+            True,
+            "after a first confirmation, send a welcome email (templates email/welcome.html.j2 "
+            "and email/welcome.txt.j2); false: none",
+        ),
     },
     doc="the signup form (POST /subscribe) and its confirmation emails",
 )
@@ -753,6 +765,7 @@ class WebhooksSection(Section):
     ses: bool
     ses_topic_arn: str | None
     sns_cert_url_prefix: str | None
+    sns_max_age: timedelta
 
 
 class SignupSection(Section):
@@ -761,6 +774,7 @@ class SignupSection(Section):
     confirm_ttl: timedelta
     per_ip: int
     per_address: int
+    welcome: bool
 
 
 class ServeSection(Section):

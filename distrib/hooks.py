@@ -1,12 +1,15 @@
-"""Bounce and complaint webhooks of `distrib serve`: ``POST /hooks/postmark`` and
-``POST /hooks/mailgun``.
+"""Bounce and complaint webhooks of `distrib serve`: ``POST /hooks/postmark``,
+``POST /hooks/mailgun`` and ``POST /hooks/ses`` (Amazon SES through SNS).
 
 Each call is authenticated before its body is read for anything else: Postmark's with
 HTTP basic auth (the URL set in Postmark's webhook carries ``user:password``, the value
 of the environment variable ``[webhooks] postmark_auth_env`` names), Mailgun's with the
 HMAC-SHA256 of ``timestamp + token`` under the webhook signing key
 (``[webhooks] mailgun_key_env``), refusing a timestamp more than 5 minutes away and a
-token already seen (a replay).  An unsigned, forged or replayed call is answered 403 and
+token already seen (a replay); SNS's by the message's RSA signature (SignatureVersion 1
+and 2, the certificate fetched only from an SNS host), refusing a ``Timestamp`` older
+than ``[webhooks] sns_max_age`` (1 hour) or more than 5 minutes ahead, and answering a
+``MessageId`` already handled without handling it again.  An unsigned, forged or replayed call is answered 403 and
 changes nothing; a route whose secret is not configured answers 404.
 
 A hard bounce or a complaint suppresses the address at once; a soft bounce after
@@ -44,6 +47,11 @@ MAILGUN_WINDOW = 300.0
 #: host, cannot make serve fetch for every one; past it the answer is a 503, which SNS
 #: retries.
 CERT_FETCHES_PER_MINUTE = 5
+#: SNS messages whose Timestamp is older than this (seconds; ``[webhooks] sns_max_age``)
+#: are refused as replays; SNS retries a delivery for about an hour by default.
+SNS_MAX_AGE = 3600.0
+#: ... and those dated more than this ahead of our clock.
+SNS_FUTURE = 300.0
 
 #: Postmark's bounce types (https://postmarkapp.com/developer/api/bounce-api#bounce-types)
 _POSTMARK_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated", "Blocked"}
@@ -59,8 +67,18 @@ def _options(settings: Settings) -> dict[str, Any]:
         "ses": False,
         "ses_topic_arn": None,
         "sns_cert_url_prefix": None,
+        "sns_max_age": None,
     }
     return defaults | {k: v for k, v in raw.items() if v is not None}
+
+
+def _seconds(value: Any) -> float:
+    """A duration option (a timedelta from the config, '1h', or seconds) in seconds."""
+    if isinstance(value, str):
+        from .schema import k_duration
+
+        value = k_duration(value, None)  # type: ignore[arg-type]
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
 
 
 def _secret(name: str | None) -> str | None:
@@ -87,6 +105,10 @@ class HookRoutes:
         self.cert_prefix = opts["sns_cert_url_prefix"]
         self.certs: dict[str, Any] = {}
         self.fetched: list[float] = []  # when the recent certificate fetches began
+        #: SNS MessageIds handled lately (a message older than sns_max_age is refused anyway)
+        self.sns_seen: dict[str, float] = {}
+        age = opts["sns_max_age"]
+        self.sns_max_age = SNS_MAX_AGE if age is None else float(_seconds(age))
 
     def _record(self, address: str, event: str, how: str, reason: str) -> None:
         from .addresses import normalise_address
@@ -278,6 +300,84 @@ class HookRoutes:
             )
         return text(HTTPStatus.FORBIDDEN, "forbidden: not an SNS message with a valid signature\n")
 
+    def _sns_timely(self, msg: dict[str, Any]) -> bool:
+        """The message's signed Timestamp is within the window: not older than
+        ``[webhooks] sns_max_age`` (a replay of an old message) nor more than
+        :data:`SNS_FUTURE` ahead of this clock."""
+        from datetime import UTC, datetime
+
+        try:
+            sent = datetime.fromisoformat(str(msg.get("Timestamp", "")))
+        except ValueError:
+            return False
+        if sent.tzinfo is None:
+            sent = sent.replace(tzinfo=UTC)  # SNS writes UTC ("...Z")
+        age = time.time() - sent.timestamp()
+        return -SNS_FUTURE <= age <= self.sns_max_age
+
+    def _sns_first_time(self, mid: str) -> bool:
+        """False for a MessageId already handled (SNS delivers at least once)."""
+        with self.lock:
+            t = time.time()
+            seen = self.sns_seen
+            for old in [k for k, at in seen.items() if t - at > 2 * self.sns_max_age]:
+                del seen[old]
+            if mid in seen:
+                return False
+            seen[mid] = t
+        return True
+
+    def _sns_subscribe(self, msg: dict[str, Any], mid: str) -> Response:
+        """Follow a SubscriptionConfirmation's SubscribeURL (an SNS URL only)."""
+        url = str(msg.get("SubscribeURL", ""))
+        if not self._sns_url_ok(url):
+            return text(HTTPStatus.FORBIDDEN, "forbidden: SubscribeURL is not an SNS URL\n")
+        import httpx
+
+        try:
+            httpx.get(url, timeout=10, follow_redirects=False).raise_for_status()
+        except httpx.HTTPError as e:
+            with self.lock:
+                self.sns_seen.pop(mid, None)
+            return text(
+                HTTPStatus.BAD_GATEWAY,
+                f"could not confirm the subscription ({type(e).__name__})\n",
+            )
+        log.info("webhook ses: SNS subscription confirmed")
+        return text(HTTPStatus.OK, "subscribed\n")
+
+    def _ses_bounce(self, note: dict[str, Any]) -> None:
+        bounce = note.get("bounce") or {}
+        event = "bounced" if bounce.get("bounceType") == "Permanent" else "soft_bounce"
+        for r in bounce.get("bouncedRecipients") or []:
+            reason = f"{bounce.get('bounceType')}/{bounce.get('bounceSubType')}: {r.get('diagnosticCode', '')}"
+            self._record(str(r.get("emailAddress", "")), event, "ses", reason)
+
+    def _ses_complaint(self, note: dict[str, Any]) -> None:
+        complaint = note.get("complaint") or {}
+        for r in complaint.get("complainedRecipients") or []:
+            self._record(
+                str(r.get("emailAddress", "")),
+                "complained",
+                "ses",
+                str(complaint.get("complaintFeedbackType") or "complaint"),
+            )
+
+    def _ses_notification(self, msg: dict[str, Any]) -> Response:
+        """An SES bounce or complaint in a Notification's Message; anything else is ignored."""
+        try:
+            note = json.loads(msg["Message"])
+        except ValueError:
+            return text(HTTPStatus.OK, "ok (not an SES notification)\n")
+        if not isinstance(note, dict):
+            return text(HTTPStatus.OK, "ok (not an SES notification)\n")
+        kind = note.get("notificationType") or note.get("eventType")
+        if kind == "Bounce":
+            self._ses_bounce(note)
+        elif kind == "Complaint":
+            self._ses_complaint(note)
+        return text(HTTPStatus.OK, "ok\n")
+
     def ses_hook(self, request: Request, params: dict[str, str]) -> Response:
         if not self.ses:
             return text(HTTPStatus.NOT_FOUND, "not found\n")
@@ -285,62 +385,21 @@ class HookRoutes:
             msg = json.loads(request.body)
         except ValueError:
             msg = None
-        refused = self._refused(msg)
+        refused = self._refused(msg)  # not signed by SNS (403), or too many new certificates
         if refused is not None:
             return refused
-        with self.lock:
-            mid = str(msg.get("MessageId", ""))
-            if mid in self.seen:
-                return text(HTTPStatus.OK, "ok (already handled)\n")
-            self.seen[mid] = time.time()
+        if not self._sns_timely(msg):
+            return text(
+                HTTPStatus.FORBIDDEN, "forbidden: the SNS message's Timestamp is not recent\n"
+            )
+        mid = str(msg.get("MessageId", ""))
+        if not self._sns_first_time(mid):
+            return text(HTTPStatus.OK, "ok (already handled)\n")
         if msg["Type"] == "SubscriptionConfirmation":
-            url = str(msg.get("SubscribeURL", ""))
-            if not self._sns_url_ok(url):
-                return text(HTTPStatus.FORBIDDEN, "forbidden: SubscribeURL is not an SNS URL\n")
-            import httpx
-
-            try:
-                httpx.get(url, timeout=10, follow_redirects=False).raise_for_status()
-            except httpx.HTTPError as e:
-                with self.lock:
-                    self.seen.pop(mid, None)
-                return text(
-                    HTTPStatus.BAD_GATEWAY,
-                    f"could not confirm the subscription ({type(e).__name__})\n",
-                )
-            log.info("webhook ses: SNS subscription confirmed")
-            return text(HTTPStatus.OK, "subscribed\n")
-        return self._ses_notification(msg)
-
-    def _ses_notification(self, msg: dict[str, Any]) -> Response:
-        """A verified SNS message other than a subscription: SES bounces and complaints."""
+            return self._sns_subscribe(msg, mid)
         if msg["Type"] != "Notification":
             return text(HTTPStatus.OK, "ok\n")
-        try:
-            note = json.loads(msg["Message"])
-        except ValueError:
-            return text(HTTPStatus.OK, "ok (not an SES notification)\n")
-        kind = (
-            note.get("notificationType") or note.get("eventType")
-            if isinstance(note, dict)
-            else None
-        )
-        if kind == "Bounce":
-            bounce = note.get("bounce") or {}
-            event = "bounced" if bounce.get("bounceType") == "Permanent" else "soft_bounce"
-            for r in bounce.get("bouncedRecipients") or []:
-                reason = f"{bounce.get('bounceType')}/{bounce.get('bounceSubType')}: {r.get('diagnosticCode', '')}"
-                self._record(str(r.get("emailAddress", "")), event, "ses", reason)
-        elif kind == "Complaint":
-            complaint = note.get("complaint") or {}
-            for r in complaint.get("complainedRecipients") or []:
-                self._record(
-                    str(r.get("emailAddress", "")),
-                    "complained",
-                    "ses",
-                    str(complaint.get("complaintFeedbackType") or "complaint"),
-                )
-        return text(HTTPStatus.OK, "ok\n")
+        return self._ses_notification(msg)
 
 
 #: The only place signing certificates and subscription URLs may come from.

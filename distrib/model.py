@@ -20,6 +20,9 @@ from typing import Any
 #: gets :meth:`Markers.new`, and these strings in a post are text like any other.
 PLACEHOLDER_UNSUBSCRIBE_URL = "XDISTRIBUNSUBSCRIBEURLX"
 PLACEHOLDER_EMAIL = "XDISTRIBRECIPIENTEMAILX"
+#: ... and of the preferences link, which those editions never held (the golden files,
+#: rendered with the fixed markers, show it).
+PLACEHOLDER_PREFERENCES_URL = "XDISTRIBPREFERENCESURLX"
 PLACEHOLDERS = (PLACEHOLDER_UNSUBSCRIBE_URL, PLACEHOLDER_EMAIL)
 
 _NONCE = re.compile(r"[0-9a-f]{32}")
@@ -28,7 +31,7 @@ _NONCE = re.compile(r"[0-9a-f]{32}")
 @dataclass(frozen=True, slots=True)
 class Markers:
     """The gaps the renderer leaves in an edition's HTML and text for the per-recipient
-    values (the unsubscribe URL, the address), filled into the finished bytes per
+    values (the unsubscribe URL, the address, the preferences URL), filled into the finished bytes per
     recipient so that an edition is rendered once whatever the number of recipients.
 
     Each edition gets its own random ``nonce`` at render time, kept with the edition in
@@ -57,16 +60,24 @@ class Markers:
     def email(self) -> str:
         return f"XDISTRIBRECIPIENTEMAIL{self.nonce}X" if self.nonce else PLACEHOLDER_EMAIL
 
+    @property
+    def prefs(self) -> str:
+        """The gap of the reader's preferences-page URL."""
+        return f"XDISTRIBPREFERENCESURL{self.nonce}X" if self.nonce else PLACEHOLDER_PREFERENCES_URL
+
     def split(self, text: str) -> list[str]:
         """``text`` cut at the markers: text, marker, text, marker, ..., text."""
-        return re.split(f"({re.escape(self.url)}|{re.escape(self.email)})", text)
+        found = "|".join(re.escape(m) for m in (self.url, self.email, self.prefs))
+        return re.split(f"({found})", text)
 
-    def fill(self, text: str, *, url: str, email: str) -> str:
+    def fill(self, text: str, *, url: str, email: str, prefs: str | None = None) -> str:
         """``text`` with the values in the gaps, in one pass (a value is never searched
-        for markers again)."""
+        for markers again).  ``prefs`` defaults to ``url``: where there is no
+        preferences page, its link leads where the unsubscribe link does."""
+        values = {self.url: url, self.email: email, self.prefs: url if prefs is None else prefs}
         pieces = self.split(text)
         for i in range(1, len(pieces), 2):
-            pieces[i] = url if pieces[i] == self.url else email
+            pieces[i] = values[pieces[i]]
         return "".join(pieces)
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger("distrib")
 
 PREVIEW_EMAIL = "reader@example.com"
 PREVIEW_UNSUBSCRIBE = "https://example.com/unsubscribe?token=preview"
+PREVIEW_PREFERENCES = "https://example.com/preferences?token=preview"
 #: Host used for the realistic-length unsubscribe URL when measuring the size as sent.
 _SIZE_SITE = "https://news.example.org/"
 #: How long one /version long-poll waits for a change before answering "no change".
@@ -41,7 +42,9 @@ POLL_INTERVAL = 0.3
 
 def personalised(text: str, markers: Markers) -> str:
     """The edition as one sample recipient would see it."""
-    return markers.fill(text, url=PREVIEW_UNSUBSCRIBE, email=PREVIEW_EMAIL)
+    return markers.fill(
+        text, url=PREVIEW_UNSUBSCRIBE, email=PREVIEW_EMAIL, prefs=PREVIEW_PREFERENCES
+    )
 
 
 def summary(rendered: RenderedEdition, *, budget_kb: int) -> dict[str, Any]:

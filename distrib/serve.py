@@ -222,8 +222,6 @@ class UnsubscribeServer(Server):
         # also with tracking turned off, so that the links of editions sent before work.
         clicks = ClickRoutes(ledger, self.lock)
         router.add({"GET"}, clicks.match, clicks.click)
-        router.add({"GET"}, self.route.match, self._confirm_page)
-        router.add({"POST"}, self.route.match, self._unsubscribe)
         # Signup with double opt-in (distrib.signup); its emails go out from a thread.
         from .signup import SignupRoutes, base_url
 
@@ -239,12 +237,22 @@ class UnsubscribeServer(Server):
         router.add({"POST"}, exact("/subscribe"), signup.subscribe)
         router.add({"GET"}, exact("/confirm"), signup.confirm_page)
         router.add({"POST"}, exact("/confirm"), signup.confirm)
+        # The reader's own page: newsletters, pause, unsubscribe from all (distrib.preferences).
+        from .preferences import PATH, PreferencesRoutes
+
+        prefs = PreferencesRoutes(settings, ledger, self.lock, self.tokens, self._status_page)
+        router.add({"GET"}, exact(PATH), prefs.show)
+        router.add({"POST"}, exact(PATH), prefs.apply)
         from .hooks import HookRoutes
 
         hooks = HookRoutes(settings, ledger, self.lock)
         router.add({"POST"}, exact("/hooks/postmark"), hooks.postmark)
         router.add({"POST"}, exact("/hooks/mailgun"), hooks.mailgun)
         router.add({"POST"}, exact("/hooks/ses"), hooks.ses_hook)
+        # The unsubscribe URL last: one with its token at the root (https://x/{token})
+        # matches any one-segment path, and must not hide the fixed paths above.
+        router.add({"GET"}, self.route.match, self._confirm_page)
+        router.add({"POST"}, self.route.match, self._unsubscribe)
         self.router = router
         super().__init__(router, host, port, limits, on_close=self._close_ledger)
         # The WAL is checkpointed by a thread of the ledger, not by the commit that

@@ -40,9 +40,9 @@ import jinja2
 
 from .ledger import Ledger
 from .ledger import now as ledger_now
-from .model import Edition, Recipient
+from .model import Edition, Markers, Recipient
 from .schema import k_duration
-from .unsubscribe import Tokens
+from .unsubscribe import Tokens, public_base_url
 from .web import Request, Response
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ def _options(settings: Settings) -> dict[str, Any]:
         "confirm_ttl": timedelta(days=7),
         "per_ip": 10,
         "per_address": 3,
+        "welcome": True,
     }
     out.update({k: v for k, v in dict(raw).items() if v is not None})
     if isinstance(out["confirm_ttl"], str):
@@ -69,13 +70,7 @@ def _options(settings: Settings) -> dict[str, Any]:
 
 def base_url(settings: Settings) -> str:
     """The public URL the routes are under (no trailing slash)."""
-    configured = _options(settings)["base_url"]
-    if configured:
-        return str(configured).rstrip("/")
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(settings.email.unsubscribe_url or "")
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+    return public_base_url(settings)
 
 
 def newsletter_names(settings: Settings) -> list[str]:
@@ -101,6 +96,24 @@ The link works for {{ days }} days. If you did not ask for this, ignore this ema
 """
 
 
+_WELCOME_HTML = """<!doctype html>
+<html><body style="font:16px/1.5 sans-serif;color:#222">
+<p>Welcome{% if name %}, {{ name }}{% endif %}: {{ address }} is subscribed to {{ newsletters }} from <a href="{{ site_url }}">{{ site }}</a>.</p>
+<p>The next edition comes to this address. You can choose what you receive, or pause it for a while, at any time.</p>
+<p style="font-size:14px;color:#555">{% if preferences_url %}<a href="{{ preferences_url }}">Your preferences</a> · {% endif %}<a href="{{ unsubscribe_url }}">Unsubscribe</a></p>
+</body></html>
+"""
+
+_WELCOME_TEXT = """Welcome{% if name %}, {{ name }}{% endif %}: {{ address }} is subscribed to {{ newsletters }} from {{ site }} ({{ site_url }}).
+
+The next edition comes to this address. You can choose what you receive, or pause it for a while, at any time.
+{% if preferences_url %}
+Your preferences: {{ preferences_url }}
+{% endif %}
+Unsubscribe: {{ unsubscribe_url }}
+"""
+
+
 def _environment(settings: Settings) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = []
     templates = settings.data.get("templates") or {}
@@ -109,7 +122,12 @@ def _environment(settings: Settings) -> jinja2.Environment:
         loaders.append(jinja2.FileSystemLoader(str(folder)))
     loaders.append(
         jinja2.DictLoader(
-            {"email/confirm.html.j2": _CONFIRM_HTML, "email/confirm.txt.j2": _CONFIRM_TEXT}
+            {
+                "email/confirm.html.j2": _CONFIRM_HTML,
+                "email/confirm.txt.j2": _CONFIRM_TEXT,
+                "email/welcome.html.j2": _WELCOME_HTML,
+                "email/welcome.txt.j2": _WELCOME_TEXT,
+            }
         )
     )
     return jinja2.Environment(
@@ -154,8 +172,46 @@ def confirmation_edition(
     )
 
 
+def welcome_edition(settings: Settings, row: Any, env: jinja2.Environment | None = None) -> Edition:
+    """The welcome email of one outbox row (kind ``welcome``), queued by the first
+    confirmation.  Its unsubscribe and preferences links are the edition's markers,
+    filled per recipient by :mod:`distrib.render.message` as in a digest."""
+    chosen = [n for n in str(row["newsletters"]).split(",") if n]
+    markers = Markers.new()
+    values = {
+        "site": settings.site.name,
+        "site_url": settings.site.url,
+        "address": markers.email,
+        "name": row["name"],
+        "newsletters": ", ".join(chosen) or "the newsletter",
+        "unsubscribe_url": markers.url,
+        "preferences_url": markers.prefs if public_base_url(settings) else "",
+    }
+    env = env or _environment(settings)
+    return Edition(
+        id=int(row["id"]),
+        newsletter=chosen[0] if chosen else newsletter_names(settings)[0],
+        post_keys=(),
+        subject=f"Welcome to {settings.site.name}",
+        preheader="",
+        created=datetime.now(UTC),
+        html=env.get_template("email/welcome.html.j2").render(values),
+        text=env.get_template("email/welcome.txt.j2").render(values),
+        markers=markers,
+    )
+
+
+def _outbox_edition(
+    settings: Settings, row: Any, tokens: Tokens, env: jinja2.Environment
+) -> Edition:
+    if row["kind"] == "welcome":
+        return welcome_edition(settings, row, env)
+    return confirmation_edition(settings, row, tokens, env)
+
+
 def drain_outbox(settings: Settings, ledger: Ledger, lock: threading.Lock | None = None) -> int:
-    """Send the queued confirmation emails through the configured mailer; the number sent.
+    """Send the queued confirmation and welcome emails through the configured mailer; the
+    number sent.
 
     Each row is claimed (committed) before the mailer is called and marked after, like
     an edition's deliveries; a transient failure puts it back in the queue."""
@@ -192,7 +248,7 @@ def drain_outbox(settings: Settings, ledger: Ledger, lock: threading.Lock | None
         with cls(mailer_settings(settings), ctx) as mailer:
             for row in rows:
                 message = prepare_message(
-                    settings, confirmation_edition(settings, row, tokens, env), key=key
+                    settings, _outbox_edition(settings, row, tokens, env), key=key
                 )
                 outcomes.clear()
                 try:
@@ -268,6 +324,7 @@ class SignupRoutes:
         self.per_address = int(opts["per_address"])
         self.per_ip = int(opts["per_ip"])
         self.every = newsletter_names(settings)
+        self.welcome = bool(opts["welcome"])
 
     def _answer(self, request: Request, status: int, key: str, message: str) -> Response:
         if _wants_json(request):
@@ -402,7 +459,11 @@ class SignupRoutes:
         token = found[0]
         chosen = [n for n in (token.newsletter or "").split(",") if n]
         with self.lock:
-            self.ledger.confirm_subscriber(token.address, "", chosen, self.every)
+            first = self.ledger.confirm_subscriber(
+                token.address, "", chosen, self.every, welcome=self.welcome
+            )
+        if first and self.welcome:
+            self.wake.set()  # the welcome email goes out within seconds
         return self._answer(
             request, HTTPStatus.OK, "confirmed", f"Thank you: {token.address} is subscribed."
         )

@@ -497,7 +497,8 @@ def recipients(
 ) -> Iterator[Recipient]:
     """The edition's recipients: ``email.recipients``, then ``email.recipients_file``,
     then the ledger's active subscribers; each address once; suppressed ones left out,
-    and those who left ``newsletter`` alone (its unsubscribe link) when one is given.
+    those who paused (the preferences page), and those who left ``newsletter`` alone
+    (its unsubscribe link, or the preferences page) when one is given.
 
     The config and file addresses are read (and checked) now, so a bad one raises
     :class:`ConfigError` naming the file and line before anything is sent; they are
@@ -512,6 +513,7 @@ def _stream(
     fixed: list[Recipient], ledger: Ledger, newsletter: str | None = None
 ) -> Iterator[Recipient]:
     left = ledger.opted_out(newsletter) if newsletter is not None else set()
+    left |= ledger.paused()  # paused from the preferences page: nothing until they resume
     seen = {r.email for r in fixed} | left
     for r in fixed:
         if r.email.lower() not in left and not ledger.is_suppressed(r.email):

@@ -191,6 +191,37 @@ def verify_legacy_token(key: bytes, token: str) -> str | None:
     return address if hmac.compare_digest(token.encode("utf-8"), spelled) else None
 
 
+def public_base_url(settings: Settings) -> str:
+    """The public URL `distrib serve`'s pages are under, without a trailing slash:
+    ``[signup] base_url``, else the scheme and host of ``email.unsubscribe_url``; ""
+    when neither is set (no page of ours can be linked to)."""
+    from urllib.parse import urlsplit
+
+    signup = settings.data.get("signup") or {}
+    configured = signup.get("base_url") if hasattr(signup, "get") else None
+    if configured:
+        return str(configured).rstrip("/")
+    parts = urlsplit(settings.email.get("unsubscribe_url") or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def preferences_maker(
+    settings: Settings, key: bytes, newsletter: str, issued: int | None = None
+) -> Callable[[str], str] | None:
+    """A function of the address giving its preferences-page URL, or None when no public
+    base URL is configured."""
+    base = public_base_url(settings)
+    if not base:
+        return None
+    token = Tokens(key).maker(newsletter, "preferences", issued)
+    prefix = f"{base}/preferences?token="
+
+    def url(address: str) -> str:
+        return prefix + token(address)
+
+    return url
+
+
 def signing_key(settings: Settings, ledger: Ledger | None) -> bytes:
     """The key from ``[email] secret_env``, else the ledger's own (made on first use)."""
     secret = settings.secret(settings.email, "secret_env", where="email")

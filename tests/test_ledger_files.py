@@ -229,3 +229,31 @@ def test_a_read_only_ledger_can_be_read_and_says_so_when_written(
             holder.close()
         data.chmod(0o700)
         ledger.chmod(0o600)
+
+
+def test_a_second_open_in_one_process_keeps_the_first_ones_wal(tmp_path: Path):
+    # `distrib serve` keeps its ledger open; a second open in the same process (a test,
+    # an embedding app) used to read the header with open()/close(), and closing any
+    # descriptor of the file drops every POSIX lock the process holds on it, SQLite's
+    # too: another process closing its connection then deleted the WAL under the first
+    # one, whose next query failed with "disk I/O error".
+    path = tmp_path / "l.sqlite"
+    first = open_ledger(path)
+    try:
+        first.suppress("a@example.org", "unsubscribed")
+        with open_ledger(path) as second:
+            assert second.is_suppressed("a@example.org")
+        code = (
+            "import sys\nfrom distrib.ledger import open_ledger\n"
+            "with open_ledger(sys.argv[1]) as led:\n"
+            "    led.suppress('b@example.org', 'bounced')\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
+        assert path.with_name("l.sqlite-wal").exists()
+        first.suppress("c@example.org", "complained")
+        assert first.is_suppressed("b@example.org")
+    finally:
+        first.close()
+    with open_ledger(path) as led:
+        assert led.is_suppressed("c@example.org")

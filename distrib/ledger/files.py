@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import LedgerError
 from ..paths import make_private_dir
 from .common import readonly_message
+from .runs import _give_back_fd, _take_fd
 from .schema import APPLICATION_ID, VERSION, migrate
 from .sqlite import Connection
 
@@ -56,8 +57,15 @@ def _being_created(path: Path) -> bool:
 
 def _check_file(path: Path) -> None:
     """Refuse an existing file that is not a distrib ledger, saying how to get one back."""
-    with open(path, "rb") as f:
-        head = f.read(100)
+    # Read through a descriptor that is kept open (runs._take_fd): closing any descriptor
+    # of the file would drop every POSIX lock this process holds on it, SQLite's own
+    # included, and another process closing its connection would then delete the WAL
+    # from under a connection this process still has open (a "disk I/O error" after).
+    fd = _take_fd(path)
+    try:
+        head = os.pread(fd, 100, 0)
+    finally:
+        _give_back_fd(fd)
     fix = (
         f"restore it from a backup (cp BACKUP {path}), or to start over move it away "
         f"(mv {path} {path}.old) and run again"

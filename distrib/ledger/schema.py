@@ -189,7 +189,7 @@ CREATE INDEX consent_events_by_address ON consent_events (address, at);
 -- queued -> claimed -> sent | failed, one row per message.
 CREATE TABLE mail_outbox (
     id          INTEGER PRIMARY KEY,
-    kind        TEXT NOT NULL,          -- confirm
+    kind        TEXT NOT NULL,          -- confirm | welcome
     address     TEXT NOT NULL,          -- lower-cased
     name        TEXT NOT NULL DEFAULT '',
     newsletters TEXT NOT NULL,          -- the chosen newsletters, comma-separated
@@ -298,6 +298,13 @@ def _update_from_8_to_9(db: sqlite3.Connection) -> None:
     _run_script(db, SCHEMA_V9)
 
 
+def _update_from_9_to_10(db: sqlite3.Connection) -> None:
+    """Table ``subscribers``: ``paused_at``, when the reader paused every edition from the
+    preferences page (NULL: not paused).  A paused subscriber stays active (not
+    suppressed) and receives nothing until they resume from the same page."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN paused_at TEXT")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _update_from_0_to_1,
     1: _update_from_1_to_2,
@@ -308,6 +315,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     6: _update_from_6_to_7,
     7: _update_from_7_to_8,
     8: _update_from_8_to_9,
+    9: _update_from_9_to_10,
 }
 VERSION = len(MIGRATIONS)
 

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
 
 from .common import Part, Row, iso, now, wrap_errors
 
@@ -14,13 +13,6 @@ from .common import Part, Row, iso, now, wrap_errors
 #: that the sender is taken for dead and another sends it (a batch of 50 through a slow
 #: mail server takes minutes at worst).
 OUTBOX_LEASE = timedelta(minutes=15)
-
-
-def _synchronous(db: Any, level: str) -> None:
-    """SQLite's sync level for the next commits; every PostgreSQL commit is durable
-    already (and PostgreSQL has no PRAGMA)."""
-    if hasattr(db, "set_pragma"):
-        db.set_pragma("synchronous", level)
 
 
 class Signups(Part):
@@ -58,23 +50,20 @@ class Signups(Part):
         address = address.strip().lower()
         digest = self.forgotten_hash(address)
         known = 0
-        _synchronous(self.db, "FULL")
-        try:
-            with self.db.transaction():
-                for table in ("subscribers", "newsletter_optouts", "consent_events", "mail_outbox"):
-                    known += self.db.execute(
-                        f"DELETE FROM {table} WHERE address = ?", (address,)
-                    ).rowcount
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            for table in ("subscribers", "newsletter_optouts", "consent_events", "mail_outbox"):
                 known += self.db.execute(
-                    "UPDATE email_deliveries SET address = ? WHERE address = ?",
-                    (f"forgotten:{digest[:32]}", address),
+                    f"DELETE FROM {table} WHERE address = ?", (address,)
                 ).rowcount
-                self.db.execute(
-                    "INSERT INTO forgotten (hash, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (digest, iso(now())),
-                )
-        finally:
-            _synchronous(self.db, "NORMAL")
+            known += self.db.execute(
+                "UPDATE email_deliveries SET address = ? WHERE address = ?",
+                (f"forgotten:{digest[:32]}", address),
+            ).rowcount
+            self.db.execute(
+                "INSERT INTO forgotten (hash, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (digest, iso(now())),
+            )
         return known > 0
 
     @wrap_errors
@@ -115,7 +104,8 @@ class Signups(Part):
     def signups_since(self, address: str, since: datetime) -> int:
         """Confirmation emails queued for ``address`` since ``since``."""
         row = self.db.execute(
-            "SELECT count(*) FROM mail_outbox WHERE address = ? AND created >= ?",
+            """SELECT count(*) FROM mail_outbox
+               WHERE address = ? AND kind = 'confirm' AND created >= ?""",
             (address.lower(), iso(since)),
         ).fetchone()
         return int(row[0])
@@ -201,66 +191,164 @@ class Signups(Part):
 
     @wrap_errors
     def confirm_subscriber(
-        self, address: str, name: str, newsletters: list[str], every: list[str]
+        self,
+        address: str,
+        name: str,
+        newsletters: list[str],
+        every: list[str],
+        *,
+        welcome: bool = False,
     ) -> bool:
         """Make ``address`` an active subscriber of ``newsletters`` (all of ``every`` when
         empty); a suppressed address comes back only through here.  Without ``name``, the
-        one given at its latest signup is kept (an empty one keeps the name known).  Committed with a
-        full sync.  False when it was already active with nothing to change (confirming
-        twice is harmless)."""
+        one given at its latest signup is kept (an empty one keeps the name known).
+        Committed with a full sync.  False when it was already active with nothing to
+        change (confirming twice is harmless).  ``welcome``: queue a welcome email in the same transaction
+        when the address was not an active subscriber before (a repeated confirmation,
+        or one that adds a newsletter, queues none)."""
         address = address.lower()
         ts = iso(now())
         wanted = [n for n in newsletters if n in every] or list(every)
         forgotten = self.forgotten_hash(address)
-        _synchronous(self.db, "FULL")
-        try:
-            with self.db.transaction():
-                row = self.db.execute(
-                    "SELECT status FROM subscribers WHERE address = ?", (address,)
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            row = self.db.execute(
+                "SELECT status FROM subscribers WHERE address = ?", (address,)
+            ).fetchone()
+            out = {
+                r[0]
+                for r in self.db.execute(
+                    "SELECT newsletter FROM newsletter_optouts WHERE address = ?", (address,)
+                )
+            }
+            if row is not None and row[0] == "active" and not (out & set(wanted)):
+                return False
+            if not name:  # the name given at signup, kept with its confirmation email
+                given = self.db.execute(
+                    """SELECT name FROM mail_outbox WHERE address = ? AND kind = 'confirm'
+                       ORDER BY id DESC LIMIT 1""",
+                    (address,),
                 ).fetchone()
-                out = {
-                    r[0]
-                    for r in self.db.execute(
-                        "SELECT newsletter FROM newsletter_optouts WHERE address = ?", (address,)
-                    )
-                }
-                if row is not None and row[0] == "active" and not (out & set(wanted)):
-                    return False
-                if not name:  # the name typed into the form, kept with the signup
-                    last = self.db.execute(
-                        """SELECT name FROM mail_outbox WHERE address = ? AND kind = 'confirm'
-                           ORDER BY id DESC LIMIT 1""",
-                        (address,),
-                    ).fetchone()
-                    name = str(last[0] or "") if last is not None else ""
-                self.db.execute(
-                    """INSERT INTO subscribers (address, name, status, created, updated)
-                       VALUES (?, ?, 'active', ?, ?)
-                       ON CONFLICT (address) DO UPDATE SET status = 'active', reason = NULL,
-                              name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,
-                              updated = excluded.updated""",
-                    (address, name, ts, ts),
-                )
+                name = given[0] if given else ""
+            self.db.execute(
+                """INSERT INTO subscribers AS d (address, name, status, created, updated)
+                   VALUES (?, ?, 'active', ?, ?)
+                   ON CONFLICT (address) DO UPDATE SET status = 'active', reason = NULL,
+                          name = CASE WHEN excluded.name != '' THEN excluded.name ELSE d.name END,
+                          paused_at = NULL, updated = excluded.updated""",
+                (address, name, ts, ts),
+            )
+            self.db.executemany(
+                "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
+                [(address, n) for n in wanted],
+            )
+            if row is None and len(every) > 1:
+                # A new reader gets only what they chose.
                 self.db.executemany(
-                    "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
-                    [(address, n) for n in wanted],
+                    """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
+                       VALUES (?, ?, 'not chosen at signup', ?) ON CONFLICT DO NOTHING""",
+                    [(address, n, ts) for n in every if n not in wanted],
                 )
-                if row is None and len(every) > 1:
-                    # A new reader gets only what they chose.
-                    self.db.executemany(
-                        """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
-                           VALUES (?, ?, 'not chosen at signup', ?) ON CONFLICT DO NOTHING""",
-                        [(address, n, ts) for n in every if n not in wanted],
-                    )
-                # The person's own confirmation is new consent, also after an erasure.
-                self.db.execute("DELETE FROM forgotten WHERE hash = ?", (forgotten,))
+            # The person's own confirmation is new consent, also after an erasure.
+            self.db.execute("DELETE FROM forgotten WHERE hash = ?", (forgotten,))
+            self.db.execute(
+                """INSERT INTO consent_events (address, event, how, detail, at)
+                   VALUES (?, 'confirmed', 'form', ?, ?)""",
+                (address, ",".join(wanted), ts),
+            )
+            if welcome and (row is None or row[0] != "active"):
+                # a new subscriber, or one coming back: not one adding a newsletter
                 self.db.execute(
-                    """INSERT INTO consent_events (address, event, how, detail, at)
-                       VALUES (?, 'confirmed', 'form', ?, ?)""",
-                    (address, ",".join(wanted), ts),
+                    """INSERT INTO mail_outbox (kind, address, name, newsletters, created, updated)
+                       VALUES ('welcome', ?, ?, ?, ?, ?)""",
+                    (address, name, ",".join(wanted), ts, ts),
                 )
-        finally:
-            _synchronous(self.db, "NORMAL")
+        return True
+
+    # --- the preferences page ---------------------------------------------------------
+
+    @wrap_errors
+    def newsletters_left(self, address: str) -> set[str]:
+        """The newsletters ``address`` opted out of."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT newsletter FROM newsletter_optouts WHERE address = ?", (address.lower(),)
+            )
+        }
+
+    @wrap_errors
+    def update_preferences(
+        self, address: str, every: list[str], wanted: list[str], paused: bool
+    ) -> list[str] | None:
+        """Set an active subscriber's choice from the preferences page: receive the
+        newsletters of ``every`` that are in ``wanted`` (the others are opted out of),
+        and pause everything or not.  Each change is a consent-record event; all of it is
+        one transaction committed with a full sync.  The changes made (``["paused",
+        "opted_out:weekly"]``), or None when ``address`` is not an active subscriber
+        (nothing changed)."""
+        address = address.lower()
+        ts = iso(now())
+        changes: list[str] = []
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            row = self.db.execute(
+                "SELECT status, paused_at FROM subscribers WHERE address = ?", (address,)
+            ).fetchone()
+            if row is None or row["status"] != "active":
+                return None  # suppressed, erased (no row) or never subscribed
+            left = self.newsletters_left(address)
+            for n in every:
+                if n in wanted and n in left:
+                    self.db.execute(
+                        "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
+                        (address, n),
+                    )
+                    changes.append(f"opted_in:{n}")
+                elif n not in wanted and n not in left:
+                    self.db.execute(
+                        """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
+                           VALUES (?, ?, 'preferences', ?) ON CONFLICT DO NOTHING""",
+                        (address, n, ts),
+                    )
+                    changes.append(f"opted_out:{n}")
+            if paused != (row["paused_at"] is not None):
+                self.db.execute(
+                    "UPDATE subscribers SET paused_at = ?, updated = ? WHERE address = ?",
+                    (ts if paused else None, ts, address),
+                )
+                changes.append("paused" if paused else "resumed")
+            self.db.executemany(
+                """INSERT INTO consent_events (address, event, how, detail, at)
+                   VALUES (?, ?, 'preferences', ?, ?)""",
+                [
+                    (address, event, newsletter or None, ts)
+                    for event, _, newsletter in (c.partition(":") for c in changes)
+                ],
+            )
+        return changes
+
+    @wrap_errors
+    def unsubscribe_everything(self, address: str, how: str) -> bool:
+        """Suppress an active subscriber (``unsubscribed``) and record it in the consent
+        record, in one transaction committed with a full sync; False (nothing changed)
+        when ``address`` is not an active subscriber."""
+        address = address.lower()
+        ts = iso(now())
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            cur = self.db.execute(
+                """UPDATE subscribers SET status = 'unsubscribed', reason = ?, updated = ?
+                   WHERE address = ? AND status = 'active'""",
+                (how, ts, address),
+            )
+            if cur.rowcount != 1:
+                return False
+            self.db.execute(
+                """INSERT INTO consent_events (address, event, how, detail, at)
+                   VALUES (?, 'unsubscribed', ?, NULL, ?)""",
+                (address, how, ts),
+            )
         return True
 
     @wrap_errors
@@ -275,36 +363,33 @@ class Signups(Part):
         address = address.lower()
         ts = iso(now())
         status: str | None = None
-        _synchronous(self.db, "FULL")
-        try:
-            with self.db.transaction():
-                self.db.execute(
-                    "INSERT INTO consent_events (address, event, how, detail, at) VALUES (?, ?, ?, ?, ?)",
-                    (address, event, how, reason[:500] or None, ts),
-                )
-                if event in ("bounced", "complained"):
-                    status = event
-                elif event == "soft_bounce":
-                    recent = [
-                        r[0]
-                        for r in self.db.execute(
-                            """SELECT event FROM consent_events WHERE address = ?
-                               AND event IN ('soft_bounce', 'delivered', 'confirmed')
-                               ORDER BY id DESC LIMIT ?""",
-                            (address, soft_limit),
-                        )
-                    ]
-                    if len(recent) >= soft_limit and all(e == "soft_bounce" for e in recent):
-                        status = "bounced"
-                        reason = f"{soft_limit} soft bounces in a row: {reason}"
-                if status is not None:
-                    self.db.execute(
-                        """INSERT INTO subscribers (address, status, reason, created, updated)
-                           VALUES (?, ?, ?, ?, ?)
-                           ON CONFLICT (address) DO UPDATE SET status = excluded.status,
-                                  reason = excluded.reason, updated = excluded.updated""",
-                        (address, status, f"{how}: {reason}"[:500], ts, ts),
+        # one transaction committed with a full sync (on either backend)
+        with self.db.batches(durable=True):
+            self.db.execute(
+                "INSERT INTO consent_events (address, event, how, detail, at) VALUES (?, ?, ?, ?, ?)",
+                (address, event, how, reason[:500] or None, ts),
+            )
+            if event in ("bounced", "complained"):
+                status = event
+            elif event == "soft_bounce":
+                recent = [
+                    r[0]
+                    for r in self.db.execute(
+                        """SELECT event FROM consent_events WHERE address = ?
+                           AND event IN ('soft_bounce', 'delivered', 'confirmed')
+                           ORDER BY id DESC LIMIT ?""",
+                        (address, soft_limit),
                     )
-        finally:
-            _synchronous(self.db, "NORMAL")
+                ]
+                if len(recent) >= soft_limit and all(e == "soft_bounce" for e in recent):
+                    status = "bounced"
+                    reason = f"{soft_limit} soft bounces in a row: {reason}"
+            if status is not None:
+                self.db.execute(
+                    """INSERT INTO subscribers (address, status, reason, created, updated)
+                       VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT (address) DO UPDATE SET status = excluded.status,
+                              reason = excluded.reason, updated = excluded.updated""",
+                    (address, status, f"{how}: {reason}"[:500], ts, ts),
+                )
         return status

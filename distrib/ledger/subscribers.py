@@ -80,6 +80,16 @@ class Subscribers(Signups):
         }
 
     @wrap_errors
+    def paused(self) -> set[str]:
+        """The active subscribers who paused every edition (the preferences page)."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT address FROM subscribers WHERE paused_at IS NOT NULL AND status = 'active'"
+            )
+        }
+
+    @wrap_errors
     def add_subscriber(self, address: str, name: str = "") -> bool:
         """Add an active subscriber; False if the address is already known (any status)
         or was erased (``forget``)."""

@@ -39,8 +39,10 @@ if TYPE_CHECKING:
     from ..render.message import PreparedMessage
 
 NAME = "buttondown"
-#: Buttondown's template variables for the values we fill in per recipient: (url, email).
-TAGS = ("{{ unsubscribe_url }}", "{{ subscriber.email }}")
+#: Buttondown's template variables for the values we fill in per recipient: (unsubscribe
+#: url, email, preferences url).  Buttondown has no preferences variable: its unsubscribe
+#: page is where a reader manages the subscription.
+TAGS = ("{{ unsubscribe_url }}", "{{ subscriber.email }}", "{{ unsubscribe_url }}")
 _STYLE = re.compile(r"(<style\b.*?</style>)", re.S | re.I)
 _TAG_START = re.compile(r"\{(?=[{%#])")
 

@@ -49,8 +49,10 @@ if TYPE_CHECKING:
     from ..render.message import PreparedMessage
 
 NAME = "listmonk"
-#: listmonk's Go template tags for the values we fill in per recipient: (url, email).
-TAGS = ("{{ UnsubscribeURL }}", "{{ .Subscriber.Email }}")
+#: listmonk's Go template tags for the values we fill in per recipient: (unsubscribe url,
+#: email, preferences url).  listmonk's own page under UnsubscribeURL manages preferences
+#: with ``?manage=true``.
+TAGS = ("{{ UnsubscribeURL }}", "{{ .Subscriber.Email }}", "{{ UnsubscribeURL }}?manage=true")
 
 
 def go_template_literal(text: str) -> str:
@@ -78,14 +80,15 @@ def k_id(v: Any, ctx: Ctx) -> int:
 
 
 def fill_tags(
-    text: str, markers: Markers, tags: tuple[str, str], literal: Callable[[str], str] = str
+    text: str, markers: Markers, tags: tuple[str, str, str], literal: Callable[[str], str] = str
 ) -> str:
-    """The edition's markers in ``text`` as the platform's tags ``(url, email)``; the rest
-    made ``literal`` for the platform's template language."""
+    """The edition's markers in ``text`` as the platform's tags ``(unsubscribe url, email,
+    preferences url)``; the rest made ``literal`` for the platform's template language."""
+    by_marker = dict(zip((markers.url, markers.email, markers.prefs), tags, strict=True))
     pieces = markers.split(text)
     for i, piece in enumerate(pieces):
         if i % 2:
-            pieces[i] = tags[0] if piece == markers.url else tags[1]
+            pieces[i] = by_marker[piece]
         else:
             pieces[i] = literal(piece)
     return "".join(pieces)

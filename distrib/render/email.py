@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from ..errors import TemplateError
 from ..model import Markers, Post, RenderedEdition
 from ..sanitize import absolute_http_url, excerpt, html_to_text, one_line
+from ..unsubscribe import public_base_url
 from .templating import get_template, make_env, render, render_string
 from .theme import Theme, reading_minutes, theme_for
 
@@ -320,7 +321,13 @@ def render_edition(
     template = _template_of(env, newsletter, views)
     ctx = _context(settings, env, theme, newsletter, name, now, views, web_url, note)
     where = ctx["where"]
-    ctx |= {"unsubscribe_url": markers.url, "recipient_email": markers.email}
+    ctx |= {
+        "unsubscribe_url": markers.url,
+        "recipient_email": markers.email,
+        # The reader's preferences page (distrib serve), when a public base URL is known;
+        # without one there is no page to link to, and the footer leaves the link out.
+        "preferences_url": markers.prefs if public_base_url(settings) else "",
+    }
     layout = _Layout(
         env=env,
         html_name=f"email/{template}.mjml.j2",

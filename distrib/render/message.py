@@ -28,14 +28,14 @@ import base64
 import hashlib
 import html as html_mod
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from ..model import Edition, Markers, Recipient
-from ..unsubscribe import Tokens
+from ..unsubscribe import Tokens, preferences_maker
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -120,6 +120,14 @@ def _qp_value(value: str) -> bytes:
             return ("=\r\n".join(pieces) + "=\r\n").encode("ascii")
     lines = _qp_line(value, hard_end=False)
     return ("\r\n".join(lines) + "=\r\n").encode("ascii")
+
+
+def _qp_pair(value: str) -> tuple[bytes, bytes]:
+    """``value`` for the text part and HTML-escaped for the HTML part, both as
+    :func:`_qp_value`; encoded once when escaping changes nothing (a URL of tokens)."""
+    text = _qp_value(value)
+    escaped = html_mod.escape(value, quote=True)
+    return text, (text if escaped == value else _qp_value(escaped))
 
 
 def _normalise_newlines(text: str) -> str:
@@ -242,7 +250,7 @@ def _parse_configured(value: str) -> tuple[str, str]:
 # --- the prepared message ---------------------------------------------------------------
 
 # Holes in the chunk list, filled per recipient.
-_H_TO, _H_MSGID, _H_UNSUB, _T_URL, _T_EMAIL, _H_URL, _H_EMAIL = range(7)
+_H_TO, _H_MSGID, _H_UNSUB, _T_URL, _T_EMAIL, _H_URL, _H_EMAIL, _T_PREFS, _H_PREFS = range(9)
 
 
 class PreparedMessage:
@@ -263,6 +271,7 @@ class PreparedMessage:
         unsubscribe_mailto: str | None,
         chunks: list[bytes | int],
         signer: DkimSigner | None = None,
+        preferences: Callable[[str], str] | None = None,
     ):
         self.edition_id = edition.id
         self.newsletter = edition.newsletter
@@ -289,6 +298,10 @@ class PreparedMessage:
         # per-recipient value fills each placeholder.
         self._chunks = [c if isinstance(c, bytes) else b"" for c in chunks]
         self._holes = [(i, c) for i, c in enumerate(chunks) if isinstance(c, int)]
+        #: The address -> preferences-page URL function (None: no public base URL, and the
+        #: link, if a template has one, leads where the unsubscribe link does).
+        self._preferences = preferences
+        self._has_prefs = any(c in (_T_PREFS, _H_PREFS) for _, c in self._holes)
         #: Signs each recipient's bytes (DKIM) when ``[email.dkim]`` is set.
         self.signer = signer
 
@@ -316,6 +329,13 @@ class PreparedMessage:
         if self._mailto:
             return self._mailto_url()
         return ""
+
+    def preferences_url(self, recipient: Recipient, unsubscribe_url: str | None = None) -> str:
+        """The recipient's preferences-page link (a token of its own purpose); where no
+        public base URL is configured, the unsubscribe link."""
+        if self._preferences is not None:
+            return self._preferences(clean_header(recipient.email).strip())
+        return unsubscribe_url if unsubscribe_url is not None else self.unsubscribe_url(recipient)
 
     def _mailto_url(self) -> str:
         return f"mailto:{self._mailto}?subject=unsubscribe"
@@ -351,12 +371,18 @@ class PreparedMessage:
             self.html,
             url=html_mod.escape(url, quote=True),
             email=html_mod.escape(clean_header(recipient.email), quote=True),
+            prefs=html_mod.escape(self.preferences_url(recipient, url), quote=True),
         )
 
     def text_for(self, recipient: Recipient) -> str:
         """The text body with this recipient's values (for HTTP ESPs)."""
         url = self.unsubscribe_url(recipient)
-        return self.markers.fill(self.text, url=url, email=clean_header(recipient.email))
+        return self.markers.fill(
+            self.text,
+            url=url,
+            email=clean_header(recipient.email),
+            prefs=self.preferences_url(recipient, url),
+        )
 
     # the bytes --------------------------------------------------------------------------
 
@@ -369,16 +395,17 @@ class PreparedMessage:
         email = clean_header(recipient.email)
         url = self.unsubscribe_url(recipient)
         message_id = self.message_id(recipient)
-        values: list[bytes] = [b""] * 7
+        values: list[bytes] = [b""] * 9
         values[_H_TO] = ("To: " + format_address(recipient.name, email) + "\r\n").encode("utf-8")
         values[_H_MSGID] = f"Message-ID: {message_id}\r\n".encode("ascii")
         lu = self.list_unsubscribe(recipient, url)
         if lu:
             values[_H_UNSUB] = _fold_words("List-Unsubscribe", lu.split(" ")).encode("utf-8")
-        values[_T_URL] = _qp_value(url)
+        values[_T_URL], values[_H_URL] = _qp_pair(url)
         values[_T_EMAIL] = _qp_value(email)
-        values[_H_URL] = _qp_value(html_mod.escape(url, quote=True))
         values[_H_EMAIL] = _qp_value(html_mod.escape(email, quote=True))
+        if self._has_prefs:
+            values[_T_PREFS], values[_H_PREFS] = _qp_pair(self.preferences_url(recipient, url))
         parts = self._chunks.copy()
         for i, hole in self._holes:
             parts[i] = values[hole]
@@ -392,15 +419,16 @@ class PreparedMessage:
         return self.for_recipient(SAMPLE_RECIPIENT)
 
 
-def _body_chunks(body: str, markers: Markers, url_hole: int, email_hole: int) -> list[bytes | int]:
-    """A body as QP chunks with holes where the edition's markers were (and only there:
-    text that merely looks like a marker is encoded like any other text)."""
+def _body_chunks(body: str, markers: Markers, holes: dict[str, int]) -> list[bytes | int]:
+    """A body as QP chunks with holes where the edition's markers were (``holes``: the
+    hole of each marker; and only there: text that merely looks like a marker is encoded
+    like any other text)."""
     body = _normalise_newlines(body)
     pieces = markers.split(body)
     out: list[bytes | int] = []
     for i, piece in enumerate(pieces):
         if i % 2:
-            out.append(url_hole if piece == markers.url else email_hole)
+            out.append(holes[piece])
             continue
         last = i == len(pieces) - 1
         lines = piece.split("\n")
@@ -487,9 +515,14 @@ def prepare_message(
     part_head = "--{b}\r\nContent-Type: text/{sub}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
     chunks: list[bytes | int] = [h if isinstance(h, int) else h.encode("utf-8") for h in head]
     chunks.append(part_head.format(b=boundary, sub="plain").encode("ascii"))
-    chunks.extend(_body_chunks(edition.text, edition.markers, _T_URL, _T_EMAIL))
+    m = edition.markers
+    chunks.extend(
+        _body_chunks(edition.text, m, {m.url: _T_URL, m.email: _T_EMAIL, m.prefs: _T_PREFS})
+    )
     chunks.append(("\r\n" + part_head.format(b=boundary, sub="html")).encode("ascii"))
-    chunks.extend(_body_chunks(edition.html, edition.markers, _H_URL, _H_EMAIL))
+    chunks.extend(
+        _body_chunks(edition.html, m, {m.url: _H_URL, m.email: _H_EMAIL, m.prefs: _H_PREFS})
+    )
     chunks.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
 
     # Merge neighbouring constant chunks: fewer pieces to join per recipient.
@@ -510,6 +543,9 @@ def prepare_message(
         unsubscribe_mailto=mailto,
         chunks=merged,
         signer=dkim_signer(settings),
+        preferences=preferences_maker(
+            settings, key, edition.newsletter, int(edition.created.timestamp())
+        ),
     )
 
 

@@ -20,19 +20,23 @@ from tests.conftest import SmtpServer
 SECRET = "s3cret-for-signup-tests"
 
 
-def _config(tmp_path: Path, smtp: SmtpServer, extra: str = "") -> Path:
+FEED_SOURCE = """
+[[sources]]
+name = "blog"
+type = "feed"
+url = "https://news.example/feed.xml"
+"""
+
+
+def _config(tmp_path: Path, smtp: SmtpServer, extra: str = "", sources: str = FEED_SOURCE) -> Path:
     path = tmp_path / "distrib.toml"
     path.write_text(
         f"""
 [site]
 name = "Harbour Notes"
 url = "https://news.example/"
-
-[[sources]]
-name = "blog"
-type = "feed"
-url = "https://news.example/feed.xml"
-
+postal_address = "1 Quay Street, Harbourtown"
+{sources}
 [email]
 mailer = "smtp"
 from = "Harbour Notes <news@news.example>"
@@ -73,10 +77,14 @@ class Service:
 
 
 def _start(
-    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, extra: str = ""
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: str = "",
+    sources: str = FEED_SOURCE,
 ) -> Iterator[Service]:
     monkeypatch.setenv("DISTRIB_SIGNUP_SECRET", SECRET)
-    settings = load_config(_config(tmp_path, smtp, extra))
+    settings = load_config(_config(tmp_path, smtp, extra, sources))
     ledger_path = tmp_path / "distrib.sqlite"
     with open_ledger(ledger_path) as led:
         key = signing_key(settings, led)

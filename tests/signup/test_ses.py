@@ -60,14 +60,21 @@ def sign(
     }
 
 
-def notification(note: dict[str, object]) -> dict[str, str]:
+def sns_time(ago: dt.timedelta = dt.timedelta(seconds=2)) -> str:
+    """A Timestamp as SNS writes it (UTC, milliseconds, "Z"), ``ago`` before now."""
+    return (dt.datetime.now(dt.UTC) - ago).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def notification(
+    note: dict[str, object], ago: dt.timedelta = dt.timedelta(seconds=2)
+) -> dict[str, str]:
     # https://docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html
     return {
         "Type": "Notification",
         "MessageId": str(uuid.uuid4()),
         "TopicArn": TOPIC,
         "Message": json.dumps(note),
-        "Timestamp": "2026-12-01T22:00:00.000Z",
+        "Timestamp": sns_time(ago),
     }
 
 
@@ -197,13 +204,62 @@ def test_subscription_confirmation_is_followed(ses: tuple[Service, HTTPServer]):
             "TopicArn": TOPIC,
             "Message": "You have chosen to subscribe to the topic.",
             "SubscribeURL": http.url_for("/confirm-subscription") + "?Token=t0k",
-            "Timestamp": "2026-12-01T22:00:00.000Z",
+            "Timestamp": sns_time(),
         },
         http.url_for("/SimpleNotificationService-abc.pem"),
     )
     r = service.http.post("/hooks/ses", content=json.dumps(msg))
     assert r.status_code == 200, r.text
     assert any(req.path == "/confirm-subscription" for req, _ in http.log)
+
+
+def test_old_and_future_timestamps_are_403_and_change_nothing(ses: tuple[Service, HTTPServer]):
+    # A signed message replayed after the window (or dated ahead of our clock) is refused,
+    # like Mailgun's old signatures: SNS itself retries for about an hour.
+    service, http = ses
+    cert = http.url_for("/SimpleNotificationService-abc.pem")
+    for ago in (
+        dt.timedelta(hours=1, minutes=1),
+        dt.timedelta(days=3),
+        dt.timedelta(minutes=-6),
+    ):
+        for version in ("1", "2"):
+            msg = sign(notification(bounce("v1@example.org"), ago), cert, version)
+            r = service.http.post("/hooks/ses", content=json.dumps(msg))
+            assert r.status_code == 403, (ago, r.text)
+    msg = sign(notification(complaint("v2@example.org"), dt.timedelta(minutes=59)), cert)
+    garbled = msg | {"Timestamp": "yesterday"}
+    assert service.http.post("/hooks/ses", content=json.dumps(garbled)).status_code == 403
+    assert service.status("v1@example.org") == "active"
+    with open_ledger(service.ledger_path) as led:
+        assert led.consent_record("v1@example.org") == []
+    # within the window (and a little ahead, for clock skew) it is handled
+    assert service.http.post("/hooks/ses", content=json.dumps(msg)).status_code == 200
+    assert service.status("v2@example.org") == "complained"
+    ahead = sign(notification(bounce("v1@example.org"), dt.timedelta(minutes=-4)), cert)
+    assert service.http.post("/hooks/ses", content=json.dumps(ahead)).status_code == 200
+    assert service.status("v1@example.org") == "bounced"
+
+
+def test_sns_max_age_is_configurable(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer
+):
+    httpserver.expect_request("/SimpleNotificationService-abc.pem").respond_with_data(CERT)
+    extra = (
+        f'\n[webhooks]\nses = true\nsns_max_age = "10m"\n'
+        f'sns_cert_url_prefix = "{httpserver.url_for("/")}"\n'
+    )
+    gen = _start(tmp_path, smtp_server, monkeypatch, extra)
+    service = next(gen)
+    try:
+        with open_ledger(service.ledger_path) as led:
+            subs.add(led, "late@example.org")
+        cert = httpserver.url_for("/SimpleNotificationService-abc.pem")
+        msg = sign(notification(bounce("late@example.org"), dt.timedelta(minutes=11)), cert)
+        assert service.http.post("/hooks/ses", content=json.dumps(msg)).status_code == 403
+        assert service.status("late@example.org") == "active"
+    finally:
+        gen.close()
 
 
 def test_only_sns_hosts_are_trusted_by_default():

@@ -92,11 +92,13 @@ def test_every_content_link_is_rewritten_once_and_the_per_reader_ones_are_not(ma
             TRACKED.fullmatch(href)
             or href.startswith("mailto:")
             or markers.url in href
+            or markers.prefs in href  # the reader's preferences page
             or (href == "https://test.example/unsubscribe?token=abc")
         ), href
     for url in re.findall(r"https?://\S+", tracked.text):
         assert TRACKED.match(url) or "/unsubscribe" in url, url
     assert markers.url in tracked.html and markers.url in tracked.text
+    assert markers.prefs in tracked.html and markers.prefs in tracked.text
     assert tracked.full_keys == plain.full_keys and tracked.subject == plain.subject
 
 
