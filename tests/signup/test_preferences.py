@@ -430,3 +430,30 @@ def test_a_paused_reader_who_signs_up_and_confirms_again_is_resumed(letters: Ser
     assert r.status_code == 200 and "is subscribed" in r.text
     assert state(letters, "ana@example.org") == ("active", False, set())
     assert [e[0] for e in events(letters, "ana@example.org")][-2:] == ["confirmed", "resumed"]
+
+
+def test_a_post_without_the_form_changes_nothing(letters: Service):
+    """The page's forms carry the token in their body; a POST with the token only in
+    the query (an empty body, a JSON or multipart one: a scanner, a script) applied an
+    empty choice before, opting the reader out of every newsletter."""
+    token = prefs_token(letters, "ana@example.org")
+    empty = letters.http.post(f"/preferences?token={token}")
+    assert empty.status_code == 400
+    as_json = letters.http.post(f"/preferences?token={token}", json={"action": "save"})
+    assert as_json.status_code == 400
+    multipart = letters.http.post(
+        f"/preferences?token={token}", files={"action": (None, "unsubscribe")}
+    )
+    assert multipart.status_code == 400
+    assert state(letters, "ana@example.org") == ("active", False, set())
+    assert events(letters, "ana@example.org") == []
+    # the page's own form posts to its own URL, the token in both: that works
+    r = letters.http.post(
+        f"/preferences?token={token}",
+        data={"token": token, "action": "save", "newsletter": "weekly"},
+    )
+    assert r.status_code == 200 and state(letters, "ana@example.org") == (
+        "active",
+        False,
+        {"daily"},
+    )
