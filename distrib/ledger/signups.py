@@ -153,7 +153,9 @@ class Signups(Part):
         serve replica on the same PostgreSQL ledger) is in flight: it is taken only once
         its claim is older than ``OUTBOX_LEASE``, when that sender is taken for dead.
         Each row is claimed by an UPDATE that re-checks its state, so two senders that
-        read the same rows at once (PostgreSQL's READ COMMITTED) never both get one."""
+        read the same rows at once (PostgreSQL's READ COMMITTED) never both get one.  A
+        welcome whose reader has left, been suppressed or paused since is not sent: it
+        is marked ``failed`` ("not sent") instead."""
         ts = now()
         stale = iso(ts - OUTBOX_LEASE)
         claimable = "(status = 'queued' OR (status = 'claimed' AND updated < ?))"
@@ -165,6 +167,14 @@ class Signups(Part):
                 (stale, limit),
             ).fetchall()
             for r in rows:
+                if r["kind"] == "welcome" and not self._receiving(r["address"]):
+                    # left, suppressed or paused since it was queued: it asked for nothing
+                    self.db.execute(
+                        f"""UPDATE mail_outbox SET status = 'failed', error = ?, updated = ?
+                            WHERE id = ? AND {claimable}""",
+                        ("no longer an active subscriber: not sent", iso(ts), r["id"], stale),
+                    )
+                    continue
                 cur = self.db.execute(
                     f"""UPDATE mail_outbox SET status = 'claimed', attempts = attempts + 1,
                         updated = ? WHERE id = ? AND {claimable}""",
@@ -173,6 +183,15 @@ class Signups(Part):
                 if cur.rowcount == 1:
                     taken.append(r)
         return taken
+
+    def _receiving(self, address: str) -> bool:
+        """Whether ``address`` is an active subscriber that has not paused."""
+        row = self.db.execute(
+            """SELECT 1 FROM subscribers
+               WHERE address = ? AND status = 'active' AND paused_at IS NULL""",
+            (address,),
+        ).fetchone()
+        return row is not None
 
     @wrap_errors
     def mark_outbox(self, message_id: int, status: str, error: str = "") -> None:
