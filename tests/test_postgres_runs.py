@@ -38,20 +38,27 @@ def _host_config(make_config, server, folder: Path, recipients: str) -> Path:
     return target
 
 
+def _send_until(path: Path, env: dict[str, str], server, received: int) -> subprocess.Popen[bytes]:
+    """`distrib send` started as cron would, returned once the SMTP server has ``received``
+    messages (or the send ended, or a minute passed)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distrib", "send", "--config", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=path.parent,
+        env={**__import__("os").environ, **env},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(server.received) < received and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    return proc
+
+
 def test_kill_mid_send_then_rerun_on_postgresql(make_config, tmp_path: Path, pg_url: str) -> None:
     controller, server = _slow_smtp_server(delay=0.01)
     env = {"DISTRIB_LEDGER_URL": pg_url}
     try:
         addresses = _write_subscribers(tmp_path / "subscribers.csv", 300)
         path = _host_config(make_config, server, tmp_path, 'recipients_file = "subscribers.csv"')
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "distrib", "send", "--config", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-            env={**__import__("os").environ, **env},
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(server.received) < 100 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.005)
+        proc = _send_until(path, env, server, received=100)
         assert proc.poll() is None, (
             proc.stderr.read() if proc.stderr else "the send finished before it could be killed"
         )
@@ -245,14 +252,7 @@ def test_a_connection_dropped_mid_send_defers_and_the_rerun_duplicates_nothing_s
     try:
         addresses = _write_subscribers(tmp_path / "subscribers.csv", 300)
         path = _host_config(make_config, server, tmp_path, 'recipients_file = "subscribers.csv"')
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "distrib", "send", "--config", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-            env={**__import__("os").environ, **env},
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(server.received) < 100 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.005)
+        proc = _send_until(path, env, server, received=100)
         assert proc.poll() is None, "the send finished before its connection could be dropped"
         with psycopg.connect(pg_url, autocommit=True) as db:
             ended = db.execute(
