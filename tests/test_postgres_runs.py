@@ -38,20 +38,27 @@ def _host_config(make_config, server, folder: Path, recipients: str) -> Path:
     return target
 
 
+def _send_until(path: Path, env: dict[str, str], server, received: int) -> subprocess.Popen[bytes]:
+    """`distrib send` started as cron would, returned once the SMTP server has ``received``
+    messages (or the send ended, or a minute passed)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distrib", "send", "--config", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=path.parent,
+        env={**__import__("os").environ, **env},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(server.received) < received and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    return proc
+
+
 def test_kill_mid_send_then_rerun_on_postgresql(make_config, tmp_path: Path, pg_url: str) -> None:
     controller, server = _slow_smtp_server(delay=0.01)
     env = {"DISTRIB_LEDGER_URL": pg_url}
     try:
         addresses = _write_subscribers(tmp_path / "subscribers.csv", 300)
         path = _host_config(make_config, server, tmp_path, 'recipients_file = "subscribers.csv"')
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "distrib", "send", "--config", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-            env={**__import__("os").environ, **env},
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(server.received) < 100 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.005)
+        proc = _send_until(path, env, server, received=100)
         assert proc.poll() is None, (
             proc.stderr.read() if proc.stderr else "the send finished before it could be killed"
         )
@@ -232,3 +239,50 @@ def test_two_serve_replicas_share_the_database(make_config, tmp_path: Path, pg_u
         for proc in procs:
             proc.terminate()
             proc.wait(10)
+
+
+def test_a_connection_dropped_mid_send_defers_and_the_rerun_duplicates_nothing_settled(
+    make_config, tmp_path: Path, pg_url: str
+) -> None:
+    """The database ends the send's connections mid-send (a failover, an idle-killer, a
+    restart): the send stops with one line and no traceback, every recipient it had marked
+    stays marked, and the rerun sends the rest; a copy twice only for what was in flight."""
+    controller, server = _slow_smtp_server(delay=0.01)
+    env = {"DISTRIB_LEDGER_URL": pg_url}
+    try:
+        addresses = _write_subscribers(tmp_path / "subscribers.csv", 300)
+        path = _host_config(make_config, server, tmp_path, 'recipients_file = "subscribers.csv"')
+        proc = _send_until(path, env, server, received=100)
+        assert proc.poll() is None, "the send finished before its connection could be dropped"
+        with psycopg.connect(pg_url, autocommit=True) as db:
+            ended = db.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        assert ended >= 1
+        _, err = proc.communicate(timeout=60)
+        stderr = err.decode("utf-8", "replace")
+        assert proc.returncode in (1, 2), stderr
+        assert "Traceback" not in stderr and stderr.strip(), stderr
+        assert len(stderr.strip().splitlines()) == 1, stderr
+        with psycopg.connect(pg_url) as db:
+            in_flight = {
+                r[0]
+                for r in db.execute("SELECT address FROM email_deliveries WHERE status = 'claimed'")
+            }
+            marked = {
+                r[0]
+                for r in db.execute("SELECT address FROM email_deliveries WHERE status = 'sent'")
+            }
+        received_before = {a for a, v in server.by_recipient().items() if v}
+        assert marked <= received_before  # nothing marked that was not sent
+        rerun = run_distrib("send", "--config", str(path), env=env)
+        assert rerun.returncode == 0, rerun.stderr
+        counts = {a: len(v) for a, v in server.by_recipient().items()}
+        assert set(counts) == set(addresses)  # none lost
+        twice = {a for a, n in counts.items() if n > 1}
+        assert not twice & marked  # a recipient marked sent is never sent again
+        assert twice <= in_flight, (twice, in_flight)
+        assert len(twice) <= 1  # one connection: at most one message in flight
+    finally:
+        controller.stop()
