@@ -9,7 +9,7 @@ confirmation token does not open this page, nor does this page's token open thei
 the newsletters of ``[[newsletters]]`` as checkboxes (checked: receiving), a *pause*
 that stops every edition until the reader comes back and unchecks it (a paused
 subscriber stays subscribed, not suppressed), and a separate "unsubscribe from
-everything" button.  ``POST`` (form-encoded, the token in the form) applies the choice;
+everything" button.  ``POST`` (form-encoded, the token in the form: never the query's) applies the choice;
 each change is an event of the subscriber's consent record, and all of it is committed
 with a full sync before the answer, so a kill right after the 200 keeps it.
 
@@ -154,7 +154,9 @@ class PreferencesRoutes:
     def apply(self, request: Request, params: dict[str, str]) -> Response:
         """POST: apply the choice, durably, then say what it is now."""
         form = request.form()
-        raw = self._raw_token(request)
+        # Only from the form: a POST with the token in its query alone (an empty, JSON or
+        # multipart body) would otherwise apply an empty choice, leaving every newsletter.
+        raw = (form.get("token") or [""])[0]
         token = self.tokens.read(raw, "preferences") if raw else None
         if token is None:
             return self._bad()

@@ -387,7 +387,8 @@ class SignupRoutes:
     def _record(self, remote: str, address: str, name: str, chosen: list[str]) -> bool:
         """Count the signup against the client's IP (False: over the limit, nothing
         done), then queue a confirmation unless the address is already subscribed to
-        what it chose or has had ``per_address`` today.  One hold of the lock."""
+        what it chose (and not paused) or has had ``per_address`` today.  One hold of
+        the lock."""
         with self.lock:
             # In the ledger, so that replicas on one ledger count together.
             if not self.ledger.rate_limit_hit(
@@ -398,6 +399,7 @@ class SignupRoutes:
             already = (
                 row is not None
                 and row["status"] == "active"
+                and row["paused_at"] is None  # paused: its confirmation resumes it
                 and not any(self.ledger.is_opted_out(address, n) for n in (chosen or self.every))
             )
             since = ledger_now() - timedelta(days=1)

@@ -196,18 +196,23 @@ class Router:
     def unprefixed(self, request: Request) -> Request:
         """``request`` with the public base path taken off its target, so that the routes
         answer both ``/news/subscribe`` (a proxy that passes the path on) and
-        ``/subscribe`` (one that strips it).  Only a whole leading segment is taken."""
-        p = self.prefix
-        if not p or not (request.target == p or request.target.startswith((p + "/", p + "?"))):
+        ``/subscribe`` (one that strips it).  Only whole leading segments are taken,
+        compared percent-decoded (``[signup] base_url`` may write ``/lettre d'été``
+        where a browser sends ``/lettre%20d'%C3%A9t%C3%A9``)."""
+        if not self.prefix:
             return request
-        rest = request.target[len(p) :]
-        decoded = unquote(p)
-        path = request.path[len(decoded) :] if request.path.startswith(decoded) else request.path
-        return replace(
-            request,
-            target=rest if rest.startswith("/") else "/" + rest,
-            path=path if path.startswith("/") else "/" + path,
-        )
+        want = [unquote(s) for s in self.prefix.split("/")[1:]]
+        if request.target.startswith("/"):
+            raw = target_path(request.target)
+            suffix = request.target[len(raw) :]
+        else:  # absolute form
+            parts = urlsplit(request.target)
+            raw, suffix = parts.path or "/", f"?{parts.query}" if parts.query else ""
+        got = raw.split("/")[1:]
+        if [unquote(s) for s in got[: len(want)]] != want:
+            return request
+        rest = "/" + "/".join(got[len(want) :])
+        return replace(request, target=rest + suffix, path=unquote(rest))
 
     def add(self, methods: Iterable[str], match: Matcher, handler: Handler) -> None:
         self.routes.append(_Route(frozenset(m.upper() for m in methods), match, handler))

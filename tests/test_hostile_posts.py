@@ -23,7 +23,7 @@ from .test_end_to_end import smtp_config
 U, E = PLACEHOLDER_UNSUBSCRIBE_URL, PLACEHOLDER_EMAIL
 #: A marker of the new form with a nonce a post might guess.
 GUESS = Markers("0" * 32)
-BAIT = f"{U} {E} {GUESS.url} {GUESS.email}"
+BAIT = f"{U} {E} {GUESS.url} {GUESS.email} {GUESS.prefs} XDISTRIBPREFERENCESURLX"
 READERS = ["ana@example.com", "bo@example.net", "chen@example.org", "dee@example.com"]
 
 

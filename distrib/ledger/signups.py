@@ -153,7 +153,9 @@ class Signups(Part):
         serve replica on the same PostgreSQL ledger) is in flight: it is taken only once
         its claim is older than ``OUTBOX_LEASE``, when that sender is taken for dead.
         Each row is claimed by an UPDATE that re-checks its state, so two senders that
-        read the same rows at once (PostgreSQL's READ COMMITTED) never both get one."""
+        read the same rows at once (PostgreSQL's READ COMMITTED) never both get one.  A
+        welcome whose reader has left, been suppressed or paused since is not sent: it
+        is marked ``failed`` ("not sent") instead."""
         ts = now()
         stale = iso(ts - OUTBOX_LEASE)
         claimable = "(status = 'queued' OR (status = 'claimed' AND updated < ?))"
@@ -165,6 +167,14 @@ class Signups(Part):
                 (stale, limit),
             ).fetchall()
             for r in rows:
+                if r["kind"] == "welcome" and not self._receiving(r["address"]):
+                    # left, suppressed or paused since it was queued: it asked for nothing
+                    self.db.execute(
+                        f"""UPDATE mail_outbox SET status = 'failed', error = ?, updated = ?
+                            WHERE id = ? AND {claimable}""",
+                        ("no longer an active subscriber: not sent", iso(ts), r["id"], stale),
+                    )
+                    continue
                 cur = self.db.execute(
                     f"""UPDATE mail_outbox SET status = 'claimed', attempts = attempts + 1,
                         updated = ? WHERE id = ? AND {claimable}""",
@@ -173,6 +183,15 @@ class Signups(Part):
                 if cur.rowcount == 1:
                     taken.append(r)
         return taken
+
+    def _receiving(self, address: str) -> bool:
+        """Whether ``address`` is an active subscriber that has not paused."""
+        row = self.db.execute(
+            """SELECT 1 FROM subscribers
+               WHERE address = ? AND status = 'active' AND paused_at IS NULL""",
+            (address,),
+        ).fetchone()
+        return row is not None
 
     @wrap_errors
     def mark_outbox(self, message_id: int, status: str, error: str = "") -> None:
@@ -203,9 +222,10 @@ class Signups(Part):
         empty); a suppressed address comes back only through here.  Without ``name``, the
         one given at its latest signup is kept (an empty one keeps the name known).
         Committed with a full sync.  False when it was already active with nothing to
-        change (confirming twice is harmless).  ``welcome``: queue a welcome email in the same transaction
-        when the address was not an active subscriber before (a repeated confirmation,
-        or one that adds a newsletter, queues none)."""
+        change (confirming twice is harmless); a paused subscriber's confirmation
+        resumes it (a ``resumed`` event).  ``welcome``: queue a welcome email in the same
+        transaction when the address was not an active subscriber before (a repeated
+        confirmation, or one that adds a newsletter or resumes, queues none)."""
         address = address.lower()
         ts = iso(now())
         wanted = [n for n in newsletters if n in every] or list(every)
@@ -213,7 +233,7 @@ class Signups(Part):
         # one transaction committed with a full sync (on either backend)
         with self.db.batches(durable=True):
             row = self.db.execute(
-                "SELECT status FROM subscribers WHERE address = ?", (address,)
+                "SELECT status, paused_at FROM subscribers WHERE address = ?", (address,)
             ).fetchone()
             out = {
                 r[0]
@@ -221,15 +241,12 @@ class Signups(Part):
                     "SELECT newsletter FROM newsletter_optouts WHERE address = ?", (address,)
                 )
             }
-            if row is not None and row[0] == "active" and not (out & set(wanted)):
+            status = row[0] if row is not None else None
+            # a paused reader's confirmation resumes them (paused_at = NULL below)
+            paused = status == "active" and row[1] is not None
+            if status == "active" and not paused and not (out & set(wanted)):
                 return False
-            if not name:  # the name given at signup, kept with its confirmation email
-                given = self.db.execute(
-                    """SELECT name FROM mail_outbox WHERE address = ? AND kind = 'confirm'
-                       ORDER BY id DESC LIMIT 1""",
-                    (address,),
-                ).fetchone()
-                name = given[0] if given else ""
+            name = name or self._name_at_signup(address)
             self.db.execute(
                 """INSERT INTO subscribers AS d (address, name, status, created, updated)
                    VALUES (?, ?, 'active', ?, ?)
@@ -242,7 +259,7 @@ class Signups(Part):
                 "DELETE FROM newsletter_optouts WHERE address = ? AND newsletter = ?",
                 [(address, n) for n in wanted],
             )
-            if row is None and len(every) > 1:
+            if status is None and len(every) > 1:
                 # A new reader gets only what they chose.
                 self.db.executemany(
                     """INSERT INTO newsletter_optouts (address, newsletter, reason, created)
@@ -251,12 +268,15 @@ class Signups(Part):
                 )
             # The person's own confirmation is new consent, also after an erasure.
             self.db.execute("DELETE FROM forgotten WHERE hash = ?", (forgotten,))
-            self.db.execute(
+            events: list[tuple[str, str | None]] = [("confirmed", ",".join(wanted))]
+            if paused:
+                events.append(("resumed", None))
+            self.db.executemany(
                 """INSERT INTO consent_events (address, event, how, detail, at)
-                   VALUES (?, 'confirmed', 'form', ?, ?)""",
-                (address, ",".join(wanted), ts),
+                   VALUES (?, ?, 'form', ?, ?)""",
+                [(address, event, detail, ts) for event, detail in events],
             )
-            if welcome and (row is None or row[0] != "active"):
+            if welcome and status != "active":
                 # a new subscriber, or one coming back: not one adding a newsletter
                 self.db.execute(
                     """INSERT INTO mail_outbox (kind, address, name, newsletters, created, updated)
@@ -264,6 +284,15 @@ class Signups(Part):
                     (address, name, ",".join(wanted), ts, ts),
                 )
         return True
+
+    def _name_at_signup(self, address: str) -> str:
+        """The name given at the latest signup, kept with its confirmation email."""
+        given = self.db.execute(
+            """SELECT name FROM mail_outbox WHERE address = ? AND kind = 'confirm'
+               ORDER BY id DESC LIMIT 1""",
+            (address,),
+        ).fetchone()
+        return str(given[0]) if given else ""
 
     # --- the preferences page ---------------------------------------------------------
 

@@ -405,3 +405,55 @@ def test_an_unsubscribe_url_with_its_token_at_the_root_hides_no_page(
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_a_paused_reader_who_signs_up_and_confirms_again_is_resumed(letters: Service):
+    """Pausing, then signing up again through the form and confirming: the confirmation
+    is the reader's new consent, and its page says "subscribed", so the pause ends (it
+    stayed on: the page said subscribed and nothing came).  The signup's answer is the
+    same as for anyone (no enumeration)."""
+    token = prefs_token(letters, "ana@example.org")
+    assert save(letters, token, ["weekly", "daily"], pause=True).status_code == 200
+    assert state(letters, "ana@example.org") == ("active", True, set())
+    paused = letters.subscribe(email="ana@example.org")
+    fresh = letters.subscribe(email="zed@example.org")
+    assert (paused.status_code, paused.text) == (fresh.status_code, fresh.text)
+    letters.wait_for_mail(2)
+    for m in letters.smtp.received:
+        msg = email.message_from_bytes(m.data, policy=policy.default)
+        if msg["To"] == "ana@example.org":
+            text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            link = re.search(r"/confirm\?token=(\S+)", text)
+            assert link
+            confirm = unquote(link.group(1))
+    r = letters.http.post("/confirm", data={"token": confirm})
+    assert r.status_code == 200 and "is subscribed" in r.text
+    assert state(letters, "ana@example.org") == ("active", False, set())
+    assert [e[0] for e in events(letters, "ana@example.org")][-2:] == ["confirmed", "resumed"]
+
+
+def test_a_post_without_the_form_changes_nothing(letters: Service):
+    """The page's forms carry the token in their body; a POST with the token only in
+    the query (an empty body, a JSON or multipart one: a scanner, a script) applied an
+    empty choice before, opting the reader out of every newsletter."""
+    token = prefs_token(letters, "ana@example.org")
+    empty = letters.http.post(f"/preferences?token={token}")
+    assert empty.status_code == 400
+    as_json = letters.http.post(f"/preferences?token={token}", json={"action": "save"})
+    assert as_json.status_code == 400
+    multipart = letters.http.post(
+        f"/preferences?token={token}", files={"action": (None, "unsubscribe")}
+    )
+    assert multipart.status_code == 400
+    assert state(letters, "ana@example.org") == ("active", False, set())
+    assert events(letters, "ana@example.org") == []
+    # the page's own form posts to its own URL, the token in both: that works
+    r = letters.http.post(
+        f"/preferences?token={token}",
+        data={"token": token, "action": "save", "newsletter": "weekly"},
+    )
+    assert r.status_code == 200 and state(letters, "ana@example.org") == (
+        "active",
+        False,
+        {"daily"},
+    )

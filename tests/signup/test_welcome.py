@@ -124,3 +124,29 @@ def test_run_sends_a_queued_welcome_and_the_templates_are_overridable(
         r"Leave: https://news\.example/unsubscribe\?token=\S+\s*",
         text,
     ), text
+
+
+def test_a_queued_welcome_is_not_sent_once_the_reader_left_or_paused(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+):
+    """serve was down (or the mail server deferred it) while the reader unsubscribed from
+    the preferences page, complained, or paused: the welcome waiting in the queue went out
+    anyway, to an address that asked for nothing more."""
+    monkeypatch.setenv("DISTRIB_SIGNUP_SECRET", SECRET)
+    settings = load_config(_config(tmp_path, smtp_server))
+    with open_ledger(tmp_path / "distrib.sqlite") as led:
+        for who in ("ana", "ben", "cy", "dee"):
+            assert led.confirm_subscriber(f"{who}@example.org", "", [], ["digest"], welcome=True)
+        assert led.unsubscribe_everything("ana@example.org", "preferences")
+        assert led.provider_event("ben@example.org", "complained", "postmark") is not None
+        assert led.update_preferences("cy@example.org", ["digest"], ["digest"], True) == ["paused"]
+        assert drain_outbox(settings, led) == 1
+        assert drain_outbox(settings, led) == 0
+        left = {
+            r[0]: (r[1], r[2])
+            for r in led.db.execute("SELECT address, status, error FROM mail_outbox")
+        }
+    assert [r.rcpt_tos for r in smtp_server.received] == [["dee@example.org"]]
+    for who in ("ana", "ben", "cy"):
+        status, error = left[f"{who}@example.org"]
+        assert status == "failed" and "not sent" in error
