@@ -187,9 +187,10 @@ _HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("X-Robots-Tag", "noindex"),
     ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),  # and frame-ancestors below: no page may be framed (clickjacking)
     (
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     ),
 )
 

@@ -162,3 +162,11 @@ def test_run_sends_what_serve_left_queued(
         assert drain_outbox(settings, led) == 0  # sent once
         assert led.outbox_pending() == 0
     assert [r.rcpt_tos for r in smtp_server.received] == [["late@example.org"]]
+
+
+def test_no_page_of_serve_may_be_framed(service: Service) -> None:
+    """A page with a button that changes a subscription (confirm, preferences, unsubscribe)
+    framed by another site invites clickjacking: every answer forbids framing."""
+    for r in (service.http.get("/confirm?token=x"), service.http.get("/healthz")):
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
