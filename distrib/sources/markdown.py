@@ -981,6 +981,18 @@ class MarkdownSource(Source):
             )
         else:
             template = self._jekyll_site_permalink()
+        return self._jekyll_permalink(template, values, when, fm, categories)
+
+    def _jekyll_permalink(
+        self,
+        template: str,
+        values: dict[str, str],
+        when: datetime | None,
+        fm: dict[str, Any],
+        categories: list[str],
+    ) -> _Meta:
+        """A post's or collection document's place from its permalink template, which
+        Jekyll fills from ``values`` and never runs as Liquid."""
         if _TEMPLATE_SIGNS.search(template):
             raise ValueError(
                 f"permalink {template!r} is a Liquid template, which Jekyll does not expand in a permalink"
@@ -1040,16 +1052,7 @@ class MarkdownSource(Source):
                 if isinstance(configured, str)
                 else "/:collection/:path:output_ext"
             )
-        if _TEMPLATE_SIGNS.search(template):
-            raise ValueError(
-                f"permalink {template!r} is a Liquid template, which Jekyll does not expand in a permalink"
-            )
-        return _Meta(
-            self._join(jekyll_expand(template, values)),
-            _utc(when),
-            self._updated(fm),
-            tuple(categories),
-        )
+        return self._jekyll_permalink(template, values, when, fm, categories)
 
     # --- Eleventy ---------------------------------------------------------------------
 
