@@ -147,28 +147,47 @@ def confirmation_edition(
 
     ``env``: the templates' environment, made once per batch by the caller (compiling
     the templates again for each email took most of the sender's time)."""
-    chosen = [n for n in str(row["newsletters"]).split(",") if n]
-    url = confirm_url(settings, tokens, row["address"], chosen)
-    env = env or _environment(settings)
+    chosen = _chosen(row)
     values = {
         "site": settings.site.name,
         "address": row["address"],
         "name": row["name"],
         "newsletters": ", ".join(chosen) or "the newsletter",
-        "confirm_url": url,
+        "confirm_url": confirm_url(settings, tokens, row["address"], chosen),
         "days": max(1, _options(settings)["confirm_ttl"].days),
     }
-    body_html = env.get_template("email/confirm.html.j2").render(values)
-    body_text = env.get_template("email/confirm.txt.j2").render(values)
+    subject = f"Confirm your subscription to {settings.site.name}"
+    return _service_email(settings, row, env, "confirm", subject, values)
+
+
+def _chosen(row: Any) -> list[str]:
+    """The newsletters an outbox row names."""
+    return [n for n in str(row["newsletters"]).split(",") if n]
+
+
+def _service_email(
+    settings: Settings,
+    row: Any,
+    env: jinja2.Environment | None,
+    template: str,
+    subject: str,
+    values: dict[str, Any],
+    markers: Markers | None = None,
+) -> Edition:
+    """An outbox row's email (``email/<template>.html.j2`` and ``.txt.j2``) in the shape
+    the mailers send; ``markers`` when its links are filled per recipient."""
+    env = env or _environment(settings)
+    chosen = _chosen(row)
     return Edition(
         id=int(row["id"]),
         newsletter=chosen[0] if chosen else newsletter_names(settings)[0],
         post_keys=(),
-        subject=f"Confirm your subscription to {settings.site.name}",
+        subject=subject,
         preheader="",
         created=datetime.now(UTC),
-        html=body_html,
-        text=body_text,
+        html=env.get_template(f"email/{template}.html.j2").render(values),
+        text=env.get_template(f"email/{template}.txt.j2").render(values),
+        markers=Markers() if markers is None else markers,
     )
 
 
@@ -176,7 +195,7 @@ def welcome_edition(settings: Settings, row: Any, env: jinja2.Environment | None
     """The welcome email of one outbox row (kind ``welcome``), queued by the first
     confirmation.  Its unsubscribe and preferences links are the edition's markers,
     filled per recipient by :mod:`distrib.render.message` as in a digest."""
-    chosen = [n for n in str(row["newsletters"]).split(",") if n]
+    chosen = _chosen(row)
     markers = Markers.new()
     values = {
         "site": settings.site.name,
@@ -187,18 +206,8 @@ def welcome_edition(settings: Settings, row: Any, env: jinja2.Environment | None
         "unsubscribe_url": markers.url,
         "preferences_url": markers.prefs if public_base_url(settings) else "",
     }
-    env = env or _environment(settings)
-    return Edition(
-        id=int(row["id"]),
-        newsletter=chosen[0] if chosen else newsletter_names(settings)[0],
-        post_keys=(),
-        subject=f"Welcome to {settings.site.name}",
-        preheader="",
-        created=datetime.now(UTC),
-        html=env.get_template("email/welcome.html.j2").render(values),
-        text=env.get_template("email/welcome.txt.j2").render(values),
-        markers=markers,
-    )
+    subject = f"Welcome to {settings.site.name}"
+    return _service_email(settings, row, env, "welcome", subject, values, markers)
 
 
 def _outbox_edition(
